@@ -1,0 +1,107 @@
+//! Engine configuration: where data lives, chunking, erasure coding and durability.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Default chunk size: 4 MiB.
+pub const DEFAULT_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Objects up to this size are stored inline in LMDB instead of as erasure-coded shards.
+/// Chosen from `make bench` (see BENCHMARKS.md): below it a put costs one shared LMDB commit
+/// instead of six shard files, each with a file and a directory fsync.
+pub const DEFAULT_INLINE_THRESHOLD: usize = 64 * 1024;
+
+/// When writes are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Shards and metadata are fsync'd before a write is acknowledged (the default).
+    #[default]
+    Fsync,
+    /// Nothing is fsync'd: fast, but a power loss can lose acknowledged writes. For tests and
+    /// scratch data only.
+    None,
+}
+
+/// Configuration of one engine instance.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Root of the data directory (LMDB metadata, format file, default disks).
+    pub data_dir: PathBuf,
+    /// Disk directories; empty means `data_shards + parity_shards` directories under
+    /// `data_dir/disks`.
+    pub disks: Vec<PathBuf>,
+    /// Size objects are cut into.
+    pub chunk_size: usize,
+    /// Data shards per chunk.
+    pub data_shards: usize,
+    /// Parity shards per chunk.
+    pub parity_shards: usize,
+    /// Largest object stored inline in the metadata store.
+    pub inline_threshold: usize,
+    /// Durability policy.
+    pub durability: Durability,
+    /// LMDB map size (virtual address space reserved for metadata).
+    pub map_size: usize,
+    /// Chunks processed concurrently by one put or get (bounds memory: about
+    /// `2.5 × pipeline_depth × chunk_size`).
+    pub pipeline_depth: usize,
+}
+
+impl EngineConfig {
+    /// A configuration with the defaults (4 MiB chunks, 4 + 2 shards) for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            disks: Vec::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            data_shards: 4,
+            parity_shards: 2,
+            inline_threshold: DEFAULT_INLINE_THRESHOLD,
+            durability: Durability::Fsync,
+            map_size: 1 << 40,
+            pipeline_depth: 2,
+        }
+    }
+
+    /// The disk directories this configuration uses.
+    pub fn disk_paths(&self) -> Vec<PathBuf> {
+        if self.disks.is_empty() {
+            (0..self.data_shards + self.parity_shards)
+                .map(|i| self.data_dir.join("disks").join(format!("disk{i}")))
+                .collect()
+        } else {
+            self.disks.clone()
+        }
+    }
+
+    /// Checks the values for consistency.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.data_shards + self.parity_shards;
+        if self.data_shards == 0 {
+            return Err(Error::Config("data_shards must be at least 1".into()));
+        }
+        if n > 64 {
+            return Err(Error::Config("at most 64 shards per chunk".into()));
+        }
+        if self.disk_paths().len() < n {
+            return Err(Error::Config(format!(
+                "{} disks configured, data_shards + parity_shards = {n} needed",
+                self.disks.len()
+            )));
+        }
+        if self.chunk_size < 4096 || self.chunk_size > 256 * 1024 * 1024 {
+            return Err(Error::Config(
+                "chunk_size must be between 4 KiB and 256 MiB".into(),
+            ));
+        }
+        if self.inline_threshold > 1024 * 1024 {
+            return Err(Error::Config(
+                "inline_threshold must be at most 1 MiB".into(),
+            ));
+        }
+        if self.pipeline_depth == 0 {
+            return Err(Error::Config("pipeline_depth must be at least 1".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1024 @@
+//! The engine handle: opening a data directory, buckets and objects.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{self, Stream, StreamExt};
+use heed::{EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::commit::Committer;
+use crate::config::{Durability, EngineConfig};
+use crate::disks::{DiskSet, ShardRead};
+use crate::erasure::Codec;
+use crate::error::{Error, Result};
+use crate::format::{FormatInfo, FORMAT_VERSION};
+use crate::lock::GcLock;
+use crate::meta::{
+    incref, new_id, now_ns, object_key, ref_manifest, release_manifest, BucketRecord, ChunkRecord,
+    ChunkRef, Dbs, Manifest, ObjectAttrs, ObjectMeta,
+};
+use crate::names::{validate_bucket_name, validate_key};
+
+/// A stream of object bytes.
+pub type ObjectBody = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// A handle on an open data directory. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) env: heed::Env<WithoutTls>,
+    pub(crate) dbs: Dbs,
+    pub(crate) committer: Committer,
+    pub(crate) disks: DiskSet,
+    pub(crate) codec: Codec,
+    pub(crate) gc_lock: GcLock,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.committer.shutdown();
+    }
+}
+
+/// A bucket and its creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// Name.
+    pub name: String,
+    /// Creation time, ns since the epoch.
+    pub created_ns: i64,
+}
+
+/// Options of a put.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Attributes to store with the object.
+    pub attrs: ObjectAttrs,
+    /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
+    pub if_none_match: bool,
+    /// Fail with `PreconditionFailed` unless the current ETag is this one (`If-Match`).
+    pub if_match: Option<String>,
+}
+
+/// How a copy treats attributes.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// `Some`: replace the attributes (`x-amz-metadata-directive: REPLACE`); `None`: copy them.
+    pub replace_attrs: Option<ObjectAttrs>,
+    /// Fail with `PreconditionFailed` unless the source's ETag is this one.
+    pub source_if_match: Option<String>,
+    /// Fail with `PreconditionFailed` if the destination exists.
+    pub if_none_match: bool,
+}
+
+/// A requested byte range, as in an HTTP `Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last` (inclusive; `last` is clamped to the object).
+    FromTo(u64, u64),
+    /// `bytes=first-`.
+    From(u64),
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Resolves the range against an object of `size` bytes into `[start, end)`.
+    pub fn resolve(&self, size: u64) -> Result<(u64, u64)> {
+        let bad = Err(Error::InvalidRange { size });
+        match *self {
+            ByteRange::FromTo(a, b) => {
+                if a >= size || b < a {
+                    return bad;
+                }
+                Ok((a, b.min(size - 1) + 1))
+            }
+            ByteRange::From(a) => {
+                if a >= size {
+                    return bad;
+                }
+                Ok((a, size))
+            }
+            ByteRange::Suffix(n) => {
+                if n == 0 || size == 0 {
+                    return bad;
+                }
+                Ok((size.saturating_sub(n), size))
+            }
+        }
+    }
+}
+
+/// The answer to a get: metadata, the byte range served, and the bytes.
+pub struct GetObject {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// `[start, end)` of the bytes in `body`.
+    pub range: (u64, u64),
+    /// The bytes.
+    pub body: ObjectBody,
+}
+
+/// A listing request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Roll keys up to the first occurrence of this after the prefix.
+    pub delimiter: Option<String>,
+    /// Only keys (and prefixes) after this one.
+    pub start_after: Option<String>,
+    /// At most this many keys plus common prefixes.
+    pub max_keys: usize,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Objects, in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// Common prefixes, in order.
+    pub common_prefixes: Vec<String>,
+    /// Whether more entries follow.
+    pub is_truncated: bool,
+    /// The last key or prefix returned: pass it as `start_after` to continue.
+    pub next_marker: Option<String>,
+}
+
+/// A chunk stored (or found already stored) by a writer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredChunk {
+    pub(crate) r: ChunkRef,
+    /// Shards were written by this writer (the chunk was not known).
+    pub(crate) new: bool,
+    pub(crate) missing: u64,
+}
+
+/// The result of streaming a body into chunks.
+pub(crate) struct StoredStream {
+    pub(crate) chunks: Vec<StoredChunk>,
+    pub(crate) size: u64,
+    pub(crate) md5: [u8; 16],
+}
+
+impl Engine {
+    /// Opens (creating on first use) the data directory described by `cfg`.
+    pub fn open(cfg: EngineConfig) -> Result<Engine> {
+        cfg.validate()?;
+        let fsync = cfg.durability == Durability::Fsync;
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let disk_paths = cfg.disk_paths();
+        let info = match FormatInfo::load(&cfg.data_dir)? {
+            Some(info) => {
+                if info.data_shards != cfg.data_shards
+                    || info.parity_shards != cfg.parity_shards
+                    || info.disks != disk_paths.len()
+                {
+                    return Err(Error::Config(format!(
+                        "data directory was formatted for {}+{} shards over {} disks, \
+                         configuration asks for {}+{} over {}",
+                        info.data_shards,
+                        info.parity_shards,
+                        info.disks,
+                        cfg.data_shards,
+                        cfg.parity_shards,
+                        disk_paths.len()
+                    )));
+                }
+                info
+            }
+            None => {
+                let info = FormatInfo {
+                    format_version: FORMAT_VERSION,
+                    set_id: new_id(),
+                    data_shards: cfg.data_shards,
+                    parity_shards: cfg.parity_shards,
+                    disks: disk_paths.len(),
+                };
+                let set = DiskSet::open(&disk_paths, &info.set_id, fsync);
+                set.format_all()?;
+                info.store(&cfg.data_dir, fsync)?;
+                info
+            }
+        };
+        let disks = DiskSet::open(&disk_paths, &info.set_id, fsync);
+        let meta_dir = cfg.data_dir.join("meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(cfg.map_size).max_dbs(16).max_readers(512);
+        if !fsync {
+            // SAFETY: NO_SYNC only weakens durability, which the configuration asked for.
+            unsafe {
+                opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
+            }
+        }
+        // SAFETY: the environment is opened once per process (heed refuses a second open of the
+        // same path) and the files are only modified through LMDB.
+        let env = unsafe { opts.open(&meta_dir)? };
+        let dbs = Dbs::create(&env)?;
+        let committer = Committer::start(env.clone(), dbs);
+        let codec = Codec {
+            k: cfg.data_shards,
+            m: cfg.parity_shards,
+        };
+        let gc_lock = GcLock::new(&cfg.data_dir);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                env,
+                dbs,
+                committer,
+                disks,
+                codec,
+                gc_lock,
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn rtxn(&self) -> Result<RoTxn<'_, WithoutTls>> {
+        Ok(self.inner.env.read_txn()?)
+    }
+
+    /// Re-probes the disks (identity files), e.g. after one was replaced.
+    pub fn refresh_disks(&self) {
+        self.inner.disks.refresh();
+    }
+
+    // ---------------------------------------------------------------- buckets
+
+    /// Creates a bucket.
+    pub async fn create_bucket(&self, name: &str) -> Result<()> {
+        validate_bucket_name(name)?;
+        let name = name.to_string();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &name)?.is_some() {
+                    return Err(Error::BucketAlreadyExists(name));
+                }
+                let rec = rmp_serde::to_vec_named(&BucketRecord {
+                    created_ns: now_ns(),
+                })?;
+                dbs.buckets.put(txn, &name, &rec)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Deletes an empty bucket (`BucketNotEmpty` otherwise); aborts its unfinished uploads.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &name)?.is_none() {
+                    return Err(Error::NoSuchBucket(name));
+                }
+                let prefix = object_key(&name, "");
+                if dbs.objects.prefix_iter(txn, &prefix)?.next().is_some() {
+                    return Err(Error::BucketNotEmpty(name));
+                }
+                let uploads: Vec<Vec<u8>> = dbs
+                    .uploads
+                    .prefix_iter(txn, &prefix)?
+                    .map(|r| r.map(|(k, _)| k.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for uk in uploads {
+                    let upload_id =
+                        String::from_utf8_lossy(uk.rsplit(|b| *b == 0).next().unwrap_or_default())
+                            .into_owned();
+                    crate::multipart::drop_upload(txn, dbs, &uk, &upload_id)?;
+                }
+                dbs.buckets.delete(txn, &name)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Lists all buckets in name order.
+    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let txn = self.rtxn()?;
+        let mut out = Vec::new();
+        for r in self.inner.dbs.buckets.iter(&txn)? {
+            let (name, v) = r?;
+            let rec: BucketRecord = rmp_serde::from_slice(v)?;
+            out.push(BucketInfo {
+                name: name.to_string(),
+                created_ns: rec.created_ns,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A bucket's info, or `NoSuchBucket`.
+    pub fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
+        let txn = self.rtxn()?;
+        let v = self
+            .inner
+            .dbs
+            .buckets
+            .get(&txn, name)?
+            .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
+        let rec: BucketRecord = rmp_serde::from_slice(v)?;
+        Ok(BucketInfo {
+            name: name.to_string(),
+            created_ns: rec.created_ns,
+        })
+    }
+
+    // ---------------------------------------------------------------- objects
+
+    /// Stores an object read from `body` (of any length), replacing any object under `key`.
+    /// The object becomes visible only once all its data and metadata are durable.
+    pub async fn put_object<R>(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut body: R,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        validate_key(key)?;
+        self.head_bucket(bucket)?;
+        let cs = self.inner.cfg.chunk_size;
+        let first = read_up_to(&mut body, cs).await?;
+        if first.len() < cs && first.len() <= self.inner.cfg.inline_threshold {
+            let md5: [u8; 16] = Md5::digest(&first).into();
+            let size = first.len() as u64;
+            return self
+                .commit_object(
+                    bucket,
+                    key,
+                    Manifest::Inline(first),
+                    hex::encode(md5),
+                    size,
+                    0,
+                    opts,
+                    Vec::new(),
+                )
+                .await;
+        }
+        let guard = self.inner.gc_lock.shared().await?;
+        let stored = self.store_stream(first, &mut body).await?;
+        let chunks = stored.chunks.clone();
+        let manifest = Manifest::Chunks {
+            chunks: stored.chunks.iter().map(|c| c.r).collect(),
+            part_sizes: Vec::new(),
+        };
+        let res = self
+            .commit_object(
+                bucket,
+                key,
+                manifest,
+                hex::encode(stored.md5),
+                stored.size,
+                0,
+                opts,
+                chunks.clone(),
+            )
+            .await;
+        if res.is_err() {
+            self.abandon_chunks(&chunks).await;
+        }
+        drop(guard);
+        res
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: Manifest,
+        etag: String,
+        size: u64,
+        parts_count: u32,
+        opts: PutOptions,
+        stored: Vec<StoredChunk>,
+    ) -> Result<ObjectMeta> {
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag,
+            last_modified_ns: now_ns(),
+            parts_count,
+            attrs: opts.attrs,
+            data_id: new_id(),
+        };
+        let okey = object_key(bucket, key);
+        let bucket = bucket.to_string();
+        let if_none_match = opts.if_none_match;
+        let if_match = opts.if_match;
+        let ret = meta.clone();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &bucket)?.is_none() {
+                    return Err(Error::NoSuchBucket(bucket));
+                }
+                let old = match dbs.objects.get(txn, &okey)? {
+                    Some(b) => Some(ObjectMeta::decode("", b)?),
+                    None => None,
+                };
+                check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
+                for c in &stored {
+                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
+                    if !c.new && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                        return Err(Error::Corrupt(hex::encode(c.r.hash)));
+                    }
+                }
+                dbs.manifests
+                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
+                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                if let Some(old) = old {
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(ret)
+    }
+
+    /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards, hashing,
+    /// encoding and writing up to `pipeline_depth` chunks at a time while the next is read.
+    /// The caller must hold a shared GC lock until it commits or abandons the chunks.
+    pub(crate) async fn store_stream<R>(&self, first: Vec<u8>, body: &mut R) -> Result<StoredStream>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let cs = self.inner.cfg.chunk_size;
+        let depth = self.inner.cfg.pipeline_depth;
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        let mut done: Vec<StoredChunk> = Vec::new();
+        let mut md5_task: Option<tokio::task::JoinHandle<Md5>> = None;
+        let mut md5 = Some(Md5::new());
+        let mut size = 0u64;
+        let mut buf = first;
+        let mut failure: Option<Error> = None;
+        loop {
+            if buf.is_empty() && size > 0 {
+                break;
+            }
+            let last = buf.len() < cs;
+            let bytes = Bytes::from(buf);
+            size += bytes.len() as u64;
+            let mut h = match md5_task.take() {
+                Some(t) => t.await?,
+                None => md5.take().unwrap_or_default(),
+            };
+            let b2 = bytes.clone();
+            md5_task = Some(tokio::task::spawn_blocking(move || {
+                h.update(&b2);
+                h
+            }));
+            let me = self.clone();
+            inflight.push_back(tokio::task::spawn_blocking(move || me.store_chunk(&bytes)));
+            while inflight.len() >= depth {
+                match inflight.next().await {
+                    Some(Ok(Ok(c))) => done.push(c),
+                    Some(Ok(Err(e))) => failure = failure.or(Some(e)),
+                    Some(Err(e)) => failure = failure.or(Some(e.into())),
+                    None => break,
+                }
+            }
+            if failure.is_some() || last {
+                break;
+            }
+            buf = match read_up_to(body, cs).await {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+        }
+        while let Some(r) = inflight.next().await {
+            match r {
+                Ok(Ok(c)) => done.push(c),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(e) => failure = failure.or(Some(e.into())),
+            }
+        }
+        let md5 = match md5_task {
+            Some(t) => t.await?.finalize().into(),
+            None => [0u8; 16],
+        };
+        if let Some(e) = failure {
+            self.abandon_chunks(&done).await;
+            return Err(e);
+        }
+        Ok(StoredStream {
+            chunks: done,
+            size,
+            md5,
+        })
+    }
+
+    /// Hashes one chunk and, unless it is already stored, erasure-codes it and writes its shards.
+    fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
+        let hash = *blake3::hash(data).as_bytes();
+        let r = ChunkRef {
+            hash,
+            len: data.len() as u32,
+        };
+        {
+            let txn = self.rtxn()?;
+            if self.inner.dbs.chunks.get(&txn, &hash)?.is_some() {
+                return Ok(StoredChunk {
+                    r,
+                    new: false,
+                    missing: 0,
+                });
+            }
+        }
+        let codec = self.inner.codec;
+        let shards = codec.encode(data)?;
+        let out = self
+            .inner
+            .disks
+            .write_shards(&hash, data.len(), codec.k, codec.m, &shards);
+        if out.written < codec.k {
+            self.inner.disks.remove_chunk(&hash, codec.n());
+            self.inner.disks.refresh();
+            return Err(Error::WriteQuorum {
+                written: out.written,
+                needed: codec.k,
+            });
+        }
+        if out.missing != 0 {
+            self.inner.disks.refresh();
+        }
+        Ok(StoredChunk {
+            r,
+            new: true,
+            missing: out.missing,
+        })
+    }
+
+    /// Records chunks whose writer failed as unreferenced, so GC removes their shards.
+    pub(crate) async fn abandon_chunks(&self, chunks: &[StoredChunk]) {
+        let new: Vec<StoredChunk> = chunks.iter().filter(|c| c.new).copied().collect();
+        if new.is_empty() {
+            return;
+        }
+        let res = self
+            .inner
+            .committer
+            .run(move |txn, dbs| {
+                for c in &new {
+                    if dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                        incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 0)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!("could not record abandoned chunks (full GC will remove them): {e}");
+        }
+    }
+
+    /// An object's metadata, or `NoSuchKey`.
+    pub fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        let txn = self.rtxn()?;
+        self.head_in(&txn, bucket, key)
+    }
+
+    fn head_in(&self, txn: &RoTxn<'_, WithoutTls>, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        match self.inner.dbs.objects.get(txn, &object_key(bucket, key))? {
+            Some(b) => ObjectMeta::decode(key, b),
+            None => {
+                if self.inner.dbs.buckets.get(txn, bucket)?.is_none() {
+                    return Err(Error::NoSuchBucket(bucket.to_string()));
+                }
+                Err(Error::NoSuchKey {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })
+            }
+        }
+    }
+
+    /// An object's metadata and manifest, read in one transaction.
+    pub(crate) fn object_with_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, Manifest)> {
+        let txn = self.rtxn()?;
+        let meta = self.head_in(&txn, bucket, key)?;
+        let m = self
+            .inner
+            .dbs
+            .manifests
+            .get(&txn, meta.data_id.as_bytes())?
+            .ok_or_else(|| Error::Decode(format!("manifest of {key} is missing")))?;
+        Ok((meta, Manifest::decode(m)?))
+    }
+
+    /// Byte offsets of part `n` (1-based) of a multipart object, as `[start, end)`.
+    pub fn part_range(&self, bucket: &str, key: &str, part: u32) -> Result<(u64, u64)> {
+        let (meta, m) = self.object_with_manifest(bucket, key)?;
+        match m {
+            Manifest::Chunks { part_sizes, .. } if !part_sizes.is_empty() => {
+                if part == 0 || part as usize > part_sizes.len() {
+                    return Err(Error::InvalidPart(format!("part {part} does not exist")));
+                }
+                let start: u64 = part_sizes[..part as usize - 1].iter().sum();
+                Ok((start, start + part_sizes[part as usize - 1]))
+            }
+            _ if part == 1 => Ok((0, meta.size)),
+            _ => Err(Error::InvalidPart(format!("part {part} does not exist"))),
+        }
+    }
+
+    /// Streams an object, or the byte range of it. Only the chunks (and, within a chunk, the data
+    /// shards) the range touches are read.
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<GetObject> {
+        let (meta, manifest) = self.object_with_manifest(bucket, key)?;
+        let (start, end) = match range {
+            Some(r) => r.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        let body: ObjectBody = match manifest {
+            Manifest::Inline(data) => {
+                let b = Bytes::from(data).slice(start as usize..end as usize);
+                Box::pin(stream::once(async move { Ok(b) }))
+            }
+            Manifest::Chunks { chunks, .. } => {
+                let mut pieces = Vec::new();
+                let mut off = 0u64;
+                for c in chunks {
+                    let (cs, ce) = (off, off + c.len as u64);
+                    off = ce;
+                    if ce <= start || cs >= end {
+                        continue;
+                    }
+                    let a = start.max(cs) - cs;
+                    let b = end.min(ce) - cs;
+                    pieces.push((c, a as usize, b as usize));
+                }
+                let me = self.clone();
+                let depth = self.inner.cfg.pipeline_depth;
+                Box::pin(
+                    stream::iter(pieces)
+                        .map(move |(c, a, b)| {
+                            let me = me.clone();
+                            async move {
+                                tokio::task::spawn_blocking(move || me.read_chunk(&c, a, b))
+                                    .await?
+                                    .map(Bytes::from)
+                            }
+                        })
+                        .buffered(depth),
+                )
+            }
+        };
+        Ok(GetObject {
+            meta,
+            range: (start, end),
+            body,
+        })
+    }
+
+    /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
+    /// a shard is missing or corrupt, and queues the chunk for repair.
+    pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<u8>> {
+        let codec = self.inner.codec;
+        let len = c.len as usize;
+        let s = codec.shard_len(len);
+        let place = self.inner.disks.placement(&c.hash, codec.n());
+        let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
+        let mut out = Vec::with_capacity(b - a);
+        let mut ok = true;
+        for (j, &disk) in place.iter().enumerate().take(last + 1).skip(first) {
+            match self.inner.disks.read_shard(&c.hash, j, disk, s) {
+                ShardRead::Ok(p) => {
+                    let lo = a.max(j * s) - j * s;
+                    let hi = b.min((j + 1) * s) - j * s;
+                    out.extend_from_slice(&p[lo..hi]);
+                }
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return Ok(out);
+        }
+        let data = self.read_chunk_degraded(c)?;
+        Ok(data[a..b].to_vec())
+    }
+
+    /// Reads a whole chunk from any `k` intact shards and checks it against its hash.
+    pub(crate) fn read_chunk_degraded(&self, c: &ChunkRef) -> Result<Vec<u8>> {
+        let codec = self.inner.codec;
+        let len = c.len as usize;
+        let s = codec.shard_len(len);
+        let place = self.inner.disks.placement(&c.hash, codec.n());
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
+        let mut intact = 0;
+        for (i, slot) in shards.iter_mut().enumerate() {
+            if intact == codec.k {
+                break;
+            }
+            if let ShardRead::Ok(p) = self.inner.disks.read_shard(&c.hash, i, place[i], s) {
+                *slot = Some(p);
+                intact += 1;
+            }
+        }
+        self.queue_repair(c.hash);
+        if intact < codec.k {
+            return Err(Error::ReadQuorum {
+                chunk: hex::encode(c.hash),
+                intact,
+                needed: codec.k,
+            });
+        }
+        codec.reconstruct(&mut shards)?;
+        let data = codec.join(&shards, len)?;
+        if blake3::hash(&data).as_bytes() != &c.hash {
+            return Err(Error::Corrupt(hex::encode(c.hash)));
+        }
+        Ok(data)
+    }
+
+    /// Notes a chunk for the next repair pass.
+    pub(crate) fn queue_repair(&self, hash: [u8; 32]) {
+        tracing::warn!(chunk = %hex::encode(hash), "degraded read; chunk queued for repair");
+        self.inner.committer.spawn(move |txn, dbs| {
+            dbs.repair.put(txn, &hash, &[])?;
+            Ok(())
+        });
+    }
+
+    /// Deletes an object; returns whether it existed.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
+        let okey = object_key(bucket, key);
+        let bucket = bucket.to_string();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &bucket)?.is_none() {
+                    return Err(Error::NoSuchBucket(bucket));
+                }
+                let Some(b) = dbs.objects.get(txn, &okey)? else {
+                    return Ok(false);
+                };
+                let old = ObjectMeta::decode("", b)?;
+                dbs.objects.delete(txn, &okey)?;
+                release_manifest(txn, dbs, &old.data_id)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Copies an object without copying data: the new object refers to the same chunks.
+    /// Copying an object onto itself with new attributes changes its metadata.
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        opts: CopyOptions,
+    ) -> Result<ObjectMeta> {
+        validate_key(dst_key)?;
+        let src = object_key(src_bucket, src_key);
+        let dst = object_key(dst_bucket, dst_key);
+        let (sb, sk, db, dk) = (
+            src_bucket.to_string(),
+            src_key.to_string(),
+            dst_bucket.to_string(),
+            dst_key.to_string(),
+        );
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                for b in [&sb, &db] {
+                    if dbs.buckets.get(txn, b)?.is_none() {
+                        return Err(Error::NoSuchBucket(b.clone()));
+                    }
+                }
+                let Some(sbytes) = dbs.objects.get(txn, &src)? else {
+                    return Err(Error::NoSuchKey {
+                        bucket: sb,
+                        key: sk,
+                    });
+                };
+                let smeta = ObjectMeta::decode(&sk, sbytes)?;
+                if let Some(want) = &opts.source_if_match {
+                    if !etag_matches(want, &smeta.etag) {
+                        return Err(Error::PreconditionFailed("source ETag does not match"));
+                    }
+                }
+                let old = match dbs.objects.get(txn, &dst)? {
+                    Some(b) => Some(ObjectMeta::decode("", b)?),
+                    None => None,
+                };
+                check_preconditions(old.as_ref(), opts.if_none_match, None)?;
+                let mb = dbs
+                    .manifests
+                    .get(txn, smeta.data_id.as_bytes())?
+                    .ok_or_else(|| Error::Decode("source manifest missing".into()))?;
+                let manifest = Manifest::decode(mb)?;
+                let meta = ObjectMeta {
+                    key: dk,
+                    size: smeta.size,
+                    etag: smeta.etag.clone(),
+                    last_modified_ns: now_ns(),
+                    parts_count: smeta.parts_count,
+                    attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
+                    data_id: new_id(),
+                };
+                ref_manifest(txn, dbs, &manifest)?;
+                dbs.manifests
+                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
+                dbs.objects.put(txn, &dst, &meta.encode()?)?;
+                if let Some(old) = old {
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                Ok(meta)
+            })
+            .await
+    }
+
+    /// Lists a bucket's objects in byte order of their keys (an LMDB range scan).
+    pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
+        let txn = self.rtxn()?;
+        if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+            return Err(Error::NoSuchBucket(bucket.to_string()));
+        }
+        let base = object_key(bucket, "");
+        let mut page = ListPage::default();
+        if q.max_keys == 0 {
+            return Ok(page);
+        }
+        let delim = q.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut seek = object_key(bucket, &q.prefix);
+        let mut skip_equal: Option<Vec<u8>> = None;
+        if let Some(sa) = &q.start_after {
+            let sk = object_key(bucket, sa);
+            if sk >= seek {
+                match delim {
+                    Some(d) if sa.starts_with(&q.prefix) && sa.ends_with(d) => {
+                        match successor(&sk) {
+                            Some(s) => seek = s,
+                            None => return Ok(page),
+                        }
+                    }
+                    _ => {
+                        seek = sk.clone();
+                        skip_equal = Some(sk);
+                    }
+                }
+            }
+        }
+        let mut count = 0usize;
+        'outer: loop {
+            let range = (
+                std::ops::Bound::Included(seek.as_slice()),
+                std::ops::Bound::Unbounded,
+            );
+            let iter = self.inner.dbs.objects.range(&txn, &range)?;
+            for r in iter {
+                let (k, v) = r?;
+                if !k.starts_with(&base) {
+                    break 'outer;
+                }
+                if skip_equal.as_deref() == Some(k) {
+                    continue;
+                }
+                let key_bytes = &k[base.len()..];
+                let key = std::str::from_utf8(key_bytes)
+                    .map_err(|_| Error::Decode("key is not UTF-8".into()))?;
+                if !key.starts_with(&q.prefix) {
+                    break 'outer;
+                }
+                if count == q.max_keys {
+                    page.is_truncated = true;
+                    break 'outer;
+                }
+                if let Some(d) = delim {
+                    if let Some(pos) = key[q.prefix.len()..].find(d) {
+                        let cp = &key[..q.prefix.len() + pos + d.len()];
+                        page.common_prefixes.push(cp.to_string());
+                        page.next_marker = Some(cp.to_string());
+                        count += 1;
+                        match successor(&object_key(bucket, cp)) {
+                            Some(s) => {
+                                seek = s;
+                                skip_equal = None;
+                                continue 'outer;
+                            }
+                            None => break 'outer,
+                        }
+                    }
+                }
+                page.objects.push(ObjectMeta::decode(key, v)?);
+                page.next_marker = Some(key.to_string());
+                count += 1;
+            }
+            break;
+        }
+        if !page.is_truncated {
+            page.next_marker = None;
+        }
+        Ok(page)
+    }
+
+    /// Chunk records (for tests and tools): hash → record.
+    pub fn chunk_records(&self) -> Result<BTreeMap<[u8; 32], ChunkRecord>> {
+        let txn = self.rtxn()?;
+        let mut out = BTreeMap::new();
+        for r in self.inner.dbs.chunks.iter(&txn)? {
+            let (k, v) = r?;
+            let mut h = [0u8; 32];
+            if k.len() == 32 {
+                h.copy_from_slice(k);
+                out.insert(h, ChunkRecord::decode(v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.cfg.data_dir
+    }
+}
+
+/// The smallest byte string greater than every string starting with `p`.
+fn successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut s = p.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xff {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// Whether an ETag condition (quoted or not, or `*`) matches `etag`.
+pub fn etag_matches(cond: &str, etag: &str) -> bool {
+    cond.split(',')
+        .map(|c| c.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|c| c == "*" || c == etag)
+}
+
+fn check_preconditions(
+    old: Option<&ObjectMeta>,
+    if_none_match: bool,
+    if_match: Option<&str>,
+) -> Result<()> {
+    if if_none_match && old.is_some() {
+        return Err(Error::PreconditionFailed("the object exists"));
+    }
+    if let Some(want) = if_match {
+        match old {
+            Some(o) if etag_matches(want, &o.etag) => {}
+            _ => return Err(Error::PreconditionFailed("ETag does not match")),
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `max` bytes or end of stream.
+pub(crate) async fn read_up_to<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(max.min(64 * 1024));
+    let mut limited = r.take(max as u64);
+    loop {
+        if buf.len() == buf.capacity() {
+            let extra = buf.capacity().min(max - buf.len()).max(1);
+            buf.reserve_exact(extra);
+        }
+        let n = limited.read_buf(&mut buf).await?;
+        if n == 0 || buf.len() >= max {
+            break;
+        }
+    }
+    Ok(buf)
+}

@@ -1,0 +1,140 @@
+//! Typed errors of the storage engine.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine. Front doors map these onto S3 error codes or errnos.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bucket name breaks the S3 naming rules.
+    #[error("invalid bucket name {name:?}: {reason}")]
+    InvalidBucketName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The object key is empty, too long or contains a forbidden character.
+    #[error("invalid object key: {0}")]
+    InvalidKey(&'static str),
+    /// The bucket does not exist.
+    #[error("bucket {0:?} does not exist")]
+    NoSuchBucket(String),
+    /// The bucket exists already.
+    #[error("bucket {0:?} already exists")]
+    BucketAlreadyExists(String),
+    /// The bucket still holds objects.
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    /// The object does not exist.
+    #[error("object {bucket}/{key} does not exist")]
+    NoSuchKey {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+    /// The multipart upload does not exist (never created, completed or aborted).
+    #[error("multipart upload {0} does not exist")]
+    NoSuchUpload(String),
+    /// A conditional operation's precondition does not hold.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(&'static str),
+    /// The requested byte range lies outside the object.
+    #[error("range not satisfiable for an object of {size} bytes")]
+    InvalidRange {
+        /// Size of the object.
+        size: u64,
+    },
+    /// A part named in a multipart completion is unknown or its ETag does not match.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    /// Parts in a multipart completion are not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is below the minimum part size.
+    #[error("part {part} is {size} bytes, below the minimum of {min} bytes")]
+    EntityTooSmall {
+        /// Part number.
+        part: u32,
+        /// Its size.
+        size: u64,
+        /// The minimum allowed.
+        min: u64,
+    },
+    /// A part number outside 1..=10000.
+    #[error("part number {0} is outside 1..=10000")]
+    InvalidPartNumber(u32),
+    /// Fewer disks than the write quorum accepted a chunk.
+    #[error("write quorum not reached: {written} of {needed} shards could be stored")]
+    WriteQuorum {
+        /// Shards durably written.
+        written: usize,
+        /// Shards required.
+        needed: usize,
+    },
+    /// Too few intact shards remain to rebuild a chunk.
+    #[error("chunk {chunk} is unreadable: {intact} intact shards, {needed} needed")]
+    ReadQuorum {
+        /// Hex chunk hash.
+        chunk: String,
+        /// Intact shards found.
+        intact: usize,
+        /// Shards required.
+        needed: usize,
+    },
+    /// Data read back does not match its hash even after reconstruction.
+    #[error("data corruption in chunk {0}")]
+    Corrupt(String),
+    /// The data directory was written by another on-disk format version.
+    #[error("{path} has on-disk format version {found}; this build reads version {expected}")]
+    FormatVersion {
+        /// File holding the version.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version this build understands.
+        expected: u32,
+    },
+    /// The data directory or a disk is not what it should be.
+    #[error("data directory: {0}")]
+    Format(String),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// LMDB failed.
+    #[error("metadata store: {0}")]
+    Meta(#[from] heed::Error),
+    /// A metadata record could not be decoded.
+    #[error("metadata record is corrupt: {0}")]
+    Decode(String),
+    /// An I/O error (disk or input stream).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The engine is closing.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    /// A long operation was interrupted on request.
+    #[error("operation interrupted")]
+    Interrupted,
+}
+
+impl From<rmp_serde::encode::Error> for Error {
+    fn from(e: rmp_serde::encode::Error) -> Self {
+        Error::Decode(e.to_string())
+    }
+}
+
+impl From<rmp_serde::decode::Error> for Error {
+    fn from(e: rmp_serde::decode::Error) -> Self {
+        Error::Decode(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Io(std::io::Error::other(e))
+    }
+}

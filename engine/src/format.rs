@@ -1,0 +1,85 @@
+//! The data directory's format file, checked at open.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Version of the on-disk format this build reads and writes (see docs/format.md).
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the format file in the data directory.
+pub const FORMAT_FILE: &str = "predastore.json";
+
+/// Contents of `predastore.json`: what may never change for the life of a data directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FormatInfo {
+    /// On-disk format version.
+    pub format_version: u32,
+    /// Random id shared by all disks of this set.
+    pub set_id: String,
+    /// Data shards per chunk.
+    pub data_shards: usize,
+    /// Parity shards per chunk.
+    pub parity_shards: usize,
+    /// Number of disks in the set (placement is computed over them).
+    pub disks: usize,
+}
+
+impl FormatInfo {
+    /// Reads the format file; `None` for a new data directory. Fails on another version.
+    pub fn load(data_dir: &Path) -> Result<Option<FormatInfo>> {
+        let path = data_dir.join(FORMAT_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+        let found = v
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::Format(format!("{}: no format_version", path.display())))?;
+        if found != FORMAT_VERSION as u64 {
+            return Err(Error::FormatVersion {
+                path,
+                found: found as u32,
+                expected: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the format file atomically.
+    pub fn store(&self, data_dir: &Path, fsync: bool) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Format(e.to_string()))?;
+        write_atomic(&data_dir.join(FORMAT_FILE), &bytes, fsync)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Format(format!("{} has no parent", path.display())))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    if fsync {
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if fsync {
+        crate::disks::sync_dir(dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! # Predastore engine
+//!
+//! The storage engine shared by the S3 server (`s3d`) and the FUSE mount (`mountd`). It knows
+//! nothing of HTTP or FUSE.
+//!
+//! - Objects are cut into chunks (default 4 MiB) named by their BLAKE3 hash; a chunk already stored
+//!   is not written again (reference counts in LMDB). Small objects live inline in LMDB.
+//! - Each chunk is Reed-Solomon coded into `k + m` shards (default 4 + 2) on distinct disks, placed
+//!   by rendezvous hashing; every shard carries its own hash, verified on every read.
+//! - All metadata is in LMDB; concurrent writers share commits (group commit). An object becomes
+//!   visible only once its shards are fsync'd and its metadata transaction has committed.
+//!
+//! See `docs/format.md` for the on-disk format.
+
+#![warn(missing_docs)]
+
+mod commit;
+pub mod config;
+pub mod disks;
+mod engine;
+pub mod erasure;
+pub mod error;
+pub mod format;
+mod lock;
+pub mod maintenance;
+pub mod meta;
+pub mod multipart;
+pub mod names;
+pub mod shard;
+
+pub use config::{Durability, EngineConfig};
+pub use disks::DiskState;
+pub use engine::{
+    etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, ListPage, ListQuery,
+    ObjectBody, PutOptions,
+};
+pub use error::{Error, Result};
+pub use maintenance::{
+    DiskStatus, GcReport, HealMode, HealOptions, HealProgress, HealReport, StoreStatus,
+};
+pub use meta::{ObjectAttrs, ObjectMeta, PosixAttrs};
+pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};

@@ -1,0 +1,578 @@
+//! Heal, scrub, garbage collection and status: the engine's maintenance calls.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::disks::{DiskState, ShardRead};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta};
+use crate::shard::{ShardHeader, HEADER_LEN};
+
+/// How thoroughly heal looks at shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HealMode {
+    /// Checks every shard exists with the right size (and fully verifies chunks queued for
+    /// repair); rebuilds what is missing. Fast: reads no payload of healthy chunks.
+    #[default]
+    Heal,
+    /// Reads and verifies every shard's hash; rebuilds what is missing or corrupt.
+    Scrub,
+}
+
+/// Options of a heal or scrub pass.
+#[derive(Clone, Default)]
+pub struct HealOptions {
+    /// Heal or scrub.
+    pub mode: HealMode,
+    /// Read at most this many bytes per second (`None`: unlimited).
+    pub rate_limit: Option<u64>,
+    /// Set to stop the pass; it saves where it got to.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Continue from where an interrupted pass stopped.
+    pub resume: bool,
+}
+
+/// Progress of a running pass.
+#[derive(Debug, Clone, Default)]
+pub struct HealProgress {
+    /// Chunks looked at so far.
+    pub chunks_done: u64,
+    /// Chunks in the store.
+    pub chunks_total: u64,
+    /// Bytes read so far.
+    pub bytes_read: u64,
+    /// Shards rewritten so far.
+    pub shards_repaired: u64,
+}
+
+/// What a heal or scrub pass found and did.
+#[derive(Debug, Clone, Default)]
+pub struct HealReport {
+    /// Chunks looked at.
+    pub chunks_checked: u64,
+    /// Shards looked at.
+    pub shards_checked: u64,
+    /// Shards found missing.
+    pub shards_missing: u64,
+    /// Shards found corrupt.
+    pub shards_corrupt: u64,
+    /// Shards rewritten.
+    pub shards_repaired: u64,
+    /// Bytes read from disks.
+    pub bytes_read: u64,
+    /// Bytes written to disks.
+    pub bytes_written: u64,
+    /// Chunks that could not be rebuilt (hex hashes).
+    pub unrecoverable: Vec<String>,
+    /// Disks formatted as replacements by this pass.
+    pub disks_formatted: Vec<usize>,
+    /// Disks that could not be used (index, reason).
+    pub disks_refused: Vec<(usize, String)>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// False when the pass was interrupted (resume it with `resume: true`).
+    pub complete: bool,
+}
+
+/// What GC removed.
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    /// Unreferenced chunks removed.
+    pub chunks_removed: u64,
+    /// Shard files of orphaned writes (crashed or failed puts) removed.
+    pub orphan_shards_removed: u64,
+    /// Temporary files removed.
+    pub tmp_files_removed: u64,
+    /// Logical bytes of the chunks removed.
+    pub bytes_freed: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// State and capacity of one disk.
+#[derive(Debug, Clone)]
+pub struct DiskStatus {
+    /// Position in the set.
+    pub index: usize,
+    /// Directory.
+    pub path: std::path::PathBuf,
+    /// State.
+    pub state: DiskState,
+    /// Capacity of its filesystem in bytes.
+    pub total_bytes: u64,
+    /// Free bytes on its filesystem.
+    pub free_bytes: u64,
+}
+
+/// Overall state of the store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStatus {
+    /// Every disk.
+    pub disks: Vec<DiskStatus>,
+    /// Buckets.
+    pub buckets: u64,
+    /// Objects.
+    pub objects: u64,
+    /// Sum of object sizes.
+    pub logical_bytes: u64,
+    /// Distinct chunks stored.
+    pub chunks: u64,
+    /// Sum of distinct chunk sizes (before erasure coding).
+    pub chunk_bytes: u64,
+    /// Bytes referenced by all manifests (counting repeats) over `chunk_bytes`.
+    pub dedup_ratio: f64,
+    /// Chunks queued for repair.
+    pub repair_queue: u64,
+    /// Unreferenced chunks awaiting GC.
+    pub gc_candidates: u64,
+}
+
+const HEAL_BATCH: usize = 256;
+
+impl Engine {
+    /// Runs a heal or scrub pass (see [`HealMode`]) with a progress callback.
+    pub async fn heal(
+        &self,
+        opts: HealOptions,
+        progress: Box<dyn FnMut(&HealProgress) + Send>,
+    ) -> Result<HealReport> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.heal_blocking(&opts, progress)).await?
+    }
+
+    fn heal_blocking(
+        &self,
+        opts: &HealOptions,
+        mut progress: Box<dyn FnMut(&HealProgress) + Send>,
+    ) -> Result<HealReport> {
+        let started = Instant::now();
+        let mut rep = HealReport::default();
+        let disks = &self.inner.disks;
+        disks.refresh();
+        for d in &disks.disks {
+            match d.state() {
+                DiskState::Online => {}
+                DiskState::Foreign(why) => rep.disks_refused.push((d.index, why)),
+                DiskState::Missing | DiskState::Unformatted => match disks.adopt(d.index) {
+                    Ok(true) => rep.disks_formatted.push(d.index),
+                    Ok(false) => {}
+                    Err(e) => rep.disks_refused.push((d.index, e.to_string())),
+                },
+            }
+        }
+        let cursor_name = match opts.mode {
+            HealMode::Heal => "heal.cursor",
+            HealMode::Scrub => "scrub.cursor",
+        };
+        // Chunks queued for repair first, fully verified.
+        let queued: Vec<([u8; 32], Option<ChunkRecord>)> = {
+            let txn = self.rtxn()?;
+            let mut v = Vec::new();
+            for r in self.inner.dbs.repair.iter(&txn)? {
+                let (k, _) = r?;
+                if let Ok(h) = <[u8; 32]>::try_from(k) {
+                    let rec = match self.inner.dbs.chunks.get(&txn, &h)? {
+                        Some(b) => Some(ChunkRecord::decode(b)?),
+                        None => None,
+                    };
+                    v.push((h, rec));
+                }
+            }
+            v
+        };
+        for (h, rec) in queued {
+            if let Some(rec) = rec {
+                if rec.refs > 0 {
+                    self.heal_chunk(&h, &rec, true, &mut rep);
+                }
+            }
+            let unrecoverable = rep.unrecoverable.contains(&hex::encode(h));
+            if !unrecoverable {
+                self.inner.committer.run_blocking(move |txn, dbs| {
+                    dbs.repair.delete(txn, &h)?;
+                    Ok(())
+                })?;
+            }
+        }
+        let mut cursor: Option<[u8; 32]> = None;
+        if opts.resume {
+            let txn = self.rtxn()?;
+            if let Some(b) = self.inner.dbs.state.get(&txn, cursor_name)? {
+                cursor = <[u8; 32]>::try_from(b).ok();
+            }
+        }
+        let total = {
+            let txn = self.rtxn()?;
+            self.inner.dbs.chunks.len(&txn)?
+        };
+        let mut prog = HealProgress {
+            chunks_total: total,
+            ..Default::default()
+        };
+        loop {
+            let batch: Vec<([u8; 32], ChunkRecord)> = {
+                let txn = self.rtxn()?;
+                let lower = match &cursor {
+                    Some(c) => std::ops::Bound::Excluded(c.as_slice()),
+                    None => std::ops::Bound::Unbounded,
+                };
+                let range = (lower, std::ops::Bound::Unbounded);
+                let mut v = Vec::with_capacity(HEAL_BATCH);
+                for r in self.inner.dbs.chunks.range(&txn, &range)? {
+                    let (k, b) = r?;
+                    if let Ok(h) = <[u8; 32]>::try_from(k) {
+                        v.push((h, ChunkRecord::decode(b)?));
+                    }
+                    if v.len() == HEAL_BATCH {
+                        break;
+                    }
+                }
+                v
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for (h, rec) in &batch {
+                if rec.refs > 0 {
+                    self.heal_chunk(h, rec, opts.mode == HealMode::Scrub, &mut rep);
+                }
+                prog.chunks_done += 1;
+                prog.bytes_read = rep.bytes_read;
+                prog.shards_repaired = rep.shards_repaired;
+                if let Some(limit) = opts.rate_limit.filter(|l| *l > 0) {
+                    let due = Duration::from_secs_f64(rep.bytes_read as f64 / limit as f64);
+                    let spent = started.elapsed();
+                    if due > spent {
+                        std::thread::sleep(due - spent);
+                    }
+                }
+                cursor = Some(*h);
+                let cancelled = opts
+                    .cancel
+                    .as_ref()
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .unwrap_or(false);
+                if cancelled {
+                    self.save_cursor(cursor_name, cursor)?;
+                    progress(&prog);
+                    rep.elapsed = started.elapsed();
+                    rep.complete = false;
+                    return Ok(rep);
+                }
+            }
+            self.save_cursor(cursor_name, cursor)?;
+            progress(&prog);
+        }
+        self.save_cursor(cursor_name, None)?;
+        rep.elapsed = started.elapsed();
+        rep.complete = true;
+        Ok(rep)
+    }
+
+    fn save_cursor(&self, name: &'static str, c: Option<[u8; 32]>) -> Result<()> {
+        self.inner.committer.run_blocking(move |txn, dbs| {
+            match c {
+                Some(c) => dbs.state.put(txn, name, &c)?,
+                None => {
+                    dbs.state.delete(txn, name)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks one chunk's shards and rewrites the missing or corrupt ones.
+    fn heal_chunk(&self, h: &[u8; 32], rec: &ChunkRecord, verify: bool, rep: &mut HealReport) {
+        let codec = self.inner.codec;
+        let disks = &self.inner.disks;
+        let n = codec.n();
+        let len = rec.len as usize;
+        let s = codec.shard_len(len);
+        let place = disks.placement(h, n);
+        rep.chunks_checked += 1;
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut bad = Vec::new();
+        for i in 0..n {
+            rep.shards_checked += 1;
+            if verify || rec.missing & (1 << i) != 0 {
+                match disks.read_shard(h, i, place[i], s) {
+                    ShardRead::Ok(p) => {
+                        rep.bytes_read += (HEADER_LEN + s) as u64;
+                        shards[i] = Some(p);
+                    }
+                    ShardRead::Missing => {
+                        rep.shards_missing += 1;
+                        bad.push(i);
+                    }
+                    ShardRead::Corrupt => {
+                        rep.bytes_read += (HEADER_LEN + s) as u64;
+                        rep.shards_corrupt += 1;
+                        bad.push(i);
+                    }
+                }
+            } else {
+                let d = &disks.disks[place[i]];
+                let ok = d.is_online()
+                    && std::fs::metadata(d.shard_path(h, i))
+                        .map(|m| m.len() == (HEADER_LEN + s) as u64)
+                        .unwrap_or(false);
+                if !ok {
+                    rep.shards_missing += 1;
+                    bad.push(i);
+                }
+            }
+        }
+        if bad.is_empty() {
+            return;
+        }
+        // Gather k intact shards (heal mode has not read them yet).
+        let mut intact = shards.iter().filter(|x| x.is_some()).count();
+        for i in 0..n {
+            if intact >= codec.k {
+                break;
+            }
+            if shards[i].is_none() && !bad.contains(&i) {
+                match disks.read_shard(h, i, place[i], s) {
+                    ShardRead::Ok(p) => {
+                        rep.bytes_read += (HEADER_LEN + s) as u64;
+                        shards[i] = Some(p);
+                        intact += 1;
+                    }
+                    ShardRead::Missing => {
+                        rep.shards_missing += 1;
+                        bad.push(i);
+                    }
+                    ShardRead::Corrupt => {
+                        rep.shards_corrupt += 1;
+                        bad.push(i);
+                    }
+                }
+            }
+        }
+        let rebuilt = codec.reconstruct(&mut shards).and_then(|_| {
+            let data = codec.join(&shards, len)?;
+            if blake3::hash(&data).as_bytes() != h {
+                return Err(Error::Corrupt(hex::encode(h)));
+            }
+            Ok(())
+        });
+        if let Err(e) = rebuilt {
+            tracing::error!(chunk = %hex::encode(h), "cannot rebuild chunk: {e}");
+            rep.unrecoverable.push(hex::encode(h));
+            return;
+        }
+        let mut still_missing = 0u64;
+        for &i in &bad {
+            let Some(payload) = shards[i].as_ref() else {
+                still_missing |= 1 << i;
+                continue;
+            };
+            let header = ShardHeader {
+                chunk: *h,
+                index: i as u8,
+                k: codec.k as u8,
+                m: codec.m as u8,
+                chunk_len: rec.len,
+                payload_hash: *blake3::hash(payload).as_bytes(),
+            };
+            if !disks.disks[place[i]].is_online() {
+                still_missing |= 1 << i;
+                continue;
+            }
+            match disks.rewrite_shard(h, i, &header, payload, place[i]) {
+                Ok(()) => {
+                    rep.shards_repaired += 1;
+                    rep.bytes_written += (HEADER_LEN + s) as u64;
+                }
+                Err(e) => {
+                    tracing::warn!(chunk = %hex::encode(h), shard = i, "repair write failed: {e}");
+                    still_missing |= 1 << i;
+                }
+            }
+        }
+        if still_missing != rec.missing {
+            let h = *h;
+            let res = self.inner.committer.run_blocking(move |txn, dbs| {
+                if let Some(b) = dbs.chunks.get(txn, &h)? {
+                    let mut r = ChunkRecord::decode(b)?;
+                    r.missing = still_missing;
+                    dbs.chunks.put(txn, &h, &r.encode())?;
+                }
+                Ok(())
+            });
+            if let Err(e) = res {
+                tracing::warn!("could not update chunk record: {e}");
+            }
+        }
+    }
+
+    /// Removes unreferenced chunks; with `sweep_orphans`, also shard and temporary files that no
+    /// committed metadata refers to (left by crashed writes). Safe while other processes write.
+    pub async fn gc(&self, sweep_orphans: bool) -> Result<GcReport> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.gc_blocking(sweep_orphans)).await?
+    }
+
+    fn gc_blocking(&self, sweep_orphans: bool) -> Result<GcReport> {
+        let started = Instant::now();
+        let mut rep = GcReport::default();
+        let n = self.inner.codec.n();
+        loop {
+            let guard = self.inner.gc_lock.exclusive_blocking()?;
+            let candidates: Vec<[u8; 32]> = {
+                let txn = self.rtxn()?;
+                let mut v = Vec::new();
+                for r in self.inner.dbs.zero_refs.iter(&txn)? {
+                    let (k, _) = r?;
+                    if let Ok(h) = <[u8; 32]>::try_from(k) {
+                        v.push(h);
+                    }
+                    if v.len() == 1024 {
+                        break;
+                    }
+                }
+                v
+            };
+            if candidates.is_empty() {
+                drop(guard);
+                break;
+            }
+            let removed: Vec<([u8; 32], u32)> =
+                self.inner.committer.run_blocking(move |txn, dbs| {
+                    let mut out = Vec::new();
+                    for h in candidates {
+                        dbs.zero_refs.delete(txn, &h)?;
+                        if let Some(b) = dbs.chunks.get(txn, &h)? {
+                            let r = ChunkRecord::decode(b)?;
+                            if r.refs == 0 {
+                                dbs.chunks.delete(txn, &h)?;
+                                dbs.repair.delete(txn, &h)?;
+                                out.push((h, r.len));
+                            }
+                        }
+                    }
+                    Ok(out)
+                })?;
+            for (h, len) in &removed {
+                self.inner.disks.remove_chunk(h, n);
+                rep.chunks_removed += 1;
+                rep.bytes_freed += *len as u64;
+            }
+            drop(guard);
+        }
+        if sweep_orphans {
+            self.sweep_orphans(&mut rep)?;
+        }
+        rep.elapsed = started.elapsed();
+        Ok(rep)
+    }
+
+    fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
+        for d in &self.inner.disks.disks {
+            if !d.is_online() {
+                continue;
+            }
+            {
+                let _g = self.inner.gc_lock.exclusive_blocking()?;
+                if let Ok(rd) = std::fs::read_dir(d.path.join("tmp")) {
+                    for e in rd.flatten() {
+                        if std::fs::remove_file(e.path()).is_ok() {
+                            rep.tmp_files_removed += 1;
+                        }
+                    }
+                }
+            }
+            let Ok(prefixes) = std::fs::read_dir(d.path.join("chunks")) else {
+                continue;
+            };
+            for p in prefixes.flatten() {
+                let _g = self.inner.gc_lock.exclusive_blocking()?;
+                let Ok(files) = std::fs::read_dir(p.path()) else {
+                    continue;
+                };
+                let txn = self.rtxn()?;
+                for f in files.flatten() {
+                    let name = f.file_name();
+                    let name = name.to_string_lossy();
+                    let hash = name
+                        .split('.')
+                        .next()
+                        .and_then(|h| hex::decode(h).ok())
+                        .and_then(|h| <[u8; 32]>::try_from(h).ok());
+                    let known = match hash {
+                        Some(h) => self.inner.dbs.chunks.get(&txn, &h)?.is_some(),
+                        None => false,
+                    };
+                    if !known && std::fs::remove_file(f.path()).is_ok() {
+                        rep.orphan_shards_removed += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Disk states and capacity, object and chunk counts, dedup ratio.
+    pub fn status(&self) -> Result<StoreStatus> {
+        self.inner.disks.refresh();
+        let mut st = StoreStatus::default();
+        for d in &self.inner.disks.disks {
+            let (total_bytes, free_bytes) = fs_capacity(&d.path).unwrap_or((0, 0));
+            st.disks.push(DiskStatus {
+                index: d.index,
+                path: d.path.clone(),
+                state: d.state(),
+                total_bytes,
+                free_bytes,
+            });
+        }
+        let txn = self.rtxn()?;
+        let dbs = &self.inner.dbs;
+        st.buckets = dbs.buckets.len(&txn)?;
+        st.repair_queue = dbs.repair.len(&txn)?;
+        st.gc_candidates = dbs.zero_refs.len(&txn)?;
+        let mut referenced = 0u64;
+        for r in dbs.chunks.iter(&txn)? {
+            let (_, b) = r?;
+            let c = ChunkRecord::decode(b)?;
+            if c.refs > 0 {
+                st.chunks += 1;
+                st.chunk_bytes += c.len as u64;
+                referenced += c.len as u64 * c.refs;
+            }
+        }
+        for r in dbs.objects.iter(&txn)? {
+            let (_, b) = r?;
+            let m = ObjectMeta::decode("", b)?;
+            st.objects += 1;
+            st.logical_bytes += m.size;
+        }
+        st.dedup_ratio = if st.chunk_bytes > 0 {
+            referenced as f64 / st.chunk_bytes as f64
+        } else {
+            1.0
+        };
+        Ok(st)
+    }
+
+    /// Reads a whole chunk by reference (for tests and tools).
+    pub fn read_chunk_bytes(&self, hash: [u8; 32], len: u32) -> Result<Vec<u8>> {
+        self.read_chunk(&ChunkRef { hash, len }, 0, len as usize)
+    }
+}
+
+/// Total and free bytes of the filesystem holding `path`.
+pub fn fs_capacity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    if rc != 0 {
+        return None;
+    }
+    let f = s.f_frsize as u64;
+    Some((s.f_blocks as u64 * f, s.f_bavail as u64 * f))
+}

@@ -1,0 +1,461 @@
+//! Metadata records kept in LMDB and their encodings.
+//!
+//! Databases (all keys are raw bytes, ordered bytewise):
+//! - `buckets`: bucket name → [`BucketRecord`]
+//! - `objects`: `bucket \0 key` → [`ObjectMeta`] (MessagePack, named fields)
+//! - `manifests`: data id → [`Manifest`] (compact binary)
+//! - `chunks`: BLAKE3 hash → [`ChunkRecord`] (reference count, length, missing shards)
+//! - `zero_refs`: hash → () for chunks whose count dropped to zero (GC candidates)
+//! - `repair`: hash → () for chunks with a missing or corrupt shard
+//! - `uploads`: `bucket \0 key \0 upload-id` → [`UploadRecord`]
+//! - `parts`: `upload-id part-number(be u32)` → [`PartRecord`]
+//! - `state`: name → bytes (heal/scrub cursors)
+
+use std::collections::BTreeMap;
+
+use heed::types::{Bytes, Str};
+use heed::{Database, RwTxn};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Handles of every LMDB database.
+#[derive(Clone, Copy)]
+pub(crate) struct Dbs {
+    pub buckets: Database<Str, Bytes>,
+    pub objects: Database<Bytes, Bytes>,
+    pub manifests: Database<Bytes, Bytes>,
+    pub chunks: Database<Bytes, Bytes>,
+    pub zero_refs: Database<Bytes, Bytes>,
+    pub repair: Database<Bytes, Bytes>,
+    pub uploads: Database<Bytes, Bytes>,
+    pub parts: Database<Bytes, Bytes>,
+    pub state: Database<Str, Bytes>,
+}
+
+impl Dbs {
+    pub(crate) fn create(env: &heed::Env<heed::WithoutTls>) -> Result<Dbs> {
+        let mut w = env.write_txn()?;
+        let dbs = Dbs {
+            buckets: env.create_database(&mut w, Some("buckets"))?,
+            objects: env.create_database(&mut w, Some("objects"))?,
+            manifests: env.create_database(&mut w, Some("manifests"))?,
+            chunks: env.create_database(&mut w, Some("chunks"))?,
+            zero_refs: env.create_database(&mut w, Some("zero_refs"))?,
+            repair: env.create_database(&mut w, Some("repair"))?,
+            uploads: env.create_database(&mut w, Some("uploads"))?,
+            parts: env.create_database(&mut w, Some("parts"))?,
+            state: env.create_database(&mut w, Some("state"))?,
+        };
+        w.commit()?;
+        Ok(dbs)
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketRecord {
+    /// Creation time, ns since the epoch.
+    pub created_ns: i64,
+}
+
+/// POSIX attributes of an object, as seen on the mount.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PosixAttrs {
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, ns since the epoch.
+    pub ctime_ns: i64,
+    /// Access time, ns since the epoch.
+    pub atime_ns: i64,
+}
+
+/// Attributes a client sets on an object (S3 headers, user metadata, checksums, tags, POSIX).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectAttrs {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Expires` (as the client sent it).
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` user metadata (names lowercased, without the prefix).
+    pub user_metadata: BTreeMap<String, String>,
+    /// Checksums the client sent: algorithm (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`) →
+    /// base64 value.
+    pub checksums: BTreeMap<String, String>,
+    /// Object tags.
+    pub tags: BTreeMap<String, String>,
+    /// POSIX attributes; `None` means defaults derived from the object.
+    pub posix: Option<PosixAttrs>,
+}
+
+/// Everything known about a stored object except its data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Object key (not stored in the record: it is the LMDB key).
+    #[serde(skip)]
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes: MD5 hex, or MD5-of-MD5s `-N` for multipart.
+    pub etag: String,
+    /// Last modification, ns since the epoch.
+    pub last_modified_ns: i64,
+    /// Number of parts for a multipart object, 0 otherwise.
+    pub parts_count: u32,
+    /// Client-set attributes.
+    pub attrs: ObjectAttrs,
+    /// Id of the manifest holding the object's data layout.
+    pub(crate) data_id: String,
+}
+
+impl ObjectMeta {
+    /// POSIX attributes, with defaults (regular file 0644, root, times = last modified).
+    pub fn posix(&self) -> PosixAttrs {
+        self.attrs.posix.unwrap_or(PosixAttrs {
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: self.last_modified_ns,
+            ctime_ns: self.last_modified_ns,
+            atime_ns: self.last_modified_ns,
+        })
+    }
+
+    pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<ObjectMeta> {
+        let mut m: ObjectMeta = rmp_serde::from_slice(bytes)?;
+        m.key = key.to_string();
+        Ok(m)
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        Ok(rmp_serde::to_vec_named(self)?)
+    }
+}
+
+/// A reference to one chunk in a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// BLAKE3 hash of the chunk.
+    pub hash: [u8; 32],
+    /// Length of the chunk.
+    pub len: u32,
+}
+
+/// Where an object's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    /// Small object stored in the metadata record itself.
+    Inline(Vec<u8>),
+    /// Chunks in order, and the part sizes for a multipart object.
+    Chunks {
+        /// The chunks.
+        chunks: Vec<ChunkRef>,
+        /// Sizes of the parts (empty for a single put).
+        part_sizes: Vec<u64>,
+    },
+}
+
+impl Manifest {
+    /// Compact binary encoding (see docs/format.md).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![1u8];
+        match self {
+            Manifest::Inline(d) => {
+                out.push(0);
+                out.extend_from_slice(&(d.len() as u32).to_le_bytes());
+                out.extend_from_slice(d);
+            }
+            Manifest::Chunks { chunks, part_sizes } => {
+                out.push(1);
+                out.reserve(8 + chunks.len() * 36 + part_sizes.len() * 8);
+                out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+                for c in chunks {
+                    out.extend_from_slice(&c.hash);
+                    out.extend_from_slice(&c.len.to_le_bytes());
+                }
+                out.extend_from_slice(&(part_sizes.len() as u32).to_le_bytes());
+                for p in part_sizes {
+                    out.extend_from_slice(&p.to_le_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes [`Manifest::encode`]'s output.
+    pub fn decode(b: &[u8]) -> Result<Manifest> {
+        let bad = || Error::Decode("manifest".into());
+        let mut r = Reader { b, pos: 0 };
+        if r.u8().ok_or_else(bad)? != 1 {
+            return Err(bad());
+        }
+        match r.u8().ok_or_else(bad)? {
+            0 => {
+                let n = r.u32().ok_or_else(bad)? as usize;
+                Ok(Manifest::Inline(r.take(n).ok_or_else(bad)?.to_vec()))
+            }
+            1 => {
+                let n = r.u32().ok_or_else(bad)? as usize;
+                let mut chunks = Vec::with_capacity(n.min(1 << 20));
+                for _ in 0..n {
+                    let mut hash = [0u8; 32];
+                    hash.copy_from_slice(r.take(32).ok_or_else(bad)?);
+                    chunks.push(ChunkRef {
+                        hash,
+                        len: r.u32().ok_or_else(bad)?,
+                    });
+                }
+                let p = r.u32().ok_or_else(bad)? as usize;
+                let mut part_sizes = Vec::with_capacity(p.min(10_000));
+                for _ in 0..p {
+                    part_sizes.push(r.u64().ok_or_else(bad)?);
+                }
+                Ok(Manifest::Chunks { chunks, part_sizes })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// The chunks referenced (none when inline).
+    pub fn chunks(&self) -> &[ChunkRef] {
+        match self {
+            Manifest::Inline(_) => &[],
+            Manifest::Chunks { chunks, .. } => chunks,
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|s| s[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Some(u64::from_le_bytes(a))
+    }
+}
+
+/// Per-chunk bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRecord {
+    /// How many manifest entries refer to the chunk.
+    pub refs: u64,
+    /// Length of the chunk.
+    pub len: u32,
+    /// Bit `i` set: shard `i` is known to be missing.
+    pub missing: u64,
+}
+
+impl ChunkRecord {
+    /// Fixed 20-byte encoding.
+    pub fn encode(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        b[0..8].copy_from_slice(&self.refs.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12..20].copy_from_slice(&self.missing.to_le_bytes());
+        b
+    }
+
+    /// Decodes [`ChunkRecord::encode`]'s output.
+    pub fn decode(b: &[u8]) -> Result<ChunkRecord> {
+        let mut r = Reader { b, pos: 0 };
+        let bad = || Error::Decode("chunk record".into());
+        Ok(ChunkRecord {
+            refs: r.u64().ok_or_else(bad)?,
+            len: r.u32().ok_or_else(bad)?,
+            missing: r.u64().ok_or_else(bad)?,
+        })
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// Attributes the object will get.
+    pub attrs: ObjectAttrs,
+    /// When the upload was created, ns since the epoch.
+    pub initiated_ns: i64,
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// MD5 hex of the part.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Upload time, ns since the epoch.
+    pub last_modified_ns: i64,
+    /// Checksums sent with the part.
+    pub checksums: BTreeMap<String, String>,
+    /// Manifest id of the part's chunks.
+    pub data_id: String,
+}
+
+/// LMDB key of an object.
+pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// LMDB key of a multipart upload.
+pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+/// LMDB key of a part.
+pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
+    let mut k = upload_id.as_bytes().to_vec();
+    k.extend_from_slice(&part.to_be_bytes());
+    k
+}
+
+/// Adds `n` references to a chunk, creating its record when new.
+pub(crate) fn incref(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    hash: &[u8; 32],
+    len: u32,
+    missing: u64,
+    n: u64,
+) -> Result<()> {
+    let rec = match dbs.chunks.get(txn, hash)? {
+        Some(b) => {
+            let mut r = ChunkRecord::decode(b)?;
+            if r.refs == 0 {
+                dbs.zero_refs.delete(txn, hash)?;
+            }
+            r.refs += n;
+            r
+        }
+        None => {
+            if missing != 0 {
+                dbs.repair.put(txn, hash, &[])?;
+            }
+            ChunkRecord {
+                refs: n,
+                len,
+                missing,
+            }
+        }
+    };
+    if rec.refs == 0 {
+        dbs.zero_refs.put(txn, hash, &[])?;
+    }
+    dbs.chunks.put(txn, hash, &rec.encode())?;
+    Ok(())
+}
+
+/// Drops one reference to a chunk; at zero it becomes a GC candidate.
+pub(crate) fn decref(txn: &mut RwTxn, dbs: &Dbs, hash: &[u8; 32]) -> Result<()> {
+    let Some(b) = dbs.chunks.get(txn, hash)? else {
+        return Err(Error::Decode(format!(
+            "reference to unknown chunk {}",
+            hex::encode(hash)
+        )));
+    };
+    let mut r = ChunkRecord::decode(b)?;
+    r.refs = r.refs.saturating_sub(1);
+    if r.refs == 0 {
+        dbs.zero_refs.put(txn, hash, &[])?;
+    }
+    dbs.chunks.put(txn, hash, &r.encode())?;
+    Ok(())
+}
+
+/// Takes references on every chunk of a manifest (counting repeats).
+pub(crate) fn ref_manifest(txn: &mut RwTxn, dbs: &Dbs, m: &Manifest) -> Result<()> {
+    for c in m.chunks() {
+        incref(txn, dbs, &c.hash, c.len, 0, 1)?;
+    }
+    Ok(())
+}
+
+/// Deletes a manifest and drops the references it held.
+pub(crate) fn release_manifest(txn: &mut RwTxn, dbs: &Dbs, data_id: &str) -> Result<()> {
+    let Some(b) = dbs.manifests.get(txn, data_id.as_bytes())? else {
+        return Ok(());
+    };
+    let m = Manifest::decode(b)?;
+    for c in m.chunks() {
+        decref(txn, dbs, &c.hash)?;
+    }
+    dbs.manifests.delete(txn, data_id.as_bytes())?;
+    Ok(())
+}
+
+/// A fresh random id (manifests, uploads).
+pub(crate) fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_roundtrip() {
+        let m = Manifest::Chunks {
+            chunks: vec![
+                ChunkRef {
+                    hash: [3; 32],
+                    len: 7,
+                },
+                ChunkRef {
+                    hash: [9; 32],
+                    len: 4 << 20,
+                },
+            ],
+            part_sizes: vec![1, 2, 3],
+        };
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        let i = Manifest::Inline(b"hello".to_vec());
+        assert_eq!(Manifest::decode(&i.encode()).unwrap(), i);
+        assert!(Manifest::decode(&[1, 1, 255, 255, 255, 255]).is_err());
+        assert!(Manifest::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! Multipart uploads: parts are stored as chunks as they arrive; completion writes no data, the
+//! object's manifest is the parts' chunks in order.
+
+use md5::{Digest, Md5};
+use tokio::io::AsyncRead;
+
+use crate::engine::{read_up_to, Engine, PutOptions};
+use crate::error::{Error, Result};
+use crate::meta::{
+    incref, new_id, now_ns, object_key, part_key, release_manifest, upload_key, Dbs, Manifest,
+    ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
+};
+use crate::names::validate_key;
+use heed::RwTxn;
+
+/// Smallest size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Highest part number.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// A stored part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    /// Part number.
+    pub part_number: u32,
+    /// MD5 hex of the part.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Upload time, ns since the epoch.
+    pub last_modified_ns: i64,
+    /// Checksums sent with the part.
+    pub checksums: std::collections::BTreeMap<String, String>,
+}
+
+/// An upload in progress.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Creation time, ns since the epoch.
+    pub initiated_ns: i64,
+    /// Attributes the object will get.
+    pub attrs: ObjectAttrs,
+}
+
+/// One page of [`Engine::list_parts`].
+#[derive(Debug, Clone, Default)]
+pub struct PartsPage {
+    /// Parts in number order.
+    pub parts: Vec<PartInfo>,
+    /// Whether more follow.
+    pub is_truncated: bool,
+    /// Number to continue after.
+    pub next_marker: Option<u32>,
+}
+
+/// One page of [`Engine::list_multipart_uploads`].
+#[derive(Debug, Clone, Default)]
+pub struct UploadsPage {
+    /// Uploads in key order.
+    pub uploads: Vec<UploadInfo>,
+    /// Whether more follow.
+    pub is_truncated: bool,
+}
+
+/// Removes an upload and all its parts, dropping their chunk references.
+pub(crate) fn drop_upload(txn: &mut RwTxn, dbs: &Dbs, ukey: &[u8], upload_id: &str) -> Result<()> {
+    let parts: Vec<(Vec<u8>, PartRecord)> = dbs
+        .parts
+        .prefix_iter(txn, upload_id.as_bytes())?
+        .map(|r| {
+            let (k, v) = r?;
+            Ok((k.to_vec(), rmp_serde::from_slice(v)?))
+        })
+        .collect::<Result<_>>()?;
+    for (k, p) in parts {
+        release_manifest(txn, dbs, &p.data_id)?;
+        dbs.parts.delete(txn, &k)?;
+    }
+    dbs.uploads.delete(txn, ukey)?;
+    Ok(())
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Engine {
+    /// Starts a multipart upload; returns its id.
+    pub async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        attrs: ObjectAttrs,
+    ) -> Result<String> {
+        validate_key(key)?;
+        let id = new_id();
+        let ukey = upload_key(bucket, key, &id);
+        let bucket = bucket.to_string();
+        let rec = rmp_serde::to_vec_named(&UploadRecord {
+            attrs,
+            initiated_ns: now_ns(),
+        })?;
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &bucket)?.is_none() {
+                    return Err(Error::NoSuchBucket(bucket));
+                }
+                dbs.uploads.put(txn, &ukey, &rec)?;
+                Ok(())
+            })
+            .await?;
+        Ok(id)
+    }
+
+    fn require_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+        if !valid_upload_id(upload_id) {
+            return Err(Error::NoSuchUpload(upload_id.to_string()));
+        }
+        let txn = self.rtxn()?;
+        match self
+            .inner
+            .dbs
+            .uploads
+            .get(&txn, &upload_key(bucket, key, upload_id))?
+        {
+            Some(v) => Ok(rmp_serde::from_slice(v)?),
+            None => {
+                if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+                    return Err(Error::NoSuchBucket(bucket.to_string()));
+                }
+                Err(Error::NoSuchUpload(upload_id.to_string()))
+            }
+        }
+    }
+
+    /// Stores one part (replacing an earlier part with the same number).
+    pub async fn upload_part<R>(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        mut body: R,
+        checksums: std::collections::BTreeMap<String, String>,
+    ) -> Result<PartInfo>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        if part_number == 0 || part_number > MAX_PART_NUMBER {
+            return Err(Error::InvalidPartNumber(part_number));
+        }
+        self.require_upload(bucket, key, upload_id)?;
+        let guard = self.inner.gc_lock.shared().await?;
+        let first = read_up_to(&mut body, self.inner.cfg.chunk_size).await?;
+        let stored = if first.is_empty() {
+            crate::engine::StoredStream {
+                chunks: Vec::new(),
+                size: 0,
+                md5: Md5::digest([]).into(),
+            }
+        } else {
+            self.store_stream(first, &mut body).await?
+        };
+        let rec = PartRecord {
+            etag: hex::encode(stored.md5),
+            size: stored.size,
+            last_modified_ns: now_ns(),
+            checksums,
+            data_id: new_id(),
+        };
+        let info = PartInfo {
+            part_number,
+            etag: rec.etag.clone(),
+            size: rec.size,
+            last_modified_ns: rec.last_modified_ns,
+            checksums: rec.checksums.clone(),
+        };
+        let manifest = Manifest::Chunks {
+            chunks: stored.chunks.iter().map(|c| c.r).collect(),
+            part_sizes: Vec::new(),
+        };
+        let chunks = stored.chunks.clone();
+        let ukey = upload_key(bucket, key, upload_id);
+        let pkey = part_key(upload_id, part_number);
+        let uid = upload_id.to_string();
+        let res = self
+            .inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.uploads.get(txn, &ukey)?.is_none() {
+                    return Err(Error::NoSuchUpload(uid));
+                }
+                for c in &chunks {
+                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
+                }
+                if let Some(old) = dbs.parts.get(txn, &pkey)? {
+                    let old: PartRecord = rmp_serde::from_slice(old)?;
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                dbs.manifests
+                    .put(txn, rec.data_id.as_bytes(), &manifest.encode())?;
+                dbs.parts.put(txn, &pkey, &rmp_serde::to_vec_named(&rec)?)?;
+                Ok(())
+            })
+            .await;
+        if res.is_err() {
+            self.abandon_chunks(&stored.chunks).await;
+        }
+        drop(guard);
+        res.map(|_| info)
+    }
+
+    /// Lists the parts of an upload after part number `marker`.
+    pub fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max_parts: usize,
+    ) -> Result<PartsPage> {
+        self.require_upload(bucket, key, upload_id)?;
+        let txn = self.rtxn()?;
+        let mut page = PartsPage::default();
+        for r in self
+            .inner
+            .dbs
+            .parts
+            .prefix_iter(&txn, upload_id.as_bytes())?
+        {
+            let (k, v) = r?;
+            let n = u32::from_be_bytes(
+                k[upload_id.len()..]
+                    .try_into()
+                    .map_err(|_| Error::Decode("part key".into()))?,
+            );
+            if n <= marker {
+                continue;
+            }
+            if page.parts.len() == max_parts {
+                page.is_truncated = true;
+                break;
+            }
+            let p: PartRecord = rmp_serde::from_slice(v)?;
+            page.parts.push(PartInfo {
+                part_number: n,
+                etag: p.etag,
+                size: p.size,
+                last_modified_ns: p.last_modified_ns,
+                checksums: p.checksums,
+            });
+            page.next_marker = Some(n);
+        }
+        Ok(page)
+    }
+
+    /// Lists uploads in progress whose key starts with `prefix`, after (`key_marker`,
+    /// `upload_id_marker`).
+    pub fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        max_uploads: usize,
+    ) -> Result<UploadsPage> {
+        let txn = self.rtxn()?;
+        if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+            return Err(Error::NoSuchBucket(bucket.to_string()));
+        }
+        let base = object_key(bucket, "");
+        let mut page = UploadsPage::default();
+        for r in self
+            .inner
+            .dbs
+            .uploads
+            .prefix_iter(&txn, &object_key(bucket, prefix))?
+        {
+            let (k, v) = r?;
+            let rest = &k[base.len()..];
+            let Some(sep) = rest.iter().rposition(|b| *b == 0) else {
+                continue;
+            };
+            let key = String::from_utf8_lossy(&rest[..sep]).into_owned();
+            let id = String::from_utf8_lossy(&rest[sep + 1..]).into_owned();
+            if let Some(km) = key_marker {
+                let after = match upload_id_marker {
+                    Some(um) => (key.as_str(), id.as_str()) > (km, um),
+                    None => key.as_str() > km,
+                };
+                if !after {
+                    continue;
+                }
+            }
+            if page.uploads.len() == max_uploads {
+                page.is_truncated = true;
+                break;
+            }
+            let rec: UploadRecord = rmp_serde::from_slice(v)?;
+            page.uploads.push(UploadInfo {
+                key,
+                upload_id: id,
+                initiated_ns: rec.initiated_ns,
+                attrs: rec.attrs,
+            });
+        }
+        Ok(page)
+    }
+
+    /// Completes an upload from the listed `(part number, ETag)` pairs. No data is copied.
+    pub async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta> {
+        self.require_upload(bucket, key, upload_id)?;
+        if parts.is_empty() {
+            return Err(Error::InvalidPart("at least one part must be given".into()));
+        }
+        let ukey = upload_key(bucket, key, upload_id);
+        let okey = object_key(bucket, key);
+        let uid = upload_id.to_string();
+        let key = key.to_string();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                let Some(u) = dbs.uploads.get(txn, &ukey)? else {
+                    return Err(Error::NoSuchUpload(uid));
+                };
+                let upload: UploadRecord = rmp_serde::from_slice(u)?;
+                let mut prev = 0u32;
+                let mut chunks = Vec::new();
+                let mut part_sizes = Vec::new();
+                let mut md5s = Md5::new();
+                let n = parts.len();
+                for (num, _) in &parts {
+                    if *num <= prev {
+                        return Err(Error::InvalidPartOrder);
+                    }
+                    prev = *num;
+                }
+                let mut records = Vec::with_capacity(n);
+                for (num, etag) in &parts {
+                    let Some(pb) = dbs.parts.get(txn, &part_key(&uid, *num))? else {
+                        return Err(Error::InvalidPart(format!("part {num} was not uploaded")));
+                    };
+                    let p: PartRecord = rmp_serde::from_slice(pb)?;
+                    if etag.trim().trim_matches('"') != p.etag {
+                        return Err(Error::InvalidPart(format!(
+                            "part {num}: ETag {etag} does not match {}",
+                            p.etag
+                        )));
+                    }
+                    records.push((*num, p));
+                }
+                for (i, (num, p)) in records.iter().enumerate() {
+                    if i + 1 < n && p.size < MIN_PART_SIZE {
+                        return Err(Error::EntityTooSmall {
+                            part: *num,
+                            size: p.size,
+                            min: MIN_PART_SIZE,
+                        });
+                    }
+                }
+                for (_, p) in &records {
+                    let raw = hex::decode(&p.etag).map_err(|e| Error::Decode(e.to_string()))?;
+                    md5s.update(&raw);
+                    let mb = dbs
+                        .manifests
+                        .get(txn, p.data_id.as_bytes())?
+                        .ok_or_else(|| Error::Decode("part manifest missing".into()))?;
+                    chunks.extend_from_slice(Manifest::decode(mb)?.chunks());
+                    part_sizes.push(p.size);
+                }
+                let old = match dbs.objects.get(txn, &okey)? {
+                    Some(b) => Some(ObjectMeta::decode("", b)?),
+                    None => None,
+                };
+                if opts.if_none_match && old.is_some() {
+                    return Err(Error::PreconditionFailed("the object exists"));
+                }
+                if let Some(want) = &opts.if_match {
+                    match &old {
+                        Some(o) if crate::engine::etag_matches(want, &o.etag) => {}
+                        _ => return Err(Error::PreconditionFailed("ETag does not match")),
+                    }
+                }
+                let meta = ObjectMeta {
+                    key,
+                    size: part_sizes.iter().sum(),
+                    etag: format!("{}-{n}", hex::encode(md5s.finalize())),
+                    last_modified_ns: now_ns(),
+                    parts_count: n as u32,
+                    attrs: upload.attrs,
+                    data_id: new_id(),
+                };
+                let manifest = Manifest::Chunks { chunks, part_sizes };
+                crate::meta::ref_manifest(txn, dbs, &manifest)?;
+                dbs.manifests
+                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
+                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                if let Some(old) = old {
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                drop_upload(txn, dbs, &ukey, &uid)?;
+                Ok(meta)
+            })
+            .await
+    }
+
+    /// Aborts an upload and frees its parts.
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<()> {
+        self.require_upload(bucket, key, upload_id)?;
+        let ukey = upload_key(bucket, key, upload_id);
+        let uid = upload_id.to_string();
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.uploads.get(txn, &ukey)?.is_none() {
+                    return Err(Error::NoSuchUpload(uid));
+                }
+                drop_upload(txn, dbs, &ukey, &uid)
+            })
+            .await
+    }
+}
