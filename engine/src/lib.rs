@@ -36,7 +36,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use maintenance::{
-    DiskStatus, GcReport, HealMode, HealOptions, HealProgress, HealReport, StoreStatus,
+    DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress, HealReport, StoreStatus,
 };
 pub use meta::{ObjectAttrs, ObjectMeta, PosixAttrs};
 pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};

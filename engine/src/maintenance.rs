@@ -576,3 +576,85 @@ pub fn fs_capacity(path: &std::path::Path) -> Option<(u64, u64)> {
     let f = s.f_frsize as u64;
     Some((s.f_blocks as u64 * f, s.f_bavail as u64 * f))
 }
+
+/// What [`Engine::fsck`] found: metadata that does not add up.
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    /// Objects checked.
+    pub objects: u64,
+    /// Objects or parts whose manifest is missing.
+    pub missing_manifests: Vec<String>,
+    /// Chunks referenced by a manifest but unknown to the chunk table (hex).
+    pub dangling_chunks: Vec<String>,
+    /// Chunks whose stored reference count differs from the manifests' (hex, stored, counted).
+    pub wrong_refcounts: Vec<(String, u64, u64)>,
+    /// Manifests no object or part refers to.
+    pub unreferenced_manifests: u64,
+}
+
+impl FsckReport {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.missing_manifests.is_empty()
+            && self.dangling_chunks.is_empty()
+            && self.wrong_refcounts.is_empty()
+            && self.unreferenced_manifests == 0
+    }
+}
+
+impl Engine {
+    /// Recounts every chunk reference from the manifests of objects and parts and compares with
+    /// the stored counts, in one read transaction.
+    pub fn fsck(&self) -> Result<FsckReport> {
+        use std::collections::{BTreeMap, HashSet};
+        let txn = self.rtxn()?;
+        let dbs = &self.inner.dbs;
+        let mut rep = FsckReport::default();
+        let mut counted: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        let mut used_manifests = HashSet::new();
+        let mut owners: Vec<(String, String)> = Vec::new();
+        for r in dbs.objects.iter(&txn)? {
+            let (k, b) = r?;
+            let m = ObjectMeta::decode("", b)?;
+            rep.objects += 1;
+            owners.push((String::from_utf8_lossy(k).into_owned(), m.data_id));
+        }
+        for r in dbs.parts.iter(&txn)? {
+            let (k, b) = r?;
+            let p: crate::meta::PartRecord = rmp_serde::from_slice(b)?;
+            owners.push((String::from_utf8_lossy(k).into_owned(), p.data_id));
+        }
+        for (name, data_id) in owners {
+            match dbs.manifests.get(&txn, data_id.as_bytes())? {
+                Some(mb) => {
+                    used_manifests.insert(data_id);
+                    for c in crate::meta::Manifest::decode(mb)?.chunks() {
+                        *counted.entry(c.hash).or_default() += 1;
+                    }
+                }
+                None => rep.missing_manifests.push(name),
+            }
+        }
+        rep.unreferenced_manifests = dbs.manifests.len(&txn)? - used_manifests.len() as u64;
+        let mut stored: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        for r in dbs.chunks.iter(&txn)? {
+            let (k, b) = r?;
+            if let Ok(h) = <[u8; 32]>::try_from(k) {
+                stored.insert(h, ChunkRecord::decode(b)?.refs);
+            }
+        }
+        for (h, n) in &counted {
+            match stored.get(h) {
+                None => rep.dangling_chunks.push(hex::encode(h)),
+                Some(s) if s != n => rep.wrong_refcounts.push((hex::encode(h), *s, *n)),
+                _ => {}
+            }
+        }
+        for (h, s) in &stored {
+            if *s > 0 && !counted.contains_key(h) {
+                rep.wrong_refcounts.push((hex::encode(h), *s, 0));
+            }
+        }
+        Ok(rep)
+    }
+}

@@ -1,0 +1,263 @@
+//! Disk loss, swapped disks, bitrot, heal and scrub — on real files.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use engine::{DiskState, Engine, Error, HealMode, HealOptions};
+
+const SIZES: [usize; 5] = [3_000, 64 * 1024, 64 * 1024 + 1, 300_000, 1_000_000];
+
+async fn populated(dir: &Path) -> Engine {
+    let e = Engine::open(config(dir)).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    for (i, s) in SIZES.iter().enumerate() {
+        put(&e, "bkt", &format!("obj{i}"), &data(i as u64, *s)).await;
+    }
+    e
+}
+
+async fn all_read_back(e: &Engine) {
+    for (i, s) in SIZES.iter().enumerate() {
+        let got = get(e, "bkt", &format!("obj{i}"), None).await.unwrap();
+        assert_eq!(md5_hex(&got), md5_hex(&data(i as u64, *s)), "obj{i}");
+    }
+}
+
+fn disk(dir: &Path, i: usize) -> std::path::PathBuf {
+    dir.join("disks").join(format!("disk{i}"))
+}
+
+fn heal_opts(mode: HealMode) -> HealOptions {
+    HealOptions {
+        mode,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn two_disks_lost_then_healed_third_lost_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = populated(dir.path()).await;
+    let full = shard_files(dir.path());
+    drop(e);
+    std::fs::remove_dir_all(disk(dir.path(), 1)).unwrap();
+    std::fs::remove_dir_all(disk(dir.path(), 4)).unwrap();
+    let e = Engine::open(config(dir.path())).unwrap();
+    let st = e.status().unwrap();
+    assert_eq!(st.disks[1].state, DiskState::Missing);
+    assert_eq!(st.disks[4].state, DiskState::Missing);
+    all_read_back(&e).await;
+    // Writes still succeed with 2 disks gone (write quorum = data shards).
+    put(&e, "bkt", "degraded", &data(99, 200_000)).await;
+    let rep = e
+        .heal(heal_opts(HealMode::Heal), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(rep.complete);
+    assert_eq!(rep.disks_formatted, vec![1, 4]);
+    assert!(rep.unrecoverable.is_empty());
+    assert!(rep.shards_repaired > 0);
+    assert_eq!(shard_files(dir.path()), full + 4 * 6);
+    let scrub = e
+        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(scrub.shards_corrupt + scrub.shards_missing, 0, "{scrub:?}");
+    all_read_back(&e).await;
+    // After heal, any 2 disks may go again; a third one at once is too many.
+    std::fs::remove_dir_all(disk(dir.path(), 0)).unwrap();
+    std::fs::remove_dir_all(disk(dir.path(), 2)).unwrap();
+    all_read_back(&e).await;
+    std::fs::remove_dir_all(disk(dir.path(), 5)).unwrap();
+    let r = get(&e, "bkt", "obj3", None).await;
+    assert!(matches!(r, Err(Error::ReadQuorum { .. })), "{r:?}");
+    // Inline objects live in LMDB and are unaffected.
+    assert_eq!(get(&e, "bkt", "obj0", None).await.unwrap().len(), 3_000);
+}
+
+#[tokio::test]
+async fn degraded_writes_are_healed() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = populated(dir.path()).await;
+    drop(e);
+    std::fs::remove_dir_all(disk(dir.path(), 3)).unwrap();
+    let e = Engine::open(config(dir.path())).unwrap();
+    put(&e, "bkt", "new", &data(50, 500_000)).await;
+    assert!(e.status().unwrap().repair_queue > 0);
+    let rep = e
+        .heal(heal_opts(HealMode::Heal), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(rep.disks_formatted, vec![3]);
+    assert_eq!(e.status().unwrap().repair_queue, 0);
+    // Every chunk now has all 6 shards: lose two other disks and read.
+    std::fs::remove_dir_all(disk(dir.path(), 0)).unwrap();
+    std::fs::remove_dir_all(disk(dir.path(), 1)).unwrap();
+    all_read_back(&e).await;
+    assert_eq!(
+        md5_hex(&get(&e, "bkt", "new", None).await.unwrap()),
+        md5_hex(&data(50, 500_000))
+    );
+}
+
+#[tokio::test]
+async fn swapped_disks_are_recognised_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = populated(dir.path()).await;
+    drop(e);
+    let tmp = dir.path().join("swap");
+    std::fs::rename(disk(dir.path(), 0), &tmp).unwrap();
+    std::fs::rename(disk(dir.path(), 2), disk(dir.path(), 0)).unwrap();
+    std::fs::rename(&tmp, disk(dir.path(), 2)).unwrap();
+    let e = Engine::open(config(dir.path())).unwrap();
+    let st = e.status().unwrap();
+    assert!(matches!(st.disks[0].state, DiskState::Foreign(_)));
+    assert!(matches!(st.disks[2].state, DiskState::Foreign(_)));
+    all_read_back(&e).await;
+    let rep = e
+        .heal(heal_opts(HealMode::Heal), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(rep.disks_refused.len(), 2);
+    // A disk of another set is refused too.
+    let other = tempfile::tempdir().unwrap();
+    let o = Engine::open(config(other.path())).unwrap();
+    drop(o);
+    std::fs::remove_dir_all(disk(dir.path(), 3)).unwrap();
+    std::fs::rename(disk(other.path(), 3), disk(dir.path(), 3)).unwrap();
+    e.refresh_disks();
+    let st = e.status().unwrap();
+    match &st.disks[3].state {
+        DiskState::Foreign(why) => assert!(why.contains("set"), "{why}"),
+        s => panic!("{s:?}"),
+    }
+}
+
+/// Flips a byte inside the payload of up to `per_chunk` shards of every chunk.
+fn rot(dir: &Path, per_chunk: usize) -> usize {
+    let mut by_chunk: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> =
+        Default::default();
+    for d in 0..6 {
+        let chunks = disk(dir, d).join("chunks");
+        for p in std::fs::read_dir(chunks).unwrap().flatten() {
+            for f in std::fs::read_dir(p.path()).unwrap().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let h = name.split('.').next().unwrap().to_string();
+                by_chunk.entry(h).or_default().push(f.path());
+            }
+        }
+    }
+    let mut n = 0;
+    for (_, mut files) in by_chunk {
+        files.sort();
+        for f in files.into_iter().take(per_chunk) {
+            let mut b = std::fs::read(&f).unwrap();
+            let i = 96 + (b.len() - 96) / 2;
+            b[i] ^= 0x5a;
+            std::fs::write(&f, b).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn bitrot_is_detected_read_through_and_scrubbed() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = populated(dir.path()).await;
+    let flipped = rot(dir.path(), 2);
+    assert!(flipped > 0);
+    all_read_back(&e).await;
+    let rep = e
+        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(rep.shards_corrupt as usize, flipped);
+    assert_eq!(rep.shards_repaired as usize, flipped);
+    assert!(rep.unrecoverable.is_empty());
+    let again = e
+        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(again.shards_corrupt, 0);
+    assert_eq!(again.shards_missing, 0);
+    // Three bad shards of a chunk cannot be rebuilt: an error, never wrong bytes.
+    rot(dir.path(), 3);
+    let r = get(&e, "bkt", "obj4", None).await;
+    assert!(
+        matches!(r, Err(Error::ReadQuorum { .. })),
+        "{:?}",
+        r.map(|v| v.len())
+    );
+    let rep = e
+        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(!rep.unrecoverable.is_empty());
+}
+
+#[tokio::test]
+async fn heal_can_be_interrupted_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.chunk_size = 4096;
+    cfg.inline_threshold = 0;
+    let e = Engine::open(cfg).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    put(&e, "bkt", "many", &data(7, 4096 * 700)).await;
+    let total = e.chunk_records().unwrap().len() as u64;
+    assert!(total > 600);
+    std::fs::remove_dir_all(disk(dir.path(), 5)).unwrap();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let rep1 = e
+        .heal(
+            HealOptions {
+                mode: HealMode::Heal,
+                cancel: Some(cancel.clone()),
+                rate_limit: Some(1 << 30),
+                resume: false,
+            },
+            Box::new(move |p| {
+                assert!(p.chunks_done <= p.chunks_total);
+                c2.store(true, Ordering::Relaxed);
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(!rep1.complete);
+    assert!(rep1.chunks_checked < total);
+    let rep2 = e
+        .heal(
+            HealOptions {
+                mode: HealMode::Heal,
+                resume: true,
+                ..Default::default()
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert!(rep2.complete);
+    assert_eq!(rep1.chunks_checked + rep2.chunks_checked, total);
+    assert_eq!(rep1.shards_repaired + rep2.shards_repaired, total);
+    assert_eq!(shard_files(dir.path()) as u64, total * 6);
+}
+
+#[tokio::test]
+async fn status_reports_counts_and_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = populated(dir.path()).await;
+    put(&e, "bkt", "dup", &data(4, 1_000_000)).await;
+    let st = e.status().unwrap();
+    assert_eq!(st.buckets, 1);
+    assert_eq!(st.objects, 6);
+    assert!(st.dedup_ratio > 1.5, "{}", st.dedup_ratio);
+    assert!(st.disks.iter().all(|d| d.state == DiskState::Online));
+    assert!(st.disks.iter().all(|d| d.total_bytes > 0));
+    assert!(e.fsck().unwrap().is_clean());
+}
