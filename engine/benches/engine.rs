@@ -1,1 +1,242 @@
-fn main() {}
+//! `make bench`: engine put/get next to the machine's own limits, measured in the same run.
+//!
+//! Groups: `machine/*` (memcpy, BLAKE3, MD5, Reed-Solomon with both candidate crates, sequential
+//! disk write with fsync) and `engine/*` (small-object put rate, 1 MiB and 64 MiB put/get,
+//! range reads, degraded reads with 2 of 6 disks missing).
+
+use std::io::Write;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use engine::{ByteRange, Engine, EngineConfig, PutOptions};
+use futures::StreamExt;
+use md5::Digest;
+
+const MIB: usize = 1024 * 1024;
+
+fn bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+fn machine(c: &mut Criterion) {
+    let data = bytes(4 * MIB);
+    let mut g = c.benchmark_group("machine");
+    g.measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("memcpy_4MiB", |b| {
+        let mut dst = vec![0u8; data.len()];
+        b.iter(|| {
+            dst.copy_from_slice(std::hint::black_box(&data));
+            std::hint::black_box(&dst);
+        })
+    });
+    g.bench_function("blake3_4MiB", |b| b.iter(|| blake3::hash(&data)));
+    g.bench_function("md5_4MiB", |b| b.iter(|| md5::Md5::digest(&data)));
+    let shards: Vec<&[u8]> = data.chunks(MIB).collect();
+    g.bench_function("rs_simd_encode_4+2_4MiB", |b| {
+        b.iter(|| reed_solomon_simd::encode(4, 2, &shards).unwrap())
+    });
+    let rse = reed_solomon_erasure::galois_8::ReedSolomon::new(4, 2).unwrap();
+    g.bench_function("rs_erasure_encode_4+2_4MiB", |b| {
+        let mut all: Vec<Vec<u8>> = shards.iter().map(|s| s.to_vec()).collect();
+        all.push(vec![0; MIB]);
+        all.push(vec![0; MIB]);
+        b.iter(|| rse.encode(&mut all).unwrap())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("machine");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    let big = bytes(64 * MIB);
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    let dir = bench_dir();
+    g.bench_function("disk_write_fsync_64MiB", |b| {
+        b.iter(|| {
+            let p = dir.path().join("seq");
+            let mut f = std::fs::File::create(&p).unwrap();
+            for c in big.chunks(MIB) {
+                f.write_all(c).unwrap();
+            }
+            f.sync_all().unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn open(dir: &std::path::Path) -> Engine {
+    Engine::open(EngineConfig::new(dir)).unwrap()
+}
+
+async fn read_all(e: &Engine, key: &str, range: Option<ByteRange>) -> usize {
+    let g = e.get_object("bench", key, range).await.unwrap();
+    let mut body = g.body;
+    let mut n = 0;
+    while let Some(b) = body.next().await {
+        n += b.unwrap().len();
+    }
+    n
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = bench_dir();
+    let e = open(dir.path());
+    rt.block_on(e.create_bucket("bench")).unwrap();
+
+    // Small objects: 64 concurrent 4 KiB puts per iteration (group commit shares the fsyncs).
+    let mut g = c.benchmark_group("engine");
+    g.measurement_time(Duration::from_secs(4));
+    let small = bytes(4096);
+    g.throughput(Throughput::Elements(64));
+    let mut n = 0u64;
+    g.bench_function("put_4KiB_x64_concurrent", |b| {
+        b.iter(|| {
+            n += 1;
+            rt.block_on(async {
+                let mut tasks = Vec::new();
+                for i in 0..64 {
+                    let e = e.clone();
+                    let body = small.clone();
+                    let key = format!("small/{n}/{i}");
+                    tasks.push(tokio::spawn(async move {
+                        e.put_object("bench", &key, &body[..], PutOptions::default())
+                            .await
+                            .unwrap()
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("get_4KiB", |b| {
+        b.iter(|| rt.block_on(read_all(&e, "small/1/1", None)))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    for size in [MIB, 64 * MIB] {
+        // Fresh content each iteration, so dedup does not skip the work.
+        let base = bytes(size);
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut i = 0u64;
+        g.bench_with_input(BenchmarkId::new("put", size), &size, |b, _| {
+            b.iter(|| {
+                i += 1;
+                let mut body = base.clone();
+                body[..8].copy_from_slice(&i.to_le_bytes());
+                for c in body.chunks_mut(4 * MIB) {
+                    c[8..16].copy_from_slice(&i.to_le_bytes());
+                }
+                rt.block_on(e.put_object(
+                    "bench",
+                    &format!("big{size}"),
+                    &body[..],
+                    PutOptions::default(),
+                ))
+                .unwrap()
+            })
+        });
+        rt.block_on(e.gc(false)).unwrap();
+        g.bench_with_input(BenchmarkId::new("get", size), &size, |b, _| {
+            b.iter(|| rt.block_on(read_all(&e, &format!("big{size}"), None)))
+        });
+    }
+    g.throughput(Throughput::Bytes(4096));
+    g.bench_function("range_4KiB_of_64MiB", |b| {
+        let mut off = 0u64;
+        b.iter(|| {
+            off = (off + 7_777_777) % (60 * MIB as u64);
+            rt.block_on(read_all(
+                &e,
+                &format!("big{}", 64 * MIB),
+                Some(ByteRange::FromTo(off, off + 4095)),
+            ))
+        })
+    });
+    // Degraded: two disks gone.
+    for d in [1, 4] {
+        std::fs::remove_dir_all(dir.path().join("disks").join(format!("disk{d}"))).unwrap();
+    }
+    g.throughput(Throughput::Bytes(64 * MIB as u64));
+    g.bench_function("get_64MiB_degraded_2_of_6_missing", |b| {
+        b.iter(|| rt.block_on(read_all(&e, &format!("big{}", 64 * MIB), None)))
+    });
+    g.finish();
+}
+
+/// Where should small objects live? 16 concurrent puts of each size, inline in LMDB vs as shards.
+fn inline_threshold(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("inline_threshold");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(3));
+    for size in [4 * 1024, 64 * 1024, 256 * 1024] {
+        for inline in [true, false] {
+            let dir = bench_dir();
+            let mut cfg = EngineConfig::new(dir.path());
+            cfg.inline_threshold = if inline { 1024 * 1024 } else { 0 };
+            let e = Engine::open(cfg).unwrap();
+            rt.block_on(e.create_bucket("bench")).unwrap();
+            let body = bytes(size);
+            g.throughput(Throughput::Elements(16));
+            let mut n = 0u64;
+            let name = if inline { "inline" } else { "shards" };
+            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    n += 1;
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for i in 0..16u64 {
+                            let e = e.clone();
+                            let mut body = body.clone();
+                            body[..8].copy_from_slice(&(n * 100 + i).to_le_bytes());
+                            tasks.push(tokio::spawn(async move {
+                                e.put_object(
+                                    "bench",
+                                    &format!("o{i}"),
+                                    &body[..],
+                                    PutOptions::default(),
+                                )
+                                .await
+                                .unwrap()
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.unwrap();
+                        }
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, machine, engine_benches, inline_threshold);
+criterion_main!(benches);

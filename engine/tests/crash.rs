@@ -23,7 +23,8 @@ fn crash_config(dir: &std::path::Path) -> EngineConfig {
     c
 }
 
-/// The child's workload: endless ops, each announced before (`B`) and acknowledged after (`A`).
+/// The child's workload: endless ops, each announced before (`@@B`) and acknowledged after
+/// (`@@A`).
 #[test]
 fn crash_child() {
     let Ok(dir) = std::env::var("PREDASTORE_CRASH_CHILD") else {
@@ -46,16 +47,16 @@ fn crash_child() {
             op += 1;
             let key = format!("k{}", x % KEYS as u64);
             if (x >> 8).is_multiple_of(5) {
-                println!("B {op} {key} delete -");
+                println!("@@B {op} {key} delete -");
                 e.delete_object("bkt", &key).await.unwrap();
             } else {
                 let size = SIZES[((x >> 16) % SIZES.len() as u64) as usize];
                 // Shared content across ops so dedup and refcounts get exercised.
                 let body = data((x >> 32) % 4, size);
-                println!("B {op} {key} put {}", md5_hex(&body));
+                println!("@@B {op} {key} put {}", md5_hex(&body));
                 put(&e, "bkt", &key, &body).await;
             }
-            println!("A {op}");
+            println!("@@A {op}");
         }
     });
 }
@@ -88,9 +89,16 @@ fn sigkill_at_random_moments() {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         });
         let mut pending: Option<(String, Option<String>)> = None;
+        let mut log = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let f: Vec<&str> = line.split(' ').collect();
+            log.push(line.clone());
+            // libtest may print "test crash_child ... " on the same line, before the child's
+            // first output: the protocol is whatever follows the last "@@".
+            let Some(pos) = line.rfind("@@") else {
+                continue;
+            };
+            let f: Vec<&str> = line[pos + 2..].split(' ').collect();
             match f.as_slice() {
                 ["B", _, key, "delete", _] => pending = Some((key.to_string(), None)),
                 ["B", _, key, "put", md5] => {
@@ -127,7 +135,8 @@ fn sigkill_at_random_moments() {
                 let in_flight = pending.as_ref().filter(|(k, _)| *k == key).map(|(_, v)| v.clone());
                 assert!(
                     got == want || Some(&got) == in_flight.as_ref(),
-                    "round {round} {key}: got {got:?}, acknowledged {want:?}, in flight {in_flight:?}"
+                    "round {round} {key}: got {got:?}, acknowledged {want:?}, in flight {in_flight:?}\nlog:\n{}",
+                    log.join("\n")
                 );
                 // What survived is now the acknowledged state.
                 acked.insert(key, got);
