@@ -2,6 +2,7 @@
 //! it back, and reports throughput and peak RSS.
 //!
 //! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync]]`
+//! `cargo run --release -p predastore-engine --example load -- DATA_DIR keys N` (listing of N keys)
 
 use std::time::Instant;
 
@@ -43,9 +44,88 @@ fn max_rss_mib() -> f64 {
     ru.ru_maxrss as f64 / 1024.0
 }
 
+/// `load DIR keys N`: puts N tiny objects (64 concurrent writers), then times list pages.
+async fn keys_mode(dir: &str, n: u64) {
+    let mut cfg = EngineConfig::new(dir);
+    cfg.map_size = 1 << 36;
+    let e = Engine::open(cfg).expect("open");
+    let _ = e.create_bucket("keys").await;
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..64u64 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < n {
+                let key = format!("d{:02}/k{:08}", i % 16, i);
+                e.put_object("keys", &key, &b"x"[..], PutOptions::default())
+                    .await
+                    .expect("put");
+                i += 64;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    println!(
+        "keys={n} put_rate={:.0}/s",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    let queries = [
+        (
+            "first page",
+            engine::ListQuery {
+                max_keys: 1000,
+                ..Default::default()
+            },
+        ),
+        (
+            "page from the middle",
+            engine::ListQuery {
+                start_after: Some(format!("d08/k{:08}", n / 2)),
+                max_keys: 1000,
+                ..Default::default()
+            },
+        ),
+        (
+            "prefix page",
+            engine::ListQuery {
+                prefix: "d15/".into(),
+                max_keys: 1000,
+                ..Default::default()
+            },
+        ),
+        (
+            "delimiter (16 common prefixes)",
+            engine::ListQuery {
+                delimiter: Some("/".into()),
+                max_keys: 1000,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, q) in queries {
+        let mut times = Vec::new();
+        let mut len = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let p = e.list_objects("keys", &q).expect("list");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            len = p.objects.len() + p.common_prefixes.len();
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!("list {name}: {len} entries, median {:.2} ms", times[2]);
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[2] == "keys" {
+        let n = args[3].parse().expect("N must be a number");
+        return keys_mode(&args[1], n).await;
+    }
     if args.len() < 3 {
         eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync]]");
         std::process::exit(2);
