@@ -7,6 +7,9 @@
 use std::io::Write;
 use std::time::Duration;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::{ByteRange, Engine, EngineConfig, PutOptions};
 use futures::StreamExt;
@@ -15,15 +18,7 @@ use md5::Digest;
 const MIB: usize = 1024 * 1024;
 
 fn bytes(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::data(1, len)
 }
 
 fn bench_dir() -> tempfile::TempDir {

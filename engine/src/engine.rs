@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::format::{FormatInfo, FORMAT_VERSION};
 use crate::lock::GcLock;
 use crate::meta::{
-    incref, new_id, now_ns, object_key, ref_manifest, release_manifest, BucketRecord, ChunkRecord,
-    ChunkRef, Dbs, Manifest, ObjectAttrs, ObjectMeta,
+    current_object, incref, new_id, now_ns, object_key, ref_manifest, release_manifest,
+    BucketRecord, ChunkRecord, ChunkRef, Dbs, Manifest, ObjectAttrs, ObjectMeta,
 };
 use crate::names::{validate_bucket_name, validate_key};
 
@@ -432,10 +432,7 @@ impl Engine {
                 if dbs.buckets.get(txn, &bucket)?.is_none() {
                     return Err(Error::NoSuchBucket(bucket));
                 }
-                let old = match dbs.objects.get(txn, &okey)? {
-                    Some(b) => Some(ObjectMeta::decode("", b)?),
-                    None => None,
-                };
+                let old = current_object(txn, dbs, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
                 for c in &stored {
                     incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
@@ -834,10 +831,7 @@ impl Engine {
                         return Err(Error::PreconditionFailed("source ETag does not match"));
                     }
                 }
-                let old = match dbs.objects.get(txn, &dst)? {
-                    Some(b) => Some(ObjectMeta::decode("", b)?),
-                    None => None,
-                };
+                let old = current_object(txn, dbs, &dst)?;
                 check_preconditions(old.as_ref(), opts.if_none_match, None)?;
                 let mb = dbs
                     .manifests

@@ -339,6 +339,14 @@ pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// The object currently stored under an LMDB object key, if any.
+pub(crate) fn current_object(txn: &RwTxn, dbs: &Dbs, okey: &[u8]) -> Result<Option<ObjectMeta>> {
+    match dbs.objects.get(txn, okey)? {
+        Some(b) => Ok(Some(ObjectMeta::decode("", b)?)),
+        None => Ok(None),
+    }
+}
+
 /// LMDB key of a multipart upload.
 pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut k = object_key(bucket, key);

@@ -7,8 +7,8 @@ use tokio::io::AsyncRead;
 use crate::engine::{read_up_to, Engine, PutOptions};
 use crate::error::{Error, Result};
 use crate::meta::{
-    incref, new_id, now_ns, object_key, part_key, release_manifest, upload_key, Dbs, Manifest,
-    ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
+    current_object, incref, new_id, now_ns, object_key, part_key, release_manifest, upload_key,
+    Dbs, Manifest, ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
 };
 use crate::names::validate_key;
 use heed::RwTxn;
@@ -380,10 +380,7 @@ impl Engine {
                     chunks.extend_from_slice(Manifest::decode(mb)?.chunks());
                     part_sizes.push(p.size);
                 }
-                let old = match dbs.objects.get(txn, &okey)? {
-                    Some(b) => Some(ObjectMeta::decode("", b)?),
-                    None => None,
-                };
+                let old = current_object(txn, dbs, &okey)?;
                 if opts.if_none_match && old.is_some() {
                     return Err(Error::PreconditionFailed("the object exists"));
                 }

@@ -203,11 +203,7 @@ async fn bitrot_is_detected_read_through_and_scrubbed() {
 #[tokio::test]
 async fn heal_can_be_interrupted_and_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.chunk_size = 4096;
-    cfg.inline_threshold = 0;
-    let e = Engine::open(cfg).unwrap();
-    e.create_bucket("bkt").await.unwrap();
+    let e = tiny_chunk_engine(dir.path()).await;
     put(&e, "bkt", "many", &data(7, 4096 * 700)).await;
     let total = e.chunk_records().unwrap().len() as u64;
     assert!(total > 600);

@@ -478,11 +478,7 @@ proptest! {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let mut cfg = config(dir.path());
-            cfg.chunk_size = 4096;
-            cfg.inline_threshold = 0;
-            let e = Engine::open(cfg).unwrap();
-            e.create_bucket("bkt").await.unwrap();
+            let e = tiny_chunk_engine(dir.path()).await;
             let len = ((chunks * 4096) as i64 + delta).max(0) as usize;
             let body = data(seed, len);
             let m = put(&e, "bkt", "k", &body).await;

@@ -15,6 +15,16 @@ pub fn config(dir: &Path) -> EngineConfig {
     c
 }
 
+/// An engine with 4 KiB chunks and nothing inline, with bucket `bkt`: many chunks from little data.
+pub async fn tiny_chunk_engine(dir: &Path) -> Engine {
+    let mut cfg = config(dir);
+    cfg.chunk_size = 4096;
+    cfg.inline_threshold = 0;
+    let e = Engine::open(cfg).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    e
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
