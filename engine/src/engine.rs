@@ -435,10 +435,11 @@ impl Engine {
                 let old = current_object(txn, dbs, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
                 for c in &stored {
-                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
+                    // A chunk found by dedup is protected by the GC lock until this commit.
                     if !c.new && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
                         return Err(Error::Corrupt(hex::encode(c.r.hash)));
                     }
+                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
                 }
                 dbs.manifests
                     .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
