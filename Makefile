@@ -9,8 +9,8 @@ build:
 
 ## test: the whole test suite (what CI runs)
 test:
-	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	$(CARGO) build --workspace --examples
+	$(CARGO) test --workspace --lib --tests --benches
 
 ## bench: criterion benchmarks of the engine next to the machine's own limits
 bench:
