@@ -3,6 +3,10 @@ CARGO ?= cargo
 
 .PHONY: build test bench run dev clean fmt lint
 
+# Example keys of the AWS documentation: for `make dev` on localhost only.
+DEV_ACCESS_KEY ?= AKIAIOSFODNN7EXAMPLE
+DEV_SECRET_KEY ?= wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+
 ## build: release build of every binary
 build:
 	$(CARGO) build --workspace --release
@@ -16,6 +20,15 @@ test:
 bench:
 	$(CARGO) bench -p predastore-engine --bench engine
 
+## run: the S3 server with its embedded defaults (https://localhost:8443, data in ./data)
+run:
+	$(CARGO) run --release --bin s3d
+
+## dev: a debug server on 127.0.0.1:8443 with the example keys and data in ./data-dev
+dev:
+	$(CARGO) run --bin s3d -- --host 127.0.0.1 --data-dir ./data-dev \
+		--access-key $(DEV_ACCESS_KEY) --secret-key $(DEV_SECRET_KEY)
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -25,4 +38,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf ./data
+	rm -rf ./data ./data-dev

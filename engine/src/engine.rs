@@ -67,7 +67,13 @@ pub struct PutOptions {
     pub if_none_match: bool,
     /// Fail with `PreconditionFailed` unless the current ETag is this one (`If-Match`).
     pub if_match: Option<String>,
+    /// Checksums learnt only once the body has been read (e.g. from HTTP trailers): merged into
+    /// `attrs.checksums` at commit time.
+    pub late_checksums: Option<LateChecksums>,
 }
+
+/// Checksums filled in by the body reader while the put runs.
+pub type LateChecksums = Arc<std::sync::Mutex<BTreeMap<String, String>>>;
 
 /// How a copy treats attributes.
 #[derive(Debug, Clone, Default)]
@@ -412,13 +418,21 @@ impl Engine {
         opts: PutOptions,
         stored: Vec<StoredChunk>,
     ) -> Result<ObjectMeta> {
+        let mut attrs = opts.attrs;
+        if let Some(late) = &opts.late_checksums {
+            if let Ok(late) = late.lock() {
+                attrs
+                    .checksums
+                    .extend(late.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
         let meta = ObjectMeta {
             key: key.to_string(),
             size,
             etag,
             last_modified_ns: now_ns(),
             parts_count,
-            attrs: opts.attrs,
+            attrs,
             data_id: new_id(),
         };
         let okey = object_key(bucket, key);
@@ -855,6 +869,31 @@ impl Engine {
                 if let Some(old) = old {
                     release_manifest(txn, dbs, &old.data_id)?;
                 }
+                Ok(meta)
+            })
+            .await
+    }
+
+    /// Changes an object's attributes (tags, POSIX attributes, …) atomically, keeping its data,
+    /// ETag and modification time.
+    pub async fn update_object_attrs<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>
+    where
+        F: FnOnce(&mut ObjectAttrs) + Send + 'static,
+    {
+        let okey = object_key(bucket, key);
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &b)?.is_none() {
+                    return Err(Error::NoSuchBucket(b));
+                }
+                let Some(mut meta) = current_object(txn, dbs, &okey)? else {
+                    return Err(Error::NoSuchKey { bucket: b, key: k });
+                };
+                f(&mut meta.attrs);
+                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                meta.key = k;
                 Ok(meta)
             })
             .await

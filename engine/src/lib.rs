@@ -31,8 +31,8 @@ pub mod shard;
 pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;
 pub use engine::{
-    etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, ListPage, ListQuery,
-    ObjectBody, PutOptions,
+    etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, LateChecksums, ListPage,
+    ListQuery, ObjectBody, PutOptions,
 };
 pub use error::{Error, Result};
 pub use maintenance::{

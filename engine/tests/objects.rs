@@ -495,3 +495,39 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn attrs_update_and_late_checksums() {
+    let (_d, e) = fresh().await;
+    let late: engine::LateChecksums = Default::default();
+    late.lock()
+        .unwrap()
+        .insert("CRC32".into(), "trailer==".into());
+    e.put_object(
+        "bkt",
+        "k",
+        &b"body"[..],
+        PutOptions {
+            late_checksums: Some(late),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let before = e.head_object("bkt", "k").unwrap();
+    assert_eq!(before.attrs.checksums["CRC32"], "trailer==");
+    let after = e
+        .update_object_attrs("bkt", "k", |a| {
+            a.tags.insert("t".into(), "v".into());
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.etag, before.etag);
+    assert_eq!(after.last_modified_ns, before.last_modified_ns);
+    assert_eq!(e.head_object("bkt", "k").unwrap().attrs.tags["t"], "v");
+    assert_eq!(get(&e, "bkt", "k", None).await.unwrap(), b"body");
+    assert!(matches!(
+        e.update_object_attrs("bkt", "nope", |_| {}).await,
+        Err(Error::NoSuchKey { .. })
+    ));
+}

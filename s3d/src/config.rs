@@ -1,0 +1,288 @@
+//! Configuration: `config.yaml`, overridden by `PREDASTORE_*` variables, overridden by flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the expected shape.
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: serde_yaml_ng::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `server.tls`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// `server`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address.
+    pub host: Option<String>,
+    /// Listen port.
+    pub port: Option<u16>,
+    /// TLS files.
+    pub tls: TlsSection,
+    /// Serve plain HTTP (behind a TLS-terminating proxy only).
+    pub insecure_http: Option<bool>,
+    /// Region reported to clients.
+    pub region: Option<String>,
+    /// Log format: `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+/// `storage.erasure`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErasureSection {
+    /// Data shards.
+    pub data_shards: Option<usize>,
+    /// Parity shards.
+    pub parity_shards: Option<usize>,
+}
+
+/// `storage`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Chunk size in bytes.
+    pub chunk_size: Option<usize>,
+    /// Erasure layout.
+    pub erasure: ErasureSection,
+    /// Disk directories.
+    pub disks: Vec<PathBuf>,
+}
+
+/// One access key pair.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPair {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+}
+
+/// `auth`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Key pairs accepted.
+    pub keys: Vec<KeyPair>,
+}
+
+/// The whole file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `server`.
+    pub server: ServerSection,
+    /// `storage`.
+    pub storage: StorageSection,
+    /// `auth`.
+    pub auth: AuthSection,
+}
+
+impl FileConfig {
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Settings after merging file, environment and flags over the defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+    /// TLS certificate (None: self-signed in the data dir).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS key.
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP.
+    pub insecure_http: bool,
+    /// Region.
+    pub region: String,
+    /// `json` or `text`.
+    pub log_format: String,
+    /// Engine configuration.
+    pub engine: engine::EngineConfig,
+    /// Configured key pairs (empty: generated on first start).
+    pub keys: Vec<KeyPair>,
+}
+
+/// Values given on the command line or in the environment (clap merges those two).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--host` / `PREDASTORE_HOST`.
+    pub host: Option<String>,
+    /// `--port` / `PREDASTORE_PORT`.
+    pub port: Option<u16>,
+    /// `--tls-cert` / `PREDASTORE_TLS_CERT`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` / `PREDASTORE_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
+    /// `--data-dir` / `PREDASTORE_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--chunk-size` / `PREDASTORE_CHUNK_SIZE`.
+    pub chunk_size: Option<usize>,
+    /// `--access-key` / `PREDASTORE_ACCESS_KEY`.
+    pub access_key: Option<String>,
+    /// `--secret-key` / `PREDASTORE_SECRET_KEY`.
+    pub secret_key: Option<String>,
+    /// `--insecure-http`.
+    pub insecure_http: bool,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+impl Settings {
+    /// Merges defaults ← file ← overrides.
+    pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings, ConfigError> {
+        let data_dir = o
+            .data_dir
+            .or(file.storage.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let mut ec = engine::EngineConfig::new(&data_dir);
+        if let Some(cs) = o.chunk_size.or(file.storage.chunk_size) {
+            ec.chunk_size = cs;
+        }
+        if let Some(k) = file.storage.erasure.data_shards {
+            ec.data_shards = k;
+        }
+        if let Some(m) = file.storage.erasure.parity_shards {
+            ec.parity_shards = m;
+        }
+        ec.disks = file.storage.disks;
+        ec.validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut keys = file.auth.keys;
+        match (o.access_key, o.secret_key) {
+            (Some(a), Some(s)) => keys.insert(
+                0,
+                KeyPair {
+                    access_key: a,
+                    secret_key: s,
+                },
+            ),
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "an access key and a secret key must be given together".into(),
+                ))
+            }
+        }
+        for k in &keys {
+            if k.access_key.is_empty() || k.secret_key.len() < 8 {
+                return Err(ConfigError::Invalid(format!(
+                    "key pair {:?}: access key must not be empty and the secret must have at least 8 characters",
+                    k.access_key
+                )));
+            }
+        }
+        let tls_cert = o.tls_cert.or(file.server.tls.cert);
+        let tls_key = o.tls_key.or(file.server.tls.key);
+        if tls_cert.is_some() != tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "a TLS certificate and key must be given together".into(),
+            ));
+        }
+        let log_format = o
+            .log_format
+            .or(file.server.log_format)
+            .unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            return Err(ConfigError::Invalid(format!(
+                "log format must be text or json, not {log_format:?}"
+            )));
+        }
+        Ok(Settings {
+            host: o
+                .host
+                .or(file.server.host)
+                .unwrap_or_else(|| "0.0.0.0".into()),
+            port: o.port.or(file.server.port).unwrap_or(8443),
+            tls_cert,
+            tls_key,
+            insecure_http: o.insecure_http || file.server.insecure_http.unwrap_or(false),
+            region: file.server.region.unwrap_or_else(|| "us-east-1".into()),
+            log_format,
+            engine: ec,
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_file_then_overrides() {
+        let file: FileConfig = serde_yaml_ng::from_str(
+            "server: {host: 127.0.0.1, port: 9000}\nstorage: {data_dir: /tmp/x, chunk_size: 1048576, erasure: {data_shards: 2, parity_shards: 1}}\nauth: {keys: [{access_key: a, secret_key: secretsecret}]}\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(
+            file.clone(),
+            Overrides {
+                port: Some(7000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.host, "127.0.0.1");
+        assert_eq!(s.port, 7000);
+        assert_eq!(s.engine.chunk_size, 1 << 20);
+        assert_eq!(s.engine.data_shards, 2);
+        assert_eq!(s.keys.len(), 1);
+        let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!((d.host.as_str(), d.port), ("0.0.0.0", 8443));
+        assert_eq!(d.engine.data_dir, PathBuf::from("./data"));
+        assert!(serde_yaml_ng::from_str::<FileConfig>("server: {hots: x}").is_err());
+        assert!(Settings::resolve(
+            FileConfig::default(),
+            Overrides {
+                access_key: Some("a".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+}

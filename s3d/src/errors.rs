@@ -1,0 +1,80 @@
+//! Mapping of engine errors onto S3 error codes.
+
+use s3s::{s3_error, S3Error, S3ErrorCode};
+
+use crate::body::BodyError;
+
+/// Converts an engine error into the S3 error a client expects.
+pub fn s3_err(e: engine::Error) -> S3Error {
+    use engine::Error as E;
+    match e {
+        E::InvalidBucketName { name, reason } => {
+            s3_error!(InvalidBucketName, "The specified bucket is not valid: {name:?} {reason}")
+        }
+        E::InvalidKey(why) if why.contains("longer") => {
+            s3_error!(KeyTooLongError, "Your key is too long")
+        }
+        E::InvalidKey(why) => s3_error!(InvalidArgument, "Invalid object key: {why}"),
+        E::NoSuchBucket(b) => s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}"),
+        E::BucketAlreadyExists(b) => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it: {b}"
+        ),
+        E::BucketNotEmpty(b) => s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty: {b}"
+        ),
+        E::NoSuchKey { .. } => s3_error!(NoSuchKey, "The specified key does not exist."),
+        E::NoSuchUpload(_) => s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        E::PreconditionFailed(why) => {
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold: {why}")
+        }
+        E::InvalidRange { size } => {
+            let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable");
+            if let Ok(v) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                let mut h = http::HeaderMap::new();
+                h.insert(http::header::CONTENT_RANGE, v);
+                e.set_headers(h);
+            }
+            e
+        }
+        E::InvalidPart(why) => s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found or its entity tag did not match: {why}"
+        ),
+        E::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        ),
+        E::EntityTooSmall { part, size, min } => s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size: part {part} is {size} bytes, minimum {min}"
+        ),
+        E::InvalidPartNumber(n) => {
+            s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive: {n}")
+        }
+        E::WriteQuorum { .. } | E::ReadQuorum { .. } => {
+            tracing::error!("storage unavailable: {e}");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "Too many disks are unavailable; please retry later",
+            );
+            err.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+            err
+        }
+        E::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<BodyError>()) {
+            Some(b) => b.to_s3(),
+            None => {
+                tracing::error!("I/O error: {io}");
+                s3_error!(InternalError, "We encountered an internal error. Please try again.")
+            }
+        },
+        other => {
+            tracing::error!("internal error: {other}");
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+        }
+    }
+}

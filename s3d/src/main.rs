@@ -1,0 +1,172 @@
+//! `s3d`: Predastore's HTTPS S3 API server, and its admin commands (heal, scrub, gc, status).
+
+mod auth;
+mod body;
+mod config;
+mod creds;
+mod errors;
+mod routes;
+mod server;
+mod store;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::{FileConfig, Overrides, Settings};
+
+/// Command line. Every flag also reads its `PREDASTORE_*` variable; flags win over variables,
+/// variables over the config file.
+#[derive(Parser, Debug)]
+#[command(name = "s3d", version, about = "Predastore S3 server")]
+struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, env = "PREDASTORE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address (default 0.0.0.0).
+    #[arg(long, env = "PREDASTORE_HOST")]
+    host: Option<String>,
+    /// Listen port (default 8443).
+    #[arg(long, env = "PREDASTORE_PORT")]
+    port: Option<u16>,
+    /// TLS certificate (PEM); default: self-signed, made in the data dir on first start.
+    #[arg(long, env = "PREDASTORE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "PREDASTORE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Data directory (default ./data).
+    #[arg(long, env = "PREDASTORE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Chunk size in bytes (default 4 MiB).
+    #[arg(long, env = "PREDASTORE_CHUNK_SIZE")]
+    chunk_size: Option<usize>,
+    /// Access key (with --secret-key); default: generated on first start.
+    #[arg(long, env = "PREDASTORE_ACCESS_KEY")]
+    access_key: Option<String>,
+    /// Secret key.
+    #[arg(long, env = "PREDASTORE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "PREDASTORE_LOG_FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the S3 server (the default).
+    Serve,
+    /// Rebuild missing shards and format replaced disks.
+    Heal {
+        /// Read at most this many MB per second.
+        #[arg(long)]
+        rate_limit_mb: Option<u64>,
+        /// Continue an interrupted pass.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Verify every shard's hash and repair what is corrupt or missing.
+    Scrub {
+        /// Read at most this many MB per second.
+        #[arg(long)]
+        rate_limit_mb: Option<u64>,
+        /// Continue an interrupted pass.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Remove unreferenced chunks and files left by crashed writes.
+    Gc,
+    /// Disks, capacity, objects, chunks, dedup ratio.
+    Status,
+}
+
+fn settings(cli: &Cli) -> Result<Settings, String> {
+    let file = match &cli.config {
+        Some(p) => FileConfig::load(p).map_err(|e| e.to_string())?,
+        None => {
+            let p = PathBuf::from("config.yaml");
+            if p.exists() {
+                FileConfig::load(&p).map_err(|e| e.to_string())?
+            } else {
+                FileConfig::default()
+            }
+        }
+    };
+    Settings::resolve(
+        file,
+        Overrides {
+            host: cli.host.clone(),
+            port: cli.port,
+            tls_cert: cli.tls_cert.clone(),
+            tls_key: cli.tls_key.clone(),
+            data_dir: cli.data_dir.clone(),
+            chunk_size: cli.chunk_size,
+            access_key: cli.access_key.clone(),
+            secret_key: cli.secret_key.clone(),
+            insecure_http: cli.insecure_http,
+            log_format: cli.log_format.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let s = match settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("s3d: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&s.log_format);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("s3d: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => server::serve(s).await,
+            Command::Heal {
+                rate_limit_mb,
+                resume,
+            } => server::admin_heal(s, engine::HealMode::Heal, rate_limit_mb, resume).await,
+            Command::Scrub {
+                rate_limit_mb,
+                resume,
+            } => server::admin_heal(s, engine::HealMode::Scrub, rate_limit_mb, resume).await,
+            Command::Gc => server::admin_gc(s).await,
+            Command::Status => server::admin_status(s),
+        }
+    });
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("s3d: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

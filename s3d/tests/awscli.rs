@@ -1,0 +1,371 @@
+//! The real aws cli against a real s3d (TLS with the generated certificate) on 127.0.0.1.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn buckets_objects_sync_presign_and_errors() {
+    let s = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+
+    // Buckets.
+    ok(s.aws(&["s3", "mb", "s3://alpha"]));
+    fails_with(
+        s.aws(&["s3api", "create-bucket", "--bucket", "alpha"]),
+        "BucketAlreadyOwnedByYou",
+    );
+    fails_with(
+        s.aws(&["s3api", "create-bucket", "--bucket", "Bad_Name"]),
+        "InvalidBucketName",
+    );
+    ok(s.aws(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "beta",
+        "--create-bucket-configuration",
+        "LocationConstraint=us-east-1",
+    ]));
+    let ls = ok(s.aws(&["s3", "ls"]));
+    assert!(ls.contains("alpha") && ls.contains("beta"), "{ls}");
+    ok(s.aws(&["s3api", "head-bucket", "--bucket", "alpha"]));
+    fails_with(s.aws(&["s3api", "head-bucket", "--bucket", "nope"]), "404");
+    let v = ok(s.aws(&["s3api", "get-bucket-versioning", "--bucket", "alpha"]));
+    assert!(!v.contains("Enabled"), "{v}");
+    ok(s.aws(&["s3api", "get-bucket-location", "--bucket", "alpha"]));
+
+    // cp up and down: small, empty, and large enough for multipart.
+    write_file(&w.join("small.bin"), 1, 1000);
+    write_file(&w.join("empty.bin"), 2, 0);
+    write_file(&w.join("big.bin"), 3, 64 * 1024 * 1024 + 17);
+    for f in ["small.bin", "empty.bin", "big.bin"] {
+        ok(s.aws(&[
+            "s3",
+            "cp",
+            w.join(f).to_str().unwrap(),
+            &format!("s3://alpha/in/{f}"),
+        ]));
+        let back = w.join(format!("{f}.back"));
+        ok(s.aws(&[
+            "s3",
+            "cp",
+            &format!("s3://alpha/in/{f}"),
+            back.to_str().unwrap(),
+        ]));
+        assert_eq!(md5_file(&w.join(f)), md5_file(&back), "{f}");
+    }
+    let head = ok(s.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "alpha",
+        "--key",
+        "in/big.bin",
+    ]));
+    assert!(head.contains("-"), "multipart ETag: {head}");
+    let head = ok(s.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "alpha",
+        "--key",
+        "in/small.bin",
+    ]));
+    assert!(
+        head.contains(&md5_file(&w.join("small.bin"))),
+        "ETag is the MD5: {head}"
+    );
+
+    // sync both ways; a second sync uploads nothing.
+    let tree = w.join("tree");
+    std::fs::create_dir_all(tree.join("a/b")).unwrap();
+    for (i, p) in ["x.txt", "a/y.txt", "a/b/z.bin"].iter().enumerate() {
+        write_file(&tree.join(p), 10 + i as u64, 5000 * (i + 1));
+    }
+    ok(s.aws(&["s3", "sync", tree.to_str().unwrap(), "s3://beta/tree"]));
+    let again = ok(s.aws(&["s3", "sync", tree.to_str().unwrap(), "s3://beta/tree"]));
+    assert!(!again.contains("upload"), "nothing to sync: {again}");
+    let down = w.join("down");
+    ok(s.aws(&["s3", "sync", "s3://beta/tree", down.to_str().unwrap()]));
+    for p in ["x.txt", "a/y.txt", "a/b/z.bin"] {
+        assert_eq!(md5_file(&tree.join(p)), md5_file(&down.join(p)), "{p}");
+    }
+
+    // mv, listing with delimiter, rm --recursive.
+    ok(s.aws(&["s3", "mv", "s3://beta/tree/x.txt", "s3://beta/moved.txt"]));
+    fails_with(
+        s.aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "beta",
+            "--key",
+            "tree/x.txt",
+        ]),
+        "404",
+    );
+    let l = ok(s.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "beta",
+        "--delimiter",
+        "/",
+    ]));
+    assert!(l.contains("tree/") && l.contains("moved.txt"), "{l}");
+    let l = ok(s.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "beta",
+        "--max-keys",
+        "1",
+        "--prefix",
+        "tree/",
+    ]));
+    assert!(l.contains("NextContinuationToken"), "{l}");
+    let l = ok(s.aws(&[
+        "s3api",
+        "list-objects",
+        "--bucket",
+        "beta",
+        "--prefix",
+        "tree/a/",
+    ]));
+    assert!(l.contains("tree/a/b/z.bin"), "{l}");
+    ok(s.aws(&["s3", "rm", "--recursive", "s3://beta/tree"]));
+    let l = ok(s.aws(&["s3", "ls", "--recursive", "s3://beta"]));
+    assert!(!l.contains("tree/"), "{l}");
+
+    // presign, then curl with the generated CA.
+    let url = ok(s.aws(&[
+        "s3",
+        "presign",
+        "s3://alpha/in/small.bin",
+        "--expires-in",
+        "300",
+    ]));
+    let got = w.join("presigned.bin");
+    let c = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--cacert",
+            s.ca().to_str().unwrap(),
+            "-o",
+            got.to_str().unwrap(),
+            url.trim(),
+        ])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(md5_file(&got), md5_file(&w.join("small.bin")));
+    // A tampered presigned URL is refused.
+    let bad = url.trim().replace("small.bin", "big.bin");
+    let c = std::process::Command::new("curl")
+        .args(["-sS", "--cacert", s.ca().to_str().unwrap(), &bad])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&c.stdout).contains("SignatureDoesNotMatch"));
+
+    // s3api: copy (COPY and REPLACE), tagging, delete-objects, versions, ranges.
+    ok(s.aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+        "--copy-source",
+        "alpha/in/small.bin",
+    ]));
+    ok(s.aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+        "--copy-source",
+        "beta/copy.bin",
+        "--metadata-directive",
+        "REPLACE",
+        "--content-type",
+        "text/x-test",
+        "--metadata",
+        "color=blue",
+    ]));
+    let h = ok(s.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+    ]));
+    assert!(h.contains("text/x-test") && h.contains("blue"), "{h}");
+    fails_with(
+        s.aws(&[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            "beta",
+            "--key",
+            "copy.bin",
+            "--copy-source",
+            "beta/copy.bin",
+        ]),
+        "InvalidRequest",
+    );
+    ok(s.aws(&[
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+        "--tagging",
+        "TagSet=[{Key=k1,Value=v1}]",
+    ]));
+    let t = ok(s.aws(&[
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+    ]));
+    assert!(t.contains("k1") && t.contains("v1"), "{t}");
+    ok(s.aws(&[
+        "s3api",
+        "delete-object-tagging",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+    ]));
+    let t = ok(s.aws(&[
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        "beta",
+        "--key",
+        "copy.bin",
+    ]));
+    assert!(!t.contains("k1"), "{t}");
+    let r = w.join("range.bin");
+    ok(s.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "alpha",
+        "--key",
+        "in/small.bin",
+        "--range",
+        "bytes=10-19",
+        r.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(&r).unwrap(),
+        std::fs::read(w.join("small.bin")).unwrap()[10..20]
+    );
+    fails_with(
+        s.aws(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "alpha",
+            "--key",
+            "in/small.bin",
+            "--range",
+            "bytes=5000-6000",
+            r.to_str().unwrap(),
+        ]),
+        "InvalidRange",
+    );
+    let v = ok(s.aws(&["s3api", "list-object-versions", "--bucket", "alpha"]));
+    assert!(v.contains("\"VersionId\": \"null\""), "{v}");
+    ok(s.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "alpha",
+        "--key",
+        "in/small.bin",
+        "--version-id",
+        "null",
+    ]));
+    let d = ok(s.aws(&[
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        "alpha",
+        "--delete",
+        "Objects=[{Key=in/small.bin},{Key=in/empty.bin},{Key=missing}]",
+    ]));
+    assert!(d.contains("in/small.bin") && d.contains("missing"), "{d}");
+    fails_with(
+        s.aws(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "alpha",
+            "--key",
+            "in/small.bin",
+            r.to_str().unwrap(),
+        ]),
+        "NoSuchKey",
+    );
+    fails_with(
+        s.aws(&["s3api", "delete-bucket", "--bucket", "alpha"]),
+        "BucketNotEmpty",
+    );
+    fails_with(
+        s.aws(&["s3api", "list-objects-v2", "--bucket", "nope"]),
+        "NoSuchBucket",
+    );
+
+    // Authentication errors.
+    fails_with(
+        s.aws_with(&["s3", "ls"], AK, "wrong-secret-key-000000000000000000000"),
+        "SignatureDoesNotMatch",
+    );
+    fails_with(
+        s.aws_with(&["s3", "ls"], "PSUNKNOWNKEY00000000", SK),
+        "InvalidAccessKeyId",
+    );
+
+    // Graceful stop.
+    let log = s.log();
+    assert!(log.contains("request_id"), "one log line per request");
+    assert!(!log.contains(SK), "secrets never appear in logs");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn restart_keeps_data_and_certificate() {
+    let s = Server::start();
+    ok(s.aws(&["s3", "mb", "s3://keep"]));
+    let f = s.dir.path().join("f.bin");
+    write_file(&f, 7, 300_000);
+    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://keep/f.bin"]));
+    let cert = std::fs::read(s.ca()).unwrap();
+    let Server { .. } = &s;
+    let dir = {
+        let mut s = s;
+        let d = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+        assert!(s.stop().success());
+        d
+    };
+    let s = Server::start_in(dir);
+    assert_eq!(
+        std::fs::read(s.ca()).unwrap(),
+        cert,
+        "the certificate is reused"
+    );
+    let back = s.dir.path().join("back.bin");
+    ok(s.aws(&["s3", "cp", "s3://keep/f.bin", back.to_str().unwrap()]));
+    assert_eq!(md5_file(&f), md5_file(&back));
+}

@@ -1,0 +1,162 @@
+//! A real s3d process on a free 127.0.0.1 port with a temporary data dir; stopped on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Test credentials (never the AWS example keys).
+pub const AK: &str = "PSTESTACCESSKEY00001";
+/// Test secret.
+pub const SK: &str = "test-secret-key-0123456789abcdefghijklmn";
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The port.
+    pub port: u16,
+    /// Its data dir.
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Server {
+    /// Starts s3d and waits until it accepts connections.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir)
+    }
+
+    /// Starts s3d on an existing data dir.
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_s3d"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--access-key", AK, "--secret-key", SK])
+            .env_remove("PREDASTORE_CONFIG")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("s3d.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("spawn s3d");
+        let s = Server {
+            child,
+            endpoint: format!("https://127.0.0.1:{port}"),
+            port,
+            dir,
+        };
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "s3d did not start: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("s3d.log")).unwrap_or_default()
+    }
+
+    /// The generated CA certificate (self-signed).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("data/tls/cert.pem")
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(40), "s3d did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the aws cli against this server with the test keys and the generated CA.
+    pub fn aws(&self, args: &[&str]) -> Output {
+        self.aws_with(args, AK, SK)
+    }
+
+    /// Runs the aws cli with given keys.
+    pub fn aws_with(&self, args: &[&str], ak: &str, sk: &str) -> Output {
+        Command::new("aws")
+            .args(["--endpoint-url", &self.endpoint, "--region", "us-east-1"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ak)
+            .env("AWS_SECRET_ACCESS_KEY", sk)
+            .env("AWS_CA_BUNDLE", self.ca())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .expect("run aws (is the aws cli installed?)")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts failure with an S3 error code in stderr.
+pub fn fails_with(o: Output, code: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected {code}, command succeeded");
+    assert!(err.contains(code), "expected {code}, got: {err}");
+}
+
+/// Deterministic pseudo-random file contents.
+pub fn write_file(path: &Path, seed: u64, len: usize) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(path, data).expect("write");
+}
+
+/// MD5 hex of a file.
+pub fn md5_file(path: &Path) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(std::fs::read(path).expect("read")))
+}
