@@ -1,0 +1,263 @@
+"""boto3 against a running s3d, with boto3's default checksum settings.
+
+Run by s3d/tests/boto3.rs, which starts the server and passes S3_ENDPOINT, S3_CA, AWS keys.
+Prints one line per check and a final 'N passed, N failed'; exits non-zero on failure.
+"""
+import hashlib
+import io
+import os
+import ssl
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore
+from botocore.config import Config
+
+ENDPOINT = os.environ["S3_ENDPOINT"]
+CA = os.environ["S3_CA"]
+s3 = boto3.client(
+    "s3",
+    endpoint_url=ENDPOINT,
+    region_name="us-east-1",
+    verify=CA,
+    config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+)
+B = "boto-suite"
+results = []
+
+
+def check(fn):
+    try:
+        fn()
+        results.append((fn.__name__, None))
+        print("ok   ", fn.__name__)
+    except Exception:  # noqa: BLE001 - report every failure and go on
+        results.append((fn.__name__, traceback.format_exc()))
+        print("FAIL ", fn.__name__)
+        traceback.print_exc()
+    return fn
+
+
+def error_code(fn):
+    try:
+        fn()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("expected an error")
+
+
+def data(n, seed=1):
+    return hashlib.shake_256(str(seed).encode()).digest(n) if n else b""
+
+
+s3.create_bucket(Bucket=B)
+
+
+@check
+def put_get_with_default_checksums():
+    body = data(100_000)
+    r = s3.put_object(Bucket=B, Key="k1", Body=body)
+    assert r["ETag"].strip('"') == hashlib.md5(body).hexdigest()
+    got = s3.get_object(Bucket=B, Key="k1", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+
+
+@check
+def streaming_upload_with_trailer_checksum():
+    # A non-seekable stream makes botocore send aws-chunked with a trailing checksum.
+    class Unseekable(io.RawIOBase):
+        def __init__(self, b):
+            self.b = io.BytesIO(b)
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            chunk = self.b.read(len(buf))
+            buf[: len(chunk)] = chunk
+            return len(chunk)
+
+    body = data(3_000_000, 2)
+    s3.upload_fileobj(Unseekable(body), B, "streamed")
+    assert s3.get_object(Bucket=B, Key="streamed")["Body"].read() == body
+
+
+@check
+def explicit_checksums_are_stored_and_returned():
+    body = data(5000, 3)
+    for alg in ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]:
+        r = s3.put_object(Bucket=B, Key="c-" + alg, Body=body, ChecksumAlgorithm=alg)
+        h = s3.head_object(Bucket=B, Key="c-" + alg, ChecksumMode="ENABLED")
+        assert h.get("Checksum" + alg) == r.get("Checksum" + alg), (alg, h, r)
+
+
+@check
+def wrong_checksum_is_bad_digest_and_stores_nothing():
+    code, status = error_code(lambda: s3.put_object(Bucket=B, Key="bad", Body=b"hello", ChecksumCRC32="AAAAAA=="))
+    assert (code, status) == ("BadDigest", 400), (code, status)
+    code, _ = error_code(lambda: s3.head_object(Bucket=B, Key="bad"))
+    assert code == "404", code
+
+
+@check
+def wrong_content_md5_is_bad_digest():
+    code, _ = error_code(lambda: s3.put_object(Bucket=B, Key="bad", Body=b"hello", ContentMD5="1B2M2Y8AsgTpgAmY7PhCfg=="))
+    assert code == "BadDigest", code
+    code, _ = error_code(lambda: s3.put_object(Bucket=B, Key="bad", Body=b"hello", ContentMD5="not base64"))
+    assert code == "InvalidDigest", code
+
+
+@check
+def multipart_upload_file():
+    body = data(20 * 1024 * 1024 + 5, 4)
+    s3.upload_fileobj(io.BytesIO(body), B, "mp", Config=boto3.s3.transfer.TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20))
+    h = s3.head_object(Bucket=B, Key="mp")
+    assert h["ContentLength"] == len(body) and h["ETag"].strip('"').endswith("-3"), h
+    assert s3.get_object(Bucket=B, Key="mp")["Body"].read() == body
+    p2 = s3.get_object(Bucket=B, Key="mp", PartNumber=2)
+    assert p2["Body"].read() == body[8 << 20 : 16 << 20] and p2["PartsCount"] == 3
+
+
+@check
+def multipart_errors():
+    u = s3.create_multipart_upload(Bucket=B, Key="mperr")["UploadId"]
+    e1 = s3.upload_part(Bucket=B, Key="mperr", UploadId=u, PartNumber=1, Body=b"a" * 100)["ETag"]
+    e2 = s3.upload_part(Bucket=B, Key="mperr", UploadId=u, PartNumber=2, Body=b"b" * 100)["ETag"]
+    parts = s3.list_parts(Bucket=B, Key="mperr", UploadId=u)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1, 2]
+    ups = s3.list_multipart_uploads(Bucket=B)["Uploads"]
+    assert any(x["UploadId"] == u for x in ups)
+    mk = lambda ps: s3.complete_multipart_upload(Bucket=B, Key="mperr", UploadId=u, MultipartUpload={"Parts": ps})
+    assert error_code(lambda: mk([{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]))[0] == "InvalidPartOrder"
+    assert error_code(lambda: mk([{"PartNumber": 1, "ETag": '"ffff"'}]))[0] == "InvalidPart"
+    assert error_code(lambda: mk([{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]))[0] == "EntityTooSmall"
+    s3.abort_multipart_upload(Bucket=B, Key="mperr", UploadId=u)
+    assert error_code(lambda: s3.list_parts(Bucket=B, Key="mperr", UploadId=u))[0] == "NoSuchUpload"
+
+
+@check
+def upload_part_copy_with_range():
+    src = data(6 * 1024 * 1024, 5)
+    s3.put_object(Bucket=B, Key="src", Body=src)
+    u = s3.create_multipart_upload(Bucket=B, Key="pc")["UploadId"]
+    r1 = s3.upload_part_copy(Bucket=B, Key="pc", UploadId=u, PartNumber=1, CopySource={"Bucket": B, "Key": "src"}, CopySourceRange="bytes=0-5242879")
+    r2 = s3.upload_part_copy(Bucket=B, Key="pc", UploadId=u, PartNumber=2, CopySource={"Bucket": B, "Key": "src"}, CopySourceRange="bytes=5242880-6291455")
+    s3.complete_multipart_upload(Bucket=B, Key="pc", UploadId=u, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket=B, Key="pc")["Body"].read() == src
+
+
+@check
+def conditional_requests():
+    r = s3.put_object(Bucket=B, Key="cond", Body=b"v1")
+    etag = r["ETag"]
+    code, status = error_code(lambda: s3.put_object(Bucket=B, Key="cond", Body=b"v2", IfNoneMatch="*"))
+    assert (code, status) == ("PreconditionFailed", 412), (code, status)
+    code, status = error_code(lambda: s3.get_object(Bucket=B, Key="cond", IfNoneMatch=etag))
+    assert status == 304, (code, status)
+    code, status = error_code(lambda: s3.get_object(Bucket=B, Key="cond", IfMatch='"0000"'))
+    assert status == 412, (code, status)
+    assert s3.get_object(Bucket=B, Key="cond", IfMatch=etag)["Body"].read() == b"v1"
+
+
+@check
+def ranges():
+    body = data(10_000, 6)
+    s3.put_object(Bucket=B, Key="r", Body=body)
+    for rng, want in [("bytes=0-0", body[:1]), ("bytes=100-199", body[100:200]), ("bytes=-10", body[-10:]), ("bytes=9990-", body[9990:]), ("bytes=9000-20000", body[9000:])]:
+        g = s3.get_object(Bucket=B, Key="r", Range=rng)
+        assert g["Body"].read() == want, rng
+        assert g["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert g["ContentRange"].endswith("/10000"), g["ContentRange"]
+    code, status = error_code(lambda: s3.get_object(Bucket=B, Key="r", Range="bytes=10000-"))
+    assert (code, status) == ("InvalidRange", 416), (code, status)
+
+
+@check
+def metadata_and_headers():
+    s3.put_object(Bucket=B, Key="m.txt", Body=b"x", ContentType="text/plain", CacheControl="max-age=5",
+                  ContentDisposition="attachment", ContentLanguage="en", Metadata={"Color": "blue"})
+    h = s3.head_object(Bucket=B, Key="m.txt")
+    assert h["ContentType"] == "text/plain" and h["CacheControl"] == "max-age=5"
+    assert h["Metadata"] == {"color": "blue"}, h["Metadata"]
+    hdr = h["ResponseMetadata"]["HTTPHeaders"]
+    for name in ["x-amz-request-id", "x-amz-id-2", "date", "server", "last-modified", "etag", "accept-ranges"]:
+        assert name in hdr, (name, hdr)
+    g = s3.get_object(Bucket=B, Key="m.txt", ResponseContentType="application/x-override")
+    assert g["ContentType"] == "application/x-override"
+
+
+@check
+def listing_pagination():
+    for i in range(25):
+        s3.put_object(Bucket=B, Key=f"list/{i:03d}", Body=b"")
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=B, Prefix="list/", PaginationConfig={"PageSize": 10}):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    assert keys == [f"list/{i:03d}" for i in range(25)], keys
+    keys = []
+    for page in s3.get_paginator("list_objects").paginate(Bucket=B, Prefix="list/", PaginationConfig={"PageSize": 7}):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    assert len(keys) == 25
+    r = s3.list_objects_v2(Bucket=B, Prefix="list/", StartAfter="list/020")
+    assert [o["Key"] for o in r["Contents"]] == [f"list/{i:03d}" for i in range(21, 25)]
+    r = s3.list_objects_v2(Bucket=B, Delimiter="/")
+    assert {"Prefix": "list/"} in r["CommonPrefixes"]
+    r = s3.list_objects_v2(Bucket=B, Prefix="list/", EncodingType="url", MaxKeys=1)
+    assert r["KeyCount"] == 1
+
+
+@check
+def delete_objects_quiet_and_versions_cleanup():
+    for i in range(5):
+        s3.put_object(Bucket=B, Key=f"del/{i}", Body=b"x")
+    r = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": f"del/{i}"} for i in range(5)], "Quiet": True})
+    assert not r.get("Deleted") and not r.get("Errors"), r
+    assert "Contents" not in s3.list_objects_v2(Bucket=B, Prefix="del/")
+    # The cleanup pattern of ceph's s3-tests: list versions, delete them with VersionId.
+    s3.put_object(Bucket=B, Key="ver", Body=b"x")
+    vs = s3.list_object_versions(Bucket=B, Prefix="ver")["Versions"]
+    assert vs[0]["VersionId"] == "null"
+    s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in vs]})
+    assert "Contents" not in s3.list_objects_v2(Bucket=B, Prefix="ver")
+
+
+@check
+def presigned_urls():
+    s3.put_object(Bucket=B, Key="pre", Body=b"presigned body")
+    ctx = ssl.create_default_context(cafile=CA)
+    v4 = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", verify=CA,
+                      config=Config(signature_version="s3v4"))
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "pre"}, ExpiresIn=60)
+    assert "X-Amz-Signature" in url
+    assert urllib.request.urlopen(url, context=ctx).read() == b"presigned body"
+    put = v4.generate_presigned_url("put_object", Params={"Bucket": B, "Key": "pre-put"}, ExpiresIn=60)
+    req = urllib.request.Request(put, data=b"uploaded", method="PUT")
+    urllib.request.urlopen(req, context=ctx).read()
+    assert s3.get_object(Bucket=B, Key="pre-put")["Body"].read() == b"uploaded"
+    expired = v4.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "pre"}, ExpiresIn=1)
+    time.sleep(2)
+    try:
+        urllib.request.urlopen(expired, context=ctx)
+        raise AssertionError("expired URL accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b"AccessDenied" in e.read()
+
+
+@check
+def key_too_long_and_bad_names():
+    code, _ = error_code(lambda: s3.put_object(Bucket=B, Key="k" * 1025, Body=b"x"))
+    assert code == "KeyTooLongError", code
+    s3.put_object(Bucket=B, Key="k" * 1024, Body=b"x")
+    code, _ = error_code(lambda: s3.get_object(Bucket=B, Key="nope"))
+    assert code == "NoSuchKey", code
+
+
+failed = [n for n, e in results if e]
+print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)
