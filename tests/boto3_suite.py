@@ -258,6 +258,30 @@ def key_too_long_and_bad_names():
     assert code == "NoSuchKey", code
 
 
+@check
+def request_time_too_skewed():
+    import datetime
+    import botocore.auth
+
+    real = botocore.auth.datetime.datetime
+
+    class Past(real):
+        @classmethod
+        def utcnow(cls):
+            return real.utcnow() - datetime.timedelta(minutes=20)
+
+        @classmethod
+        def now(cls, tz=None):
+            return real.now(tz) - datetime.timedelta(minutes=20)
+
+    botocore.auth.datetime.datetime = Past
+    try:
+        code, status = error_code(lambda: s3.list_buckets())
+    finally:
+        botocore.auth.datetime.datetime = real
+    assert (code, status) == ("RequestTimeTooSkewed", 403), (code, status)
+
+
 failed = [n for n, e in results if e]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

@@ -514,20 +514,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Number of chunks queued for repair (cheap: one LMDB stat).
+    pub fn repair_queue_len(&self) -> Result<u64> {
+        let txn = self.rtxn()?;
+        Ok(self.inner.dbs.repair.len(&txn)?)
+    }
+
+    /// Disk states and capacity only (cheap, unlike [`Engine::status`]).
+    pub fn disk_status(&self) -> Vec<DiskStatus> {
+        self.inner.disks.refresh();
+        self.inner
+            .disks
+            .disks
+            .iter()
+            .map(|d| {
+                let (total_bytes, free_bytes) = fs_capacity(&d.path).unwrap_or((0, 0));
+                DiskStatus {
+                    index: d.index,
+                    path: d.path.clone(),
+                    state: d.state(),
+                    total_bytes,
+                    free_bytes,
+                }
+            })
+            .collect()
+    }
+
     /// Disk states and capacity, object and chunk counts, dedup ratio.
     pub fn status(&self) -> Result<StoreStatus> {
-        self.inner.disks.refresh();
-        let mut st = StoreStatus::default();
-        for d in &self.inner.disks.disks {
-            let (total_bytes, free_bytes) = fs_capacity(&d.path).unwrap_or((0, 0));
-            st.disks.push(DiskStatus {
-                index: d.index,
-                path: d.path.clone(),
-                state: d.state(),
-                total_bytes,
-                free_bytes,
-            });
-        }
+        let mut st = StoreStatus {
+            disks: self.disk_status(),
+            ..Default::default()
+        };
         let txn = self.rtxn()?;
         let dbs = &self.inner.dbs;
         st.buckets = dbs.buckets.len(&txn)?;

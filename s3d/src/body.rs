@@ -30,11 +30,15 @@ impl BodyError {
     pub fn to_s3(&self) -> S3Error {
         match self {
             BodyError::BadDigest(m) => s3_error!(BadDigest, "{m}"),
-            BodyError::Stream(m) if m.contains("XAmzContentSHA256Mismatch") => custom(
-                "XAmzContentSHA256Mismatch",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                http::StatusCode::BAD_REQUEST,
-            ),
+            BodyError::Stream(m)
+                if m.contains("Sha256Mismatch") || m.contains("XAmzContentSHA256Mismatch") =>
+            {
+                custom(
+                    "XAmzContentSHA256Mismatch",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                    http::StatusCode::BAD_REQUEST,
+                )
+            }
             BodyError::Stream(m) if m.contains("Signature") => {
                 s3_error!(SignatureDoesNotMatch, "{m}")
             }

@@ -54,6 +54,10 @@ pub struct ServerSection {
     pub region: Option<String>,
     /// Log format: `text` or `json`.
     pub log_format: Option<String>,
+    /// Hours between full scrubs (0: never; default 168, weekly).
+    pub scrub_interval_hours: Option<u64>,
+    /// Scrub read rate limit in MB/s (default 20).
+    pub scrub_rate_mb: Option<u64>,
 }
 
 /// `storage.erasure`.
@@ -143,6 +147,10 @@ pub struct Settings {
     pub log_format: String,
     /// Engine configuration.
     pub engine: engine::EngineConfig,
+    /// Time between scheduled scrubs (zero: never).
+    pub scrub_every: std::time::Duration,
+    /// Scrub rate limit, bytes per second.
+    pub scrub_rate: u64,
     /// Configured key pairs (empty: generated on first start).
     pub keys: Vec<KeyPair>,
 }
@@ -244,6 +252,10 @@ impl Settings {
             region: file.server.region.unwrap_or_else(|| "us-east-1".into()),
             log_format,
             engine: ec,
+            scrub_every: std::time::Duration::from_secs(
+                file.server.scrub_interval_hours.unwrap_or(168) * 3600,
+            ),
+            scrub_rate: file.server.scrub_rate_mb.unwrap_or(20).max(1) * 1_000_000,
             keys,
         })
     }

@@ -5,6 +5,8 @@ mod body;
 mod config;
 mod creds;
 mod errors;
+mod maintenance;
+mod metrics;
 mod routes;
 mod server;
 mod store;

@@ -13,12 +13,13 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::creds;
-use crate::routes::AdminRoutes;
 use crate::store::Store;
 use crate::tls;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a request head may take to arrive.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -76,6 +77,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         tracing::warn!("**************************************************************");
     }
     let auth = crate::auth::KeyStore::new(&keys);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let store = Store {
         engine: engine.clone(),
         region: s.region.clone(),
@@ -83,9 +85,6 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let service = {
         let mut b = S3ServiceBuilder::new(store);
         b.set_auth(auth);
-        b.set_route(AdminRoutes {
-            engine: engine.clone(),
-        });
         b.build()
     };
     let acceptor = if s.insecure_http {
@@ -128,9 +127,23 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     };
     println!("Endpoint: {scheme}://{shown_host}:{}", local.port());
 
-    let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
-        TokioExecutor::new(),
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let maintenance = tokio::spawn(crate::maintenance::run(
+        engine.clone(),
+        crate::maintenance::Schedule {
+            repair_every: Duration::from_secs(30),
+            scrub_every: s.scrub_every,
+            scrub_rate: s.scrub_rate,
+        },
+        stop.clone(),
     ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Slow or silent clients: the request head must arrive within this time.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
@@ -149,12 +162,22 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         };
         let _ = tcp.set_nodelay(true);
         let svc = service.clone();
+        let metrics = metrics.clone();
+        let eng = engine.clone();
         let handler = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let svc = svc.clone();
+            let metrics = metrics.clone();
+            let eng = eng.clone();
             async move {
+                if let Some(r) =
+                    crate::routes::handle(req.method(), req.uri().path(), &eng, &metrics).await
+                {
+                    return Ok::<_, s3s::HttpError>(r);
+                }
                 let started = Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
+                let op = crate::metrics::operation(&method, &path, req.uri().query());
                 let rid = request_id();
                 let bytes_in = req
                     .headers()
@@ -181,14 +204,17 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
+                let latency = started.elapsed().as_secs_f64();
+                metrics.record(op, resp.status().as_u16(), bytes_in, bytes_out, latency);
                 tracing::info!(
                     request_id = %rid,
+                    op,
                     %method,
                     path = %path,
                     status = resp.status().as_u16(),
                     bytes_in,
                     bytes_out,
-                    latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                    latency_ms = latency * 1e3,
                     "request"
                 );
                 Ok::<_, s3s::HttpError>(resp)
@@ -233,6 +259,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         }
     }
     println!("Shutting down: finishing requests in flight");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
@@ -240,6 +267,8 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
+    maintenance.abort();
+    let _ = maintenance.await;
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)

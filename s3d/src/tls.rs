@@ -73,7 +73,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Builds the rustls server configuration (HTTP/1.1 and HTTP/2 via ALPN).
+/// Builds the rustls server configuration. ALPN offers HTTP/1.1 only: S3 clients speak it, and
+/// hyper's HTTP/2 answers an early error (e.g. a refused `Expect: 100-continue` upload) with a
+/// stream reset that curl reports as a framing error.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError::Pem {
@@ -102,6 +104,6 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| TlsError::Setup(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
