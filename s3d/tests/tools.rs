@@ -1,0 +1,157 @@
+//! rclone, s3cmd and restic (Debian's packages) against a real s3d over TLS.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    write_file(&root.join("empty"), 1, 0);
+    write_file(&root.join("one"), 2, 1);
+    write_file(&root.join("sub/mid.bin"), 3, 700_000);
+    write_file(&root.join("sub/deeper/big.bin"), 4, 9 * 1024 * 1024 + 3);
+    std::fs::write(
+        root.join("sub/name with spaces & ü.txt"),
+        "unicode and spaces\n",
+    )
+    .unwrap();
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    for p in [
+        "empty",
+        "one",
+        "sub/mid.bin",
+        "sub/deeper/big.bin",
+        "sub/name with spaces & ü.txt",
+    ] {
+        assert_eq!(md5_file(&a.join(p)), md5_file(&b.join(p)), "{p}");
+    }
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("run tool")
+}
+
+#[test]
+fn rclone_copy_check_and_back() {
+    let s = Server::start();
+    let w = tempfile::tempdir().unwrap();
+    make_tree(&w.path().join("src"));
+    let rclone = |args: &[&str]| {
+        run(Command::new("rclone")
+            .args(args)
+            // rclone 1.60's --ca-cert fails on its S3 transport; Go reads SSL_CERT_FILE.
+            .args(["--config", "/dev/null"])
+            .env("SSL_CERT_FILE", s.ca())
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG_PS_TYPE", "s3")
+            .env("RCLONE_CONFIG_PS_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_PS_ACCESS_KEY_ID", AK)
+            .env("RCLONE_CONFIG_PS_SECRET_ACCESS_KEY", SK)
+            .env("RCLONE_CONFIG_PS_ENDPOINT", &s.endpoint)
+            .env("RCLONE_CONFIG_PS_REGION", "us-east-1"))
+    };
+    ok(rclone(&["mkdir", "ps:rclonebkt"]));
+    ok(rclone(&[
+        "copy",
+        w.path().join("src").to_str().unwrap(),
+        "ps:rclonebkt/tree",
+    ]));
+    // rclone check compares sizes and MD5 (ETags) of every file.
+    ok(rclone(&[
+        "check",
+        w.path().join("src").to_str().unwrap(),
+        "ps:rclonebkt/tree",
+    ]));
+    ok(rclone(&[
+        "copy",
+        "ps:rclonebkt/tree",
+        w.path().join("back").to_str().unwrap(),
+    ]));
+    assert_same_tree(&w.path().join("src"), &w.path().join("back"));
+    let l = ok(rclone(&["lsf", "-R", "ps:rclonebkt"]));
+    assert!(l.contains("tree/sub/deeper/big.bin"), "{l}");
+    ok(rclone(&["purge", "ps:rclonebkt/tree"]));
+    assert_eq!(ok(rclone(&["lsf", "-R", "ps:rclonebkt"])).trim(), "");
+}
+
+#[test]
+fn s3cmd_put_get_sync() {
+    let s = Server::start();
+    let w = tempfile::tempdir().unwrap();
+    make_tree(&w.path().join("src"));
+    let cfg = w.path().join("s3cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[default]\naccess_key = {AK}\nsecret_key = {SK}\nhost_base = 127.0.0.1:{p}\nhost_bucket = 127.0.0.1:{p}\nuse_https = True\nca_certs_file = {ca}\ncheck_ssl_certificate = True\nsignature_v2 = False\nbucket_location = us-east-1\n",
+            p = s.port,
+            ca = s.ca().display()
+        ),
+    )
+    .unwrap();
+    let s3cmd = |args: &[&str]| run(Command::new("s3cmd").arg("-c").arg(&cfg).args(args));
+    ok(s3cmd(&["mb", "s3://s3cmdbkt"]));
+    let src = format!("{}/", w.path().join("src").display());
+    ok(s3cmd(&["sync", &src, "s3://s3cmdbkt/tree/"]));
+    let again = ok(s3cmd(&["sync", &src, "s3://s3cmdbkt/tree/"]));
+    assert!(!again.contains("upload:"), "{again}");
+    let back = format!("{}/", w.path().join("back").display());
+    std::fs::create_dir_all(w.path().join("back")).unwrap();
+    ok(s3cmd(&["sync", "s3://s3cmdbkt/tree/", &back]));
+    assert_same_tree(&w.path().join("src"), &w.path().join("back"));
+    let one = w.path().join("one.get");
+    ok(s3cmd(&[
+        "get",
+        "s3://s3cmdbkt/tree/sub/mid.bin",
+        one.to_str().unwrap(),
+    ]));
+    assert_eq!(md5_file(&one), md5_file(&w.path().join("src/sub/mid.bin")));
+    ok(s3cmd(&[
+        "del",
+        "--recursive",
+        "--force",
+        "s3://s3cmdbkt/tree/",
+    ]));
+    ok(s3cmd(&["rb", "s3://s3cmdbkt"]));
+}
+
+#[test]
+fn restic_backup_check_restore() {
+    let s = Server::start();
+    let w = tempfile::tempdir().unwrap();
+    make_tree(&w.path().join("src"));
+    ok(s.aws(&["s3", "mb", "s3://resticbkt"]));
+    let restic = |args: &[&str]| {
+        run(Command::new("restic")
+            .args(args)
+            .args(["--cacert", s.ca().to_str().unwrap(), "--no-cache"])
+            .env(
+                "RESTIC_REPOSITORY",
+                format!("s3:{}/resticbkt/repo", s.endpoint),
+            )
+            .env("RESTIC_PASSWORD", "test-password")
+            .env("AWS_ACCESS_KEY_ID", AK)
+            .env("AWS_SECRET_ACCESS_KEY", SK)
+            .env("AWS_DEFAULT_REGION", "us-east-1"))
+    };
+    ok(restic(&["init"]));
+    ok(restic(&["backup", w.path().join("src").to_str().unwrap()]));
+    ok(restic(&["backup", w.path().join("src").to_str().unwrap()]));
+    ok(restic(&["check", "--read-data"]));
+    let target = w.path().join("restore");
+    ok(restic(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    let restored = target.join(w.path().join("src").strip_prefix("/").unwrap());
+    assert_same_tree(&w.path().join("src"), &restored);
+    let snaps = ok(restic(&["snapshots", "--json"]));
+    assert_eq!(snaps.matches("\"time\"").count(), 2, "{snaps}");
+}
