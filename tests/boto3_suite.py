@@ -282,6 +282,31 @@ def request_time_too_skewed():
     assert (code, status) == ("RequestTimeTooSkewed", 403), (code, status)
 
 
+@check
+def truncated_body_stores_nothing():
+    # Sign a PUT for 1000 bytes, send 100 and hang up: nothing may become visible.
+    import socket
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from urllib.parse import urlparse
+
+    u = urlparse(ENDPOINT)
+    req = AWSRequest(method="PUT", url=f"{ENDPOINT}/{B}/truncated", data=b"x" * 1000,
+                     headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(s3._request_signer._credentials.get_frozen_credentials(), "s3", "us-east-1").add_auth(req)
+    ctx = ssl.create_default_context(cafile=CA)
+    raw = socket.create_connection((u.hostname, u.port))
+    conn = ctx.wrap_socket(raw, server_hostname=u.hostname)
+    head = f"PUT /{B}/truncated HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: 1000\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() not in ("host", "content-length"))
+    conn.sendall(head.encode() + b"\r\n" + b"x" * 100)
+    time.sleep(0.3)
+    conn.close()
+    time.sleep(0.5)
+    code, _ = error_code(lambda: s3.head_object(Bucket=B, Key="truncated"))
+    assert code == "404", code
+
+
 failed = [n for n, e in results if e]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

@@ -444,6 +444,35 @@ pub(crate) fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Decoders of on-disk records never panic on arbitrary (corrupt) bytes.
+        #[test]
+        fn decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Manifest::decode(&b);
+            let _ = ChunkRecord::decode(&b);
+            let _ = ObjectMeta::decode("k", &b);
+            let _ = crate::shard::ShardHeader::decode(&b);
+            let _ = rmp_serde::from_slice::<UploadRecord>(&b);
+            let _ = rmp_serde::from_slice::<PartRecord>(&b);
+        }
+
+        #[test]
+        fn manifest_roundtrips(
+            chunks in proptest::collection::vec((any::<[u8; 32]>(), any::<u32>()), 0..50),
+            parts in proptest::collection::vec(any::<u64>(), 0..20),
+            inline in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let m = Manifest::Chunks {
+                chunks: chunks.into_iter().map(|(hash, len)| ChunkRef { hash, len }).collect(),
+                part_sizes: parts,
+            };
+            prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+            let i = Manifest::Inline(inline);
+            prop_assert_eq!(Manifest::decode(&i.encode()).unwrap(), i);
+        }
+    }
 
     #[test]
     fn manifest_roundtrip() {

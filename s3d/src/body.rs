@@ -13,6 +13,7 @@ use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Error, S3Result};
+use std::future::Future;
 
 /// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
@@ -121,9 +122,13 @@ impl Expected {
     }
 }
 
+/// How long a request body may stall before the request fails.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The stream handed to the engine.
 pub struct VerifyingBody {
     inner: StreamingBlob,
+    idle: Pin<Box<tokio::time::Sleep>>,
     md5: Option<Md5>,
     hasher: ChecksumHasher,
     expected: Expected,
@@ -155,6 +160,7 @@ impl VerifyingBody {
         }
         VerifyingBody {
             inner,
+            idle: Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT)),
             md5: expected.md5.map(|_| Md5::new()),
             hasher,
             expected,
@@ -223,8 +229,20 @@ impl Stream for VerifyingBody {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    self.done = true;
+                    let e = BodyError::Stream(format!(
+                        "no body data received for {} s",
+                        BODY_IDLE_TIMEOUT.as_secs()
+                    ));
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                }
+                Poll::Pending
+            }
             Poll::Ready(Some(Ok(b))) => {
+                let deadline = tokio::time::Instant::now() + BODY_IDLE_TIMEOUT;
+                self.idle.as_mut().reset(deadline);
                 if let Some(h) = self.md5.as_mut() {
                     h.update(&b);
                 }

@@ -1349,3 +1349,35 @@ impl S3 for Store {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn url_codec_roundtrips(s in "\\PC{0,40}") {
+            prop_assert_eq!(urldecode(&urlencode(&s)), Some(s));
+        }
+
+        #[test]
+        fn tagging_parser_never_panics(s in "[a-z%=&+0-9A-F\\PC]{0,80}") {
+            let _ = parse_tagging(&s);
+        }
+
+        #[test]
+        fn operation_names_never_panic(path in "\\PC{0,40}", q in "\\PC{0,40}") {
+            let _ = crate::metrics::operation(&http::Method::GET, &path, Some(&q));
+        }
+    }
+
+    #[test]
+    fn tagging_examples() {
+        let t = parse_tagging("a=1&b=hello%20world&c=").unwrap();
+        assert_eq!(t["b"], "hello world");
+        assert_eq!(t["c"], "");
+        assert!(parse_tagging("a=%zz").is_err());
+        assert!(parse_tagging(&format!("{}=v", "k".repeat(129))).is_err());
+    }
+}
