@@ -54,6 +54,9 @@ pub struct ServerSection {
     pub region: Option<String>,
     /// Log format: `text` or `json`.
     pub log_format: Option<String>,
+    /// Domains for virtual-hosted-style addressing (`bucket.DOMAIN`); default
+    /// `[s3.localhost, localhost]`.
+    pub domains: Option<Vec<String>>,
     /// Hours between full scrubs (0: never; default 168, weekly).
     pub scrub_interval_hours: Option<u64>,
     /// Scrub read rate limit in MB/s (default 20).
@@ -147,6 +150,8 @@ pub struct Settings {
     pub log_format: String,
     /// Engine configuration.
     pub engine: engine::EngineConfig,
+    /// Domains for virtual-hosted-style addressing.
+    pub domains: Vec<String>,
     /// Time between scheduled scrubs (zero: never).
     pub scrub_every: std::time::Duration,
     /// Scrub rate limit, bytes per second.
@@ -252,6 +257,11 @@ impl Settings {
             region: file.server.region.unwrap_or_else(|| "us-east-1".into()),
             log_format,
             engine: ec,
+            domains: file
+                .server
+                .domains
+                .clone()
+                .unwrap_or_else(|| vec!["s3.localhost".into(), "localhost".into()]),
             scrub_every: std::time::Duration::from_secs(
                 file.server.scrub_interval_hours.unwrap_or(168) * 3600,
             ),

@@ -11,6 +11,7 @@ mod routes;
 mod server;
 mod store;
 mod tls;
+mod vhost;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -85,6 +85,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let service = {
         let mut b = S3ServiceBuilder::new(store);
         b.set_auth(auth);
+        b.set_host(crate::vhost::VirtualHosts::new(&s.domains));
         b.build()
     };
     let acceptor = if s.insecure_http {

@@ -50,6 +50,8 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf, bool), T
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let names = vec![
         "localhost".to_string(),
+        // Virtual-hosted-style buckets (a wildcard needs two labels below it).
+        "*.s3.localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];

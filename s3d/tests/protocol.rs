@@ -121,6 +121,35 @@ fn endpoints_and_bad_requests() {
     assert_eq!(code, 200);
     assert_eq!(md5_file(&back), md5_file(&f));
 
+    // Virtual-hosted-style: proto.s3.localhost names the bucket.
+    let vh = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", s.ca().to_str().unwrap()])
+        .args([
+            "--resolve",
+            &format!("proto.s3.localhost:{}:127.0.0.1", s.port),
+        ])
+        .args([
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            &format!("{AK}:{SK}"),
+        ])
+        .args([
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-o",
+            back.to_str().unwrap(),
+        ])
+        .arg(format!("https://proto.s3.localhost:{}/up.bin", s.port))
+        .output()
+        .unwrap();
+    assert!(
+        vh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vh.stderr)
+    );
+    assert_eq!(md5_file(&back), md5_file(&f));
+
     // Metrics reflect the traffic.
     let (code, m) = curl(&s, false, &[], "/-/metrics");
     assert_eq!(code, 200);
