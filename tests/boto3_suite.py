@@ -158,8 +158,12 @@ def conditional_requests():
     etag = r["ETag"]
     code, status = error_code(lambda: s3.put_object(Bucket=B, Key="cond", Body=b"v2", IfNoneMatch="*"))
     assert (code, status) == ("PreconditionFailed", 412), (code, status)
-    code, status = error_code(lambda: s3.get_object(Bucket=B, Key="cond", IfNoneMatch=etag))
-    assert status == 304, (code, status)
+    try:
+        s3.get_object(Bucket=B, Key="cond", IfNoneMatch=etag)
+        raise AssertionError("expected 304")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+        assert e.response["ResponseMetadata"]["HTTPHeaders"].get("etag") == etag, e.response
     code, status = error_code(lambda: s3.get_object(Bucket=B, Key="cond", IfMatch='"0000"'))
     assert status == 412, (code, status)
     assert s3.get_object(Bucket=B, Key="cond", IfMatch=etag)["Body"].read() == b"v1"
@@ -190,6 +194,10 @@ def metadata_and_headers():
         assert name in hdr, (name, hdr)
     g = s3.get_object(Bucket=B, Key="m.txt", ResponseContentType="application/x-override")
     assert g["ContentType"] == "application/x-override"
+    s3.put_object(Bucket=B, Key="no-type", Body=b"x", ContentEncoding="aws-chunked,gzip")
+    h = s3.head_object(Bucket=B, Key="no-type")
+    assert h["ContentType"] == "binary/octet-stream", h["ContentType"]
+    assert h.get("ContentEncoding") == "gzip", h.get("ContentEncoding")
 
 
 @check
@@ -254,8 +262,15 @@ def key_too_long_and_bad_names():
     code, _ = error_code(lambda: s3.put_object(Bucket=B, Key="k" * 1025, Body=b"x"))
     assert code == "KeyTooLongError", code
     s3.put_object(Bucket=B, Key="k" * 1024, Body=b"x")
-    code, _ = error_code(lambda: s3.get_object(Bucket=B, Key="nope"))
-    assert code == "NoSuchKey", code
+    try:
+        s3.get_object(Bucket=B, Key="nope")
+        raise AssertionError("expected NoSuchKey")
+    except botocore.exceptions.ClientError as e:
+        err = e.response["Error"]
+        assert err["Code"] == "NoSuchKey", err
+        # The error body names the resource and the request id of the response header.
+        assert e.response.get("Error", {}).get("Resource") == f"/{B}/nope", e.response
+        assert e.response["ResponseMetadata"]["RequestId"] == e.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
 
 
 @check

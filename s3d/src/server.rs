@@ -186,7 +186,8 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
-                let mut resp = hyper::service::Service::call(&svc, req).await?;
+                let resp = hyper::service::Service::call(&svc, req).await?;
+                let mut resp = complete_error_body(resp, &method, &path, &rid).await;
                 let h = resp.headers_mut();
                 if let Ok(v) = http::HeaderValue::from_str(&rid) {
                     h.insert("x-amz-request-id", v.clone());
@@ -273,6 +274,52 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Adds `<Resource>` and `<RequestId>` to an S3 error body (s3s writes only Code and Message).
+/// Error bodies are small; anything over 64 KiB is passed through untouched.
+async fn complete_error_body(
+    resp: http::Response<s3s::Body>,
+    method: &http::Method,
+    path: &str,
+    rid: &str,
+) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    if resp.status().as_u16() < 400 || method == http::Method::HEAD {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let fixed = if text.contains("</Error>") && !text.contains("<RequestId>") {
+        text.replacen(
+            "</Error>",
+            &format!(
+                "<Resource>{}</Resource><RequestId>{rid}</RequestId></Error>",
+                xml_escape(path)
+            ),
+            1,
+        )
+    } else {
+        text.into_owned()
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&fixed.len().to_string()) {
+        parts.headers.insert(http::header::CONTENT_LENGTH, v);
+    }
+    http::Response::from_parts(parts, s3s::Body::from(fixed))
 }
 
 fn human(bytes: u64) -> String {

@@ -69,6 +69,15 @@ fn attrs_from(
     metadata: Option<Metadata>,
     tagging: Option<String>,
 ) -> S3Result<ObjectAttrs> {
+    // `aws-chunked` describes the transfer, not the object: S3 does not store it.
+    let content_encoding = content_encoding.and_then(|e| {
+        let rest: Vec<&str> = e
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        (!rest.is_empty()).then(|| rest.join(", "))
+    });
     let mut a = ObjectAttrs {
         content_type,
         content_encoding,
@@ -220,13 +229,27 @@ fn check_conditions(
             return Err(failed());
         }
     }
+    let not_modified = || {
+        // A 304 carries the validators of the current object.
+        let mut e = s3_error!(NotModified);
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", m.etag)) {
+            h.insert(http::header::ETAG, v);
+        }
+        let lm = std::time::UNIX_EPOCH + std::time::Duration::from_secs(modified.max(0) as u64);
+        if let Ok(v) = http::HeaderValue::from_str(&httpdate::fmt_http_date(lm)) {
+            h.insert(http::header::LAST_MODIFIED, v);
+        }
+        e.set_headers(h);
+        e
+    };
     if let Some(c) = if_none_match {
         if matches(c) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified());
         }
     } else if let Some(t) = if_modified_since {
         if modified <= ts_secs(t) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified());
         }
     }
     Ok(())
@@ -248,6 +271,16 @@ fn checksums_out(m: &ObjectMeta, mode: Option<&ChecksumMode>, full: bool) -> Che
     c.checksum_sha1 = g("SHA1");
     c.checksum_sha256 = g("SHA256");
     c
+}
+
+/// The stored Content-Type, or S3's default for objects stored without one.
+fn content_type_of(m: &ObjectMeta) -> Option<ContentType> {
+    m.attrs
+        .content_type
+        .as_deref()
+        .unwrap_or("binary/octet-stream")
+        .parse()
+        .ok()
 }
 
 fn user_metadata(m: &ObjectMeta) -> Option<Metadata> {
@@ -549,7 +582,7 @@ impl S3 for Store {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&m)),
             last_modified: Some(ts(m.last_modified_ns)),
-            content_type: m.attrs.content_type.as_ref().and_then(|c| c.parse().ok()),
+            content_type: content_type_of(&m),
             content_encoding: m.attrs.content_encoding.clone(),
             content_disposition: m.attrs.content_disposition.clone(),
             content_language: m.attrs.content_language.clone(),
@@ -613,7 +646,7 @@ impl S3 for Store {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&m)),
             last_modified: Some(ts(m.last_modified_ns)),
-            content_type: m.attrs.content_type.as_ref().and_then(|c| c.parse().ok()),
+            content_type: content_type_of(&m),
             content_encoding: m.attrs.content_encoding.clone(),
             content_disposition: m.attrs.content_disposition.clone(),
             content_language: m.attrs.content_language.clone(),
@@ -847,7 +880,7 @@ impl S3 for Store {
                     })
                     .collect(),
             ),
-            delimiter: i.delimiter.map(enc),
+            delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             ..Default::default()
         }))
@@ -916,7 +949,7 @@ impl S3 for Store {
                     })
                     .collect(),
             ),
-            delimiter: i.delimiter.map(enc),
+            delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             start_after: i.start_after.map(enc),
             ..Default::default()
@@ -976,7 +1009,7 @@ impl S3 for Store {
                     })
                     .collect(),
             ),
-            delimiter: i.delimiter.map(enc),
+            delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             ..Default::default()
         }))

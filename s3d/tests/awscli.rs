@@ -369,3 +369,55 @@ fn restart_keeps_data_and_certificate() {
     ok(s.aws(&["s3", "cp", "s3://keep/f.bin", back.to_str().unwrap()]));
     assert_eq!(md5_file(&f), md5_file(&back));
 }
+
+/// Debian's aws cli v2 (the pip one on PATH is v1): the same kinds of calls.
+#[test]
+fn aws_cli_v2() {
+    let s = Server::start();
+    let v = ok(s.aws2(&["--version"]));
+    assert!(v.starts_with("aws-cli/2."), "{v}");
+    let w = tempfile::tempdir().unwrap();
+    let w = w.path();
+    ok(s.aws2(&["s3", "mb", "s3://vtwo"]));
+    write_file(&w.join("big.bin"), 21, 40 * 1024 * 1024 + 5);
+    ok(s.aws2(&[
+        "s3",
+        "cp",
+        w.join("big.bin").to_str().unwrap(),
+        "s3://vtwo/big.bin",
+    ]));
+    ok(s.aws2(&[
+        "s3",
+        "cp",
+        "s3://vtwo/big.bin",
+        w.join("back.bin").to_str().unwrap(),
+    ]));
+    assert_eq!(md5_file(&w.join("big.bin")), md5_file(&w.join("back.bin")));
+    let tree = w.join("tree");
+    std::fs::create_dir_all(tree.join("d")).unwrap();
+    write_file(&tree.join("d/x"), 22, 10_000);
+    write_file(&tree.join("y"), 23, 0);
+    ok(s.aws2(&["s3", "sync", tree.to_str().unwrap(), "s3://vtwo/tree"]));
+    ok(s.aws2(&[
+        "s3",
+        "sync",
+        "s3://vtwo/tree",
+        w.join("down").to_str().unwrap(),
+    ]));
+    assert_eq!(md5_file(&tree.join("d/x")), md5_file(&w.join("down/d/x")));
+    let l = ok(s.aws2(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "vtwo",
+        "--prefix",
+        "tree/",
+    ]));
+    assert!(l.contains("tree/d/x") && l.contains("tree/y"), "{l}");
+    fails_with(
+        s.aws2(&["s3api", "head-object", "--bucket", "vtwo", "--key", "nope"]),
+        "404",
+    );
+    ok(s.aws2(&["s3", "rm", "--recursive", "s3://vtwo"]));
+    ok(s.aws2(&["s3", "rb", "s3://vtwo"]));
+}

@@ -100,7 +100,16 @@ impl Server {
 
     /// Runs the aws cli with given keys.
     pub fn aws_with(&self, args: &[&str], ak: &str, sk: &str) -> Output {
-        Command::new("aws")
+        self.aws_bin("aws", args, ak, sk)
+    }
+
+    /// Runs Debian's aws cli v2 (`/usr/bin/aws`).
+    pub fn aws2(&self, args: &[&str]) -> Output {
+        self.aws_bin("/usr/bin/aws", args, AK, SK)
+    }
+
+    fn aws_bin(&self, bin: &str, args: &[&str], ak: &str, sk: &str) -> Output {
+        Command::new(bin)
             .args(["--endpoint-url", &self.endpoint, "--region", "us-east-1"])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", ak)
