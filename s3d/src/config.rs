@@ -57,6 +57,8 @@ pub struct ServerSection {
     /// Domains for virtual-hosted-style addressing (`bucket.DOMAIN`); default
     /// `[s3.localhost, localhost]`.
     pub domains: Option<Vec<String>>,
+    /// Seconds between looks at the repair queue (default 30).
+    pub repair_interval_secs: Option<u64>,
     /// Hours between full scrubs (0: never; default 168, weekly).
     pub scrub_interval_hours: Option<u64>,
     /// Scrub read rate limit in MB/s (default 20).
@@ -152,6 +154,8 @@ pub struct Settings {
     pub engine: engine::EngineConfig,
     /// Domains for virtual-hosted-style addressing.
     pub domains: Vec<String>,
+    /// Time between looks at the repair queue.
+    pub repair_every: std::time::Duration,
     /// Time between scheduled scrubs (zero: never).
     pub scrub_every: std::time::Duration,
     /// Scrub rate limit, bytes per second.
@@ -262,6 +266,9 @@ impl Settings {
                 .domains
                 .clone()
                 .unwrap_or_else(|| vec!["s3.localhost".into(), "localhost".into()]),
+            repair_every: std::time::Duration::from_secs(
+                file.server.repair_interval_secs.unwrap_or(30).max(1),
+            ),
             scrub_every: std::time::Duration::from_secs(
                 file.server.scrub_interval_hours.unwrap_or(168) * 3600,
             ),

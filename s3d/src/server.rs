@@ -132,7 +132,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let maintenance = tokio::spawn(crate::maintenance::run(
         engine.clone(),
         crate::maintenance::Schedule {
-            repair_every: Duration::from_secs(30),
+            repair_every: s.repair_every,
             scrub_every: s.scrub_every,
             scrub_rate: s.scrub_rate,
         },
@@ -186,7 +186,10 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
-                let resp = hyper::service::Service::call(&svc, req).await?;
+                let resp = match crate::routes::refuse_early(req.uri()) {
+                    Some(r) => r,
+                    None => hyper::service::Service::call(&svc, req).await?,
+                };
                 let mut resp = complete_error_body(resp, &method, &path, &rid).await;
                 let h = resp.headers_mut();
                 if let Ok(v) = http::HeaderValue::from_str(&rid) {

@@ -121,6 +121,54 @@ fn endpoints_and_bad_requests() {
     assert_eq!(code, 200);
     assert_eq!(md5_file(&back), md5_file(&f));
 
+    // Oversized user metadata, oversized headers, a malformed Authorization header, and a
+    // presigned URL valid for longer than a week.
+    let big = format!("x-amz-meta-big: {}", "v".repeat(3000));
+    let (code, body) = curl(
+        &s,
+        true,
+        &["-X", "PUT", "--data-binary", "x", "-H", &big],
+        "/proto/meta",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("MetadataTooLarge"), "{body}");
+    let hfile = s.dir.path().join("huge-header.txt");
+    std::fs::write(&hfile, format!("x-junk: {}\n", "j".repeat(1024 * 1024))).unwrap();
+    let harg = format!("@{}", hfile.display());
+    let (code, _) = curl(&s, true, &["-H", &harg], "/proto/up.bin");
+    assert!(
+        code == 431 || code == 400 || code == 0,
+        "oversized header accepted: {code}"
+    );
+    let (code, body) = curl(
+        &s,
+        false,
+        &[
+            "-H",
+            "Authorization: AWS4-HMAC-SHA256 Credential=nonsense",
+            "-H",
+            "x-amz-date: 20260101T000000Z",
+        ],
+        "/proto/up.bin",
+    );
+    assert!(code == 400 || code == 403, "{code} {body}");
+    assert!(
+        body.contains("AuthorizationHeaderMalformed")
+            || body.contains("InvalidRequest")
+            || body.contains("InvalidArgument"),
+        "{body}"
+    );
+    let (code, body) = curl(
+        &s,
+        false,
+        &[],
+        &format!("/proto/up.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={AK}%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=604801&X-Amz-SignedHeaders=host&X-Amz-Signature=00"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("AuthorizationQueryParametersError"), "{body}");
+    assert!(s.log().contains("request"), "the server survived");
+    assert_eq!(curl(&s, false, &[], "/-/health").0, 200);
+
     // Virtual-hosted-style: proto.s3.localhost names the bucket.
     let vh = Command::new("curl")
         .args(["-sS", "--fail", "--cacert", s.ca().to_str().unwrap()])

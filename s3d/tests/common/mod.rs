@@ -38,12 +38,24 @@ impl Server {
 
     /// Starts s3d on an existing data dir.
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Self::start_with(dir, &[], None)
+    }
+
+    /// Starts s3d with extra flags and, optionally, a `config.yaml`.
+    pub fn start_with(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>) -> Server {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3d"));
+        if let Some(yaml) = config {
+            let p = dir.path().join("config.yaml");
+            std::fs::write(&p, yaml).expect("config");
+            cmd.arg("--config").arg(p);
+        }
+        let child = cmd
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--access-key", AK, "--secret-key", SK])
+            .args(extra)
             .env_remove("PREDASTORE_CONFIG")
             .current_dir(dir.path())
             .stdout(Stdio::null())

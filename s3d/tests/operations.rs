@@ -1,0 +1,112 @@
+//! The running server's own work: background repair after a degraded read, JSON request logs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Shard files `<hash>.0` (data shard 0) under a disk.
+fn data_shards(disk: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for p in std::fs::read_dir(disk.join("chunks")).unwrap().flatten() {
+        for f in std::fs::read_dir(p.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".0") {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn degraded_read_is_repaired_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir,
+        &[],
+        Some("server:\n  repair_interval_secs: 1\n  scrub_interval_hours: 0\n"),
+    );
+    ok(s.aws(&["s3", "mb", "s3://repairbkt"]));
+    let f = s.dir.path().join("obj.bin");
+    write_file(&f, 31, 9 * 1024 * 1024);
+    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://repairbkt/obj.bin"]));
+    // Remove every data shard 0 that lives on disk 0 (at least one chunk's).
+    let disks = s.dir.path().join("data/disks");
+    let mut removed = Vec::new();
+    for d in 0..6 {
+        for p in data_shards(&disks.join(format!("disk{d}"))) {
+            std::fs::remove_file(&p).unwrap();
+            removed.push(p);
+        }
+        if !removed.is_empty() {
+            break;
+        }
+    }
+    assert!(!removed.is_empty());
+    // The read is served from parity, and queues the chunks for repair.
+    let back = s.dir.path().join("back.bin");
+    ok(s.aws(&["s3", "cp", "s3://repairbkt/obj.bin", back.to_str().unwrap()]));
+    assert_eq!(md5_file(&back), md5_file(&f));
+    let t = Instant::now();
+    // The shards come back during the pass; its summary line is logged once it ends.
+    while !(removed.iter().all(|p| p.exists()) && s.log().contains("background repair pass")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "background repair did not restore the shards\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        s.log().contains("degraded read"),
+        "the read noticed the missing shard"
+    );
+}
+
+#[test]
+fn json_request_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir, &["--log-format", "json"], None);
+    ok(s.aws(&["s3", "mb", "s3://jsonlog"]));
+    ok(s.aws(&["s3", "ls", "s3://jsonlog"]));
+    let log = s.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"request\""))
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    assert!(lines.len() >= 2, "{log}");
+    let create = lines
+        .iter()
+        .find(|l| l["fields"]["op"] == "CreateBucket")
+        .expect("a CreateBucket line");
+    assert_eq!(create["fields"]["status"], 200);
+    assert!(create["fields"]["request_id"].is_string());
+    assert!(create["fields"]["latency_ms"].is_number());
+}
+
+#[test]
+fn example_keys_off_loopback_warn_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .args(["--host", "0.0.0.0", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--access-key",
+            "AKIAIOSFODNN7EXAMPLE",
+            "--secret-key",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = out.id();
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let o = out.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("EXAMPLE ACCESS KEY IS IN USE"), "{err}");
+    assert!(!err.contains("wJalrXUtnFEMI"), "the secret is never logged");
+}
