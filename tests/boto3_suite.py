@@ -322,6 +322,76 @@ def truncated_body_stores_nothing():
     assert code == "404", code
 
 
+def _signed_chunked_put(key, chunks, tamper=None):
+    """PUT with STREAMING-AWS4-HMAC-SHA256-PAYLOAD: every chunk signed, chained on the seed."""
+    import hmac
+    import socket
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from urllib.parse import urlparse
+
+    creds = s3._request_signer._credentials.get_frozen_credentials()
+    u = urlparse(ENDPOINT)
+    decoded = sum(len(c) for c in chunks)
+    req = AWSRequest(method="PUT", url=f"{ENDPOINT}/{B}/{key}", headers={
+        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "content-encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(decoded),
+    })
+    SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+    amz_date = req.headers["X-Amz-Date"]
+    seed = req.headers["Authorization"].split("Signature=")[1]
+    day = amz_date[:8]
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    k = hmac.new(("AWS4" + creds.secret_key).encode(), day.encode(), "sha256").digest()
+    for part in ("us-east-1", "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), "sha256").digest()
+    empty = hashlib.sha256(b"").hexdigest()
+    body, prev = b"", seed
+    for i, c in enumerate(list(chunks) + [b""]):
+        sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, empty, hashlib.sha256(c).hexdigest()])
+        sig = hmac.new(k, sts.encode(), "sha256").hexdigest()
+        prev = sig
+        if tamper == "signature" and i == 1:
+            sig = "0" * 64
+        size = f"{len(c):x}" if tamper != "framing" or i != 1 else "zz"
+        body += f"{size};chunk-signature={sig}\r\n".encode() + c + b"\r\n"
+    head = f"PUT /{B}/{key} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() not in ("host", "content-length"))
+    ctx = ssl.create_default_context(cafile=CA)
+    conn = ctx.wrap_socket(socket.create_connection((u.hostname, u.port)), server_hostname=u.hostname)
+    conn.sendall(head.encode() + b"\r\n" + body)
+    resp = b""
+    while True:
+        got = conn.recv(65536)
+        if not got:
+            break
+        resp += got
+    conn.close()
+    return int(resp.split(b" ", 2)[1]), resp
+
+
+@check
+def signed_aws_chunked_upload():
+    chunks = [data(65536, 7), data(65536, 8), data(1000, 9)]
+    status, resp = _signed_chunked_put("chunked", chunks)
+    assert status == 200, resp[:500]
+    assert s3.get_object(Bucket=B, Key="chunked")["Body"].read() == b"".join(chunks)
+    h = s3.head_object(Bucket=B, Key="chunked")
+    assert h.get("ContentEncoding") in (None, ""), h.get("ContentEncoding")
+
+
+@check
+def bad_chunk_signature_or_framing_stores_nothing():
+    chunks = [data(65536, 10), data(65536, 11), data(10, 12)]
+    status, resp = _signed_chunked_put("chunked-bad-sig", chunks, tamper="signature")
+    assert status in (400, 403), resp[:500]
+    assert error_code(lambda: s3.head_object(Bucket=B, Key="chunked-bad-sig"))[0] == "404"
+    status, resp = _signed_chunked_put("chunked-bad-frame", chunks, tamper="framing")
+    assert status == 400, resp[:500]
+    assert error_code(lambda: s3.head_object(Bucket=B, Key="chunked-bad-frame"))[0] == "404"
+
+
 failed = [n for n, e in results if e]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

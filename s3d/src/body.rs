@@ -122,13 +122,11 @@ impl Expected {
     }
 }
 
-/// How long a request body may stall before the request fails.
-pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The stream handed to the engine.
 pub struct VerifyingBody {
     inner: StreamingBlob,
     idle: Pin<Box<tokio::time::Sleep>>,
+    idle_after: std::time::Duration,
     md5: Option<Md5>,
     hasher: ChecksumHasher,
     expected: Expected,
@@ -149,8 +147,9 @@ fn enable(h: &mut ChecksumHasher, algorithm: &str) {
 }
 
 impl VerifyingBody {
-    /// Wraps `inner`, checking it against `expected` at its end.
-    pub fn new(inner: StreamingBlob, expected: Expected) -> Self {
+    /// Wraps `inner`, checking it against `expected` at its end; fails when no data arrives
+    /// for `idle_after`.
+    pub fn new(inner: StreamingBlob, expected: Expected, idle_after: std::time::Duration) -> Self {
         let mut hasher = ChecksumHasher::default();
         for a in expected.checksums.keys() {
             enable(&mut hasher, a);
@@ -160,7 +159,8 @@ impl VerifyingBody {
         }
         VerifyingBody {
             inner,
-            idle: Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT)),
+            idle: Box::pin(tokio::time::sleep(idle_after)),
+            idle_after,
             md5: expected.md5.map(|_| Md5::new()),
             hasher,
             expected,
@@ -234,14 +234,14 @@ impl Stream for VerifyingBody {
                     self.done = true;
                     let e = BodyError::Stream(format!(
                         "no body data received for {} s",
-                        BODY_IDLE_TIMEOUT.as_secs()
+                        self.idle_after.as_secs()
                     ));
                     return Poll::Ready(Some(Err(std::io::Error::other(e))));
                 }
                 Poll::Pending
             }
             Poll::Ready(Some(Ok(b))) => {
-                let deadline = tokio::time::Instant::now() + BODY_IDLE_TIMEOUT;
+                let deadline = tokio::time::Instant::now() + self.idle_after;
                 self.idle.as_mut().reset(deadline);
                 if let Some(h) = self.md5.as_mut() {
                     h.update(&b);

@@ -57,6 +57,10 @@ pub struct ServerSection {
     /// Domains for virtual-hosted-style addressing (`bucket.DOMAIN`); default
     /// `[s3.localhost, localhost]`.
     pub domains: Option<Vec<String>>,
+    /// Seconds a client may take to send a request head (default 30).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a request body may stall (default 60).
+    pub body_idle_timeout_secs: Option<u64>,
     /// Seconds between looks at the repair queue (default 30).
     pub repair_interval_secs: Option<u64>,
     /// Hours between full scrubs (0: never; default 168, weekly).
@@ -154,6 +158,10 @@ pub struct Settings {
     pub engine: engine::EngineConfig,
     /// Domains for virtual-hosted-style addressing.
     pub domains: Vec<String>,
+    /// Time a client may take to send a request head.
+    pub header_timeout: std::time::Duration,
+    /// Time a request body may stall.
+    pub body_idle_timeout: std::time::Duration,
     /// Time between looks at the repair queue.
     pub repair_every: std::time::Duration,
     /// Time between scheduled scrubs (zero: never).
@@ -266,6 +274,12 @@ impl Settings {
                 .domains
                 .clone()
                 .unwrap_or_else(|| vec!["s3.localhost".into(), "localhost".into()]),
+            header_timeout: std::time::Duration::from_secs(
+                file.server.header_timeout_secs.unwrap_or(30).max(1),
+            ),
+            body_idle_timeout: std::time::Duration::from_secs(
+                file.server.body_idle_timeout_secs.unwrap_or(60).max(1),
+            ),
             repair_every: std::time::Duration::from_secs(
                 file.server.repair_interval_secs.unwrap_or(30).max(1),
             ),

@@ -18,8 +18,6 @@ use crate::tls;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// How long a request head may take to arrive.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -81,6 +79,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let store = Store {
         engine: engine.clone(),
         region: s.region.clone(),
+        body_idle: s.body_idle_timeout,
     };
     let service = {
         let mut b = S3ServiceBuilder::new(store);
@@ -143,7 +142,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(s.header_timeout);
     let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

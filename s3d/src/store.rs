@@ -18,6 +18,8 @@ pub struct Store {
     pub engine: Engine,
     /// Region reported by GetBucketLocation.
     pub region: String,
+    /// How long a request body may stall.
+    pub body_idle: std::time::Duration,
 }
 
 const MAX_KEYS: i32 = 1000;
@@ -350,7 +352,7 @@ impl Store {
         mut opts: PutOptions,
     ) -> S3Result<ObjectMeta> {
         let body = body.unwrap_or_else(crate::body::empty);
-        let vb = VerifyingBody::new(body, expected);
+        let vb = VerifyingBody::new(body, expected, self.body_idle);
         opts.late_checksums = Some(vb.verified.clone());
         let reader = StreamReader::new(vb);
         self.engine
@@ -1126,7 +1128,7 @@ impl S3 for Store {
             req.trailing_headers,
         )?;
         let body = i.body.unwrap_or_else(crate::body::empty);
-        let vb = VerifyingBody::new(body, expected);
+        let vb = VerifyingBody::new(body, expected, self.body_idle);
         let verified = vb.verified.clone();
         let p = self
             .engine
@@ -1252,6 +1254,12 @@ impl S3 for Store {
             .collect::<S3Result<Vec<_>>>()?;
         if parts.is_empty() {
             return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: no parts"));
+        }
+        if i.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on CompleteMultipartUpload supports only '*'"
+            ));
         }
         let opts = PutOptions {
             if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),

@@ -110,3 +110,101 @@ fn example_keys_off_loopback_warn_loudly() {
     assert!(err.contains("EXAMPLE ACCESS KEY IS IN USE"), "{err}");
     assert!(!err.contains("wJalrXUtnFEMI"), "the secret is never logged");
 }
+
+#[test]
+fn slow_clients_time_out() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir,
+        &["--insecure-http"],
+        Some("server:\n  header_timeout_secs: 1\n  body_idle_timeout_secs: 1\n  scrub_interval_hours: 0\n"),
+    );
+    // Half a request head, then silence: the server hangs up.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(8), "connection kept open");
+
+    // A signed upload whose body stalls: the request fails and nothing is stored.
+    let base = format!("http://127.0.0.1:{}", s.port);
+    let mk = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "-X",
+            "PUT",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+        ])
+        .args([
+            "--user",
+            &format!("{AK}:{SK}"),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .arg(format!("{base}/slowbkt"))
+        .output()
+        .unwrap();
+    assert!(
+        mk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+    let mut up = std::process::Command::new("curl")
+        .args(["-sS", "-T", "-", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+        .args([
+            "--user",
+            &format!("{AK}:{SK}"),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .args(["-H", "Content-Length: 1000", "-w", "\n%{http_code}"])
+        .arg(format!("{base}/slowbkt/stalled"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = up.stdin.take().unwrap();
+    stdin.write_all(&[b'x'; 100]).unwrap();
+    stdin.flush().unwrap();
+    let t = Instant::now();
+    loop {
+        if up.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "stalled upload not cut off"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    let out = up.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.trim_end().ends_with("200"), "{text}");
+    let head = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-I",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+        ])
+        .args([
+            "--user",
+            &format!("{AK}:{SK}"),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .arg(format!("{base}/slowbkt/stalled"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout), "404");
+}
