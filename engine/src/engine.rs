@@ -874,6 +874,53 @@ impl Engine {
             .await
     }
 
+    /// Renames an object atomically (one metadata transaction, no data touched), replacing
+    /// any object under the new key, as POSIX `rename` does.
+    pub async fn rename_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<ObjectMeta> {
+        validate_key(dst_key)?;
+        let src = object_key(src_bucket, src_key);
+        let dst = object_key(dst_bucket, dst_key);
+        let (sb, sk, db, dk) = (
+            src_bucket.to_string(),
+            src_key.to_string(),
+            dst_bucket.to_string(),
+            dst_key.to_string(),
+        );
+        self.inner
+            .committer
+            .run(move |txn, dbs| {
+                for b in [&sb, &db] {
+                    if dbs.buckets.get(txn, b)?.is_none() {
+                        return Err(Error::NoSuchBucket(b.clone()));
+                    }
+                }
+                let Some(mut meta) = current_object(txn, dbs, &src)? else {
+                    return Err(Error::NoSuchKey {
+                        bucket: sb,
+                        key: sk,
+                    });
+                };
+                if src == dst {
+                    meta.key = dk;
+                    return Ok(meta);
+                }
+                if let Some(old) = current_object(txn, dbs, &dst)? {
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                dbs.objects.delete(txn, &src)?;
+                dbs.objects.put(txn, &dst, &meta.encode()?)?;
+                meta.key = dk;
+                Ok(meta)
+            })
+            .await
+    }
+
     /// Changes an object's attributes (tags, POSIX attributes, …) atomically, keeping its data,
     /// ETag and modification time.
     pub async fn update_object_attrs<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>

@@ -531,3 +531,30 @@ async fn attrs_update_and_late_checksums() {
         Err(Error::NoSuchKey { .. })
     ));
 }
+
+#[tokio::test]
+async fn rename_is_atomic_and_replaces_the_target() {
+    let (dir, e) = fresh().await;
+    let a = data(40, 200_000);
+    let b = data(41, 100_000);
+    put(&e, "bkt", "a", &a).await;
+    put(&e, "bkt", "b", &b).await;
+    let files = shard_files(dir.path());
+    e.rename_object("bkt", "a", "bkt", "b").await.unwrap();
+    assert_eq!(get(&e, "bkt", "b", None).await.unwrap(), a);
+    assert!(matches!(
+        e.head_object("bkt", "a"),
+        Err(Error::NoSuchKey { .. })
+    ));
+    assert_eq!(shard_files(dir.path()), files, "rename writes no data");
+    assert!(e.fsck().unwrap().is_clean());
+    e.gc(false).await.unwrap();
+    assert!(
+        shard_files(dir.path()) < files,
+        "the replaced object's chunks are freed"
+    );
+    assert!(matches!(
+        e.rename_object("bkt", "a", "bkt", "c").await,
+        Err(Error::NoSuchKey { .. })
+    ));
+}

@@ -1,0 +1,1089 @@
+//! The FUSE filesystem over the engine: buckets are top-level directories, keys with `/` are
+//! directory trees, objects are files.
+//!
+//! Files opened for writing are staged in a temporary file in the data dir and committed as an
+//! object on `flush`, `fsync` and `close`; the engine's dedup means chunks that did not change
+//! are not written again. Reads of files not open for writing go straight to the engine and
+//! read only the chunks they touch.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use engine::{ByteRange, Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use futures::StreamExt;
+
+use crate::inodes::{join, split, Inodes, ROOT};
+
+/// What a path is.
+enum Node {
+    Root,
+    Bucket,
+    Dir,
+    File(Box<ObjectMeta>),
+}
+
+/// An open file or directory.
+enum Handle {
+    /// A file; `stage` holds its bytes while it is open for writing.
+    File {
+        path: String,
+        stage: Option<(File, PathBuf)>,
+        dirty: bool,
+    },
+    /// A directory listing taken at opendir.
+    Dir(Vec<(u64, FileType, String)>),
+}
+
+/// The filesystem.
+pub struct PredaFs {
+    engine: Engine,
+    rt: tokio::runtime::Handle,
+    inodes: Mutex<Inodes>,
+    handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
+    next_fh: AtomicU64,
+    stage_dir: PathBuf,
+    read_only: bool,
+    ttl: Duration,
+}
+
+/// Maps engine errors onto errnos.
+fn errno(e: &engine::Error) -> Errno {
+    use engine::Error as E;
+    match e {
+        E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
+        E::InvalidBucketName { .. } => Errno::EINVAL,
+        E::InvalidKey(w) if w.contains("longer") => Errno::ENAMETOOLONG,
+        E::InvalidKey(_) => Errno::EINVAL,
+        E::BucketAlreadyExists(_) => Errno::EEXIST,
+        E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
+        E::PreconditionFailed(_) => Errno::EEXIST,
+        E::WriteQuorum { .. } | E::ReadQuorum { .. } => Errno::EIO,
+        other => {
+            tracing::error!("engine error: {other}");
+            Errno::EIO
+        }
+    }
+}
+
+fn to_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH
+    }
+}
+
+fn ns_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn dir_attr(ino: u64) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::Directory,
+        perm: 0o755,
+        nlink: 2,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
+fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
+    let p = m.posix();
+    FileAttr {
+        ino: INodeNo(ino),
+        size: m.size,
+        blocks: m.size.div_ceil(512),
+        atime: to_time(p.atime_ns),
+        mtime: to_time(p.mtime_ns),
+        ctime: to_time(p.ctime_ns),
+        crtime: to_time(m.last_modified_ns),
+        kind: FileType::RegularFile,
+        perm: (p.mode & 0o7777) as u16,
+        nlink: 1,
+        uid: p.uid,
+        gid: p.gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<&str, Errno> {
+    let n = name.to_str().ok_or(Errno::EINVAL)?;
+    if n.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(n)
+}
+
+impl PredaFs {
+    /// A filesystem over `engine`; temporary files go to `stage_dir`.
+    pub fn new(
+        engine: Engine,
+        rt: tokio::runtime::Handle,
+        stage_dir: PathBuf,
+        read_only: bool,
+        ttl: Duration,
+    ) -> std::io::Result<PredaFs> {
+        std::fs::create_dir_all(&stage_dir)?;
+        // Leftovers of a crashed mount: their data was never committed.
+        if let Ok(rd) = std::fs::read_dir(&stage_dir) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(PredaFs {
+            engine,
+            rt,
+            inodes: Mutex::new(Inodes::default()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            stage_dir,
+            read_only,
+            ttl,
+        })
+    }
+
+    fn path(&self, ino: INodeNo) -> Result<String, Errno> {
+        self.inodes
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .path(ino.0)
+            .ok_or(Errno::ENOENT)
+    }
+
+    fn ino(&self, path: &str) -> u64 {
+        self.inodes.lock().map(|mut t| t.ino(path)).unwrap_or(0)
+    }
+
+    fn resolve(&self, path: &str) -> Result<Node, Errno> {
+        if path.is_empty() {
+            return Ok(Node::Root);
+        }
+        let (b, k) = split(path);
+        if k.is_empty() {
+            self.engine.head_bucket(b).map_err(|e| errno(&e))?;
+            return Ok(Node::Bucket);
+        }
+        match self.engine.head_object(b, k) {
+            Ok(m) => return Ok(Node::File(Box::new(m))),
+            Err(engine::Error::NoSuchKey { .. }) => {}
+            Err(e) => return Err(errno(&e)),
+        }
+        let page = self
+            .engine
+            .list_objects(
+                b,
+                &ListQuery {
+                    prefix: format!("{k}/"),
+                    max_keys: 1,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| errno(&e))?;
+        if page.objects.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        Ok(Node::Dir)
+    }
+
+    fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
+        match node {
+            Node::File(m) => file_attr(ino, m),
+            _ => dir_attr(ino),
+        }
+    }
+
+    fn new_fh(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut t) = self.handles.lock() {
+            t.insert(fh, Arc::new(Mutex::new(h)));
+        }
+        fh
+    }
+
+    fn handle(&self, fh: FileHandle) -> Result<Arc<Mutex<Handle>>, Errno> {
+        self.handles
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .get(&fh.0)
+            .cloned()
+            .ok_or(Errno::EBADF)
+    }
+
+    /// A fresh temporary file, with the object's current bytes unless `empty`.
+    fn stage(&self, path: &str, empty: bool) -> Result<(File, PathBuf), Errno> {
+        let tmp = self.stage_dir.join(format!(
+            "{}-{}",
+            std::process::id(),
+            self.next_fh.fetch_add(1, Ordering::Relaxed)
+        ));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|_| Errno::EIO)?;
+        if !empty {
+            let (b, k) = split(path);
+            let res: Result<(), Errno> = self.rt.block_on(async {
+                let g = self
+                    .engine
+                    .get_object(b, k, None)
+                    .await
+                    .map_err(|e| errno(&e))?;
+                let mut body = g.body;
+                let mut off = 0u64;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| errno(&e))?;
+                    f.write_all_at(&chunk, off).map_err(|_| Errno::EIO)?;
+                    off += chunk.len() as u64;
+                }
+                Ok(())
+            });
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        Ok((f, tmp))
+    }
+
+    /// Commits a staged file as the object at `path`, keeping its POSIX attributes.
+    fn commit(&self, path: &str, f: &File) -> Result<(), Errno> {
+        let (b, k) = split(path);
+        let old = self.engine.head_object(b, k).ok();
+        let now = ns_of(SystemTime::now());
+        let mut attrs = old.as_ref().map(|m| m.attrs.clone()).unwrap_or_default();
+        let mut posix = old.as_ref().map(|m| m.posix()).unwrap_or(PosixAttrs {
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: now,
+            ctime_ns: now,
+            atime_ns: now,
+        });
+        posix.mtime_ns = now;
+        posix.ctime_ns = now;
+        attrs.posix = Some(posix);
+        attrs.checksums.clear();
+        if attrs.content_type.is_none() {
+            attrs.content_type = Some(
+                mime_guess::from_path(k)
+                    .first_or_octet_stream()
+                    .essence_str()
+                    .to_string(),
+            );
+        }
+        let reader = f.try_clone().map_err(|_| Errno::EIO)?;
+        self.rt.block_on(async {
+            let mut r = tokio::fs::File::from_std(reader);
+            tokio::io::AsyncSeekExt::seek(&mut r, std::io::SeekFrom::Start(0))
+                .await
+                .map_err(|_| Errno::EIO)?;
+            self.engine
+                .put_object(
+                    b,
+                    k,
+                    r,
+                    PutOptions {
+                        attrs,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| errno(&e))
+        })
+    }
+
+    fn flush_handle(&self, fh: FileHandle) -> Result<(), Errno> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock().map_err(|_| Errno::EIO)?;
+        if let Handle::File {
+            path,
+            stage: Some((f, _)),
+            dirty,
+        } = &mut *h
+        {
+            if *dirty {
+                self.commit(path, f)?;
+                *dirty = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Vec<(u64, FileType, String)>, Errno> {
+        let mut out = Vec::new();
+        if path.is_empty() {
+            for b in self.engine.list_buckets().map_err(|e| errno(&e))? {
+                let ino = self.ino(&b.name);
+                out.push((ino, FileType::Directory, b.name));
+            }
+            return Ok(out);
+        }
+        let (b, k) = split(path);
+        let prefix = if k.is_empty() {
+            String::new()
+        } else {
+            format!("{k}/")
+        };
+        let mut after: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let page = self
+                .engine
+                .list_objects(
+                    b,
+                    &ListQuery {
+                        prefix: prefix.clone(),
+                        delimiter: Some("/".into()),
+                        start_after: after.clone(),
+                        max_keys: 1000,
+                    },
+                )
+                .map_err(|e| errno(&e))?;
+            for cp in &page.common_prefixes {
+                let name = cp[prefix.len()..cp.len() - 1].to_string();
+                if !name.is_empty() && seen.insert(name.clone()) {
+                    let ino = self.ino(&join(path, &name));
+                    out.push((ino, FileType::Directory, name));
+                }
+            }
+            for o in &page.objects {
+                let name = o.key[prefix.len()..].to_string();
+                if !name.is_empty() && seen.insert(name.clone()) {
+                    let ino = self.ino(&join(path, &name));
+                    out.push((ino, FileType::RegularFile, name));
+                }
+            }
+            if !page.is_truncated {
+                break;
+            }
+            after = page.next_marker;
+        }
+        Ok(out)
+    }
+
+    fn set_posix(
+        &self,
+        path: &str,
+        f: impl FnOnce(&mut PosixAttrs) + Send + 'static,
+    ) -> Result<ObjectMeta, Errno> {
+        let (b, k) = split(path);
+        self.rt
+            .block_on(
+                self.engine
+                    .update_object_attrs(b, k, move |a: &mut ObjectAttrs| {
+                        let now = ns_of(SystemTime::now());
+                        let mut p = a.posix.unwrap_or(PosixAttrs {
+                            mode: 0o100644,
+                            uid: 0,
+                            gid: 0,
+                            mtime_ns: now,
+                            ctime_ns: now,
+                            atime_ns: now,
+                        });
+                        f(&mut p);
+                        p.ctime_ns = now;
+                        a.posix = Some(p);
+                    }),
+            )
+            .map_err(|e| errno(&e))
+    }
+}
+
+impl Filesystem for PredaFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let res = (|| {
+            let name = name_str(name)?;
+            let path = join(&self.path(parent)?, name);
+            let node = self.resolve(&path)?;
+            let ino = self.ino(&path);
+            Ok::<_, Errno>(self.attr_of(ino, &node))
+        })();
+        match res {
+            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.path(ino).and_then(|p| self.resolve(&p)) {
+            Ok(node) => reply.attr(&self.ttl, &self.attr_of(ino.0, &node)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            let node = self.resolve(&path)?;
+            if !matches!(node, Node::File(_)) {
+                return Ok(self.attr_of(ino.0, &node));
+            }
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            if let Some(sz) = size {
+                let staged = match fh.map(|f| self.handle(f)) {
+                    Some(Ok(h)) => {
+                        let mut h = h.lock().map_err(|_| Errno::EIO)?;
+                        match &mut *h {
+                            Handle::File {
+                                stage: Some((f, _)),
+                                dirty,
+                                ..
+                            } => {
+                                f.set_len(sz).map_err(|_| Errno::EIO)?;
+                                *dirty = true;
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                if !staged {
+                    let (f, tmp) = self.stage(&path, sz == 0)?;
+                    let r = f
+                        .set_len(sz)
+                        .map_err(|_| Errno::EIO)
+                        .and_then(|_| self.commit(&path, &f));
+                    let _ = std::fs::remove_file(tmp);
+                    r?;
+                }
+            }
+            let t = |x: TimeOrNow| match x {
+                TimeOrNow::SpecificTime(t) => ns_of(t),
+                TimeOrNow::Now => ns_of(SystemTime::now()),
+            };
+            let (at, mt) = (atime.map(t), mtime.map(t));
+            let m =
+                if mode.is_some() || uid.is_some() || gid.is_some() || at.is_some() || mt.is_some()
+                {
+                    self.set_posix(&path, move |p| {
+                        if let Some(m) = mode {
+                            p.mode = (p.mode & !0o7777) | (m & 0o7777);
+                        }
+                        if let Some(u) = uid {
+                            p.uid = u;
+                        }
+                        if let Some(g) = gid {
+                            p.gid = g;
+                        }
+                        if let Some(a) = at {
+                            p.atime_ns = a;
+                        }
+                        if let Some(m) = mt {
+                            p.mtime_ns = m;
+                        }
+                    })?
+                } else {
+                    let (b, k) = split(&path);
+                    self.engine.head_object(b, k).map_err(|e| errno(&e))?
+                };
+            Ok(file_attr(ino.0, &m))
+        })();
+        match res {
+            Ok(a) => reply.attr(&self.ttl, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let name = name_str(name)?;
+            let pp = self.path(parent)?;
+            let path = join(&pp, name);
+            if pp.is_empty() {
+                self.rt
+                    .block_on(self.engine.create_bucket(name))
+                    .map_err(|e| errno(&e))?;
+            } else {
+                if self.resolve(&path).is_ok() {
+                    return Err(Errno::EEXIST);
+                }
+                let (b, k) = split(&path);
+                self.rt
+                    .block_on(self.engine.put_object(
+                        b,
+                        &format!("{k}/"),
+                        &b""[..],
+                        PutOptions::default(),
+                    ))
+                    .map_err(|e| errno(&e))?;
+            }
+            Ok(dir_attr(self.ino(&path)))
+        })();
+        match res {
+            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let path = join(&self.path(parent)?, name_str(name)?);
+            match self.resolve(&path)? {
+                Node::File(_) => {}
+                _ => return Err(Errno::EISDIR),
+            }
+            let (b, k) = split(&path);
+            self.rt
+                .block_on(self.engine.delete_object(b, k))
+                .map_err(|e| errno(&e))?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let path = join(&self.path(parent)?, name_str(name)?);
+            match self.resolve(&path)? {
+                Node::File(_) => return Err(Errno::ENOTDIR),
+                Node::Root => return Err(Errno::EBUSY),
+                Node::Bucket => {
+                    let (b, _) = split(&path);
+                    return self
+                        .rt
+                        .block_on(self.engine.delete_bucket(b))
+                        .map_err(|e| errno(&e));
+                }
+                Node::Dir => {}
+            }
+            let (b, k) = split(&path);
+            let marker = format!("{k}/");
+            let page = self
+                .engine
+                .list_objects(
+                    b,
+                    &ListQuery {
+                        prefix: marker.clone(),
+                        max_keys: 2,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| errno(&e))?;
+            if page.objects.iter().any(|o| o.key != marker) {
+                return Err(Errno::ENOTEMPTY);
+            }
+            self.rt
+                .block_on(self.engine.delete_object(b, &marker))
+                .map_err(|e| errno(&e))?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let from = join(&self.path(parent)?, name_str(name)?);
+            let to = join(&self.path(newparent)?, name_str(newname)?);
+            let (fb, fk) = split(&from);
+            let (tb, tk) = split(&to);
+            if fk.is_empty() || tk.is_empty() {
+                return Err(Errno::EPERM); // buckets cannot be renamed
+            }
+            let target = self.resolve(&to).ok();
+            if flags.contains(RenameFlags::RENAME_NOREPLACE) && target.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            match self.resolve(&from)? {
+                Node::File(_) => {
+                    if matches!(target, Some(Node::Dir)) {
+                        return Err(Errno::EISDIR);
+                    }
+                    self.rt
+                        .block_on(self.engine.rename_object(fb, fk, tb, tk))
+                        .map_err(|e| errno(&e))?;
+                }
+                Node::Dir => {
+                    match target {
+                        Some(Node::File(_)) => return Err(Errno::ENOTDIR),
+                        Some(Node::Dir) => {
+                            let page = self
+                                .engine
+                                .list_objects(
+                                    tb,
+                                    &ListQuery {
+                                        prefix: format!("{tk}/"),
+                                        max_keys: 2,
+                                        ..Default::default()
+                                    },
+                                )
+                                .map_err(|e| errno(&e))?;
+                            if page.objects.iter().any(|o| o.key != format!("{tk}/")) {
+                                return Err(Errno::ENOTEMPTY);
+                            }
+                        }
+                        _ => {}
+                    }
+                    // Every key under the directory, renamed one by one (metadata only).
+                    let prefix = format!("{fk}/");
+                    loop {
+                        let page = self
+                            .engine
+                            .list_objects(
+                                fb,
+                                &ListQuery {
+                                    prefix: prefix.clone(),
+                                    max_keys: 1000,
+                                    ..Default::default()
+                                },
+                            )
+                            .map_err(|e| errno(&e))?;
+                        if page.objects.is_empty() {
+                            break;
+                        }
+                        for o in &page.objects {
+                            let nk = format!("{tk}/{}", &o.key[prefix.len()..]);
+                            self.rt
+                                .block_on(self.engine.rename_object(fb, &o.key, tb, &nk))
+                                .map_err(|e| errno(&e))?;
+                        }
+                    }
+                }
+                _ => return Err(Errno::EPERM),
+            }
+            if let Ok(mut t) = self.inodes.lock() {
+                t.rename(&from, &to);
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            match self.resolve(&path)? {
+                Node::File(_) => {}
+                _ => return Err(Errno::EISDIR),
+            }
+            let acc = flags.0 & libc::O_ACCMODE;
+            let writing = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+            if writing && self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let trunc = flags.0 & libc::O_TRUNC != 0;
+            let stage = if writing {
+                Some(self.stage(&path, trunc)?)
+            } else {
+                None
+            };
+            Ok(self.new_fh(Handle::File {
+                path,
+                stage,
+                dirty: writing && trunc,
+            }))
+        })();
+        match res {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let pp = self.path(parent)?;
+            if pp.is_empty() {
+                return Err(Errno::EPERM); // only directories (buckets) at the top level
+            }
+            let path = join(&pp, name_str(name)?);
+            let (b, k) = split(&path);
+            let now = ns_of(SystemTime::now());
+            let attrs = ObjectAttrs {
+                content_type: Some(
+                    mime_guess::from_path(k)
+                        .first_or_octet_stream()
+                        .essence_str()
+                        .to_string(),
+                ),
+                posix: Some(PosixAttrs {
+                    mode: 0o100000 | (mode & !umask & 0o7777),
+                    uid: _req.uid(),
+                    gid: _req.gid(),
+                    mtime_ns: now,
+                    ctime_ns: now,
+                    atime_ns: now,
+                }),
+                ..Default::default()
+            };
+            let m = self
+                .rt
+                .block_on(self.engine.put_object(
+                    b,
+                    k,
+                    &b""[..],
+                    PutOptions {
+                        attrs,
+                        ..Default::default()
+                    },
+                ))
+                .map_err(|e| errno(&e))?;
+            let stage = self.stage(&path, true)?;
+            let ino = self.ino(&path);
+            let fh = self.new_fh(Handle::File {
+                path,
+                stage: Some(stage),
+                dirty: false,
+            });
+            Ok((file_attr(ino, &m), fh))
+        })();
+        match res {
+            Ok((a, fh)) => reply.created(
+                &self.ttl,
+                &a,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let res = (|| {
+            let h = self.handle(fh)?;
+            let h = h.lock().map_err(|_| Errno::EIO)?;
+            let Handle::File { path, stage, .. } = &*h else {
+                return Err(Errno::EISDIR);
+            };
+            if let Some((f, _)) = stage {
+                let mut buf = vec![0u8; size as usize];
+                let n = f.read_at(&mut buf, offset).map_err(|_| Errno::EIO)?;
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            let (b, k) = split(path);
+            let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
+            if offset >= m.size || size == 0 {
+                return Ok(Vec::new());
+            }
+            let last = (offset + size as u64 - 1).min(m.size - 1);
+            self.rt.block_on(async {
+                let g = self
+                    .engine
+                    .get_object(b, k, Some(ByteRange::FromTo(offset, last)))
+                    .await
+                    .map_err(|e| errno(&e))?;
+                let mut body = g.body;
+                let mut out = Vec::with_capacity((last - offset + 1) as usize);
+                while let Some(c) = body.next().await {
+                    out.extend_from_slice(&c.map_err(|e| errno(&e))?);
+                }
+                Ok(out)
+            })
+        })();
+        match res {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let res = (|| {
+            let h = self.handle(fh)?;
+            let mut h = h.lock().map_err(|_| Errno::EIO)?;
+            let Handle::File {
+                stage: Some((f, _)),
+                dirty,
+                ..
+            } = &mut *h
+            else {
+                return Err(Errno::EBADF);
+            };
+            let off = if flags.0 & libc::O_APPEND != 0 {
+                f.metadata().map_err(|_| Errno::EIO)?.len()
+            } else {
+                offset
+            };
+            f.write_all_at(data, off).map_err(|_| Errno::EIO)?;
+            *dirty = true;
+            Ok(data.len() as u32)
+        })();
+        match res {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.flush_handle(fh) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.flush_handle(fh) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let res = self.flush_handle(fh);
+        if let Ok(mut t) = self.handles.lock() {
+            if let Some(h) = t.remove(&fh.0) {
+                if let Ok(h) = h.lock() {
+                    if let Handle::File {
+                        stage: Some((_, tmp)),
+                        ..
+                    } = &*h
+                    {
+                        let _ = std::fs::remove_file(tmp);
+                    }
+                }
+            }
+        }
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            if let Node::File(_) = self.resolve(&path)? {
+                return Err(Errno::ENOTDIR);
+            }
+            let entries = self.list_dir(&path)?;
+            Ok(self.new_fh(Handle::Dir(entries)))
+        })();
+        match res {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let Ok(h) = h.lock() else {
+            return reply.error(Errno::EIO);
+        };
+        let Handle::Dir(entries) = &*h else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        let parent = self
+            .path(ino)
+            .ok()
+            .map(|p| {
+                p.rsplit_once('/')
+                    .map(|(a, _)| a.to_string())
+                    .unwrap_or_default()
+            })
+            .map(|p| if ino.0 == ROOT { ROOT } else { self.ino(&p) })
+            .unwrap_or(ROOT);
+        let dots = [
+            (ino.0, FileType::Directory, ".".to_string()),
+            (parent, FileType::Directory, "..".to_string()),
+        ];
+        for (i, (e_ino, kind, name)) in dots
+            .iter()
+            .chain(entries.iter())
+            .enumerate()
+            .skip(offset as usize)
+        {
+            if reply.add(INodeNo(*e_ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        if let Ok(mut t) = self.handles.lock() {
+            t.remove(&fh.0);
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let cfg = self.engine.config();
+        let (k, n) = (
+            cfg.data_shards as u64,
+            (cfg.data_shards + cfg.parity_shards) as u64,
+        );
+        // Each filesystem once (default disks share one), scaled by the coding overhead.
+        let mut seen = std::collections::HashSet::new();
+        let (mut total, mut free) = (0u64, 0u64);
+        for d in self.engine.disk_status() {
+            let dev = std::os::unix::fs::MetadataExt::dev(&match std::fs::metadata(&d.path) {
+                Ok(m) => m,
+                Err(_) => continue,
+            });
+            if seen.insert(dev) {
+                total += d.total_bytes;
+                free += d.free_bytes;
+            }
+        }
+        let (total, free) = (total * k / n.max(1), free * k / n.max(1));
+        let bs = 4096u64;
+        reply.statfs(
+            total / bs,
+            free / bs,
+            free / bs,
+            0,
+            0,
+            bs as u32,
+            255,
+            bs as u32,
+        );
+    }
+}

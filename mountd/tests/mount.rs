@@ -1,0 +1,353 @@
+//! A real FUSE mount (root, /dev/fuse) of a real data dir, with s3d on the same data dir.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use md5::Digest;
+
+struct Mount {
+    child: Child,
+    mnt: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn mounted(mnt: &Path) -> bool {
+    let m = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let p = mnt.to_string_lossy();
+    m.lines().any(|l| l.split(' ').nth(1) == Some(&p))
+}
+
+impl Mount {
+    fn start() -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mountd"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("mountd.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn mountd");
+        let t = Instant::now();
+        while !mounted(&mnt) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "not mounted: {}",
+                std::fs::read_to_string(dir.path().join("mountd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mount { child, mnt, dir }
+    }
+
+    fn unmount(mut self) {
+        let st = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "mountd exit status {st}");
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "mountd did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if mounted(&self.mnt) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.mnt)
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn md5(b: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(b))
+}
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    r.err().and_then(|e| e.raw_os_error()).unwrap_or(0)
+}
+
+#[test]
+fn files_dirs_errors_and_attributes() {
+    let m = Mount::start();
+    let b = m.mnt.join("files");
+    std::fs::create_dir(&b).unwrap();
+    // A tree of mixed files in, and back out.
+    let sizes = [
+        0usize,
+        1,
+        4 * 1024 * 1024 - 1,
+        4 * 1024 * 1024,
+        4 * 1024 * 1024 + 1,
+        20 * 1024 * 1024,
+    ];
+    std::fs::create_dir_all(b.join("t/sub")).unwrap();
+    for (i, s) in sizes.iter().enumerate() {
+        std::fs::write(b.join(format!("t/sub/f{i}")), data(i as u64, *s)).unwrap();
+    }
+    for (i, s) in sizes.iter().enumerate() {
+        let got = std::fs::read(b.join(format!("t/sub/f{i}"))).unwrap();
+        assert_eq!(md5(&got), md5(&data(i as u64, *s)), "f{i}");
+        assert_eq!(
+            std::fs::metadata(b.join(format!("t/sub/f{i}")))
+                .unwrap()
+                .len(),
+            *s as u64
+        );
+    }
+    let out = m.dir.path().join("out");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(b.join("t"))
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    for (i, s) in sizes.iter().enumerate() {
+        assert_eq!(
+            md5(&std::fs::read(out.join(format!("sub/f{i}"))).unwrap()),
+            md5(&data(i as u64, *s))
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(b.join("t/sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f0", "f1", "f2", "f3", "f4", "f5"]);
+
+    // Writes in the middle, appends, truncation.
+    let p = b.join("rw.bin");
+    std::fs::write(&p, data(9, 100_000)).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    f.seek(SeekFrom::Start(50_000)).unwrap();
+    f.write_all(b"MIDDLE").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut want = data(9, 100_000);
+    want[50_000..50_006].copy_from_slice(b"MIDDLE");
+    assert_eq!(std::fs::read(&p).unwrap(), want);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_all(b"TAIL").unwrap();
+    drop(f);
+    want.extend_from_slice(b"TAIL");
+    assert_eq!(std::fs::read(&p).unwrap(), want);
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(10).unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(&p).unwrap(), &want[..10]);
+    let mut s = String::new();
+    std::fs::File::open(b.join("t/sub/f1"))
+        .unwrap()
+        .read_to_string(&mut s)
+        .ok();
+
+    // Attributes persist.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // rename of a file (replacing the target) and of a directory.
+    std::fs::write(b.join("target"), b"old").unwrap();
+    std::fs::rename(&p, b.join("target")).unwrap();
+    assert_eq!(std::fs::read(b.join("target")).unwrap(), &want[..10]);
+    assert!(!p.exists());
+    std::fs::rename(b.join("t"), b.join("moved")).unwrap();
+    assert_eq!(
+        md5(&std::fs::read(b.join("moved/sub/f5")).unwrap()),
+        md5(&data(5, sizes[5]))
+    );
+    assert!(!b.join("t").exists());
+
+    // Error paths.
+    assert_eq!(errno_of(std::fs::read(b.join("nope"))), libc::ENOENT);
+    assert_eq!(errno_of(std::fs::create_dir(b.join("moved"))), libc::EEXIST);
+    assert_eq!(
+        errno_of(std::fs::remove_dir(b.join("moved"))),
+        libc::ENOTEMPTY
+    );
+    assert_eq!(errno_of(std::fs::remove_dir(&b)), libc::ENOTEMPTY);
+    assert_eq!(
+        errno_of(std::fs::write(b.join("moved"), b"x")),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno_of(std::fs::create_dir(b.join("target/x"))),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno_of(std::fs::write(b.join("n".repeat(300)), b"x")),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno_of(std::fs::create_dir(m.mnt.join("Bad_Name"))),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno_of(std::fs::write(m.mnt.join("top-level-file"), b"x")),
+        libc::EPERM
+    );
+    // Empty directories come and go.
+    std::fs::create_dir(b.join("empty")).unwrap();
+    assert!(b.join("empty").is_dir());
+    std::fs::remove_dir(b.join("empty")).unwrap();
+    assert!(!b.join("empty").exists());
+    let st = Command::new("df").arg(&m.mnt).output().unwrap();
+    assert!(st.status.success());
+    m.unmount();
+}
+
+/// s3d on the same data dir: what the mount writes is an S3 object, and the other way round.
+#[test]
+fn cross_door_with_s3d() {
+    let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
+    assert!(
+        s3d.exists(),
+        "build s3d too (make test builds the whole workspace)"
+    );
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("shared")).unwrap();
+    std::fs::create_dir_all(m.mnt.join("shared/docs")).unwrap();
+    let body = data(77, 5_000_000);
+    std::fs::write(m.mnt.join("shared/docs/report.json"), &body).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ak, sk) = (
+        "PSMOUNTTESTKEY000001",
+        "mount-test-secret-0123456789abcdefghijk",
+    );
+    let mut server = Command::new(&s3d)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            ak,
+            "--secret-key",
+            sk,
+        ])
+        .arg("--data-dir")
+        .arg(m.dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ca = m.dir.path().join("data/tls/cert.pem");
+    let aws = |args: &[&str]| {
+        let o = Command::new("aws")
+            .args([
+                "--endpoint-url",
+                &format!("https://127.0.0.1:{port}"),
+                "--region",
+                "us-east-1",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ak)
+            .env("AWS_SECRET_ACCESS_KEY", sk)
+            .env("AWS_CA_BUNDLE", &ca)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Written on the mount → fetched over S3, with the MD5 ETag and a guessed Content-Type.
+    let got = m.dir.path().join("got.json");
+    aws(&[
+        "s3",
+        "cp",
+        "s3://shared/docs/report.json",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(md5(&std::fs::read(&got).unwrap()), md5(&body));
+    let head = aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "shared",
+        "--key",
+        "docs/report.json",
+    ]);
+    assert!(
+        head.contains(&md5(&body)) && head.contains("application/json"),
+        "{head}"
+    );
+    // Put over S3 → read on the mount.
+    let up = m.dir.path().join("up.bin");
+    std::fs::write(&up, data(78, 3_000_000)).unwrap();
+    aws(&[
+        "s3",
+        "cp",
+        up.to_str().unwrap(),
+        "s3://shared/from-s3/up.bin",
+    ]);
+    assert_eq!(
+        md5(&std::fs::read(m.mnt.join("shared/from-s3/up.bin")).unwrap()),
+        md5(&data(78, 3_000_000))
+    );
+    // Rename on the mount → seen over S3.
+    std::fs::rename(
+        m.mnt.join("shared/docs/report.json"),
+        m.mnt.join("shared/docs/renamed.json"),
+    )
+    .unwrap();
+    let ls = aws(&["s3", "ls", "--recursive", "s3://shared"]);
+    assert!(
+        ls.contains("docs/renamed.json") && !ls.contains("docs/report.json"),
+        "{ls}"
+    );
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    m.unmount();
+}
