@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use engine::{ByteRange, Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -120,7 +121,7 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
         mtime: to_time(p.mtime_ns),
         ctime: to_time(p.ctime_ns),
         crtime: to_time(m.last_modified_ns),
-        kind: FileType::RegularFile,
+        kind: kind_of(m),
         perm: (p.mode & 0o7777) as u16,
         nlink: 1,
         uid: p.uid,
@@ -129,6 +130,28 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
         flags: 0,
         blksize: 4096,
     }
+}
+
+/// A symlink is an object whose POSIX mode says so; its body is the target.
+fn kind_of(m: &ObjectMeta) -> FileType {
+    if m.posix().mode & libc::S_IFMT == libc::S_IFLNK {
+        FileType::Symlink
+    } else {
+        FileType::RegularFile
+    }
+}
+
+/// User-metadata name under which an extended attribute is kept (readable over S3).
+fn xattr_key(name: &str) -> String {
+    format!("xattr-{}", name.to_ascii_lowercase())
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 fn name_str(name: &OsStr) -> Result<&str, Errno> {
@@ -378,7 +401,7 @@ impl PredaFs {
                 let name = o.key[prefix.len()..].to_string();
                 if !name.is_empty() && seen.insert(name.clone()) {
                     let ino = self.ino(&join(path, &name));
-                    out.push((ino, FileType::RegularFile, name));
+                    out.push((ino, kind_of(o), name));
                 }
             }
             if !page.is_truncated {
@@ -1052,6 +1075,238 @@ impl Filesystem for PredaFs {
             t.remove(&fh.0);
         }
         reply.ok();
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let pp = self.path(parent)?;
+            if pp.is_empty() {
+                return Err(Errno::EPERM);
+            }
+            let path = join(&pp, name_str(link_name)?);
+            if self.resolve(&path).is_ok() {
+                return Err(Errno::EEXIST);
+            }
+            let (b, k) = split(&path);
+            let now = ns_of(SystemTime::now());
+            let target = target.as_os_str().as_encoded_bytes().to_vec();
+            let attrs = ObjectAttrs {
+                posix: Some(PosixAttrs {
+                    mode: libc::S_IFLNK | 0o777,
+                    uid: req.uid(),
+                    gid: req.gid(),
+                    mtime_ns: now,
+                    ctime_ns: now,
+                    atime_ns: now,
+                }),
+                ..Default::default()
+            };
+            let m = self
+                .rt
+                .block_on(self.engine.put_object(
+                    b,
+                    k,
+                    &target[..],
+                    PutOptions {
+                        attrs,
+                        ..Default::default()
+                    },
+                ))
+                .map_err(|e| errno(&e))?;
+            Ok(file_attr(self.ino(&path), &m))
+        })();
+        match res {
+            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            let Node::File(m) = self.resolve(&path)? else {
+                return Err(Errno::EINVAL);
+            };
+            if kind_of(&m) != FileType::Symlink {
+                return Err(Errno::EINVAL);
+            }
+            let (b, k) = split(&path);
+            self.rt.block_on(async {
+                let g = self
+                    .engine
+                    .get_object(b, k, None)
+                    .await
+                    .map_err(|e| errno(&e))?;
+                let mut body = g.body;
+                let mut out = Vec::new();
+                while let Some(c) = body.next().await {
+                    out.extend_from_slice(&c.map_err(|e| errno(&e))?);
+                }
+                Ok(out)
+            })
+        })();
+        match res {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // Objects have one name each: hard links cannot be represented.
+        reply.error(Errno::EPERM);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let path = self.path(ino)?;
+            let Node::File(m) = self.resolve(&path)? else {
+                return Err(Errno::ENOTSUP);
+            };
+            let name = name.to_str().ok_or(Errno::EINVAL)?;
+            if !name.starts_with("user.") {
+                return Err(Errno::ENOTSUP);
+            }
+            let key = xattr_key(name);
+            let exists = m.attrs.user_metadata.contains_key(&key);
+            if flags & libc::XATTR_CREATE != 0 && exists {
+                return Err(Errno::EEXIST);
+            }
+            if flags & libc::XATTR_REPLACE != 0 && !exists {
+                return Err(Errno::NO_XATTR);
+            }
+            let v = b64(value);
+            let (b, k) = split(&path);
+            self.rt
+                .block_on(self.engine.update_object_attrs(b, k, move |a| {
+                    a.user_metadata.insert(key, v);
+                }))
+                .map(|_| ())
+                .map_err(|e| errno(&e))
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            let Node::File(m) = self.resolve(&path)? else {
+                return Err(Errno::NO_XATTR);
+            };
+            let name = name.to_str().ok_or(Errno::EINVAL)?;
+            let v = m
+                .attrs
+                .user_metadata
+                .get(&xattr_key(name))
+                .ok_or(Errno::NO_XATTR)?;
+            unb64(v).ok_or(Errno::EIO)
+        })();
+        match res {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        let res = (|| {
+            let path = self.path(ino)?;
+            let mut out = Vec::new();
+            if let Node::File(m) = self.resolve(&path)? {
+                for k in m.attrs.user_metadata.keys() {
+                    if let Some(n) = k.strip_prefix("xattr-") {
+                        out.extend_from_slice(n.as_bytes());
+                        out.push(0);
+                    }
+                }
+            }
+            Ok::<_, Errno>(out)
+        })();
+        match res {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let path = self.path(ino)?;
+            let Node::File(m) = self.resolve(&path)? else {
+                return Err(Errno::NO_XATTR);
+            };
+            let key = xattr_key(name.to_str().ok_or(Errno::EINVAL)?);
+            if !m.attrs.user_metadata.contains_key(&key) {
+                return Err(Errno::NO_XATTR);
+            }
+            let (b, k) = split(&path);
+            self.rt
+                .block_on(self.engine.update_object_attrs(b, k, move |a| {
+                    a.user_metadata.remove(&key);
+                }))
+                .map(|_| ())
+                .map_err(|e| errno(&e))
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
