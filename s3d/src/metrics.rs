@@ -23,6 +23,7 @@ struct OpStats {
 pub struct Metrics {
     ops: Mutex<BTreeMap<&'static str, OpStats>>,
     statuses: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Names the S3 operation of a request from its method, path and query (for metrics and logs).
@@ -84,6 +85,13 @@ impl Metrics {
         }
         if let Ok(mut st) = self.statuses.lock() {
             *st.entry((op, status)).or_default() += 1;
+        }
+    }
+
+    /// Counts one S3 error response by its code.
+    pub fn record_error(&self, code: &str) {
+        if let Ok(mut e) = self.errors.lock() {
+            *e.entry(code.to_string()).or_default() += 1;
         }
     }
 

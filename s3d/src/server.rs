@@ -189,7 +189,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     Some(r) => r,
                     None => hyper::service::Service::call(&svc, req).await?,
                 };
-                let mut resp = complete_error_body(resp, &method, &path, &rid).await;
+                let mut resp = complete_error_body(resp, &method, &path, &rid, &metrics).await;
                 let h = resp.headers_mut();
                 if let Ok(v) = http::HeaderValue::from_str(&rid) {
                     h.insert("x-amz-request-id", v.clone());
@@ -292,6 +292,7 @@ async fn complete_error_body(
     method: &http::Method,
     path: &str,
     rid: &str,
+    metrics: &crate::metrics::Metrics,
 ) -> http::Response<s3s::Body> {
     use http_body_util::BodyExt;
     if resp.status().as_u16() < 400 || method == http::Method::HEAD {
@@ -306,6 +307,13 @@ async fn complete_error_body(
         Err(_) => bytes::Bytes::new(),
     };
     let text = String::from_utf8_lossy(&bytes);
+    if let Some(code) = text
+        .split_once("<Code>")
+        .and_then(|(_, r)| r.split_once("</Code>"))
+        .map(|(c, _)| c)
+    {
+        metrics.record_error(code);
+    }
     let fixed = if text.contains("</Error>") && !text.contains("<RequestId>") {
         text.replacen(
             "</Error>",
