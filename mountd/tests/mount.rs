@@ -534,3 +534,49 @@ fn restic_repository_on_the_mount() {
     );
     m.unmount();
 }
+
+/// A directory of 100,000 entries lists completely (paged scans underneath). The objects are
+/// put by a second engine on the same data dir, which LMDB allows beside the mount's.
+#[test]
+fn directory_of_100k_entries() {
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("huge")).unwrap();
+    let data_dir = m.dir.path().join("data");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let e = engine::Engine::open(engine::EngineConfig::new(&data_dir)).unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..64u32 {
+            let e = e.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = w;
+                while i < 100_000 {
+                    e.put_object("huge", &format!("d/f{i:06}"), &b"x"[..], Default::default())
+                        .await
+                        .unwrap();
+                    i += 64;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let n = std::fs::read_dir(m.mnt.join("huge/d")).unwrap().count();
+    assert_eq!(n, 100_000);
+    let out = Command::new("ls")
+        .arg("-f")
+        .arg(m.mnt.join("huge/d"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        100_002
+    );
+    assert_eq!(std::fs::read(m.mnt.join("huge/d/f099999")).unwrap(), b"x");
+    m.unmount();
+}
