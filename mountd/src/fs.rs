@@ -41,6 +41,11 @@ enum Handle {
         path: String,
         stage: Option<(File, PathBuf)>,
         dirty: bool,
+        /// The last chunk-sized window read from the engine (start offset, bytes): FUSE reads
+        /// in small requests, and a window read once serves the requests that follow.
+        window: Option<(u64, Vec<u8>)>,
+        /// Where a sequential reader's next request would start.
+        seq_next: u64,
     },
     /// A directory listing taken at opendir.
     Dir(Vec<(u64, FileType, String)>),
@@ -350,6 +355,7 @@ impl PredaFs {
             path,
             stage: Some((f, _)),
             dirty,
+            ..
         } = &mut *h
         {
             if *dirty {
@@ -441,6 +447,13 @@ impl PredaFs {
 }
 
 impl Filesystem for PredaFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Larger requests: fewer round trips through the kernel for streaming reads and writes.
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let res = (|| {
             let name = name_str(name)?;
@@ -779,6 +792,8 @@ impl Filesystem for PredaFs {
                 path,
                 stage,
                 dirty: writing && trunc,
+                window: None,
+                seq_next: 0,
             }))
         })();
         match res {
@@ -843,6 +858,8 @@ impl Filesystem for PredaFs {
                 path,
                 stage: Some(stage),
                 dirty: false,
+                window: None,
+                seq_next: 0,
             });
             Ok((file_attr(ino, &m), fh))
         })();
@@ -871,8 +888,15 @@ impl Filesystem for PredaFs {
     ) {
         let res = (|| {
             let h = self.handle(fh)?;
-            let h = h.lock().map_err(|_| Errno::EIO)?;
-            let Handle::File { path, stage, .. } = &*h else {
+            let mut h = h.lock().map_err(|_| Errno::EIO)?;
+            let Handle::File {
+                path,
+                stage,
+                window,
+                seq_next,
+                ..
+            } = &mut *h
+            else {
                 return Err(Errno::EISDIR);
             };
             if let Some((f, _)) = stage {
@@ -881,25 +905,54 @@ impl Filesystem for PredaFs {
                 buf.truncate(n);
                 return Ok(buf);
             }
+            if let Some((start, bytes)) = window {
+                let end = *start + bytes.len() as u64;
+                if offset >= *start && offset + size as u64 <= end {
+                    let a = (offset - *start) as usize;
+                    return Ok(bytes[a..a + size as usize].to_vec());
+                }
+            }
             let (b, k) = split(path);
             let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
             if offset >= m.size || size == 0 {
                 return Ok(Vec::new());
             }
-            let last = (offset + size as u64 - 1).min(m.size - 1);
-            self.rt.block_on(async {
+            // A sequential reader gets the whole chunk-aligned window around its request in one
+            // engine read; a random reader gets just what it asked for.
+            let sequential = offset == *seq_next;
+            *seq_next = offset + size as u64;
+            let cs = self.engine.config().chunk_size as u64;
+            let (start, last) = if sequential {
+                let start = offset / cs * cs;
+                (
+                    start,
+                    (start + cs - 1)
+                        .max(offset + size as u64 - 1)
+                        .min(m.size - 1),
+                )
+            } else {
+                (offset, (offset + size as u64 - 1).min(m.size - 1))
+            };
+            let bytes = self.rt.block_on(async {
                 let g = self
                     .engine
-                    .get_object(b, k, Some(ByteRange::FromTo(offset, last)))
+                    .get_object(b, k, Some(ByteRange::FromTo(start, last)))
                     .await
                     .map_err(|e| errno(&e))?;
                 let mut body = g.body;
-                let mut out = Vec::with_capacity((last - offset + 1) as usize);
+                let mut out = Vec::with_capacity((last - start + 1) as usize);
                 while let Some(c) = body.next().await {
                     out.extend_from_slice(&c.map_err(|e| errno(&e))?);
                 }
-                Ok(out)
-            })
+                Ok::<_, Errno>(out)
+            })?;
+            let a = (offset - start) as usize;
+            let z = (a + size as usize).min(bytes.len());
+            let out = bytes[a..z].to_vec();
+            if sequential {
+                *window = Some((start, bytes));
+            }
+            Ok(out)
         })();
         match res {
             Ok(d) => reply.data(&d),

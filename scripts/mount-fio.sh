@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# fio on a mountd mount, next to the same jobs on a plain local directory and the engine alone
+# (examples/load), in the same run.   scripts/mount-fio.sh [SIZE_MIB]
+# Needs: root, fuse3, fio, and a release build:
+#   cargo build --release -p mountd -p predastore-engine --examples --bins
+set -euo pipefail
+SIZE=${1:-1024}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/target/release
+WORK=$(mktemp -d -p /work 2>/dev/null || mktemp -d)
+MNT=$WORK/mnt; mkdir -p "$MNT" "$WORK/local"
+"$BIN/mountd" --data-dir "$WORK/data" "$MNT" > "$WORK/mountd.out" 2> "$WORK/mountd.log" &
+PID=$!
+trap 'fusermount3 -u "$MNT" 2>/dev/null || true; kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do grep -q " $MNT " /proc/self/mounts && break; sleep 0.1; done
+mkdir "$MNT/fio"
+
+job() { # name dir rw bs size extra...
+    local name=$1 dir=$2 rw=$3 bs=$4 size=$5; shift 5
+    fio --name="$name" --directory="$dir" --rw="$rw" --bs="$bs" --size="${size}M" \
+        --ioengine=psync --numjobs=1 --output-format=json "$@" 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"]; w=j["write"]
+print("%.1f MB/s %.0f IOPS" % (max(r["bw_bytes"], w["bw_bytes"])/1e6, max(r["iops"], w["iops"])))'
+}
+for where in "mount:$MNT/fio" "local:$WORK/local"; do
+    n=${where%%:*}; d=${where#*:}
+    echo "$n seq write ${SIZE}MiB (1 MiB blocks, fsync at end): $(job seqw "$d" write 1M "$SIZE" --end_fsync=1)"
+    echo "$n seq read  ${SIZE}MiB (1 MiB blocks):                $(job seqw "$d" read 1M "$SIZE")"
+    echo "$n 4k rand read  (256 MiB file, 20 s):                $(job rr "$d" randread 4k 256 --runtime=20 --time_based)"
+    echo "$n 4k rand write (256 MiB file, 20 s, fsync at end):   $(job rw "$d" randwrite 4k 256 --runtime=20 --time_based --end_fsync=1)"
+done
+echo "engine alone: $("$BIN/examples/load" "$WORK/engine" "$SIZE")"
