@@ -829,11 +829,7 @@ impl Engine {
         self.inner
             .committer
             .run(move |txn, dbs| {
-                for b in [&sb, &db] {
-                    if dbs.buckets.get(txn, b)?.is_none() {
-                        return Err(Error::NoSuchBucket(b.clone()));
-                    }
-                }
+                crate::meta::require_buckets(txn, dbs, &[&sb, &db])?;
                 let Some(sbytes) = dbs.objects.get(txn, &src)? else {
                     return Err(Error::NoSuchKey {
                         bucket: sb,
@@ -895,11 +891,7 @@ impl Engine {
         self.inner
             .committer
             .run(move |txn, dbs| {
-                for b in [&sb, &db] {
-                    if dbs.buckets.get(txn, b)?.is_none() {
-                        return Err(Error::NoSuchBucket(b.clone()));
-                    }
-                }
+                crate::meta::require_buckets(txn, dbs, &[&sb, &db])?;
                 let Some(mut meta) = current_object(txn, dbs, &src)? else {
                     return Err(Error::NoSuchKey {
                         bucket: sb,

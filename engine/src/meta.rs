@@ -347,6 +347,16 @@ pub(crate) fn current_object(txn: &RwTxn, dbs: &Dbs, okey: &[u8]) -> Result<Opti
     }
 }
 
+/// Fails with `NoSuchBucket` unless every named bucket exists.
+pub(crate) fn require_buckets(txn: &RwTxn, dbs: &Dbs, buckets: &[&String]) -> Result<()> {
+    for b in buckets {
+        if dbs.buckets.get(txn, b)?.is_none() {
+            return Err(Error::NoSuchBucket((*b).clone()));
+        }
+    }
+    Ok(())
+}
+
 /// LMDB key of a multipart upload.
 pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut k = object_key(bucket, key);

@@ -203,6 +203,24 @@ fn expected_from(
     Ok(e)
 }
 
+/// What a PutObject or UploadPart input says its body is (Content-MD5, checksums, trailer).
+macro_rules! expected {
+    ($i:expr, $trailers:expr) => {
+        expected_from(
+            $i.content_md5.as_ref(),
+            $i.checksum_algorithm.as_ref(),
+            [
+                $i.checksum_crc32.as_ref(),
+                $i.checksum_crc32c.as_ref(),
+                $i.checksum_crc64nvme.as_ref(),
+                $i.checksum_sha1.as_ref(),
+                $i.checksum_sha256.as_ref(),
+            ],
+            $trailers,
+        )
+    };
+}
+
 /// Evaluates If-Match / If-None-Match / If-(Un)Modified-Since against an object (RFC 9110 order).
 fn check_conditions(
     m: &ObjectMeta,
@@ -323,6 +341,16 @@ fn object_entry(m: &ObjectMeta, url: bool, fetch_owner: bool) -> Object {
     }
 }
 
+fn prefixes(cps: Vec<String>, enc: impl Fn(String) -> String) -> Option<CommonPrefixList> {
+    Some(
+        cps.into_iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
+            .collect(),
+    )
+}
+
 fn max_keys(v: Option<i32>) -> S3Result<usize> {
     match v {
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
@@ -340,6 +368,31 @@ fn is_url(e: &Option<EncodingType>) -> S3Result<bool> {
             "Invalid Encoding Method specified in Request"
         )),
     }
+}
+
+/// GetObjectOutput and HeadObjectOutput share the object's headers: fills them, plus `$extra`.
+macro_rules! object_output {
+    ($ty:ident, $m:expr, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {
+        $ty {
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag($m)),
+            last_modified: Some(ts($m.last_modified_ns)),
+            content_type: content_type_of($m),
+            content_encoding: $m.attrs.content_encoding.clone(),
+            content_disposition: $m.attrs.content_disposition.clone(),
+            content_language: $m.attrs.content_language.clone(),
+            cache_control: $m.attrs.cache_control.clone(),
+            expires: expires_of($m),
+            metadata: user_metadata($m),
+            checksum_crc32: $c.checksum_crc32,
+            checksum_crc32c: $c.checksum_crc32c,
+            checksum_crc64nvme: $c.checksum_crc64nvme,
+            checksum_sha1: $c.checksum_sha1,
+            checksum_sha256: $c.checksum_sha256,
+            $($field: $val,)*
+            ..Default::default()
+        }
+    };
 }
 
 impl Store {
@@ -460,18 +513,7 @@ impl S3 for Store {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let i = req.input;
-        let expected = expected_from(
-            i.content_md5.as_ref(),
-            i.checksum_algorithm.as_ref(),
-            [
-                i.checksum_crc32.as_ref(),
-                i.checksum_crc32c.as_ref(),
-                i.checksum_crc64nvme.as_ref(),
-                i.checksum_sha1.as_ref(),
-                i.checksum_sha256.as_ref(),
-            ],
-            req.trailing_headers,
-        )?;
+        let expected = expected!(i, req.trailing_headers)?;
         let attrs = attrs_from(
             i.content_type.map(|c| c.to_string()),
             i.content_encoding,
@@ -575,32 +617,17 @@ impl S3 for Store {
             .body
             .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
         let c = checksums_out(&m, i.checksum_mode.as_ref(), !partial);
-        let out = GetObjectOutput {
+        let parts_count =
+            (i.part_number.is_some() && m.parts_count > 0).then_some(m.parts_count as i32);
+        let out = object_output!(GetObjectOutput, &m, c, {
             body: Some(StreamingBlob::wrap(crate::body::SyncStream(
                 std::sync::Mutex::new(body),
             ))),
             content_length: Some((end - start) as i64),
             content_range: partial.then(|| format!("bytes {start}-{}/{}", end.max(1) - 1, m.size)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(etag(&m)),
-            last_modified: Some(ts(m.last_modified_ns)),
-            content_type: content_type_of(&m),
-            content_encoding: m.attrs.content_encoding.clone(),
-            content_disposition: m.attrs.content_disposition.clone(),
-            content_language: m.attrs.content_language.clone(),
-            cache_control: m.attrs.cache_control.clone(),
-            expires: expires_of(&m),
-            metadata: user_metadata(&m),
-            parts_count: (i.part_number.is_some() && m.parts_count > 0)
-                .then_some(m.parts_count as i32),
+            parts_count: parts_count,
             tag_count: (!m.attrs.tags.is_empty()).then_some(m.attrs.tags.len() as i32),
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            ..Default::default()
-        };
+        });
         Ok(S3Response::new(out))
     }
 
@@ -642,28 +669,13 @@ impl S3 for Store {
             (None, None) => (m.size, None),
         };
         let c = checksums_out(&m, i.checksum_mode.as_ref(), content_range.is_none());
-        Ok(S3Response::new(HeadObjectOutput {
+        let parts_count =
+            (i.part_number.is_some() && m.parts_count > 0).then_some(m.parts_count as i32);
+        Ok(S3Response::new(object_output!(HeadObjectOutput, &m, c, {
             content_length: Some(len as i64),
-            content_range,
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(etag(&m)),
-            last_modified: Some(ts(m.last_modified_ns)),
-            content_type: content_type_of(&m),
-            content_encoding: m.attrs.content_encoding.clone(),
-            content_disposition: m.attrs.content_disposition.clone(),
-            content_language: m.attrs.content_language.clone(),
-            cache_control: m.attrs.cache_control.clone(),
-            expires: expires_of(&m),
-            metadata: user_metadata(&m),
-            parts_count: (i.part_number.is_some() && m.parts_count > 0)
-                .then_some(m.parts_count as i32),
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            ..Default::default()
-        }))
+            content_range: content_range,
+            parts_count: parts_count,
+        })))
     }
 
     async fn delete_object(
@@ -874,14 +886,7 @@ impl S3 for Store {
                     .map(|o| object_entry(o, url, true))
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: prefixes(page.common_prefixes, enc),
             delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             ..Default::default()
@@ -943,14 +948,7 @@ impl S3 for Store {
                     .map(|o| object_entry(o, url, fetch_owner))
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: prefixes(page.common_prefixes, enc),
             delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             start_after: i.start_after.map(enc),
@@ -1003,14 +1001,7 @@ impl S3 for Store {
             },
             next_version_id_marker: page.is_truncated.then(|| "null".to_string()),
             versions: Some(versions),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: prefixes(page.common_prefixes, enc),
             delimiter: i.delimiter.filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type,
             ..Default::default()
@@ -1115,18 +1106,7 @@ impl S3 for Store {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let i = req.input;
-        let expected = expected_from(
-            i.content_md5.as_ref(),
-            i.checksum_algorithm.as_ref(),
-            [
-                i.checksum_crc32.as_ref(),
-                i.checksum_crc32c.as_ref(),
-                i.checksum_crc64nvme.as_ref(),
-                i.checksum_sha1.as_ref(),
-                i.checksum_sha256.as_ref(),
-            ],
-            req.trailing_headers,
-        )?;
+        let expected = expected!(i, req.trailing_headers)?;
         let body = i.body.unwrap_or_else(crate::body::empty);
         let vb = VerifyingBody::new(body, expected, self.body_idle);
         let verified = vb.verified.clone();
