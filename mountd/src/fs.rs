@@ -46,6 +46,8 @@ enum Handle {
         window: Option<(u64, Vec<u8>)>,
         /// Where a sequential reader's next request would start.
         seq_next: u64,
+        /// The name was unlinked (or renamed away) while open: never commit it again.
+        detached: bool,
     },
     /// A directory listing taken at opendir.
     Dir(Vec<(u64, FileType, String)>),
@@ -62,6 +64,9 @@ pub struct PredaFs {
     read_only: bool,
     ttl: Duration,
 }
+
+/// Largest file: S3's largest object, 5 TiB.
+const MAX_FILE_SIZE: u64 = 5 << 40;
 
 /// Maps engine errors onto errnos.
 fn errno(e: &engine::Error) -> Errno {
@@ -355,15 +360,49 @@ impl PredaFs {
             path,
             stage: Some((f, _)),
             dirty,
+            detached,
             ..
         } = &mut *h
         {
-            if *dirty {
+            if *dirty && !*detached {
                 self.commit(path, f)?;
                 *dirty = false;
             }
         }
         Ok(())
+    }
+
+    /// Marks open handles of `path` as detached, so closing them does not bring it back.
+    fn detach(&self, path: &str) {
+        let Ok(t) = self.handles.lock() else { return };
+        for h in t.values() {
+            if let Ok(mut h) = h.lock() {
+                if let Handle::File {
+                    path: p, detached, ..
+                } = &mut *h
+                {
+                    if p == path {
+                        *detached = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Points open handles under `from` at `to` after a rename, so a later commit goes to the
+    /// new name.
+    fn retarget(&self, from: &str, to: &str) {
+        let Ok(t) = self.handles.lock() else { return };
+        let below = format!("{from}/");
+        for h in t.values() {
+            if let Ok(mut h) = h.lock() {
+                if let Handle::File { path, .. } = &mut *h {
+                    if path == from || path.starts_with(&below) {
+                        *path = format!("{to}{}", &path[from.len()..]);
+                    }
+                }
+            }
+        }
     }
 
     fn list_dir(&self, path: &str) -> Result<Vec<(u64, FileType, String)>, Errno> {
@@ -502,6 +541,9 @@ impl Filesystem for PredaFs {
             if self.read_only {
                 return Err(Errno::EROFS);
             }
+            if size.is_some_and(|sz| sz > MAX_FILE_SIZE) {
+                return Err(Errno::EFBIG);
+            }
             if let Some(sz) = size {
                 let staged = match fh.map(|f| self.handle(f)) {
                     Some(Ok(h)) => {
@@ -560,7 +602,13 @@ impl Filesystem for PredaFs {
                     let (b, k) = split(&path);
                     self.engine.head_object(b, k).map_err(|e| errno(&e))?
                 };
-            Ok(file_attr(ino.0, &m))
+            let mut a = file_attr(ino.0, &m);
+            if let Some(sz) = size {
+                // A staged truncate is committed at close; report the new size now.
+                a.size = sz;
+                a.blocks = sz.div_ceil(512);
+            }
+            Ok(a)
         })();
         match res {
             Ok(a) => reply.attr(&self.ttl, &a),
@@ -624,6 +672,7 @@ impl Filesystem for PredaFs {
             self.rt
                 .block_on(self.engine.delete_object(b, k))
                 .map_err(|e| errno(&e))?;
+            self.detach(&path);
             Ok(())
         })();
         match res {
@@ -762,6 +811,7 @@ impl Filesystem for PredaFs {
             if let Ok(mut t) = self.inodes.lock() {
                 t.rename(&from, &to);
             }
+            self.retarget(&from, &to);
             Ok(())
         })();
         match res {
@@ -794,6 +844,7 @@ impl Filesystem for PredaFs {
                 dirty: writing && trunc,
                 window: None,
                 seq_next: 0,
+                detached: false,
             }))
         })();
         match res {
@@ -860,6 +911,7 @@ impl Filesystem for PredaFs {
                 dirty: false,
                 window: None,
                 seq_next: 0,
+                detached: false,
             });
             Ok((file_attr(ino, &m), fh))
         })();

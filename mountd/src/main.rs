@@ -26,6 +26,9 @@ struct Cli {
     /// Mount read-only.
     #[arg(long)]
     read_only: bool,
+    /// Let users other than the one who mounted access the mount (permission bits still apply).
+    #[arg(long)]
+    allow_other: bool,
     /// Seconds the kernel may cache attributes and names.
     #[arg(long, default_value_t = 1.0)]
     attr_timeout: f64,
@@ -79,6 +82,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .push(fuser::MountOption::DefaultPermissions);
     if cli.read_only {
         config.mount_options.push(fuser::MountOption::RO);
+    }
+    if cli.allow_other {
+        config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(4);
     let session = fuser::spawn_mount(filesystem, &cli.mountpoint, &config)

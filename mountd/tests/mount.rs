@@ -179,6 +179,36 @@ fn files_dirs_errors_and_attributes() {
         .read_to_string(&mut s)
         .ok();
 
+    // A file unlinked while open stays gone when it is written and closed.
+    let doomed = b.join("doomed.txt");
+    let mut f = std::fs::File::create(&doomed).unwrap();
+    std::fs::remove_file(&doomed).unwrap();
+    f.write_all(b"written after unlink").unwrap();
+    drop(f);
+    assert!(!doomed.exists(), "an unlinked file came back on close");
+    // A file renamed while open for writing is committed under its new name.
+    let mut f = std::fs::File::create(b.join("draft.txt")).unwrap();
+    f.write_all(b"first ").unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(b.join("draft.txt"), b.join("final.txt")).unwrap();
+    f.write_all(b"second").unwrap();
+    drop(f);
+    assert!(!b.join("draft.txt").exists(), "the old name came back");
+    assert_eq!(std::fs::read(b.join("final.txt")).unwrap(), b"first second");
+    // ftruncate on an open file shows the new size at once; a size past 5 TiB is EFBIG.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(b.join("ft.bin"))
+        .unwrap();
+    f.set_len(12345).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 12345);
+    assert_eq!(errno_of(f.set_len(6 << 40)), libc::EFBIG);
+    drop(f);
+    assert_eq!(std::fs::metadata(b.join("ft.bin")).unwrap().len(), 12345);
+
     // Attributes persist.
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(

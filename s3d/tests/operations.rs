@@ -208,3 +208,32 @@ fn slow_clients_time_out() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&head.stdout), "404");
 }
+
+#[test]
+fn several_key_pairs_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir,
+        &[],
+        Some("auth:\n  keys:\n    - {access_key: PSSECONDKEY000000001, secret_key: second-secret-0123456789abcdefghij}\n"),
+    );
+    // The pair from the flags and the pair from the file both work; a wrong secret does not.
+    ok(s.aws(&["s3", "mb", "s3://twokeys"]));
+    ok(s.aws_with(
+        &["s3", "ls", "s3://twokeys"],
+        "PSSECONDKEY000000001",
+        "second-secret-0123456789abcdefghij",
+    ));
+    fails_with(
+        s.aws_with(
+            &["s3", "ls"],
+            "PSSECONDKEY000000001",
+            "second-secret-wrong-0000000000000000",
+        ),
+        "SignatureDoesNotMatch",
+    );
+    assert!(
+        !s.log().contains("second-secret"),
+        "secrets never appear in logs"
+    );
+}
