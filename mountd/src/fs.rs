@@ -30,7 +30,8 @@ use crate::inodes::{join, split, Inodes, ROOT};
 enum Node {
     Root,
     Bucket,
-    Dir,
+    /// A directory, with its marker object's metadata when it has a marker.
+    Dir(Option<Box<ObjectMeta>>),
     File(Box<ObjectMeta>),
 }
 
@@ -118,6 +119,35 @@ fn dir_attr(ino: u64) -> FileAttr {
         rdev: 0,
         flags: 0,
         blksize: 4096,
+    }
+}
+
+/// A directory's attributes from its marker object (defaults when it has no POSIX attributes,
+/// e.g. a marker made by another S3 tool).
+fn marker_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
+    let mut a = dir_attr(ino);
+    if let Some(p) = m.attrs.posix {
+        a.perm = (p.mode & 0o7777) as u16;
+        a.uid = p.uid;
+        a.gid = p.gid;
+        a.atime = to_time(p.atime_ns);
+        a.mtime = to_time(p.mtime_ns);
+        a.ctime = to_time(p.ctime_ns);
+        a.crtime = to_time(m.last_modified_ns);
+    }
+    a
+}
+
+/// POSIX attributes of a new directory.
+fn dir_posix(mode: u32, uid: u32, gid: u32) -> PosixAttrs {
+    let now = ns_of(SystemTime::now());
+    PosixAttrs {
+        mode: libc::S_IFDIR | (mode & 0o7777),
+        uid,
+        gid,
+        mtime_ns: now,
+        ctime_ns: now,
+        atime_ns: now,
     }
 }
 
@@ -226,6 +256,11 @@ impl PredaFs {
             Err(engine::Error::NoSuchKey { .. }) => {}
             Err(e) => return Err(errno(&e)),
         }
+        match self.engine.head_object(b, &format!("{k}/")) {
+            Ok(m) => return Ok(Node::Dir(Some(Box::new(m)))),
+            Err(engine::Error::NoSuchKey { .. }) => {}
+            Err(e) => return Err(errno(&e)),
+        }
         let page = self
             .engine
             .list_objects(
@@ -240,12 +275,13 @@ impl PredaFs {
         if page.objects.is_empty() {
             return Err(Errno::ENOENT);
         }
-        Ok(Node::Dir)
+        Ok(Node::Dir(None))
     }
 
     fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
         match node {
             Node::File(m) => file_attr(ino, m),
+            Node::Dir(Some(m)) => marker_attr(ino, m),
             _ => dir_attr(ino),
         }
     }
@@ -535,6 +571,75 @@ impl Filesystem for PredaFs {
         let res = (|| {
             let path = self.path(ino)?;
             let node = self.resolve(&path)?;
+            if let Node::Dir(marker) = &node {
+                if size.is_some() {
+                    return Err(Errno::EISDIR);
+                }
+                if mode.is_none()
+                    && uid.is_none()
+                    && gid.is_none()
+                    && atime.is_none()
+                    && mtime.is_none()
+                {
+                    return Ok(self.attr_of(ino.0, &node));
+                }
+                if self.read_only {
+                    return Err(Errno::EROFS);
+                }
+                // A directory's attributes live on its marker object; make one if it has none.
+                let (b, k) = split(&path);
+                let mk = format!("{k}/");
+                if marker.is_none() {
+                    let attrs = ObjectAttrs {
+                        posix: Some(dir_posix(0o755, 0, 0)),
+                        ..Default::default()
+                    };
+                    self.rt
+                        .block_on(self.engine.put_object(
+                            b,
+                            &mk,
+                            &b""[..],
+                            PutOptions {
+                                attrs,
+                                ..Default::default()
+                            },
+                        ))
+                        .map_err(|e| errno(&e))?;
+                }
+                let t = |x: TimeOrNow| match x {
+                    TimeOrNow::SpecificTime(t) => ns_of(t),
+                    TimeOrNow::Now => ns_of(SystemTime::now()),
+                };
+                let (at, mt) = (atime.map(t), mtime.map(t));
+                let m = self
+                    .rt
+                    .block_on(self.engine.update_object_attrs(
+                        b,
+                        &mk,
+                        move |a: &mut ObjectAttrs| {
+                            let mut p = a.posix.unwrap_or_else(|| dir_posix(0o755, 0, 0));
+                            if let Some(m) = mode {
+                                p.mode = libc::S_IFDIR | (m & 0o7777);
+                            }
+                            if let Some(u) = uid {
+                                p.uid = u;
+                            }
+                            if let Some(g) = gid {
+                                p.gid = g;
+                            }
+                            if let Some(a) = at {
+                                p.atime_ns = a;
+                            }
+                            if let Some(m) = mt {
+                                p.mtime_ns = m;
+                            }
+                            p.ctime_ns = ns_of(SystemTime::now());
+                            a.posix = Some(p);
+                        },
+                    ))
+                    .map_err(|e| errno(&e))?;
+                return Ok(marker_attr(ino.0, &m));
+            }
             if !matches!(node, Node::File(_)) {
                 return Ok(self.attr_of(ino.0, &node));
             }
@@ -618,11 +723,11 @@ impl Filesystem for PredaFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let res = (|| {
@@ -641,14 +746,23 @@ impl Filesystem for PredaFs {
                     return Err(Errno::EEXIST);
                 }
                 let (b, k) = split(&path);
-                self.rt
+                let posix = dir_posix(mode & !umask, req.uid(), req.gid());
+                let m = self
+                    .rt
                     .block_on(self.engine.put_object(
                         b,
                         &format!("{k}/"),
                         &b""[..],
-                        PutOptions::default(),
+                        PutOptions {
+                            attrs: ObjectAttrs {
+                                posix: Some(posix),
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        },
                     ))
                     .map_err(|e| errno(&e))?;
+                return Ok(marker_attr(self.ino(&path), &m));
             }
             Ok(dir_attr(self.ino(&path)))
         })();
@@ -697,7 +811,7 @@ impl Filesystem for PredaFs {
                         .block_on(self.engine.delete_bucket(b))
                         .map_err(|e| errno(&e));
                 }
-                Node::Dir => {}
+                Node::Dir(_) => {}
             }
             let (b, k) = split(&path);
             let marker = format!("{k}/");
@@ -753,17 +867,17 @@ impl Filesystem for PredaFs {
             }
             match self.resolve(&from)? {
                 Node::File(_) => {
-                    if matches!(target, Some(Node::Dir)) {
+                    if matches!(target, Some(Node::Dir(_))) {
                         return Err(Errno::EISDIR);
                     }
                     self.rt
                         .block_on(self.engine.rename_object(fb, fk, tb, tk))
                         .map_err(|e| errno(&e))?;
                 }
-                Node::Dir => {
+                Node::Dir(_) => {
                     match target {
                         Some(Node::File(_)) => return Err(Errno::ENOTDIR),
-                        Some(Node::Dir) => {
+                        Some(Node::Dir(_)) => {
                             let page = self
                                 .engine
                                 .list_objects(

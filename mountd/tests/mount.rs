@@ -1,7 +1,7 @@
 //! A real FUSE mount (root, /dev/fuse) of a real data dir, with s3d on the same data dir.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -256,6 +256,43 @@ fn files_dirs_errors_and_attributes() {
         errno_of(std::fs::write(m.mnt.join("top-level-file"), b"x")),
         libc::EPERM
     );
+    // Directories keep their mode, owner and times (on their marker object).
+    let d = b.join("perm-dir");
+    std::fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
+    assert_eq!(
+        std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777,
+        0o1777
+    );
+    std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+    let md = std::fs::metadata(&d).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&md),
+            std::os::unix::fs::MetadataExt::gid(&md)
+        ),
+        (65534, 65534)
+    );
+    assert!(md.modified().unwrap() > std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    // A directory that exists only as a prefix gets a marker when its attributes change.
+    std::fs::write(b.join("implied/child.txt"), b"x").unwrap_or_else(|_| {
+        std::fs::create_dir(b.join("implied")).unwrap();
+        std::fs::write(b.join("implied/child.txt"), b"x").unwrap();
+    });
+    std::fs::set_permissions(b.join("implied"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert_eq!(
+        std::fs::metadata(b.join("implied"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o750
+    );
+
     // Empty directories come and go.
     std::fs::create_dir(b.join("empty")).unwrap();
     assert!(b.join("empty").is_dir());
