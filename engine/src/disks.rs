@@ -1,11 +1,12 @@
-//! The disk set: identity files, deterministic shard placement and shard file I/O.
+//! The disk set: identity files, deterministic shard placement and shard I/O.
 //!
-//! Each disk is a directory holding `predastore-disk.json` (its identity) and
-//! `chunks/<hh>/<chunk-hex>.<shard>` shard files. Shards are written to `tmp/` first, fsync'd and
-//! renamed into place, so a shard file under `chunks/` is always complete.
+//! Each disk is a directory holding `predastore-disk.json` (its identity) and `volumes/`, the
+//! append-only volume files its shards live in (see [`crate::volume`]). Where a shard is comes
+//! from its chunk record ([`ShardLoc`]); which disk it is on, from placement.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -13,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::FORMAT_VERSION;
+use crate::meta::ShardLoc;
 use crate::shard::{self, ShardHeader, HEADER_LEN};
+use crate::volume::{self, Appender, ShardBuf};
 
 /// Name of the identity file in every disk directory.
 pub const IDENTITY_FILE: &str = "predastore-disk.json";
@@ -52,6 +55,7 @@ pub struct Disk {
     /// Directory.
     pub path: PathBuf,
     state: RwLock<DiskState>,
+    appender: Appender,
 }
 
 impl Disk {
@@ -74,13 +78,9 @@ impl Disk {
         self.state() == DiskState::Online
     }
 
-    /// Path of a shard file.
-    pub fn shard_path(&self, chunk: &[u8; 32], index: usize) -> PathBuf {
-        let hex = hex::encode(chunk);
-        self.path
-            .join("chunks")
-            .join(&hex[..2])
-            .join(format!("{hex}.{index}"))
+    /// Path of a volume file on this disk.
+    pub fn volume_path(&self, id: u64) -> PathBuf {
+        volume::volume_path(&self.path, id)
     }
 }
 
@@ -94,12 +94,14 @@ pub struct DiskSet {
 }
 
 /// Outcome of writing the shards of one chunk.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriteOutcome {
     /// Bit `i` set: shard `i` was not written.
     pub missing: u64,
     /// Shards durably written.
     pub written: usize,
+    /// Where each shard went ([`ShardLoc::NONE`] for missing ones).
+    pub locs: Vec<ShardLoc>,
 }
 
 impl DiskSet {
@@ -112,6 +114,7 @@ impl DiskSet {
                 index,
                 path: path.clone(),
                 state: RwLock::new(DiskState::Missing),
+                appender: Appender::new(path, fsync),
             })
             .collect();
         let set = DiskSet {
@@ -134,6 +137,9 @@ impl DiskSet {
             let s = probe(&d.path, &self.set_id, d.index);
             if let DiskState::Foreign(why) = &s {
                 tracing::error!(disk = %d.path.display(), "refusing disk: {why}");
+            }
+            if s != DiskState::Online {
+                d.appender.reset();
             }
             d.set_state(s);
         }
@@ -163,6 +169,7 @@ impl DiskSet {
             ))),
             DiskState::Missing | DiskState::Unformatted => {
                 format_disk(&d.path, &self.set_id, index, self.fsync)?;
+                d.appender.reset();
                 d.set_state(DiskState::Online);
                 tracing::warn!(disk = %d.path.display(), "formatted replacement disk");
                 Ok(true)
@@ -186,40 +193,42 @@ impl DiskSet {
         scored.into_iter().take(n).map(|(_, i)| i).collect()
     }
 
-    /// Writes every shard of a chunk to its disk (in parallel), durably. Disks that are offline or
-    /// fail are reported in the outcome's `missing` mask.
+    /// Writes every shard of a chunk to its disk (in parallel), durably, filling in each
+    /// shard's header. Disks that are offline or fail are reported in the outcome's `missing`
+    /// mask.
     pub fn write_shards(
         &self,
         chunk: &[u8; 32],
         chunk_len: usize,
         k: usize,
         m: usize,
-        shards: &[Vec<u8>],
+        shards: &mut [ShardBuf],
     ) -> WriteOutcome {
         let place = self.placement(chunk, shards.len());
-        let results: Vec<bool> = std::thread::scope(|s| {
+        let results: Vec<Option<ShardLoc>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
-                .iter()
+                .iter_mut()
                 .enumerate()
-                .map(|(i, payload)| {
-                    let disk = &self.disks[place[i]];
+                .map(|(i, buf)| {
+                    let disk_index = place[i];
                     s.spawn(move || {
-                        if !disk.is_online() {
-                            return false;
+                        if !self.disks[disk_index].is_online() {
+                            return None;
                         }
-                        let header = ShardHeader {
+                        buf.set_header(&ShardHeader {
                             chunk: *chunk,
                             index: i as u8,
                             k: k as u8,
                             m: m as u8,
                             chunk_len: chunk_len as u32,
-                            payload_hash: *blake3::hash(payload).as_bytes(),
-                        };
-                        match write_shard_file(disk, chunk, i, &header, payload, self.fsync) {
-                            Ok(()) => true,
+                            payload_hash: *blake3::hash(buf.payload()).as_bytes(),
+                        });
+                        match self.append(disk_index, buf) {
+                            Ok(loc) => Some(loc),
                             Err(e) => {
+                                let disk = &self.disks[disk_index];
                                 tracing::warn!(disk = %disk.path.display(), "shard write failed: {e}");
-                                false
+                                None
                             }
                         }
                     })
@@ -227,75 +236,145 @@ impl DiskSet {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or(false))
+                .map(|h| h.join().unwrap_or(None))
                 .collect()
         });
         let mut missing = 0u64;
         let mut written = 0;
-        for (i, ok) in results.into_iter().enumerate() {
-            if ok {
-                written += 1;
-            } else {
-                missing |= 1 << i;
+        let mut locs = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Some(loc) => {
+                    written += 1;
+                    locs.push(loc);
+                }
+                None => {
+                    missing |= 1 << i;
+                    locs.push(ShardLoc::NONE);
+                }
             }
         }
-        WriteOutcome { missing, written }
+        WriteOutcome {
+            missing,
+            written,
+            locs,
+        }
     }
 
-    /// Rewrites one shard (used by heal).
-    pub fn rewrite_shard(
+    /// Appends one shard (header filled in) to disk `disk_index`'s volume, durably; returns
+    /// where it went.
+    fn append(&self, disk_index: usize, shard: &ShardBuf) -> Result<ShardLoc> {
+        let disk = &self.disks[disk_index];
+        let r = disk.appender.reserve(shard.region().len() as u64)?;
+        r.write(shard, self.fsync)?;
+        Ok(ShardLoc {
+            volume: r.volume,
+            offset: r.offset,
+        })
+    }
+
+    /// Appends one shard to disk `disk_index`'s volume, durably; returns where it went. Used by
+    /// heal.
+    pub fn write_shard(
         &self,
-        chunk: &[u8; 32],
-        index: usize,
+        disk_index: usize,
         header: &ShardHeader,
         payload: &[u8],
-        disk_index: usize,
-    ) -> Result<()> {
-        write_shard_file(
-            &self.disks[disk_index],
-            chunk,
-            index,
-            header,
-            payload,
-            self.fsync,
-        )
+    ) -> Result<ShardLoc> {
+        let mut buf = ShardBuf::from_payload(payload);
+        buf.set_header(header);
+        self.append(disk_index, &buf)
     }
 
-    /// Reads and verifies shard `index` of `chunk`; `None` when it is missing or corrupt.
+    /// Overwrites a (corrupt) shard where it is, durably. Used by heal.
+    pub fn rewrite_shard_at(
+        &self,
+        disk_index: usize,
+        loc: ShardLoc,
+        header: &ShardHeader,
+        payload: &[u8],
+    ) -> Result<()> {
+        let disk = &self.disks[disk_index];
+        let f = OpenOptions::new()
+            .write(true)
+            .open(disk.volume_path(loc.volume))?;
+        f.write_all_at(&header.encode(), loc.offset)?;
+        f.write_all_at(payload, loc.offset + HEADER_LEN as u64)?;
+        if self.fsync {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies shard `index` of `chunk` at `loc` on disk `disk_index`.
     pub fn read_shard(
         &self,
         chunk: &[u8; 32],
         index: usize,
         disk_index: usize,
+        loc: ShardLoc,
         shard_len: usize,
     ) -> ShardRead {
         let disk = &self.disks[disk_index];
-        if !disk.is_online() {
+        if !disk.is_online() || !loc.is_some() {
             return ShardRead::Missing;
         }
-        let path = disk.shard_path(chunk, index);
-        let mut buf = Vec::with_capacity(HEADER_LEN + shard_len);
-        match File::open(&path).and_then(|mut f| f.read_to_end(&mut buf)) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return ShardRead::Missing,
+        let path = disk.volume_path(loc.volume);
+        // Header and payload into separate buffers, so the payload is handed on without a copy.
+        let mut header = [0u8; HEADER_LEN];
+        let mut payload = vec![0u8; shard_len];
+        let read = File::open(&path).and_then(|f| {
+            // Ask for the whole shard at once (a fresh descriptor has no readahead history).
+            // SAFETY: plain syscall on an open descriptor.
+            unsafe {
+                libc::posix_fadvise(
+                    std::os::unix::io::AsRawFd::as_raw_fd(&f),
+                    loc.offset as i64,
+                    (HEADER_LEN + shard_len) as i64,
+                    libc::POSIX_FADV_WILLNEED,
+                )
+            };
+            f.read_exact_at(&mut header, loc.offset)?;
+            f.read_exact_at(&mut payload, loc.offset + HEADER_LEN as u64)
+        });
+        match read {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::UnexpectedEof) => {
+                return ShardRead::Missing
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "shard read failed: {e}");
                 return ShardRead::Missing;
             }
         }
-        if shard::verify(&buf, chunk, index, shard_len).is_none() {
+        if !shard::verify_parts(&header, &payload, chunk, index) {
             return ShardRead::Corrupt;
         }
-        buf.drain(..HEADER_LEN);
-        ShardRead::Ok(buf)
+        ShardRead::Ok(payload.into())
     }
 
-    /// Removes every shard file of a chunk from every disk.
-    pub fn remove_chunk(&self, chunk: &[u8; 32], n: usize) {
-        for (i, d) in self.placement(chunk, n).into_iter().enumerate() {
-            let disk = &self.disks[d];
-            if disk.is_online() {
-                let _ = fs::remove_file(disk.shard_path(chunk, i));
+    /// Whether a shard is present at `loc` (its volume exists and reaches that far), without
+    /// reading it.
+    pub fn shard_present(&self, disk_index: usize, loc: ShardLoc, shard_len: usize) -> bool {
+        let disk = &self.disks[disk_index];
+        disk.is_online()
+            && loc.is_some()
+            && fs::metadata(disk.volume_path(loc.volume))
+                .map(|m| m.len() >= loc.offset + (HEADER_LEN + shard_len) as u64)
+                .unwrap_or(false)
+    }
+
+    /// Frees the space of a chunk's shards (`locs[i]` on the disk placement gives shard `i`).
+    pub fn release(&self, chunk: &[u8; 32], shard_len: usize, locs: &[ShardLoc]) {
+        let place = self.placement(chunk, locs.len());
+        for (i, loc) in locs.iter().enumerate() {
+            let disk = &self.disks[place[i]];
+            if !loc.is_some() || !disk.is_online() {
+                continue;
+            }
+            let path = disk.volume_path(loc.volume);
+            if let Err(e) = volume::punch(&path, loc.offset, volume::region_len(shard_len)) {
+                tracing::warn!(path = %path.display(), "could not free shard space: {e}");
             }
         }
     }
@@ -305,7 +384,7 @@ impl DiskSet {
 #[derive(Debug)]
 pub enum ShardRead {
     /// The verified payload.
-    Ok(Vec<u8>),
+    Ok(bytes::Bytes),
     /// Absent (or its disk is offline).
     Missing,
     /// Present but failing verification.
@@ -345,8 +424,7 @@ fn probe(path: &Path, set_id: &str, index: usize) -> DiskState {
 }
 
 fn format_disk(path: &Path, set_id: &str, index: usize, fsync: bool) -> Result<()> {
-    fs::create_dir_all(path.join("chunks"))?;
-    fs::create_dir_all(path.join("tmp"))?;
+    fs::create_dir_all(path.join(volume::VOLUME_DIR))?;
     let id = DiskIdentity {
         format_version: FORMAT_VERSION,
         set_id: set_id.to_string(),
@@ -355,51 +433,6 @@ fn format_disk(path: &Path, set_id: &str, index: usize, fsync: bool) -> Result<(
     };
     let bytes = serde_json::to_vec_pretty(&id).map_err(|e| Error::Format(e.to_string()))?;
     crate::format::write_atomic(&path.join(IDENTITY_FILE), &bytes, fsync)
-}
-
-fn write_shard_file(
-    disk: &Disk,
-    chunk: &[u8; 32],
-    index: usize,
-    header: &ShardHeader,
-    payload: &[u8],
-    fsync: bool,
-) -> Result<()> {
-    let final_path = disk.shard_path(chunk, index);
-    let dir = final_path
-        .parent()
-        .ok_or_else(|| Error::Format("shard path has no parent".into()))?;
-    let tmp = disk.path.join("tmp").join(format!(
-        "{}.{index}.{}",
-        hex::encode(chunk),
-        hex::encode(rand::random::<[u8; 8]>())
-    ));
-    let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-    let res = (|| -> Result<()> {
-        f.write_all(&header.encode())?;
-        f.write_all(payload)?;
-        if fsync {
-            f.sync_data()?;
-        }
-        if let Err(e) = fs::rename(&tmp, &final_path) {
-            if e.kind() != ErrorKind::NotFound {
-                return Err(e.into());
-            }
-            fs::create_dir_all(dir)?;
-            if fsync {
-                sync_dir(dir.parent().unwrap_or(dir))?;
-            }
-            fs::rename(&tmp, &final_path)?;
-        }
-        if fsync {
-            sync_dir(dir)?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
 }
 
 /// fsyncs a directory so a rename or create in it is durable.

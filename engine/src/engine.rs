@@ -20,9 +20,10 @@ use crate::format::{FormatInfo, FORMAT_VERSION};
 use crate::lock::GcLock;
 use crate::meta::{
     current_object, incref, new_id, now_ns, object_key, ref_manifest, release_manifest,
-    BucketRecord, ChunkRecord, ChunkRef, Dbs, Manifest, ObjectAttrs, ObjectMeta,
+    BucketRecord, ChunkRecord, ChunkRef, Dbs, FreshShards, Manifest, ObjectAttrs, ObjectMeta,
 };
 use crate::names::{validate_bucket_name, validate_key};
+use crate::volume::ShardBuf;
 
 /// A stream of object bytes.
 pub type ObjectBody = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
@@ -160,13 +161,25 @@ pub struct ListPage {
     pub next_marker: Option<String>,
 }
 
+/// Where one shard is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlace {
+    /// Disk index.
+    pub disk: usize,
+    /// Volume file.
+    pub volume: std::path::PathBuf,
+    /// Offset of the shard's region in the volume.
+    pub offset: u64,
+    /// Length of the region.
+    pub len: u64,
+}
+
 /// A chunk stored (or found already stored) by a writer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct StoredChunk {
     pub(crate) r: ChunkRef,
-    /// Shards were written by this writer (the chunk was not known).
-    pub(crate) new: bool,
-    pub(crate) missing: u64,
+    /// The shards this writer wrote, when the chunk was not known.
+    pub(crate) fresh: Option<FreshShards>,
 }
 
 /// The result of streaming a body into chunks.
@@ -382,9 +395,9 @@ impl Engine {
         }
         let guard = self.inner.gc_lock.shared().await?;
         let stored = self.store_stream(first, &mut body).await?;
-        let chunks = stored.chunks.clone();
+        let chunks = stored.chunks;
         let manifest = Manifest::Chunks {
-            chunks: stored.chunks.iter().map(|c| c.r).collect(),
+            chunks: chunks.iter().map(|c| c.r).collect(),
             part_sizes: Vec::new(),
         };
         let res = self
@@ -440,7 +453,8 @@ impl Engine {
         let if_none_match = opts.if_none_match;
         let if_match = opts.if_match;
         let ret = meta.clone();
-        self.inner
+        let surplus = self
+            .inner
             .committer
             .run(move |txn, dbs| {
                 if dbs.buckets.get(txn, &bucket)?.is_none() {
@@ -448,12 +462,15 @@ impl Engine {
                 }
                 let old = current_object(txn, dbs, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
+                let mut surplus = Vec::new();
                 for c in &stored {
                     // A chunk found by dedup is protected by the GC lock until this commit.
-                    if !c.new && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                    if c.fresh.is_none() && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
                         return Err(Error::Corrupt(hex::encode(c.r.hash)));
                     }
-                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
+                    if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
+                        surplus.push((c.r, f));
+                    }
                 }
                 dbs.manifests
                     .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
@@ -461,10 +478,26 @@ impl Engine {
                 if let Some(old) = old {
                     release_manifest(txn, dbs, &old.data_id)?;
                 }
-                Ok(())
+                Ok(surplus)
             })
             .await?;
+        self.release_surplus(surplus).await;
         Ok(ret)
+    }
+
+    /// Frees shards a writer stored for chunks another writer's record claimed first.
+    pub(crate) async fn release_surplus(&self, surplus: Vec<(ChunkRef, FreshShards)>) {
+        if surplus.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (r, f) in surplus {
+                let s = me.inner.codec.shard_len(r.len as usize);
+                me.inner.disks.release(&r.hash, s, &f.locs);
+            }
+        })
+        .await;
     }
 
     /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards, hashing,
@@ -552,21 +585,24 @@ impl Engine {
         {
             let txn = self.rtxn()?;
             if self.inner.dbs.chunks.get(&txn, &hash)?.is_some() {
-                return Ok(StoredChunk {
-                    r,
-                    new: false,
-                    missing: 0,
-                });
+                return Ok(StoredChunk { r, fresh: None });
             }
         }
         let codec = self.inner.codec;
-        let shards = codec.encode(data)?;
+        let s = codec.shard_len(data.len());
+        let mut shards: Vec<ShardBuf> = (0..codec.n()).map(|_| ShardBuf::new(s)).collect();
+        {
+            let mut out: Vec<&mut [u8]> = shards.iter_mut().map(|b| b.payload_mut()).collect();
+            codec.encode_into(data, &mut out)?;
+        }
         let out = self
             .inner
             .disks
-            .write_shards(&hash, data.len(), codec.k, codec.m, &shards);
+            .write_shards(&hash, data.len(), codec.k, codec.m, &mut shards);
         if out.written < codec.k {
-            self.inner.disks.remove_chunk(&hash, codec.n());
+            self.inner
+                .disks
+                .release(&hash, codec.shard_len(data.len()), &out.locs);
             self.inner.disks.refresh();
             return Err(Error::WriteQuorum {
                 written: out.written,
@@ -578,32 +614,21 @@ impl Engine {
         }
         Ok(StoredChunk {
             r,
-            new: true,
-            missing: out.missing,
+            fresh: Some(FreshShards {
+                missing: out.missing,
+                locs: out.locs,
+            }),
         })
     }
 
-    /// Records chunks whose writer failed as unreferenced, so GC removes their shards.
+    /// Frees the shards a failed writer stored: no record refers to them (records only ever
+    /// take the locations of the writer that commits them).
     pub(crate) async fn abandon_chunks(&self, chunks: &[StoredChunk]) {
-        let new: Vec<StoredChunk> = chunks.iter().filter(|c| c.new).copied().collect();
-        if new.is_empty() {
-            return;
-        }
-        let res = self
-            .inner
-            .committer
-            .run(move |txn, dbs| {
-                for c in &new {
-                    if dbs.chunks.get(txn, &c.r.hash)?.is_none() {
-                        incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 0)?;
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!("could not record abandoned chunks (full GC will remove them): {e}");
-        }
+        let fresh: Vec<(ChunkRef, FreshShards)> = chunks
+            .iter()
+            .filter_map(|c| c.fresh.clone().map(|f| (c.r, f)))
+            .collect();
+        self.release_surplus(fresh).await;
     }
 
     /// An object's metadata, or `NoSuchKey`.
@@ -698,12 +723,16 @@ impl Engine {
                         .map(move |(c, a, b)| {
                             let me = me.clone();
                             async move {
-                                tokio::task::spawn_blocking(move || me.read_chunk(&c, a, b))
-                                    .await?
-                                    .map(Bytes::from)
+                                tokio::task::spawn_blocking(move || me.read_chunk(&c, a, b)).await?
                             }
                         })
-                        .buffered(depth),
+                        .buffered(depth)
+                        .flat_map(|r| {
+                            stream::iter(match r {
+                                Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+                                Err(e) => vec![Err(e)],
+                            })
+                        }),
                 )
             }
         };
@@ -716,36 +745,63 @@ impl Engine {
 
     /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
     /// a shard is missing or corrupt, and queues the chunk for repair.
-    pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<Bytes>> {
         let codec = self.inner.codec;
         let len = c.len as usize;
         let s = codec.shard_len(len);
+        let rec = self.chunk_record(&c.hash)?;
         let place = self.inner.disks.placement(&c.hash, codec.n());
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
-        let mut out = Vec::with_capacity(b - a);
-        let mut ok = true;
-        for (j, &disk) in place.iter().enumerate().take(last + 1).skip(first) {
-            match self.inner.disks.read_shard(&c.hash, j, disk, s) {
+        let disks = &self.inner.disks;
+        let read = |j: usize| disks.read_shard(&c.hash, j, place[j], rec.loc(j), s);
+        // The shards a range needs are on different disks: read them at the same time.
+        let reads: Vec<ShardRead> = if first == last {
+            vec![read(first)]
+        } else {
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = (first..=last).map(|j| sc.spawn(move || read(j))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(ShardRead::Missing))
+                    .collect()
+            })
+        };
+        let mut pieces = Vec::with_capacity(reads.len());
+        for (j, r) in (first..=last).zip(reads) {
+            match r {
                 ShardRead::Ok(p) => {
                     let lo = a.max(j * s) - j * s;
                     let hi = b.min((j + 1) * s) - j * s;
-                    out.extend_from_slice(&p[lo..hi]);
+                    pieces.push(p.slice(lo..hi));
                 }
                 _ => {
-                    ok = false;
+                    pieces.clear();
                     break;
                 }
             }
         }
-        if ok {
-            return Ok(out);
+        if pieces.is_empty() {
+            let data = self.read_chunk_degraded(c, &rec)?;
+            pieces.push(Bytes::from(data).slice(a..b));
         }
-        let data = self.read_chunk_degraded(c)?;
-        Ok(data[a..b].to_vec())
+        // Slices of the shards as read: no copy.
+        Ok(pieces)
+    }
+
+    /// The chunk record of `hash`; a chunk a manifest refers to always has one.
+    pub(crate) fn chunk_record(&self, hash: &[u8; 32]) -> Result<ChunkRecord> {
+        let txn = self.rtxn()?;
+        match self.inner.dbs.chunks.get(&txn, hash)? {
+            Some(b) => ChunkRecord::decode(b),
+            None => Err(Error::Corrupt(format!(
+                "chunk {} has no record (removed while being read?)",
+                hex::encode(hash)
+            ))),
+        }
     }
 
     /// Reads a whole chunk from any `k` intact shards and checks it against its hash.
-    pub(crate) fn read_chunk_degraded(&self, c: &ChunkRef) -> Result<Vec<u8>> {
+    pub(crate) fn read_chunk_degraded(&self, c: &ChunkRef, rec: &ChunkRecord) -> Result<Vec<u8>> {
         let codec = self.inner.codec;
         let len = c.len as usize;
         let s = codec.shard_len(len);
@@ -756,8 +812,12 @@ impl Engine {
             if intact == codec.k {
                 break;
             }
-            if let ShardRead::Ok(p) = self.inner.disks.read_shard(&c.hash, i, place[i], s) {
-                *slot = Some(p);
+            if let ShardRead::Ok(p) =
+                self.inner
+                    .disks
+                    .read_shard(&c.hash, i, place[i], rec.loc(i), s)
+            {
+                *slot = Some(p.into());
                 intact += 1;
             }
         }
@@ -1035,6 +1095,25 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Where each shard of a chunk is, or `None` for a shard known to be missing. For tests and
+    /// tools.
+    pub fn shard_locations(&self, hash: &[u8; 32]) -> Result<Vec<Option<ShardPlace>>> {
+        let rec = self.chunk_record(hash)?;
+        let s = self.inner.codec.shard_len(rec.len as usize);
+        let place = self.inner.disks.placement(hash, self.inner.codec.n());
+        Ok((0..self.inner.codec.n())
+            .map(|i| {
+                let loc = rec.loc(i);
+                loc.is_some().then(|| ShardPlace {
+                    disk: place[i],
+                    volume: self.inner.disks.disks[place[i]].volume_path(loc.volume),
+                    offset: loc.offset,
+                    len: crate::volume::region_len(s),
+                })
+            })
+            .collect())
     }
 
     /// The data directory.

@@ -47,6 +47,31 @@ impl Codec {
         Ok(shards)
     }
 
+    /// Like [`Codec::encode`], but into caller-provided shard buffers of `shard_len(chunk.len())`
+    /// bytes each (`k + m` of them), so shards can be laid out where they will be written.
+    pub fn encode_into(&self, chunk: &[u8], out: &mut [&mut [u8]]) -> Result<()> {
+        let s = self.shard_len(chunk.len());
+        if out.len() != self.n() || out.iter().any(|o| o.len() != s) {
+            return Err(Error::Config("erasure encode: wrong shard buffers".into()));
+        }
+        for (i, o) in out[..self.k].iter_mut().enumerate() {
+            let start = (i * s).min(chunk.len());
+            let end = ((i + 1) * s).min(chunk.len());
+            o[..end - start].copy_from_slice(&chunk[start..end]);
+            o[end - start..].fill(0);
+        }
+        if self.m > 0 {
+            let (data, parity) = out.split_at_mut(self.k);
+            let data: Vec<&[u8]> = data.iter().map(|d| &**d).collect();
+            let rec = reed_solomon_simd::encode(self.k, self.m, data)
+                .map_err(|e| Error::Config(format!("erasure encode: {e}")))?;
+            for (dst, src) in parity.iter_mut().zip(rec) {
+                dst.copy_from_slice(&src);
+            }
+        }
+        Ok(())
+    }
+
     /// Rebuilds every missing shard in place from any `k` present ones.
     pub fn reconstruct(&self, shards: &mut [Option<Vec<u8>>]) -> Result<()> {
         let present = shards.iter().filter(|s| s.is_some()).count();
@@ -115,6 +140,12 @@ mod tests {
     fn check_all_losses(codec: Codec, data: &[u8]) {
         let shards = codec.encode(data).unwrap();
         let n = codec.n();
+        // encode_into lays out the same shards.
+        let s = codec.shard_len(data.len());
+        let mut bufs = vec![vec![0xeeu8; s]; n];
+        let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        codec.encode_into(data, &mut slices).unwrap();
+        assert_eq!(bufs, shards);
         for mask in 0u32..(1 << n) {
             if mask.count_ones() as usize > codec.m {
                 continue;

@@ -6,7 +6,8 @@
 //! - Objects are cut into chunks (default 4 MiB) named by their BLAKE3 hash; a chunk already stored
 //!   is not written again (reference counts in LMDB). Small objects live inline in LMDB.
 //! - Each chunk is Reed-Solomon coded into `k + m` shards (default 4 + 2) on distinct disks, placed
-//!   by rendezvous hashing; every shard carries its own hash, verified on every read.
+//!   by rendezvous hashing; every shard carries its own hash, verified on every read. Shards are
+//!   appended to large volume files per disk; the chunk record says where each one is.
 //! - All metadata is in LMDB; concurrent writers share commits (group commit). An object becomes
 //!   visible only once its shards are fsync'd and its metadata transaction has committed.
 //!
@@ -27,12 +28,13 @@ pub mod meta;
 pub mod multipart;
 pub mod names;
 pub mod shard;
+pub mod volume;
 
 pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;
 pub use engine::{
     etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, LateChecksums, ListPage,
-    ListQuery, ObjectBody, PutOptions,
+    ListQuery, ObjectBody, PutOptions, ShardPlace,
 };
 pub use error::{Error, Result};
 pub use maintenance::{

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::disks::{DiskState, ShardRead};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta};
+use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta, ShardLoc};
 use crate::shard::{ShardHeader, HEADER_LEN};
 
 /// How thoroughly heal looks at shards.
@@ -81,10 +81,11 @@ pub struct HealReport {
 pub struct GcReport {
     /// Unreferenced chunks removed.
     pub chunks_removed: u64,
-    /// Shard files of orphaned writes (crashed or failed puts) removed.
-    pub orphan_shards_removed: u64,
-    /// Temporary files removed.
-    pub tmp_files_removed: u64,
+    /// Bytes of volume space no record referred to (crashed or failed writes, moved shards,
+    /// unused preallocation) given back to the file system.
+    pub orphan_bytes_freed: u64,
+    /// Volume files with nothing live left, deleted.
+    pub volumes_removed: u64,
     /// Logical bytes of the chunks removed.
     pub bytes_freed: u64,
     /// Wall time.
@@ -283,7 +284,8 @@ impl Engine {
         })
     }
 
-    /// Checks one chunk's shards and rewrites the missing or corrupt ones.
+    /// Checks one chunk's shards and rewrites the missing or corrupt ones: a corrupt shard in
+    /// place, a missing one appended to its disk's volume (and the record pointed at it).
     fn heal_chunk(&self, h: &[u8; 32], rec: &ChunkRecord, verify: bool, rep: &mut HealReport) {
         let codec = self.inner.codec;
         let disks = &self.inner.disks;
@@ -293,60 +295,67 @@ impl Engine {
         let place = disks.placement(h, n);
         rep.chunks_checked += 1;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
-        let mut bad = Vec::new();
+        // (shard, corrupt in place) of every shard to rewrite.
+        let mut bad: Vec<(usize, bool)> = Vec::new();
         for i in 0..n {
             rep.shards_checked += 1;
             if verify || rec.missing & (1 << i) != 0 {
-                match disks.read_shard(h, i, place[i], s) {
+                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
                     ShardRead::Ok(p) => {
                         rep.bytes_read += (HEADER_LEN + s) as u64;
-                        shards[i] = Some(p);
+                        shards[i] = Some(p.into());
                     }
                     ShardRead::Missing => {
                         rep.shards_missing += 1;
-                        bad.push(i);
+                        bad.push((i, false));
                     }
                     ShardRead::Corrupt => {
                         rep.bytes_read += (HEADER_LEN + s) as u64;
                         rep.shards_corrupt += 1;
-                        bad.push(i);
+                        bad.push((i, true));
                     }
                 }
-            } else {
-                let d = &disks.disks[place[i]];
-                let ok = d.is_online()
-                    && std::fs::metadata(d.shard_path(h, i))
-                        .map(|m| m.len() == (HEADER_LEN + s) as u64)
-                        .unwrap_or(false);
-                if !ok {
-                    rep.shards_missing += 1;
-                    bad.push(i);
-                }
+            } else if !disks.shard_present(place[i], rec.loc(i), s) {
+                rep.shards_missing += 1;
+                bad.push((i, false));
             }
         }
         if bad.is_empty() {
             return;
         }
+        // Rewrites happen under the shared GC lock, on the record as it is now: GC neither
+        // frees the chunk nor sweeps a region heal has written but not yet recorded.
+        let _guard = match self.inner.gc_lock.shared_blocking() {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("heal cannot take the GC lock: {e}");
+                return;
+            }
+        };
+        let rec = match self.chunk_record(h) {
+            Ok(r) if r.refs > 0 => r,
+            _ => return,
+        };
         // Gather k intact shards (heal mode has not read them yet).
         let mut intact = shards.iter().filter(|x| x.is_some()).count();
         for i in 0..n {
             if intact >= codec.k {
                 break;
             }
-            if shards[i].is_none() && !bad.contains(&i) {
-                match disks.read_shard(h, i, place[i], s) {
+            if shards[i].is_none() && !bad.iter().any(|(j, _)| *j == i) {
+                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
                     ShardRead::Ok(p) => {
                         rep.bytes_read += (HEADER_LEN + s) as u64;
-                        shards[i] = Some(p);
+                        shards[i] = Some(p.into());
                         intact += 1;
                     }
                     ShardRead::Missing => {
                         rep.shards_missing += 1;
-                        bad.push(i);
+                        bad.push((i, false));
                     }
                     ShardRead::Corrupt => {
                         rep.shards_corrupt += 1;
-                        bad.push(i);
+                        bad.push((i, true));
                     }
                 }
             }
@@ -364,7 +373,8 @@ impl Engine {
             return;
         }
         let mut still_missing = 0u64;
-        for &i in &bad {
+        let mut moved: Vec<(usize, ShardLoc)> = Vec::new();
+        for &(i, corrupt) in &bad {
             let Some(payload) = shards[i].as_ref() else {
                 still_missing |= 1 << i;
                 continue;
@@ -381,7 +391,14 @@ impl Engine {
                 still_missing |= 1 << i;
                 continue;
             }
-            match disks.rewrite_shard(h, i, &header, payload, place[i]) {
+            let written = if corrupt && rec.loc(i).is_some() {
+                disks.rewrite_shard_at(place[i], rec.loc(i), &header, payload)
+            } else {
+                disks.write_shard(place[i], &header, payload).map(|loc| {
+                    moved.push((i, loc));
+                })
+            };
+            match written {
                 Ok(()) => {
                     rep.shards_repaired += 1;
                     rep.bytes_written += (HEADER_LEN + s) as u64;
@@ -392,12 +409,18 @@ impl Engine {
                 }
             }
         }
-        if still_missing != rec.missing {
+        if still_missing != rec.missing || !moved.is_empty() {
             let h = *h;
             let res = self.inner.committer.run_blocking(move |txn, dbs| {
                 if let Some(b) = dbs.chunks.get(txn, &h)? {
                     let mut r = ChunkRecord::decode(b)?;
                     r.missing = still_missing;
+                    for (i, loc) in &moved {
+                        if r.locs.len() <= *i {
+                            r.locs.resize(*i + 1, ShardLoc::NONE);
+                        }
+                        r.locs[*i] = *loc;
+                    }
                     dbs.chunks.put(txn, &h, &r.encode())?;
                 }
                 Ok(())
@@ -418,7 +441,6 @@ impl Engine {
     fn gc_blocking(&self, sweep_orphans: bool) -> Result<GcReport> {
         let started = Instant::now();
         let mut rep = GcReport::default();
-        let n = self.inner.codec.n();
         loop {
             let guard = self.inner.gc_lock.exclusive_blocking()?;
             let candidates: Vec<[u8; 32]> = {
@@ -439,7 +461,7 @@ impl Engine {
                 drop(guard);
                 break;
             }
-            let removed: Vec<([u8; 32], u32)> =
+            let removed: Vec<([u8; 32], ChunkRecord)> =
                 self.inner.committer.run_blocking(move |txn, dbs| {
                     let mut out = Vec::new();
                     for h in candidates {
@@ -449,16 +471,17 @@ impl Engine {
                             if r.refs == 0 {
                                 dbs.chunks.delete(txn, &h)?;
                                 dbs.repair.delete(txn, &h)?;
-                                out.push((h, r.len));
+                                out.push((h, r));
                             }
                         }
                     }
                     Ok(out)
                 })?;
-            for (h, len) in &removed {
-                self.inner.disks.remove_chunk(h, n);
+            for (h, r) in &removed {
+                let s = self.inner.codec.shard_len(r.len as usize);
+                self.inner.disks.release(h, s, &r.locs);
                 rep.chunks_removed += 1;
-                rep.bytes_freed += *len as u64;
+                rep.bytes_freed += r.len as u64;
             }
             drop(guard);
         }
@@ -469,44 +492,54 @@ impl Engine {
         Ok(rep)
     }
 
+    /// Frees every volume region no chunk record refers to (shards of crashed or failed writes,
+    /// the old place of a moved shard, unused preallocation) and deletes volumes with nothing
+    /// live that no process is appending to. Holds the exclusive GC lock throughout, so no
+    /// writer is between writing a shard and recording it.
     fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
-        for d in &self.inner.disks.disks {
-            if !d.is_online() {
-                continue;
-            }
-            {
-                let _g = self.inner.gc_lock.exclusive_blocking()?;
-                if let Ok(rd) = std::fs::read_dir(d.path.join("tmp")) {
-                    for e in rd.flatten() {
-                        if std::fs::remove_file(e.path()).is_ok() {
-                            rep.tmp_files_removed += 1;
-                        }
+        use std::collections::HashMap;
+        let _g = self.inner.gc_lock.exclusive_blocking()?;
+        let disks = &self.inner.disks;
+        let n = self.inner.codec.n();
+        // disk → volume → live regions (offset, len)
+        let mut live: Vec<HashMap<u64, Vec<(u64, u64)>>> = vec![HashMap::new(); disks.disks.len()];
+        {
+            let txn = self.rtxn()?;
+            for r in self.inner.dbs.chunks.iter(&txn)? {
+                let (k, b) = r?;
+                let Ok(h) = <[u8; 32]>::try_from(k) else {
+                    continue;
+                };
+                let rec = ChunkRecord::decode(b)?;
+                let region =
+                    crate::volume::region_len(self.inner.codec.shard_len(rec.len as usize));
+                let place = disks.placement(&h, n);
+                for (i, loc) in rec.locs.iter().enumerate().take(n) {
+                    if loc.is_some() {
+                        live[place[i]]
+                            .entry(loc.volume)
+                            .or_default()
+                            .push((loc.offset, region));
                     }
                 }
             }
-            let Ok(prefixes) = std::fs::read_dir(d.path.join("chunks")) else {
+        }
+        for d in &disks.disks {
+            if !d.is_online() {
                 continue;
-            };
-            for p in prefixes.flatten() {
-                let _g = self.inner.gc_lock.exclusive_blocking()?;
-                let Ok(files) = std::fs::read_dir(p.path()) else {
-                    continue;
-                };
-                let txn = self.rtxn()?;
-                for f in files.flatten() {
-                    let name = f.file_name();
-                    let name = name.to_string_lossy();
-                    let hash = name
-                        .split('.')
-                        .next()
-                        .and_then(|h| hex::decode(h).ok())
-                        .and_then(|h| <[u8; 32]>::try_from(h).ok());
-                    let known = match hash {
-                        Some(h) => self.inner.dbs.chunks.get(&txn, &h)?.is_some(),
-                        None => false,
-                    };
-                    if !known && std::fs::remove_file(f.path()).is_ok() {
-                        rep.orphan_shards_removed += 1;
+            }
+            for (id, path) in crate::volume::list_volumes(&d.path) {
+                match live[d.index].get_mut(&id) {
+                    Some(regions) => {
+                        regions.sort_unstable();
+                        rep.orphan_bytes_freed += crate::volume::punch_outside(&path, regions)?;
+                    }
+                    None => {
+                        if crate::volume::remove_if_unused(&path)? {
+                            rep.volumes_removed += 1;
+                        } else {
+                            rep.orphan_bytes_freed += crate::volume::punch_outside(&path, &[])?;
+                        }
                     }
                 }
             }
@@ -578,6 +611,7 @@ impl Engine {
     /// Reads a whole chunk by reference (for tests and tools).
     pub fn read_chunk_bytes(&self, hash: [u8; 32], len: u32) -> Result<Vec<u8>> {
         self.read_chunk(&ChunkRef { hash, len }, 0, len as usize)
+            .map(|v| v.concat())
     }
 }
 

@@ -4,7 +4,8 @@
 //! - `buckets`: bucket name → [`BucketRecord`]
 //! - `objects`: `bucket \0 key` → [`ObjectMeta`] (MessagePack, named fields)
 //! - `manifests`: data id → [`Manifest`] (compact binary)
-//! - `chunks`: BLAKE3 hash → [`ChunkRecord`] (reference count, length, missing shards)
+//! - `chunks`: BLAKE3 hash → [`ChunkRecord`] (reference count, length, missing shards, where
+//!   each shard lives)
 //! - `zero_refs`: hash → () for chunks whose count dropped to zero (GC candidates)
 //! - `repair`: hash → () for chunks with a missing or corrupt shard
 //! - `uploads`: `bucket \0 key \0 upload-id` → [`UploadRecord`]
@@ -273,8 +274,31 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Where one shard of a chunk lives: a volume file on the shard's disk and an offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub struct ShardLoc {
+    /// Volume id (the file `volumes/<id as 16 hex>.vol` on the disk); 0 when the shard was never
+    /// written.
+    pub volume: u64,
+    /// Byte offset of the shard's header in the volume (a multiple of 4096).
+    pub offset: u64,
+}
+
+impl ShardLoc {
+    /// No shard stored.
+    pub const NONE: ShardLoc = ShardLoc {
+        volume: 0,
+        offset: 0,
+    };
+
+    /// Whether a shard was stored.
+    pub fn is_some(&self) -> bool {
+        self.volume != 0
+    }
+}
+
 /// Per-chunk bookkeeping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRecord {
     /// How many manifest entries refer to the chunk.
     pub refs: u64,
@@ -282,15 +306,27 @@ pub struct ChunkRecord {
     pub len: u32,
     /// Bit `i` set: shard `i` is known to be missing.
     pub missing: u64,
+    /// Location of shard `i` (on the disk placement gives it), for every shard.
+    pub locs: Vec<ShardLoc>,
 }
 
 impl ChunkRecord {
-    /// Fixed 20-byte encoding.
-    pub fn encode(&self) -> [u8; 20] {
-        let mut b = [0u8; 20];
-        b[0..8].copy_from_slice(&self.refs.to_le_bytes());
-        b[8..12].copy_from_slice(&self.len.to_le_bytes());
-        b[12..20].copy_from_slice(&self.missing.to_le_bytes());
+    /// Location of shard `i` ([`ShardLoc::NONE`] when unknown).
+    pub fn loc(&self, i: usize) -> ShardLoc {
+        self.locs.get(i).copied().unwrap_or(ShardLoc::NONE)
+    }
+
+    /// Encoding: refs u64le, len u32le, missing u64le, u8 n, n × (volume u64le, offset u64le).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(21 + 16 * self.locs.len());
+        b.extend_from_slice(&self.refs.to_le_bytes());
+        b.extend_from_slice(&self.len.to_le_bytes());
+        b.extend_from_slice(&self.missing.to_le_bytes());
+        b.push(self.locs.len() as u8);
+        for l in &self.locs {
+            b.extend_from_slice(&l.volume.to_le_bytes());
+            b.extend_from_slice(&l.offset.to_le_bytes());
+        }
         b
     }
 
@@ -298,12 +334,34 @@ impl ChunkRecord {
     pub fn decode(b: &[u8]) -> Result<ChunkRecord> {
         let mut r = Reader { b, pos: 0 };
         let bad = || Error::Decode("chunk record".into());
+        let refs = r.u64().ok_or_else(bad)?;
+        let len = r.u32().ok_or_else(bad)?;
+        let missing = r.u64().ok_or_else(bad)?;
+        let n = r.u8().ok_or_else(bad)?;
+        let mut locs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            locs.push(ShardLoc {
+                volume: r.u64().ok_or_else(bad)?,
+                offset: r.u64().ok_or_else(bad)?,
+            });
+        }
         Ok(ChunkRecord {
-            refs: r.u64().ok_or_else(bad)?,
-            len: r.u32().ok_or_else(bad)?,
-            missing: r.u64().ok_or_else(bad)?,
+            refs,
+            len,
+            missing,
+            locs,
         })
     }
+}
+
+/// The shards a writer stored for a chunk it found unknown: where they are and which are
+/// missing. Recorded by the commit that first references the chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreshShards {
+    /// Bit `i` set: shard `i` could not be written.
+    pub missing: u64,
+    /// Location of every shard.
+    pub locs: Vec<ShardLoc>,
 }
 
 /// A multipart upload in progress.
@@ -372,15 +430,18 @@ pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
     k
 }
 
-/// Adds `n` references to a chunk, creating its record when new.
+/// Adds `n` references to a chunk, creating its record when new. `fresh` is what the caller
+/// wrote for the chunk, if it wrote it. Returns the shards that turned out not to be needed
+/// (another writer's record was there first): the caller frees them after its commit.
 pub(crate) fn incref(
     txn: &mut RwTxn,
     dbs: &Dbs,
     hash: &[u8; 32],
     len: u32,
-    missing: u64,
+    fresh: Option<&FreshShards>,
     n: u64,
-) -> Result<()> {
+) -> Result<Option<FreshShards>> {
+    let mut surplus = None;
     let rec = match dbs.chunks.get(txn, hash)? {
         Some(b) => {
             let mut r = ChunkRecord::decode(b)?;
@@ -388,16 +449,24 @@ pub(crate) fn incref(
                 dbs.zero_refs.delete(txn, hash)?;
             }
             r.refs += n;
+            surplus = fresh.cloned();
             r
         }
         None => {
-            if missing != 0 {
+            let fresh = fresh.ok_or_else(|| {
+                Error::Decode(format!(
+                    "reference to unknown chunk {} without its shards",
+                    hex::encode(hash)
+                ))
+            })?;
+            if fresh.missing != 0 {
                 dbs.repair.put(txn, hash, &[])?;
             }
             ChunkRecord {
                 refs: n,
                 len,
-                missing,
+                missing: fresh.missing,
+                locs: fresh.locs.clone(),
             }
         }
     };
@@ -405,7 +474,7 @@ pub(crate) fn incref(
         dbs.zero_refs.put(txn, hash, &[])?;
     }
     dbs.chunks.put(txn, hash, &rec.encode())?;
-    Ok(())
+    Ok(surplus)
 }
 
 /// Drops one reference to a chunk; at zero it becomes a GC candidate.
@@ -428,7 +497,7 @@ pub(crate) fn decref(txn: &mut RwTxn, dbs: &Dbs, hash: &[u8; 32]) -> Result<()> 
 /// Takes references on every chunk of a manifest (counting repeats).
 pub(crate) fn ref_manifest(txn: &mut RwTxn, dbs: &Dbs, m: &Manifest) -> Result<()> {
     for c in m.chunks() {
-        incref(txn, dbs, &c.hash, c.len, 0, 1)?;
+        incref(txn, dbs, &c.hash, c.len, None, 1)?;
     }
     Ok(())
 }
@@ -481,6 +550,22 @@ mod tests {
             prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
             let i = Manifest::Inline(inline);
             prop_assert_eq!(Manifest::decode(&i.encode()).unwrap(), i);
+        }
+
+        #[test]
+        fn chunk_record_roundtrips(
+            refs in any::<u64>(),
+            len in any::<u32>(),
+            missing in any::<u64>(),
+            locs in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..12),
+        ) {
+            let r = ChunkRecord {
+                refs,
+                len,
+                missing,
+                locs: locs.into_iter().map(|(volume, offset)| ShardLoc { volume, offset }).collect(),
+            };
+            prop_assert_eq!(ChunkRecord::decode(&r.encode()).unwrap(), r);
         }
     }
 

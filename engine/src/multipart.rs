@@ -195,8 +195,14 @@ impl Engine {
                 if dbs.uploads.get(txn, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
+                let mut surplus = Vec::new();
                 for c in &chunks {
-                    incref(txn, dbs, &c.r.hash, c.r.len, c.missing, 1)?;
+                    if c.fresh.is_none() && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                        return Err(Error::Corrupt(hex::encode(c.r.hash)));
+                    }
+                    if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
+                        surplus.push((c.r, f));
+                    }
                 }
                 if let Some(old) = dbs.parts.get(txn, &pkey)? {
                     let old: PartRecord = rmp_serde::from_slice(old)?;
@@ -205,14 +211,21 @@ impl Engine {
                 dbs.manifests
                     .put(txn, rec.data_id.as_bytes(), &manifest.encode())?;
                 dbs.parts.put(txn, &pkey, &rmp_serde::to_vec_named(&rec)?)?;
-                Ok(())
+                Ok(surplus)
             })
             .await;
-        if res.is_err() {
-            self.abandon_chunks(&stored.chunks).await;
-        }
+        let res = match res {
+            Ok(surplus) => {
+                self.release_surplus(surplus).await;
+                Ok(info)
+            }
+            Err(e) => {
+                self.abandon_chunks(&stored.chunks).await;
+                Err(e)
+            }
+        };
         drop(guard);
-        res.map(|_| info)
+        res
     }
 
     /// Lists the parts of an upload after part number `marker`.

@@ -71,21 +71,13 @@ impl ShardHeader {
     }
 }
 
-/// Checks a whole shard file (header + payload) against what the reader expects; returns the
-/// payload on success.
-pub fn verify<'a>(
-    file: &'a [u8],
-    chunk: &[u8; 32],
-    index: usize,
-    shard_len: usize,
-) -> Option<&'a [u8]> {
-    let h = ShardHeader::decode(file).ok()?;
-    let payload = &file[HEADER_LEN..];
-    if &h.chunk != chunk || h.index as usize != index || payload.len() != shard_len {
-        return None;
-    }
-    if blake3::hash(payload).as_bytes() != &h.payload_hash {
-        return None;
-    }
-    Some(payload)
+/// Checks a shard's header and payload against what the reader expects (chunk, index, length,
+/// payload hash).
+pub fn verify_parts(header: &[u8], payload: &[u8], chunk: &[u8; 32], index: usize) -> bool {
+    let Ok(h) = ShardHeader::decode(header) else {
+        return false;
+    };
+    &h.chunk == chunk
+        && h.index as usize == index
+        && blake3::hash(payload).as_bytes() == &h.payload_hash
 }

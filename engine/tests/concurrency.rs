@@ -86,6 +86,7 @@ async fn many_tasks_same_and_different_keys() {
         shard_files(dir.path()),
         e.chunk_records().unwrap().len() * 6
     );
+    assert_no_orphans(&e, dir.path(), "after GC");
 }
 
 /// The second process: puts `child/i` objects (sharing content with the parent's) and exits.
@@ -143,4 +144,5 @@ async fn two_processes_on_one_data_dir() {
         shard_files(dir.path()),
         e.chunk_records().unwrap().len() * 6
     );
+    assert_no_orphans(&e, dir.path(), "after GC");
 }

@@ -146,11 +146,8 @@ fn sigkill_at_random_moments() {
             e.gc(true).await.unwrap();
             let chunks = e.chunk_records().unwrap();
             assert!(chunks.values().all(|c| c.refs > 0));
-            assert_eq!(
-                shard_files(dir.path()),
-                chunks.len() * 6,
-                "round {round}: orphan shards after GC"
-            );
+            assert_eq!(shard_files(dir.path()), chunks.len() * 6, "round {round}");
+            assert_no_orphans(&e, dir.path(), &format!("round {round}, after GC"));
         });
     }
     assert!(

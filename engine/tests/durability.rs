@@ -137,28 +137,34 @@ async fn swapped_disks_are_recognised_and_refused() {
     }
 }
 
-/// Flips a byte inside the payload of up to `per_chunk` shards of every chunk.
+/// Flips a byte inside the payload of up to `per_chunk` shards of every chunk, found by
+/// scanning the volume files (as a disk's bitrot would hit them, without asking the engine).
 fn rot(dir: &Path, per_chunk: usize) -> usize {
-    let mut by_chunk: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> =
+    use std::os::unix::fs::FileExt;
+    let mut by_chunk: std::collections::BTreeMap<[u8; 32], Vec<(std::path::PathBuf, u64, usize)>> =
         Default::default();
-    for d in 0..6 {
-        let chunks = disk(dir, d).join("chunks");
-        for p in std::fs::read_dir(chunks).unwrap().flatten() {
-            for f in std::fs::read_dir(p.path()).unwrap().flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let h = name.split('.').next().unwrap().to_string();
-                by_chunk.entry(h).or_default().push(f.path());
-            }
-        }
+    for (path, off, h) in scan_shards(dir) {
+        let codec = engine::erasure::Codec {
+            k: h.k as usize,
+            m: h.m as usize,
+        };
+        let s = codec.shard_len(h.chunk_len as usize);
+        by_chunk.entry(h.chunk).or_default().push((path, off, s));
     }
     let mut n = 0;
-    for (_, mut files) in by_chunk {
-        files.sort();
-        for f in files.into_iter().take(per_chunk) {
-            let mut b = std::fs::read(&f).unwrap();
-            let i = 96 + (b.len() - 96) / 2;
-            b[i] ^= 0x5a;
-            std::fs::write(&f, b).unwrap();
+    for (_, mut shards) in by_chunk {
+        shards.sort();
+        for (path, off, s) in shards.into_iter().take(per_chunk) {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let at = off + 96 + (s as u64) / 2;
+            let mut b = [0u8; 1];
+            f.read_exact_at(&mut b, at).unwrap();
+            b[0] ^= 0x5a;
+            f.write_all_at(&b, at).unwrap();
             n += 1;
         }
     }

@@ -453,7 +453,10 @@ async fn reopen_keeps_everything_and_checks_format_version() {
     let s = std::fs::read_to_string(&f).unwrap();
     std::fs::write(
         &f,
-        s.replace("\"format_version\": 1", "\"format_version\": 99"),
+        s.replace(
+            &format!("\"format_version\": {}", engine::format::FORMAT_VERSION),
+            "\"format_version\": 99",
+        ),
     )
     .unwrap();
     let err = Engine::open(config(dir.path())).err().unwrap();

@@ -426,11 +426,11 @@ pub async fn admin_gc(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
     let r = engine.gc(true).await.map_err(|e| e.to_string())?;
     println!(
-        "gc: {} chunks removed ({} freed), {} orphan shards and {} temporary files removed, {:.1}s",
+        "gc: {} chunks removed ({} freed), {} of orphaned shard space freed, {} empty volumes removed, {:.1}s",
         r.chunks_removed,
         human(r.bytes_freed),
-        r.orphan_shards_removed,
-        r.tmp_files_removed,
+        human(r.orphan_bytes_freed),
+        r.volumes_removed,
         r.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -6,17 +6,25 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Shard files `<hash>.0` (data shard 0) under a disk.
-fn data_shards(disk: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// Where the data shards 0 of all chunks on a disk are: `(volume file, offset)`.
+fn data_shards(disk: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     let mut out = Vec::new();
-    for p in std::fs::read_dir(disk.join("chunks")).unwrap().flatten() {
-        for f in std::fs::read_dir(p.path()).unwrap().flatten() {
-            if f.file_name().to_string_lossy().ends_with(".0") {
-                out.push(f.path());
+    for (_, vol) in engine::volume::list_volumes(disk) {
+        for (off, h) in engine::volume::scan_shards(&vol).unwrap() {
+            if h.index == 0 {
+                out.push((vol.clone(), off));
             }
         }
     }
     out
+}
+
+/// Whether a shard 0 header is back at `off` of `vol`.
+fn shard_back(vol: &std::path::Path, off: u64) -> bool {
+    engine::volume::scan_shards(vol)
+        .unwrap()
+        .iter()
+        .any(|(o, h)| *o == off && h.index == 0)
 }
 
 #[test]
@@ -31,13 +39,15 @@ fn degraded_read_is_repaired_in_the_background() {
     let f = s.dir.path().join("obj.bin");
     write_file(&f, 31, 9 * 1024 * 1024);
     ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://repairbkt/obj.bin"]));
-    // Remove every data shard 0 that lives on disk 0 (at least one chunk's).
+    // Wipe every data shard 0 that lives on the first disk holding any (the block with its
+    // header becomes a hole, as a lost sector would read back).
     let disks = s.dir.path().join("data/disks");
     let mut removed = Vec::new();
     for d in 0..6 {
-        for p in data_shards(&disks.join(format!("disk{d}"))) {
-            std::fs::remove_file(&p).unwrap();
-            removed.push(p);
+        for (vol, off) in data_shards(&disks.join(format!("disk{d}"))) {
+            assert!(engine::volume::punch(&vol, off, 4096).unwrap());
+            assert!(!shard_back(&vol, off));
+            removed.push((vol, off));
         }
         if !removed.is_empty() {
             break;
@@ -50,7 +60,9 @@ fn degraded_read_is_repaired_in_the_background() {
     assert_eq!(md5_file(&back), md5_file(&f));
     let t = Instant::now();
     // The shards come back during the pass; its summary line is logged once it ends.
-    while !(removed.iter().all(|p| p.exists()) && s.log().contains("background repair pass")) {
+    while !(removed.iter().all(|(vol, off)| shard_back(vol, *off))
+        && s.log().contains("background repair pass"))
+    {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "background repair did not restore the shards\n{}",

@@ -61,28 +61,55 @@ pub async fn get(
     Ok(out)
 }
 
-/// Number of shard files under every disk's `chunks/`.
-pub fn shard_files(dir: &Path) -> usize {
-    let mut n = 0;
-    for d in std::fs::read_dir(dir.join("disks")).unwrap().flatten() {
-        n += count_files(&d.path().join("chunks"));
+/// Every shard physically present in the volume files of every disk:
+/// `(volume path, offset, header)`, found by scanning the files' data ranges for shard headers.
+pub fn scan_shards(dir: &Path) -> Vec<(std::path::PathBuf, u64, engine::shard::ShardHeader)> {
+    let mut out = Vec::new();
+    let mut disks: Vec<_> = std::fs::read_dir(dir.join("disks"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .collect();
+    disks.sort();
+    for d in disks {
+        for (_, path) in engine::volume::list_volumes(&d) {
+            for (off, h) in engine::volume::scan_shards(&path).unwrap() {
+                out.push((path.clone(), off, h));
+            }
+        }
     }
-    n
+    out
 }
 
-fn count_files(p: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+/// Number of shards physically present on all disks.
+pub fn shard_files(dir: &Path) -> usize {
+    scan_shards(dir).len()
+}
+
+/// Asserts that the shards on disk are exactly the ones the chunk records point at: nothing
+/// orphaned, nothing recorded but absent.
+pub fn assert_no_orphans(e: &Engine, dir: &Path, what: &str) {
+    use std::collections::BTreeSet;
+    let on_disk: BTreeSet<(std::path::PathBuf, u64)> = scan_shards(dir)
+        .into_iter()
+        .map(|(p, o, _)| (p, o))
+        .collect();
+    let mut recorded = BTreeSet::new();
+    for h in e.chunk_records().unwrap().keys() {
+        for p in e.shard_locations(h).unwrap().into_iter().flatten() {
+            recorded.insert((p.volume, p.offset));
+        }
+    }
+    let orphans: Vec<_> = on_disk.difference(&recorded).collect();
+    let absent: Vec<_> = recorded.difference(&on_disk).collect();
+    assert!(
+        orphans.is_empty() && absent.is_empty(),
+        "{what}: {} orphan shards on disk {:?}, {} recorded shards absent {:?}",
+        orphans.len(),
+        orphans.iter().take(3).collect::<Vec<_>>(),
+        absent.len(),
+        absent.iter().take(3).collect::<Vec<_>>()
+    );
 }
 
 /// MD5 hex of bytes.

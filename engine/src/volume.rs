@@ -1,0 +1,492 @@
+//! Volume files: large append-only files on each disk that hold shards back to back.
+//!
+//! A shard is written once, at a 4 KiB-aligned offset of a volume, as header + payload (see
+//! [`crate::shard`]); the chunk record in LMDB says which volume and offset. Writing shards into a
+//! few large files instead of one file per shard saves the file system's inode allocation, a
+//! rename and a directory fsync per shard, which cost more CPU than all hashing and coding of a
+//! large put.
+//!
+//! Each process appends to its own volume per disk (created on first write, held with an
+//! exclusive `flock` while open so GC never deletes it), preallocating space in growing steps.
+//! Space of removed shards is given back with `fallocate(PUNCH_HOLE)`; a volume with no live shard
+//! left is deleted by GC's orphan sweep.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::shard::{ShardHeader, HEADER_LEN};
+
+/// Directory of a disk holding its volume files.
+pub const VOLUME_DIR: &str = "volumes";
+/// Alignment of every shard in a volume (a file system block, so punched space is freed).
+pub const ALIGN: u64 = 4096;
+/// A process starts a new volume once its current one reaches this size.
+pub const MAX_VOLUME_BYTES: u64 = 1 << 30;
+const PREALLOC_FIRST: u64 = 1 << 20;
+const PREALLOC_MAX: u64 = 64 << 20;
+
+/// Path of volume `id` on the disk at `disk`.
+pub fn volume_path(disk: &Path, id: u64) -> PathBuf {
+    disk.join(VOLUME_DIR).join(format!("{id:016x}.vol"))
+}
+
+/// The volume id a file name stands for (`<16 hex>.vol`), if it is one.
+pub fn parse_volume_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".vol")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok().filter(|id| *id != 0)
+}
+
+/// Bytes a shard of `shard_len` payload bytes occupies in a volume (header included, aligned).
+pub fn region_len(shard_len: usize) -> u64 {
+    ((HEADER_LEN + shard_len) as u64).div_ceil(ALIGN) * ALIGN
+}
+
+/// One shard laid out as it is written to a volume: a 4 KiB-aligned region holding the header,
+/// the payload and zero padding, so it can be written with `O_DIRECT` (no copy into the page
+/// cache) in one call.
+pub struct ShardBuf {
+    buf: Vec<u8>,
+    start: usize,
+    shard_len: usize,
+}
+
+impl ShardBuf {
+    /// A zeroed buffer for a shard of `shard_len` payload bytes.
+    pub fn new(shard_len: usize) -> ShardBuf {
+        let region = region_len(shard_len) as usize;
+        let buf = vec![0u8; region + ALIGN as usize];
+        let start = buf.as_ptr().align_offset(ALIGN as usize);
+        ShardBuf {
+            buf,
+            start,
+            shard_len,
+        }
+    }
+
+    /// A buffer holding a copy of `payload`.
+    pub fn from_payload(payload: &[u8]) -> ShardBuf {
+        let mut b = ShardBuf::new(payload.len());
+        b.payload_mut().copy_from_slice(payload);
+        b
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        let a = self.start + HEADER_LEN;
+        &self.buf[a..a + self.shard_len]
+    }
+
+    /// The payload, to fill in.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let a = self.start + HEADER_LEN;
+        &mut self.buf[a..a + self.shard_len]
+    }
+
+    /// Writes the header in front of the payload.
+    pub fn set_header(&mut self, h: &ShardHeader) {
+        self.buf[self.start..self.start + HEADER_LEN].copy_from_slice(&h.encode());
+    }
+
+    /// The whole aligned region as written to the volume.
+    pub fn region(&self) -> &[u8] {
+        &self.buf[self.start..self.start + region_len(self.shard_len) as usize]
+    }
+}
+
+/// The volume one process appends to on one disk.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    disk: PathBuf,
+    fsync: bool,
+    active: Mutex<Option<Active>>,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    file: Arc<File>,
+    tail: u64,
+    allocated: u64,
+    step: u64,
+}
+
+/// A region reserved for one shard.
+pub(crate) struct Reservation {
+    pub(crate) volume: u64,
+    pub(crate) file: Arc<File>,
+    pub(crate) offset: u64,
+}
+
+impl Reservation {
+    /// Writes a shard's region at the reserved place, durably when `fsync`.
+    pub(crate) fn write(&self, shard: &ShardBuf, fsync: bool) -> Result<()> {
+        self.file.write_all_at(shard.region(), self.offset)?;
+        if fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+impl Appender {
+    pub(crate) fn new(disk: &Path, fsync: bool) -> Appender {
+        Appender {
+            disk: disk.to_path_buf(),
+            fsync,
+            active: Mutex::new(None),
+        }
+    }
+
+    /// Reserves `len` bytes (a multiple of [`ALIGN`]) at the end of the current volume, starting
+    /// a new volume when there is none, it is full, or it was deleted under us.
+    pub(crate) fn reserve(&self, len: u64) -> Result<Reservation> {
+        let mut g = self
+            .active
+            .lock()
+            .map_err(|_| Error::Format("volume lock poisoned".into()))?;
+        if let Some(a) = g.as_ref() {
+            let gone = a.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
+            if gone || a.tail + len > MAX_VOLUME_BYTES.max(len) {
+                *g = None;
+            }
+        }
+        if g.is_none() {
+            *g = Some(self.create()?);
+        }
+        let a = g
+            .as_mut()
+            .ok_or_else(|| Error::Format("no active volume".into()))?;
+        if a.tail + len > a.allocated {
+            let grow = a.step.max(a.tail + len - a.allocated);
+            preallocate(&a.file, a.allocated, grow)?;
+            a.allocated += grow;
+            a.step = (a.step * 2).min(PREALLOC_MAX);
+        }
+        let offset = a.tail;
+        a.tail += len;
+        Ok(Reservation {
+            volume: a.id,
+            file: a.file.clone(),
+            offset,
+        })
+    }
+
+    /// Forgets the current volume (its disk went away); the next write starts a new one.
+    pub(crate) fn reset(&self) {
+        if let Ok(mut g) = self.active.lock() {
+            *g = None;
+        }
+    }
+
+    fn create(&self) -> Result<Active> {
+        let dir = self.disk.join(VOLUME_DIR);
+        if !dir.is_dir() {
+            if !self.disk.is_dir() {
+                return Err(Error::Io(std::io::Error::new(
+                    ErrorKind::NotFound,
+                    format!("disk {} is gone", self.disk.display()),
+                )));
+            }
+            fs::create_dir(&dir)?;
+            if self.fsync {
+                crate::disks::sync_dir(&self.disk)?;
+            }
+        }
+        loop {
+            let id = rand::random::<u64>();
+            if id == 0 {
+                continue;
+            }
+            let path = volume_path(&self.disk, id);
+            // O_DIRECT: shards go from our buffers to the device without a copy into the page
+            // cache (they are written once and rarely read back soon). File systems without it
+            // (tmpfs) get buffered writes.
+            let open = |direct: bool| {
+                let mut o = OpenOptions::new();
+                o.read(true).write(true).create_new(true);
+                if direct {
+                    o.custom_flags(libc::O_DIRECT);
+                }
+                o.open(&path)
+            };
+            let file = match open(true) {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    let _ = fs::remove_file(&path);
+                    open(false)?
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            };
+            // Held while this process may append: GC never deletes a volume in use.
+            file.try_lock()
+                .map_err(|e| Error::Format(format!("cannot lock new volume: {e}")))?;
+            if self.fsync {
+                crate::disks::sync_dir(&dir)?;
+            }
+            return Ok(Active {
+                id,
+                file: Arc::new(file),
+                tail: 0,
+                allocated: 0,
+                step: PREALLOC_FIRST,
+            });
+        }
+    }
+}
+
+/// Extends `file` by `len` bytes of allocated space at `offset` (file systems without
+/// `fallocate` just grow on write).
+fn preallocate(file: &File, offset: u64, len: u64) -> Result<()> {
+    // SAFETY: plain syscall on an open descriptor.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as i64, len as i64) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+        _ => Err(e.into()),
+    }
+}
+
+/// Gives the space of `[offset, offset + len)` of a volume back to the file system. Returns
+/// false when the file system cannot punch holes (the space then stays used until the whole
+/// volume is deleted).
+pub fn punch(path: &Path, offset: u64, len: u64) -> Result<bool> {
+    let f = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e.into()),
+    };
+    punch_file(&f, offset, len)
+}
+
+fn punch_file(f: &File, offset: u64, len: u64) -> Result<bool> {
+    if len == 0 {
+        return Ok(true);
+    }
+    // SAFETY: plain syscall on an open descriptor.
+    let rc = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as i64,
+            len as i64,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
+        _ => Err(e.into()),
+    }
+}
+
+/// Byte ranges `[start, end)` of a file that hold data (not holes), by `SEEK_DATA`/`SEEK_HOLE`.
+pub fn data_ranges(f: &File) -> Result<Vec<(u64, u64)>> {
+    let size = f.metadata()?.len();
+    let fd = f.as_raw_fd();
+    let mut out = Vec::new();
+    let mut off: i64 = 0;
+    while (off as u64) < size {
+        // SAFETY: plain syscalls on an open descriptor.
+        let d = unsafe { libc::lseek(fd, off, libc::SEEK_DATA) };
+        if d < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break;
+            }
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // No SEEK_DATA support: all of it counts as data.
+                return Ok(vec![(0, size)]);
+            }
+            return Err(e.into());
+        }
+        // SAFETY: as above.
+        let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
+        if h < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        out.push((d as u64, h as u64));
+        off = h;
+    }
+    Ok(out)
+}
+
+/// Punches every part of a volume outside the given live regions (`(offset, len)`, sorted) and
+/// returns how many bytes of data that freed.
+pub(crate) fn punch_outside(path: &Path, live: &[(u64, u64)]) -> Result<u64> {
+    let f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let data = data_ranges(&f)?;
+    let mut freed = 0u64;
+    let mut li = 0;
+    for (mut a, b) in data {
+        // Walk the data range, skipping live regions.
+        while a < b {
+            while li < live.len() && live[li].0 + live[li].1 <= a {
+                li += 1;
+            }
+            let (gap_end, next) = match live.get(li) {
+                Some(&(s, l)) if s <= a => {
+                    a = s + l;
+                    continue;
+                }
+                Some(&(s, _)) => (s.min(b), s.min(b)),
+                None => (b, b),
+            };
+            // Only whole blocks are freed; a partial block at a range end is left alone.
+            let pa = a.div_ceil(ALIGN) * ALIGN;
+            let pb = gap_end / ALIGN * ALIGN;
+            if pb > pa && punch_file(&f, pa, pb - pa)? {
+                freed += pb - pa;
+            }
+            a = next;
+        }
+    }
+    Ok(freed)
+}
+
+/// Deletes a volume unless a process holds it open for appending. Returns whether it was deleted.
+pub(crate) fn remove_if_unused(path: &Path) -> Result<bool> {
+    let f = match OpenOptions::new().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if f.try_lock().is_err() {
+        return Ok(false);
+    }
+    fs::remove_file(path)?;
+    Ok(true)
+}
+
+/// Every shard found in a volume file: `(offset, header)`, by scanning its data ranges for
+/// shard headers at aligned offsets. For tools and tests; the engine itself finds shards through
+/// the chunk records.
+pub fn scan_shards(path: &Path) -> Result<Vec<(u64, ShardHeader)>> {
+    let f = File::open(path)?;
+    let mut out = Vec::new();
+    for (a, b) in data_ranges(&f)? {
+        let mut off = a / ALIGN * ALIGN;
+        let mut h = [0u8; HEADER_LEN];
+        while off < b {
+            let n = f.read_at(&mut h, off)?;
+            match ShardHeader::decode(&h[..n]) {
+                Ok(hdr) => {
+                    let codec = crate::erasure::Codec {
+                        k: (hdr.k as usize).max(1),
+                        m: hdr.m as usize,
+                    };
+                    let s = codec.shard_len(hdr.chunk_len as usize);
+                    out.push((off, hdr));
+                    off += region_len(s);
+                }
+                Err(_) => off += ALIGN,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Volume files on a disk: `(id, path)`.
+pub fn list_volumes(disk: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(rd) = fs::read_dir(disk.join(VOLUME_DIR)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(u64, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let id = parse_volume_name(&e.file_name().to_string_lossy())?;
+            Some((id, e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roundtrip() {
+        let p = volume_path(Path::new("/d"), 0xabc);
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, "0000000000000abc.vol");
+        assert_eq!(parse_volume_name(&name), Some(0xabc));
+        assert_eq!(parse_volume_name("0000000000000000.vol"), None);
+        assert_eq!(parse_volume_name("abc.vol"), None);
+        assert_eq!(parse_volume_name("000000000000zzzz.vol"), None);
+    }
+
+    #[test]
+    fn regions_are_aligned() {
+        assert_eq!(region_len(0), 4096);
+        assert_eq!(region_len(4000), 4096);
+        assert_eq!(region_len(4001), 8192);
+        assert_eq!(region_len(1 << 20), (1 << 20) + 4096);
+    }
+
+    /// tmpfs has no O_DIRECT: volumes there are written through the page cache.
+    #[test]
+    fn appends_work_without_direct_io() {
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let a = Appender::new(dir.path(), true);
+        let buf = ShardBuf::from_payload(&[7u8; 5000]);
+        let r = a.reserve(buf.region().len() as u64).unwrap();
+        r.write(&buf, true).unwrap();
+        let r2 = a.reserve(buf.region().len() as u64).unwrap();
+        assert_eq!(r2.offset, 8192);
+        let f = File::open(volume_path(dir.path(), r.volume)).unwrap();
+        let mut back = vec![0u8; 5000];
+        f.read_exact_at(&mut back, HEADER_LEN as u64).unwrap();
+        assert_eq!(back, vec![7u8; 5000]);
+    }
+
+    #[test]
+    fn punch_outside_keeps_live_regions() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Appender::new(dir.path(), false);
+        let mut regions = Vec::new();
+        for i in 0..6u8 {
+            let buf = ShardBuf::from_payload(&vec![i + 1; 2 * ALIGN as usize]);
+            assert_eq!(buf.region().len() as u64, 3 * ALIGN);
+            assert_eq!(buf.region().as_ptr() as usize % ALIGN as usize, 0);
+            let r = a.reserve(3 * ALIGN).unwrap();
+            r.write(&buf, true).unwrap();
+            regions.push((r.volume, r.offset));
+        }
+        let path = volume_path(dir.path(), regions[0].0);
+        // Keep regions 1 and 4; everything else is garbage.
+        let live = vec![(regions[1].1, 3 * ALIGN), (regions[4].1, 3 * ALIGN)];
+        let freed = punch_outside(&path, &live).unwrap();
+        assert_eq!(freed, 4 * 3 * ALIGN);
+        let f = File::open(&path).unwrap();
+        let mut buf = vec![0u8; 2 * ALIGN as usize];
+        for (i, (_, off)) in regions.iter().enumerate() {
+            f.read_exact_at(&mut buf, *off + HEADER_LEN as u64).unwrap();
+            let want = if i == 1 || i == 4 { i as u8 + 1 } else { 0 };
+            assert!(buf.iter().all(|b| *b == want), "region {i}");
+        }
+        // A volume held by its appender is not deleted; once released it is.
+        assert!(!remove_if_unused(&path).unwrap());
+        a.reset();
+        assert!(remove_if_unused(&path).unwrap());
+        assert!(!path.exists());
+    }
+}
