@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 use crate::error::{Error, Result};
 
 /// Default chunk size: 4 MiB.
@@ -103,5 +105,57 @@ impl EngineConfig {
             return Err(Error::Config("pipeline_depth must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+/// `storage.erasure` in `config.yaml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErasureSection {
+    /// Data shards.
+    pub data_shards: Option<usize>,
+    /// Parity shards.
+    pub parity_shards: Option<usize>,
+}
+
+/// The `storage` section of `config.yaml`, read by both front doors (s3d and mountd).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Chunk size in bytes.
+    pub chunk_size: Option<usize>,
+    /// Erasure layout.
+    pub erasure: ErasureSection,
+    /// Disk directories.
+    pub disks: Vec<PathBuf>,
+}
+
+impl StorageSection {
+    /// The engine configuration this section describes, with the data directory and chunk size
+    /// given on the command line or in `PREDASTORE_*` variables taking precedence. Defaults:
+    /// `./data`, 4 MiB, 4 + 2.
+    pub fn engine_config(
+        &self,
+        data_dir: Option<PathBuf>,
+        chunk_size: Option<usize>,
+    ) -> Result<EngineConfig> {
+        let dir = data_dir
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let mut c = EngineConfig::new(dir);
+        if let Some(cs) = chunk_size.or(self.chunk_size) {
+            c.chunk_size = cs;
+        }
+        if let Some(k) = self.erasure.data_shards {
+            c.data_shards = k;
+        }
+        if let Some(m) = self.erasure.parity_shards {
+            c.parity_shards = m;
+        }
+        c.disks = self.disks.clone();
+        c.validate()?;
+        Ok(c)
     }
 }

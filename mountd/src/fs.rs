@@ -66,6 +66,17 @@ pub struct PredaFs {
     ttl: Duration,
 }
 
+/// How the filesystem is mounted.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Refuse every change.
+    pub read_only: bool,
+    /// How long the kernel may cache attributes and names.
+    pub ttl: Duration,
+    /// Mount this one bucket as the root (otherwise buckets are the top-level directories).
+    pub bucket: Option<String>,
+}
+
 /// Largest file: S3's largest object, 5 TiB.
 const MAX_FILE_SIZE: u64 = 5 << 40;
 
@@ -208,8 +219,7 @@ impl PredaFs {
         engine: Engine,
         rt: tokio::runtime::Handle,
         stage_dir: PathBuf,
-        read_only: bool,
-        ttl: Duration,
+        opts: Options,
     ) -> std::io::Result<PredaFs> {
         std::fs::create_dir_all(&stage_dir)?;
         // Leftovers of a crashed mount: their data was never committed.
@@ -221,12 +231,14 @@ impl PredaFs {
         Ok(PredaFs {
             engine,
             rt,
-            inodes: Mutex::new(Inodes::default()),
+            // With one bucket mounted, the root is that bucket's path: everything below it
+            // resolves as it would under the all-buckets root.
+            inodes: Mutex::new(Inodes::with_root(opts.bucket.as_deref().unwrap_or(""))),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             stage_dir,
-            read_only,
-            ttl,
+            read_only: opts.read_only,
+            ttl: opts.ttl,
         })
     }
 
@@ -526,6 +538,9 @@ impl Filesystem for PredaFs {
         // Larger requests: fewer round trips through the kernel for streaming reads and writes.
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // open(O_TRUNC) arrives as a flag of open, not as a separate truncate: the old contents
+        // stay committed until the new ones are (a crash in between leaves the old file).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
     }
 

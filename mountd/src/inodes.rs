@@ -1,4 +1,5 @@
-//! FUSE inode numbers ↔ paths (`""` root, `bucket`, `bucket/dir`, `bucket/dir/file`).
+//! FUSE inode numbers ↔ paths (`""` root, `bucket`, `bucket/dir`, `bucket/dir/file`; with one
+//! bucket mounted, the root inode is `bucket`).
 //! Numbers are never reused within a mount, so a stale number can only miss, never alias.
 
 use std::collections::HashMap;
@@ -15,18 +16,24 @@ pub struct Inodes {
 
 impl Default for Inodes {
     fn default() -> Self {
+        Inodes::with_root("")
+    }
+}
+
+impl Inodes {
+    /// A table whose root inode stands for `root` (`""`: all buckets; a bucket name: that
+    /// bucket).
+    pub fn with_root(root: &str) -> Inodes {
         let mut t = Inodes {
             by_path: HashMap::new(),
             by_ino: HashMap::new(),
             next: ROOT + 1,
         };
-        t.by_path.insert(String::new(), ROOT);
-        t.by_ino.insert(ROOT, String::new());
+        t.by_path.insert(root.to_string(), ROOT);
+        t.by_ino.insert(ROOT, root.to_string());
         t
     }
-}
 
-impl Inodes {
     /// The inode of `path`, allocating one on first sight.
     pub fn ino(&mut self, path: &str) -> u64 {
         if let Some(i) = self.by_path.get(path) {

@@ -1,5 +1,6 @@
 //! `mountd`: mounts Predastore's buckets as directories and objects as files (FUSE).
 
+mod daemon;
 mod fs;
 mod inodes;
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Command line. Storage settings read the same `PREDASTORE_*` variables as s3d.
+/// Command line. Storage settings come from the same `config.yaml` (`storage` section) and
+/// `PREDASTORE_*` variables as s3d; flags win over variables, variables over the file.
 #[derive(Parser, Debug)]
 #[command(
     name = "mountd",
@@ -17,12 +19,18 @@ use clap::Parser;
     about = "Mount Predastore buckets as a filesystem"
 )]
 struct Cli {
+    /// Configuration file (YAML; default ./config.yaml when it exists).
+    #[arg(long, env = "PREDASTORE_CONFIG")]
+    config: Option<PathBuf>,
     /// Data directory (default ./data).
     #[arg(long, env = "PREDASTORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Chunk size in bytes for new data (default 4 MiB).
     #[arg(long, env = "PREDASTORE_CHUNK_SIZE")]
     chunk_size: Option<usize>,
+    /// Mount one bucket as the root instead of all buckets as top-level directories.
+    #[arg(long)]
+    bucket: Option<String>,
     /// Mount read-only.
     #[arg(long)]
     read_only: bool,
@@ -32,44 +40,135 @@ struct Cli {
     /// Seconds the kernel may cache attributes and names.
     #[arg(long, default_value_t = 1.0)]
     attr_timeout: f64,
+    /// Detach and run in the background once the mount is up (exit status says whether it
+    /// mounted). Logs go to --log-file, or nowhere.
+    #[arg(long)]
+    daemon: bool,
+    /// Append logs to this file (with --daemon).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
 
+/// The parts of `config.yaml` mountd reads: `storage` (the rest belongs to s3d).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct FileConfig {
+    storage: engine::config::StorageSection,
+}
+
+/// The engine configuration from file, environment and flags.
+fn engine_config(cli: &Cli) -> Result<engine::EngineConfig, String> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("config.yaml")).filter(|p| p.exists()),
+    };
+    let file: FileConfig = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            serde_yaml_ng::from_str(&text)
+                .map_err(|e| format!("invalid configuration file {}: {e}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    file.storage
+        .engine_config(cli.data_dir.clone(), cli.chunk_size)
+        .map_err(|e| format!("invalid configuration: {e}"))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Settle relative paths now: a daemon changes its working directory to /.
+    let cfg = match engine_config(&cli).and_then(|mut c| {
+        c.data_dir = absolute(&c.data_dir)?;
+        c.disks = c
+            .disks
+            .iter()
+            .map(|d| absolute(d))
+            .collect::<Result<_, _>>()?;
+        Ok(c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mountd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut notify = None;
+    if cli.daemon {
+        match absolute(&cli.mountpoint).and_then(|m| {
+            cli.mountpoint = m;
+            daemon::detach(cli.log_file.as_deref())
+        }) {
+            Ok(daemon::Role::Parent(code)) => return code,
+            Ok(daemon::Role::Child(n)) => notify = Some(n),
+            Err(e) => {
+                eprintln!("mountd: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(!cli.daemon)
         .init();
-    match run(cli) {
+    match run(cli, cfg, notify) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((e, notify)) => {
+            tracing::error!("{e}");
             eprintln!("mountd: {e}");
+            if let Some(n) = notify {
+                n.failed(&e);
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let data_dir = cli.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
-    let mut cfg = engine::EngineConfig::new(&data_dir);
-    if let Some(cs) = cli.chunk_size {
-        cfg.chunk_size = cs;
+fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Mounts and serves until unmounted. A daemon's parent is told once the mount is up (or
+/// why it failed: the error is handed back with the notifier).
+fn run(
+    cli: Cli,
+    cfg: engine::EngineConfig,
+    notify: Option<daemon::Notifier>,
+) -> Result<(), (String, Option<daemon::Notifier>)> {
+    let data_dir = cfg.data_dir.clone();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return Err((e.to_string(), notify)),
+    };
+    let engine = match engine::Engine::open(cfg) {
+        Ok(e) => e,
+        Err(e) => return Err((format!("{}: {e}", data_dir.display()), notify)),
+    };
+    if let Some(b) = &cli.bucket {
+        if let Err(e) = engine.head_bucket(b) {
+            return Err((format!("cannot mount bucket {b:?}: {e}"), notify));
+        }
     }
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let engine = engine::Engine::open(cfg).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let filesystem = fs::PredaFs::new(
+    let filesystem = match fs::PredaFs::new(
         engine,
         rt.handle().clone(),
         data_dir.join("mountd-staging"),
-        cli.read_only,
-        Duration::from_secs_f64(cli.attr_timeout.max(0.0)),
-    )
-    .map_err(|e| e.to_string())?;
+        fs::Options {
+            read_only: cli.read_only,
+            ttl: Duration::from_secs_f64(cli.attr_timeout.max(0.0)),
+            bucket: cli.bucket.clone(),
+        },
+    ) {
+        Ok(f) => f,
+        Err(e) => return Err((e.to_string(), notify)),
+    };
     let mut config = fuser::Config::default();
     config
         .mount_options
@@ -87,16 +186,27 @@ fn run(cli: Cli) -> Result<(), String> {
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(4);
-    let session = fuser::spawn_mount(filesystem, &cli.mountpoint, &config)
-        .map_err(|e| format!("cannot mount {}: {e}", cli.mountpoint.display()))?;
-    println!(
-        "mounted {} on {}",
-        data_dir.display(),
-        cli.mountpoint.display()
-    );
+    let session = match fuser::spawn_mount(filesystem, &cli.mountpoint, &config) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err((
+                format!("cannot mount {}: {e}", cli.mountpoint.display()),
+                notify,
+            ))
+        }
+    };
+    let what = match &cli.bucket {
+        Some(b) => format!("bucket {b} of {}", data_dir.display()),
+        None => data_dir.display().to_string(),
+    };
+    tracing::info!("mounted {what} on {}", cli.mountpoint.display());
+    println!("mounted {what} on {}", cli.mountpoint.display());
+    if let Some(n) = notify {
+        n.mounted();
+    }
     // Unmount on SIGINT/SIGTERM; exit when unmounted from outside (fusermount3 -u).
     let mp = std::fs::canonicalize(&cli.mountpoint).unwrap_or(cli.mountpoint.clone());
-    rt.block_on(async {
+    let waited = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| e.to_string())?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -115,8 +225,9 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Ok::<(), String>(())
-    })?;
+    });
     drop(session);
+    tracing::info!("unmounted {}", cli.mountpoint.display());
     println!("unmounted {}", cli.mountpoint.display());
-    Ok(())
+    waited.map_err(|e| (e, None))
 }

@@ -23,8 +23,13 @@ fn mounted(mnt: &Path) -> bool {
 impl Mount {
     fn start() -> Mount {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        Mount::start_in(dir)
+    }
+
+    /// Mounts `dir/data` on `dir/mnt` (both may exist from an earlier mount).
+    fn start_in(dir: tempfile::TempDir) -> Mount {
         let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mountd"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -655,5 +660,235 @@ fn directory_of_100k_entries() {
         100_002
     );
     assert_eq!(std::fs::read(m.mnt.join("huge/d/f099999")).unwrap(), b"x");
+    m.unmount();
+}
+
+/// Runs mountd to completion (for --daemon, which returns once the mount is up).
+fn mountd(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mountd"));
+    c.args(args).env_remove("PREDASTORE_DATA_DIR");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run mountd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Pids of processes whose command line mentions `needle`.
+fn pids_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) && pid != std::process::id() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn unmount_daemon(mnt: &Path) {
+    assert!(Command::new("fusermount3")
+        .arg("-u")
+        .arg(mnt)
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    while !pids_with(&mnt.to_string_lossy()).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "daemon did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lazily unmounts a daemon's mount point if a test fails half-way.
+struct LazyUnmount(PathBuf);
+
+impl Drop for LazyUnmount {
+    fn drop(&mut self) {
+        if mounted(&self.0) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn config_file_one_bucket_root_and_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = LazyUnmount(mnt.clone());
+    // The same file s3d reads: mountd takes `storage` and ignores the rest.
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  port: 18443\nstorage:\n  data_dir: {}\n  chunk_size: 65536\nauth:\n  keys: []\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("mountd.log");
+    let daemon = |extra: &[&str]| {
+        let mut a: Vec<&std::ffi::OsStr> = vec![
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "--daemon".as_ref(),
+            "--log-file".as_ref(),
+            log.as_os_str(),
+        ];
+        a.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+        a.push(mnt.as_os_str());
+        mountd(&a, &[])
+    };
+    // All buckets: --daemon returns only once the mount is up.
+    let (ok, err) = daemon(&[]);
+    assert!(ok, "{err}");
+    assert!(mounted(&mnt), "mounted when --daemon returns");
+    std::fs::create_dir(mnt.join("photos")).unwrap();
+    std::fs::create_dir(mnt.join("other")).unwrap();
+    std::fs::write(mnt.join("photos/a.jpg"), data(1, 100_000)).unwrap();
+    unmount_daemon(&mnt);
+    assert!(!mounted(&mnt));
+    // A bucket that does not exist: a clear error, and the exit status says so.
+    let (ok, err) = daemon(&["--bucket", "nosuch"]);
+    assert!(!ok);
+    assert!(err.contains("nosuch"), "{err}");
+    assert!(!mounted(&mnt));
+    // One bucket as the root.
+    let (ok, err) = daemon(&["--bucket", "photos"]);
+    assert!(ok, "{err}");
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&mnt), vec!["a.jpg"]);
+    assert_eq!(std::fs::read(mnt.join("a.jpg")).unwrap(), data(1, 100_000));
+    std::fs::create_dir(mnt.join("sub")).unwrap();
+    std::fs::write(mnt.join("sub/b.txt"), b"inside").unwrap();
+    std::fs::rename(mnt.join("sub/b.txt"), mnt.join("c.txt")).unwrap();
+    assert_eq!(names(&mnt), vec!["a.jpg", "c.txt", "sub"]);
+    assert!(std::fs::metadata(&mnt).unwrap().is_dir());
+    unmount_daemon(&mnt);
+    // PREDASTORE_DATA_DIR (no config file) reaches the same data; the keys landed in photos.
+    let (ok, err) = mountd(
+        &["--daemon".as_ref(), mnt.as_os_str()],
+        &[("PREDASTORE_DATA_DIR", data_dir.as_os_str())],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(names(&mnt), vec!["other", "photos"]);
+    assert_eq!(names(&mnt.join("photos")), vec!["a.jpg", "c.txt", "sub"]);
+    assert_eq!(std::fs::read(mnt.join("photos/c.txt")).unwrap(), b"inside");
+    unmount_daemon(&mnt);
+    // The config file is really read: an invalid chunk size there is refused.
+    std::fs::write(&cfg, "storage:\n  chunk_size: 100\n").unwrap();
+    let (ok, err) = mountd(
+        &["--config".as_ref(), cfg.as_os_str(), mnt.as_os_str()],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("chunk_size"), "{err}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("mounted"));
+}
+
+#[test]
+fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
+    let mut m = Mount::start();
+    std::fs::create_dir(m.mnt.join("crash")).unwrap();
+    // name → content acknowledged by fsync + close
+    let mut acked: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let rounds = 5u64;
+    for round in 0..rounds {
+        for i in 0..3u64 {
+            let name = format!("r{round}-f{i}");
+            let body = data(round * 10 + i, 300_000 + (i as usize) * 70_000);
+            let mut f = std::fs::File::create(m.mnt.join("crash").join(&name)).unwrap();
+            f.write_all(&body).unwrap();
+            f.sync_all().unwrap();
+            drop(f);
+            acked.insert(name, body);
+        }
+        // In flight when mountd dies: an overwrite of an acknowledged file (closed, so it may
+        // have committed), then a large file that is never closed.
+        let target = m.mnt.join("crash").join(format!("r{round}-f0"));
+        let pending = m.mnt.join("crash").join(format!("pending{round}"));
+        let new_body = data(1000 + round, 500_000);
+        let nb = new_body.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = std::fs::write(&target, &nb);
+            if let Ok(mut f) = std::fs::File::create(&pending) {
+                // Keep writing (never closing) until the mount is gone.
+                let t = Instant::now();
+                let mut k = 0u64;
+                while t.elapsed() < Duration::from_secs(20) {
+                    if f.write_all(&data(k, 64 * 1024)).is_err() {
+                        break;
+                    }
+                    k += 1;
+                    if k > 400 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 150));
+        m.child.kill().unwrap();
+        m.child.wait().unwrap();
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(&m.mnt)
+            .status();
+        writer.join().unwrap();
+        let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+        drop(m);
+        m = Mount::start_in(dir);
+        // Every acknowledged file is intact; the overwritten one is old or new, never torn.
+        for (name, body) in &acked {
+            let got = std::fs::read(m.mnt.join("crash").join(name)).unwrap();
+            if name == &format!("r{round}-f0") && got == new_body {
+                continue;
+            }
+            assert!(
+                got == *body,
+                "round {round}: {name} torn or lost ({} bytes)",
+                got.len()
+            );
+        }
+        if let Ok(got) = std::fs::read(m.mnt.join("crash").join(format!("r{round}-f0"))) {
+            if got == new_body {
+                acked.insert(format!("r{round}-f0"), new_body.clone());
+            }
+        }
+        // The never-closed file was created (an empty object, as creat(2) makes) but none of
+        // its unflushed data was ever committed.
+        if let Ok(md) = std::fs::metadata(m.mnt.join("crash").join(format!("pending{round}"))) {
+            assert_eq!(md.len(), 0, "round {round}: unflushed data became visible");
+        }
+        // Staging leftovers of the killed mount are gone.
+        let staged = std::fs::read_dir(m.dir.path().join("data/mountd-staging"))
+            .unwrap()
+            .count();
+        assert_eq!(staged, 0, "round {round}");
+    }
+    // The metadata adds up (a second process on the same data dir, as s3d would be).
+    let e = engine::Engine::open(engine::EngineConfig::new(m.dir.path().join("data"))).unwrap();
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+    drop(e);
     m.unmount();
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use engine::config::StorageSection;
 use serde::Deserialize;
 
 /// Errors loading the configuration.
@@ -67,30 +68,6 @@ pub struct ServerSection {
     pub scrub_interval_hours: Option<u64>,
     /// Scrub read rate limit in MB/s (default 20).
     pub scrub_rate_mb: Option<u64>,
-}
-
-/// `storage.erasure`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ErasureSection {
-    /// Data shards.
-    pub data_shards: Option<usize>,
-    /// Parity shards.
-    pub parity_shards: Option<usize>,
-}
-
-/// `storage`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageSection {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// Chunk size in bytes.
-    pub chunk_size: Option<usize>,
-    /// Erasure layout.
-    pub erasure: ErasureSection,
-    /// Disk directories.
-    pub disks: Vec<PathBuf>,
 }
 
 /// One access key pair.
@@ -200,22 +177,9 @@ pub struct Overrides {
 impl Settings {
     /// Merges defaults ← file ← overrides.
     pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings, ConfigError> {
-        let data_dir = o
-            .data_dir
-            .or(file.storage.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data"));
-        let mut ec = engine::EngineConfig::new(&data_dir);
-        if let Some(cs) = o.chunk_size.or(file.storage.chunk_size) {
-            ec.chunk_size = cs;
-        }
-        if let Some(k) = file.storage.erasure.data_shards {
-            ec.data_shards = k;
-        }
-        if let Some(m) = file.storage.erasure.parity_shards {
-            ec.parity_shards = m;
-        }
-        ec.disks = file.storage.disks;
-        ec.validate()
+        let ec = file
+            .storage
+            .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut keys = file.auth.keys;
         match (o.access_key, o.secret_key) {
