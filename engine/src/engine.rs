@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) disks: DiskSet,
     pub(crate) codec: Codec,
     pub(crate) gc_lock: GcLock,
+    /// This instance's owner lock, taken with its first draft.
+    pub(crate) owner: std::sync::OnceLock<crate::draft::Owner>,
 }
 
 impl Drop for Inner {
@@ -174,12 +176,25 @@ pub struct ShardPlace {
     pub len: u64,
 }
 
-/// A chunk stored (or found already stored) by a writer.
+/// A chunk stored (or found already stored) by a writer, not yet referenced by a commit.
 #[derive(Debug, Clone)]
-pub(crate) struct StoredChunk {
+pub struct StoredChunk {
     pub(crate) r: ChunkRef,
     /// The shards this writer wrote, when the chunk was not known.
     pub(crate) fresh: Option<FreshShards>,
+}
+
+impl StoredChunk {
+    /// A chunk that is already recorded (e.g. pinned by a draft): a commit only counts a
+    /// reference to it.
+    pub fn existing(r: ChunkRef) -> StoredChunk {
+        StoredChunk { r, fresh: None }
+    }
+
+    /// The chunk's name and length.
+    pub fn chunk_ref(&self) -> ChunkRef {
+        self.r
+    }
 }
 
 /// The result of streaming a body into chunks.
@@ -259,6 +274,7 @@ impl Engine {
                 disks,
                 codec,
                 gc_lock,
+                owner: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -576,7 +592,7 @@ impl Engine {
     }
 
     /// Hashes one chunk and, unless it is already stored, erasure-codes it and writes its shards.
-    fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
+    pub(crate) fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
         let hash = *blake3::hash(data).as_bytes();
         let r = ChunkRef {
             hash,
@@ -746,10 +762,20 @@ impl Engine {
     /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
     /// a shard is missing or corrupt, and queues the chunk for repair.
     pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<Bytes>> {
-        let codec = self.inner.codec;
-        let len = c.len as usize;
-        let s = codec.shard_len(len);
         let rec = self.chunk_record(&c.hash)?;
+        self.read_chunk_at(c, &rec, a, b)
+    }
+
+    /// [`Engine::read_chunk`] with the shard locations given.
+    pub(crate) fn read_chunk_at(
+        &self,
+        c: &ChunkRef,
+        rec: &ChunkRecord,
+        a: usize,
+        b: usize,
+    ) -> Result<Vec<Bytes>> {
+        let codec = self.inner.codec;
+        let s = codec.shard_len(c.len as usize);
         let place = self.inner.disks.placement(&c.hash, codec.n());
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
         let disks = &self.inner.disks;
@@ -781,7 +807,7 @@ impl Engine {
             }
         }
         if pieces.is_empty() {
-            let data = self.read_chunk_degraded(c, &rec)?;
+            let data = self.read_chunk_degraded(c, rec)?;
             pieces.push(Bytes::from(data).slice(a..b));
         }
         // Slices of the shards as read: no copy.

@@ -18,6 +18,7 @@
 mod commit;
 pub mod config;
 pub mod disks;
+pub mod draft;
 mod engine;
 pub mod erasure;
 pub mod error;
@@ -32,13 +33,14 @@ pub mod volume;
 
 pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;
+pub use draft::{Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
 pub use engine::{
     etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, LateChecksums, ListPage,
-    ListQuery, ObjectBody, PutOptions, ShardPlace,
+    ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk,
 };
 pub use error::{Error, Result};
 pub use maintenance::{
     DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress, HealReport, StoreStatus,
 };
-pub use meta::{ObjectAttrs, ObjectMeta, PosixAttrs};
+pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs};
 pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};

@@ -88,6 +88,8 @@ pub struct GcReport {
     pub volumes_removed: u64,
     /// Logical bytes of the chunks removed.
     pub bytes_freed: u64,
+    /// Drafts of dead processes whose references were dropped.
+    pub stale_drafts_released: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -440,7 +442,11 @@ impl Engine {
 
     fn gc_blocking(&self, sweep_orphans: bool) -> Result<GcReport> {
         let started = Instant::now();
-        let mut rep = GcReport::default();
+        // Drafts of processes that died hold references nobody will drop otherwise.
+        let mut rep = GcReport {
+            stale_drafts_released: self.release_stale_drafts()?,
+            ..Default::default()
+        };
         loop {
             let guard = self.inner.gc_lock.exclusive_blocking()?;
             let candidates: Vec<[u8; 32]> = {
@@ -471,6 +477,7 @@ impl Engine {
                             if r.refs == 0 {
                                 dbs.chunks.delete(txn, &h)?;
                                 dbs.repair.delete(txn, &h)?;
+                                dbs.chunk_md5.delete(txn, &h)?;
                                 out.push((h, r));
                             }
                         }
@@ -675,6 +682,13 @@ impl Engine {
             let (k, b) = r?;
             let p: crate::meta::PartRecord = rmp_serde::from_slice(b)?;
             owners.push((String::from_utf8_lossy(k).into_owned(), p.data_id));
+        }
+        // Open drafts pin chunks as manifests do.
+        for r in dbs.drafts.iter(&txn)? {
+            let (_, b) = r?;
+            for c in crate::draft::pinned_chunks(b)? {
+                *counted.entry(c.hash).or_default() += 1;
+            }
         }
         for (name, data_id) in owners {
             match dbs.manifests.get(&txn, data_id.as_bytes())? {

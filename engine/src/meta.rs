@@ -11,6 +11,8 @@
 //! - `uploads`: `bucket \0 key \0 upload-id` → [`UploadRecord`]
 //! - `parts`: `upload-id part-number(be u32)` → [`PartRecord`]
 //! - `state`: name → bytes (heal/scrub cursors)
+//! - `drafts`: draft id → owner and the chunks the draft pins (see [`crate::draft`])
+//! - `chunk_md5`: BLAKE3 hash → MD5 of the chunk, where known (for multipart-style ETags)
 
 use std::collections::BTreeMap;
 
@@ -32,6 +34,8 @@ pub(crate) struct Dbs {
     pub uploads: Database<Bytes, Bytes>,
     pub parts: Database<Bytes, Bytes>,
     pub state: Database<Str, Bytes>,
+    pub drafts: Database<Bytes, Bytes>,
+    pub chunk_md5: Database<Bytes, Bytes>,
 }
 
 impl Dbs {
@@ -47,6 +51,8 @@ impl Dbs {
             uploads: env.create_database(&mut w, Some("uploads"))?,
             parts: env.create_database(&mut w, Some("parts"))?,
             state: env.create_database(&mut w, Some("state"))?,
+            drafts: env.create_database(&mut w, Some("drafts"))?,
+            chunk_md5: env.create_database(&mut w, Some("chunk_md5"))?,
         };
         w.commit()?;
         Ok(dbs)

@@ -1,16 +1,13 @@
 //! The FUSE filesystem over the engine: buckets are top-level directories, keys with `/` are
 //! directory trees, objects are files.
 //!
-//! Files opened for writing are staged in a temporary file in the data dir and committed as an
-//! object on `flush`, `fsync` and `close`; the engine's dedup means chunks that did not change
-//! are not written again. Reads of files not open for writing go straight to the engine and
-//! read only the chunks they touch.
+//! A file open for writing is an [`OpenFile`] shared by all its handles: its chunks, changed
+//! in place and committed as the object on `flush`, `fsync` and `close` (see
+//! [`crate::openfile`]). Reads of files nobody writes go straight to the engine and read only
+//! the chunks they touch.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +22,7 @@ use fuser::{
 use futures::StreamExt;
 
 use crate::inodes::{join, split, Inodes, ROOT};
+use crate::openfile::{self, OpenFile, MAX_FILE_SIZE};
 
 /// What a path is.
 enum Node {
@@ -37,18 +35,17 @@ enum Node {
 
 /// An open file or directory.
 enum Handle {
-    /// A file; `stage` holds its bytes while it is open for writing.
+    /// A file. While any handle has it open for writing, its contents are the [`OpenFile`] in
+    /// the registry.
     File {
-        path: String,
-        stage: Option<(File, PathBuf)>,
-        dirty: bool,
-        /// The last chunk-sized window read from the engine (start offset, bytes): FUSE reads
-        /// in small requests, and a window read once serves the requests that follow.
-        window: Option<(u64, Vec<u8>)>,
+        ino: u64,
+        writable: bool,
+        /// The last chunk-sized window read from the engine (start offset, bytes, version of
+        /// the object): FUSE reads in small requests, and a window read once serves the
+        /// requests that follow.
+        window: Option<(u64, Vec<u8>, i64)>,
         /// Where a sequential reader's next request would start.
         seq_next: u64,
-        /// The name was unlinked (or renamed away) while open: never commit it again.
-        detached: bool,
     },
     /// A directory listing taken at opendir.
     Dir(Vec<(u64, FileType, String)>),
@@ -61,9 +58,18 @@ pub struct PredaFs {
     inodes: Mutex<Inodes>,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
-    stage_dir: PathBuf,
+    open: Mutex<Registry>,
     read_only: bool,
     ttl: Duration,
+    write_buffer: usize,
+}
+
+/// Files open for writing (by inode) and how many handles each inode has open. Lock order:
+/// the registry, then an [`OpenFile`].
+#[derive(Default)]
+struct Registry {
+    files: HashMap<u64, Arc<Mutex<OpenFile>>>,
+    handles: HashMap<u64, usize>,
 }
 
 /// How the filesystem is mounted.
@@ -75,13 +81,12 @@ pub struct Options {
     pub ttl: Duration,
     /// Mount this one bucket as the root (otherwise buckets are the top-level directories).
     pub bucket: Option<String>,
+    /// Bytes of modified chunks all open files may hold in memory before they are stored early.
+    pub write_buffer: usize,
 }
 
-/// Largest file: S3's largest object, 5 TiB.
-const MAX_FILE_SIZE: u64 = 5 << 40;
-
 /// Maps engine errors onto errnos.
-fn errno(e: &engine::Error) -> Errno {
+pub(crate) fn errno(e: &engine::Error) -> Errno {
     use engine::Error as E;
     match e {
         E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
@@ -183,6 +188,28 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
     }
 }
 
+/// Attributes of a file open for writing, from its shared state.
+fn open_attr(ino: u64, f: &OpenFile) -> FileAttr {
+    let p = f.posix;
+    FileAttr {
+        ino: INodeNo(ino),
+        size: f.size(),
+        blocks: f.size().div_ceil(512),
+        atime: to_time(p.atime_ns),
+        mtime: to_time(p.mtime_ns),
+        ctime: to_time(p.ctime_ns),
+        crtime: to_time(f.created_ns),
+        kind: FileType::RegularFile,
+        perm: (p.mode & 0o7777) as u16,
+        nlink: 1,
+        uid: p.uid,
+        gid: p.gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
 /// A symlink is an object whose POSIX mode says so; its body is the target.
 fn kind_of(m: &ObjectMeta) -> FileType {
     if m.posix().mode & libc::S_IFMT == libc::S_IFLNK {
@@ -214,20 +241,14 @@ fn name_str(name: &OsStr) -> Result<&str, Errno> {
 }
 
 impl PredaFs {
-    /// A filesystem over `engine`; temporary files go to `stage_dir`.
+    /// A filesystem over `engine`.
     pub fn new(
         engine: Engine,
         rt: tokio::runtime::Handle,
-        stage_dir: PathBuf,
         opts: Options,
     ) -> std::io::Result<PredaFs> {
-        std::fs::create_dir_all(&stage_dir)?;
-        // Leftovers of a crashed mount: their data was never committed.
-        if let Ok(rd) = std::fs::read_dir(&stage_dir) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        // Staging files of mountd builds before drafts: never committed, so never needed.
+        let _ = std::fs::remove_dir_all(engine.data_dir().join("mountd-staging"));
         Ok(PredaFs {
             engine,
             rt,
@@ -236,9 +257,10 @@ impl PredaFs {
             inodes: Mutex::new(Inodes::with_root(opts.bucket.as_deref().unwrap_or(""))),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            stage_dir,
+            open: Mutex::new(Registry::default()),
             read_only: opts.read_only,
             ttl: opts.ttl,
+            write_buffer: opts.write_buffer,
         })
     }
 
@@ -315,139 +337,161 @@ impl PredaFs {
             .ok_or(Errno::EBADF)
     }
 
-    /// A fresh temporary file, with the object's current bytes unless `empty`.
-    fn stage(&self, path: &str, empty: bool) -> Result<(File, PathBuf), Errno> {
-        let tmp = self.stage_dir.join(format!(
-            "{}-{}",
-            std::process::id(),
-            self.next_fh.fetch_add(1, Ordering::Relaxed)
-        ));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|_| Errno::EIO)?;
-        if !empty {
-            let (b, k) = split(path);
-            let res: Result<(), Errno> = self.rt.block_on(async {
-                let g = self
-                    .engine
-                    .get_object(b, k, None)
-                    .await
-                    .map_err(|e| errno(&e))?;
-                let mut body = g.body;
-                let mut off = 0u64;
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| errno(&e))?;
-                    f.write_all_at(&chunk, off).map_err(|_| Errno::EIO)?;
-                    off += chunk.len() as u64;
+    /// `flush`/`fsync` of a handle: commits what its file has changed.
+    fn commit_handle(&self, fh: FileHandle) -> Result<(), Errno> {
+        let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
+            Handle::File {
+                ino,
+                writable: true,
+                ..
+            } => *ino,
+            _ => return Ok(()),
+        };
+        match self.open_file(ino) {
+            Some(f) => f.lock().map_err(|_| Errno::EIO)?.commit(true),
+            None => Ok(()),
+        }
+    }
+
+    /// The shared state of `ino` while it is open for writing.
+    fn open_file(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        self.open.lock().ok()?.files.get(&ino).cloned()
+    }
+
+    /// Counts a new handle of `ino`; for a writer, joins (or starts) the file's shared state.
+    fn attach(&self, ino: u64, path: &str, writable: bool, truncate: bool) -> Result<(), Errno> {
+        let mut reg = self.open.lock().map_err(|_| Errno::EIO)?;
+        if writable {
+            let f = match reg.files.get(&ino) {
+                Some(f) => {
+                    let f = f.clone();
+                    if truncate {
+                        f.lock().map_err(|_| Errno::EIO)?.truncate(0)?;
+                    }
+                    f
                 }
-                Ok(())
-            });
-            if let Err(e) = res {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
+                None => {
+                    let f = OpenFile::open(&self.engine, &self.rt, path, truncate)?;
+                    let f = Arc::new(Mutex::new(f));
+                    reg.files.insert(ino, f.clone());
+                    f
+                }
+            };
+            f.lock().map_err(|_| Errno::EIO)?.writers += 1;
         }
-        Ok((f, tmp))
-    }
-
-    /// Commits a staged file as the object at `path`, keeping its POSIX attributes.
-    fn commit(&self, path: &str, f: &File) -> Result<(), Errno> {
-        let (b, k) = split(path);
-        let old = self.engine.head_object(b, k).ok();
-        let now = ns_of(SystemTime::now());
-        let mut attrs = old.as_ref().map(|m| m.attrs.clone()).unwrap_or_default();
-        let mut posix = old.as_ref().map(|m| m.posix()).unwrap_or(PosixAttrs {
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: now,
-            ctime_ns: now,
-            atime_ns: now,
-        });
-        posix.mtime_ns = now;
-        posix.ctime_ns = now;
-        attrs.posix = Some(posix);
-        attrs.checksums.clear();
-        if attrs.content_type.is_none() {
-            attrs.content_type = Some(
-                mime_guess::from_path(k)
-                    .first_or_octet_stream()
-                    .essence_str()
-                    .to_string(),
-            );
-        }
-        let reader = f.try_clone().map_err(|_| Errno::EIO)?;
-        self.rt.block_on(async {
-            let mut r = tokio::fs::File::from_std(reader);
-            tokio::io::AsyncSeekExt::seek(&mut r, std::io::SeekFrom::Start(0))
-                .await
-                .map_err(|_| Errno::EIO)?;
-            self.engine
-                .put_object(
-                    b,
-                    k,
-                    r,
-                    PutOptions {
-                        attrs,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| errno(&e))
-        })
-    }
-
-    fn flush_handle(&self, fh: FileHandle) -> Result<(), Errno> {
-        let h = self.handle(fh)?;
-        let mut h = h.lock().map_err(|_| Errno::EIO)?;
-        if let Handle::File {
-            path,
-            stage: Some((f, _)),
-            dirty,
-            detached,
-            ..
-        } = &mut *h
-        {
-            if *dirty && !*detached {
-                self.commit(path, f)?;
-                *dirty = false;
-            }
-        }
+        *reg.handles.entry(ino).or_default() += 1;
         Ok(())
     }
 
-    /// Marks open handles of `path` as detached, so closing them does not bring it back.
-    fn detach(&self, path: &str) {
-        let Ok(t) = self.handles.lock() else { return };
-        for h in t.values() {
-            if let Ok(mut h) = h.lock() {
-                if let Handle::File {
-                    path: p, detached, ..
-                } = &mut *h
-                {
-                    if p == path {
-                        *detached = true;
-                    }
+    /// A handle of `ino` is closed. The last writer commits; the shared state goes away with
+    /// the last writer (or, for a file unlinked while open, with the last handle).
+    fn detach_handle(&self, ino: u64, writable: bool) -> Result<(), Errno> {
+        let mut res = Ok(());
+        if writable {
+            if let Some(f) = self.open_file(ino) {
+                let mut g = f.lock().map_err(|_| Errno::EIO)?;
+                g.writers = g.writers.saturating_sub(1);
+                if g.writers == 0 {
+                    res = g.commit(true);
+                }
+            }
+        }
+        let removed = {
+            let mut reg = self.open.lock().map_err(|_| Errno::EIO)?;
+            let left = match reg.handles.get_mut(&ino) {
+                Some(n) => {
+                    *n = n.saturating_sub(1);
+                    *n
+                }
+                None => 0,
+            };
+            if left == 0 {
+                reg.handles.remove(&ino);
+            }
+            let gone = match reg.files.get(&ino) {
+                Some(f) => {
+                    let g = f.lock().map_err(|_| Errno::EIO)?;
+                    g.writers == 0 && (left == 0 || !g.detached)
+                }
+                None => false,
+            };
+            if gone {
+                reg.files.remove(&ino)
+            } else {
+                None
+            }
+        };
+        // Dropped outside the registry lock: closing waits for background stores.
+        drop(removed);
+        res
+    }
+
+    /// Before `path` is unlinked or replaced by a rename: a file still open keeps its contents
+    /// (pinned) for its handles. Returns its inode, to [`PredaFs::detached`] once the name is
+    /// gone.
+    fn before_unlink(&self, path: &str) -> Result<Option<u64>, Errno> {
+        let Some(ino) = self.inodes.lock().map_err(|_| Errno::EIO)?.lookup(path) else {
+            return Ok(None);
+        };
+        let mut reg = self.open.lock().map_err(|_| Errno::EIO)?;
+        let open = reg.handles.get(&ino).copied().unwrap_or(0) > 0;
+        if open && !reg.files.contains_key(&ino) {
+            // Only readers: give them a pinned copy to go on reading.
+            let f = OpenFile::open(&self.engine, &self.rt, path, false)?;
+            reg.files.insert(ino, Arc::new(Mutex::new(f)));
+        }
+        Ok(Some(ino))
+    }
+
+    /// The name of `ino` is gone: its open handles go on without it, and never commit again.
+    fn detached(&self, ino: Option<u64>, path: &str) {
+        if let Ok(mut t) = self.inodes.lock() {
+            t.forget(path);
+        }
+        let Some(ino) = ino else { return };
+        if let Some(f) = self.open_file(ino) {
+            if let Ok(mut g) = f.lock() {
+                g.detached = true;
+            }
+        }
+    }
+
+    /// Points open files under `from` at `to` after a rename, so later commits go to the new
+    /// name.
+    fn retarget(&self, from: &str, to: &str) {
+        let Ok(reg) = self.open.lock() else { return };
+        let below = format!("{from}/");
+        for f in reg.files.values() {
+            if let Ok(mut g) = f.lock() {
+                if g.detached {
+                    continue;
+                }
+                if g.path == from || g.path.starts_with(&below) {
+                    g.path = format!("{to}{}", &g.path[from.len()..]);
                 }
             }
         }
     }
 
-    /// Points open handles under `from` at `to` after a rename, so a later commit goes to the
-    /// new name.
-    fn retarget(&self, from: &str, to: &str) {
-        let Ok(t) = self.handles.lock() else { return };
-        let below = format!("{from}/");
-        for h in t.values() {
-            if let Ok(mut h) = h.lock() {
-                if let Handle::File { path, .. } = &mut *h {
-                    if path == from || path.starts_with(&below) {
-                        *path = format!("{to}{}", &path[from.len()..]);
-                    }
+    /// Under memory pressure, stores modified chunks of other open files early.
+    fn relieve_memory(&self, except: u64) {
+        if openfile::buffered() <= self.write_buffer {
+            return;
+        }
+        let files: Vec<(u64, Arc<Mutex<OpenFile>>)> = match self.open.lock() {
+            Ok(reg) => reg.files.iter().map(|(i, f)| (*i, f.clone())).collect(),
+            Err(_) => return,
+        };
+        for (ino, f) in files {
+            if ino == except {
+                continue;
+            }
+            if openfile::buffered() <= self.write_buffer {
+                break;
+            }
+            if let Ok(mut g) = f.try_lock() {
+                if let Err(e) = g.spill() {
+                    tracing::warn!("storing {} early failed: {e:?}", g.path);
                 }
             }
         }
@@ -550,6 +594,9 @@ impl Filesystem for PredaFs {
             let path = join(&self.path(parent)?, name);
             let node = self.resolve(&path)?;
             let ino = self.ino(&path);
+            if let (Node::File(_), Some(f)) = (&node, self.open_file(ino)) {
+                return Ok(open_attr(ino, &*f.lock().map_err(|_| Errno::EIO)?));
+            }
             Ok::<_, Errno>(self.attr_of(ino, &node))
         })();
         match res {
@@ -559,6 +606,12 @@ impl Filesystem for PredaFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(f) = self.open_file(ino.0) {
+            return match f.lock() {
+                Ok(g) => reply.attr(&self.ttl, &open_attr(ino.0, &g)),
+                Err(_) => reply.error(Errno::EIO),
+            };
+        }
         match self.path(ino).and_then(|p| self.resolve(&p)) {
             Ok(node) => reply.attr(&self.ttl, &self.attr_of(ino.0, &node)),
             Err(e) => reply.error(e),
@@ -576,7 +629,7 @@ impl Filesystem for PredaFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
+        _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -584,6 +637,53 @@ impl Filesystem for PredaFs {
         reply: ReplyAttr,
     ) {
         let res = (|| {
+            let t = |x: TimeOrNow| match x {
+                TimeOrNow::SpecificTime(t) => ns_of(t),
+                TimeOrNow::Now => ns_of(SystemTime::now()),
+            };
+            let (at, mt) = (atime.map(t), mtime.map(t));
+            let posix_change =
+                mode.is_some() || uid.is_some() || gid.is_some() || at.is_some() || mt.is_some();
+            let change = move |p: &mut PosixAttrs| {
+                if let Some(m) = mode {
+                    p.mode = (p.mode & !0o7777) | (m & 0o7777);
+                }
+                if let Some(u) = uid {
+                    p.uid = u;
+                }
+                if let Some(g) = gid {
+                    p.gid = g;
+                }
+                if let Some(a) = at {
+                    p.atime_ns = a;
+                }
+                if let Some(m) = mt {
+                    p.mtime_ns = m;
+                }
+            };
+            // A file open for writing: its shared state is the truth (also once unlinked).
+            if let Some(f) = self.open_file(ino.0) {
+                if self.read_only {
+                    return Err(Errno::EROFS);
+                }
+                let mut g = f.lock().map_err(|_| Errno::EIO)?;
+                if let Some(sz) = size {
+                    g.truncate(sz)?;
+                }
+                if posix_change {
+                    change(&mut g.posix);
+                    g.posix.ctime_ns = ns_of(SystemTime::now());
+                    if !g.detached {
+                        // Visible over S3 at once, not only at the next commit.
+                        let path = g.path.clone();
+                        match self.set_posix(&path, change) {
+                            Ok(_) | Err(Errno::ENOENT) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                return Ok(open_attr(ino.0, &g));
+            }
             let path = self.path(ino)?;
             let node = self.resolve(&path)?;
             if let Node::Dir(marker) = &node {
@@ -621,11 +721,6 @@ impl Filesystem for PredaFs {
                         ))
                         .map_err(|e| errno(&e))?;
                 }
-                let t = |x: TimeOrNow| match x {
-                    TimeOrNow::SpecificTime(t) => ns_of(t),
-                    TimeOrNow::Now => ns_of(SystemTime::now()),
-                };
-                let (at, mt) = (atime.map(t), mtime.map(t));
                 let m = self
                     .rt
                     .block_on(self.engine.update_object_attrs(
@@ -665,70 +760,18 @@ impl Filesystem for PredaFs {
                 return Err(Errno::EFBIG);
             }
             if let Some(sz) = size {
-                let staged = match fh.map(|f| self.handle(f)) {
-                    Some(Ok(h)) => {
-                        let mut h = h.lock().map_err(|_| Errno::EIO)?;
-                        match &mut *h {
-                            Handle::File {
-                                stage: Some((f, _)),
-                                dirty,
-                                ..
-                            } => {
-                                f.set_len(sz).map_err(|_| Errno::EIO)?;
-                                *dirty = true;
-                                true
-                            }
-                            _ => false,
-                        }
-                    }
-                    _ => false,
-                };
-                if !staged {
-                    let (f, tmp) = self.stage(&path, sz == 0)?;
-                    let r = f
-                        .set_len(sz)
-                        .map_err(|_| Errno::EIO)
-                        .and_then(|_| self.commit(&path, &f));
-                    let _ = std::fs::remove_file(tmp);
-                    r?;
-                }
+                // truncate(2) of a file nobody has open for writing: commit it at once.
+                let mut f = OpenFile::open(&self.engine, &self.rt, &path, sz == 0)?;
+                f.truncate(sz)?;
+                f.commit(false)?;
             }
-            let t = |x: TimeOrNow| match x {
-                TimeOrNow::SpecificTime(t) => ns_of(t),
-                TimeOrNow::Now => ns_of(SystemTime::now()),
+            let m = if posix_change {
+                self.set_posix(&path, change)?
+            } else {
+                let (b, k) = split(&path);
+                self.engine.head_object(b, k).map_err(|e| errno(&e))?
             };
-            let (at, mt) = (atime.map(t), mtime.map(t));
-            let m =
-                if mode.is_some() || uid.is_some() || gid.is_some() || at.is_some() || mt.is_some()
-                {
-                    self.set_posix(&path, move |p| {
-                        if let Some(m) = mode {
-                            p.mode = (p.mode & !0o7777) | (m & 0o7777);
-                        }
-                        if let Some(u) = uid {
-                            p.uid = u;
-                        }
-                        if let Some(g) = gid {
-                            p.gid = g;
-                        }
-                        if let Some(a) = at {
-                            p.atime_ns = a;
-                        }
-                        if let Some(m) = mt {
-                            p.mtime_ns = m;
-                        }
-                    })?
-                } else {
-                    let (b, k) = split(&path);
-                    self.engine.head_object(b, k).map_err(|e| errno(&e))?
-                };
-            let mut a = file_attr(ino.0, &m);
-            if let Some(sz) = size {
-                // A staged truncate is committed at close; report the new size now.
-                a.size = sz;
-                a.blocks = sz.div_ceil(512);
-            }
-            Ok(a)
+            Ok(file_attr(ino.0, &m))
         })();
         match res {
             Ok(a) => reply.attr(&self.ttl, &a),
@@ -797,11 +840,12 @@ impl Filesystem for PredaFs {
                 Node::File(_) => {}
                 _ => return Err(Errno::EISDIR),
             }
+            let ino = self.before_unlink(&path)?;
             let (b, k) = split(&path);
             self.rt
                 .block_on(self.engine.delete_object(b, k))
                 .map_err(|e| errno(&e))?;
-            self.detach(&path);
+            self.detached(ino, &path);
             Ok(())
         })();
         match res {
@@ -880,10 +924,17 @@ impl Filesystem for PredaFs {
             if flags.contains(RenameFlags::RENAME_NOREPLACE) && target.is_some() {
                 return Err(Errno::EEXIST);
             }
+            let mut replaced = None;
             match self.resolve(&from)? {
                 Node::File(_) => {
                     if matches!(target, Some(Node::Dir(_))) {
                         return Err(Errno::EISDIR);
+                    }
+                    if from == to {
+                        return Ok(());
+                    }
+                    if matches!(target, Some(Node::File(_))) {
+                        replaced = self.before_unlink(&to)?;
                     }
                     self.rt
                         .block_on(self.engine.rename_object(fb, fk, tb, tk))
@@ -937,6 +988,9 @@ impl Filesystem for PredaFs {
                 }
                 _ => return Err(Errno::EPERM),
             }
+            if replaced.is_some() {
+                self.detached(replaced, &to);
+            }
             if let Ok(mut t) = self.inodes.lock() {
                 t.rename(&from, &to);
             }
@@ -951,29 +1005,23 @@ impl Filesystem for PredaFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let res = (|| {
-            let path = self.path(ino)?;
-            match self.resolve(&path)? {
-                Node::File(_) => {}
-                _ => return Err(Errno::EISDIR),
-            }
             let acc = flags.0 & libc::O_ACCMODE;
             let writing = acc == libc::O_WRONLY || acc == libc::O_RDWR;
             if writing && self.read_only {
                 return Err(Errno::EROFS);
             }
             let trunc = flags.0 & libc::O_TRUNC != 0;
-            let stage = if writing {
-                Some(self.stage(&path, trunc)?)
-            } else {
-                None
-            };
+            let path = self.path(ino)?;
+            match self.resolve(&path)? {
+                Node::File(_) => {}
+                _ => return Err(Errno::EISDIR),
+            }
+            self.attach(ino.0, &path, writing, writing && trunc)?;
             Ok(self.new_fh(Handle::File {
-                path,
-                stage,
-                dirty: writing && trunc,
+                ino: ino.0,
+                writable: writing,
                 window: None,
                 seq_next: 0,
-                detached: false,
             }))
         })();
         match res {
@@ -1032,15 +1080,13 @@ impl Filesystem for PredaFs {
                     },
                 ))
                 .map_err(|e| errno(&e))?;
-            let stage = self.stage(&path, true)?;
             let ino = self.ino(&path);
+            self.attach(ino, &path, true, false)?;
             let fh = self.new_fh(Handle::File {
-                path,
-                stage: Some(stage),
-                dirty: false,
+                ino,
+                writable: true,
                 window: None,
                 seq_next: 0,
-                detached: false,
             });
             Ok((file_attr(ino, &m), fh))
         })();
@@ -1071,8 +1117,7 @@ impl Filesystem for PredaFs {
             let h = self.handle(fh)?;
             let mut h = h.lock().map_err(|_| Errno::EIO)?;
             let Handle::File {
-                path,
-                stage,
+                ino,
                 window,
                 seq_next,
                 ..
@@ -1080,21 +1125,22 @@ impl Filesystem for PredaFs {
             else {
                 return Err(Errno::EISDIR);
             };
-            if let Some((f, _)) = stage {
-                let mut buf = vec![0u8; size as usize];
-                let n = f.read_at(&mut buf, offset).map_err(|_| Errno::EIO)?;
-                buf.truncate(n);
-                return Ok(buf);
+            if let Some(f) = self.open_file(*ino) {
+                // Someone has it open for writing: read what they wrote.
+                *window = None;
+                return f.lock().map_err(|_| Errno::EIO)?.read(offset, size);
             }
-            if let Some((start, bytes)) = window {
+            let path = self.path(INodeNo(*ino))?;
+            let (b, k) = split(&path);
+            let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
+            if let Some((start, bytes, version)) = window {
                 let end = *start + bytes.len() as u64;
-                if offset >= *start && offset + size as u64 <= end {
+                if *version == m.last_modified_ns && offset >= *start && offset + size as u64 <= end
+                {
                     let a = (offset - *start) as usize;
                     return Ok(bytes[a..a + size as usize].to_vec());
                 }
             }
-            let (b, k) = split(path);
-            let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
             if offset >= m.size || size == 0 {
                 return Ok(Vec::new());
             }
@@ -1131,7 +1177,7 @@ impl Filesystem for PredaFs {
             let z = (a + size as usize).min(bytes.len());
             let out = bytes[a..z].to_vec();
             if sequential {
-                *window = Some((start, bytes));
+                *window = Some((start, bytes, m.last_modified_ns));
             }
             Ok(out)
         })();
@@ -1154,23 +1200,28 @@ impl Filesystem for PredaFs {
         reply: ReplyWrite,
     ) {
         let res = (|| {
-            let h = self.handle(fh)?;
-            let mut h = h.lock().map_err(|_| Errno::EIO)?;
-            let Handle::File {
-                stage: Some((f, _)),
-                dirty,
-                ..
-            } = &mut *h
-            else {
-                return Err(Errno::EBADF);
+            let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
+                Handle::File {
+                    ino,
+                    writable: true,
+                    ..
+                } => *ino,
+                _ => return Err(Errno::EBADF),
             };
-            let off = if flags.0 & libc::O_APPEND != 0 {
-                f.metadata().map_err(|_| Errno::EIO)?.len()
-            } else {
-                offset
-            };
-            f.write_all_at(data, off).map_err(|_| Errno::EIO)?;
-            *dirty = true;
+            let f = self.open_file(ino).ok_or(Errno::EBADF)?;
+            {
+                let mut g = f.lock().map_err(|_| Errno::EIO)?;
+                let off = if flags.0 & libc::O_APPEND != 0 {
+                    g.size()
+                } else {
+                    offset
+                };
+                g.write(off, data)?;
+                if openfile::buffered() > self.write_buffer {
+                    g.spill()?;
+                }
+            }
+            self.relieve_memory(ino);
             Ok(data.len() as u32)
         })();
         match res {
@@ -1187,7 +1238,7 @@ impl Filesystem for PredaFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.flush_handle(fh) {
+        match self.commit_handle(fh) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -1201,7 +1252,7 @@ impl Filesystem for PredaFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.flush_handle(fh) {
+        match self.commit_handle(fh) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -1217,20 +1268,11 @@ impl Filesystem for PredaFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let res = self.flush_handle(fh);
-        if let Ok(mut t) = self.handles.lock() {
-            if let Some(h) = t.remove(&fh.0) {
-                if let Ok(h) = h.lock() {
-                    if let Handle::File {
-                        stage: Some((_, tmp)),
-                        ..
-                    } = &*h
-                    {
-                        let _ = std::fs::remove_file(tmp);
-                    }
-                }
-            }
-        }
+        let h = self.handles.lock().ok().and_then(|mut t| t.remove(&fh.0));
+        let res = match h.as_ref().and_then(|h| h.lock().ok()).as_deref() {
+            Some(Handle::File { ino, writable, .. }) => self.detach_handle(*ino, *writable),
+            _ => Ok(()),
+        };
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

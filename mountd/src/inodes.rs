@@ -46,6 +46,19 @@ impl Inodes {
         i
     }
 
+    /// The inode of `path`, if it has one (no allocation).
+    pub fn lookup(&self, path: &str) -> Option<u64> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Forgets `path` (unlinked): its inode number is never handed out again, and a new file
+    /// under the same name gets a new one.
+    pub fn forget(&mut self, path: &str) {
+        if let Some(i) = self.by_path.remove(path) {
+            self.by_ino.remove(&i);
+        }
+    }
+
     /// The path of an inode.
     pub fn path(&self, ino: u64) -> Option<String> {
         self.by_ino.get(&ino).cloned()

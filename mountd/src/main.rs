@@ -3,6 +3,7 @@
 mod daemon;
 mod fs;
 mod inodes;
+mod openfile;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ struct Cli {
     /// Let users other than the one who mounted access the mount (permission bits still apply).
     #[arg(long)]
     allow_other: bool,
+    /// MiB of modified file data all open files may hold in memory; beyond it, modified chunks
+    /// are stored early (still committed only on flush/fsync/close).
+    #[arg(long, default_value_t = 256)]
+    write_buffer_mib: usize,
     /// Seconds the kernel may cache attributes and names.
     #[arg(long, default_value_t = 1.0)]
     attr_timeout: f64,
@@ -78,7 +83,21 @@ fn engine_config(cli: &Cli) -> Result<engine::EngineConfig, String> {
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
+/// Keeps the heap from holding on to chunk buffers: chunk-sized buffers come straight from the
+/// kernel and go back to it when freed (glibc would otherwise keep freed ones per thread arena,
+/// and the mount's resident memory would grow with the number of threads that ever stored a
+/// chunk).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let mut cli = Cli::parse();
     // Settle relative paths now: a daemon changes its working directory to /.
     let cfg = match engine_config(&cli).and_then(|mut c| {
@@ -159,11 +178,11 @@ fn run(
     let filesystem = match fs::PredaFs::new(
         engine,
         rt.handle().clone(),
-        data_dir.join("mountd-staging"),
         fs::Options {
             read_only: cli.read_only,
             ttl: Duration::from_secs_f64(cli.attr_timeout.max(0.0)),
             bucket: cli.bucket.clone(),
+            write_buffer: cli.write_buffer_mib.saturating_mul(1 << 20),
         },
     ) {
         Ok(f) => f,

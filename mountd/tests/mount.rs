@@ -29,10 +29,22 @@ impl Mount {
 
     /// Mounts `dir/data` on `dir/mnt` (both may exist from an earlier mount).
     fn start_in(dir: tempfile::TempDir) -> Mount {
+        Mount::start_with(dir, &[])
+    }
+
+    /// A fresh mount with extra mountd arguments.
+    fn start_args(args: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        Mount::start_with(dir, args)
+    }
+
+    fn start_with(dir: tempfile::TempDir, args: &[&str]) -> Mount {
         let mnt = dir.path().join("mnt");
         let child = Command::new(env!("CARGO_BIN_EXE_mountd"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(args)
             .arg(&mnt)
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -52,7 +64,9 @@ impl Mount {
         Mount { child, mnt, dir }
     }
 
-    fn unmount(mut self) {
+    /// Unmounts and waits for mountd to exit; returns the directory (data dir inside) for a
+    /// look at what is left.
+    fn unmount(mut self) -> tempfile::TempDir {
         let st = Command::new("fusermount3")
             .arg("-u")
             .arg(&self.mnt)
@@ -63,7 +77,7 @@ impl Mount {
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
                 assert!(st.success(), "mountd exit status {st}");
-                return;
+                return std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
             }
             assert!(t.elapsed() < Duration::from_secs(20), "mountd did not exit");
             std::thread::sleep(Duration::from_millis(50));
@@ -315,7 +329,7 @@ fn files_dirs_errors_and_attributes() {
     assert!(!b.join("empty").exists());
     let st = Command::new("df").arg(&m.mnt).output().unwrap();
     assert!(st.status.success());
-    m.unmount();
+    let _ = m.unmount();
 }
 
 /// s3d on the same data dir: what the mount writes is an S3 object, and the other way round.
@@ -431,7 +445,7 @@ fn cross_door_with_s3d() {
     );
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-    m.unmount();
+    let _ = m.unmount();
 }
 
 #[test]
@@ -479,7 +493,7 @@ fn symlinks_xattrs_and_unsupported_calls() {
             unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         assert_eq!(&buf[..got as usize], b"blue");
     }
-    m.unmount();
+    let _ = m.unmount();
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -581,7 +595,7 @@ fn tar_rsync_sqlite_git_on_the_mount() {
     git(&["commit", "-q", "-am", "second"]);
     git(&["fsck", "--strict"]);
     assert_eq!(git(&["rev-list", "--count", "HEAD"]).trim(), "2");
-    m.unmount();
+    let _ = m.unmount();
 }
 
 #[test]
@@ -614,7 +628,7 @@ fn restic_repository_on_the_mount() {
         std::fs::read(restored.join("small.txt")).unwrap(),
         b"small file\n"
     );
-    m.unmount();
+    let _ = m.unmount();
 }
 
 /// A directory of 100,000 entries lists completely (paged scans underneath). The objects are
@@ -660,7 +674,7 @@ fn directory_of_100k_entries() {
         100_002
     );
     assert_eq!(std::fs::read(m.mnt.join("huge/d/f099999")).unwrap(), b"x");
-    m.unmount();
+    let _ = m.unmount();
 }
 
 /// Runs mountd to completion (for --daemon, which returns once the mount is up).
@@ -879,16 +893,402 @@ fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
         if let Ok(md) = std::fs::metadata(m.mnt.join("crash").join(format!("pending{round}"))) {
             assert_eq!(md.len(), 0, "round {round}: unflushed data became visible");
         }
-        // Staging leftovers of the killed mount are gone.
-        let staged = std::fs::read_dir(m.dir.path().join("data/mountd-staging"))
-            .unwrap()
-            .count();
-        assert_eq!(staged, 0, "round {round}");
     }
-    // The metadata adds up (a second process on the same data dir, as s3d would be).
-    let e = engine::Engine::open(engine::EngineConfig::new(m.dir.path().join("data"))).unwrap();
+    let dir = m.unmount();
+    // The killed mounts' drafts are released by GC, and then the metadata adds up and no
+    // shard is left that no record refers to.
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gc = rt.block_on(e.gc(true)).unwrap();
+    assert_eq!(e.draft_count().unwrap(), 0, "{gc:?}");
     let fsck = e.fsck().unwrap();
     assert!(fsck.is_clean(), "{fsck:?}");
+}
+
+/// An engine handle on the mount's data dir, from this (second) process, as s3d would have.
+fn engine_of(m: &Mount) -> engine::Engine {
+    engine::Engine::open(engine::EngineConfig::new(m.dir.path().join("data"))).unwrap()
+}
+
+/// Hashes of the chunks some committed object (or draft) references.
+fn live_chunks(e: &engine::Engine) -> std::collections::BTreeSet<[u8; 32]> {
+    e.chunk_records()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r.refs > 0)
+        .map(|(h, _)| h)
+        .collect()
+}
+
+/// S3's multipart ETag over `body` cut into `part` byte pieces.
+fn multipart_etag(body: &[u8], part: usize) -> String {
+    let mut h = md5::Md5::new();
+    for p in body.chunks(part) {
+        h.update(md5::Md5::digest(p));
+    }
+    format!(
+        "{}-{}",
+        hex::encode(h.finalize()),
+        body.len().div_ceil(part)
+    )
+}
+
+#[test]
+fn writes_change_only_the_chunks_they_touch() {
+    const MIB: usize = 1 << 20;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("cow")).unwrap();
+    let path = m.mnt.join("cow/big.bin");
+    let mut model = data(7, 40 * MIB);
+    std::fs::write(&path, &model).unwrap();
+    let e = engine_of(&m);
+    // Written from start to end: the ETag is the plain MD5 of the body.
+    assert_eq!(e.head_object("cow", "big.bin").unwrap().etag, md5(&model));
+    let before = live_chunks(&e);
+    assert_eq!(before.len(), 10);
+
+    // 4 KiB in the middle of the 5th chunk: one chunk stored anew, nine kept.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    f.seek(SeekFrom::Start(17 * MIB as u64 + 5)).unwrap();
+    let patch = data(8, 4096);
+    f.write_all(&patch).unwrap();
+    model[17 * MIB + 5..17 * MIB + 5 + 4096].copy_from_slice(&patch);
+    // Before close, another handle sees the write.
+    assert_eq!(std::fs::read(&path).unwrap(), model);
+    drop(f);
+    let after = live_chunks(&e);
+    assert_eq!(after.difference(&before).count(), 1, "one new chunk");
+    assert_eq!(before.difference(&after).count(), 1, "one chunk replaced");
+    let meta = e.head_object("cow", "big.bin").unwrap();
+    assert_eq!(
+        meta.etag,
+        multipart_etag(&model, 4 * MIB),
+        "S3's rule, parts = chunks"
+    );
+    assert_eq!(meta.parts_count, 10);
+
+    // Append, shrink, grow with a hole, write past the end: each time the S3 view and the
+    // mount agree with a local model.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let tail = data(9, MIB + 3);
+    f.write_all(&tail).unwrap();
+    model.extend_from_slice(&tail);
+    drop(f);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(10 * MIB as u64 + 7).unwrap();
+    model.truncate(10 * MIB + 7);
+    f.set_len(12 * MIB as u64).unwrap();
+    model.resize(12 * MIB, 0);
+    drop(f);
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start(30 * MIB as u64)).unwrap();
+    f.write_all(b"past the end").unwrap();
+    model.resize(30 * MIB, 0);
+    model.extend_from_slice(b"past the end");
+    f.sync_all().unwrap();
+    // fsync made it an S3 object while the file is still open.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt.block_on(async {
+        let g = e.get_object("cow", "big.bin", None).await.unwrap();
+        let mut body = g.body;
+        let mut out = Vec::new();
+        while let Some(c) = futures::StreamExt::next(&mut body).await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    });
+    assert!(got == model, "S3 view after fsync");
+    drop(f);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), model.len() as u64);
+    assert!(std::fs::read(&path).unwrap() == model, "mount view");
+    assert_eq!(
+        e.head_object("cow", "big.bin").unwrap().etag,
+        multipart_etag(&model, 4 * MIB)
+    );
     drop(e);
-    m.unmount();
+    let dir = m.unmount();
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    assert_eq!(e.draft_count().unwrap(), 0);
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
+/// A tiny deterministic generator for the model test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn random_writes_truncates_and_reopens_match_a_local_model() {
+    // 32 KiB chunks (inline up to 64 KiB): chunk boundaries, inline and chunked commits and
+    // the switch between them all come up often.
+    let m = Mount::start_args(&["--chunk-size", "32768"]);
+    std::fs::create_dir(m.mnt.join("model")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x5eed_1234_abcd);
+    let names = ["a.db", "b.log", "c.bin"];
+    let open = |dir: &Path, name: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(name))
+            .unwrap()
+    };
+    let mdir = m.mnt.join("model");
+    let mut handles: Vec<Option<(std::fs::File, std::fs::File)>> = vec![None, None, None];
+    for step in 0..400 {
+        let i = rng.below(3) as usize;
+        let name = names[i];
+        if handles[i].is_none() {
+            handles[i] = Some((open(&mdir, name), open(local.path(), name)));
+        }
+        let op = rng.below(10);
+        if op == 7 {
+            // Close and reopen: what was committed is what is read.
+            handles[i] = None;
+            handles[i] = Some((open(&mdir, name), open(local.path(), name)));
+        }
+        let (mf, lf) = handles[i].as_mut().unwrap();
+        let size = lf.metadata().unwrap().len();
+        match op {
+            0..=4 => {
+                let off = rng.below(size + 70_000);
+                let max = if rng.below(4) == 0 { 150_000 } else { 5_000 };
+                let len = 1 + rng.below(max) as usize;
+                let buf = data(step, len);
+                use std::os::unix::fs::FileExt;
+                mf.write_all_at(&buf, off).unwrap();
+                lf.write_all_at(&buf, off).unwrap();
+            }
+            5 => {
+                let n = rng.below(size + 100_000);
+                mf.set_len(n).unwrap();
+                lf.set_len(n).unwrap();
+            }
+            6 => mf.sync_all().unwrap(),
+            7 => {}
+            _ => {
+                // Read a range through a second handle of the same file.
+                let off = rng.below(size + 10);
+                let len = rng.below(100_000) as usize;
+                use std::os::unix::fs::FileExt;
+                let other = std::fs::File::open(mdir.join(name)).unwrap();
+                let mut a = vec![0u8; len];
+                let mut b = vec![0u8; len];
+                let na = other.read_at(&mut a, off).unwrap();
+                let nb = lf.read_at(&mut b, off).unwrap();
+                assert_eq!(na, nb, "step {step}: short read of {name}");
+                assert!(
+                    a[..na] == b[..nb],
+                    "step {step}: {name} differs at {off}+{len}"
+                );
+            }
+        }
+        assert_eq!(
+            mf.metadata().unwrap().len(),
+            lf.metadata().unwrap().len(),
+            "step {step}: size of {name}"
+        );
+    }
+    handles.clear();
+    let e = engine_of(&m);
+    for name in names {
+        let want = std::fs::read(local.path().join(name)).unwrap();
+        assert!(std::fs::read(mdir.join(name)).unwrap() == want, "{name}");
+        let meta = e.head_object("model", name).unwrap();
+        assert_eq!(meta.size, want.len() as u64);
+        if meta.parts_count == 0 {
+            assert_eq!(meta.etag, md5(&want), "{name}");
+        } else {
+            // S3's rule over the parts the object says it has (its chunks).
+            let mut h = md5::Md5::new();
+            for p in 1..=meta.parts_count {
+                let (a, b) = e.part_range("model", name, p).unwrap();
+                h.update(md5::Md5::digest(&want[a as usize..b as usize]));
+            }
+            let etag = format!("{}-{}", hex::encode(h.finalize()), meta.parts_count);
+            assert_eq!(meta.etag, etag, "{name}");
+        }
+    }
+    drop(e);
+    let dir = m.unmount();
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    assert_eq!(e.draft_count().unwrap(), 0);
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
+#[test]
+fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
+    const MIB: usize = 1 << 20;
+    let m = Mount::start();
+    let d = m.mnt.join("unlinked");
+    std::fs::create_dir(&d).unwrap();
+    let original = data(11, 20 * MIB + 17);
+    std::fs::write(d.join("video.mp4"), &original).unwrap();
+    // A reader holds the file; it is unlinked, a new file takes its name, and GC runs in
+    // another process. The reader still reads the original, bit for bit.
+    let mut reader = std::fs::File::open(d.join("video.mp4")).unwrap();
+    std::fs::remove_file(d.join("video.mp4")).unwrap();
+    assert_eq!(
+        errno_of(std::fs::metadata(d.join("video.mp4"))),
+        libc::ENOENT
+    );
+    std::fs::write(d.join("video.mp4"), b"new").unwrap();
+    let e = engine_of(&m);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut back).unwrap();
+    assert!(back == original, "reader of an unlinked file");
+    assert_eq!(reader.metadata().unwrap().len(), original.len() as u64);
+    drop(reader);
+    assert_eq!(std::fs::read(d.join("video.mp4")).unwrap(), b"new");
+
+    // A writer's file is unlinked while open (the temp-file idiom): it goes on working and
+    // never comes back.
+    let mut w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(d.join("scratch"))
+        .unwrap();
+    w.write_all(&data(12, 9 * MIB)).unwrap();
+    w.sync_all().unwrap();
+    std::fs::remove_file(d.join("scratch")).unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    w.write_all(b"more").unwrap();
+    w.seek(SeekFrom::Start(0)).unwrap();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut w, &mut all).unwrap();
+    let mut want = data(12, 9 * MIB);
+    want.extend_from_slice(b"more");
+    assert!(all == want, "unlinked writer reads its own data");
+    assert_eq!(w.metadata().unwrap().len(), want.len() as u64);
+    drop(w);
+    assert_eq!(errno_of(std::fs::metadata(d.join("scratch"))), libc::ENOENT);
+    assert!(matches!(
+        e.head_object("unlinked", "scratch"),
+        Err(engine::Error::NoSuchKey { .. })
+    ));
+
+    // rename over a file that is open for writing: the open file is detached, the renamed
+    // one wins, and closing the detached one does not bring it back.
+    let mut old = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(d.join("target"))
+        .unwrap();
+    old.write_all(b"old contents").unwrap();
+    std::fs::write(d.join("tmp.new"), b"replacement").unwrap();
+    std::fs::rename(d.join("tmp.new"), d.join("target")).unwrap();
+    old.write_all(b" and more").unwrap();
+    drop(old);
+    assert_eq!(std::fs::read(d.join("target")).unwrap(), b"replacement");
+    assert_eq!(
+        rt.block_on(async {
+            let g = e.get_object("unlinked", "target", None).await.unwrap();
+            g.meta.size
+        }),
+        11
+    );
+    drop(e);
+    let dir = m.unmount();
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    assert_eq!(e.draft_count().unwrap(), 0);
+    assert!(e.fsck().unwrap().is_clean());
+}
+
+/// mountd's peak resident memory, from /proc.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn memory_stays_bounded_for_large_files_and_many_open_files() {
+    const MIB: usize = 1 << 20;
+    let m = Mount::start_args(&["--write-buffer-mib", "64"]);
+    std::fs::create_dir(m.mnt.join("mem")).unwrap();
+    let pid = m.child.id();
+    let base = peak_rss_mib(pid);
+    let t = Instant::now();
+    // 1 GiB streamed through one file (fresh content per MiB, so nothing deduplicates).
+    let mut f = std::fs::File::create(m.mnt.join("mem/large.bin")).unwrap();
+    let mut block = data(13, MIB);
+    let mut h = md5::Md5::new();
+    for i in 0..1024u64 {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        f.write_all(&block).unwrap();
+        h.update(&block);
+    }
+    drop(f);
+    eprintln!("1 GiB through the mount in {:?}", t.elapsed());
+    let large_peak = peak_rss_mib(pid);
+    let e = engine_of(&m);
+    assert_eq!(
+        e.head_object("mem", "large.bin").unwrap().etag,
+        hex::encode(h.finalize())
+    );
+    // 96 files open at once, 3 MiB written to each and none closed: 288 MiB of modified
+    // data against a 64 MiB budget.
+    let mut files: Vec<std::fs::File> = (0..96)
+        .map(|i| std::fs::File::create(m.mnt.join(format!("mem/open{i}"))).unwrap())
+        .collect();
+    for round in 0..3u64 {
+        for (i, f) in files.iter_mut().enumerate() {
+            f.write_all(&data(round * 100 + i as u64, MIB)).unwrap();
+        }
+    }
+    let many_peak = peak_rss_mib(pid);
+    eprintln!(
+        "peak RSS: start {base} MiB, 1 GiB file {large_peak} MiB, 96 open files {many_peak} MiB"
+    );
+    files.clear();
+    for i in 0..96u64 {
+        let mut want = Vec::new();
+        for round in 0..3u64 {
+            want.extend_from_slice(&data(round * 100 + i, MIB));
+        }
+        assert!(std::fs::read(m.mnt.join(format!("mem/open{i}"))).unwrap() == want);
+    }
+    assert!(
+        large_peak < base + 100,
+        "1 GiB write: peak RSS {large_peak} MiB (started at {base} MiB)"
+    );
+    assert!(
+        many_peak < base + 160,
+        "96 open files: peak RSS {many_peak} MiB (started at {base} MiB)"
+    );
+    drop(e);
+    let _ = m.unmount();
 }

@@ -1,0 +1,555 @@
+//! Drafts: objects edited in place by a long-lived writer (a file open for writing on the mount).
+//!
+//! A writer that edits an object chunk by chunk needs the chunks it has not changed to stay
+//! readable until it commits, whatever happens to the object meanwhile (an overwrite over S3, a
+//! delete, an unlink of the open file). A draft is an LMDB record that holds references on
+//! exactly those chunks, as a manifest does, so GC never takes them. Chunks the writer stores
+//! before it commits are protected by a [`WriteGuard`] (the shared GC lock) until the commit
+//! records them.
+//!
+//! Each draft names its owner: a lock file under `data_dir/owners/` that the owning engine
+//! instance holds locked while it lives. A draft whose owner's lock is free belongs to a process
+//! that died; [`Engine::release_stale_drafts`] (run by GC) drops its references.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+use crate::engine::{Engine, StoredChunk};
+use crate::error::{Error, Result};
+use crate::lock::GcGuard;
+use crate::meta::{
+    current_object, decref, incref, new_id, now_ns, object_key, release_manifest, ChunkRecord,
+    ChunkRef, Manifest, ObjectAttrs, ObjectMeta,
+};
+use crate::names::validate_key;
+
+/// Directory of owner lock files.
+const OWNERS_DIR: &str = "owners";
+
+/// An open draft. Closing it ([`Engine::close_draft`]) releases what it pins; a draft of a
+/// process that dies is released by the next GC.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Draft {
+    id: String,
+}
+
+/// The object a draft starts from, as it was when the draft was opened.
+#[derive(Debug, Clone)]
+pub struct DraftBase {
+    /// Its metadata (`None`: there was no object under the key).
+    pub meta: Option<ObjectMeta>,
+    /// Its contents.
+    pub content: DraftContent,
+}
+
+/// An object's contents as a draft sees them.
+#[derive(Debug, Clone)]
+pub enum DraftContent {
+    /// Small enough to live in the metadata record.
+    Inline(Vec<u8>),
+    /// Chunks in order (empty for an empty or absent object). Every one is pinned by the draft.
+    Chunks(Vec<ChunkRef>),
+}
+
+/// What a draft commit stores under the key.
+pub enum DraftData {
+    /// Inline bytes (at most the inline threshold).
+    Inline(Vec<u8>),
+    /// Chunks in order: ones the draft pins ([`StoredChunk::existing`]) and ones stored for it
+    /// under the current [`WriteGuard`] ([`Engine::store_draft_chunk`]), each with its MD5 when
+    /// the writer knows it (kept for later ETags).
+    Chunks(Vec<(StoredChunk, Option<[u8; 16]>)>),
+}
+
+/// Computes a committed object's attributes from the object it replaces (if any).
+pub type AttrsFn = Box<dyn FnOnce(Option<&ObjectMeta>) -> ObjectAttrs + Send>;
+
+/// What a draft commit gives the object besides its data.
+pub struct DraftCommit {
+    /// The ETag.
+    pub etag: String,
+    /// Part sizes (the chunk lengths, when the ETag is a multipart-style one), or empty.
+    pub part_sizes: Vec<u64>,
+    /// Computes the attributes from the object currently under the key (if any).
+    pub attrs: AttrsFn,
+}
+
+/// Held while a writer has stored chunks it has not committed yet: GC (in any process) waits,
+/// so those chunks' shards are not swept as orphans.
+#[derive(Debug)]
+pub struct WriteGuard {
+    _g: GcGuard,
+}
+
+/// The lock file of this engine instance (created on its first draft).
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub(crate) id: String,
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Draft record: `owner (32 hex) ‖ manifest of the pinned chunks`.
+fn encode_record(owner: &str, pinned: &[ChunkRef]) -> Vec<u8> {
+    let m = Manifest::Chunks {
+        chunks: pinned.to_vec(),
+        part_sizes: Vec::new(),
+    };
+    let mut v = owner.as_bytes().to_vec();
+    v.extend_from_slice(&m.encode());
+    v
+}
+
+fn decode_record(b: &[u8]) -> Result<(String, Vec<ChunkRef>)> {
+    if b.len() < 32 {
+        return Err(Error::Decode("draft record".into()));
+    }
+    let owner = String::from_utf8_lossy(&b[..32]).into_owned();
+    Ok((owner, Manifest::decode(&b[32..])?.chunks().to_vec()))
+}
+
+impl Engine {
+    fn owner(&self) -> Result<&Owner> {
+        if let Some(o) = self.inner.owner.get() {
+            return Ok(o);
+        }
+        let dir = self.inner.cfg.data_dir.join(OWNERS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let id = new_id();
+        let path = dir.join(format!("{id}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.try_lock()
+            .map_err(|e| Error::Format(format!("cannot lock {}: {e}", path.display())))?;
+        let _ = self.inner.owner.set(Owner {
+            id,
+            path,
+            _file: file,
+        });
+        self.inner
+            .owner
+            .get()
+            .ok_or_else(|| Error::Format("owner not set".into()))
+    }
+
+    /// Opens a draft of the object under `key` (which need not exist) and returns what it holds.
+    /// A draft record (pinning the chunks) is made only when there are chunks to pin; an absent,
+    /// empty or inline object needs none, and costs no metadata commit.
+    pub async fn open_draft(&self, bucket: &str, key: &str) -> Result<(Option<Draft>, DraftBase)> {
+        validate_key(key)?;
+        let okey = object_key(bucket, key);
+        // Cheap path first: nothing to pin.
+        {
+            let txn = self.rtxn()?;
+            let dbs = &self.inner.dbs;
+            if dbs.buckets.get(&txn, bucket)?.is_none() {
+                return Err(Error::NoSuchBucket(bucket.to_string()));
+            }
+            let meta = match dbs.objects.get(&txn, &okey)? {
+                None => None,
+                Some(b) => Some(ObjectMeta::decode(key, b)?),
+            };
+            let content = match &meta {
+                None => Some(DraftContent::Chunks(Vec::new())),
+                Some(m) => {
+                    let mb = dbs
+                        .manifests
+                        .get(&txn, m.data_id.as_bytes())?
+                        .ok_or_else(|| Error::Decode("manifest missing".into()))?;
+                    match Manifest::decode(mb)? {
+                        Manifest::Inline(d) => Some(DraftContent::Inline(d)),
+                        Manifest::Chunks { chunks, .. } if chunks.is_empty() => {
+                            Some(DraftContent::Chunks(chunks))
+                        }
+                        Manifest::Chunks { .. } => None,
+                    }
+                }
+            };
+            if let Some(content) = content {
+                return Ok((None, DraftBase { meta, content }));
+            }
+        }
+        let owner = self.owner()?.id.clone();
+        let id = new_id();
+        let (b, did) = (bucket.to_string(), id.clone());
+        let base = self
+            .inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &b)?.is_none() {
+                    return Err(Error::NoSuchBucket(b));
+                }
+                let meta = current_object(txn, dbs, &okey)?;
+                let content = match &meta {
+                    None => DraftContent::Chunks(Vec::new()),
+                    Some(m) => {
+                        let mb = dbs
+                            .manifests
+                            .get(txn, m.data_id.as_bytes())?
+                            .ok_or_else(|| Error::Decode("manifest missing".into()))?;
+                        match Manifest::decode(mb)? {
+                            Manifest::Inline(d) => DraftContent::Inline(d),
+                            Manifest::Chunks { chunks, .. } => DraftContent::Chunks(chunks),
+                        }
+                    }
+                };
+                let pinned = match &content {
+                    DraftContent::Chunks(c) => c.clone(),
+                    DraftContent::Inline(_) => Vec::new(),
+                };
+                for c in &pinned {
+                    incref(txn, dbs, &c.hash, c.len, None, 1)?;
+                }
+                dbs.drafts
+                    .put(txn, did.as_bytes(), &encode_record(&owner, &pinned))?;
+                Ok(DraftBase { meta, content })
+            })
+            .await?;
+        let base = DraftBase {
+            meta: base.meta.map(|mut m| {
+                m.key = key.to_string();
+                m
+            }),
+            content: base.content,
+        };
+        Ok((Some(Draft { id }), base))
+    }
+
+    /// Takes the guard under which chunks may be stored for a draft.
+    pub async fn write_guard(&self) -> Result<WriteGuard> {
+        Ok(WriteGuard {
+            _g: self.inner.gc_lock.shared().await?,
+        })
+    }
+
+    /// Stores one chunk for a later draft commit (deduplicated, erasure-coded, durable). Blocking:
+    /// call it from a blocking thread. The chunk stays protected only while `guard` is held; hand
+    /// it to [`Engine::commit_draft`] or give it up with [`Engine::abandon_chunks_now`].
+    pub fn store_draft_chunk(&self, _guard: &WriteGuard, data: &[u8]) -> Result<StoredChunk> {
+        self.store_chunk(data)
+    }
+
+    /// Frees the shards of stored chunks that will not be committed. Blocking.
+    pub fn abandon_chunks_now(&self, chunks: Vec<StoredChunk>) {
+        for c in chunks {
+            if let Some(f) = c.fresh {
+                let s = self.inner.codec.shard_len(c.r.len as usize);
+                self.inner.disks.release(&c.r.hash, s, &f.locs);
+            }
+        }
+    }
+
+    /// Commits a draft's contents as the object under `key`, replacing whatever is there.
+    /// Atomic: a crash leaves the old object or the new one. With `keep`, `draft` afterwards pins
+    /// exactly the committed chunks (for a writer that goes on editing); without, it is closed in
+    /// the same transaction. On error nothing changes: `draft` is as it was, and the caller still
+    /// owns the fresh chunks in `data` (it may retry or abandon them).
+    pub async fn commit_draft(
+        &self,
+        draft: &mut Option<Draft>,
+        bucket: &str,
+        key: &str,
+        data: DraftData,
+        c: DraftCommit,
+        keep: bool,
+    ) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        let okey = object_key(bucket, key);
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let old_id = draft.as_ref().map(|d| d.id.clone());
+        let pins_wanted = keep && matches!(&data, DraftData::Chunks(v) if !v.is_empty());
+        let new_id_ = if pins_wanted {
+            Some(old_id.clone().unwrap_or_else(new_id))
+        } else {
+            None
+        };
+        let owner = if pins_wanted {
+            Some(self.owner()?.id.clone())
+        } else {
+            None
+        };
+        let nid = new_id_.clone();
+        let data_id = new_id();
+        let (res, surplus) = self
+            .inner
+            .committer
+            .run(move |txn, dbs| {
+                if dbs.buckets.get(txn, &b)?.is_none() {
+                    return Err(Error::NoSuchBucket(b));
+                }
+                let old_pins = match &old_id {
+                    Some(id) => {
+                        let rec = dbs
+                            .drafts
+                            .get(txn, id.as_bytes())?
+                            .ok_or_else(|| Error::Decode(format!("draft {id} is gone")))?;
+                        decode_record(rec)?.1
+                    }
+                    None => Vec::new(),
+                };
+                let old = current_object(txn, dbs, &okey)?;
+                let mut surplus = Vec::new();
+                let (manifest, size, pins) = match data {
+                    DraftData::Inline(d) => {
+                        let n = d.len() as u64;
+                        (Manifest::Inline(d), n, Vec::new())
+                    }
+                    DraftData::Chunks(chunks) => {
+                        let mut size = 0u64;
+                        let mut refs = Vec::with_capacity(chunks.len());
+                        for (sc, md5) in &chunks {
+                            if sc.fresh.is_none() && dbs.chunks.get(txn, &sc.r.hash)?.is_none() {
+                                return Err(Error::Corrupt(hex::encode(sc.r.hash)));
+                            }
+                            let fresh = sc.fresh.as_ref();
+                            if let Some(f) = incref(txn, dbs, &sc.r.hash, sc.r.len, fresh, 1)? {
+                                surplus.push(StoredChunk {
+                                    r: sc.r,
+                                    fresh: Some(f),
+                                });
+                            }
+                            if let Some(m) = md5 {
+                                dbs.chunk_md5.put(txn, &sc.r.hash, m)?;
+                            }
+                            size += sc.r.len as u64;
+                            refs.push(sc.r);
+                        }
+                        let m = Manifest::Chunks {
+                            chunks: refs.clone(),
+                            part_sizes: c.part_sizes.clone(),
+                        };
+                        (m, size, refs)
+                    }
+                };
+                let meta = ObjectMeta {
+                    key: k.clone(),
+                    size,
+                    etag: c.etag,
+                    last_modified_ns: now_ns(),
+                    parts_count: c.part_sizes.len() as u32,
+                    attrs: (c.attrs)(old.as_ref()),
+                    data_id: data_id.clone(),
+                };
+                dbs.manifests
+                    .put(txn, data_id.as_bytes(), &manifest.encode())?;
+                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                if let Some(old) = old {
+                    release_manifest(txn, dbs, &old.data_id)?;
+                }
+                // Re-pin: the new pins first, so no count touches zero on the way.
+                if let (Some(id), Some(owner)) = (&nid, &owner) {
+                    for p in &pins {
+                        incref(txn, dbs, &p.hash, p.len, None, 1)?;
+                    }
+                    dbs.drafts
+                        .put(txn, id.as_bytes(), &encode_record(owner, &pins))?;
+                }
+                for p in &old_pins {
+                    decref(txn, dbs, &p.hash)?;
+                }
+                if let Some(id) = &old_id {
+                    if nid.as_ref() != Some(id) {
+                        dbs.drafts.delete(txn, id.as_bytes())?;
+                    }
+                }
+                Ok((meta, surplus))
+            })
+            .await?;
+        *draft = new_id_.map(|id| Draft { id });
+        if !surplus.is_empty() {
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.abandon_chunks_now(surplus)).await;
+        }
+        Ok(res)
+    }
+
+    /// Closes a draft: drops the references it holds, in the next metadata commit (without
+    /// waiting for it: should the process die first, GC releases the draft).
+    pub fn close_draft(&self, draft: Draft) {
+        let did = draft.id;
+        self.inner
+            .committer
+            .spawn(move |txn, dbs| release_draft(txn, dbs, did.as_bytes()));
+    }
+
+    /// Releases the drafts of engine instances (in any process) that are gone; returns how many.
+    /// Run by GC before it collects.
+    pub fn release_stale_drafts(&self) -> Result<u64> {
+        let mine = self.inner.owner.get().map(|o| o.id.clone());
+        let drafts: Vec<(Vec<u8>, String)> = {
+            let txn = self.rtxn()?;
+            let mut v = Vec::new();
+            for r in self.inner.dbs.drafts.iter(&txn)? {
+                let (k, b) = r?;
+                let (owner, _) = decode_record(b)?;
+                v.push((k.to_vec(), owner));
+            }
+            v
+        };
+        let mut dead_owners = HashSet::new();
+        let mut alive = HashSet::new();
+        let mut stale = Vec::new();
+        for (k, owner) in drafts {
+            if Some(&owner) == mine.as_ref() || alive.contains(&owner) {
+                continue;
+            }
+            if !dead_owners.contains(&owner) {
+                if self.owner_alive(&owner) {
+                    alive.insert(owner);
+                    continue;
+                }
+                dead_owners.insert(owner);
+            }
+            stale.push(k);
+        }
+        let n = stale.len() as u64;
+        if n > 0 {
+            self.inner.committer.run_blocking(move |txn, dbs| {
+                for k in stale {
+                    release_draft(txn, dbs, &k)?;
+                }
+                Ok(())
+            })?;
+        }
+        for o in dead_owners {
+            let _ = std::fs::remove_file(self.owner_path(&o));
+        }
+        Ok(n)
+    }
+
+    fn owner_path(&self, owner: &str) -> PathBuf {
+        self.inner
+            .cfg
+            .data_dir
+            .join(OWNERS_DIR)
+            .join(format!("{owner}.lock"))
+    }
+
+    /// Whether the engine instance `owner` still holds its lock file.
+    fn owner_alive(&self, owner: &str) -> bool {
+        if owner.len() != 32 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        match File::open(self.owner_path(owner)) {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => false,
+                Err(std::fs::TryLockError::WouldBlock) => true,
+                Err(std::fs::TryLockError::Error(_)) => true,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Number of open drafts (all processes).
+    pub fn draft_count(&self) -> Result<u64> {
+        let txn = self.rtxn()?;
+        Ok(self.inner.dbs.drafts.len(&txn)?)
+    }
+
+    /// Reads bytes `[a, b)` of a chunk, verified (rebuilt from parity if need be): a recorded
+    /// chunk, or one stored for a draft and not committed yet. Blocking.
+    pub fn read_stored_chunk(&self, c: &StoredChunk, a: usize, b: usize) -> Result<Vec<Bytes>> {
+        let b = b.min(c.r.len as usize);
+        if a >= b {
+            return Ok(Vec::new());
+        }
+        match &c.fresh {
+            Some(f) => {
+                let rec = ChunkRecord {
+                    refs: 0,
+                    len: c.r.len,
+                    missing: f.missing,
+                    locs: f.locs.clone(),
+                };
+                self.read_chunk_at(&c.r, &rec, a, b)
+            }
+            None => self.read_chunk(&c.r, a, b),
+        }
+    }
+
+    /// The MD5 of each chunk (for multipart-style ETags), from the table of known ones or by
+    /// reading the chunk (and then remembering it, once it is recorded). Blocking.
+    pub fn chunk_md5s(&self, chunks: &[StoredChunk]) -> Result<Vec<[u8; 16]>> {
+        let mut out = Vec::with_capacity(chunks.len());
+        let mut missing = Vec::new();
+        {
+            let txn = self.rtxn()?;
+            for (i, c) in chunks.iter().enumerate() {
+                match self.inner.dbs.chunk_md5.get(&txn, &c.r.hash)? {
+                    Some(m) if m.len() == 16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(m);
+                        out.push(a);
+                    }
+                    _ => {
+                        out.push([0u8; 16]);
+                        missing.push(i);
+                    }
+                }
+            }
+        }
+        let mut learnt = Vec::new();
+        for i in missing {
+            let c = &chunks[i];
+            let mut h = Md5::new();
+            for piece in self.read_stored_chunk(c, 0, c.r.len as usize)? {
+                h.update(&piece);
+            }
+            out[i] = h.finalize().into();
+            if c.fresh.is_none() {
+                learnt.push((c.r.hash, out[i]));
+            }
+        }
+        if !learnt.is_empty() {
+            self.inner.committer.spawn(move |txn, dbs| {
+                for (h, m) in learnt {
+                    // Only for chunks that still exist (GC removes the entry with the chunk).
+                    if dbs.chunks.get(txn, &h)?.is_some() {
+                        dbs.chunk_md5.put(txn, &h, &m)?;
+                    }
+                }
+                Ok(())
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The chunks a draft record pins (for fsck).
+pub(crate) fn pinned_chunks(record: &[u8]) -> Result<Vec<ChunkRef>> {
+    Ok(decode_record(record)?.1)
+}
+
+fn release_draft(txn: &mut heed::RwTxn, dbs: &crate::meta::Dbs, key: &[u8]) -> Result<()> {
+    let Some(b) = dbs.drafts.get(txn, key)? else {
+        return Ok(());
+    };
+    let (_, pins) = decode_record(b)?;
+    for p in &pins {
+        decref(txn, dbs, &p.hash)?;
+    }
+    dbs.drafts.delete(txn, key)?;
+    Ok(())
+}
+
+/// ETag of an object made of `md5s` parts, S3's multipart rule: MD5 of the parts' MD5s, `-N`.
+pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
+    let mut h = Md5::new();
+    for m in md5s {
+        h.update(m);
+    }
+    format!("{}-{}", hex::encode(h.finalize()), md5s.len())
+}

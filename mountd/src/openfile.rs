@@ -1,0 +1,737 @@
+//! Files open for writing: the file as a list of chunk-sized slots over an engine draft.
+//!
+//! A slot is the chunk as stored (read from the engine on demand), a modified copy in memory,
+//! a copy being stored in the background, or a hole. A write changes only the slots it
+//! touches (copy-on-write at chunk granularity); a slot that a sequential writer fills is
+//! stored at once in the background, so a large copy streams into the engine; modified slots
+//! beyond the memory budget are stored early. `flush`, `fsync` and `close` store what is left and
+//! commit the object in one metadata transaction; until then the previous version stays the
+//! committed one, and a crash loses only what was not committed.
+//!
+//! The draft pins the chunks of the version the file started from (and, after each commit,
+//! of the committed version), so unchanged slots stay readable however the object changes
+//! meanwhile — also after the file has been unlinked while open. Chunks stored before the commit
+//! are protected by the engine's write guard, held while there are any.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use engine::draft::multipart_etag;
+use engine::{
+    Draft, DraftCommit, DraftContent, DraftData, Engine, ObjectAttrs, PosixAttrs, StoredChunk,
+    WriteGuard,
+};
+use fuser::Errno;
+use md5::{Digest, Md5};
+
+use crate::inodes::split;
+
+/// Bytes of modified chunks all open files hold in memory.
+static BUFFERED: AtomicUsize = AtomicUsize::new(0);
+
+/// Chunks one file may have in flight to the engine at a time.
+const DEPTH: usize = 2;
+
+/// Chunk stores running at once, all files together (each holds its chunk and its shards).
+const STORES: usize = 4;
+
+/// A counting semaphore for [`STORES`] (taken on blocking threads).
+static STORE_PERMITS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Holds one of the [`STORES`] permits.
+struct StorePermit;
+
+impl StorePermit {
+    fn take() -> StorePermit {
+        let (m, cv) = &STORE_PERMITS;
+        let mut n = m.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= STORES {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        StorePermit
+    }
+}
+
+impl Drop for StorePermit {
+    fn drop(&mut self) {
+        let (m, cv) = &STORE_PERMITS;
+        let mut n = m.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        cv.notify_one();
+    }
+}
+
+/// Largest file: S3's largest object, 5 TiB.
+pub const MAX_FILE_SIZE: u64 = 5 << 40;
+
+/// Bytes of modified chunks held in memory by all open files together.
+pub fn buffered() -> usize {
+    BUFFERED.load(Ordering::Relaxed)
+}
+
+/// A chunk's bytes in memory, counted in [`BUFFERED`].
+struct Buf {
+    v: Vec<u8>,
+}
+
+impl Buf {
+    fn new(v: Vec<u8>) -> Buf {
+        BUFFERED.fetch_add(v.len(), Ordering::Relaxed);
+        Buf { v }
+    }
+
+    fn resize(&mut self, n: usize) {
+        let old = self.v.len();
+        self.v.resize(n, 0);
+        if n > old {
+            BUFFERED.fetch_add(n - old, Ordering::Relaxed);
+        } else {
+            BUFFERED.fetch_sub(old - n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        BUFFERED.fetch_sub(self.v.len(), Ordering::Relaxed);
+    }
+}
+
+/// One chunk of the file.
+enum Slot {
+    /// In the engine: committed (and pinned by the draft), or stored under the write guard for
+    /// the next commit. `md5` when known.
+    Stored {
+        c: StoredChunk,
+        md5: Option<[u8; 16]>,
+    },
+    /// Modified, in memory.
+    Mem(Buf),
+    /// Being stored by a background task; `gen` tells its result from a stale one.
+    Storing { data: Arc<Buf>, gen: u64 },
+    /// Zeros (a hole) of this length.
+    Hole(u64),
+}
+
+impl Slot {
+    fn len(&self) -> u64 {
+        match self {
+            Slot::Stored { c, .. } => c.chunk_ref().len as u64,
+            Slot::Mem(b) => b.v.len() as u64,
+            Slot::Storing { data, .. } => data.v.len() as u64,
+            Slot::Hole(n) => *n,
+        }
+    }
+}
+
+type StoreResult = engine::Result<(StoredChunk, Option<[u8; 16]>)>;
+
+struct Inflight {
+    slot: usize,
+    gen: u64,
+    task: tokio::task::JoinHandle<StoreResult>,
+}
+
+/// The state of a file while it is open for writing (shared by all its handles).
+pub struct OpenFile {
+    engine: Engine,
+    rt: tokio::runtime::Handle,
+    /// `bucket/key` it commits to (follows renames).
+    pub path: String,
+    /// Unlinked, or replaced by a rename, while open: never committed again.
+    pub detached: bool,
+    /// Handles open for writing.
+    pub writers: usize,
+    /// POSIX attributes as the file has them now (committed with the data).
+    pub posix: PosixAttrs,
+    /// Attributes the object had when opened (kept if it vanishes meanwhile).
+    base_attrs: ObjectAttrs,
+    /// When the object was first created (its crtime).
+    pub created_ns: i64,
+    draft: Option<Draft>,
+    size: u64,
+    slots: Vec<Slot>,
+    starts: Vec<u64>,
+    dirty: bool,
+    /// MD5 of the contents while they are exactly the bytes appended since the file was empty.
+    seq: Option<Md5>,
+    inflight: VecDeque<Inflight>,
+    gen: u64,
+    guard: Option<Arc<WriteGuard>>,
+    chunk_size: usize,
+    inline_threshold: usize,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos() as i64
+}
+
+fn eio(e: engine::Error) -> Errno {
+    tracing::error!("engine error: {e}");
+    Errno::EIO
+}
+
+impl OpenFile {
+    /// Opens `path` for writing: its current contents (none with `truncate`), pinned.
+    pub fn open(
+        engine: &Engine,
+        rt: &tokio::runtime::Handle,
+        path: &str,
+        truncate: bool,
+    ) -> Result<OpenFile, Errno> {
+        let (b, k) = split(path);
+        let (draft, base) = rt
+            .block_on(engine.open_draft(b, k))
+            .map_err(|e| crate::fs::errno(&e))?;
+        let cfg = engine.config();
+        let now = now_ns();
+        let posix = base.meta.as_ref().map(|m| m.posix()).unwrap_or(PosixAttrs {
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: now,
+            ctime_ns: now,
+            atime_ns: now,
+        });
+        let mut f = OpenFile {
+            engine: engine.clone(),
+            rt: rt.clone(),
+            path: path.to_string(),
+            detached: false,
+            writers: 0,
+            posix,
+            base_attrs: base
+                .meta
+                .as_ref()
+                .map(|m| m.attrs.clone())
+                .unwrap_or_default(),
+            created_ns: base
+                .meta
+                .as_ref()
+                .map(|m| m.last_modified_ns)
+                .unwrap_or(now),
+            draft,
+            size: 0,
+            slots: Vec::new(),
+            starts: Vec::new(),
+            dirty: false,
+            seq: None,
+            inflight: VecDeque::new(),
+            gen: 0,
+            guard: None,
+            chunk_size: cfg.chunk_size,
+            inline_threshold: cfg.inline_threshold,
+        };
+        if !truncate {
+            match base.content {
+                DraftContent::Inline(d) => {
+                    // Chunk-sized slots, so the file's chunks line up with an S3 put's.
+                    for piece in d.chunks(f.chunk_size) {
+                        f.starts.push(f.size);
+                        f.size += piece.len() as u64;
+                        f.slots.push(Slot::Mem(Buf::new(piece.to_vec())));
+                    }
+                }
+                DraftContent::Chunks(chunks) => {
+                    for r in chunks {
+                        f.starts.push(f.size);
+                        f.size += r.len as u64;
+                        f.slots.push(Slot::Stored {
+                            c: StoredChunk::existing(r),
+                            md5: None,
+                        });
+                    }
+                }
+            }
+        } else if base.meta.as_ref().is_some_and(|m| m.size > 0) {
+            f.dirty = true;
+            f.touch();
+        }
+        if f.size == 0 {
+            f.seq = Some(Md5::new());
+        }
+        Ok(f)
+    }
+
+    /// Current size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn touch(&mut self) {
+        let now = now_ns();
+        self.posix.mtime_ns = now;
+        self.posix.ctime_ns = now;
+    }
+
+    /// The slot holding byte `pos`, or (at the end) the last slot if it can still grow.
+    fn slot_at(&self, pos: u64) -> Option<usize> {
+        if pos < self.size {
+            return Some(self.starts.partition_point(|s| *s <= pos) - 1);
+        }
+        let last = self.slots.len().checked_sub(1)?;
+        (self.slots[last].len() < self.chunk_size as u64).then_some(last)
+    }
+
+    fn new_slot(&mut self, s: Slot) -> usize {
+        self.starts.push(self.size);
+        self.slots.push(s);
+        self.slots.len() - 1
+    }
+
+    /// Frees the shards of a chunk stored for this file that no commit will reference.
+    fn abandon(&self, c: StoredChunk) {
+        self.engine.abandon_chunks_now(vec![c]);
+    }
+
+    /// Makes slot `i` a modifiable copy in memory (reading it from the engine if need be).
+    fn make_mem(&mut self, i: usize) -> Result<&mut Buf, Errno> {
+        let replace = match &self.slots[i] {
+            Slot::Mem(_) => None,
+            Slot::Hole(n) => Some(Buf::new(vec![0u8; *n as usize])),
+            Slot::Storing { data, .. } => Some(Buf::new(data.v.clone())),
+            Slot::Stored { c, .. } => {
+                let r = c.chunk_ref();
+                let mut v = Vec::with_capacity(r.len as usize);
+                for p in self
+                    .engine
+                    .read_stored_chunk(c, 0, r.len as usize)
+                    .map_err(eio)?
+                {
+                    v.extend_from_slice(&p);
+                }
+                Some(Buf::new(v))
+            }
+        };
+        if let Some(b) = replace {
+            if let Slot::Stored { c, .. } = std::mem::replace(&mut self.slots[i], Slot::Mem(b)) {
+                self.abandon(c);
+            }
+        }
+        match &mut self.slots[i] {
+            Slot::Mem(b) => Ok(b),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Extends the file with zeros up to `new_size`.
+    fn grow(&mut self, new_size: u64) -> Result<(), Errno> {
+        let cs = self.chunk_size as u64;
+        while self.size < new_size {
+            let need = new_size - self.size;
+            let last = self.slots.len().checked_sub(1);
+            match last {
+                Some(l) if self.slots[l].len() < cs => {
+                    let ext = (cs - self.slots[l].len()).min(need);
+                    if let Slot::Hole(n) = &mut self.slots[l] {
+                        *n += ext;
+                    } else {
+                        let b = self.make_mem(l)?;
+                        let n = b.v.len() + ext as usize;
+                        b.resize(n);
+                    }
+                    self.size += ext;
+                }
+                _ => {
+                    let ext = cs.min(need);
+                    self.new_slot(Slot::Hole(ext));
+                    self.size += ext;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `off`.
+    pub fn write(&mut self, off: u64, data: &[u8]) -> Result<(), Errno> {
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        self.reap();
+        let appending = off == self.size;
+        if off > self.size {
+            self.grow(off)?;
+        }
+        let cs = self.chunk_size;
+        let mut pos = off;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let i = match self.slot_at(pos) {
+                Some(i) => i,
+                None => self.new_slot(Slot::Mem(Buf::new(Vec::with_capacity(cs)))),
+            };
+            let start = self.starts[i];
+            let within = (pos - start) as usize;
+            let slot_len = self.slots[i].len() as usize;
+            let cap = if i + 1 == self.slots.len() {
+                slot_len.max(cs)
+            } else {
+                slot_len
+            };
+            let n = (cap - within).min(rest.len());
+            let b = self.make_mem(i)?;
+            if within + n > b.v.len() {
+                b.resize(within + n);
+            }
+            b.v[within..within + n].copy_from_slice(&rest[..n]);
+            let full = b.v.len() >= cs && within + n == b.v.len();
+            pos += n as u64;
+            rest = &rest[n..];
+            if pos > self.size {
+                self.size = pos;
+            }
+            // A sequential writer has filled this chunk: store it now, in the background.
+            if appending && full {
+                self.start_store(i)?;
+            }
+        }
+        debug_assert_eq!(pos, end);
+        match (&mut self.seq, appending) {
+            (Some(h), true) => h.update(data),
+            _ => self.seq = None,
+        }
+        self.dirty = true;
+        self.touch();
+        Ok(())
+    }
+
+    /// Truncates (or extends with zeros) to `new_size`.
+    pub fn truncate(&mut self, new_size: u64) -> Result<(), Errno> {
+        if new_size > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        self.reap();
+        if new_size >= self.size {
+            if new_size > self.size {
+                self.seq = None;
+            }
+            self.grow(new_size)?;
+        } else if new_size == 0 {
+            for s in std::mem::take(&mut self.slots) {
+                if let Slot::Stored { c, .. } = s {
+                    self.abandon(c);
+                }
+            }
+            self.starts.clear();
+            self.size = 0;
+            self.seq = Some(Md5::new());
+        } else {
+            let i = self.starts.partition_point(|s| *s < new_size) - 1;
+            for s in self.slots.drain(i + 1..).collect::<Vec<_>>() {
+                if let Slot::Stored { c, .. } = s {
+                    self.abandon(c);
+                }
+            }
+            self.starts.truncate(i + 1);
+            let cut = new_size - self.starts[i];
+            if cut < self.slots[i].len() {
+                if let Slot::Hole(n) = &mut self.slots[i] {
+                    *n = cut;
+                } else {
+                    self.make_mem(i)?.resize(cut as usize);
+                }
+            }
+            self.size = new_size;
+            self.seq = None;
+        }
+        self.dirty = true;
+        self.touch();
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `off`.
+    pub fn read(&self, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        let end = off.saturating_add(len as u64).min(self.size);
+        if off >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - off) as usize);
+        let mut i = self.starts.partition_point(|s| *s <= off) - 1;
+        let mut pos = off;
+        while pos < end {
+            let start = self.starts[i];
+            let a = (pos - start) as usize;
+            let b = ((end - start).min(self.slots[i].len())) as usize;
+            match &self.slots[i] {
+                Slot::Mem(buf) => out.extend_from_slice(&buf.v[a..b]),
+                Slot::Storing { data, .. } => out.extend_from_slice(&data.v[a..b]),
+                Slot::Hole(_) => out.resize(out.len() + (b - a), 0),
+                Slot::Stored { c, .. } => {
+                    for p in self.engine.read_stored_chunk(c, a, b).map_err(eio)? {
+                        out.extend_from_slice(&p);
+                    }
+                }
+            }
+            pos = start + b as u64;
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    fn ensure_guard(&mut self) -> Result<Arc<WriteGuard>, Errno> {
+        if let Some(g) = &self.guard {
+            return Ok(g.clone());
+        }
+        let g = Arc::new(self.rt.block_on(self.engine.write_guard()).map_err(eio)?);
+        self.guard = Some(g.clone());
+        Ok(g)
+    }
+
+    /// Starts storing slot `i` (in memory or a hole) in the background.
+    fn start_store(&mut self, i: usize) -> Result<(), Errno> {
+        let guard = self.ensure_guard()?;
+        while self.inflight.len() >= DEPTH {
+            self.wait_one();
+        }
+        let data = match std::mem::replace(&mut self.slots[i], Slot::Hole(0)) {
+            Slot::Mem(b) => Arc::new(b),
+            Slot::Hole(n) => Arc::new(Buf::new(vec![0u8; n as usize])),
+            other => {
+                self.slots[i] = other;
+                return Ok(());
+            }
+        };
+        self.gen += 1;
+        let gen = self.gen;
+        self.slots[i] = Slot::Storing {
+            data: data.clone(),
+            gen,
+        };
+        // Per-chunk MD5s are needed for a multipart-style ETag only, i.e. unless the file is
+        // being written from start to end.
+        let want_md5 = self.seq.is_none();
+        let engine = self.engine.clone();
+        let task = self.rt.spawn_blocking(move || {
+            let _permit = StorePermit::take();
+            let md5 = want_md5.then(|| Md5::digest(&data.v).into());
+            let c = engine.store_draft_chunk(&guard, &data.v)?;
+            Ok((c, md5))
+        });
+        self.inflight.push_back(Inflight { slot: i, gen, task });
+        Ok(())
+    }
+
+    fn apply(&mut self, slot: usize, gen: u64, r: Result<StoreResult, tokio::task::JoinError>) {
+        let current =
+            matches!(self.slots.get(slot), Some(Slot::Storing { gen: g, .. }) if *g == gen);
+        let failure = match r {
+            Ok(Ok((c, md5))) if current => {
+                self.slots[slot] = Slot::Stored { c, md5 };
+                return;
+            }
+            Ok(Ok((c, _))) => {
+                self.abandon(c);
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(
+            "storing a chunk of {} failed (retried at commit): {failure}",
+            self.path
+        );
+        // The data goes back to memory; the commit tries again and reports a second failure.
+        if current {
+            if let Slot::Storing { data, .. } = &self.slots[slot] {
+                let b = Buf::new(data.v.clone());
+                self.slots[slot] = Slot::Mem(b);
+            }
+        }
+    }
+
+    fn wait_one(&mut self) {
+        if let Some(f) = self.inflight.pop_front() {
+            let r = self.rt.block_on(f.task);
+            self.apply(f.slot, f.gen, r);
+        }
+    }
+
+    /// Applies the results of background stores that have finished.
+    fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.inflight.len() {
+            if self.inflight[i].task.is_finished() {
+                if let Some(f) = self.inflight.remove(i) {
+                    let r = self.rt.block_on(f.task);
+                    self.apply(f.slot, f.gen, r);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Stores every modified slot held in memory and waits until they are stored (under memory
+    /// pressure: the writer that finds the budget exceeded pays for it). Still committed only
+    /// on flush, fsync or close.
+    pub fn spill(&mut self) -> Result<(), Errno> {
+        self.reap();
+        for i in 0..self.slots.len() {
+            if let Slot::Mem(_) = &self.slots[i] {
+                self.start_store(i)?;
+            }
+        }
+        while !self.inflight.is_empty() {
+            self.wait_one();
+        }
+        Ok(())
+    }
+
+    /// Commits the file as its object if it changed (unless detached). With `keep`, the file
+    /// stays open for more changes.
+    pub fn commit(&mut self, keep: bool) -> Result<(), Errno> {
+        self.reap();
+        if !self.dirty || self.detached {
+            return Ok(());
+        }
+        let (etag, data, part_sizes) = if self.size as usize <= self.inline_threshold {
+            let bytes = self.read(0, self.size as u32)?;
+            let etag = hex::encode(Md5::digest(&bytes));
+            // Everything in one slot in memory: nothing of it needs a pin any more.
+            while let Some(f) = self.inflight.pop_front() {
+                let r = self.rt.block_on(f.task);
+                if let Ok(Ok((c, _))) = r {
+                    self.abandon(c);
+                }
+            }
+            for s in std::mem::take(&mut self.slots) {
+                if let Slot::Stored { c, .. } = s {
+                    self.abandon(c);
+                }
+            }
+            self.starts.clear();
+            if !bytes.is_empty() {
+                self.starts.push(0);
+                self.slots.push(Slot::Mem(Buf::new(bytes.clone())));
+            }
+            (etag, DraftData::Inline(bytes), Vec::new())
+        } else {
+            for i in 0..self.slots.len() {
+                if matches!(self.slots[i], Slot::Mem(_) | Slot::Hole(_)) {
+                    self.start_store(i)?;
+                }
+            }
+            while !self.inflight.is_empty() {
+                self.wait_one();
+            }
+            let mut chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = Vec::new();
+            for s in &self.slots {
+                match s {
+                    Slot::Stored { c, md5 } => chunks.push((c.clone(), *md5)),
+                    // A store failed: its data is back in memory; report the error.
+                    _ => return Err(Errno::EIO),
+                }
+            }
+            let (etag, part_sizes) = match &self.seq {
+                Some(h) => (hex::encode(h.clone().finalize()), Vec::new()),
+                None => {
+                    let missing: Vec<StoredChunk> = chunks
+                        .iter()
+                        .filter(|(_, m)| m.is_none())
+                        .map(|(c, _)| c.clone())
+                        .collect();
+                    let mut found = self.engine.chunk_md5s(&missing).map_err(eio)?.into_iter();
+                    for (_, m) in chunks.iter_mut() {
+                        if m.is_none() {
+                            *m = found.next();
+                        }
+                    }
+                    let md5s: Vec<[u8; 16]> = chunks.iter().filter_map(|(_, m)| *m).collect();
+                    if md5s.len() == 1 {
+                        // One chunk: its MD5 is the body's.
+                        (hex::encode(md5s[0]), Vec::new())
+                    } else {
+                        let sizes = chunks
+                            .iter()
+                            .map(|(c, _)| c.chunk_ref().len as u64)
+                            .collect();
+                        (multipart_etag(&md5s), sizes)
+                    }
+                }
+            };
+            (etag, DraftData::Chunks(chunks), part_sizes)
+        };
+        let (b, k) = split(&self.path);
+        let posix = self.posix;
+        let base_attrs = self.base_attrs.clone();
+        let key = k.to_string();
+        let attrs = Box::new(move |old: Option<&engine::ObjectMeta>| {
+            let mut a = old.map(|m| m.attrs.clone()).unwrap_or(base_attrs);
+            a.posix = Some(posix);
+            a.checksums.clear();
+            if a.content_type.is_none() {
+                a.content_type = Some(
+                    mime_guess::from_path(&key)
+                        .first_or_octet_stream()
+                        .essence_str()
+                        .to_string(),
+                );
+            }
+            a
+        });
+        let (b, k) = (b.to_string(), k.to_string());
+        let mut draft = self.draft.take();
+        let res = self.rt.block_on(self.engine.commit_draft(
+            &mut draft,
+            &b,
+            &k,
+            data,
+            DraftCommit {
+                etag,
+                part_sizes,
+                attrs,
+            },
+            keep,
+        ));
+        self.draft = draft;
+        match res {
+            Ok(_) => {
+                for s in self.slots.iter_mut() {
+                    if let Slot::Stored { c, .. } = s {
+                        *c = StoredChunk::existing(c.chunk_ref());
+                    }
+                }
+                self.dirty = false;
+                if self.inflight.is_empty() {
+                    self.guard = None;
+                }
+                Ok(())
+            }
+            Err(e) => Err(crate::fs::errno(&e)),
+        }
+    }
+
+    /// Gives up everything not committed and releases the draft (the last writer is gone, or
+    /// the file was detached).
+    pub fn close(&mut self) {
+        while let Some(f) = self.inflight.pop_front() {
+            if let Ok(Ok((c, _))) = self.rt.block_on(f.task) {
+                self.abandon(c);
+            }
+        }
+        for s in std::mem::take(&mut self.slots) {
+            if let Slot::Stored { c, .. } = s {
+                self.abandon(c);
+            }
+        }
+        self.starts.clear();
+        if let Some(d) = self.draft.take() {
+            self.engine.close_draft(d);
+        }
+        self.guard = None;
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
