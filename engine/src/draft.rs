@@ -147,8 +147,14 @@ impl Engine {
 
     /// Opens a draft of the object under `key` (which need not exist) and returns what it holds.
     /// A draft record (pinning the chunks) is made only when there are chunks to pin; an absent,
-    /// empty or inline object needs none, and costs no metadata commit.
-    pub async fn open_draft(&self, bucket: &str, key: &str) -> Result<(Option<Draft>, DraftBase)> {
+    /// empty or inline object needs none, and costs no metadata commit. Without `content` (a
+    /// writer that truncates), only the metadata is returned and nothing is pinned.
+    pub async fn open_draft(
+        &self,
+        bucket: &str,
+        key: &str,
+        content: bool,
+    ) -> Result<(Option<Draft>, DraftBase)> {
         validate_key(key)?;
         let okey = object_key(bucket, key);
         // Cheap path first: nothing to pin.
@@ -164,6 +170,7 @@ impl Engine {
             };
             let content = match &meta {
                 None => Some(DraftContent::Chunks(Vec::new())),
+                Some(_) if !content => Some(DraftContent::Chunks(Vec::new())),
                 Some(m) => {
                     let mb = dbs
                         .manifests

@@ -49,7 +49,7 @@ async fn pins_survive_overwrite_delete_and_gc_and_commit_replaces_one_chunk() {
     // 5 chunks of 64 KiB.
     let body = data(1, 5 * 64 * 1024);
     put(&e, "bkt", "f", &body).await;
-    let (mut draft, base) = e.open_draft("bkt", "f").await.unwrap();
+    let (mut draft, base) = e.open_draft("bkt", "f", true).await.unwrap();
     assert!(draft.is_some(), "a chunked object is pinned");
     let chunks = chunks_of(&base);
     assert_eq!(chunks.len(), 5);
@@ -132,17 +132,17 @@ async fn small_and_absent_objects_need_no_pin_and_inline_commits_release_pins() 
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(config(dir.path())).unwrap();
     e.create_bucket("bkt").await.unwrap();
-    let (d, base) = e.open_draft("bkt", "new").await.unwrap();
+    let (d, base) = e.open_draft("bkt", "new", true).await.unwrap();
     assert!(d.is_none() && base.meta.is_none());
     put(&e, "bkt", "small", b"tiny").await;
-    let (d, base) = e.open_draft("bkt", "small").await.unwrap();
+    let (d, base) = e.open_draft("bkt", "small", true).await.unwrap();
     assert!(d.is_none());
     assert!(matches!(base.content, DraftContent::Inline(ref v) if v == b"tiny"));
     assert_eq!(e.draft_count().unwrap(), 0);
     // A big object shrunk to a small one: committed inline, the pins are dropped with the
     // commit even though the writer keeps the file open.
     put(&e, "bkt", "big", &data(3, 300_000)).await;
-    let (mut d, _) = e.open_draft("bkt", "big").await.unwrap();
+    let (mut d, _) = e.open_draft("bkt", "big", true).await.unwrap();
     let small = b"now small".to_vec();
     let etag = hex::encode(md5::Md5::digest(&small));
     e.commit_draft(
@@ -162,7 +162,7 @@ async fn small_and_absent_objects_need_no_pin_and_inline_commits_release_pins() 
     assert!(e.chunk_records().unwrap().is_empty());
     assert!(e.fsck().unwrap().is_clean());
     // A commit into a bucket that is gone fails and changes nothing.
-    let (mut d, _) = e.open_draft("bkt", "small").await.unwrap();
+    let (mut d, _) = e.open_draft("bkt", "small", true).await.unwrap();
     e.delete_object("bkt", "small").await.unwrap();
     e.delete_object("bkt", "big").await.unwrap();
     e.delete_bucket("bkt").await.unwrap();
@@ -188,7 +188,7 @@ fn draft_child() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let e = Engine::open(config(std::path::Path::new(&dir))).unwrap();
-        let (d, _) = e.open_draft("bkt", "f").await.unwrap();
+        let (d, _) = e.open_draft("bkt", "f", true).await.unwrap();
         assert!(d.is_some());
         println!("@@DRAFT");
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -188,7 +188,7 @@ impl OpenFile {
     ) -> Result<OpenFile, Errno> {
         let (b, k) = split(path);
         let (draft, base) = rt
-            .block_on(engine.open_draft(b, k))
+            .block_on(engine.open_draft(b, k, !truncate))
             .map_err(|e| crate::fs::errno(&e))?;
         let cfg = engine.config();
         let now = now_ns();
@@ -615,19 +615,48 @@ impl OpenFile {
             (etag, DraftData::Inline(bytes), Vec::new())
         } else {
             for i in 0..self.slots.len() {
-                if matches!(self.slots[i], Slot::Mem(_) | Slot::Hole(_)) {
+                if matches!(self.slots[i], Slot::Mem(_)) {
                     self.start_store(i)?;
+                }
+            }
+            // Holes: one zero chunk per length, stored once and referenced by every hole of
+            // that length (`truncate -s 100G` writes one chunk, not 25,600).
+            let mut zeros: std::collections::HashMap<u64, (StoredChunk, [u8; 16])> =
+                Default::default();
+            let guard = self.ensure_guard()?;
+            for s in &self.slots {
+                if let Slot::Hole(n) = s {
+                    if !zeros.contains_key(n) {
+                        let z = vec![0u8; *n as usize];
+                        let c = self.engine.store_draft_chunk(&guard, &z).map_err(eio)?;
+                        zeros.insert(*n, (c, Md5::digest(&z).into()));
+                    }
                 }
             }
             while !self.inflight.is_empty() {
                 self.wait_one();
             }
             let mut chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = Vec::new();
+            let mut zero_used = std::collections::HashSet::new();
             for s in &self.slots {
                 match s {
                     Slot::Stored { c, md5 } => chunks.push((c.clone(), *md5)),
+                    Slot::Hole(n) => {
+                        let (c, md5) = &zeros[n];
+                        // The first reference records the chunk; the others count it.
+                        let c = if zero_used.insert(*n) {
+                            c.clone()
+                        } else {
+                            StoredChunk::existing(c.chunk_ref())
+                        };
+                        chunks.push((c, Some(*md5)));
+                    }
                     // A store failed: its data is back in memory; report the error.
-                    _ => return Err(Errno::EIO),
+                    _ => {
+                        self.engine
+                            .abandon_chunks_now(zeros.into_values().map(|(c, _)| c).collect());
+                        return Err(Errno::EIO);
+                    }
                 }
             }
             let (etag, part_sizes) = match &self.seq {
@@ -658,6 +687,11 @@ impl OpenFile {
                 }
             };
             (etag, DraftData::Chunks(chunks), part_sizes)
+        };
+        // What the slots hold once the commit is through (nothing, for an inline commit).
+        let committed: Vec<(StoredChunk, Option<[u8; 16]>)> = match &data {
+            DraftData::Chunks(c) => c.clone(),
+            DraftData::Inline(_) => Vec::new(),
         };
         let (b, k) = split(&self.path);
         let posix = self.posix;
@@ -694,10 +728,11 @@ impl OpenFile {
         self.draft = draft;
         match res {
             Ok(_) => {
-                for s in self.slots.iter_mut() {
-                    if let Slot::Stored { c, .. } = s {
-                        *c = StoredChunk::existing(c.chunk_ref());
-                    }
+                for (s, (c, md5)) in self.slots.iter_mut().zip(committed) {
+                    *s = Slot::Stored {
+                        c: StoredChunk::existing(c.chunk_ref()),
+                        md5,
+                    };
                 }
                 self.dirty = false;
                 if self.inflight.is_empty() {
@@ -705,7 +740,17 @@ impl OpenFile {
                 }
                 Ok(())
             }
-            Err(e) => Err(crate::fs::errno(&e)),
+            Err(e) => {
+                // Zero chunks stored for holes are referenced by no slot: free them.
+                let fresh_zeros: Vec<StoredChunk> = committed
+                    .into_iter()
+                    .zip(&self.slots)
+                    .filter(|(_, s)| matches!(s, Slot::Hole(_)))
+                    .map(|((c, _), _)| c)
+                    .collect();
+                self.engine.abandon_chunks_now(fresh_zeros);
+                Err(crate::fs::errno(&e))
+            }
         }
     }
 

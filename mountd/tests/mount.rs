@@ -1292,3 +1292,40 @@ fn memory_stays_bounded_for_large_files_and_many_open_files() {
     drop(e);
     let _ = m.unmount();
 }
+
+#[test]
+fn sparse_files_cost_one_zero_chunk() {
+    const GIB: u64 = 1 << 30;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("sparse")).unwrap();
+    let p = m.mnt.join("sparse/disk.img");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(10 * GIB).unwrap();
+    drop(f);
+    let e = engine_of(&m);
+    assert_eq!(e.head_object("sparse", "disk.img").unwrap().size, 10 * GIB);
+    assert_eq!(
+        live_chunks(&e).len(),
+        1,
+        "every hole is the same zero chunk"
+    );
+    // A write deep inside: one more chunk; the rest still reads as zeros.
+    let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.seek(SeekFrom::Start(9 * GIB + 12345)).unwrap();
+    f.write_all(b"boot sector").unwrap();
+    drop(f);
+    assert_eq!(live_chunks(&e).len(), 2);
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(&p).unwrap();
+    let mut buf = vec![1u8; 64];
+    f.read_exact_at(&mut buf, 9 * GIB + 12345 - 20).unwrap();
+    assert_eq!(&buf[..20], &[0u8; 20]);
+    assert_eq!(&buf[20..31], b"boot sector");
+    assert!(buf[31..].iter().all(|b| *b == 0));
+    f.read_exact_at(&mut buf, 5 * GIB).unwrap();
+    assert!(buf.iter().all(|b| *b == 0));
+    assert_eq!(f.metadata().unwrap().len(), 10 * GIB);
+    drop(f);
+    drop(e);
+    let _ = m.unmount();
+}
