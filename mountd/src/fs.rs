@@ -59,6 +59,8 @@ pub struct PredaFs {
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
     open: Mutex<Registry>,
+    /// Directories whose entries changed since their marker was read: path → time.
+    dir_times: Arc<Mutex<HashMap<String, i64>>>,
     read_only: bool,
     ttl: Duration,
     write_buffer: usize,
@@ -258,6 +260,7 @@ impl PredaFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             open: Mutex::new(Registry::default()),
+            dir_times: Arc::new(Mutex::new(HashMap::new())),
             read_only: opts.read_only,
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
@@ -315,9 +318,57 @@ impl PredaFs {
     fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
         match node {
             Node::File(m) => file_attr(ino, m),
-            Node::Dir(Some(m)) => marker_attr(ino, m),
+            Node::Dir(Some(m)) => {
+                let mut a = marker_attr(ino, m);
+                // An entry created or removed since the marker was last written.
+                if let Some(t) = self
+                    .path(INodeNo(ino))
+                    .ok()
+                    .and_then(|p| self.dir_times.lock().ok()?.get(&p).copied())
+                {
+                    let t = to_time(t);
+                    a.mtime = a.mtime.max(t);
+                    a.ctime = a.ctime.max(t);
+                }
+                a
+            }
             _ => dir_attr(ino),
         }
+    }
+
+    /// An entry of the directory holding `path` was created or removed: its mtime and ctime
+    /// move to now — at once on the mount (in memory), and on its marker object (when it has
+    /// one) in the next metadata commit, without waiting for it.
+    fn touch_parent(&self, path: &str) {
+        let Some((parent, _)) = path.rsplit_once('/') else {
+            return;
+        };
+        let (b, k) = split(parent);
+        if k.is_empty() {
+            return; // a bucket has no marker
+        }
+        let now = ns_of(SystemTime::now());
+        if let Ok(mut t) = self.dir_times.lock() {
+            t.insert(parent.to_string(), now);
+        }
+        let (e, b, mk) = (self.engine.clone(), b.to_string(), format!("{k}/"));
+        let (times, parent) = (self.dir_times.clone(), parent.to_string());
+        self.rt.spawn(async move {
+            let _ = e
+                .update_object_attrs(&b, &mk, move |a: &mut ObjectAttrs| {
+                    if let Some(p) = &mut a.posix {
+                        p.mtime_ns = p.mtime_ns.max(now);
+                        p.ctime_ns = p.ctime_ns.max(now);
+                    }
+                })
+                .await;
+            // The marker has it now (or there is none): the entry is no longer needed.
+            if let Ok(mut t) = times.lock() {
+                if t.get(&parent) == Some(&now) {
+                    t.remove(&parent);
+                }
+            }
+        });
     }
 
     fn new_fh(&self, h: Handle) -> u64 {
@@ -820,6 +871,7 @@ impl Filesystem for PredaFs {
                         },
                     ))
                     .map_err(|e| errno(&e))?;
+                self.touch_parent(&path);
                 return Ok(marker_attr(self.ino(&path), &m));
             }
             Ok(dir_attr(self.ino(&path)))
@@ -846,6 +898,7 @@ impl Filesystem for PredaFs {
                 .block_on(self.engine.delete_object(b, k))
                 .map_err(|e| errno(&e))?;
             self.detached(ino, &path);
+            self.touch_parent(&path);
             Ok(())
         })();
         match res {
@@ -891,6 +944,10 @@ impl Filesystem for PredaFs {
             self.rt
                 .block_on(self.engine.delete_object(b, &marker))
                 .map_err(|e| errno(&e))?;
+            if let Ok(mut t) = self.dir_times.lock() {
+                t.remove(&path);
+            }
+            self.touch_parent(&path);
             Ok(())
         })();
         match res {
@@ -995,6 +1052,8 @@ impl Filesystem for PredaFs {
                 t.rename(&from, &to);
             }
             self.retarget(&from, &to);
+            self.touch_parent(&from);
+            self.touch_parent(&to);
             Ok(())
         })();
         match res {
@@ -1081,6 +1140,7 @@ impl Filesystem for PredaFs {
                 ))
                 .map_err(|e| errno(&e))?;
             let ino = self.ino(&path);
+            self.touch_parent(&path);
             self.attach(ino, &path, true, false)?;
             let fh = self.new_fh(Handle::File {
                 ino,
@@ -1399,6 +1459,7 @@ impl Filesystem for PredaFs {
                     },
                 ))
                 .map_err(|e| errno(&e))?;
+            self.touch_parent(&path);
             Ok(file_attr(self.ino(&path), &m))
         })();
         match res {

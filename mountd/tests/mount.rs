@@ -1329,3 +1329,51 @@ fn sparse_files_cost_one_zero_chunk() {
     drop(e);
     let _ = m.unmount();
 }
+
+#[test]
+fn directory_times_follow_their_entries() {
+    use std::os::unix::fs::MetadataExt;
+    let m = Mount::start_args(&["--attr-timeout", "0"]);
+    let d = m.mnt.join("times/dir");
+    std::fs::create_dir_all(&d).unwrap();
+    let mtime = |p: &Path| {
+        let md = std::fs::metadata(p).unwrap();
+        (
+            md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+        )
+    };
+    let mut last = mtime(&d);
+    let mut step = |what: &str, f: &dyn Fn()| {
+        std::thread::sleep(Duration::from_millis(20));
+        f();
+        let now = mtime(&d);
+        assert!(
+            now.0 > last.0 && now.1 > last.1,
+            "{what}: {last:?} -> {now:?}"
+        );
+        last = now;
+    };
+    step("create", &|| std::fs::write(d.join("f"), b"x").unwrap());
+    step("mkdir", &|| std::fs::create_dir(d.join("sub")).unwrap());
+    step("symlink", &|| {
+        std::os::unix::fs::symlink("f", d.join("l")).unwrap()
+    });
+    step("rename in", &|| {
+        std::fs::rename(m.mnt.join("times/dir/f"), d.join("g")).unwrap()
+    });
+    step("unlink", &|| std::fs::remove_file(d.join("g")).unwrap());
+    step("rmdir", &|| std::fs::remove_dir(d.join("sub")).unwrap());
+    // Writing a file's contents does not change its directory.
+    std::fs::write(d.join("l2"), b"1").unwrap();
+    let before = mtime(&d);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(d.join("l2"), b"22").unwrap();
+    assert_eq!(mtime(&d), before);
+    // The times reach the marker object: they survive a remount.
+    std::thread::sleep(Duration::from_millis(200));
+    let dir = m.unmount();
+    let m = Mount::start_in(dir);
+    assert_eq!(mtime(&m.mnt.join("times/dir")), before);
+    let _ = m.unmount();
+}
