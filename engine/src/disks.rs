@@ -102,6 +102,8 @@ pub struct WriteOutcome {
     pub written: usize,
     /// Where each shard went ([`ShardLoc::NONE`] for missing ones).
     pub locs: Vec<ShardLoc>,
+    /// The writes still to be made durable: shard index and its pending sync.
+    pub unsynced: Vec<(usize, volume::PendingSync)>,
 }
 
 impl DiskSet {
@@ -193,9 +195,9 @@ impl DiskSet {
         scored.into_iter().take(n).map(|(_, i)| i).collect()
     }
 
-    /// Writes every shard of a chunk to its disk (in parallel), durably, filling in each
-    /// shard's header. Disks that are offline or fail are reported in the outcome's `missing`
-    /// mask.
+    /// Writes every shard of a chunk to its disk (in parallel), filling in each shard's
+    /// header; the outcome's `unsynced` says what to make durable before a commit refers to
+    /// them. Disks that are offline or fail are reported in the outcome's `missing` mask.
     pub fn write_shards(
         &self,
         chunk: &[u8; 32],
@@ -205,7 +207,7 @@ impl DiskSet {
         shards: &mut [ShardBuf],
     ) -> WriteOutcome {
         let place = self.placement(chunk, shards.len());
-        let results: Vec<Option<ShardLoc>> = std::thread::scope(|s| {
+        let results: Vec<Option<(ShardLoc, volume::PendingSync)>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
                 .iter_mut()
                 .enumerate()
@@ -242,11 +244,13 @@ impl DiskSet {
         let mut missing = 0u64;
         let mut written = 0;
         let mut locs = Vec::with_capacity(results.len());
+        let mut unsynced = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
             match r {
-                Some(loc) => {
+                Some((loc, pending)) => {
                     written += 1;
                     locs.push(loc);
+                    unsynced.push((i, pending));
                 }
                 None => {
                     missing |= 1 << i;
@@ -258,19 +262,27 @@ impl DiskSet {
             missing,
             written,
             locs,
+            unsynced,
         }
     }
 
-    /// Appends one shard (header filled in) to disk `disk_index`'s volume, durably; returns
-    /// where it went.
-    fn append(&self, disk_index: usize, shard: &ShardBuf) -> Result<ShardLoc> {
+    /// Appends one shard (header filled in) to disk `disk_index`'s volume; returns where it
+    /// went and what makes it durable.
+    fn append(
+        &self,
+        disk_index: usize,
+        shard: &ShardBuf,
+    ) -> Result<(ShardLoc, volume::PendingSync)> {
         let disk = &self.disks[disk_index];
         let r = disk.appender.reserve(shard.region().len() as u64)?;
-        r.write(shard, self.fsync)?;
-        Ok(ShardLoc {
-            volume: r.volume,
-            offset: r.offset,
-        })
+        let pending = r.write(shard)?;
+        Ok((
+            ShardLoc {
+                volume: r.volume,
+                offset: r.offset,
+            },
+            pending,
+        ))
     }
 
     /// Appends one shard to disk `disk_index`'s volume, durably; returns where it went. Used by
@@ -283,7 +295,9 @@ impl DiskSet {
     ) -> Result<ShardLoc> {
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
-        self.append(disk_index, &buf)
+        let (loc, pending) = self.append(disk_index, &buf)?;
+        pending.volume.make_durable(pending.seq)?;
+        Ok(loc)
     }
 
     /// Overwrites a (corrupt) shard where it is, durably. Used by heal.

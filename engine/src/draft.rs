@@ -290,6 +290,27 @@ impl Engine {
         };
         let nid = new_id_.clone();
         let data_id = new_id();
+        // Chunks stored for the draft become durable (one sync per volume) before the commit.
+        let data = match data {
+            DraftData::Chunks(chunks) => {
+                let me = self.clone();
+                let (chunks, r) = tokio::task::spawn_blocking(move || {
+                    let mut list: Vec<StoredChunk> =
+                        chunks.iter().map(|(c, _)| c.clone()).collect();
+                    let r = me.sync_chunks(&mut list);
+                    let chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = list
+                        .into_iter()
+                        .zip(chunks)
+                        .map(|(c, (_, md5))| (c, md5))
+                        .collect();
+                    (chunks, r)
+                })
+                .await?;
+                r?;
+                DraftData::Chunks(chunks)
+            }
+            inline => inline,
+        };
         let (res, surplus) = self
             .inner
             .committer
@@ -326,6 +347,7 @@ impl Engine {
                                 surplus.push(StoredChunk {
                                     r: sc.r,
                                     fresh: Some(f),
+                                    unsynced: Vec::new(),
                                 });
                             }
                             if let Some(m) = md5 {

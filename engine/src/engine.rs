@@ -182,13 +182,19 @@ pub struct StoredChunk {
     pub(crate) r: ChunkRef,
     /// The shards this writer wrote, when the chunk was not known.
     pub(crate) fresh: Option<FreshShards>,
+    /// Writes of those shards not yet made durable ([`Engine::sync_chunks`]).
+    pub(crate) unsynced: Vec<(usize, crate::volume::PendingSync)>,
 }
 
 impl StoredChunk {
     /// A chunk that is already recorded (e.g. pinned by a draft): a commit only counts a
     /// reference to it.
     pub fn existing(r: ChunkRef) -> StoredChunk {
-        StoredChunk { r, fresh: None }
+        StoredChunk {
+            r,
+            fresh: None,
+            unsynced: Vec::new(),
+        }
     }
 
     /// The chunk's name and length.
@@ -580,6 +586,18 @@ impl Engine {
             Some(t) => t.await?.finalize().into(),
             None => [0u8; 16],
         };
+        if failure.is_none() {
+            // Durable before any commit refers to them.
+            let me = self.clone();
+            let (d, r) = tokio::task::spawn_blocking(move || {
+                let mut d = done;
+                let r = me.sync_chunks(&mut d);
+                (d, r)
+            })
+            .await?;
+            done = d;
+            failure = r.err();
+        }
         if let Some(e) = failure {
             self.abandon_chunks(&done).await;
             return Err(e);
@@ -601,7 +619,7 @@ impl Engine {
         {
             let txn = self.rtxn()?;
             if self.inner.dbs.chunks.get(&txn, &hash)?.is_some() {
-                return Ok(StoredChunk { r, fresh: None });
+                return Ok(StoredChunk::existing(r));
             }
         }
         let codec = self.inner.codec;
@@ -634,7 +652,70 @@ impl Engine {
                 missing: out.missing,
                 locs: out.locs,
             }),
+            unsynced: out.unsynced,
         })
+    }
+
+    /// Makes the shards of freshly stored chunks durable before a commit refers to them: one
+    /// `fdatasync` per volume touched, shared with any other writer of that volume, all
+    /// volumes in parallel. A shard whose sync fails counts as missing (heal rebuilds it);
+    /// a chunk left with fewer than `data_shards` durable shards fails the write. Blocking.
+    pub(crate) fn sync_chunks(&self, chunks: &mut [StoredChunk]) -> Result<()> {
+        use std::collections::HashMap;
+        let mut by_volume: HashMap<u64, crate::volume::PendingSync> = HashMap::new();
+        for c in chunks.iter() {
+            for (_, p) in &c.unsynced {
+                let e = by_volume.entry(p.volume.id).or_insert_with(|| p.clone());
+                e.seq = e.seq.max(p.seq);
+            }
+        }
+        if by_volume.is_empty() {
+            return Ok(());
+        }
+        let failed: std::collections::HashSet<u64> = std::thread::scope(|sc| {
+            let handles: Vec<_> = by_volume
+                .values()
+                .map(|p| sc.spawn(move || (p.volume.id, p.volume.make_durable(p.seq))))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok((_, Ok(()))) => None,
+                    Ok((id, Err(e))) => {
+                        tracing::warn!("volume {id:016x}: {e}");
+                        Some(id)
+                    }
+                    Err(_) => None,
+                })
+                .collect()
+        });
+        let k = self.inner.codec.k;
+        let mut short = None;
+        for c in chunks.iter_mut() {
+            let unsynced = std::mem::take(&mut c.unsynced);
+            if failed.is_empty() {
+                continue;
+            }
+            if let Some(f) = &mut c.fresh {
+                for (i, p) in unsynced {
+                    if failed.contains(&p.volume.id) {
+                        f.missing |= 1 << i;
+                        f.locs[i] = crate::meta::ShardLoc::NONE;
+                    }
+                }
+                let written = f.locs.iter().filter(|l| l.is_some()).count();
+                if written < k {
+                    short = Some(written);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.inner.disks.refresh();
+        }
+        match short {
+            Some(written) => Err(Error::WriteQuorum { written, needed: k }),
+            None => Ok(()),
+        }
     }
 
     /// Frees the shards a failed writer stored: no record refers to them (records only ever
