@@ -1189,6 +1189,39 @@ impl Engine {
         Ok(page)
     }
 
+    /// How many distinct `prefix X /` groups (subdirectories, to a filesystem) there are
+    /// among the keys under `prefix`: one seek per group, keys alone (no records decoded).
+    pub fn count_subprefixes(&self, bucket: &str, prefix: &str) -> Result<u64> {
+        let txn = self.rtxn()?;
+        let base = object_key(bucket, prefix);
+        let mut seek = base.clone();
+        let mut n = 0u64;
+        'outer: loop {
+            let range = (
+                std::ops::Bound::Included(seek.as_slice()),
+                std::ops::Bound::Unbounded,
+            );
+            for r in self.inner.dbs.objects.range(&txn, &range)? {
+                let (k, _) = r?;
+                if !k.starts_with(&base) {
+                    break 'outer;
+                }
+                if let Some(pos) = k[base.len()..].iter().position(|b| *b == b'/') {
+                    n += 1;
+                    match successor(&k[..base.len() + pos + 1]) {
+                        Some(s) => {
+                            seek = s;
+                            continue 'outer;
+                        }
+                        None => break 'outer,
+                    }
+                }
+            }
+            break;
+        }
+        Ok(n)
+    }
+
     /// Chunk records (for tests and tools): hash → record.
     pub fn chunk_records(&self) -> Result<BTreeMap<[u8; 32], ChunkRecord>> {
         let txn = self.rtxn()?;

@@ -134,3 +134,20 @@ async fn listing_a_large_bucket_pages_quickly() {
     assert_eq!(page.common_prefixes.len(), 10);
     assert!(page.objects.is_empty());
 }
+
+#[tokio::test]
+async fn subprefixes_are_counted_one_seek_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine::Engine::open(common::config(dir.path())).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    for k in [
+        "a/1", "a/b/2", "a/b/c/3", "a/d/", "a/e/x", "a/e/y", "b/y", "top",
+    ] {
+        common::put(&e, "bkt", k, b"x").await;
+    }
+    assert_eq!(e.count_subprefixes("bkt", "").unwrap(), 2);
+    assert_eq!(e.count_subprefixes("bkt", "a/").unwrap(), 3);
+    assert_eq!(e.count_subprefixes("bkt", "a/b/").unwrap(), 1);
+    assert_eq!(e.count_subprefixes("bkt", "a/d/").unwrap(), 0);
+    assert_eq!(e.count_subprefixes("bkt", "zz/").unwrap(), 0);
+}

@@ -27,7 +27,8 @@ use crate::openfile::{self, OpenFile, MAX_FILE_SIZE};
 /// What a path is.
 enum Node {
     Root,
-    Bucket,
+    /// A bucket, with its creation time.
+    Bucket(i64),
     /// A directory, with its marker object's metadata when it has a marker.
     Dir(Option<Box<ObjectMeta>>),
     File(Box<ObjectMeta>),
@@ -61,6 +62,8 @@ pub struct PredaFs {
     open: Mutex<Registry>,
     /// Directories whose entries changed since their marker was read: path → time.
     dir_times: Arc<Mutex<HashMap<String, i64>>>,
+    /// Subdirectory counts by directory path, and when they were counted.
+    nlinks: Mutex<HashMap<String, (u32, std::time::Instant)>>,
     read_only: bool,
     ttl: Duration,
     write_buffer: usize,
@@ -203,7 +206,7 @@ fn open_attr(ino: u64, f: &OpenFile) -> FileAttr {
         crtime: to_time(f.created_ns),
         kind: FileType::RegularFile,
         perm: (p.mode & 0o7777) as u16,
-        nlink: 1,
+        nlink: if f.detached { 0 } else { 1 },
         uid: p.uid,
         gid: p.gid,
         rdev: 0,
@@ -261,6 +264,7 @@ impl PredaFs {
             next_fh: AtomicU64::new(1),
             open: Mutex::new(Registry::default()),
             dir_times: Arc::new(Mutex::new(HashMap::new())),
+            nlinks: Mutex::new(HashMap::new()),
             read_only: opts.read_only,
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
@@ -285,8 +289,8 @@ impl PredaFs {
         }
         let (b, k) = split(path);
         if k.is_empty() {
-            self.engine.head_bucket(b).map_err(|e| errno(&e))?;
-            return Ok(Node::Bucket);
+            let info = self.engine.head_bucket(b).map_err(|e| errno(&e))?;
+            return Ok(Node::Bucket(info.created_ns));
         }
         match self.engine.head_object(b, k) {
             Ok(m) => return Ok(Node::File(Box::new(m))),
@@ -316,24 +320,70 @@ impl PredaFs {
     }
 
     fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
-        match node {
-            Node::File(m) => file_attr(ino, m),
-            Node::Dir(Some(m)) => {
-                let mut a = marker_attr(ino, m);
-                // An entry created or removed since the marker was last written.
-                if let Some(t) = self
-                    .path(INodeNo(ino))
-                    .ok()
-                    .and_then(|p| self.dir_times.lock().ok()?.get(&p).copied())
-                {
-                    let t = to_time(t);
-                    a.mtime = a.mtime.max(t);
-                    a.ctime = a.ctime.max(t);
-                }
+        let mut a = match node {
+            Node::File(m) => return file_attr(ino, m),
+            Node::Dir(Some(m)) => marker_attr(ino, m),
+            Node::Bucket(created) => {
+                let mut a = dir_attr(ino);
+                a.mtime = to_time(*created);
+                a.ctime = a.mtime;
+                a.atime = a.mtime;
+                a.crtime = a.mtime;
                 a
             }
             _ => dir_attr(ino),
+        };
+        let Ok(path) = self.path(INodeNo(ino)) else {
+            return a;
+        };
+        // An entry created or removed since the marker was last written.
+        if let Some(t) = self
+            .dir_times
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&path).copied())
+        {
+            let t = to_time(t);
+            a.mtime = a.mtime.max(t);
+            a.ctime = a.ctime.max(t);
         }
+        a.nlink = 2 + self.subdirs(&path);
+        a
+    }
+
+    /// Number of subdirectories of the directory at `path` (its nlink is 2 more), counted with
+    /// one seek each and kept for a second (dropped at once by changes made on the mount).
+    fn subdirs(&self, path: &str) -> u32 {
+        const KEEP: Duration = Duration::from_secs(1);
+        if let Ok(c) = self.nlinks.lock() {
+            if let Some((n, at)) = c.get(path) {
+                if at.elapsed() < KEEP {
+                    return *n;
+                }
+            }
+        }
+        let n = if path.is_empty() {
+            self.engine
+                .list_buckets()
+                .map(|b| b.len() as u64)
+                .unwrap_or(0)
+        } else {
+            let (b, k) = split(path);
+            let prefix = if k.is_empty() {
+                String::new()
+            } else {
+                format!("{k}/")
+            };
+            self.engine.count_subprefixes(b, &prefix).unwrap_or(0)
+        };
+        let n = n.min(u32::MAX as u64 - 2) as u32;
+        if let Ok(mut c) = self.nlinks.lock() {
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(path.to_string(), (n, std::time::Instant::now()));
+        }
+        n
     }
 
     /// An entry of the directory holding `path` was created or removed: its mtime and ctime
@@ -343,13 +393,16 @@ impl PredaFs {
         let Some((parent, _)) = path.rsplit_once('/') else {
             return;
         };
-        let (b, k) = split(parent);
-        if k.is_empty() {
-            return; // a bucket has no marker
+        if let Ok(mut c) = self.nlinks.lock() {
+            c.remove(parent);
         }
+        let (b, k) = split(parent);
         let now = ns_of(SystemTime::now());
         if let Ok(mut t) = self.dir_times.lock() {
             t.insert(parent.to_string(), now);
+        }
+        if k.is_empty() {
+            return; // a bucket has no marker: its times are kept in memory only
         }
         let (e, b, mk) = (self.engine.clone(), b.to_string(), format!("{k}/"));
         let (times, parent) = (self.dir_times.clone(), parent.to_string());
@@ -916,7 +969,7 @@ impl Filesystem for PredaFs {
             match self.resolve(&path)? {
                 Node::File(_) => return Err(Errno::ENOTDIR),
                 Node::Root => return Err(Errno::EBUSY),
-                Node::Bucket => {
+                Node::Bucket(_) => {
                     let (b, _) = split(&path);
                     return self
                         .rt

@@ -1188,6 +1188,8 @@ fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
     want.extend_from_slice(b"more");
     assert!(all == want, "unlinked writer reads its own data");
     assert_eq!(w.metadata().unwrap().len(), want.len() as u64);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(w.metadata().unwrap().nlink(), 0, "no name left");
     drop(w);
     assert_eq!(errno_of(std::fs::metadata(d.join("scratch"))), libc::ENOENT);
     assert!(matches!(
@@ -1354,8 +1356,13 @@ fn directory_times_follow_their_entries() {
         );
         last = now;
     };
+    let nlink = |p: &Path| std::fs::metadata(p).unwrap().nlink();
+    assert_eq!(nlink(&d), 2);
     step("create", &|| std::fs::write(d.join("f"), b"x").unwrap());
     step("mkdir", &|| std::fs::create_dir(d.join("sub")).unwrap());
+    // nlink counts subdirectories, as on a local filesystem.
+    assert_eq!(nlink(&d), 3);
+    assert_eq!(nlink(&m.mnt.join("times")), 3);
     step("symlink", &|| {
         std::os::unix::fs::symlink("f", d.join("l")).unwrap()
     });
@@ -1364,6 +1371,14 @@ fn directory_times_follow_their_entries() {
     });
     step("unlink", &|| std::fs::remove_file(d.join("g")).unwrap());
     step("rmdir", &|| std::fs::remove_dir(d.join("sub")).unwrap());
+    assert_eq!(nlink(&d), 2);
+    // A bucket's times start at its creation and follow its entries too.
+    let bucket = m.mnt.join("times");
+    let (b0, _) = mtime(&bucket);
+    assert!(b0 > 1_700_000_000 * 1_000_000_000, "bucket time {b0}");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(bucket.join("top"), b"t").unwrap();
+    assert!(mtime(&bucket).0 > b0);
     // Writing a file's contents does not change its directory.
     std::fs::write(d.join("l2"), b"1").unwrap();
     let before = mtime(&d);
