@@ -1,7 +1,8 @@
 //! End-to-end load run: puts one large object streamed from a generator (never in memory), reads
 //! it back, and reports throughput and peak RSS.
 //!
-//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync]]`
+//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync|direct]]`
+//! (`LOAD_COLD_GET=1`: drop the page cache before the get, to read from the disks)
 //! `cargo run --release -p predastore-engine --example load -- DATA_DIR keys N` (listing of N keys)
 
 use std::time::Instant;
@@ -127,7 +128,7 @@ async fn main() {
         return keys_mode(&args[1], n).await;
     }
     if args.len() < 3 {
-        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync]]");
+        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync|direct]]");
         std::process::exit(2);
     }
     let mib: u64 = args[2].parse().expect("SIZE_MIB must be a number");
@@ -135,8 +136,10 @@ async fn main() {
     if let Some(d) = args.get(3) {
         cfg.pipeline_depth = d.parse().expect("PIPELINE_DEPTH must be a number");
     }
-    if args.get(4).map(|s| s == "nosync").unwrap_or(false) {
-        cfg.durability = engine::Durability::None;
+    match args.get(4).map(String::as_str) {
+        Some("nosync") => cfg.durability = engine::Durability::None,
+        Some("direct") => cfg.direct_io = true,
+        _ => {}
     }
     let e = Engine::open(cfg).expect("open");
     let _ = e.create_bucket("load").await;
@@ -155,6 +158,10 @@ async fn main() {
         .await
         .expect("put");
     let put_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("LOAD_COLD_GET").is_some() {
+        // Read from the disks, not from the page cache (needs root).
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    }
     let t = Instant::now();
     let g = e.get_object("load", "big", None).await.expect("get");
     let mut body = g.body;

@@ -108,7 +108,7 @@ pub struct WriteOutcome {
 
 impl DiskSet {
     /// Opens the disks at `paths` for set `set_id`, probing each one's state.
-    pub fn open(paths: &[PathBuf], set_id: &str, fsync: bool) -> DiskSet {
+    pub fn open(paths: &[PathBuf], set_id: &str, fsync: bool, direct_io: bool) -> DiskSet {
         let disks = paths
             .iter()
             .enumerate()
@@ -116,7 +116,7 @@ impl DiskSet {
                 index,
                 path: path.clone(),
                 state: RwLock::new(DiskState::Missing),
-                appender: Appender::new(path, fsync),
+                appender: Appender::new(path, fsync, direct_io),
             })
             .collect();
         let set = DiskSet {

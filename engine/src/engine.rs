@@ -244,13 +244,13 @@ impl Engine {
                     parity_shards: cfg.parity_shards,
                     disks: disk_paths.len(),
                 };
-                let set = DiskSet::open(&disk_paths, &info.set_id, fsync);
+                let set = DiskSet::open(&disk_paths, &info.set_id, fsync, cfg.direct_io);
                 set.format_all()?;
                 info.store(&cfg.data_dir, fsync)?;
                 info
             }
         };
-        let disks = DiskSet::open(&disk_paths, &info.set_id, fsync);
+        let disks = DiskSet::open(&disk_paths, &info.set_id, fsync, cfg.direct_io);
         let meta_dir = cfg.data_dir.join("meta");
         std::fs::create_dir_all(&meta_dir)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
