@@ -769,17 +769,11 @@ impl Engine {
     /// Byte offsets of part `n` (1-based) of a multipart object, as `[start, end)`.
     pub fn part_range(&self, bucket: &str, key: &str, part: u32) -> Result<(u64, u64)> {
         let (meta, m) = self.object_with_manifest(bucket, key)?;
-        match m {
-            Manifest::Chunks { part_sizes, .. } if !part_sizes.is_empty() => {
-                if part == 0 || part as usize > part_sizes.len() {
-                    return Err(Error::InvalidPart(format!("part {part} does not exist")));
-                }
-                let start: u64 = part_sizes[..part as usize - 1].iter().sum();
-                Ok((start, start + part_sizes[part as usize - 1]))
-            }
-            _ if part == 1 => Ok((0, meta.size)),
-            _ => Err(Error::InvalidPart(format!("part {part} does not exist"))),
-        }
+        let parts: &[u64] = match &m {
+            Manifest::Chunks { part_sizes, .. } => part_sizes,
+            Manifest::Inline(_) => &[],
+        };
+        part_bounds(meta.size, parts, part)
     }
 
     /// Streams an object, or the byte range of it. Only the chunks (and, within a chunk, the data
@@ -790,7 +784,33 @@ impl Engine {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<GetObject> {
+        self.get_object_with(bucket, key, |_, _| Ok::<_, Error>(range))
+            .await?
+    }
+
+    /// A get whose preconditions and range are decided on the very version it serves: `decide`
+    /// sees the object's metadata and part sizes (empty unless multipart) as read in the same
+    /// transaction as the data layout, and returns the range to serve or its own error (e.g. a
+    /// failed `If-Match`). So an overwrite between the check and the read cannot serve the new
+    /// version under a condition checked against the old one.
+    pub async fn get_object_with<F, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        decide: F,
+    ) -> Result<std::result::Result<GetObject, E>>
+    where
+        F: FnOnce(&ObjectMeta, &[u64]) -> std::result::Result<Option<ByteRange>, E>,
+    {
         let (meta, manifest) = self.object_with_manifest(bucket, key)?;
+        let parts: &[u64] = match &manifest {
+            Manifest::Chunks { part_sizes, .. } => part_sizes,
+            Manifest::Inline(_) => &[],
+        };
+        let range = match decide(&meta, parts) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
         let (start, end) = match range {
             Some(r) => r.resolve(meta.size)?,
             None => (0, meta.size),
@@ -833,11 +853,11 @@ impl Engine {
                 )
             }
         };
-        Ok(GetObject {
+        Ok(Ok(GetObject {
             meta,
             range: (start, end),
             body,
-        })
+        }))
     }
 
     /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
@@ -1272,6 +1292,22 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// Byte offsets `[start, end)` of part `part` (1-based) of an object of `size` bytes with
+/// these part sizes (none: a single put, whose only part is the whole object).
+pub fn part_bounds(size: u64, part_sizes: &[u64], part: u32) -> Result<(u64, u64)> {
+    if part_sizes.is_empty() {
+        return match part {
+            1 => Ok((0, size)),
+            _ => Err(Error::InvalidPart(format!("part {part} does not exist"))),
+        };
+    }
+    if part == 0 || part as usize > part_sizes.len() {
+        return Err(Error::InvalidPart(format!("part {part} does not exist")));
+    }
+    let start: u64 = part_sizes[..part as usize - 1].iter().sum();
+    Ok((start, start + part_sizes[part as usize - 1]))
 }
 
 /// Whether an ETag condition (quoted or not, or `*`) matches `etag`.

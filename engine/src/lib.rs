@@ -28,6 +28,7 @@ pub mod maintenance;
 pub mod meta;
 pub mod multipart;
 pub mod names;
+pub mod process;
 pub mod shard;
 pub mod volume;
 
@@ -35,8 +36,8 @@ pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;
 pub use draft::{Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
 pub use engine::{
-    etag_matches, BucketInfo, ByteRange, CopyOptions, Engine, GetObject, LateChecksums, ListPage,
-    ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk,
+    etag_matches, part_bounds, BucketInfo, ByteRange, CopyOptions, Engine, GetObject,
+    LateChecksums, ListPage, ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk,
 };
 pub use error::{Error, Result};
 pub use maintenance::{

@@ -83,21 +83,8 @@ fn engine_config(cli: &Cli) -> Result<engine::EngineConfig, String> {
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
-/// Keeps the heap from holding on to chunk buffers: chunk-sized buffers come straight from the
-/// kernel and go back to it when freed (glibc would otherwise keep freed ones per thread arena,
-/// and the mount's resident memory would grow with the number of threads that ever stored a
-/// chunk).
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 fn main() -> ExitCode {
-    tune_allocator();
+    engine::process::tune_allocator();
     let mut cli = Cli::parse();
     // Settle relative paths now: a daemon changes its working directory to /.
     let cfg = match engine_config(&cli).and_then(|mut c| {

@@ -134,6 +134,7 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
+    engine::process::tune_allocator();
     let cli = Cli::parse();
     let s = match settings(&cli) {
         Ok(s) => s,

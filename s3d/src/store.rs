@@ -565,54 +565,52 @@ impl S3 for Store {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
         check_version(&i.version_id)?;
-        let m = self.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
-        check_conditions(
-            &m,
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
-        )?;
-        let range = match (i.part_number, i.range) {
-            (Some(_), Some(_)) => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "Cannot specify both Range header and partNumber query parameter"
-                ))
-            }
-            (Some(p), None) => {
-                if p < 1 {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "Part number must be an integer between 1 and 10000, inclusive"
-                    ));
-                }
-                let (a, b) = self
-                    .engine
-                    .part_range(&i.bucket, &i.key, p as u32)
-                    .map_err(|_| {
-                        crate::body::custom(
-                            "InvalidPartNumber",
-                            "The requested partnumber is not satisfiable",
-                            http::StatusCode::RANGE_NOT_SATISFIABLE,
-                        )
-                    })?;
-                if b == a {
-                    None
-                } else {
-                    Some(ByteRange::FromTo(a, b - 1))
-                }
-            }
-            (None, r) => r.map(range_of),
-        };
+        if i.part_number.is_some() && i.range.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        if i.part_number.is_some_and(|p| p < 1) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        // Conditions and part ranges are decided on the version that is served (one metadata
+        // read): an overwrite in between cannot slip past an If-Match.
+        let mut partial = false;
         let g = self
             .engine
-            .get_object(&i.bucket, &i.key, range)
+            .get_object_with(&i.bucket, &i.key, |m, parts| {
+                check_conditions(
+                    m,
+                    i.if_match.as_ref(),
+                    i.if_none_match.as_ref(),
+                    i.if_modified_since.as_ref(),
+                    i.if_unmodified_since.as_ref(),
+                )?;
+                let r = match (i.part_number, i.range) {
+                    (Some(p), _) => {
+                        let (a, b) =
+                            engine::part_bounds(m.size, parts, p as u32).map_err(|_| {
+                                crate::body::custom(
+                                    "InvalidPartNumber",
+                                    "The requested partnumber is not satisfiable",
+                                    http::StatusCode::RANGE_NOT_SATISFIABLE,
+                                )
+                            })?;
+                        (b != a).then_some(ByteRange::FromTo(a, b.max(1) - 1))
+                    }
+                    (None, r) => r.map(range_of),
+                };
+                partial = r.is_some();
+                Ok::<_, s3s::S3Error>(r)
+            })
             .await
-            .map_err(s3_err)?;
+            .map_err(s3_err)??;
         let m = g.meta;
         let (start, end) = g.range;
-        let partial = range.is_some();
         let body = g
             .body
             .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
