@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use engine::{ByteRange, Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
+use engine::{Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
@@ -23,6 +23,7 @@ use futures::StreamExt;
 
 use crate::inodes::{join, split, Inodes, ROOT};
 use crate::openfile::{self, OpenFile, MAX_FILE_SIZE};
+use crate::readahead::ReadAhead;
 
 /// What a path is.
 enum Node {
@@ -41,12 +42,8 @@ enum Handle {
     File {
         ino: u64,
         writable: bool,
-        /// The last chunk-sized window read from the engine (start offset, bytes, version of
-        /// the object): FUSE reads in small requests, and a window read once serves the
-        /// requests that follow.
-        window: Option<(u64, Vec<u8>, i64)>,
-        /// Where a sequential reader's next request would start.
-        seq_next: u64,
+        /// Windows read from the engine for a sequential reader.
+        ra: ReadAhead,
     },
     /// A directory listing taken at opendir.
     Dir(Vec<(u64, FileType, String)>),
@@ -689,6 +686,9 @@ impl Filesystem for PredaFs {
         // open(O_TRUNC) arrives as a flag of open, not as a separate truncate: the old contents
         // stay committed until the new ones are (a crash in between leaves the old file).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // When the attributes of a file show it changed (an overwrite over S3), the kernel drops
+        // its cached pages of it, also for descriptors that were already open.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_AUTO_INVAL_DATA);
         Ok(())
     }
 
@@ -1132,8 +1132,7 @@ impl Filesystem for PredaFs {
             Ok(self.new_fh(Handle::File {
                 ino: ino.0,
                 writable: writing,
-                window: None,
-                seq_next: 0,
+                ra: ReadAhead::default(),
             }))
         })();
         match res {
@@ -1198,8 +1197,7 @@ impl Filesystem for PredaFs {
             let fh = self.new_fh(Handle::File {
                 ino,
                 writable: true,
-                window: None,
-                seq_next: 0,
+                ra: ReadAhead::default(),
             });
             Ok((file_attr(ino, &m), fh))
         })();
@@ -1229,70 +1227,19 @@ impl Filesystem for PredaFs {
         let res = (|| {
             let h = self.handle(fh)?;
             let mut h = h.lock().map_err(|_| Errno::EIO)?;
-            let Handle::File {
-                ino,
-                window,
-                seq_next,
-                ..
-            } = &mut *h
-            else {
+            let Handle::File { ino, ra, .. } = &mut *h else {
                 return Err(Errno::EISDIR);
             };
             if let Some(f) = self.open_file(*ino) {
                 // Someone has it open for writing: read what they wrote.
-                *window = None;
-                return f.lock().map_err(|_| Errno::EIO)?.read(offset, size);
+                ra.clear();
+                let v = f.lock().map_err(|_| Errno::EIO)?.read(offset, size)?;
+                return Ok(bytes::Bytes::from(v));
             }
             let path = self.path(INodeNo(*ino))?;
             let (b, k) = split(&path);
             let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
-            if let Some((start, bytes, version)) = window {
-                let end = *start + bytes.len() as u64;
-                if *version == m.last_modified_ns && offset >= *start && offset + size as u64 <= end
-                {
-                    let a = (offset - *start) as usize;
-                    return Ok(bytes[a..a + size as usize].to_vec());
-                }
-            }
-            if offset >= m.size || size == 0 {
-                return Ok(Vec::new());
-            }
-            // A sequential reader gets the whole chunk-aligned window around its request in one
-            // engine read; a random reader gets just what it asked for.
-            let sequential = offset == *seq_next;
-            *seq_next = offset + size as u64;
-            let cs = self.engine.config().chunk_size as u64;
-            let (start, last) = if sequential {
-                let start = offset / cs * cs;
-                (
-                    start,
-                    (start + cs - 1)
-                        .max(offset + size as u64 - 1)
-                        .min(m.size - 1),
-                )
-            } else {
-                (offset, (offset + size as u64 - 1).min(m.size - 1))
-            };
-            let bytes = self.rt.block_on(async {
-                let g = self
-                    .engine
-                    .get_object(b, k, Some(ByteRange::FromTo(start, last)))
-                    .await
-                    .map_err(|e| errno(&e))?;
-                let mut body = g.body;
-                let mut out = Vec::with_capacity((last - start + 1) as usize);
-                while let Some(c) = body.next().await {
-                    out.extend_from_slice(&c.map_err(|e| errno(&e))?);
-                }
-                Ok::<_, Errno>(out)
-            })?;
-            let a = (offset - start) as usize;
-            let z = (a + size as usize).min(bytes.len());
-            let out = bytes[a..z].to_vec();
-            if sequential {
-                *window = Some((start, bytes, m.last_modified_ns));
-            }
-            Ok(out)
+            ra.read(&self.engine, &self.rt, b, k, &m, offset, size)
         })();
         match res {
             Ok(d) => reply.data(&d),

@@ -4,6 +4,7 @@ mod daemon;
 mod fs;
 mod inodes;
 mod openfile;
+mod readahead;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1392,3 +1392,58 @@ fn directory_times_follow_their_entries() {
     assert_eq!(mtime(&m.mnt.join("times/dir")), before);
     let _ = m.unmount();
 }
+
+#[test]
+fn reads_sequential_random_and_after_a_change_over_s3() {
+    use std::os::unix::fs::FileExt;
+    const MIB: usize = 1 << 20;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("reads")).unwrap();
+    let p = m.mnt.join("reads/f.bin");
+    let v1 = data(21, 21 * MIB + 333);
+    std::fs::write(&p, &v1).unwrap();
+    let f = std::fs::File::open(&p).unwrap();
+    let mut rng = Rng(77);
+    let mut check = |f: &std::fs::File, want: &[u8], rng: &mut Rng| {
+        // Sequential runs with odd sizes (read-ahead windows), then random reads.
+        let mut off = 0usize;
+        while off < want.len() {
+            let n = 1 + rng.below(300_000) as usize;
+            let mut buf = vec![0u8; n];
+            let got = f.read_at(&mut buf, off as u64).unwrap();
+            let exp = n.min(want.len() - off);
+            assert_eq!(got, exp, "short read at {off}");
+            assert!(
+                buf[..got] == want[off..off + got],
+                "sequential read at {off}+{n}"
+            );
+            off += got;
+        }
+        for _ in 0..200 {
+            let off = rng.below(want.len() as u64 + 10) as usize;
+            let n = 1 + rng.below(70_000) as usize;
+            let mut buf = vec![0u8; n];
+            let got = f.read_at(&mut buf, off as u64).unwrap();
+            let exp = n.min(want.len().saturating_sub(off));
+            assert_eq!(got, exp, "random read at {off}+{n}");
+            assert!(
+                buf[..got] == want[off..off + got],
+                "random read at {off}+{n}"
+            );
+        }
+    };
+    check(&f, &v1, &mut rng);
+    // Replaced over S3 (another process) while the file is open: reads see the new version,
+    // not a window of the old one (within the attribute cache time for the size).
+    let e = engine_of(&m);
+    let v2 = data(22, 21 * MIB + 333);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(e.put_object("reads", "f.bin", &v2[..], engine::PutOptions::default()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(f.metadata().unwrap().len(), v2.len() as u64);
+    check(&f, &v2, &mut rng);
+    drop(f);
+    drop(e);
+    let _ = m.unmount();
+}
