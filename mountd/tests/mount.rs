@@ -1404,7 +1404,7 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
     std::fs::write(&p, &v1).unwrap();
     let f = std::fs::File::open(&p).unwrap();
     let mut rng = Rng(77);
-    let mut check = |f: &std::fs::File, want: &[u8], rng: &mut Rng| {
+    let check = |f: &std::fs::File, want: &[u8], rng: &mut Rng| {
         // Sequential runs with odd sizes (read-ahead windows), then random reads.
         let mut off = 0usize;
         while off < want.len() {
