@@ -336,7 +336,6 @@ impl DiskSet {
         let path = disk.volume_path(loc.volume);
         // Header and payload into separate buffers, so the payload is handed on without a copy.
         let mut header = [0u8; HEADER_LEN];
-        let mut payload = vec![0u8; shard_len];
         let read = File::open(&path).and_then(|f| {
             // Ask for the whole shard at once (a fresh descriptor has no readahead history).
             // SAFETY: plain syscall on an open descriptor.
@@ -349,10 +348,10 @@ impl DiskSet {
                 )
             };
             f.read_exact_at(&mut header, loc.offset)?;
-            f.read_exact_at(&mut payload, loc.offset + HEADER_LEN as u64)
+            volume::read_exact_at_new(&f, shard_len, loc.offset + HEADER_LEN as u64)
         });
-        match read {
-            Ok(()) => {}
+        let payload = match read {
+            Ok(p) => p,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::UnexpectedEof) => {
                 return ShardRead::Missing
             }
@@ -360,7 +359,7 @@ impl DiskSet {
                 tracing::warn!(path = %path.display(), "shard read failed: {e}");
                 return ShardRead::Missing;
             }
-        }
+        };
         if !shard::verify_parts(&header, &payload, chunk, index) {
             return ShardRead::Corrupt;
         }
