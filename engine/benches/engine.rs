@@ -131,7 +131,7 @@ fn engine_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    for size in [MIB, 64 * MIB] {
+    for size in [MIB, 64 * MIB, 256 * MIB] {
         // Fresh content each iteration, so dedup does not skip the work.
         let base = bytes(size);
         g.throughput(Throughput::Bytes(size as u64));

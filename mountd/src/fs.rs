@@ -61,6 +61,10 @@ pub struct PredaFs {
     dir_times: Arc<Mutex<HashMap<String, i64>>>,
     /// Subdirectory counts by directory path, and when they were counted.
     nlinks: Mutex<HashMap<String, (u32, std::time::Instant)>>,
+    /// For each file whose pages the kernel may cache: the version (last-modified time, ETag)
+    /// those pages are of. An open of the same version keeps them (`FOPEN_KEEP_CACHE`); any
+    /// other open drops them.
+    page_versions: Mutex<HashMap<u64, (i64, String)>>,
     read_only: bool,
     ttl: Duration,
     write_buffer: usize,
@@ -262,6 +266,7 @@ impl PredaFs {
             open: Mutex::new(Registry::default()),
             dir_times: Arc::new(Mutex::new(HashMap::new())),
             nlinks: Mutex::new(HashMap::new()),
+            page_versions: Mutex::new(HashMap::new()),
             read_only: opts.read_only,
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
@@ -457,6 +462,40 @@ impl PredaFs {
     /// The shared state of `ino` while it is open for writing.
     fn open_file(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
         self.open.lock().ok()?.files.get(&ino).cloned()
+    }
+
+    /// Whether an open of `ino` (a file, at `path`) may keep the kernel's cached pages: only when
+    /// nobody writes it through the mount and the object is still the version they were read
+    /// from. Otherwise the pages go (the kernel drops them at the open), and the current version
+    /// is remembered for the next open. The attributes alone cannot tell: an overwrite over S3
+    /// may keep the size and the POSIX mtime.
+    fn keep_cache(&self, ino: u64, path: &str, writing: bool) -> bool {
+        let Ok(mut pv) = self.page_versions.lock() else {
+            return false;
+        };
+        if writing || self.open_file(ino).is_some() {
+            pv.remove(&ino);
+            return false;
+        }
+        let (b, k) = split(path);
+        let Ok(m) = self.engine.head_object(b, k) else {
+            pv.remove(&ino);
+            return false;
+        };
+        let now = (m.last_modified_ns, m.etag);
+        if pv.get(&ino) == Some(&now) {
+            return true;
+        }
+        pv.insert(ino, now);
+        false
+    }
+
+    /// The contents of `ino` change through the mount: its cached pages are not of a stored
+    /// version any more.
+    fn forget_pages(&self, ino: u64) {
+        if let Ok(mut pv) = self.page_versions.lock() {
+            pv.remove(&ino);
+        }
     }
 
     /// Counts a new handle of `ino`; for a writer, joins (or starts) the file's shared state.
@@ -740,6 +779,9 @@ impl Filesystem for PredaFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        if size.is_some() {
+            self.forget_pages(ino.0);
+        }
         let res = (|| {
             let t = |x: TimeOrNow| match x {
                 TimeOrNow::SpecificTime(t) => ns_of(t),
@@ -1129,14 +1171,23 @@ impl Filesystem for PredaFs {
                 _ => return Err(Errno::EISDIR),
             }
             self.attach(ino.0, &path, writing, writing && trunc)?;
-            Ok(self.new_fh(Handle::File {
+            let keep = self.keep_cache(ino.0, &path, writing);
+            let fh = self.new_fh(Handle::File {
                 ino: ino.0,
                 writable: writing,
                 ra: ReadAhead::default(),
-            }))
+            });
+            Ok((fh, keep))
         })();
         match res {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok((fh, keep)) => reply.opened(
+                FileHandle(fh),
+                if keep {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                },
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -1192,6 +1243,7 @@ impl Filesystem for PredaFs {
                 ))
                 .map_err(|e| errno(&e))?;
             let ino = self.ino(&path);
+            self.forget_pages(ino);
             self.touch_parent(&path);
             self.attach(ino, &path, true, false)?;
             let fh = self.new_fh(Handle::File {

@@ -1444,6 +1444,62 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
     assert_eq!(f.metadata().unwrap().len(), v2.len() as u64);
     check(&f, &v2, &mut rng);
     drop(f);
+
+    // Pages read once stay cached for the next open of the same version: a re-read is served by
+    // the kernel...
+    assert!(std::fs::read(&p).unwrap() == v2);
+    let (resident, total) = resident_pages(&p);
+    assert_eq!(resident, total, "cached pages dropped at reopen");
+    // ...but not once the object has changed, even with the same size and POSIX mtime (which is
+    // all the kernel could compare).
+    let old = e.head_object("reads", "f.bin").unwrap();
+    let v3 = data(23, v2.len());
+    let opts = engine::PutOptions {
+        attrs: engine::ObjectAttrs {
+            posix: Some(old.posix()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    rt.block_on(e.put_object("reads", "f.bin", &v3[..], opts))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let got = std::fs::read(&p).unwrap();
+    assert!(got == v3, "stale pages after an overwrite over S3");
+    // A write through the mount, then a reader: it sees the write.
+    let mut v4 = v3.clone();
+    v4[5 * MIB..5 * MIB + 10].copy_from_slice(b"0123456789");
+    {
+        let w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        w.write_all_at(b"0123456789", 5 * MIB as u64).unwrap();
+    }
+    assert!(std::fs::read(&p).unwrap() == v4);
     drop(e);
     let _ = m.unmount();
+}
+
+/// How many of the pages of `p` are in the page cache, of how many (mmap + mincore).
+fn resident_pages(p: &Path) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(p).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let pages = len.div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of an open file, unmapped before return; mincore
+    // writes one byte per page into `vec`, which has room for every page.
+    unsafe {
+        let a = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(a, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(a, len, vec.as_mut_ptr()), 0);
+        libc::munmap(a, len);
+    }
+    (vec.iter().filter(|b| **b & 1 != 0).count(), pages)
 }
