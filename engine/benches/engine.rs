@@ -10,7 +10,7 @@ use std::time::Duration;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use engine::{ByteRange, Engine, EngineConfig, PutOptions};
 use futures::StreamExt;
 use md5::Digest;
@@ -137,21 +137,27 @@ fn engine_benches(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         let mut i = 0u64;
         g.bench_with_input(BenchmarkId::new("put", size), &size, |b, _| {
-            b.iter(|| {
-                i += 1;
-                let mut body = base.clone();
-                body[..8].copy_from_slice(&i.to_le_bytes());
-                for c in body.chunks_mut(4 * MIB) {
-                    c[8..16].copy_from_slice(&i.to_le_bytes());
-                }
-                rt.block_on(e.put_object(
-                    "bench",
-                    &format!("big{size}"),
-                    &body[..],
-                    PutOptions::default(),
-                ))
-                .unwrap()
-            })
+            b.iter_batched(
+                || {
+                    // Fresh content, made outside the measurement.
+                    i += 1;
+                    let mut body = base.clone();
+                    for c in body.chunks_mut(4 * MIB) {
+                        c[..8].copy_from_slice(&i.to_le_bytes());
+                    }
+                    body
+                },
+                |body| {
+                    rt.block_on(e.put_object(
+                        "bench",
+                        &format!("big{size}"),
+                        &body[..],
+                        PutOptions::default(),
+                    ))
+                    .unwrap()
+                },
+                BatchSize::PerIteration,
+            )
         });
         rt.block_on(e.gc(false)).unwrap();
         g.bench_with_input(BenchmarkId::new("get", size), &size, |b, _| {
