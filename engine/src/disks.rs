@@ -217,14 +217,9 @@ impl DiskSet {
                         if !self.disks[disk_index].is_online() {
                             return None;
                         }
-                        buf.set_header(&ShardHeader {
-                            chunk: *chunk,
-                            index: i as u8,
-                            k: k as u8,
-                            m: m as u8,
-                            chunk_len: chunk_len as u32,
-                            payload_hash: *blake3::hash(buf.payload()).as_bytes(),
-                        });
+                        let h =
+                            ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
+                        buf.set_header(&h);
                         match self.append(disk_index, buf) {
                             Ok(loc) => Some(loc),
                             Err(e) => {
@@ -329,28 +324,60 @@ impl DiskSet {
         loc: ShardLoc,
         shard_len: usize,
     ) -> ShardRead {
+        self.read_shard_range(chunk, index, disk_index, loc, shard_len, 0, shard_len)
+    }
+
+    /// Reads bytes `[lo, hi)` of the payload of shard `index` of `chunk`: only the blocks
+    /// holding them are read, and each is checked against its hash in the header.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_shard_range(
+        &self,
+        chunk: &[u8; 32],
+        index: usize,
+        disk_index: usize,
+        loc: ShardLoc,
+        shard_len: usize,
+        lo: usize,
+        hi: usize,
+    ) -> ShardRead {
         let disk = &self.disks[disk_index];
-        if !disk.is_online() || !loc.is_some() {
+        if !disk.is_online() || !loc.is_some() || lo > hi || hi > shard_len {
             return ShardRead::Missing;
         }
+        let bl = shard::block_len(shard_len);
+        let first = lo / bl;
+        let (a, b) = if lo == hi {
+            (lo, lo)
+        } else {
+            (
+                first * bl,
+                hi.div_ceil(bl).saturating_mul(bl).min(shard_len),
+            )
+        };
         let path = disk.volume_path(loc.volume);
+        let payload_at = loc.offset + HEADER_LEN as u64;
         // Header and payload into separate buffers, so the payload is handed on without a copy.
         let mut header = [0u8; HEADER_LEN];
         let read = File::open(&path).and_then(|f| {
-            // Ask for the whole shard at once (a fresh descriptor has no readahead history).
+            // Ask for all of it at once (a fresh descriptor has no readahead history).
             // SAFETY: plain syscall on an open descriptor.
+            let (at, len) = if a == 0 {
+                (loc.offset, HEADER_LEN + b)
+            } else {
+                (payload_at + a as u64, (b - a).max(1))
+            };
             unsafe {
                 libc::posix_fadvise(
                     std::os::unix::io::AsRawFd::as_raw_fd(&f),
-                    loc.offset as i64,
-                    (HEADER_LEN + shard_len) as i64,
+                    at as i64,
+                    len as i64,
                     libc::POSIX_FADV_WILLNEED,
                 )
             };
             f.read_exact_at(&mut header, loc.offset)?;
-            volume::read_exact_at_new(&f, shard_len, loc.offset + HEADER_LEN as u64)
+            volume::read_exact_at_new(&f, b - a, payload_at + a as u64)
         });
-        let payload = match read {
+        let data = match read {
             Ok(p) => p,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::UnexpectedEof) => {
                 return ShardRead::Missing
@@ -360,10 +387,18 @@ impl DiskSet {
                 return ShardRead::Missing;
             }
         };
-        if !shard::verify_parts(&header, &payload, chunk, index) {
+        let ok = match ShardHeader::decode(&header) {
+            Ok(h) => {
+                &h.chunk == chunk
+                    && h.index as usize == index
+                    && h.verify_blocks(shard_len, first, &data)
+            }
+            Err(_) => false,
+        };
+        if !ok {
             return ShardRead::Corrupt;
         }
-        ShardRead::Ok(payload.into())
+        ShardRead::Ok(bytes::Bytes::from(data).slice(lo - a..hi - a))
     }
 
     /// Whether a shard is present at `loc` (its volume exists and reaches that far), without

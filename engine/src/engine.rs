@@ -880,7 +880,12 @@ impl Engine {
         let place = self.inner.disks.placement(&c.hash, codec.n());
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
         let disks = &self.inner.disks;
-        let read = |j: usize| disks.read_shard(&c.hash, j, place[j], rec.loc(j), s);
+        // Only the blocks of each shard the range touches are read (and verified).
+        let read = |j: usize| {
+            let lo = a.max(j * s) - j * s;
+            let hi = b.min((j + 1) * s) - j * s;
+            disks.read_shard_range(&c.hash, j, place[j], rec.loc(j), s, lo, hi)
+        };
         // The shards a range needs are on different disks: read them at the same time.
         let reads: Vec<ShardRead> = if first == last {
             vec![read(first)]
@@ -894,13 +899,9 @@ impl Engine {
             })
         };
         let mut pieces = Vec::with_capacity(reads.len());
-        for (j, r) in (first..=last).zip(reads) {
+        for r in reads {
             match r {
-                ShardRead::Ok(p) => {
-                    let lo = a.max(j * s) - j * s;
-                    let hi = b.min((j + 1) * s) - j * s;
-                    pieces.push(p.slice(lo..hi));
-                }
+                ShardRead::Ok(p) => pieces.push(p),
                 _ => {
                     pieces.clear();
                     break;

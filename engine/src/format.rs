@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk format this build reads and writes (see docs/format.md).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Name of the format file in the data directory.
 pub const FORMAT_FILE: &str = "predastore.json";
 

@@ -381,14 +381,7 @@ impl Engine {
                 still_missing |= 1 << i;
                 continue;
             };
-            let header = ShardHeader {
-                chunk: *h,
-                index: i as u8,
-                k: codec.k as u8,
-                m: codec.m as u8,
-                chunk_len: rec.len,
-                payload_hash: *blake3::hash(payload).as_bytes(),
-            };
+            let header = ShardHeader::new(h, i, codec.k, codec.m, rec.len, payload);
             if !disks.disks[place[i]].is_online() {
                 still_missing |= 1 << i;
                 continue;

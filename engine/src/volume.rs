@@ -608,8 +608,8 @@ mod tests {
     #[test]
     fn regions_are_aligned() {
         assert_eq!(region_len(0), 4096);
-        assert_eq!(region_len(4000), 4096);
-        assert_eq!(region_len(4001), 8192);
+        assert_eq!(region_len(4096 - HEADER_LEN), 4096);
+        assert_eq!(region_len(4097 - HEADER_LEN), 8192);
         assert_eq!(region_len(1 << 20), (1 << 20) + 4096);
     }
 
