@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fio on a mountd mount, next to the same jobs on a plain local directory and the engine alone
-# (examples/load), in the same run.   scripts/mount-fio.sh [SIZE_MIB]
+# (examples/load), in the same run; sequential reads warm and cold (caches dropped).
+#   scripts/mount-fio.sh [SIZE_MIB]
 # Needs: root, fuse3, fio, and a release build:
 #   cargo build --release -p mountd -p predastore-engine --examples --bins
 set -euo pipefail
@@ -26,7 +27,11 @@ for where in "mount:$MNT/fio" "local:$WORK/local"; do
     n=${where%%:*}; d=${where#*:}
     echo "$n seq write ${SIZE}MiB (1 MiB blocks, fsync at end): $(job seqw "$d" write 1M "$SIZE" --end_fsync=1)"
     echo "$n seq read  ${SIZE}MiB (1 MiB blocks):                $(job seqw "$d" read 1M "$SIZE")"
+    # The same read from the disk: every cache (the file's pages, the shards') dropped first.
+    echo "$n seq read  ${SIZE}MiB, cold (caches dropped):        $(sync; echo 3 > /proc/sys/vm/drop_caches; job seqw "$d" read 1M "$SIZE")"
     echo "$n 4k rand read  (256 MiB file, 20 s):                $(job rr "$d" randread 4k 256 --runtime=20 --time_based)"
     echo "$n 4k rand write (256 MiB file, 20 s, fsync at end):   $(job rw "$d" randwrite 4k 256 --runtime=20 --time_based --end_fsync=1)"
 done
 echo "engine alone: $("$BIN/examples/load" "$WORK/engine" "$SIZE")"
+rm -rf "$WORK/engine"
+echo "engine alone, cold get: $(LOAD_COLD_GET=1 "$BIN/examples/load" "$WORK/engine" "$SIZE")"

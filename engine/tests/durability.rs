@@ -31,6 +31,13 @@ fn disk(dir: &Path, i: usize) -> std::path::PathBuf {
     dir.join("disks").join(format!("disk{i}"))
 }
 
+/// A full scrub (every shard verified, the bad ones rewritten); its report.
+async fn scrub(e: &Engine) -> engine::HealReport {
+    e.heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
+        .await
+        .unwrap()
+}
+
 fn heal_opts(mode: HealMode) -> HealOptions {
     HealOptions {
         mode,
@@ -62,11 +69,8 @@ async fn two_disks_lost_then_healed_third_lost_is_an_error() {
     assert!(rep.unrecoverable.is_empty());
     assert!(rep.shards_repaired > 0);
     assert_eq!(shard_files(dir.path()), full + 4 * 6);
-    let scrub = e
-        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap();
-    assert_eq!(scrub.shards_corrupt + scrub.shards_missing, 0, "{scrub:?}");
+    let rep = scrub(&e).await;
+    assert_eq!(rep.shards_corrupt + rep.shards_missing, 0, "{rep:?}");
     all_read_back(&e).await;
     // After heal, any 2 disks may go again; a third one at once is too many.
     std::fs::remove_dir_all(disk(dir.path(), 0)).unwrap();
@@ -178,17 +182,11 @@ async fn bitrot_is_detected_read_through_and_scrubbed() {
     let flipped = rot(dir.path(), 2);
     assert!(flipped > 0);
     all_read_back(&e).await;
-    let rep = e
-        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap();
+    let rep = scrub(&e).await;
     assert_eq!(rep.shards_corrupt as usize, flipped);
     assert_eq!(rep.shards_repaired as usize, flipped);
     assert!(rep.unrecoverable.is_empty());
-    let again = e
-        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap();
+    let again = scrub(&e).await;
     assert_eq!(again.shards_corrupt, 0);
     assert_eq!(again.shards_missing, 0);
     // Three bad shards of a chunk cannot be rebuilt: an error, never wrong bytes.
@@ -199,10 +197,7 @@ async fn bitrot_is_detected_read_through_and_scrubbed() {
         "{:?}",
         r.map(|v| v.len())
     );
-    let rep = e
-        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap();
+    let rep = scrub(&e).await;
     assert!(!rep.unrecoverable.is_empty());
 }
 
@@ -306,10 +301,7 @@ async fn range_reads_read_only_their_blocks_and_see_through_rot() {
     for r in ranges(2) {
         check(r).await;
     }
-    let rep = e
-        .heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap();
+    let rep = scrub(&e).await;
     assert_eq!(rep.shards_corrupt as usize, flipped);
     assert_eq!(rep.shards_repaired as usize, flipped);
     for r in ranges(3) {
