@@ -70,9 +70,16 @@ pub struct ReadAhead {
     window: Option<Window>,
     /// Windows being read in the background, in order.
     next: std::collections::VecDeque<Pending>,
-    /// Where a sequential reader's next request starts.
+    /// The furthest end of the requests so far: where a sequential reader goes on.
     seq_next: u64,
+    /// Whether the previous request landed near `seq_next`.
+    near_before: bool,
 }
+
+/// How far from where a sequential reader is a request may land and still be one of its: the
+/// kernel reads ahead asynchronously and several threads serve the requests, so they arrive
+/// slightly out of order (twice the kernel's 1 MiB read-ahead).
+const NEAR: u64 = 2 << 20;
 
 /// Reads bytes `[start, end)` of `bucket/key` into a window.
 async fn fetch(
@@ -137,13 +144,22 @@ impl ReadAhead {
         if self.next.iter().any(|p| p.version != version) {
             self.clear();
         }
+        let cs = engine.config().chunk_size as u64;
         let in_window = self
             .window
             .as_ref()
-            .is_some_and(|w| offset >= w.start && offset < w.end);
-        let sequential = offset == self.seq_next || in_window;
-        self.seq_next = end;
-        let cs = engine.config().chunk_size as u64;
+            .is_some_and(|w| offset >= w.start && offset < w.end)
+            || self
+                .next
+                .iter()
+                .any(|p| p.start <= offset && offset < p.start + cs);
+        // Sequential: right where the reader is, inside what is read for it, or near it twice
+        // in a row (one request out of order). A random reader rarely lands near twice.
+        let near = offset.abs_diff(self.seq_next) <= NEAR;
+        let sequential = offset == self.seq_next || in_window || (near && self.near_before);
+        tracing::debug!(offset, seq_next = self.seq_next, sequential, "read");
+        self.near_before = near;
+        self.seq_next = if near { self.seq_next.max(end) } else { end };
         let fetch_now = |a: u64, b: u64| {
             rt.block_on(fetch(
                 engine.clone(),

@@ -1398,6 +1398,17 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
     use std::os::unix::fs::FileExt;
     const MIB: usize = 1 << 20;
     let m = Mount::start();
+    // The kernel reads ahead 1 MiB at a time, as mountd asks, not its 128 KiB default.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(&m.mnt).unwrap().dev();
+        let ra = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            libc::major(dev),
+            libc::minor(dev)
+        );
+        assert_eq!(std::fs::read_to_string(ra).unwrap().trim(), "1024");
+    }
     std::fs::create_dir(m.mnt.join("reads")).unwrap();
     let p = m.mnt.join("reads/f.bin");
     let v1 = data(21, 21 * MIB + 333);
