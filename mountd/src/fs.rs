@@ -464,12 +464,13 @@ impl PredaFs {
         self.open.lock().ok()?.files.get(&ino).cloned()
     }
 
-    /// Whether an open of `ino` (a file, at `path`) may keep the kernel's cached pages: only when
+    /// Whether an open of `ino` (a file, `meta` its current version) may keep the kernel's cached
+    /// pages: only when
     /// nobody writes it through the mount and the object is still the version they were read
     /// from. Otherwise the pages go (the kernel drops them at the open), and the current version
     /// is remembered for the next open. The attributes alone cannot tell: an overwrite over S3
     /// may keep the size and the POSIX mtime.
-    fn keep_cache(&self, ino: u64, path: &str, writing: bool) -> bool {
+    fn keep_cache(&self, ino: u64, meta: &ObjectMeta, writing: bool) -> bool {
         let Ok(mut pv) = self.page_versions.lock() else {
             return false;
         };
@@ -477,12 +478,7 @@ impl PredaFs {
             pv.remove(&ino);
             return false;
         }
-        let (b, k) = split(path);
-        let Ok(m) = self.engine.head_object(b, k) else {
-            pv.remove(&ino);
-            return false;
-        };
-        let now = (m.last_modified_ns, m.etag);
+        let now = (meta.last_modified_ns, meta.etag.clone());
         if pv.get(&ino) == Some(&now) {
             return true;
         }
@@ -1166,12 +1162,12 @@ impl Filesystem for PredaFs {
             }
             let trunc = flags.0 & libc::O_TRUNC != 0;
             let path = self.path(ino)?;
-            match self.resolve(&path)? {
-                Node::File(_) => {}
+            let meta = match self.resolve(&path)? {
+                Node::File(m) => m,
                 _ => return Err(Errno::EISDIR),
-            }
+            };
             self.attach(ino.0, &path, writing, writing && trunc)?;
-            let keep = self.keep_cache(ino.0, &path, writing);
+            let keep = self.keep_cache(ino.0, &meta, writing);
             let fh = self.new_fh(Handle::File {
                 ino: ino.0,
                 writable: writing,
