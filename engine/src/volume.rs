@@ -29,6 +29,14 @@ pub const ALIGN: u64 = 4096;
 pub const MAX_VOLUME_BYTES: u64 = 1 << 30;
 const PREALLOC_FIRST: u64 = 1 << 20;
 const PREALLOC_MAX: u64 = 64 << 20;
+/// Bytes written to a volume since its last `fdatasync` began after which a background
+/// `fdatasync` is started (durable writes only). A device with a volatile write cache makes
+/// the flush of a sync cost about as much as the data written since the previous one; syncing
+/// ahead while a large put is still writing leaves the sync before its commit little to do.
+/// Measured with fio, six streams paced at 50 MiB/s each, 128 MiB per stream: 205 MB/s with
+/// one sync at the end, 300 MB/s (the pace) with one every 16 MiB; in the engine (`load`, 4 A/B
+/// rounds), 256 MiB puts went from 153 to 182 MB/s with 8 MiB (4 MiB: no better).
+pub const SYNC_AHEAD_BYTES: u64 = 8 << 20;
 
 /// Path of volume `id` on the disk at `disk`.
 pub fn volume_path(disk: &Path, id: u64) -> PathBuf {
@@ -131,14 +139,48 @@ struct SyncState {
     failed: Option<String>,
     /// fdatasync calls made.
     syncs: u64,
+    /// Bytes written since the last fdatasync began.
+    unsynced_bytes: u64,
 }
 
 impl VolumeFile {
-    /// Notes a completed write; returns its sequence number.
-    fn wrote(&self) -> u64 {
+    /// Notes a completed write of `len` bytes; returns its sequence number. Once
+    /// [`SYNC_AHEAD_BYTES`] have been written since the last sync began, starts one in the
+    /// background (see there).
+    fn wrote(self: &Arc<Self>, len: u64) -> u64 {
         let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         st.written += 1;
-        st.written
+        st.unsynced_bytes += len;
+        let seq = st.written;
+        if self.fsync && !st.syncing && st.failed.is_none() && st.unsynced_bytes >= SYNC_AHEAD_BYTES
+        {
+            st.syncing = true;
+            st.unsynced_bytes = 0;
+            drop(st);
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sync-ahead".into())
+                .spawn(move || me.finish_sync(seq, me.file.sync_data()));
+            if spawned.is_err() {
+                // No thread: the sync before the commit does it all, as without sync-ahead.
+                let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+                st.syncing = false;
+                self.cv.notify_all();
+            }
+        }
+        seq
+    }
+
+    /// Records the outcome of an fdatasync that began once write `target` had completed.
+    fn finish_sync(&self, target: u64, r: std::io::Result<()>) {
+        let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        st.syncing = false;
+        st.syncs += 1;
+        match r {
+            Ok(()) => st.durable = st.durable.max(target),
+            Err(e) => st.failed = Some(format!("fdatasync of volume {:016x}: {e}", self.id)),
+        }
+        self.cv.notify_all();
     }
 
     /// Returns once every write up to `seq` is durable (at once without fsync durability).
@@ -161,16 +203,10 @@ impl VolumeFile {
             // This sync covers everything written so far.
             let target = st.written;
             st.syncing = true;
+            st.unsynced_bytes = 0;
             drop(st);
-            let r = self.file.sync_data();
+            self.finish_sync(target, self.file.sync_data());
             st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
-            st.syncing = false;
-            st.syncs += 1;
-            match r {
-                Ok(()) => st.durable = st.durable.max(target),
-                Err(e) => st.failed = Some(format!("fdatasync of volume {:016x}: {e}", self.id)),
-            }
-            self.cv.notify_all();
         }
     }
 }
@@ -236,7 +272,7 @@ impl Reservation {
         }
         Ok(PendingSync {
             volume: self.file.clone(),
-            seq: self.file.wrote(),
+            seq: self.file.wrote(shard.region().len() as u64),
         })
     }
 }
@@ -662,6 +698,52 @@ mod tests {
         assert!(v.sync_count() <= 2 + 160, "{}", v.sync_count());
         let st = v.sync.lock().unwrap();
         assert_eq!(st.durable, st.written);
+    }
+
+    /// Once [`SYNC_AHEAD_BYTES`] are written, a sync starts by itself, and the writes before it
+    /// become durable without anyone waiting; a later wait needs only what came after.
+    #[test]
+    fn syncs_start_ahead_of_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        for direct in [false, true] {
+            let a = Appender::new(dir.path(), true, direct);
+            let buf = ShardBuf::from_payload(&vec![3u8; (1 << 20) - HEADER_LEN]);
+            let per = buf.region().len() as u64;
+            let n = SYNC_AHEAD_BYTES / per;
+            let pending: Vec<PendingSync> = (0..n + 2)
+                .map(|_| a.reserve(per).unwrap().write(&buf).unwrap())
+                .collect();
+            let v = pending[0].volume.clone();
+            let crossed = pending[n as usize - 1].seq;
+            let t = std::time::Instant::now();
+            while v.sync.lock().unwrap().durable < crossed {
+                assert!(
+                    t.elapsed().as_secs() < 30,
+                    "no sync-ahead (direct {direct})"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert_eq!(v.sync_count(), 1, "direct {direct}");
+            v.make_durable(crossed).unwrap();
+            assert_eq!(v.sync_count(), 1, "already durable");
+            v.make_durable(pending.last().unwrap().seq).unwrap();
+            assert_eq!(v.sync_count(), 2);
+            a.reset();
+        }
+        // Without fsync durability nothing is synced, ahead or not.
+        let a = Appender::new(dir.path(), false, false);
+        let buf = ShardBuf::from_payload(&vec![4u8; 1 << 20]);
+        let mut last = None;
+        for _ in 0..2 * SYNC_AHEAD_BYTES / (1 << 20) {
+            last = Some(
+                a.reserve(buf.region().len() as u64)
+                    .unwrap()
+                    .write(&buf)
+                    .unwrap(),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(last.unwrap().volume.sync_count(), 0);
     }
 
     #[test]
