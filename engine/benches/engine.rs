@@ -26,6 +26,8 @@ fn bench_dir() -> tempfile::TempDir {
 }
 
 fn machine(c: &mut Criterion) {
+    // The allocator settings of the front doors (s3d, mountd): the engine as they run it.
+    engine::process::tune_allocator();
     let data = bytes(4 * MIB);
     let mut g = c.benchmark_group("machine");
     g.measurement_time(Duration::from_secs(3));
