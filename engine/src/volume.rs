@@ -435,6 +435,55 @@ pub fn read_exact_at_new(f: &File, len: usize, offset: u64) -> std::io::Result<V
     Ok(buf)
 }
 
+/// [`read_exact_at_new`] in pieces of `piece` bytes, handing each piece to `check` as soon as
+/// it is read (while it is still in the CPU's cache) and stopping at the first piece `check`
+/// rejects. Returns the buffer and whether every piece passed.
+pub fn read_checked_at_new(
+    f: &File,
+    len: usize,
+    offset: u64,
+    piece: usize,
+    mut check: impl FnMut(usize, &[u8]) -> bool,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let piece = piece.max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut checked = 0usize;
+    while checked < len {
+        let want = piece.min(len - checked);
+        while buf.len() < checked + want {
+            let done = buf.len();
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: `pread` writes at most `checked + want - done` bytes into the spare
+            // capacity (which holds `len - done`); only what it reports is counted.
+            let n = unsafe {
+                libc::pread(
+                    f.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    checked + want - done,
+                    (offset + done as u64) as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+            // SAFETY: the first `done + n` bytes have been written by `pread`.
+            unsafe { buf.set_len(done + n as usize) };
+        }
+        if !check(checked, &buf[checked..checked + want]) {
+            return Ok((buf, false));
+        }
+        checked += want;
+    }
+    Ok((buf, true))
+}
+
 fn preallocate(file: &File, offset: u64, len: u64) -> Result<()> {
     // SAFETY: plain syscall on an open descriptor.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as i64, len as i64) };
@@ -627,6 +676,38 @@ mod tests {
             &data[99_999..299_999]
         );
         let short = read_exact_at_new(&f, 2, 299_999).unwrap_err();
+        assert_eq!(short.kind(), ErrorKind::UnexpectedEof);
+    }
+
+    /// Checked reads hand over every byte once, in order, in pieces of the size asked for, and
+    /// stop at the first piece rejected.
+    #[test]
+    fn checked_reads_check_each_piece_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        fs::write(&p, &data).unwrap();
+        let f = File::open(&p).unwrap();
+        let mut seen = Vec::new();
+        let (buf, ok) = read_checked_at_new(&f, 250_000, 7, 65_536, |at, piece| {
+            assert_eq!(at, seen.len());
+            assert!(piece.len() == 65_536 || at + piece.len() == 250_000);
+            seen.extend_from_slice(piece);
+            true
+        })
+        .unwrap();
+        assert!(ok);
+        assert_eq!(buf, &data[7..250_007]);
+        assert_eq!(seen, buf);
+        let mut calls = 0;
+        let (_, ok) = read_checked_at_new(&f, 250_000, 0, 65_536, |at, _| {
+            calls += 1;
+            at < 65_536
+        })
+        .unwrap();
+        assert!(!ok);
+        assert_eq!(calls, 2, "stops at the first rejected piece");
+        let short = read_checked_at_new(&f, 10, 299_995, 4, |_, _| true).unwrap_err();
         assert_eq!(short.kind(), ErrorKind::UnexpectedEof);
     }
 
