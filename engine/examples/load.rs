@@ -38,6 +38,15 @@ impl AsyncRead for Gen {
     }
 }
 
+/// CPU seconds (user + system) this process has used so far, over all its threads.
+fn cpu_s() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into a valid rusage struct.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn max_rss_mib() -> f64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into a valid rusage struct.
@@ -173,6 +182,7 @@ async fn run() {
         let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     }
     let t = Instant::now();
+    let cpu0 = cpu_s();
     let g = e.get_object("load", "big", None).await.expect("get");
     let mut body = g.body;
     let mut n = 0u64;
@@ -180,6 +190,8 @@ async fn run() {
         n += b.expect("read").len() as u64;
     }
     let get_s = t.elapsed().as_secs_f64();
+    // CPU per GB read: what a get costs the machine, whatever its speed.
+    let get_cpu_s_per_gb = (cpu_s() - cpu0) / (size as f64 / 1e9);
     assert_eq!(n, m.size);
     let rss = max_rss_mib();
     let (put, get) = (size as f64 / put_s / 1e6, size as f64 / get_s / 1e6);
@@ -189,7 +201,8 @@ async fn run() {
         machine_limits(&args[1], mib.min(1024))
     };
     println!(
-        "size_mib={mib} put_MBps={put:.1} get_MBps={get:.1} max_rss_mib={rss:.1} \
+        "size_mib={mib} put_MBps={put:.1} get_MBps={get:.1} get_cpu_s_per_GB={get_cpu_s_per_gb:.2} \
+         max_rss_mib={rss:.1} \
          md5_MBps={md5:.1} disk_write_MBps={write:.1} disk_read_MBps={read:.1} \
          put_vs_limit={:.2} get_vs_disk_read={:.2}",
         put / md5.min(write / 1.5),
