@@ -4,7 +4,9 @@
 //! background. Random readers get just the range they ask for.
 //!
 //! Windows hold the engine's buffers as they are (no copy into one block); a request that falls
-//! inside one buffer is answered with a slice of it.
+//! inside one buffer is answered with a slice of it. The window before the current one is kept
+//! for requests that arrive late (several threads serve the kernel's requests), so that one
+//! straggler does not make the reader look new and throw away what was read ahead.
 
 use bytes::{Bytes, BytesMut};
 use engine::{ByteRange, Engine, ObjectMeta};
@@ -68,6 +70,9 @@ const AHEAD: usize = 2;
 #[derive(Default)]
 pub struct ReadAhead {
     window: Option<Window>,
+    /// The window before `window`: several threads serve the kernel's requests, so one for
+    /// the end of the previous window may arrive after the reader has moved on.
+    behind: Option<Window>,
     /// Windows being read in the background, in order.
     next: std::collections::VecDeque<Pending>,
     /// The furthest end of the requests so far: where a sequential reader goes on.
@@ -116,6 +121,7 @@ impl ReadAhead {
     /// Forgets the windows (the file is being written through another handle).
     pub fn clear(&mut self) {
         self.window = None;
+        self.behind = None;
         for p in self.next.drain(..) {
             p.task.abort();
         }
@@ -140,6 +146,9 @@ impl ReadAhead {
         let version = meta.last_modified_ns;
         if self.window.as_ref().is_some_and(|w| w.version != version) {
             self.window = None;
+        }
+        if self.behind.as_ref().is_some_and(|w| w.version != version) {
+            self.behind = None;
         }
         if self.next.iter().any(|p| p.version != version) {
             self.clear();
@@ -169,6 +178,12 @@ impl ReadAhead {
                 b,
             ))
         };
+        if let Some(b) = self.behind.as_ref().filter(|b| b.covers(offset, end)) {
+            // A straggler of the sequential reader: served, and nothing read ahead is dropped.
+            if !self.window.as_ref().is_some_and(|w| w.covers(offset, end)) {
+                return Ok(b.slice(offset, end));
+            }
+        }
         if !self.window.as_ref().is_some_and(|w| w.covers(offset, end)) {
             // Windows behind the reader are of no use any more.
             while self.next.front().is_some_and(|p| p.start + cs <= offset) {
@@ -183,7 +198,7 @@ impl ReadAhead {
             if next_has_it {
                 let p = self.next.pop_front().ok_or(Errno::EIO)?;
                 let w = rt.block_on(p.task).map_err(|_| Errno::EIO)??;
-                self.window = Some(w);
+                self.behind = self.window.replace(w);
             } else if sequential {
                 self.clear();
                 let start = offset / cs * cs;
@@ -226,5 +241,59 @@ impl ReadAhead {
 impl Drop for ReadAhead {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{EngineConfig, PutOptions};
+
+    /// A sequential reader whose requests arrive slightly out of order is served from the
+    /// window behind, without the windows read ahead being dropped and read again.
+    #[test]
+    fn stragglers_keep_the_windows_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = EngineConfig::new(dir.path());
+        cfg.chunk_size = 256 << 10;
+        let e = Engine::open(cfg).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let data: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 253) as u8).collect();
+        rt.block_on(async {
+            e.create_bucket("bkt").await.unwrap();
+            e.put_object("bkt", "k", &data[..], PutOptions::default())
+                .await
+                .unwrap();
+        });
+        let meta = e.head_object("bkt", "k").unwrap();
+        let mut ra = ReadAhead::default();
+        let h = rt.handle();
+        let read = |ra: &mut ReadAhead, off: u64, n: u32| {
+            let got = ra.read(&e, h, "bkt", "k", &meta, off, n).unwrap();
+            assert_eq!(
+                &got[..],
+                &data[off as usize..off as usize + n as usize],
+                "at {off}"
+            );
+        };
+        const R: u32 = 128 << 10;
+        // Windows of 256 KiB; 128 KiB requests. The reader moves into the second window...
+        read(&mut ra, 0, R);
+        read(&mut ra, R as u64, R);
+        read(&mut ra, 3 * R as u64, R);
+        let ahead: Vec<u64> = ra.next.iter().map(|p| p.start).collect();
+        assert_eq!(ra.window.as_ref().map(|w| w.start), Some(2 * R as u64));
+        assert!(!ahead.is_empty());
+        // ... and a request for the end of the first arrives late.
+        read(&mut ra, R as u64, R);
+        assert_eq!(ra.window.as_ref().map(|w| w.start), Some(2 * R as u64));
+        let still: Vec<u64> = ra.next.iter().map(|p| p.start).collect();
+        assert_eq!(still, ahead, "the windows read ahead are kept");
+        // The reader goes on to the end, in order.
+        let mut off = 2 * R as u64;
+        while off < data.len() as u64 {
+            read(&mut ra, off, R);
+            off += R as u64;
+        }
     }
 }
