@@ -3,7 +3,15 @@
 //! The code is systematic: data shard `i` holds bytes `[i*S, (i+1)*S)` of the chunk (zero padded),
 //! so a byte range can be served from the data shards that cover it alone.
 
+use std::cell::RefCell;
+
 use crate::error::{Error, Result};
+
+thread_local! {
+    /// This thread's encoder, kept between chunks (see [`Codec::encode_into`]).
+    static ENCODER: RefCell<Option<reed_solomon_simd::ReedSolomonEncoder>> =
+        const { RefCell::new(None) };
+}
 
 /// Encoder/decoder for a fixed `k + m` layout.
 #[derive(Debug, Clone, Copy)]
@@ -62,12 +70,30 @@ impl Codec {
         }
         if self.m > 0 {
             let (data, parity) = out.split_at_mut(self.k);
-            let data: Vec<&[u8]> = data.iter().map(|d| &**d).collect();
-            let rec = reed_solomon_simd::encode(self.k, self.m, data)
-                .map_err(|e| Error::Config(format!("erasure encode: {e}")))?;
-            for (dst, src) in parity.iter_mut().zip(rec) {
-                dst.copy_from_slice(&src);
-            }
+            let err = |e: reed_solomon_simd::Error| Error::Config(format!("erasure encode: {e}"));
+            // One encoder per thread, reset for each chunk: its working space (several shards'
+            // worth) is allocated once instead of mapped, faulted in and unmapped per chunk.
+            ENCODER.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let enc = match slot.as_mut() {
+                    Some(e) => {
+                        e.reset(self.k, self.m, s).map_err(err)?;
+                        e
+                    }
+                    None => slot.insert(
+                        reed_solomon_simd::ReedSolomonEncoder::new(self.k, self.m, s)
+                            .map_err(err)?,
+                    ),
+                };
+                for d in data.iter() {
+                    enc.add_original_shard(&**d).map_err(err)?;
+                }
+                let rec = enc.encode().map_err(err)?;
+                for (dst, src) in parity.iter_mut().zip(rec.recovery_iter()) {
+                    dst.copy_from_slice(src);
+                }
+                Ok::<(), Error>(())
+            })?;
         }
         Ok(())
     }
