@@ -5,6 +5,7 @@ mod common;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use common::*;
 
 #[tokio::test]
@@ -17,6 +18,11 @@ async fn aws_rust_sdk_round_trips() {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
         .force_path_style(true)
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+        )
         .build();
     let c = aws_sdk_s3::Client::from_conf(conf);
 
