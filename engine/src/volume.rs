@@ -404,35 +404,7 @@ impl Appender {
 /// are the hot path of every get: clearing a megabyte only to overwrite it costs as much as a
 /// tenth of the read). A short file gives `UnexpectedEof`.
 pub fn read_exact_at_new(f: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0usize;
-    while done < len {
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: `pread` writes at most `len - done` bytes into the spare capacity, which
-        // has room for them; only the bytes it reports written are counted as initialised.
-        let n = unsafe {
-            libc::pread(
-                f.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                len - done,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        done += n as usize;
-        // SAFETY: the first `done` bytes have been written by `pread`.
-        unsafe { buf.set_len(done) };
-    }
-    Ok(buf)
+    read_checked_at_new(f, len, offset, len, |_, _| true).map(|(buf, _)| buf)
 }
 
 /// [`read_exact_at_new`] in pieces of `piece` bytes, handing each piece to `check` as soon as
