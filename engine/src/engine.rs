@@ -1143,13 +1143,19 @@ impl Engine {
         if let Some(sa) = &q.start_after {
             let sk = object_key(bucket, sa);
             if sk >= seek {
+                // A marker that is a common prefix of this listing (the prefix, then a first
+                // delimiter that ends it) skips the whole group. Any other marker, such as a
+                // `dir/` object equal to the prefix itself, is a key to list after.
+                let is_group = |d: &str| {
+                    sa.strip_prefix(q.prefix.as_str())
+                        .and_then(|rest| rest.find(d).map(|p| p + d.len() == rest.len()))
+                        .unwrap_or(false)
+                };
                 match delim {
-                    Some(d) if sa.starts_with(&q.prefix) && sa.ends_with(d) => {
-                        match successor(&sk) {
-                            Some(s) => seek = s,
-                            None => return Ok(page),
-                        }
-                    }
+                    Some(d) if is_group(d) => match successor(&sk) {
+                        Some(s) => seek = s,
+                        None => return Ok(page),
+                    },
                     _ => {
                         seek = sk.clone();
                         skip_equal = Some(sk);
