@@ -178,13 +178,11 @@ impl ReadAhead {
                 b,
             ))
         };
-        if let Some(b) = self.behind.as_ref().filter(|b| b.covers(offset, end)) {
-            // A straggler of the sequential reader: served, and nothing read ahead is dropped.
-            if !self.window.as_ref().is_some_and(|w| w.covers(offset, end)) {
+        if !self.window.as_ref().is_some_and(|w| w.covers(offset, end)) {
+            if let Some(b) = self.behind.as_ref().filter(|b| b.covers(offset, end)) {
+                // A straggler of the sequential reader: served, and nothing read ahead dropped.
                 return Ok(b.slice(offset, end));
             }
-        }
-        if !self.window.as_ref().is_some_and(|w| w.covers(offset, end)) {
             // Windows behind the reader are of no use any more.
             while self.next.front().is_some_and(|p| p.start + cs <= offset) {
                 if let Some(p) = self.next.pop_front() {
