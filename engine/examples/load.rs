@@ -1,8 +1,9 @@
 //! End-to-end load run: puts one large object streamed from a generator (never in memory), reads
 //! it back, and reports throughput and peak RSS.
 //!
-//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync|direct]]`
-//! (`LOAD_COLD_GET=1`: drop the page cache before the get, to read from the disks)
+//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync|direct|cache]]`
+//! (`LOAD_COLD_GET=1`: drop the page cache before the get, to read from the disks;
+//! `LOAD_REPEAT=N`: N back-to-back puts of the key, the last one measured)
 //! `cargo run --release -p predastore-engine --example load -- DATA_DIR keys N` (listing of N keys)
 
 use std::time::Instant;
@@ -147,7 +148,7 @@ async fn run() {
         return keys_mode(&args[1], n).await;
     }
     if args.len() < 3 {
-        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync|direct]]");
+        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync|direct|cache]]");
         std::process::exit(2);
     }
     let mib: u64 = args[2].parse().expect("SIZE_MIB must be a number");
@@ -158,11 +159,39 @@ async fn run() {
     match args.get(4).map(String::as_str) {
         Some("nosync") => cfg.durability = engine::Durability::None,
         Some("direct") => cfg.direct_io = true,
+        Some("cache") => cfg.cache_writes = true,
         _ => {}
     }
     let e = Engine::open(cfg).expect("open");
     let _ = e.create_bucket("load").await;
     let size = mib << 20;
+    // `LOAD_REPEAT=N`: N - 1 puts of the same key before the measured one, back to back (as
+    // criterion's iterations run), each reported.
+    let repeat: u32 = std::env::var("LOAD_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for r in 1..repeat {
+        let t = Instant::now();
+        let c = cpu_s();
+        e.put_object(
+            "load",
+            "big",
+            Gen {
+                left: size,
+                x: 0x9e37_79b9_7f4a_7c15 ^ u64::from(r),
+            },
+            PutOptions::default(),
+        )
+        .await
+        .expect("put");
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "put {r}: {:.1} MB/s, {:.2} CPU s/GB",
+            size as f64 / s / 1e6,
+            (cpu_s() - c) / (size as f64 / 1e9)
+        );
+    }
     let t = Instant::now();
     let m = e
         .put_object(
@@ -181,6 +210,31 @@ async fn run() {
         // Read from the disks, not from the page cache (needs root).
         let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     }
+    // The get right after the put (from the disks unless the put's pages stayed cached), then
+    // the same get again (from the page cache).
+    let (get_s, get_cpu_s_per_gb) = timed_get(&e, m.size).await;
+    let (again_s, again_cpu_s_per_gb) = timed_get(&e, m.size).await;
+    let rss = max_rss_mib();
+    let (put, get) = (size as f64 / put_s / 1e6, size as f64 / get_s / 1e6);
+    let again = size as f64 / again_s / 1e6;
+    let (md5, write, read) = if std::env::var_os("LOAD_NO_LIMITS").is_some() {
+        (f64::NAN, f64::NAN, f64::NAN)
+    } else {
+        machine_limits(&args[1], mib.min(1024))
+    };
+    println!(
+        "size_mib={mib} put_MBps={put:.1} get_MBps={get:.1} get_cpu_s_per_GB={get_cpu_s_per_gb:.2} \
+         get_again_MBps={again:.1} get_again_cpu_s_per_GB={again_cpu_s_per_gb:.2} max_rss_mib={rss:.1} \
+         md5_MBps={md5:.1} disk_write_MBps={write:.1} disk_read_MBps={read:.1} \
+         put_vs_limit={:.2} get_vs_disk_read={:.2}",
+        put / md5.min(write / 1.5),
+        get / read
+    );
+}
+
+/// Reads the object back; returns seconds and CPU seconds per GB (what a get costs the
+/// machine, whatever its speed).
+async fn timed_get(e: &Engine, size: u64) -> (f64, f64) {
     let t = Instant::now();
     let cpu0 = cpu_s();
     let g = e.get_object("load", "big", None).await.expect("get");
@@ -189,25 +243,11 @@ async fn run() {
     while let Some(b) = body.next().await {
         n += b.expect("read").len() as u64;
     }
-    let get_s = t.elapsed().as_secs_f64();
-    // CPU per GB read: what a get costs the machine, whatever its speed.
-    let get_cpu_s_per_gb = (cpu_s() - cpu0) / (size as f64 / 1e9);
-    assert_eq!(n, m.size);
-    let rss = max_rss_mib();
-    let (put, get) = (size as f64 / put_s / 1e6, size as f64 / get_s / 1e6);
-    let (md5, write, read) = if std::env::var_os("LOAD_NO_LIMITS").is_some() {
-        (f64::NAN, f64::NAN, f64::NAN)
-    } else {
-        machine_limits(&args[1], mib.min(1024))
-    };
-    println!(
-        "size_mib={mib} put_MBps={put:.1} get_MBps={get:.1} get_cpu_s_per_GB={get_cpu_s_per_gb:.2} \
-         max_rss_mib={rss:.1} \
-         md5_MBps={md5:.1} disk_write_MBps={write:.1} disk_read_MBps={read:.1} \
-         put_vs_limit={:.2} get_vs_disk_read={:.2}",
-        put / md5.min(write / 1.5),
-        get / read
-    );
+    assert_eq!(n, size);
+    (
+        t.elapsed().as_secs_f64(),
+        (cpu_s() - cpu0) / (size as f64 / 1e9),
+    )
 }
 
 /// The machine's limits, measured right after the run on the same disk: MD5 on one core,

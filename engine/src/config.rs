@@ -52,6 +52,13 @@ pub struct EngineConfig {
     /// buffered writes with immediate writeback put 25 % faster, and recently written data is
     /// then read from the page cache (BENCHMARKS.md).
     pub direct_io: bool,
+    /// Keep shards just written in the page cache. Off by default: once a sync has made shards
+    /// durable their pages are dropped (drop-behind), as fresh uploads (backups, footage,
+    /// datasets) are seldom read back at once, and gigabytes of them cached push out what
+    /// readers use. On the development machine this kept back-to-back 256 MiB puts at 185-200
+    /// MB/s where they fell to 140-165 (BENCHMARKS.md); a get right after its put then reads
+    /// the disks. Reads are cached either way.
+    pub cache_writes: bool,
 }
 
 impl EngineConfig {
@@ -68,6 +75,7 @@ impl EngineConfig {
             map_size: 1 << 40,
             pipeline_depth: 2,
             direct_io: false,
+            cache_writes: false,
         }
     }
 
@@ -138,6 +146,8 @@ pub struct StorageSection {
     pub disks: Vec<PathBuf>,
     /// Write shards with O_DIRECT (see [`EngineConfig::direct_io`]).
     pub direct_io: Option<bool>,
+    /// Keep shards just written in the page cache (see [`EngineConfig::cache_writes`]).
+    pub cache_writes: Option<bool>,
 }
 
 impl StorageSection {
@@ -165,6 +175,9 @@ impl StorageSection {
         c.disks = self.disks.clone();
         if let Some(d) = self.direct_io {
             c.direct_io = d;
+        }
+        if let Some(w) = self.cache_writes {
+            c.cache_writes = w;
         }
         c.validate()?;
         Ok(c)

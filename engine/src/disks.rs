@@ -112,7 +112,7 @@ pub struct WriteOutcome {
 
 impl DiskSet {
     /// Opens the disks at `paths` for set `set_id`, probing each one's state.
-    pub fn open(paths: &[PathBuf], set_id: &str, fsync: bool, direct_io: bool) -> DiskSet {
+    pub fn open(paths: &[PathBuf], set_id: &str, policy: volume::WritePolicy) -> DiskSet {
         let disks = paths
             .iter()
             .enumerate()
@@ -120,13 +120,13 @@ impl DiskSet {
                 index,
                 path: path.clone(),
                 state: RwLock::new(DiskState::Missing),
-                appender: Appender::new(path, fsync, direct_io),
+                appender: Appender::new(path, policy),
             })
             .collect();
         let set = DiskSet {
             disks,
             set_id: set_id.to_string(),
-            fsync,
+            fsync: policy.fsync,
         };
         set.refresh();
         set

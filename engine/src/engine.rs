@@ -215,6 +215,11 @@ impl Engine {
     pub fn open(cfg: EngineConfig) -> Result<Engine> {
         cfg.validate()?;
         let fsync = cfg.durability == Durability::Fsync;
+        let policy = crate::volume::WritePolicy {
+            fsync,
+            direct: cfg.direct_io,
+            cache_writes: cfg.cache_writes,
+        };
         std::fs::create_dir_all(&cfg.data_dir)?;
         let disk_paths = cfg.disk_paths();
         let info = match FormatInfo::load(&cfg.data_dir)? {
@@ -244,13 +249,13 @@ impl Engine {
                     parity_shards: cfg.parity_shards,
                     disks: disk_paths.len(),
                 };
-                let set = DiskSet::open(&disk_paths, &info.set_id, fsync, cfg.direct_io);
+                let set = DiskSet::open(&disk_paths, &info.set_id, policy);
                 set.format_all()?;
                 info.store(&cfg.data_dir, fsync)?;
                 info
             }
         };
-        let disks = DiskSet::open(&disk_paths, &info.set_id, fsync, cfg.direct_io);
+        let disks = DiskSet::open(&disk_paths, &info.set_id, policy);
         let meta_dir = cfg.data_dir.join("meta");
         std::fs::create_dir_all(&meta_dir)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();

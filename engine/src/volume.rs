@@ -38,6 +38,18 @@ const PREALLOC_MAX: u64 = 64 << 20;
 /// rounds), 256 MiB puts went from 153 to 182 MB/s with 8 MiB (4 MiB: no better).
 pub const SYNC_AHEAD_BYTES: u64 = 8 << 20;
 
+/// How shards are written to volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WritePolicy {
+    /// Writes are made durable (fdatasync) before a commit.
+    pub fsync: bool,
+    /// `O_DIRECT` writes (see [`crate::EngineConfig::direct_io`]).
+    pub direct: bool,
+    /// Keep durable shards' pages in the page cache (see [`crate::EngineConfig::cache_writes`]).
+    /// When false, each sync drops the pages it made durable (drop-behind).
+    pub cache_writes: bool,
+}
+
 /// Path of volume `id` on the disk at `disk`.
 pub fn volume_path(disk: &Path, id: u64) -> PathBuf {
     disk.join(VOLUME_DIR).join(format!("{id:016x}.vol"))
@@ -123,6 +135,8 @@ pub struct VolumeFile {
     fsync: bool,
     /// Opened with `O_DIRECT` (no page cache, no writeback to start).
     direct: bool,
+    /// Pages a sync made durable are dropped from the page cache.
+    drop_behind: bool,
     sync: Mutex<SyncState>,
     cv: Condvar,
 }
@@ -141,26 +155,34 @@ struct SyncState {
     syncs: u64,
     /// Bytes written since the last fdatasync began.
     unsynced_bytes: u64,
+    /// End of the furthest completed write (an offset in the file).
+    write_end: u64,
+    /// Where the next drop of written pages from the page cache starts (drop-behind).
+    drop_from: u64,
+    /// `write_end` when the previous successful sync began.
+    prev_sync_end: u64,
 }
 
 impl VolumeFile {
     /// Notes a completed write of `len` bytes; returns its sequence number. Once
     /// [`SYNC_AHEAD_BYTES`] have been written since the last sync began, starts one in the
     /// background (see there).
-    fn wrote(self: &Arc<Self>, len: u64) -> u64 {
+    fn wrote(self: &Arc<Self>, offset: u64, len: u64) -> u64 {
         let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         st.written += 1;
         st.unsynced_bytes += len;
+        st.write_end = st.write_end.max(offset + len);
         let seq = st.written;
         if self.fsync && !st.syncing && st.failed.is_none() && st.unsynced_bytes >= SYNC_AHEAD_BYTES
         {
             st.syncing = true;
             st.unsynced_bytes = 0;
+            let end = st.write_end;
             drop(st);
             let me = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("sync-ahead".into())
-                .spawn(move || me.finish_sync(seq, me.file.sync_data()));
+                .spawn(move || me.finish_sync(seq, end, me.file.sync_data()));
             if spawned.is_err() {
                 // No thread: the sync before the commit does it all, as without sync-ahead.
                 let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,16 +193,41 @@ impl VolumeFile {
         seq
     }
 
-    /// Records the outcome of an fdatasync that began once write `target` had completed.
-    fn finish_sync(&self, target: u64, r: std::io::Result<()>) {
+    /// Records the outcome of an fdatasync that began once write `target` had completed and
+    /// the furthest write ended at `end`; then drops what it made durable from the page cache.
+    fn finish_sync(&self, target: u64, end: u64, r: std::io::Result<()>) {
         let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         st.syncing = false;
         st.syncs += 1;
+        let mut drop_range = None;
         match r {
-            Ok(()) => st.durable = st.durable.max(target),
+            Ok(()) => {
+                st.durable = st.durable.max(target);
+                if self.drop_behind && end > st.drop_from {
+                    // From where the previous drop started again: a write below that sync's
+                    // end may still have been dirty then (writes complete out of order), and
+                    // dirty pages are not dropped.
+                    drop_range = Some((st.drop_from, end));
+                    st.drop_from = st.prev_sync_end;
+                    st.prev_sync_end = end;
+                }
+            }
             Err(e) => st.failed = Some(format!("fdatasync of volume {:016x}: {e}", self.id)),
         }
         self.cv.notify_all();
+        drop(st);
+        if let Some((from, to)) = drop_range {
+            // SAFETY: plain syscall on an open descriptor. Clean pages only are dropped; a
+            // failure just leaves them cached.
+            unsafe {
+                libc::posix_fadvise(
+                    self.file.as_raw_fd(),
+                    from as i64,
+                    (to - from) as i64,
+                    libc::POSIX_FADV_DONTNEED,
+                );
+            }
+        }
     }
 
     /// Returns once every write up to `seq` is durable (at once without fsync durability).
@@ -202,10 +249,11 @@ impl VolumeFile {
             }
             // This sync covers everything written so far.
             let target = st.written;
+            let end = st.write_end;
             st.syncing = true;
             st.unsynced_bytes = 0;
             drop(st);
-            self.finish_sync(target, self.file.sync_data());
+            self.finish_sync(target, end, self.file.sync_data());
             st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -231,8 +279,7 @@ pub struct PendingSync {
 #[derive(Debug)]
 pub(crate) struct Appender {
     disk: PathBuf,
-    fsync: bool,
-    direct: bool,
+    policy: WritePolicy,
     active: Mutex<Option<Active>>,
 }
 
@@ -272,17 +319,16 @@ impl Reservation {
         }
         Ok(PendingSync {
             volume: self.file.clone(),
-            seq: self.file.wrote(shard.region().len() as u64),
+            seq: self.file.wrote(self.offset, shard.region().len() as u64),
         })
     }
 }
 
 impl Appender {
-    pub(crate) fn new(disk: &Path, fsync: bool, direct: bool) -> Appender {
+    pub(crate) fn new(disk: &Path, policy: WritePolicy) -> Appender {
         Appender {
             disk: disk.to_path_buf(),
-            fsync,
-            direct,
+            policy,
             active: Mutex::new(None),
         }
     }
@@ -343,7 +389,7 @@ impl Appender {
                 )));
             }
             fs::create_dir(&dir)?;
-            if self.fsync {
+            if self.policy.fsync {
                 crate::disks::sync_dir(&self.disk)?;
             }
         }
@@ -363,7 +409,7 @@ impl Appender {
                 }
                 o.open(&path)
             };
-            let mut direct = self.direct;
+            let mut direct = self.policy.direct;
             let file = match open(direct) {
                 Ok(f) => f,
                 Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -377,7 +423,7 @@ impl Appender {
             // Held while this process may append: GC never deletes a volume in use.
             file.try_lock()
                 .map_err(|e| Error::Format(format!("cannot lock new volume: {e}")))?;
-            if self.fsync {
+            if self.policy.fsync {
                 crate::disks::sync_dir(&dir)?;
             }
             return Ok(Active {
@@ -385,8 +431,9 @@ impl Appender {
                 file: Arc::new(VolumeFile {
                     id,
                     file,
-                    fsync: self.fsync,
+                    fsync: self.policy.fsync,
                     direct,
+                    drop_behind: self.policy.fsync && !direct && !self.policy.cache_writes,
                     sync: Mutex::new(SyncState::default()),
                     cv: Condvar::new(),
                 }),
@@ -634,6 +681,14 @@ pub fn list_volumes(disk: &Path) -> Vec<(u64, PathBuf)> {
 mod tests {
     use super::*;
 
+    fn policy(fsync: bool, direct: bool) -> WritePolicy {
+        WritePolicy {
+            fsync,
+            direct,
+            cache_writes: false,
+        }
+    }
+
     #[test]
     fn reads_into_fresh_buffers() {
         let dir = tempfile::tempdir().unwrap();
@@ -706,7 +761,7 @@ mod tests {
     #[test]
     fn appends_work_without_direct_io() {
         let dir = tempfile::tempdir_in("/dev/shm").unwrap();
-        let a = Appender::new(dir.path(), true, true);
+        let a = Appender::new(dir.path(), policy(true, true));
         let buf = ShardBuf::from_payload(&[7u8; 5000]);
         let r = a.reserve(buf.region().len() as u64).unwrap();
         let p = r.write(&buf).unwrap();
@@ -724,7 +779,7 @@ mod tests {
     #[test]
     fn syncs_are_shared() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Appender::new(dir.path(), true, true);
+        let a = Appender::new(dir.path(), policy(true, true));
         let buf = ShardBuf::from_payload(&[1u8; 100]);
         let pending: Vec<PendingSync> = (0..5)
             .map(|_| a.reserve(ALIGN).unwrap().write(&buf).unwrap())
@@ -753,13 +808,65 @@ mod tests {
         assert_eq!(st.durable, st.written);
     }
 
+    /// Pages of `f` in `[0, len)` that are in the page cache.
+    fn cached_pages(f: &File, len: usize) -> usize {
+        // SAFETY: a read-only shared mapping of an open file, only inspected with mincore and
+        // unmapped before returning.
+        unsafe {
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
+            assert_ne!(m, libc::MAP_FAILED);
+            let mut vec = vec![0u8; len.div_ceil(4096)];
+            assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
+            libc::munmap(m, len);
+            vec.iter().filter(|&&b| b & 1 == 1).count()
+        }
+    }
+
+    /// With drop-behind (the default), shards a sync made durable leave the page cache; with
+    /// `cache_writes` they stay.
+    #[test]
+    fn durable_shards_leave_the_page_cache_unless_cached_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for cache_writes in [false, true] {
+            let a = Appender::new(
+                &dir.path().join(format!("d{cache_writes}")),
+                WritePolicy {
+                    fsync: true,
+                    direct: false,
+                    cache_writes,
+                },
+            );
+            std::fs::create_dir_all(dir.path().join(format!("d{cache_writes}"))).unwrap();
+            let buf = ShardBuf::from_payload(&vec![5u8; (1 << 20) - HEADER_LEN]);
+            let per = buf.region().len() as u64;
+            let pending: Vec<PendingSync> = (0..4)
+                .map(|_| a.reserve(per).unwrap().write(&buf).unwrap())
+                .collect();
+            let last = pending.last().unwrap();
+            last.volume.make_durable(last.seq).unwrap();
+            let cached = cached_pages(&last.volume.file, 4 << 20);
+            if cache_writes {
+                assert_eq!(cached, 1024, "written pages kept");
+            } else {
+                assert_eq!(cached, 0, "durable pages dropped");
+            }
+        }
+    }
+
     /// Once [`SYNC_AHEAD_BYTES`] are written, a sync starts by itself, and the writes before it
     /// become durable without anyone waiting; a later wait needs only what came after.
     #[test]
     fn syncs_start_ahead_of_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         for direct in [false, true] {
-            let a = Appender::new(dir.path(), true, direct);
+            let a = Appender::new(dir.path(), policy(true, direct));
             let buf = ShardBuf::from_payload(&vec![3u8; (1 << 20) - HEADER_LEN]);
             let per = buf.region().len() as u64;
             let n = SYNC_AHEAD_BYTES / per;
@@ -784,7 +891,7 @@ mod tests {
             a.reset();
         }
         // Without fsync durability nothing is synced, ahead or not.
-        let a = Appender::new(dir.path(), false, false);
+        let a = Appender::new(dir.path(), policy(false, false));
         let buf = ShardBuf::from_payload(&vec![4u8; 1 << 20]);
         let mut last = None;
         for _ in 0..2 * SYNC_AHEAD_BYTES / (1 << 20) {
@@ -802,7 +909,7 @@ mod tests {
     #[test]
     fn punch_outside_keeps_live_regions() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Appender::new(dir.path(), false, false);
+        let a = Appender::new(dir.path(), policy(false, false));
         let mut regions = Vec::new();
         for i in 0..6u8 {
             let buf = ShardBuf::from_payload(&vec![i + 1; 2 * ALIGN as usize]);
