@@ -49,8 +49,8 @@ pub struct EngineConfig {
     pub pipeline_depth: usize,
     /// Write shards with `O_DIRECT` (no copy through the page cache) instead of buffered
     /// writes whose writeback starts at once. Off by default: on the development machine
-    /// buffered writes with immediate writeback put 25 % faster, and recently written data is
-    /// then read from the page cache (BENCHMARKS.md).
+    /// buffered writes with immediate writeback put 25 % faster (BENCHMARKS.md); their pages
+    /// leave the cache once durable unless [`EngineConfig::cache_writes`] is set.
     pub direct_io: bool,
     /// Keep shards just written in the page cache. Off by default: once a sync has made shards
     /// durable their pages are dropped (drop-behind), as fresh uploads (backups, footage,
