@@ -1,7 +1,7 @@
 //! End-to-end load run: puts one large object streamed from a generator (never in memory), reads
 //! it back, and reports throughput and peak RSS.
 //!
-//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync|direct|cache]]`
+//! `cargo run --release -p predastore-engine --example load -- DATA_DIR SIZE_MIB [DEPTH [nosync|direct|nocache]]`
 //! (`LOAD_COLD_GET=1`: drop the page cache before the get, to read from the disks;
 //! `LOAD_REPEAT=N`: N back-to-back puts of the key, the last one measured)
 //! `cargo run --release -p predastore-engine --example load -- DATA_DIR keys N` (listing of N keys)
@@ -148,7 +148,7 @@ async fn run() {
         return keys_mode(&args[1], n).await;
     }
     if args.len() < 3 {
-        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync|direct|cache]]");
+        eprintln!("usage: load DATA_DIR SIZE_MIB [PIPELINE_DEPTH [nosync|direct|nocache]]");
         std::process::exit(2);
     }
     let mib: u64 = args[2].parse().expect("SIZE_MIB must be a number");
@@ -159,7 +159,7 @@ async fn run() {
     match args.get(4).map(String::as_str) {
         Some("nosync") => cfg.durability = engine::Durability::None,
         Some("direct") => cfg.direct_io = true,
-        Some("cache") => cfg.cache_writes = true,
+        Some("nocache") => cfg.cache_writes = false,
         _ => {}
     }
     let e = Engine::open(cfg).expect("open");

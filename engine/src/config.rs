@@ -49,15 +49,16 @@ pub struct EngineConfig {
     pub pipeline_depth: usize,
     /// Write shards with `O_DIRECT` (no copy through the page cache) instead of buffered
     /// writes whose writeback starts at once. Off by default: on the development machine
-    /// buffered writes with immediate writeback put 25 % faster (BENCHMARKS.md); their pages
-    /// leave the cache once durable unless [`EngineConfig::cache_writes`] is set.
+    /// buffered writes with immediate writeback put 25 % faster (BENCHMARKS.md); which of
+    /// their pages stay cached is [`EngineConfig::cache_writes`]'s.
     pub direct_io: bool,
-    /// Keep shards just written in the page cache. Off by default: once a sync has made shards
-    /// durable their pages are dropped (drop-behind), as fresh uploads (backups, footage,
-    /// datasets) are seldom read back at once, and gigabytes of them cached push out what
-    /// readers use. On the development machine this kept back-to-back 256 MiB puts at 185-200
-    /// MB/s where they fell to 140-165 (BENCHMARKS.md); a get right after its put then reads
-    /// the disks. Reads are cached either way.
+    /// Keep data shards just written in the page cache, so that a get right after a put is
+    /// served from memory (on by default). Parity shards, read only when a disk fails, always
+    /// leave the cache once a sync has made them durable (drop-behind): a third of what a put
+    /// writes no longer pushes out what readers use. Off: data shards leave it too, for
+    /// write-mostly stores (backups, footage); on the development machine back-to-back
+    /// 256 MiB puts then ran ~10 % faster, and a get right after its put read the disks
+    /// (BENCHMARKS.md).
     pub cache_writes: bool,
 }
 
@@ -75,7 +76,7 @@ impl EngineConfig {
             map_size: 1 << 40,
             pipeline_depth: 2,
             direct_io: false,
-            cache_writes: false,
+            cache_writes: true,
         }
     }
 
@@ -146,7 +147,7 @@ pub struct StorageSection {
     pub disks: Vec<PathBuf>,
     /// Write shards with O_DIRECT (see [`EngineConfig::direct_io`]).
     pub direct_io: Option<bool>,
-    /// Keep shards just written in the page cache (see [`EngineConfig::cache_writes`]).
+    /// Keep data shards just written in the page cache (see [`EngineConfig::cache_writes`]).
     pub cache_writes: Option<bool>,
 }
 

@@ -224,7 +224,8 @@ impl DiskSet {
                         let h =
                             ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
                         buf.set_header(&h);
-                        match self.append(disk_index, buf) {
+                        // Parity is read only when a disk fails: never kept cached.
+                        match self.append(disk_index, buf, i < k) {
                             Ok(loc) => Some(loc),
                             Err(e) => {
                                 let disk = &self.disks[disk_index];
@@ -266,15 +267,17 @@ impl DiskSet {
     }
 
     /// Appends one shard (header filled in) to disk `disk_index`'s volume; returns where it
-    /// went and what makes it durable.
+    /// went and what makes it durable. `data`: a data shard (not parity), which the write
+    /// policy may keep in the page cache.
     fn append(
         &self,
         disk_index: usize,
         shard: &ShardBuf,
+        data: bool,
     ) -> Result<(ShardLoc, volume::PendingSync)> {
         let disk = &self.disks[disk_index];
         let r = disk.appender.reserve(shard.region().len() as u64)?;
-        let pending = r.write(shard)?;
+        let pending = r.write(shard, data)?;
         Ok((
             ShardLoc {
                 volume: r.volume,
@@ -294,7 +297,7 @@ impl DiskSet {
     ) -> Result<ShardLoc> {
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
-        let (loc, pending) = self.append(disk_index, &buf)?;
+        let (loc, pending) = self.append(disk_index, &buf, header.index < header.k)?;
         pending.volume.make_durable(pending.seq)?;
         Ok(loc)
     }

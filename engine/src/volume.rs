@@ -45,8 +45,9 @@ pub struct WritePolicy {
     pub fsync: bool,
     /// `O_DIRECT` writes (see [`crate::EngineConfig::direct_io`]).
     pub direct: bool,
-    /// Keep durable shards' pages in the page cache (see [`crate::EngineConfig::cache_writes`]).
-    /// When false, each sync drops the pages it made durable (drop-behind).
+    /// Keep durable data shards' pages in the page cache (see
+    /// [`crate::EngineConfig::cache_writes`]). Parity shards' pages are always dropped once a
+    /// sync has made them durable (drop-behind), and data shards' too when this is false.
     pub cache_writes: bool,
 }
 
@@ -135,8 +136,10 @@ pub struct VolumeFile {
     fsync: bool,
     /// Opened with `O_DIRECT` (no page cache, no writeback to start).
     direct: bool,
-    /// Pages a sync made durable are dropped from the page cache.
+    /// Pages a sync made durable are dropped from the page cache (buffered durable writes).
     drop_behind: bool,
+    /// ... except those of data shards.
+    cache_data: bool,
     sync: Mutex<SyncState>,
     cv: Condvar,
 }
@@ -155,34 +158,32 @@ struct SyncState {
     syncs: u64,
     /// Bytes written since the last fdatasync began.
     unsynced_bytes: u64,
-    /// End of the furthest completed write (an offset in the file).
-    write_end: u64,
-    /// Where the next drop of written pages from the page cache starts (drop-behind).
-    drop_from: u64,
-    /// `write_end` when the previous successful sync began.
-    prev_sync_end: u64,
+    /// Completed writes whose pages leave the page cache once durable (drop-behind): their
+    /// sequence number, offset and length.
+    to_drop: Vec<(u64, u64, u64)>,
 }
 
 impl VolumeFile {
     /// Notes a completed write of `len` bytes; returns its sequence number. Once
     /// [`SYNC_AHEAD_BYTES`] have been written since the last sync began, starts one in the
     /// background (see there).
-    fn wrote(self: &Arc<Self>, offset: u64, len: u64) -> u64 {
+    fn wrote(self: &Arc<Self>, offset: u64, len: u64, keep_cached: bool) -> u64 {
         let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         st.written += 1;
         st.unsynced_bytes += len;
-        st.write_end = st.write_end.max(offset + len);
         let seq = st.written;
+        if self.drop_behind && !keep_cached {
+            st.to_drop.push((seq, offset, len));
+        }
         if self.fsync && !st.syncing && st.failed.is_none() && st.unsynced_bytes >= SYNC_AHEAD_BYTES
         {
             st.syncing = true;
             st.unsynced_bytes = 0;
-            let end = st.write_end;
             drop(st);
             let me = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("sync-ahead".into())
-                .spawn(move || me.finish_sync(seq, end, me.file.sync_data()));
+                .spawn(move || me.finish_sync(seq, me.file.sync_data()));
             if spawned.is_err() {
                 // No thread: the sync before the commit does it all, as without sync-ahead.
                 let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
@@ -193,37 +194,36 @@ impl VolumeFile {
         seq
     }
 
-    /// Records the outcome of an fdatasync that began once write `target` had completed and
-    /// the furthest write ended at `end`; then drops what it made durable from the page cache.
-    fn finish_sync(&self, target: u64, end: u64, r: std::io::Result<()>) {
+    /// Records the outcome of an fdatasync that began once write `target` had completed; then
+    /// drops the pages it made durable that are not to stay cached (drop-behind).
+    fn finish_sync(&self, target: u64, r: std::io::Result<()>) {
         let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         st.syncing = false;
         st.syncs += 1;
-        let mut drop_range = None;
+        let mut durable_now = Vec::new();
         match r {
             Ok(()) => {
                 st.durable = st.durable.max(target);
-                if self.drop_behind && end > st.drop_from {
-                    // From where the previous drop started again: a write below that sync's
-                    // end may still have been dirty then (writes complete out of order), and
-                    // dirty pages are not dropped.
-                    drop_range = Some((st.drop_from, end));
-                    st.drop_from = st.prev_sync_end;
-                    st.prev_sync_end = end;
-                }
+                // Writes up to `target` had completed when the sync began: their pages are
+                // clean now, so the kernel can drop them.
+                let n = st.to_drop.partition_point(|&(seq, _, _)| seq <= target);
+                durable_now = st.to_drop.drain(..n).collect();
             }
-            Err(e) => st.failed = Some(format!("fdatasync of volume {:016x}: {e}", self.id)),
+            Err(e) => {
+                st.failed = Some(format!("fdatasync of volume {:016x}: {e}", self.id));
+                st.to_drop.clear();
+            }
         }
         self.cv.notify_all();
         drop(st);
-        if let Some((from, to)) = drop_range {
-            // SAFETY: plain syscall on an open descriptor. Clean pages only are dropped; a
-            // failure just leaves them cached.
+        for (_, offset, len) in durable_now {
+            // SAFETY: plain syscall on an open descriptor. A failure just leaves the pages
+            // cached.
             unsafe {
                 libc::posix_fadvise(
                     self.file.as_raw_fd(),
-                    from as i64,
-                    (to - from) as i64,
+                    offset as i64,
+                    len as i64,
                     libc::POSIX_FADV_DONTNEED,
                 );
             }
@@ -249,11 +249,10 @@ impl VolumeFile {
             }
             // This sync covers everything written so far.
             let target = st.written;
-            let end = st.write_end;
             st.syncing = true;
             st.unsynced_bytes = 0;
             drop(st);
-            self.finish_sync(target, end, self.file.sync_data());
+            self.finish_sync(target, self.file.sync_data());
             st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -301,7 +300,9 @@ pub(crate) struct Reservation {
 
 impl Reservation {
     /// Writes a shard's region at the reserved place; what it returns makes it durable.
-    pub(crate) fn write(&self, shard: &ShardBuf) -> Result<PendingSync> {
+    /// `data`: a data shard, kept in the page cache once durable if the policy says so
+    /// (parity never is).
+    pub(crate) fn write(&self, shard: &ShardBuf, data: bool) -> Result<PendingSync> {
         self.file.file.write_all_at(shard.region(), self.offset)?;
         if self.file.fsync && !self.file.direct {
             // Start writing it back now, without waiting: the device works while the next
@@ -319,7 +320,11 @@ impl Reservation {
         }
         Ok(PendingSync {
             volume: self.file.clone(),
-            seq: self.file.wrote(self.offset, shard.region().len() as u64),
+            seq: self.file.wrote(
+                self.offset,
+                shard.region().len() as u64,
+                data && self.file.cache_data,
+            ),
         })
     }
 }
@@ -433,7 +438,8 @@ impl Appender {
                     file,
                     fsync: self.policy.fsync,
                     direct,
-                    drop_behind: self.policy.fsync && !direct && !self.policy.cache_writes,
+                    drop_behind: self.policy.fsync && !direct,
+                    cache_data: self.policy.cache_writes,
                     sync: Mutex::new(SyncState::default()),
                     cv: Condvar::new(),
                 }),
@@ -764,7 +770,7 @@ mod tests {
         let a = Appender::new(dir.path(), policy(true, true));
         let buf = ShardBuf::from_payload(&[7u8; 5000]);
         let r = a.reserve(buf.region().len() as u64).unwrap();
-        let p = r.write(&buf).unwrap();
+        let p = r.write(&buf, true).unwrap();
         p.volume.make_durable(p.seq).unwrap();
         let r2 = a.reserve(buf.region().len() as u64).unwrap();
         assert_eq!(r2.offset, 8192);
@@ -782,14 +788,14 @@ mod tests {
         let a = Appender::new(dir.path(), policy(true, true));
         let buf = ShardBuf::from_payload(&[1u8; 100]);
         let pending: Vec<PendingSync> = (0..5)
-            .map(|_| a.reserve(ALIGN).unwrap().write(&buf).unwrap())
+            .map(|_| a.reserve(ALIGN).unwrap().write(&buf, true).unwrap())
             .collect();
         let v = pending[0].volume.clone();
         v.make_durable(pending[4].seq).unwrap();
         assert_eq!(v.sync_count(), 1);
         v.make_durable(pending[2].seq).unwrap();
         assert_eq!(v.sync_count(), 1, "already durable");
-        let p = a.reserve(ALIGN).unwrap().write(&buf).unwrap();
+        let p = a.reserve(ALIGN).unwrap().write(&buf, true).unwrap();
         v.make_durable(p.seq).unwrap();
         assert_eq!(v.sync_count(), 2);
         // 8 writers, 20 write+sync rounds each: every sync succeeds, fewer syncs than writes.
@@ -797,7 +803,7 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..20 {
-                        let p = a.reserve(ALIGN).unwrap().write(&buf).unwrap();
+                        let p = a.reserve(ALIGN).unwrap().write(&buf, true).unwrap();
                         p.volume.make_durable(p.seq).unwrap();
                     }
                 });
@@ -808,8 +814,8 @@ mod tests {
         assert_eq!(st.durable, st.written);
     }
 
-    /// Pages of `f` in `[0, len)` that are in the page cache.
-    fn cached_pages(f: &File, len: usize) -> usize {
+    /// For each page of `f` in `[0, len)`: 1 if it is in the page cache, else 0.
+    fn cached_pages(f: &File, len: usize) -> Vec<usize> {
         // SAFETY: a read-only shared mapping of an open file, only inspected with mincore and
         // unmapped before returning.
         unsafe {
@@ -825,37 +831,45 @@ mod tests {
             let mut vec = vec![0u8; len.div_ceil(4096)];
             assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
             libc::munmap(m, len);
-            vec.iter().filter(|&&b| b & 1 == 1).count()
+            vec.iter().map(|&b| usize::from(b & 1)).collect()
         }
     }
 
-    /// With drop-behind (the default), shards a sync made durable leave the page cache; with
-    /// `cache_writes` they stay.
+    /// Once a sync has made them durable, parity shards leave the page cache; data shards stay
+    /// with `cache_writes` (the default) and leave too without it.
     #[test]
-    fn durable_shards_leave_the_page_cache_unless_cached_writes() {
+    fn durable_parity_leaves_the_page_cache_and_data_unless_cached_writes() {
         let dir = tempfile::tempdir().unwrap();
-        for cache_writes in [false, true] {
+        for cache_writes in [true, false] {
+            let disk = dir.path().join(format!("d{cache_writes}"));
+            std::fs::create_dir_all(&disk).unwrap();
             let a = Appender::new(
-                &dir.path().join(format!("d{cache_writes}")),
+                &disk,
                 WritePolicy {
                     fsync: true,
                     direct: false,
                     cache_writes,
                 },
             );
-            std::fs::create_dir_all(dir.path().join(format!("d{cache_writes}"))).unwrap();
             let buf = ShardBuf::from_payload(&vec![5u8; (1 << 20) - HEADER_LEN]);
             let per = buf.region().len() as u64;
-            let pending: Vec<PendingSync> = (0..4)
-                .map(|_| a.reserve(per).unwrap().write(&buf).unwrap())
+            // Four data shards, then two parity shards, of 1 MiB (256 pages) each.
+            let pending: Vec<PendingSync> = (0..6)
+                .map(|i| a.reserve(per).unwrap().write(&buf, i < 4).unwrap())
                 .collect();
             let last = pending.last().unwrap();
             last.volume.make_durable(last.seq).unwrap();
-            let cached = cached_pages(&last.volume.file, 4 << 20);
+            let resident = cached_pages(&last.volume.file, 6 << 20);
+            let data: usize = resident[..1024].iter().sum();
+            let parity: usize = resident[1024..].iter().sum();
+            assert_eq!(
+                parity, 0,
+                "parity pages dropped (cache_writes {cache_writes})"
+            );
             if cache_writes {
-                assert_eq!(cached, 1024, "written pages kept");
+                assert_eq!(data, 1024, "data pages kept");
             } else {
-                assert_eq!(cached, 0, "durable pages dropped");
+                assert_eq!(data, 0, "data pages dropped");
             }
         }
     }
@@ -871,7 +885,7 @@ mod tests {
             let per = buf.region().len() as u64;
             let n = SYNC_AHEAD_BYTES / per;
             let pending: Vec<PendingSync> = (0..n + 2)
-                .map(|_| a.reserve(per).unwrap().write(&buf).unwrap())
+                .map(|_| a.reserve(per).unwrap().write(&buf, true).unwrap())
                 .collect();
             let v = pending[0].volume.clone();
             let crossed = pending[n as usize - 1].seq;
@@ -898,7 +912,7 @@ mod tests {
             last = Some(
                 a.reserve(buf.region().len() as u64)
                     .unwrap()
-                    .write(&buf)
+                    .write(&buf, true)
                     .unwrap(),
             );
         }
@@ -916,7 +930,7 @@ mod tests {
             assert_eq!(buf.region().len() as u64, 3 * ALIGN);
             assert_eq!(buf.region().as_ptr() as usize % ALIGN as usize, 0);
             let r = a.reserve(3 * ALIGN).unwrap();
-            r.write(&buf).unwrap();
+            r.write(&buf, true).unwrap();
             regions.push((r.volume, r.offset));
         }
         let path = volume_path(dir.path(), regions[0].0);
