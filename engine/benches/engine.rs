@@ -1,7 +1,7 @@
 //! `make bench`: engine put/get next to the machine's own limits, measured in the same run.
 //!
-//! Groups: `machine/*` (memcpy, BLAKE3, MD5, Reed-Solomon with both candidate crates, sequential
-//! disk write with fsync) and `engine/*` (small-object put rate, 1 MiB and 64 MiB put/get,
+//! Groups: `machine/*` (memcpy, BLAKE3, MD5, hole detection, Reed-Solomon with both candidate
+//! crates, sequential disk write with fsync) and `engine/*` (small-object put rate, 1 MiB and 64 MiB put/get,
 //! range reads, degraded reads with 2 of 6 disks missing).
 
 use std::io::Write;
@@ -41,6 +41,15 @@ fn machine(c: &mut Criterion) {
     });
     g.bench_function("blake3_4MiB", |b| b.iter(|| blake3::hash(&data)));
     g.bench_function("md5_4MiB", |b| b.iter(|| md5::Md5::digest(&data)));
+    // What finding runs of zeros (holes) costs every stored chunk: on data, a glance per page;
+    // on zeros, a full scan.
+    g.bench_function("zero_runs_data_4MiB", |b| {
+        b.iter(|| engine::zero_runs(std::hint::black_box(&data)))
+    });
+    let zeros = vec![0u8; 4 * MIB];
+    g.bench_function("zero_runs_zeros_4MiB", |b| {
+        b.iter(|| engine::zero_runs(std::hint::black_box(&zeros)))
+    });
     let shards: Vec<&[u8]> = data.chunks(MIB).collect();
     g.bench_function("rs_simd_encode_4+2_4MiB", |b| {
         // One encoder, reset per chunk, as the engine uses it.

@@ -13,7 +13,7 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::FORMAT_VERSION;
+use crate::format::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
 use crate::meta::ShardLoc;
 use crate::shard::{self, ShardHeader, HEADER_LEN};
 use crate::volume::{self, Appender, ShardBuf};
@@ -104,6 +104,8 @@ pub struct WriteOutcome {
     pub missing: u64,
     /// Shards durably written.
     pub written: usize,
+    /// Shards refused for lack of space (the disk or its quota is full).
+    pub full: usize,
     /// Where each shard went ([`ShardLoc::NONE`] for missing ones).
     pub locs: Vec<ShardLoc>,
     /// The writes still to be made durable: shard index and its pending sync.
@@ -211,7 +213,7 @@ impl DiskSet {
         shards: &mut [ShardBuf],
     ) -> WriteOutcome {
         let place = self.placement(chunk, shards.len());
-        let results: Vec<Option<(ShardLoc, volume::PendingSync)>> = std::thread::scope(|s| {
+        let results: Vec<Result<(ShardLoc, volume::PendingSync), bool>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
                 .iter_mut()
                 .enumerate()
@@ -219,40 +221,46 @@ impl DiskSet {
                     let disk_index = place[i];
                     s.spawn(move || {
                         if !self.disks[disk_index].is_online() {
-                            return None;
+                            return Err(false);
                         }
-                        let h =
-                            ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
+                        let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
                         buf.set_header(&h);
                         // Parity is read only when a disk fails: never kept cached.
-                        match self.append(disk_index, buf, i < k) {
-                            Ok(loc) => Some(loc),
-                            Err(e) => {
-                                let disk = &self.disks[disk_index];
-                                tracing::warn!(disk = %disk.path.display(), "shard write failed: {e}");
-                                None
+                        let r = match self.append(disk_index, buf, i < k) {
+                            // Space held ahead by volumes (of this disk or of disks sharing
+                            // its filesystem) is given back, then the shard tried once more.
+                            Err(e) if e.is_no_space() && self.trim_preallocation() > 0 => {
+                                self.append(disk_index, buf, i < k)
                             }
-                        }
+                            r => r,
+                        };
+                        r.map_err(|e| {
+                            let disk = &self.disks[disk_index];
+                            tracing::warn!(disk = %disk.path.display(), "shard write failed: {e}");
+                            e.is_no_space()
+                        })
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or(None))
+                .map(|h| h.join().unwrap_or(Err(false)))
                 .collect()
         });
         let mut missing = 0u64;
         let mut written = 0;
+        let mut full = 0;
         let mut locs = Vec::with_capacity(results.len());
         let mut unsynced = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
             match r {
-                Some((loc, pending)) => {
+                Ok((loc, pending)) => {
                     written += 1;
                     locs.push(loc);
                     unsynced.push((i, pending));
                 }
-                None => {
+                Err(no_space) => {
+                    full += no_space as usize;
                     missing |= 1 << i;
                     locs.push(ShardLoc::NONE);
                 }
@@ -261,9 +269,20 @@ impl DiskSet {
         WriteOutcome {
             missing,
             written,
+            full,
             locs,
             unsynced,
         }
+    }
+
+    /// Gives back the space every disk's volume has preallocated beyond its last shard; returns
+    /// the bytes given back.
+    pub fn trim_preallocation(&self) -> u64 {
+        let n: u64 = self.disks.iter().map(|d| d.appender.trim()).sum();
+        if n > 0 {
+            tracing::info!("a disk is full: gave back {n} bytes of volume preallocation");
+        }
+        n
     }
 
     /// Appends one shard (header filled in) to disk `disk_index`'s volume; returns where it
@@ -455,10 +474,12 @@ fn probe(path: &Path, set_id: &str, index: usize) -> DiskState {
                 "is disk {} of the set, configured as disk {index}",
                 id.index
             )),
-            Ok(id) if id.format_version != FORMAT_VERSION => DiskState::Foreign(format!(
-                "has format version {}, expected {FORMAT_VERSION}",
-                id.format_version
-            )),
+            Ok(id) if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&id.format_version) => {
+                DiskState::Foreign(format!(
+                    "has format version {}, expected {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}",
+                    id.format_version
+                ))
+            }
             Ok(_) => DiskState::Online,
             Err(e) => DiskState::Foreign(format!("unreadable identity file: {e}")),
         },

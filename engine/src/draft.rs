@@ -242,11 +242,13 @@ impl Engine {
         })
     }
 
-    /// Stores one chunk for a later draft commit (deduplicated, erasure-coded, durable). Blocking:
-    /// call it from a blocking thread. The chunk stays protected only while `guard` is held; hand
-    /// it to [`Engine::commit_draft`] or give it up with [`Engine::abandon_chunks_now`].
-    pub fn store_draft_chunk(&self, _guard: &WriteGuard, data: &[u8]) -> Result<StoredChunk> {
-        self.store_chunk(data)
+    /// Stores the bytes of one chunk for a later draft commit (deduplicated, erasure-coded): the
+    /// pieces it became, in order, runs of zeros as holes ([`crate::engine::zero_runs`]).
+    /// Blocking: call it from a blocking thread. The pieces stay protected only while `guard` is
+    /// held; hand them to [`Engine::commit_draft`] (which makes them durable) or give them up
+    /// with [`Engine::abandon_chunks_now`].
+    pub fn store_draft_data(&self, _guard: &WriteGuard, data: &[u8]) -> Result<Vec<StoredChunk>> {
+        self.store_data(data)
     }
 
     /// Frees the shards of stored chunks that will not be committed. Blocking.
@@ -339,7 +341,7 @@ impl Engine {
                         let mut size = 0u64;
                         let mut refs = Vec::with_capacity(chunks.len());
                         for (sc, md5) in &chunks {
-                            if sc.fresh.is_none() && dbs.chunks.get(txn, &sc.r.hash)?.is_none() {
+                            if sc.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &sc.r)? {
                                 return Err(Error::Corrupt(hex::encode(sc.r.hash)));
                             }
                             let fresh = sc.fresh.as_ref();
@@ -350,8 +352,8 @@ impl Engine {
                                     unsynced: Vec::new(),
                                 });
                             }
-                            if let Some(m) = md5 {
-                                dbs.chunk_md5.put(txn, &sc.r.hash, m)?;
+                            if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
+                                dbs.chunk_md5.put(txn, &sc.r.hash, &m)?;
                             }
                             size += sc.r.len as u64;
                             refs.push(sc.r);
@@ -371,6 +373,7 @@ impl Engine {
                     parts_count: c.part_sizes.len() as u32,
                     attrs: (c.attrs)(old.as_ref()),
                     data_id: data_id.clone(),
+                    hole_bytes: manifest.hole_bytes(),
                 };
                 dbs.manifests
                     .put(txn, data_id.as_bytes(), &manifest.encode())?;
@@ -495,6 +498,9 @@ impl Engine {
         if a >= b {
             return Ok(Vec::new());
         }
+        if c.r.is_hole() {
+            return Ok(crate::engine::zeros(b - a));
+        }
         match &c.fresh {
             Some(f) => {
                 let rec = ChunkRecord {
@@ -517,6 +523,10 @@ impl Engine {
         {
             let txn = self.rtxn()?;
             for (i, c) in chunks.iter().enumerate() {
+                if c.r.is_hole() {
+                    out.push(zeros_md5(c.r.len));
+                    continue;
+                }
                 match self.inner.dbs.chunk_md5.get(&txn, &c.r.hash)? {
                     Some(m) if m.len() == 16 => {
                         let mut a = [0u8; 16];
@@ -572,6 +582,33 @@ fn release_draft(txn: &mut heed::RwTxn, dbs: &crate::meta::Dbs, key: &[u8]) -> R
     }
     dbs.drafts.delete(txn, key)?;
     Ok(())
+}
+
+/// MD5 of `len` zero bytes (a hole's part of a multipart-style ETag), remembered per length.
+pub fn zeros_md5(len: u32) -> [u8; 16] {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KNOWN: Mutex<Option<HashMap<u32, [u8; 16]>>> = Mutex::new(None);
+    if let Some(m) = KNOWN
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().and_then(|k| k.get(&len).copied()))
+    {
+        return m;
+    }
+    let mut h = Md5::new();
+    for piece in crate::engine::zeros(len as usize) {
+        h.update(&piece);
+    }
+    let m: [u8; 16] = h.finalize().into();
+    if let Ok(mut g) = KNOWN.lock() {
+        let k = g.get_or_insert_with(HashMap::new);
+        if k.len() >= 1024 {
+            k.clear();
+        }
+        k.insert(len, m);
+    }
+    m
 }
 
 /// ETag of an object made of `md5s` parts, S3's multipart rule: MD5 of the parts' MD5s, `-N`.

@@ -197,9 +197,19 @@ impl StoredChunk {
         }
     }
 
+    /// A hole of `len` zero bytes: nothing stored, nothing to commit but the manifest entry.
+    pub fn hole(len: u32) -> StoredChunk {
+        StoredChunk::existing(ChunkRef::hole(len))
+    }
+
     /// The chunk's name and length.
     pub fn chunk_ref(&self) -> ChunkRef {
         self.r
+    }
+
+    /// Whether this is a hole.
+    pub fn is_hole(&self) -> bool {
+        self.r.is_hole()
     }
 }
 
@@ -239,7 +249,18 @@ impl Engine {
                         disk_paths.len()
                     )));
                 }
-                info
+                if info.format_version < FORMAT_VERSION {
+                    // Every older version this build reads is a subset of the current one.
+                    let info = FormatInfo {
+                        format_version: FORMAT_VERSION,
+                        ..info
+                    };
+                    info.store(&cfg.data_dir, fsync)?;
+                    tracing::info!("data directory upgraded to format version {FORMAT_VERSION}");
+                    info
+                } else {
+                    info
+                }
             }
             None => {
                 let info = FormatInfo {
@@ -474,6 +495,7 @@ impl Engine {
             parts_count,
             attrs,
             data_id: new_id(),
+            hole_bytes: manifest.hole_bytes(),
         };
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
@@ -492,7 +514,7 @@ impl Engine {
                 let mut surplus = Vec::new();
                 for c in &stored {
                     // A chunk found by dedup is protected by the GC lock until this commit.
-                    if c.fresh.is_none() && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                    if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
                         return Err(Error::Corrupt(hex::encode(c.r.hash)));
                     }
                     if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
@@ -560,10 +582,10 @@ impl Engine {
                 h
             }));
             let me = self.clone();
-            inflight.push_back(tokio::task::spawn_blocking(move || me.store_chunk(&bytes)));
+            inflight.push_back(tokio::task::spawn_blocking(move || me.store_data(&bytes)));
             while inflight.len() >= depth {
                 match inflight.next().await {
-                    Some(Ok(Ok(c))) => done.push(c),
+                    Some(Ok(Ok(c))) => done.extend(c),
                     Some(Ok(Err(e))) => failure = failure.or(Some(e)),
                     Some(Err(e)) => failure = failure.or(Some(e.into())),
                     None => break,
@@ -582,7 +604,7 @@ impl Engine {
         }
         while let Some(r) = inflight.next().await {
             match r {
-                Ok(Ok(c)) => done.push(c),
+                Ok(Ok(c)) => done.extend(c),
                 Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(e) => failure = failure.or(Some(e.into())),
             }
@@ -614,6 +636,29 @@ impl Engine {
         })
     }
 
+    /// Stores the bytes of one chunk: runs of zeros (see [`zero_runs`]) become holes, which
+    /// take no space, and every other run a chunk ([`Engine::store_chunk`]). Blocking. On error
+    /// nothing it stored is left behind.
+    pub(crate) fn store_data(&self, data: &[u8]) -> Result<Vec<StoredChunk>> {
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        for (len, hole) in zero_runs(data) {
+            if hole {
+                out.push(StoredChunk::hole(len as u32));
+            } else {
+                match self.store_chunk(&data[at..at + len]) {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        self.abandon_chunks_now(out);
+                        return Err(e);
+                    }
+                }
+            }
+            at += len;
+        }
+        Ok(out)
+    }
+
     /// Hashes one chunk and, unless it is already stored, erasure-codes it and writes its shards.
     pub(crate) fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
         let hash = *blake3::hash(data).as_bytes();
@@ -643,6 +688,14 @@ impl Engine {
                 .disks
                 .release(&hash, codec.shard_len(data.len()), &out.locs);
             self.inner.disks.refresh();
+            if out.written + out.full >= codec.k {
+                // Full disks, not failing ones, stand between this write and its quorum.
+                return Err(Error::NoSpace {
+                    written: out.written,
+                    needed: codec.k,
+                    full: out.full,
+                });
+            }
             return Err(Error::WriteQuorum {
                 written: out.written,
                 needed: codec.k,
@@ -677,6 +730,7 @@ impl Engine {
         if by_volume.is_empty() {
             return Ok(());
         }
+        let mut full = 0usize;
         let failed: std::collections::HashSet<u64> = std::thread::scope(|sc| {
             let handles: Vec<_> = by_volume
                 .values()
@@ -688,6 +742,7 @@ impl Engine {
                     Ok((_, Ok(()))) => None,
                     Ok((id, Err(e))) => {
                         tracing::warn!("volume {id:016x}: {e}");
+                        full += e.is_no_space() as usize;
                         Some(id)
                     }
                     Err(_) => None,
@@ -718,6 +773,12 @@ impl Engine {
             self.inner.disks.refresh();
         }
         match short {
+            // Some of the syncs failed for lack of space (thin or network storage reports it late).
+            Some(written) if full > 0 => Err(Error::NoSpace {
+                written,
+                needed: k,
+                full,
+            }),
             Some(written) => Err(Error::WriteQuorum { written, needed: k }),
             None => Ok(()),
         }
@@ -779,6 +840,31 @@ impl Engine {
             Manifest::Inline(_) => &[],
         };
         part_bounds(meta.size, parts, part)
+    }
+
+    /// The byte ranges `[start, end)` of an object that hold data, in order and merged (holes
+    /// left out; an inline object is all data), with the metadata of the version they describe.
+    pub fn object_extents(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, Vec<(u64, u64)>)> {
+        let (meta, m) = self.object_with_manifest(bucket, key)?;
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        match &m {
+            Manifest::Inline(d) if !d.is_empty() => out.push((0, d.len() as u64)),
+            Manifest::Inline(_) => {}
+            Manifest::Chunks { chunks, .. } => {
+                let mut at = 0u64;
+                for c in chunks {
+                    let end = at + c.len as u64;
+                    if !c.is_hole() {
+                        match out.last_mut() {
+                            Some((_, e)) if *e == at => *e = end,
+                            _ => out.push((at, end)),
+                        }
+                    }
+                    at = end;
+                }
+            }
+        }
+        Ok((meta, out))
     }
 
     /// Streams an object, or the byte range of it. Only the chunks (and, within a chunk, the data
@@ -868,6 +954,9 @@ impl Engine {
     /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
     /// a shard is missing or corrupt, and queues the chunk for repair.
     pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<Bytes>> {
+        if c.is_hole() {
+            return Ok(zeros(b.saturating_sub(a)));
+        }
         let rec = self.chunk_record(&c.hash)?;
         self.read_chunk_at(c, &rec, a, b)
     }
@@ -1050,6 +1139,7 @@ impl Engine {
                     parts_count: smeta.parts_count,
                     attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
                     data_id: new_id(),
+                    hole_bytes: manifest.hole_bytes(),
                 };
                 ref_manifest(txn, dbs, &manifest)?;
                 dbs.manifests
@@ -1292,6 +1382,58 @@ impl Engine {
     pub fn data_dir(&self) -> &Path {
         &self.inner.cfg.data_dir
     }
+}
+
+/// Granularity of hole detection: runs of zeros are found in whole pages.
+pub const HOLE_PAGE: usize = 4096;
+
+/// The shortest run of zeros stored as a hole within data: shorter runs are not worth the
+/// extra chunk they split the data into.
+pub const MIN_HOLE: usize = 64 << 10;
+
+/// Cuts `data` into runs, each `(length, is_hole)`, in order and covering it: a hole is a run
+/// of zero pages (4 KiB, counted from the start of `data`; the last page may be short) at
+/// least [`MIN_HOLE`] long, or all of `data` when it is all zeros; everything else is data.
+pub fn zero_runs(data: &[u8]) -> Vec<(usize, bool)> {
+    let zero_page = |p: &[u8]| p.chunks(64).all(|c| c.iter().fold(0u8, |a, b| a | b) == 0);
+    let mut runs: Vec<(usize, bool)> = Vec::new();
+    let push = |len: usize, hole: bool, runs: &mut Vec<(usize, bool)>| match runs.last_mut() {
+        Some((n, h)) if *h == hole => *n += len,
+        _ => runs.push((len, hole)),
+    };
+    let mut zeros = 0usize;
+    for page in data.chunks(HOLE_PAGE) {
+        if zero_page(page) {
+            zeros += page.len();
+            continue;
+        }
+        if zeros > 0 {
+            push(zeros, zeros >= MIN_HOLE, &mut runs);
+            zeros = 0;
+        }
+        push(page.len(), false, &mut runs);
+    }
+    if zeros > 0 {
+        push(zeros, zeros >= MIN_HOLE || zeros == data.len(), &mut runs);
+    }
+    runs
+}
+
+/// Size of the shared buffer of zeros holes are read from.
+const ZEROS_LEN: usize = 1 << 20;
+
+/// `n` zero bytes as slices of one shared buffer (a hole's bytes: nothing is read or allocated).
+pub(crate) fn zeros(n: usize) -> Vec<Bytes> {
+    static ZEROS: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let z = ZEROS.get_or_init(|| Bytes::from(vec![0u8; ZEROS_LEN]));
+    let mut out = Vec::with_capacity(n.div_ceil(ZEROS_LEN));
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(ZEROS_LEN);
+        out.push(z.slice(..k));
+        left -= k;
+    }
+    out
 }
 
 /// The smallest byte string greater than every string starting with `p`.

@@ -75,6 +75,16 @@ pub enum Error {
         /// Shards required.
         needed: usize,
     },
+    /// Fewer disks than the write quorum accepted a chunk because the others are full.
+    #[error("no space left on the disks: {written} of {needed} shards could be stored, {full} disks full")]
+    NoSpace {
+        /// Shards durably written.
+        written: usize,
+        /// Shards required.
+        needed: usize,
+        /// Disks that refused a shard for lack of space.
+        full: usize,
+    },
     /// Too few intact shards remain to rebuild a chunk.
     #[error("chunk {chunk} is unreadable: {intact} intact shards, {needed} needed")]
     ReadQuorum {
@@ -119,6 +129,28 @@ pub enum Error {
     /// A long operation was interrupted on request.
     #[error("operation interrupted")]
     Interrupted,
+}
+
+/// Whether an I/O error means "out of space" (a full disk or an exhausted quota).
+pub fn io_is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+impl Error {
+    /// Whether the operation failed for lack of space: on the disks (shards), on the
+    /// filesystem holding the metadata, or in the metadata map (`storage.map_size`).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::NoSpace { .. } => true,
+            Error::Io(e) => io_is_no_space(e),
+            Error::Meta(heed::Error::Io(e)) => io_is_no_space(e),
+            Error::Meta(heed::Error::Mdb(m)) => matches!(
+                m,
+                heed::MdbError::MapFull | heed::MdbError::Other(libc::ENOSPC | libc::EDQUOT)
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl From<rmp_serde::encode::Error> for Error {

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Version of the on-disk format this build reads and writes (see docs/format.md).
-pub const FORMAT_VERSION: u32 = 3;
+/// Version of the on-disk format this build writes (see docs/format.md).
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest version this build reads: version 4 only added holes to manifests, so a version
+/// 3 directory is valid version 4 and is upgraded in place (its format file rewritten) at open.
+pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Name of the format file in the data directory.
 pub const FORMAT_FILE: &str = "predastore.json";
 
@@ -29,7 +32,8 @@ pub struct FormatInfo {
 }
 
 impl FormatInfo {
-    /// Reads the format file; `None` for a new data directory. Fails on another version.
+    /// Reads the format file; `None` for a new data directory. Fails on a version this build
+    /// does not read.
     pub fn load(data_dir: &Path) -> Result<Option<FormatInfo>> {
         let path = data_dir.join(FORMAT_FILE);
         let bytes = match fs::read(&path) {
@@ -43,7 +47,7 @@ impl FormatInfo {
             .get("format_version")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| Error::Format(format!("{}: no format_version", path.display())))?;
-        if found != FORMAT_VERSION as u64 {
+        if !(OLDEST_READABLE_VERSION as u64..=FORMAT_VERSION as u64).contains(&found) {
             return Err(Error::FormatVersion {
                 path,
                 found: found as u32,

@@ -36,8 +36,9 @@ pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;
 pub use draft::{Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
 pub use engine::{
-    etag_matches, part_bounds, BucketInfo, ByteRange, CopyOptions, Engine, GetObject,
-    LateChecksums, ListPage, ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk,
+    etag_matches, part_bounds, zero_runs, BucketInfo, ByteRange, CopyOptions, Engine, GetObject,
+    LateChecksums, ListPage, ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk, HOLE_PAGE,
+    MIN_HOLE,
 };
 pub use error::{Error, Result};
 pub use maintenance::{

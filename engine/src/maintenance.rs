@@ -679,7 +679,10 @@ impl Engine {
         // Open drafts pin chunks as manifests do.
         for r in dbs.drafts.iter(&txn)? {
             let (_, b) = r?;
-            for c in crate::draft::pinned_chunks(b)? {
+            for c in crate::draft::pinned_chunks(b)?
+                .iter()
+                .filter(|c| !c.is_hole())
+            {
                 *counted.entry(c.hash).or_default() += 1;
             }
         }
@@ -687,7 +690,8 @@ impl Engine {
             match dbs.manifests.get(&txn, data_id.as_bytes())? {
                 Some(mb) => {
                     used_manifests.insert(data_id);
-                    for c in crate::meta::Manifest::decode(mb)?.chunks() {
+                    let m = crate::meta::Manifest::decode(mb)?;
+                    for c in m.chunks().iter().filter(|c| !c.is_hole()) {
                         *counted.entry(c.hash).or_default() += 1;
                     }
                 }

@@ -135,6 +135,14 @@ pub struct ObjectMeta {
     pub attrs: ObjectAttrs,
     /// Id of the manifest holding the object's data layout.
     pub(crate) data_id: String,
+    /// Bytes of the object in holes: zeros that take no space (a sparse file's holes, runs of
+    /// zeros in a body). `size - hole_bytes` is what the object occupies before coding.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hole_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ObjectMeta {
@@ -161,13 +169,32 @@ impl ObjectMeta {
     }
 }
 
-/// A reference to one chunk in a manifest.
+/// A reference to one chunk in a manifest, or a hole: `len` zero bytes that are not stored
+/// (the hash is [`ChunkRef::HOLE`]; no chunk record, no reference count, nothing on disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRef {
-    /// BLAKE3 hash of the chunk.
+    /// BLAKE3 hash of the chunk ([`ChunkRef::HOLE`] for a hole).
     pub hash: [u8; 32],
     /// Length of the chunk.
     pub len: u32,
+}
+
+impl ChunkRef {
+    /// The hash that marks a hole (no BLAKE3 output is all zeros in practice: 2^-256).
+    pub const HOLE: [u8; 32] = [0; 32];
+
+    /// A hole of `len` zero bytes.
+    pub fn hole(len: u32) -> ChunkRef {
+        ChunkRef {
+            hash: Self::HOLE,
+            len,
+        }
+    }
+
+    /// Whether this is a hole (zeros, nothing stored).
+    pub fn is_hole(&self) -> bool {
+        self.hash == Self::HOLE
+    }
 }
 
 /// Where an object's bytes are.
@@ -245,12 +272,21 @@ impl Manifest {
         }
     }
 
-    /// The chunks referenced (none when inline).
+    /// The chunks referenced, holes included (none when inline).
     pub fn chunks(&self) -> &[ChunkRef] {
         match self {
             Manifest::Inline(_) => &[],
             Manifest::Chunks { chunks, .. } => chunks,
         }
+    }
+
+    /// Bytes of the object in holes (stored nowhere).
+    pub fn hole_bytes(&self) -> u64 {
+        self.chunks()
+            .iter()
+            .filter(|c| c.is_hole())
+            .map(|c| c.len as u64)
+            .sum()
     }
 }
 
@@ -436,7 +472,12 @@ pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
     k
 }
 
-/// Adds `n` references to a chunk, creating its record when new. `fresh` is what the caller
+/// Whether a commit may refer to `c` without shards of its own: a hole, or a chunk with a record.
+pub(crate) fn chunk_known(txn: &RwTxn, dbs: &Dbs, c: &ChunkRef) -> Result<bool> {
+    Ok(c.is_hole() || dbs.chunks.get(txn, &c.hash)?.is_some())
+}
+
+/// Adds `n` references to a chunk (nothing for a hole), creating its record when new. `fresh` is what the caller
 /// wrote for the chunk, if it wrote it. Returns the shards that turned out not to be needed
 /// (another writer's record was there first): the caller frees them after its commit.
 pub(crate) fn incref(
@@ -447,6 +488,9 @@ pub(crate) fn incref(
     fresh: Option<&FreshShards>,
     n: u64,
 ) -> Result<Option<FreshShards>> {
+    if *hash == ChunkRef::HOLE {
+        return Ok(None);
+    }
     let mut surplus = None;
     let rec = match dbs.chunks.get(txn, hash)? {
         Some(b) => {
@@ -483,8 +527,11 @@ pub(crate) fn incref(
     Ok(surplus)
 }
 
-/// Drops one reference to a chunk; at zero it becomes a GC candidate.
+/// Drops one reference to a chunk (nothing for a hole); at zero it becomes a GC candidate.
 pub(crate) fn decref(txn: &mut RwTxn, dbs: &Dbs, hash: &[u8; 32]) -> Result<()> {
+    if *hash == ChunkRef::HOLE {
+        return Ok(());
+    }
     let Some(b) = dbs.chunks.get(txn, hash)? else {
         return Err(Error::Decode(format!(
             "reference to unknown chunk {}",

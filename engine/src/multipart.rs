@@ -197,7 +197,7 @@ impl Engine {
                 }
                 let mut surplus = Vec::new();
                 for c in &chunks {
-                    if c.fresh.is_none() && dbs.chunks.get(txn, &c.r.hash)?.is_none() {
+                    if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
                         return Err(Error::Corrupt(hex::encode(c.r.hash)));
                     }
                     if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
@@ -411,8 +411,13 @@ impl Engine {
                     parts_count: n as u32,
                     attrs: upload.attrs,
                     data_id: new_id(),
+                    hole_bytes: 0,
                 };
                 let manifest = Manifest::Chunks { chunks, part_sizes };
+                let meta = ObjectMeta {
+                    hole_bytes: manifest.hole_bytes(),
+                    ..meta
+                };
                 crate::meta::ref_manifest(txn, dbs, &manifest)?;
                 dbs.manifests
                     .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;

@@ -363,10 +363,24 @@ impl Appender {
             .as_mut()
             .ok_or_else(|| Error::Format("no active volume".into()))?;
         if a.tail + len > a.allocated {
-            let grow = a.step.max(a.tail + len - a.allocated);
-            preallocate(&a.file.file, a.allocated, grow)?;
+            let need = a.tail + len - a.allocated;
+            // Never more than a sixteenth of what is free: on a filling disk (or one that the
+            // other disks' volumes share) space held ahead would be missing elsewhere.
+            let step = match free_space(&a.file.file) {
+                Some(free) => a.step.min(free / 16 / ALIGN * ALIGN),
+                None => a.step,
+            };
+            let mut grow = step.max(need);
+            match preallocate(&a.file.file, a.allocated, grow) {
+                Ok(()) => a.step = (a.step * 2).min(PREALLOC_MAX),
+                // A nearly full disk: no room for a step ahead, perhaps for this shard.
+                Err(e) if e.is_no_space() && grow > need => {
+                    preallocate(&a.file.file, a.allocated, need)?;
+                    grow = need;
+                }
+                Err(e) => return Err(e),
+            }
             a.allocated += grow;
-            a.step = (a.step * 2).min(PREALLOC_MAX);
         }
         let offset = a.tail;
         a.tail += len;
@@ -375,6 +389,30 @@ impl Appender {
             file: a.file.clone(),
             offset,
         })
+    }
+
+    /// Gives back the space preallocated beyond the current volume's last shard (the disk, or
+    /// the filesystem it shares with other disks, is full), and starts preallocating small
+    /// again. Returns the bytes given back.
+    pub(crate) fn trim(&self) -> u64 {
+        let Ok(mut g) = self.active.lock() else {
+            return 0;
+        };
+        let Some(a) = g.as_mut() else {
+            return 0;
+        };
+        a.step = PREALLOC_FIRST;
+        if a.allocated <= a.tail {
+            return 0;
+        }
+        let n = a.allocated - a.tail;
+        match punch_file(&a.file.file, a.tail, n) {
+            Ok(true) => {
+                a.allocated = a.tail;
+                n
+            }
+            _ => 0,
+        }
     }
 
     /// Forgets the current volume (its disk went away); the next write starts a new one.
@@ -507,6 +545,14 @@ pub fn read_checked_at_new(
         checked += want;
     }
     Ok((buf, true))
+}
+
+/// Bytes free (for unprivileged use) on the filesystem holding `file`.
+fn free_space(file: &File) -> Option<u64> {
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: an open descriptor and a writable statvfs.
+    let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), &mut s) };
+    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
 fn preallocate(file: &File, offset: u64, len: u64) -> Result<()> {
@@ -778,6 +824,32 @@ mod tests {
         let mut back = vec![0u8; 5000];
         f.read_exact_at(&mut back, HEADER_LEN as u64).unwrap();
         assert_eq!(back, vec![7u8; 5000]);
+    }
+
+    /// Space preallocated ahead of the last shard is given back by `trim`, and is never more
+    /// than a sixteenth of what the filesystem has free.
+    #[test]
+    fn preallocation_is_bounded_by_free_space_and_trimmed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = Appender::new(dir.path(), policy(false, false));
+        let buf = ShardBuf::from_payload(&[3u8; 5000]);
+        let r = a.reserve(buf.region().len() as u64).unwrap();
+        r.write(&buf, true).unwrap();
+        let path = volume_path(dir.path(), r.volume);
+        let allocated = || File::open(&path).unwrap().metadata().unwrap().blocks() * 512;
+        let region = buf.region().len() as u64;
+        let free = free_space(&File::open(&path).unwrap()).unwrap();
+        let held = allocated();
+        assert!(held > region, "a step is preallocated: {held}");
+        assert!(held <= PREALLOC_FIRST.min(free / 16).max(region) + ALIGN);
+        assert_eq!(a.trim(), PREALLOC_FIRST - region);
+        assert!(allocated() <= region + ALIGN, "{}", allocated());
+        assert_eq!(a.trim(), 0);
+        // Appending goes on after the trim, right after the last shard.
+        let r2 = a.reserve(region).unwrap();
+        assert_eq!(r2.offset, region);
+        r2.write(&buf, true).unwrap();
     }
 
     /// One fdatasync makes every write before it durable; waiting for an older write costs

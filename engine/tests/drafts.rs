@@ -69,12 +69,14 @@ async fn pins_survive_overwrite_delete_and_gc_and_commit_replaces_one_chunk() {
     let guard = e.write_guard().await.unwrap();
     let e2 = e.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        let r = e2.store_draft_chunk(&guard, &third);
+        let r = e2.store_draft_data(&guard, &third);
         (r, guard)
     })
     .await
     .unwrap();
-    let (new_chunk, guard) = (stored.0.unwrap(), stored.1);
+    let (mut pieces, guard) = (stored.0.unwrap(), stored.1);
+    assert_eq!(pieces.len(), 1, "data without runs of zeros is one piece");
+    let new_chunk = pieces.remove(0);
     let mut list: Vec<(StoredChunk, Option<[u8; 16]>)> = chunks
         .iter()
         .map(|c| (StoredChunk::existing(*c), None))

@@ -17,7 +17,7 @@ use engine::{Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions}
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use futures::StreamExt;
 
@@ -94,6 +94,10 @@ pub struct Options {
 /// Maps engine errors onto errnos.
 pub(crate) fn errno(e: &engine::Error) -> Errno {
     use engine::Error as E;
+    if e.is_no_space() {
+        tracing::warn!("{e}");
+        return Errno::ENOSPC;
+    }
     match e {
         E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
         E::InvalidBucketName { .. } => Errno::EINVAL,
@@ -178,7 +182,7 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: m.size,
-        blocks: m.size.div_ceil(512),
+        blocks: m.size.saturating_sub(m.hole_bytes).div_ceil(512),
         atime: to_time(p.atime_ns),
         mtime: to_time(p.mtime_ns),
         ctime: to_time(p.ctime_ns),
@@ -200,7 +204,7 @@ fn open_attr(ino: u64, f: &OpenFile) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: f.size(),
-        blocks: f.size().div_ceil(512),
+        blocks: f.allocated().div_ceil(512),
         atime: to_time(p.atime_ns),
         mtime: to_time(p.mtime_ns),
         ctime: to_time(p.ctime_ns),
@@ -1326,7 +1330,9 @@ impl Filesystem for PredaFs {
                 };
                 g.write(off, data)?;
                 if openfile::buffered() > self.write_buffer {
-                    g.spill()?;
+                    // This write's data is taken; a failure to store is reported by the next
+                    // write (which tries again first), flush, fsync or close.
+                    let _ = g.spill();
                 }
             }
             self.relieve_memory(ino);
@@ -1334,6 +1340,117 @@ impl Filesystem for PredaFs {
         })();
         match res {
             Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE;
+        const ZERO: i32 = libc::FALLOC_FL_ZERO_RANGE;
+        let res = (|| {
+            if mode & !(KEEP | PUNCH | ZERO) != 0 {
+                // COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE: not offered.
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
+                Handle::File {
+                    ino,
+                    writable: true,
+                    ..
+                } => *ino,
+                _ => return Err(Errno::EBADF),
+            };
+            let end = offset
+                .checked_add(length)
+                .filter(|e| *e <= openfile::MAX_FILE_SIZE)
+                .ok_or(Errno::EFBIG)?;
+            let f = self.open_file(ino).ok_or(Errno::EBADF)?;
+            let mut g = f.lock().map_err(|_| Errno::EIO)?;
+            let grow = mode & KEEP == 0 && end > g.size();
+            if mode & (PUNCH | ZERO) != 0 {
+                // The kernel only passes PUNCH_HOLE together with KEEP_SIZE.
+                if grow {
+                    g.truncate(end)?;
+                }
+                g.zero_range(offset, length)?;
+            } else {
+                // Allocation: copy-on-write stores every write anew, so no space can be set
+                // aside; what can be promised is that the space is free now, and the size.
+                let need = end.saturating_sub(g.size()).min(length);
+                if need > self.free_bytes() {
+                    return Err(Errno::ENOSPC);
+                }
+                if grow {
+                    g.truncate(end)?;
+                }
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        // The kernel asks only for SEEK_DATA and SEEK_HOLE; it handles the others itself.
+        let res = (|| {
+            if !matches!(
+                &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)?,
+                Handle::File { .. }
+            ) {
+                return Err(Errno::EBADF);
+            }
+            let (size, extents) = match self.open_file(ino.0) {
+                Some(f) => {
+                    let g = f.lock().map_err(|_| Errno::EIO)?;
+                    (g.size(), g.data_extents())
+                }
+                None => {
+                    let path = self.path(ino)?;
+                    let (b, k) = split(&path);
+                    let (m, ext) = self.engine.object_extents(b, k).map_err(|e| errno(&e))?;
+                    (m.size, ext)
+                }
+            };
+            let off = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
+            if off >= size {
+                return Err(Errno::ENXIO);
+            }
+            match whence {
+                libc::SEEK_DATA => extents
+                    .iter()
+                    .find(|(_, e)| *e > off)
+                    .map(|(s, _)| (*s).max(off))
+                    .ok_or(Errno::ENXIO),
+                libc::SEEK_HOLE => Ok(extents
+                    .iter()
+                    .find(|(s, e)| *s <= off && off < *e)
+                    .map(|(_, e)| *e)
+                    .unwrap_or(off)),
+                _ => Err(Errno::EINVAL),
+            }
+        })();
+        match res {
+            Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(e),
         }
     }
@@ -1695,6 +1812,25 @@ impl Filesystem for PredaFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let (total, free) = self.capacity();
+        let bs = 4096u64;
+        reply.statfs(
+            total / bs,
+            free / bs,
+            free / bs,
+            0,
+            0,
+            bs as u32,
+            255,
+            bs as u32,
+        );
+    }
+}
+
+impl PredaFs {
+    /// Total and free bytes for file data: the disks' filesystems (each once), scaled by the
+    /// coding overhead.
+    fn capacity(&self) -> (u64, u64) {
         let cfg = self.engine.config();
         let (k, n) = (
             cfg.data_shards as u64,
@@ -1713,17 +1849,11 @@ impl Filesystem for PredaFs {
                 free += d.free_bytes;
             }
         }
-        let (total, free) = (total * k / n.max(1), free * k / n.max(1));
-        let bs = 4096u64;
-        reply.statfs(
-            total / bs,
-            free / bs,
-            free / bs,
-            0,
-            0,
-            bs as u32,
-            255,
-            bs as u32,
-        );
+        (total * k / n.max(1), free * k / n.max(1))
+    }
+
+    /// Free bytes for file data.
+    fn free_bytes(&self) -> u64 {
+        self.capacity().1
     }
 }

@@ -1,8 +1,9 @@
 //! Files open for writing: the file as a list of chunk-sized slots over an engine draft.
 //!
-//! A slot is the chunk as stored (read from the engine on demand), a modified copy in memory,
-//! a copy being stored in the background, or a hole. A write changes only the slots it
-//! touches (copy-on-write at chunk granularity); a slot that a sequential writer fills is
+//! A slot is the chunk as stored (read from the engine on demand: one or more pieces, runs of
+//! zeros among them stored as holes that take no space), a modified copy in memory, a copy being
+//! stored in the background, or a hole. A write changes only the slots it touches (copy-on-write
+//! at chunk granularity); a slot that a sequential writer fills is
 //! stored at once in the background, so a large copy streams into the engine; modified slots
 //! beyond the memory budget are stored early. `flush`, `fsync` and `close` store what is left and
 //! commit the object in one metadata transaction; until then the previous version stays the
@@ -101,14 +102,24 @@ impl Drop for Buf {
     }
 }
 
+/// One piece of a stored slot: a chunk or a hole, with its MD5 when known.
+#[derive(Clone)]
+struct Part {
+    c: StoredChunk,
+    md5: Option<[u8; 16]>,
+}
+
+impl Part {
+    fn len(&self) -> u64 {
+        self.c.chunk_ref().len as u64
+    }
+}
+
 /// One chunk of the file.
 enum Slot {
-    /// In the engine: committed (and pinned by the draft), or stored under the write guard for
-    /// the next commit. `md5` when known.
-    Stored {
-        c: StoredChunk,
-        md5: Option<[u8; 16]>,
-    },
+    /// In the engine, as pieces in order (chunks, and holes for runs of zeros): committed (and
+    /// pinned by the draft), or stored under the write guard for the next commit.
+    Stored { parts: Vec<Part>, len: u64 },
     /// Modified, in memory.
     Mem(Buf),
     /// Being stored by a background task; `gen` tells its result from a stale one.
@@ -118,9 +129,19 @@ enum Slot {
 }
 
 impl Slot {
+    /// A slot of stored pieces; all holes make a [`Slot::Hole`].
+    fn stored(parts: Vec<Part>) -> Slot {
+        let len = parts.iter().map(Part::len).sum();
+        if parts.iter().all(|p| p.c.is_hole()) {
+            Slot::Hole(len)
+        } else {
+            Slot::Stored { parts, len }
+        }
+    }
+
     fn len(&self) -> u64 {
         match self {
-            Slot::Stored { c, .. } => c.chunk_ref().len as u64,
+            Slot::Stored { len, .. } => *len,
             Slot::Mem(b) => b.v.len() as u64,
             Slot::Storing { data, .. } => data.v.len() as u64,
             Slot::Hole(n) => *n,
@@ -128,7 +149,7 @@ impl Slot {
     }
 }
 
-type StoreResult = engine::Result<(StoredChunk, Option<[u8; 16]>)>;
+type StoreResult = engine::Result<Vec<Part>>;
 
 struct Inflight {
     slot: usize,
@@ -164,6 +185,8 @@ pub struct OpenFile {
     guard: Option<Arc<WriteGuard>>,
     chunk_size: usize,
     inline_threshold: usize,
+    /// Why the last background store failed (reported by the next write, flush or fsync).
+    failed: Option<Errno>,
 }
 
 fn now_ns() -> i64 {
@@ -228,6 +251,7 @@ impl OpenFile {
             guard: None,
             chunk_size: cfg.chunk_size,
             inline_threshold: cfg.inline_threshold,
+            failed: None,
         };
         if !truncate {
             match base.content {
@@ -240,13 +264,25 @@ impl OpenFile {
                     }
                 }
                 DraftContent::Chunks(chunks) => {
+                    // Pieces are grouped into slots of at most a chunk: an object's chunks are
+                    // one slot each, the pieces a slot was stored as (data and holes) one slot.
+                    let mut parts: Vec<Part> = Vec::new();
+                    let mut len = 0u64;
                     for r in chunks {
-                        f.starts.push(f.size);
-                        f.size += r.len as u64;
-                        f.slots.push(Slot::Stored {
+                        if !parts.is_empty() && len + r.len as u64 > f.chunk_size as u64 {
+                            f.new_slot(Slot::stored(std::mem::take(&mut parts)));
+                            f.size += len;
+                            len = 0;
+                        }
+                        len += r.len as u64;
+                        parts.push(Part {
                             c: StoredChunk::existing(r),
                             md5: None,
                         });
+                    }
+                    if !parts.is_empty() {
+                        f.new_slot(Slot::stored(parts));
+                        f.size += len;
                     }
                 }
             }
@@ -286,9 +322,50 @@ impl OpenFile {
         self.slots.len() - 1
     }
 
-    /// Frees the shards of a chunk stored for this file that no commit will reference.
-    fn abandon(&self, c: StoredChunk) {
-        self.engine.abandon_chunks_now(vec![c]);
+    /// Frees the shards of pieces stored for this file that no commit will reference.
+    fn abandon(&self, parts: Vec<Part>) {
+        self.engine
+            .abandon_chunks_now(parts.into_iter().map(|p| p.c).collect());
+    }
+
+    /// Bytes that take space: all but the holes (what `st_blocks` counts).
+    pub fn allocated(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| match s {
+                Slot::Hole(_) => 0,
+                Slot::Stored { parts, .. } => {
+                    parts.iter().filter(|p| !p.c.is_hole()).map(Part::len).sum()
+                }
+                other => other.len(),
+            })
+            .sum()
+    }
+
+    /// The ranges `[start, end)` that hold data, in order: holes (stored ones and those not
+    /// yet written) excluded, modified chunks in memory counted as data.
+    pub fn data_extents(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut add = |a: u64, b: u64| match out.last_mut() {
+            Some((_, e)) if *e == a => *e = b,
+            _ => out.push((a, b)),
+        };
+        for (s, start) in self.slots.iter().zip(&self.starts) {
+            match s {
+                Slot::Hole(_) => {}
+                Slot::Stored { parts, .. } => {
+                    let mut at = *start;
+                    for p in parts {
+                        if !p.c.is_hole() {
+                            add(at, at + p.len());
+                        }
+                        at += p.len();
+                    }
+                }
+                other => add(*start, start + other.len()),
+            }
+        }
+        out
     }
 
     /// Makes slot `i` a modifiable copy in memory (reading it from the engine if need be).
@@ -297,22 +374,28 @@ impl OpenFile {
             Slot::Mem(_) => None,
             Slot::Hole(n) => Some(Buf::new(vec![0u8; *n as usize])),
             Slot::Storing { data, .. } => Some(Buf::new(data.v.clone())),
-            Slot::Stored { c, .. } => {
-                let r = c.chunk_ref();
-                let mut v = Vec::with_capacity(r.len as usize);
-                for p in self
-                    .engine
-                    .read_stored_chunk(c, 0, r.len as usize)
-                    .map_err(eio)?
-                {
-                    v.extend_from_slice(&p);
+            Slot::Stored { parts, len } => {
+                let mut v = Vec::with_capacity(*len as usize);
+                for part in parts {
+                    if part.c.is_hole() {
+                        v.resize(v.len() + part.len() as usize, 0);
+                        continue;
+                    }
+                    for p in self
+                        .engine
+                        .read_stored_chunk(&part.c, 0, part.len() as usize)
+                        .map_err(eio)?
+                    {
+                        v.extend_from_slice(&p);
+                    }
                 }
                 Some(Buf::new(v))
             }
         };
         if let Some(b) = replace {
-            if let Slot::Stored { c, .. } = std::mem::replace(&mut self.slots[i], Slot::Mem(b)) {
-                self.abandon(c);
+            if let Slot::Stored { parts, .. } = std::mem::replace(&mut self.slots[i], Slot::Mem(b))
+            {
+                self.abandon(parts);
             }
         }
         match &mut self.slots[i] {
@@ -356,6 +439,12 @@ impl OpenFile {
             .filter(|e| *e <= MAX_FILE_SIZE)
             .ok_or(Errno::EFBIG)?;
         self.reap();
+        if self.failed.is_some() {
+            // A background store failed (a full disk, say): try again before taking more data,
+            // and report the failure to this writer if it persists.
+            self.failed = None;
+            self.spill()?;
+        }
         let appending = off == self.size;
         if off > self.size {
             self.grow(off)?;
@@ -416,8 +505,8 @@ impl OpenFile {
             self.grow(new_size)?;
         } else if new_size == 0 {
             for s in std::mem::take(&mut self.slots) {
-                if let Slot::Stored { c, .. } = s {
-                    self.abandon(c);
+                if let Slot::Stored { parts, .. } = s {
+                    self.abandon(parts);
                 }
             }
             self.starts.clear();
@@ -426,8 +515,8 @@ impl OpenFile {
         } else {
             let i = self.starts.partition_point(|s| *s < new_size) - 1;
             for s in self.slots.drain(i + 1..).collect::<Vec<_>>() {
-                if let Slot::Stored { c, .. } = s {
-                    self.abandon(c);
+                if let Slot::Stored { parts, .. } = s {
+                    self.abandon(parts);
                 }
             }
             self.starts.truncate(i + 1);
@@ -464,9 +553,25 @@ impl OpenFile {
                 Slot::Mem(buf) => out.extend_from_slice(&buf.v[a..b]),
                 Slot::Storing { data, .. } => out.extend_from_slice(&data.v[a..b]),
                 Slot::Hole(_) => out.resize(out.len() + (b - a), 0),
-                Slot::Stored { c, .. } => {
-                    for p in self.engine.read_stored_chunk(c, a, b).map_err(eio)? {
-                        out.extend_from_slice(&p);
+                Slot::Stored { parts, .. } => {
+                    let mut at = 0usize;
+                    for part in parts {
+                        let n = part.len() as usize;
+                        let (lo, hi) = (a.max(at), b.min(at + n));
+                        if lo < hi {
+                            if part.c.is_hole() {
+                                out.resize(out.len() + (hi - lo), 0);
+                            } else {
+                                let got = self
+                                    .engine
+                                    .read_stored_chunk(&part.c, lo - at, hi - at)
+                                    .map_err(eio)?;
+                                for p in got {
+                                    out.extend_from_slice(&p);
+                                }
+                            }
+                        }
+                        at += n;
                     }
                 }
             }
@@ -485,7 +590,7 @@ impl OpenFile {
         Ok(g)
     }
 
-    /// Starts storing slot `i` (in memory or a hole) in the background.
+    /// Starts storing slot `i` (if it is in memory) in the background.
     fn start_store(&mut self, i: usize) -> Result<(), Errno> {
         let guard = self.ensure_guard()?;
         while self.inflight.len() >= DEPTH {
@@ -493,7 +598,6 @@ impl OpenFile {
         }
         let data = match std::mem::replace(&mut self.slots[i], Slot::Hole(0)) {
             Slot::Mem(b) => Arc::new(b),
-            Slot::Hole(n) => Arc::new(Buf::new(vec![0u8; n as usize])),
             other => {
                 self.slots[i] = other;
                 return Ok(());
@@ -511,9 +615,20 @@ impl OpenFile {
         let engine = self.engine.clone();
         let task = self.rt.spawn_blocking(move || {
             let _permit = StorePermit::take();
-            let md5 = want_md5.then(|| Md5::digest(&data.v).into());
-            let c = engine.store_draft_chunk(&guard, &data.v)?;
-            Ok((c, md5))
+            let pieces = engine.store_draft_data(&guard, &data.v)?;
+            let mut at = 0usize;
+            Ok(pieces
+                .into_iter()
+                .map(|c| {
+                    let n = c.chunk_ref().len as usize;
+                    let md5 = want_md5.then(|| match c.is_hole() {
+                        true => engine::draft::zeros_md5(n as u32),
+                        false => Md5::digest(&data.v[at..at + n]).into(),
+                    });
+                    at += n;
+                    Part { c, md5 }
+                })
+                .collect())
         });
         self.inflight.push_back(Inflight { slot: i, gen, task });
         Ok(())
@@ -523,16 +638,22 @@ impl OpenFile {
         let current =
             matches!(self.slots.get(slot), Some(Slot::Storing { gen: g, .. }) if *g == gen);
         let failure = match r {
-            Ok(Ok((c, md5))) if current => {
-                self.slots[slot] = Slot::Stored { c, md5 };
+            Ok(Ok(parts)) if current => {
+                self.slots[slot] = Slot::stored(parts);
                 return;
             }
-            Ok(Ok((c, _))) => {
-                self.abandon(c);
+            Ok(Ok(parts)) => {
+                self.abandon(parts);
                 return;
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            Ok(Err(e)) => {
+                self.failed = Some(crate::fs::errno(&e));
+                e.to_string()
+            }
+            Err(e) => {
+                self.failed = Some(Errno::EIO);
+                e.to_string()
+            }
         };
         tracing::warn!(
             "storing a chunk of {} failed (retried at commit): {failure}",
@@ -571,7 +692,8 @@ impl OpenFile {
 
     /// Stores every modified slot held in memory and waits until they are stored (under memory
     /// pressure: the writer that finds the budget exceeded pays for it). Still committed only
-    /// on flush, fsync or close.
+    /// on flush, fsync or close. Fails with the errno of a store that failed (its data stays in
+    /// memory, to be stored again).
     pub fn spill(&mut self) -> Result<(), Errno> {
         self.reap();
         for i in 0..self.slots.len() {
@@ -582,6 +704,42 @@ impl OpenFile {
         while !self.inflight.is_empty() {
             self.wait_one();
         }
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes bytes `[off, off + len)` (within the file) zeros, as `fallocate`'s
+    /// `PUNCH_HOLE` and `ZERO_RANGE` do: slots wholly inside become holes (their space is
+    /// freed once committed), partly covered ones are zeroed in memory (their runs of zeros
+    /// become holes when stored).
+    pub fn zero_range(&mut self, off: u64, len: u64) -> Result<(), Errno> {
+        self.reap();
+        let end = off.saturating_add(len).min(self.size);
+        if off >= end {
+            return Ok(());
+        }
+        let mut i = self.starts.partition_point(|s| *s <= off) - 1;
+        while i < self.slots.len() && self.starts[i] < end {
+            let start = self.starts[i];
+            let slen = self.slots[i].len();
+            let (a, b) = (off.max(start) - start, end.min(start + slen) - start);
+            if a == 0 && b == slen {
+                // A store in flight for the slot finds it changed and abandons its result.
+                if let Slot::Stored { parts, .. } =
+                    std::mem::replace(&mut self.slots[i], Slot::Hole(slen))
+                {
+                    self.abandon(parts);
+                }
+            } else if !matches!(self.slots[i], Slot::Hole(_)) {
+                self.make_mem(i)?.v[a as usize..b as usize].fill(0);
+            }
+            i += 1;
+        }
+        self.seq = None;
+        self.dirty = true;
+        self.touch();
         Ok(())
     }
 
@@ -592,19 +750,21 @@ impl OpenFile {
         if !self.dirty || self.detached {
             return Ok(());
         }
+        // Pieces per slot, to give each slot its committed pieces back.
+        let mut counts: Vec<usize> = Vec::new();
         let (etag, data, part_sizes) = if self.size as usize <= self.inline_threshold {
             let bytes = self.read(0, self.size as u32)?;
             let etag = hex::encode(Md5::digest(&bytes));
             // Everything in one slot in memory: nothing of it needs a pin any more.
             while let Some(f) = self.inflight.pop_front() {
                 let r = self.rt.block_on(f.task);
-                if let Ok(Ok((c, _))) = r {
-                    self.abandon(c);
+                if let Ok(Ok(parts)) = r {
+                    self.abandon(parts);
                 }
             }
             for s in std::mem::take(&mut self.slots) {
-                if let Slot::Stored { c, .. } = s {
-                    self.abandon(c);
+                if let Slot::Stored { parts, .. } = s {
+                    self.abandon(parts);
                 }
             }
             self.starts.clear();
@@ -614,49 +774,29 @@ impl OpenFile {
             }
             (etag, DraftData::Inline(bytes), Vec::new())
         } else {
+            self.failed = None;
             for i in 0..self.slots.len() {
                 if matches!(self.slots[i], Slot::Mem(_)) {
                     self.start_store(i)?;
-                }
-            }
-            // Holes: one zero chunk per length, stored once and referenced by every hole of
-            // that length (`truncate -s 100G` writes one chunk, not 25,600).
-            let mut zeros: std::collections::HashMap<u64, (StoredChunk, [u8; 16])> =
-                Default::default();
-            let guard = self.ensure_guard()?;
-            for s in &self.slots {
-                if let Slot::Hole(n) = s {
-                    if !zeros.contains_key(n) {
-                        let z = vec![0u8; *n as usize];
-                        let c = self.engine.store_draft_chunk(&guard, &z).map_err(eio)?;
-                        zeros.insert(*n, (c, Md5::digest(&z).into()));
-                    }
                 }
             }
             while !self.inflight.is_empty() {
                 self.wait_one();
             }
             let mut chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = Vec::new();
-            let mut zero_used = std::collections::HashSet::new();
             for s in &self.slots {
                 match s {
-                    Slot::Stored { c, md5 } => chunks.push((c.clone(), *md5)),
+                    Slot::Stored { parts, .. } => {
+                        counts.push(parts.len());
+                        chunks.extend(parts.iter().map(|p| (p.c.clone(), p.md5)));
+                    }
+                    // Holes take no space: `truncate -s 100G` stores nothing.
                     Slot::Hole(n) => {
-                        let (c, md5) = &zeros[n];
-                        // The first reference records the chunk; the others count it.
-                        let c = if zero_used.insert(*n) {
-                            c.clone()
-                        } else {
-                            StoredChunk::existing(c.chunk_ref())
-                        };
-                        chunks.push((c, Some(*md5)));
+                        counts.push(1);
+                        chunks.push((StoredChunk::hole(*n as u32), None));
                     }
                     // A store failed: its data is back in memory; report the error.
-                    _ => {
-                        self.engine
-                            .abandon_chunks_now(zeros.into_values().map(|(c, _)| c).collect());
-                        return Err(Errno::EIO);
-                    }
+                    _ => return Err(self.failed.unwrap_or(Errno::EIO)),
                 }
             }
             let (etag, part_sizes) = match &self.seq {
@@ -728,11 +868,17 @@ impl OpenFile {
         self.draft = draft;
         match res {
             Ok(_) => {
-                for (s, (c, md5)) in self.slots.iter_mut().zip(committed) {
-                    *s = Slot::Stored {
-                        c: StoredChunk::existing(c.chunk_ref()),
-                        md5,
-                    };
+                let mut pieces = committed.into_iter();
+                for (s, n) in self.slots.iter_mut().zip(counts) {
+                    let parts = pieces
+                        .by_ref()
+                        .take(n)
+                        .map(|(c, md5)| Part {
+                            c: StoredChunk::existing(c.chunk_ref()),
+                            md5,
+                        })
+                        .collect();
+                    *s = Slot::stored(parts);
                 }
                 self.dirty = false;
                 if self.inflight.is_empty() {
@@ -740,17 +886,7 @@ impl OpenFile {
                 }
                 Ok(())
             }
-            Err(e) => {
-                // Zero chunks stored for holes are referenced by no slot: free them.
-                let fresh_zeros: Vec<StoredChunk> = committed
-                    .into_iter()
-                    .zip(&self.slots)
-                    .filter(|(_, s)| matches!(s, Slot::Hole(_)))
-                    .map(|((c, _), _)| c)
-                    .collect();
-                self.engine.abandon_chunks_now(fresh_zeros);
-                Err(crate::fs::errno(&e))
-            }
+            Err(e) => Err(crate::fs::errno(&e)),
         }
     }
 
@@ -758,13 +894,13 @@ impl OpenFile {
     /// the file was detached).
     pub fn close(&mut self) {
         while let Some(f) = self.inflight.pop_front() {
-            if let Ok(Ok((c, _))) = self.rt.block_on(f.task) {
-                self.abandon(c);
+            if let Ok(Ok(parts)) = self.rt.block_on(f.task) {
+                self.abandon(parts);
             }
         }
         for s in std::mem::take(&mut self.slots) {
-            if let Slot::Stored { c, .. } = s {
-                self.abandon(c);
+            if let Slot::Stored { parts, .. } = s {
+                self.abandon(parts);
             }
         }
         self.starts.clear();

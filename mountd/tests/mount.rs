@@ -844,22 +844,39 @@ fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
         let nb = new_body.clone();
         let writer = std::thread::spawn(move || {
             let _ = std::fs::write(&target, &nb);
-            if let Ok(mut f) = std::fs::File::create(&pending) {
-                // Keep writing (never closing) until the mount is gone.
-                let t = Instant::now();
-                let mut k = 0u64;
-                while t.elapsed() < Duration::from_secs(20) {
-                    if f.write_all(&data(k, 64 * 1024)).is_err() {
-                        break;
-                    }
-                    k += 1;
-                    if k > 400 {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
+            // Keep writing (never closing) until the mount is gone. In a process of its own:
+            // every close of a descriptor flushes (commits) the file, and a child that another
+            // test thread spawns closes its copies of this process's descriptors at exec.
+            let _ = Command::new("python3")
+                .arg("-c")
+                .arg(
+                    "import os, sys, time\n\
+                     fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n\
+                     t, k = time.time(), 0\n\
+                     while time.time() - t < 20:\n\
+                     \x20   try:\n\
+                     \x20       os.write(fd, os.urandom(65536))\n\
+                     \x20   except OSError:\n\
+                     \x20       break\n\
+                     \x20   k += 1\n\
+                     \x20   if k > 400:\n\
+                     \x20       time.sleep(0.02)\n\
+                     os._exit(0)\n",
+                )
+                .arg(&pending)
+                .status();
         });
-        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 150));
+        // Once the never-closed file holds unflushed data, at a different moment each round.
+        let pending = m.mnt.join("crash").join(format!("pending{round}"));
+        let t = Instant::now();
+        while std::fs::metadata(&pending).map(|m| m.len()).unwrap_or(0) < 128 << 10 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the writer never wrote"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis((round * 37) % 150));
         m.child.kill().unwrap();
         m.child.wait().unwrap();
         let _ = Command::new("fusermount3")
@@ -1008,10 +1025,14 @@ fn writes_change_only_the_chunks_they_touch() {
     drop(f);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), model.len() as u64);
     assert!(std::fs::read(&path).unwrap() == model, "mount view");
-    assert_eq!(
-        e.head_object("cow", "big.bin").unwrap().etag,
-        multipart_etag(&model, 4 * MIB)
+    // The runs of zeros the holes left are stored as holes: parts are the pieces stored.
+    let meta = e.head_object("cow", "big.bin").unwrap();
+    assert!(
+        meta.hole_bytes >= (2 * MIB + 16 * MIB) as u64,
+        "{}",
+        meta.hole_bytes
     );
+    assert_eq!(meta.etag, etag_of_parts(&e, "cow", "big.bin", &model));
     drop(e);
     let dir = m.unmount();
     let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
@@ -1295,9 +1316,35 @@ fn memory_stays_bounded_for_large_files_and_many_open_files() {
     let _ = m.unmount();
 }
 
+/// `lseek(fd, off, whence)`, or the errno.
+fn seek_raw(f: &std::fs::File, off: u64, whence: i32) -> Result<u64, i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; lseek has no memory effects.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// `fallocate(fd, mode, off, len)`, or the errno.
+fn fallocate(f: &std::fs::File, mode: i32, off: u64, len: u64) -> Result<(), i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; fallocate has no memory effects.
+    let r = unsafe { libc::fallocate(f.as_raw_fd(), mode, off as libc::off_t, len as libc::off_t) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(())
+    }
+}
+
 #[test]
-fn sparse_files_cost_one_zero_chunk() {
+fn sparse_files_store_only_their_data() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
     const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
     let m = Mount::start();
     std::fs::create_dir(m.mnt.join("sparse")).unwrap();
     let p = m.mnt.join("sparse/disk.img");
@@ -1305,20 +1352,50 @@ fn sparse_files_cost_one_zero_chunk() {
     f.set_len(10 * GIB).unwrap();
     drop(f);
     let e = engine_of(&m);
-    assert_eq!(e.head_object("sparse", "disk.img").unwrap().size, 10 * GIB);
-    assert_eq!(
-        live_chunks(&e).len(),
-        1,
-        "every hole is the same zero chunk"
-    );
-    // A write deep inside: one more chunk; the rest still reads as zeros.
-    let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    let meta = e.head_object("sparse", "disk.img").unwrap();
+    assert_eq!((meta.size, meta.hole_bytes), (10 * GIB, 10 * GIB));
+    assert_eq!(live_chunks(&e).len(), 0, "holes store nothing");
+    assert_eq!(std::fs::metadata(&p).unwrap().blocks(), 0);
+    // A write deep inside stores the pages around it, not a whole chunk.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
     f.seek(SeekFrom::Start(9 * GIB + 12345)).unwrap();
     f.write_all(b"boot sector").unwrap();
+    // Holes and data as seen while the file is open for writing, then once it is closed.
+    let check_layout = |f: &std::fs::File| {
+        assert_eq!(seek_raw(f, 0, libc::SEEK_HOLE), Ok(0));
+        assert_eq!(seek_raw(f, 0, libc::SEEK_DATA), Ok(9 * GIB));
+        assert_eq!(seek_raw(f, 9 * GIB + 5, libc::SEEK_DATA), Ok(9 * GIB + 5));
+        let hole = seek_raw(f, 9 * GIB, libc::SEEK_HOLE).unwrap();
+        assert!(
+            (9 * GIB + 12356..=9 * GIB + 4 * MIB).contains(&hole),
+            "{hole}"
+        );
+        assert_eq!(seek_raw(f, hole, libc::SEEK_DATA), Err(libc::ENXIO));
+        assert_eq!(seek_raw(f, 10 * GIB, libc::SEEK_DATA), Err(libc::ENXIO));
+        assert_eq!(seek_raw(f, 10 * GIB, libc::SEEK_HOLE), Err(libc::ENXIO));
+    };
+    check_layout(&f);
     drop(f);
-    assert_eq!(live_chunks(&e).len(), 2);
-    use std::os::unix::fs::FileExt;
+    let chunks: Vec<u32> = e
+        .chunk_records()
+        .unwrap()
+        .values()
+        .filter(|r| r.refs > 0)
+        .map(|r| r.len)
+        .collect();
+    assert_eq!(chunks, vec![16384], "the four pages up to the write");
     let f = std::fs::File::open(&p).unwrap();
+    check_layout(&f);
+    assert_eq!(
+        seek_raw(&f, 9 * GIB, libc::SEEK_HOLE),
+        Ok(9 * GIB + 16384),
+        "exactly, once stored"
+    );
+    assert_eq!(f.metadata().unwrap().blocks(), 16384 / 512);
     let mut buf = vec![1u8; 64];
     f.read_exact_at(&mut buf, 9 * GIB + 12345 - 20).unwrap();
     assert_eq!(&buf[..20], &[0u8; 20]);
@@ -1328,8 +1405,239 @@ fn sparse_files_cost_one_zero_chunk() {
     assert!(buf.iter().all(|b| *b == 0));
     assert_eq!(f.metadata().unwrap().len(), 10 * GIB);
     drop(f);
+    // cp finds the holes (SEEK_DATA/SEEK_HOLE) and makes a sparse copy.
+    let out = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let copy = out.path().join("disk.img");
+    run(Command::new("cp").arg(&p).arg(&copy));
+    let cm = std::fs::metadata(&copy).unwrap();
+    assert_eq!(cm.len(), 10 * GIB);
+    assert!(
+        cm.blocks() * 512 <= 4 * MIB,
+        "sparse copy: {} blocks",
+        cm.blocks()
+    );
+    let c = std::fs::File::open(&copy).unwrap();
+    c.read_exact_at(&mut buf, 9 * GIB + 12345 - 20).unwrap();
+    assert_eq!(&buf[20..31], b"boot sector");
+    drop(c);
+
+    // Zeros written out in full take no space either (dd from /dev/zero).
+    let z = m.mnt.join("sparse/zeros");
+    run(Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", z.display()))
+        .args(["bs=1M", "count=64", "status=none"]));
+    let zm = e.head_object("sparse", "zeros").unwrap();
+    assert_eq!((zm.size, zm.hole_bytes), (64 * MIB, 64 * MIB));
+    assert_eq!(
+        zm.etag,
+        md5(&vec![0u8; 64 << 20]),
+        "written in order: plain MD5"
+    );
+    assert_eq!(live_chunks(&e).len(), 1);
+    assert_eq!(std::fs::metadata(&z).unwrap().blocks(), 0);
     drop(e);
     let _ = m.unmount();
+}
+
+#[test]
+fn fallocate_punches_zeroes_and_extends() {
+    const MIB: usize = 1 << 20;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("falloc")).unwrap();
+    let p = m.mnt.join("falloc/f.bin");
+    let mut model = data(40, 12 * MIB + 77);
+    std::fs::write(&p, &model).unwrap();
+    let e = engine_of(&m);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let keep = libc::FALLOC_FL_KEEP_SIZE;
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | keep;
+    // A whole chunk, and a range inside one that is not page-aligned.
+    fallocate(&f, punch, 4 * MIB as u64, 4 * MIB as u64).unwrap();
+    model[4 * MIB..8 * MIB].fill(0);
+    fallocate(&f, punch, MIB as u64 + 5, 200 * 1024).unwrap();
+    model[MIB + 5..MIB + 5 + 200 * 1024].fill(0);
+    // Punching past the end keeps the size.
+    fallocate(&f, punch, 12 * MIB as u64, MIB as u64).unwrap();
+    model[12 * MIB..].fill(0);
+    assert_eq!(f.metadata().unwrap().len(), model.len() as u64);
+    // ZERO_RANGE past the end grows the file, with KEEP_SIZE it does not.
+    fallocate(
+        &f,
+        libc::FALLOC_FL_ZERO_RANGE,
+        10 * MIB as u64,
+        3 * MIB as u64,
+    )
+    .unwrap();
+    model[10 * MIB..].fill(0);
+    model.resize(13 * MIB, 0);
+    fallocate(
+        &f,
+        libc::FALLOC_FL_ZERO_RANGE | keep,
+        12 * MIB as u64,
+        5 * MIB as u64,
+    )
+    .unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 13 * MIB as u64);
+    // Plain allocation: the size grows (the space is checked, not set aside); KEEP_SIZE keeps it.
+    fallocate(&f, 0, 0, 14 * MIB as u64).unwrap();
+    model.resize(14 * MIB, 0);
+    fallocate(&f, keep, 0, 20 * MIB as u64).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 14 * MIB as u64);
+    // More space than the disks have: ENOSPC, nothing changed.
+    assert_eq!(fallocate(&f, 0, 0, 1 << 42), Err(libc::ENOSPC));
+    // Operations that move data are not offered.
+    assert_eq!(
+        fallocate(&f, libc::FALLOC_FL_COLLAPSE_RANGE, 0, 4 * MIB as u64),
+        Err(libc::EOPNOTSUPP)
+    );
+    assert_eq!(
+        fallocate(&f, libc::FALLOC_FL_INSERT_RANGE, 0, 4 * MIB as u64),
+        Err(libc::EOPNOTSUPP)
+    );
+    assert!(std::fs::read(&p).unwrap() == model, "mount view while open");
+    drop(f);
+    assert!(std::fs::read(&p).unwrap() == model, "mount view");
+    let meta = e.head_object("falloc", "f.bin").unwrap();
+    assert_eq!(meta.size, model.len() as u64);
+    assert!(
+        meta.hole_bytes >= (4 * MIB + 196 * 1024 + 4 * MIB) as u64,
+        "punched ranges take no space: {}",
+        meta.hole_bytes
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt.block_on(async {
+        let g = e.get_object("falloc", "f.bin", None).await.unwrap();
+        let mut body = g.body;
+        let mut out = Vec::new();
+        while let Some(c) = futures::StreamExt::next(&mut body).await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    });
+    assert!(got == model, "S3 view");
+    // The ETag follows S3's multipart rule over the parts the object records.
+    assert_eq!(meta.etag, etag_of_parts(&e, "falloc", "f.bin", &model));
+    // A read-only descriptor may not fallocate.
+    let ro = std::fs::File::open(&p).unwrap();
+    assert_eq!(fallocate(&ro, punch, 0, 4096), Err(libc::EBADF));
+    drop(ro);
+    drop(e);
+    let dir = m.unmount();
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
+/// S3's multipart ETag over the parts an object records (`GetObject?partNumber=N`).
+fn etag_of_parts(e: &engine::Engine, bucket: &str, key: &str, body: &[u8]) -> String {
+    let n = e.head_object(bucket, key).unwrap().parts_count;
+    if n == 0 {
+        return md5(body);
+    }
+    let mut h = md5::Md5::new();
+    for part in 1..=n {
+        let (a, b) = e.part_range(bucket, key, part).unwrap();
+        h.update(md5::Md5::digest(&body[a as usize..b as usize]));
+    }
+    format!("{}-{n}", hex::encode(h.finalize()))
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .expect("mount(8)");
+        assert!(st.success(), "mounting a tmpfs needs root");
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disks_give_enospc_and_keep_what_was_committed() {
+    const MIB: usize = 1 << 20;
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = SmallFs::mount(small_dir.path().join("small"), "32m");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    let disks: String = (0..6)
+        .map(|i| format!("    - {}\n", small.0.join(format!("d{i}")).display()))
+        .collect();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage:\n  data_dir: {}\n  disks:\n{disks}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let m = Mount::start_with(dir, &["--config", cfg.to_str().unwrap()]);
+    std::fs::create_dir(m.mnt.join("full")).unwrap();
+    let kept = data(50, 6 * MIB);
+    std::fs::write(m.mnt.join("full/kept"), &kept).unwrap();
+    // 40 MiB of data is 60 MiB of shards on a 32 MiB disk.
+    let big = data(51, 40 * MIB);
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(m.mnt.join("full/big"))?;
+        for piece in big.chunks(MIB) {
+            f.write_all(piece)?;
+        }
+        f.sync_all()
+    })();
+    let err = res.expect_err("40 MiB do not fit");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    // What was committed before is intact; the failed file was never committed with data.
+    assert!(std::fs::read(m.mnt.join("full/kept")).unwrap() == kept);
+    let e = engine_of(&m);
+    assert!(e.head_object("full", "big").map(|m| m.size).unwrap_or(0) < big.len() as u64);
+    assert!(e.fsck().unwrap().is_clean());
+    // The space of the failed file comes back once its last handle is released (the kernel
+    // sends the release after close returns) ...
+    let free = || {
+        let c = std::ffi::CString::new(m.mnt.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path and a zeroed statvfs to fill.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail * st.f_frsize
+    };
+    let t = Instant::now();
+    while free() < 8 << 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "free: {}\n{}",
+            free(),
+            std::fs::read_to_string(m.dir.path().join("mountd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ... and a file that fits goes in.
+    let fits = data(52, 4 * MIB);
+    let mut f = std::fs::File::create(m.mnt.join("full/fits")).unwrap();
+    f.write_all(&fits).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    assert!(std::fs::read(m.mnt.join("full/fits")).unwrap() == fits);
+    drop(e);
+    let _ = m.unmount();
+    drop(small);
 }
 
 #[test]

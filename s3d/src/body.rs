@@ -131,6 +131,8 @@ pub struct VerifyingBody {
     hasher: ChecksumHasher,
     expected: Expected,
     done: bool,
+    /// Bytes received so far.
+    received: u64,
     /// Verified checksums (header and trailer), for storage with the object.
     pub verified: engine::LateChecksums,
 }
@@ -165,8 +167,15 @@ impl VerifyingBody {
             hasher,
             expected,
             done: false,
+            received: 0,
             verified: Default::default(),
         }
+    }
+
+    /// Whether the client has started sending the body and not finished: after a failure, the
+    /// rest must be read (and dropped) before the error response can reach it.
+    pub fn unfinished(&self) -> bool {
+        self.received > 0 && !self.done
     }
 
     fn finish(&mut self) -> Result<(), BodyError> {
@@ -243,6 +252,7 @@ impl Stream for VerifyingBody {
             Poll::Ready(Some(Ok(b))) => {
                 let deadline = tokio::time::Instant::now() + self.idle_after;
                 self.idle.as_mut().reset(deadline);
+                self.received += b.len() as u64;
                 if let Some(h) = self.md5.as_mut() {
                     h.update(&b);
                 }

@@ -7,6 +7,17 @@ use crate::body::BodyError;
 /// Converts an engine error into the S3 error a client expects.
 pub fn s3_err(e: engine::Error) -> S3Error {
     use engine::Error as E;
+    if e.is_no_space() {
+        // S3 itself never runs out of space; 507 is what MinIO and restic's rest-server answer,
+        // and clients do not retry it (a retry would only fill the disks again).
+        tracing::warn!("out of space: {e}");
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("InsufficientStorage".into()),
+            "The server has no space left to store this object; delete objects or add disk space",
+        );
+        err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+        return err;
+    }
     match e {
         E::InvalidBucketName { name, reason } => {
             s3_error!(InvalidBucketName, "The specified bucket is not valid: {name:?} {reason}")

@@ -407,11 +407,23 @@ impl Store {
         let body = body.unwrap_or_else(crate::body::empty);
         let vb = VerifyingBody::new(body, expected, self.body_idle);
         opts.late_checksums = Some(vb.verified.clone());
-        let reader = StreamReader::new(vb);
-        self.engine
-            .put_object(bucket, key, reader, opts)
-            .await
-            .map_err(s3_err)
+        let mut reader = StreamReader::new(vb);
+        let res = self.engine.put_object(bucket, key, &mut reader, opts).await;
+        if res.is_err() {
+            drain(&mut reader).await;
+        }
+        res.map_err(s3_err)
+    }
+}
+
+/// After a put or part failed in the middle of its body (full disks, say), reads the rest of
+/// the body and drops it: clients send the whole body before they read the answer, so without
+/// this they see a reset connection (and retry) instead of the error. The body's idle timeout
+/// still applies. A body not started is left alone (a client waiting on `Expect:
+/// 100-continue` gets the error without sending it).
+async fn drain(reader: &mut StreamReader<VerifyingBody, bytes::Bytes>) {
+    if reader.get_ref().unfinished() {
+        let _ = tokio::io::copy(reader, &mut tokio::io::sink()).await;
     }
 }
 
@@ -1108,18 +1120,22 @@ impl S3 for Store {
         let body = i.body.unwrap_or_else(crate::body::empty);
         let vb = VerifyingBody::new(body, expected, self.body_idle);
         let verified = vb.verified.clone();
-        let p = self
+        let mut reader = StreamReader::new(vb);
+        let res = self
             .engine
             .upload_part(
                 &i.bucket,
                 &i.key,
                 &i.upload_id,
                 i.part_number.max(0) as u32,
-                StreamReader::new(vb),
+                &mut reader,
                 BTreeMap::new(),
             )
-            .await
-            .map_err(s3_err)?;
+            .await;
+        if res.is_err() {
+            drain(&mut reader).await;
+        }
+        let p = res.map_err(s3_err)?;
         let v = verified.lock().map(|v| v.clone()).unwrap_or_default();
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(p.etag)),

@@ -249,3 +249,76 @@ fn several_key_pairs_from_the_config_file() {
         "secrets never appear in logs"
     );
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn full_disks_answer_507_insufficient_storage() {
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = SmallFs(small_dir.path().join("small"));
+    std::fs::create_dir(&small.0).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&small.0)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a tmpfs needs root");
+    let disks: String = (0..6)
+        .map(|i| format!("    - {}\n", small.0.join(format!("d{i}")).display()))
+        .collect();
+    let s = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &[],
+        Some(&format!("storage:\n  disks:\n{disks}")),
+    );
+    ok(s.aws(&["s3", "mb", "s3://fullbkt"]));
+    let kept = s.dir.path().join("kept.bin");
+    write_file(&kept, 60, 3 << 20);
+    ok(s.aws(&["s3", "cp", kept.to_str().unwrap(), "s3://fullbkt/kept.bin"]));
+    // 20 MiB of data is 30 MiB of shards on 24 MiB of disk.
+    let big = s.dir.path().join("big.bin");
+    write_file(&big, 61, 20 << 20);
+    let o = s.aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "fullbkt",
+        "--key",
+        "big.bin",
+        "--body",
+        big.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    fails_with(o, "InsufficientStorage");
+    assert!(err.contains("no space left"), "{err}");
+    fails_with(
+        s.aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "fullbkt",
+            "--key",
+            "big.bin",
+        ]),
+        "404",
+    );
+    // The same through a multipart upload (aws s3 cp cuts 8 MiB parts).
+    fails_with(
+        s.aws(&["s3", "cp", big.to_str().unwrap(), "s3://fullbkt/big.bin"]),
+        "InsufficientStorage",
+    );
+    let back = s.dir.path().join("back.bin");
+    ok(s.aws(&["s3", "cp", "s3://fullbkt/kept.bin", back.to_str().unwrap()]));
+    assert_eq!(md5_file(&back), md5_file(&kept));
+    drop(s);
+}
