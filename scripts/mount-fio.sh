@@ -57,6 +57,12 @@ for i in 1 2; do
     echo "FUSE ceiling seq read ${SIZE}MiB (no storage) #$i:    $(readcpu "$CEIL/data" $CPID)"
 done
 fusermount3 -u "$CEIL"; wait $CPID || true
+# The same without the page cache (FOPEN_DIRECT_IO): what FUSE's page-cache path costs.
+CEILING_DIRECT_IO=1 "$BIN/examples/fuse_ceiling" "$CEIL" "$SIZE" > /dev/null &
+CPID=$!
+for _ in $(seq 100); do grep -q " $CEIL " /proc/self/mounts && break; sleep 0.1; done
+echo "FUSE ceiling seq read ${SIZE}MiB, direct I/O:         $(readcpu "$CEIL/data" $CPID)"
+fusermount3 -u "$CEIL"; wait $CPID || true
 echo "engine alone: $("$BIN/examples/load" "$WORK/engine" "$SIZE")"
 rm -rf "$WORK/engine"
 echo "engine alone, cold get: $(LOAD_COLD_GET=1 "$BIN/examples/load" "$WORK/engine" "$SIZE")"

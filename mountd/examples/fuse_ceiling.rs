@@ -4,7 +4,9 @@
 //! read-ahead), so what fio reads from it is what FUSE itself costs: the request round trips,
 //! the kernel's copy of each reply into the page cache and the reader's copy out of it.
 //!
-//! `cargo run --release -p mountd --example fuse_ceiling -- MOUNTPOINT SIZE_MIB`
+//! `cargo run --release -p mountd --example fuse_ceiling -- MOUNTPOINT SIZE_MIB`; with
+//! `CEILING_DIRECT_IO=1` the file is opened with `FOPEN_DIRECT_IO` (no page cache: what FUSE
+//! costs without its page-cache copy and allocation).
 //! (root; runs until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`). `scripts/mount-fio.sh`
 //! reads it next to the mount and the engine.
 
@@ -78,7 +80,12 @@ impl Filesystem for Ceiling {
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if ino.0 == FILE_INO {
-            reply.opened(FileHandle(1), FopenFlags::empty());
+            // CEILING_DIRECT_IO=1: replies go straight to the reader's buffer (no page cache).
+            let flags = match std::env::var("CEILING_DIRECT_IO").as_deref() {
+                Ok("1") => FopenFlags::FOPEN_DIRECT_IO,
+                _ => FopenFlags::empty(),
+            };
+            reply.opened(FileHandle(1), flags);
         } else {
             reply.error(Errno::EISDIR);
         }
