@@ -3,8 +3,11 @@
 
 mod common;
 
+#[path = "../../tests/support/small_fs.rs"]
+mod small_fs;
+use small_fs::SmallFs;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use engine::{ByteRange, CopyOptions, Engine, EngineConfig, Error, HealMode, HealOptions};
@@ -89,6 +92,22 @@ fn zero_runs_are_whole_pages_of_at_least_min_hole() {
             at += n;
         }
     }
+}
+
+/// A scrub of every chunk finds nothing missing or corrupt.
+async fn scrub_finds_nothing(e: &Engine) {
+    let rep = e
+        .heal(
+            HealOptions {
+                mode: HealMode::Scrub,
+                ..Default::default()
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert!(rep.unrecoverable.is_empty(), "{rep:?}");
+    assert_eq!(rep.shards_corrupt + rep.shards_missing, 0, "{rep:?}");
 }
 
 /// Bytes the chunks some object references occupy (before coding).
@@ -191,18 +210,7 @@ async fn runs_of_zeros_take_no_space_and_read_back_as_zeros() {
     assert!(get(&e, "bkt", "mp", None).await.unwrap() == whole);
     let fsck = e.fsck().unwrap();
     assert!(fsck.is_clean(), "{fsck:?}");
-    let rep = e
-        .heal(
-            HealOptions {
-                mode: HealMode::Scrub,
-                ..Default::default()
-            },
-            Box::new(|_| {}),
-        )
-        .await
-        .unwrap();
-    assert!(rep.unrecoverable.is_empty(), "{rep:?}");
-    assert_eq!(rep.shards_corrupt + rep.shards_missing, 0, "{rep:?}");
+    scrub_finds_nothing(&e).await;
     // Deleted, everything goes, holes included.
     for k in ["img", "copy", "mp"] {
         e.delete_object("bkt", k).await.unwrap();
@@ -262,28 +270,6 @@ async fn version_3_directories_are_read_and_upgraded() {
     );
 }
 
-/// A small tmpfs, unmounted when dropped.
-struct SmallFs(PathBuf);
-
-impl SmallFs {
-    fn mount(at: PathBuf, size: &str) -> SmallFs {
-        std::fs::create_dir_all(&at).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&at)
-            .status()
-            .expect("mount(8)");
-        assert!(st.success(), "mounting a tmpfs needs root");
-        SmallFs(at)
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[tokio::test]
 async fn full_disks_fail_a_put_with_no_space_and_harm_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,18 +298,7 @@ async fn full_disks_fail_a_put_with_no_space_and_harm_nothing() {
     ));
     assert!(get(&e, "bkt", "kept", None).await.unwrap() == kept);
     assert!(e.fsck().unwrap().is_clean());
-    let rep = e
-        .heal(
-            HealOptions {
-                mode: HealMode::Scrub,
-                ..Default::default()
-            },
-            Box::new(|_| {}),
-        )
-        .await
-        .unwrap();
-    assert!(rep.unrecoverable.is_empty(), "{rep:?}");
-    assert_eq!(rep.shards_corrupt + rep.shards_missing, 0, "{rep:?}");
+    scrub_finds_nothing(&e).await;
     // The failed put's shards and the volumes' preallocation beyond their last shard were
     // given back: all but the kept object's 3 MiB of shards is free.
     let (total, free) = engine::maintenance::fs_capacity(&fs.0).unwrap();

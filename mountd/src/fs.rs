@@ -447,6 +447,18 @@ impl PredaFs {
             .ok_or(Errno::EBADF)
     }
 
+    /// The inode of a handle open for writing (`EBADF` for any other handle).
+    fn writable_ino(&self, fh: FileHandle) -> Result<u64, Errno> {
+        match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
+            Handle::File {
+                ino,
+                writable: true,
+                ..
+            } => Ok(*ino),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
     /// `flush`/`fsync` of a handle: commits what its file has changed.
     fn commit_handle(&self, fh: FileHandle) -> Result<(), Errno> {
         let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
@@ -1312,14 +1324,7 @@ impl Filesystem for PredaFs {
         reply: ReplyWrite,
     ) {
         let res = (|| {
-            let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
-                Handle::File {
-                    ino,
-                    writable: true,
-                    ..
-                } => *ino,
-                _ => return Err(Errno::EBADF),
-            };
+            let ino = self.writable_ino(fh)?;
             let f = self.open_file(ino).ok_or(Errno::EBADF)?;
             {
                 let mut g = f.lock().map_err(|_| Errno::EIO)?;
@@ -1362,14 +1367,7 @@ impl Filesystem for PredaFs {
                 // COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE: not offered.
                 return Err(Errno::EOPNOTSUPP);
             }
-            let ino = match &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)? {
-                Handle::File {
-                    ino,
-                    writable: true,
-                    ..
-                } => *ino,
-                _ => return Err(Errno::EBADF),
-            };
+            let ino = self.writable_ino(fh)?;
             let end = offset
                 .checked_add(length)
                 .filter(|e| *e <= openfile::MAX_FILE_SIZE)

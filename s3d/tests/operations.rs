@@ -2,6 +2,10 @@
 
 mod common;
 
+#[path = "../../tests/support/small_fs.rs"]
+mod small_fs;
+use small_fs::SmallFs;
+
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -250,29 +254,10 @@ fn several_key_pairs_from_the_config_file() {
     );
 }
 
-/// A small tmpfs, unmounted when dropped.
-struct SmallFs(std::path::PathBuf);
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn full_disks_answer_507_insufficient_storage() {
     let small_dir = tempfile::tempdir().unwrap();
-    let small = SmallFs(small_dir.path().join("small"));
-    std::fs::create_dir(&small.0).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&small.0)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mounting a tmpfs needs root");
+    let small = SmallFs::mount(small_dir.path().join("small"), "24m");
     let disks: String = (0..6)
         .map(|i| format!("    - {}\n", small.0.join(format!("d{i}")).display()))
         .collect();
