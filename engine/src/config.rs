@@ -60,6 +60,10 @@ pub struct EngineConfig {
     /// 256 MiB puts then ran ~10 % faster, and a get right after its put read the disks
     /// (BENCHMARKS.md).
     pub cache_writes: bool,
+    /// How often the front doors (s3d, mountd) collect chunks that lost their last reference
+    /// ([`crate::Engine::spawn_auto_gc`]), so that deleting frees space by itself; zero: never
+    /// (only `s3d gc`). Default 5 s: a look at an empty table when there is nothing to do.
+    pub gc_interval: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -77,6 +81,7 @@ impl EngineConfig {
             pipeline_depth: 2,
             direct_io: false,
             cache_writes: true,
+            gc_interval: std::time::Duration::from_secs(5),
         }
     }
 
@@ -149,6 +154,9 @@ pub struct StorageSection {
     pub direct_io: Option<bool>,
     /// Keep data shards just written in the page cache (see [`EngineConfig::cache_writes`]).
     pub cache_writes: Option<bool>,
+    /// Seconds between background collections of unreferenced chunks; 0 turns them off (see
+    /// [`EngineConfig::gc_interval`]).
+    pub gc_interval: Option<f64>,
 }
 
 impl StorageSection {
@@ -180,7 +188,36 @@ impl StorageSection {
         if let Some(w) = self.cache_writes {
             c.cache_writes = w;
         }
+        if let Some(g) = self.gc_interval {
+            c.gc_interval = std::time::Duration::try_from_secs_f64(g).map_err(|_| {
+                Error::Config("gc_interval must be a number of seconds, 0 or more".into())
+            })?;
+        }
         c.validate()?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_interval_in_seconds_zero_or_more() {
+        let s = |g: f64| StorageSection {
+            gc_interval: Some(g),
+            ..Default::default()
+        };
+        let c = s(0.5).engine_config(None, None).unwrap();
+        assert_eq!(c.gc_interval, std::time::Duration::from_millis(500));
+        assert!(s(0.0)
+            .engine_config(None, None)
+            .unwrap()
+            .gc_interval
+            .is_zero());
+        assert!(s(-1.0).engine_config(None, None).is_err());
+        assert!(s(f64::NAN).engine_config(None, None).is_err());
+        let d = StorageSection::default().engine_config(None, None).unwrap();
+        assert_eq!(d.gc_interval, std::time::Duration::from_secs(5));
     }
 }

@@ -42,7 +42,8 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use maintenance::{
-    DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress, HealReport, StoreStatus,
+    AutoGc, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress, HealReport,
+    StoreStatus,
 };
 pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs};
 pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};

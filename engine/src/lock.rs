@@ -57,6 +57,16 @@ impl GcLock {
         }
     }
 
+    /// The exclusive (GC) lock if nobody holds the lock now (`None` while any writer does).
+    pub(crate) fn try_exclusive(&self) -> Result<Option<GcGuard>> {
+        let f = self.open()?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(GcGuard { _file: f })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
     /// Blocks until the exclusive (GC) lock is held.
     pub(crate) fn exclusive_blocking(&self) -> Result<GcGuard> {
         let f = self.open()?;

@@ -94,6 +94,18 @@ pub struct GcReport {
     pub elapsed: Duration,
 }
 
+/// The background GC of [`Engine::spawn_auto_gc`]; stops when dropped.
+#[derive(Debug)]
+pub struct AutoGc {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AutoGc {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// State and capacity of one disk.
 #[derive(Debug, Clone)]
 pub struct DiskStatus {
@@ -442,54 +454,123 @@ impl Engine {
         };
         loop {
             let guard = self.inner.gc_lock.exclusive_blocking()?;
-            let candidates: Vec<[u8; 32]> = {
-                let txn = self.rtxn()?;
-                let mut v = Vec::new();
-                for r in self.inner.dbs.zero_refs.iter(&txn)? {
-                    let (k, _) = r?;
-                    if let Ok(h) = <[u8; 32]>::try_from(k) {
-                        v.push(h);
-                    }
-                    if v.len() == 1024 {
-                        break;
-                    }
-                }
-                v
-            };
-            if candidates.is_empty() {
-                drop(guard);
+            let more = self.collect_batch(&mut rep)?;
+            drop(guard);
+            if !more {
                 break;
             }
-            let removed: Vec<([u8; 32], ChunkRecord)> =
-                self.inner.committer.run_blocking(move |txn, dbs| {
-                    let mut out = Vec::new();
-                    for h in candidates {
-                        dbs.zero_refs.delete(txn, &h)?;
-                        if let Some(b) = dbs.chunks.get(txn, &h)? {
-                            let r = ChunkRecord::decode(b)?;
-                            if r.refs == 0 {
-                                dbs.chunks.delete(txn, &h)?;
-                                dbs.repair.delete(txn, &h)?;
-                                dbs.chunk_md5.delete(txn, &h)?;
-                                out.push((h, r));
-                            }
-                        }
-                    }
-                    Ok(out)
-                })?;
-            for (h, r) in &removed {
-                let s = self.inner.codec.shard_len(r.len as usize);
-                self.inner.disks.release(h, s, &r.locs);
-                rep.chunks_removed += 1;
-                rep.bytes_freed += r.len as u64;
-            }
-            drop(guard);
         }
         if sweep_orphans {
             self.sweep_orphans(&mut rep)?;
         }
         rep.elapsed = started.elapsed();
         Ok(rep)
+    }
+
+    /// Removes the chunks that lost their last reference, as [`Engine::gc`] does (without the
+    /// orphan sweep), but only if no writer in any process holds the GC lock now: it never
+    /// waits, and so never holds up a writer that comes next. Returns `None` when there was
+    /// nothing to collect or the lock was busy (try again later). Blocking.
+    pub fn try_collect(&self) -> Result<Option<GcReport>> {
+        let started = Instant::now();
+        let mut rep = GcReport {
+            stale_drafts_released: self.release_stale_drafts()?,
+            ..Default::default()
+        };
+        loop {
+            if self
+                .rtxn()
+                .and_then(|t| Ok(self.inner.dbs.zero_refs.is_empty(&t)?))?
+            {
+                break;
+            }
+            let Some(guard) = self.inner.gc_lock.try_exclusive()? else {
+                break;
+            };
+            let more = self.collect_batch(&mut rep)?;
+            drop(guard);
+            if !more {
+                break;
+            }
+        }
+        rep.elapsed = started.elapsed();
+        Ok((rep.chunks_removed + rep.stale_drafts_released > 0).then_some(rep))
+    }
+
+    /// Collects garbage in the background every `every` (see [`Engine::try_collect`]) until the
+    /// returned handle is dropped: space of deleted and overwritten objects comes back without
+    /// an `s3d gc`. Needs a tokio runtime. The task holds only a weak reference: it ends with
+    /// the engine, too.
+    pub fn spawn_auto_gc(&self, every: Duration) -> AutoGc {
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let engine = Engine { inner };
+                match tokio::task::spawn_blocking(move || engine.try_collect()).await {
+                    Ok(Ok(Some(r))) => tracing::info!(
+                        "gc: {} chunks removed ({} bytes), {} stale drafts released",
+                        r.chunks_removed,
+                        r.bytes_freed,
+                        r.stale_drafts_released
+                    ),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::warn!("gc: {e}"),
+                    Err(e) => tracing::warn!("gc task: {e}"),
+                }
+            }
+        });
+        AutoGc { task }
+    }
+
+    /// One batch of GC under the exclusive lock: removes up to 1024 chunks without references
+    /// and frees their shards. Returns whether there may be more.
+    fn collect_batch(&self, rep: &mut GcReport) -> Result<bool> {
+        let candidates: Vec<[u8; 32]> = {
+            let txn = self.rtxn()?;
+            let mut v = Vec::new();
+            for r in self.inner.dbs.zero_refs.iter(&txn)? {
+                let (k, _) = r?;
+                if let Ok(h) = <[u8; 32]>::try_from(k) {
+                    v.push(h);
+                }
+                if v.len() == 1024 {
+                    break;
+                }
+            }
+            v
+        };
+        if candidates.is_empty() {
+            return Ok(false);
+        }
+        let removed: Vec<([u8; 32], ChunkRecord)> =
+            self.inner.committer.run_blocking(move |txn, dbs| {
+                let mut out = Vec::new();
+                for h in candidates {
+                    dbs.zero_refs.delete(txn, &h)?;
+                    if let Some(b) = dbs.chunks.get(txn, &h)? {
+                        let r = ChunkRecord::decode(b)?;
+                        if r.refs == 0 {
+                            dbs.chunks.delete(txn, &h)?;
+                            dbs.repair.delete(txn, &h)?;
+                            dbs.chunk_md5.delete(txn, &h)?;
+                            out.push((h, r));
+                        }
+                    }
+                }
+                Ok(out)
+            })?;
+        for (h, r) in &removed {
+            let s = self.inner.codec.shard_len(r.len as usize);
+            self.inner.disks.release(h, s, &r.locs);
+            rep.chunks_removed += 1;
+            rep.bytes_freed += r.len as u64;
+        }
+        Ok(true)
     }
 
     /// Frees every volume region no chunk record refers to (shards of crashed or failed writes,

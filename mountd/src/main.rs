@@ -150,6 +150,7 @@ fn run(
     notify: Option<daemon::Notifier>,
 ) -> Result<(), (String, Option<daemon::Notifier>)> {
     let data_dir = cfg.data_dir.clone();
+    let gc_every = cfg.gc_interval;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return Err((e.to_string(), notify)),
@@ -163,6 +164,12 @@ fn run(
             return Err((format!("cannot mount bucket {b:?}: {e}"), notify));
         }
     }
+    // Space of removed and overwritten files comes back by itself (a read-only mount changes
+    // nothing, not even that). Stops with the mount.
+    let _gc = (!cli.read_only && !gc_every.is_zero()).then(|| {
+        let _in_runtime = rt.enter();
+        engine.spawn_auto_gc(gc_every)
+    });
     let filesystem = match fs::PredaFs::new(
         engine,
         rt.handle().clone(),

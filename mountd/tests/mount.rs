@@ -1582,7 +1582,7 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
     std::fs::write(
         &cfg,
         format!(
-            "storage:\n  data_dir: {}\n  disks:\n{disks}",
+            "storage:\n  data_dir: {}\n  gc_interval: 0.2\n  disks:\n{disks}",
             dir.path().join("data").display()
         ),
     )
@@ -1615,8 +1615,9 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
         );
     }
     assert!(e.fsck().unwrap().is_clean());
-    // Removing it gives the space back, also the space of whatever was stored and not
-    // committed (the kernel sends the release after close returns) ...
+    // Removing it gives the space back (the background GC collects what it committed), also
+    // the space of whatever was stored and not committed (the kernel sends the release after
+    // close returns) ...
     match std::fs::remove_file(m.mnt.join("full/big")) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => panic!("{err}"),
         _ => {}
@@ -1646,6 +1647,21 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
     f.sync_all().unwrap();
     drop(f);
     assert!(std::fs::read(m.mnt.join("full/fits")).unwrap() == fits);
+    // Removing files gives their space back by itself (the background GC, every 0.2 s here):
+    // 10 MiB of data, 15 MiB of shards.
+    let before = free();
+    std::fs::remove_file(m.mnt.join("full/fits")).unwrap();
+    std::fs::remove_file(m.mnt.join("full/kept")).unwrap();
+    let t = Instant::now();
+    while !e.chunk_records().unwrap().is_empty() || free() < before + (9 << 20) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{} chunks left, free {before} -> {}",
+            e.chunk_records().unwrap().len(),
+            free()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(e);
     let _ = m.unmount();
     drop(small);

@@ -33,6 +33,9 @@ fn request_id() -> String {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
+    // Deleted and overwritten objects' space comes back by itself (stops with the server).
+    let every = s.engine.gc_interval;
+    let _gc = (!every.is_zero()).then(|| engine.spawn_auto_gc(every));
     let mut keys = s.keys.clone();
     if keys.is_empty() {
         let (k, created) =

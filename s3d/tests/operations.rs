@@ -264,7 +264,7 @@ fn full_disks_answer_507_insufficient_storage() {
     let s = Server::start_with(
         tempfile::tempdir().unwrap(),
         &[],
-        Some(&format!("storage:\n  disks:\n{disks}")),
+        Some(&format!("storage:\n  gc_interval: 0.2\n  disks:\n{disks}")),
     );
     ok(s.aws(&["s3", "mb", "s3://fullbkt"]));
     let kept = s.dir.path().join("kept.bin");
@@ -305,5 +305,25 @@ fn full_disks_answer_507_insufficient_storage() {
     let back = s.dir.path().join("back.bin");
     ok(s.aws(&["s3", "cp", "s3://fullbkt/kept.bin", back.to_str().unwrap()]));
     assert_eq!(md5_file(&back), md5_file(&kept));
+    // A delete gives the space back by itself (the background GC, every 0.2 s here): 3 MiB of
+    // data, 4.5 MiB of shards.
+    let free = || {
+        let c = std::ffi::CString::new(small.0.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path and a zeroed statvfs to fill.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail * st.f_frsize
+    };
+    let before = free();
+    ok(s.aws(&["s3", "rm", "s3://fullbkt/kept.bin"]));
+    let t = std::time::Instant::now();
+    while free() < before + (9 << 19) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "free {before} -> {}",
+            free()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     drop(s);
 }

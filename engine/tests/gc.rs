@@ -1,0 +1,102 @@
+//! Collecting unreferenced chunks without an operator: `try_collect` and the background GC the
+//! front doors run.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use engine::Engine;
+
+/// Bytes the files under `dir` occupy on their file system (punched space not counted).
+fn held_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                todo.push(e.path());
+            } else {
+                n += m.blocks() * 512;
+            }
+        }
+    }
+    n
+}
+
+/// `try_collect` (blocking) off the runtime's threads.
+async fn collect(e: &Engine) -> Option<engine::GcReport> {
+    let e = e.clone();
+    tokio::task::spawn_blocking(move || e.try_collect())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn candidates(e: &Engine) -> u64 {
+    e.status().unwrap().gc_candidates
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_collect_never_waits_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(config(dir.path())).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    let disks = dir.path().join("disks");
+    let kept = data(1, 300_000);
+    put(&e, "bkt", "kept", &kept).await;
+    // Nothing to collect: nothing done, nothing reported.
+    assert!(collect(&e).await.is_none());
+    put(&e, "bkt", "gone", &data(2, 1 << 20)).await;
+    // (Volumes preallocate ahead, so the put itself need not change this.)
+    let with = held_bytes(&disks);
+    e.delete_object("bkt", "gone").await.unwrap();
+    assert_eq!(candidates(&e), 16, "1 MiB in 64 KiB chunks");
+    // A writer between its dedup check and its commit holds the shared lock: no collection,
+    // and no waiting for it either.
+    let guard = e.write_guard().await.unwrap();
+    let t = Instant::now();
+    assert!(collect(&e).await.is_none());
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(candidates(&e), 16);
+    drop(guard);
+    let rep = collect(&e)
+        .await
+        .expect("collected once the writer is gone");
+    assert_eq!(rep.chunks_removed, 16);
+    assert_eq!(rep.bytes_freed, 1 << 20);
+    assert_eq!(candidates(&e), 0);
+    // Its 1.5 MiB of shards were punched out of the volumes.
+    let after = held_bytes(&disks);
+    assert!(after + (3 << 19) <= with, "{with} -> {after}");
+    assert!(get(&e, "bkt", "kept", None).await.unwrap() == kept);
+    assert!(e.fsck().unwrap().is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_gc_frees_deleted_objects_until_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(config(dir.path())).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    let auto = e.spawn_auto_gc(Duration::from_millis(50));
+    put(&e, "bkt", "a", &data(3, 1 << 20)).await;
+    // Overwritten: the old version's chunks lose their last reference.
+    put(&e, "bkt", "a", &data(4, 1 << 20)).await;
+    e.delete_object("bkt", "a").await.unwrap();
+    let t = Instant::now();
+    while !e.chunk_records().unwrap().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "not collected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(candidates(&e), 0);
+    // Stopped with its handle.
+    drop(auto);
+    put(&e, "bkt", "b", &data(5, 1 << 20)).await;
+    e.delete_object("bkt", "b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(candidates(&e), 16);
+    assert_eq!(e.chunk_records().unwrap().len(), 16);
+}
