@@ -1,7 +1,7 @@
 //! A real FUSE mount (root, /dev/fuse) of a real data dir, with s3d on the same data dir.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -446,6 +446,48 @@ fn cross_door_with_s3d() {
     assert!(
         ls.contains("docs/renamed.json") && !ls.contains("docs/report.json"),
         "{ls}"
+    );
+    // POSIX attributes set on the mount are user metadata over S3 (rclone's and s3fs's names) ...
+    let f = m.mnt.join("shared/docs/renamed.json");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    let when = std::time::UNIX_EPOCH + Duration::new(1_600_000_000, 250_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let head = |key: &str| -> serde_json::Value {
+        let out = aws(&["s3api", "head-object", "--bucket", "shared", "--key", key]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let meta = head("docs/renamed.json")["Metadata"].clone();
+    assert_eq!(meta["mode"], "100640", "{meta}");
+    assert_eq!(meta["uid"], "1234", "{meta}");
+    assert_eq!(meta["gid"], "5678", "{meta}");
+    assert_eq!(meta["mtime"], "1600000000.25", "{meta}");
+    // ... and given as user metadata to a put, they are what the mount shows.
+    aws(&[
+        "s3",
+        "cp",
+        up.to_str().unwrap(),
+        "s3://shared/from-s3/owned.bin",
+        "--metadata",
+        "mode=100600,uid=42,gid=43,mtime=1500000000.5,color=blue",
+    ]);
+    let st = std::fs::metadata(m.mnt.join("shared/from-s3/owned.bin")).unwrap();
+    assert_eq!(st.mode(), 0o100600);
+    assert_eq!((st.uid(), st.gid()), (42, 43));
+    assert_eq!((st.mtime(), st.mtime_nsec()), (1_500_000_000, 500_000_000));
+    let meta = head("from-s3/owned.bin")["Metadata"].clone();
+    assert_eq!(meta["color"], "blue", "{meta}");
+    assert_eq!(meta["mode"], "100600", "{meta}");
+    // An object put without them shows none.
+    let meta = head("from-s3/up.bin");
+    assert!(
+        meta.get("Metadata").is_none_or(|m| m.get("mode").is_none()),
+        "{meta}"
     );
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
@@ -1218,7 +1260,6 @@ fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
     want.extend_from_slice(b"more");
     assert!(all == want, "unlinked writer reads its own data");
     assert_eq!(w.metadata().unwrap().len(), want.len() as u64);
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(w.metadata().unwrap().nlink(), 0, "no name left");
     drop(w);
     assert_eq!(errno_of(std::fs::metadata(d.join("scratch"))), libc::ENOENT);
@@ -1551,7 +1592,6 @@ fn etag_of_parts(e: &engine::Engine, bucket: &str, key: &str, body: &[u8]) -> St
 
 /// Every file under `dir` with the bytes it occupies, one per line (what holds a disk's space).
 fn allocated_files(dir: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
     let mut out = String::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -1669,7 +1709,6 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
 
 #[test]
 fn directory_times_follow_their_entries() {
-    use std::os::unix::fs::MetadataExt;
     let m = Mount::start_args(&["--attr-timeout", "0"]);
     let d = m.mnt.join("times/dir");
     std::fs::create_dir_all(&d).unwrap();
@@ -1735,7 +1774,6 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
     let m = Mount::start();
     // The kernel reads ahead 1 MiB at a time, as mountd asks, not its 128 KiB default.
     {
-        use std::os::unix::fs::MetadataExt;
         let dev = std::fs::metadata(&m.mnt).unwrap().dev();
         let ra = format!(
             "/sys/class/bdi/{}:{}/read_ahead_kb",

@@ -7,6 +7,7 @@ mod creds;
 mod errors;
 mod maintenance;
 mod metrics;
+mod posix_meta;
 mod routes;
 mod server;
 mod store;

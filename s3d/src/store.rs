@@ -60,8 +60,12 @@ fn check_version(v: &Option<String>) -> S3Result<()> {
     }
 }
 
+/// The attributes of an object put (or copied with replaced metadata) to `key`, from the
+/// request's headers. POSIX attributes given as user metadata become the object's
+/// ([`crate::posix_meta`]).
 #[allow(clippy::too_many_arguments)]
 fn attrs_from(
+    key: &str,
     content_type: Option<String>,
     content_encoding: Option<String>,
     content_disposition: Option<String>,
@@ -105,6 +109,11 @@ fn attrs_from(
             "Your metadata headers exceed the maximum allowed metadata size (2 KB)."
         ));
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    a.posix = crate::posix_meta::take(&mut a.user_metadata, key, now);
     if let Some(t) = tagging {
         a.tags = parse_tagging(&t)?;
     }
@@ -303,17 +312,10 @@ fn content_type_of(m: &ObjectMeta) -> Option<ContentType> {
         .ok()
 }
 
+/// The `x-amz-meta-*` an object shows: its user metadata and its POSIX attributes.
 fn user_metadata(m: &ObjectMeta) -> Option<Metadata> {
-    if m.attrs.user_metadata.is_empty() {
-        return None;
-    }
-    Some(
-        m.attrs
-            .user_metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+    let shown = crate::posix_meta::shown(m);
+    (!shown.is_empty()).then(|| shown.into_iter().collect())
 }
 
 fn expires_of(m: &ObjectMeta) -> Option<Timestamp> {
@@ -527,6 +529,7 @@ impl S3 for Store {
         let i = req.input;
         let expected = expected!(i, req.trailing_headers)?;
         let attrs = attrs_from(
+            &i.key,
             i.content_type.map(|c| c.to_string()),
             i.content_encoding,
             i.content_disposition,
@@ -821,6 +824,7 @@ impl S3 for Store {
         }
         let mut attrs = if replace {
             let mut a = attrs_from(
+                &i.key,
                 i.content_type.map(|c| c.to_string()),
                 i.content_encoding,
                 i.content_disposition,
@@ -832,7 +836,8 @@ impl S3 for Store {
             )?;
             a.checksums = src.attrs.checksums.clone();
             a.tags = src.attrs.tags.clone();
-            a.posix = src.attrs.posix;
+            // Kept unless the new metadata gives POSIX attributes.
+            a.posix = a.posix.or(src.attrs.posix);
             a
         } else {
             src.attrs.clone()
@@ -1088,6 +1093,7 @@ impl S3 for Store {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
         let attrs = attrs_from(
+            &i.key,
             i.content_type.map(|c| c.to_string()),
             i.content_encoding,
             i.content_disposition,
