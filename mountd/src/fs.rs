@@ -192,7 +192,7 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
         nlink: 1,
         uid: p.uid,
         gid: p.gid,
-        rdev: 0,
+        rdev: rdev_of(m),
         flags: 0,
         blksize: 4096,
     }
@@ -220,12 +220,32 @@ fn open_attr(ino: u64, f: &OpenFile) -> FileAttr {
     }
 }
 
-/// A symlink is an object whose POSIX mode says so; its body is the target.
+/// The file type an object's POSIX mode says (regular without one). A symlink's body is its
+/// target; FIFOs, sockets and device nodes are empty objects (the kernel implements them).
 fn kind_of(m: &ObjectMeta) -> FileType {
-    if m.posix().mode & libc::S_IFMT == libc::S_IFLNK {
-        FileType::Symlink
-    } else {
-        FileType::RegularFile
+    match m.posix().mode & libc::S_IFMT {
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+/// User-metadata name of a device node's number (hexadecimal, as rclone keeps it).
+const RDEV_KEY: &str = "rdev";
+
+/// A device node's number (as the kernel encodes it for FUSE), 0 for anything else.
+fn rdev_of(m: &ObjectMeta) -> u32 {
+    match kind_of(m) {
+        FileType::CharDevice | FileType::BlockDevice => m
+            .attrs
+            .user_metadata
+            .get(RDEV_KEY)
+            .and_then(|v| u32::from_str_radix(v, 16).ok())
+            .unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -1675,15 +1695,87 @@ impl Filesystem for PredaFs {
 
     fn mknod(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EPERM);
+        let res = (|| {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let pp = self.path(parent)?;
+            if pp.is_empty() {
+                return Err(Errno::EPERM); // only directories (buckets) at the top level
+            }
+            let path = join(&pp, name_str(name)?);
+            if self.resolve(&path).is_ok() {
+                return Err(Errno::EEXIST);
+            }
+            // The kernel has checked the caller may (CAP_MKNOD for devices); the mount is
+            // `nodev`, so a device node here is a name and a number, never a way to a device.
+            let kind = match mode & libc::S_IFMT {
+                0 => libc::S_IFREG,
+                k @ (libc::S_IFREG
+                | libc::S_IFIFO
+                | libc::S_IFSOCK
+                | libc::S_IFCHR
+                | libc::S_IFBLK) => k,
+                _ => return Err(Errno::EINVAL),
+            };
+            let (b, k) = split(&path);
+            let now = ns_of(SystemTime::now());
+            let mut attrs = ObjectAttrs {
+                posix: Some(PosixAttrs {
+                    mode: kind | (mode & !umask & 0o7777),
+                    uid: req.uid(),
+                    gid: req.gid(),
+                    mtime_ns: now,
+                    ctime_ns: now,
+                    atime_ns: now,
+                }),
+                ..Default::default()
+            };
+            match kind {
+                libc::S_IFREG => {
+                    attrs.content_type = Some(
+                        mime_guess::from_path(k)
+                            .first_or_octet_stream()
+                            .essence_str()
+                            .to_string(),
+                    )
+                }
+                libc::S_IFCHR | libc::S_IFBLK => {
+                    attrs
+                        .user_metadata
+                        .insert(RDEV_KEY.into(), format!("{rdev:x}"));
+                }
+                _ => {}
+            }
+            let m = self
+                .rt
+                .block_on(self.engine.put_object(
+                    b,
+                    k,
+                    &b""[..],
+                    PutOptions {
+                        attrs,
+                        ..Default::default()
+                    },
+                ))
+                .map_err(|e| errno(&e))?;
+            let ino = self.ino(&path);
+            self.forget_pages(ino);
+            self.touch_parent(&path);
+            Ok(file_attr(ino, &m))
+        })();
+        match res {
+            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn setxattr(

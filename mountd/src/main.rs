@@ -193,6 +193,9 @@ fn run(
     config
         .mount_options
         .push(fuser::MountOption::DefaultPermissions);
+    // Anyone with S3 access can write modes and device numbers: never honoured as such.
+    config.mount_options.push(fuser::MountOption::NoSuid);
+    config.mount_options.push(fuser::MountOption::NoDev);
     if cli.read_only {
         config.mount_options.push(fuser::MountOption::RO);
     }

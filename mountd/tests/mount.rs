@@ -542,6 +542,135 @@ fn symlinks_xattrs_and_unsupported_calls() {
     let _ = m.unmount();
 }
 
+/// `mknod(2)`; the errno on failure.
+fn mknod(path: &Path, mode: u32, dev: libc::dev_t) -> Result<(), i32> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    match unsafe { libc::mknod(c.as_ptr(), mode, dev) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+    }
+}
+
+#[test]
+fn fifos_sockets_and_device_nodes() {
+    use std::os::unix::fs::FileTypeExt;
+    let m = Mount::start();
+    let b = m.mnt.join("special");
+    std::fs::create_dir(&b).unwrap();
+    // Device nodes and set-uid bits that anyone with S3 access could write never take effect.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(m.mnt.to_str().unwrap()))
+        .unwrap();
+    assert!(line.contains("nosuid") && line.contains("nodev"), "{line}");
+    // A FIFO is the kernel's pipe under a name kept in the store.
+    mknod(&b.join("fifo"), libc::S_IFIFO | 0o640, 0).unwrap();
+    let st = std::fs::metadata(b.join("fifo")).unwrap();
+    assert!(st.file_type().is_fifo());
+    assert_eq!(st.mode() & 0o7777, 0o640);
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(b.join("fifo"))
+        .unwrap();
+    f.write_all(b"through the pipe").unwrap();
+    let mut got = [0u8; 16];
+    std::io::Read::read_exact(&mut f, &mut got).unwrap();
+    assert_eq!(&got, b"through the pipe");
+    drop(f);
+    // Device nodes keep their number; opening one is refused (nodev).
+    let null = libc::makedev(1, 3);
+    mknod(&b.join("null"), libc::S_IFCHR | 0o666, null).unwrap();
+    mknod(&b.join("sda1"), libc::S_IFBLK | 0o660, libc::makedev(8, 1)).unwrap();
+    let st = std::fs::metadata(b.join("null")).unwrap();
+    assert!(st.file_type().is_char_device());
+    assert_eq!(st.rdev(), null);
+    let st = std::fs::metadata(b.join("sda1")).unwrap();
+    assert!(st.file_type().is_block_device());
+    assert_eq!(st.rdev(), libc::makedev(8, 1));
+    assert_eq!(errno_of(std::fs::read(b.join("null"))), libc::EACCES);
+    // A Unix socket bound on the mount.
+    let sock = std::os::unix::net::UnixListener::bind(b.join("sock")).unwrap();
+    assert!(std::fs::metadata(b.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    drop(sock);
+    // mknod of a regular file makes an empty one; of an existing name, EEXIST.
+    mknod(&b.join("plain.txt"), libc::S_IFREG | 0o600, 0).unwrap();
+    assert_eq!(std::fs::read(b.join("plain.txt")).unwrap(), b"");
+    assert_eq!(
+        mknod(&b.join("fifo"), libc::S_IFIFO | 0o600, 0),
+        Err(libc::EEXIST)
+    );
+    // They are objects: kept across a remount, renamed and removed like files.
+    let m = Mount::start_in(m.unmount());
+    let b = m.mnt.join("special");
+    std::fs::rename(b.join("null"), b.join("null2")).unwrap();
+    let st = std::fs::symlink_metadata(b.join("null2")).unwrap();
+    assert!(st.file_type().is_char_device() && st.rdev() == null);
+    assert!(std::fs::metadata(b.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    std::fs::remove_file(b.join("fifo")).unwrap();
+    // rsync -a and tar carry them onto the mount (rsync -a includes devices and specials).
+    let src = m.dir.path().join("tree");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("file"), b"data").unwrap();
+    mknod(&src.join("pipe"), libc::S_IFIFO | 0o600, 0).unwrap();
+    mknod(&src.join("tty"), libc::S_IFCHR | 0o620, libc::makedev(4, 1)).unwrap();
+    run(Command::new("rsync")
+        .arg("-a")
+        .arg(format!("{}/", src.display()))
+        .arg(b.join("r")));
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(m.dir.path().join("t.tar"))
+        .arg("-C")
+        .arg(&src)
+        .arg("."));
+    std::fs::create_dir(b.join("t")).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(m.dir.path().join("t.tar"))
+        .arg("-C")
+        .arg(b.join("t")));
+    for d in ["r", "t"] {
+        let st = std::fs::symlink_metadata(b.join(d).join("pipe")).unwrap();
+        assert!(st.file_type().is_fifo(), "{d}");
+        let st = std::fs::symlink_metadata(b.join(d).join("tty")).unwrap();
+        assert!(st.file_type().is_char_device(), "{d}");
+        assert_eq!(st.rdev(), libc::makedev(4, 1), "{d}");
+        let want = std::fs::symlink_metadata(src.join("tty")).unwrap().mode();
+        assert_eq!(st.mode(), want, "{d}");
+        assert_eq!(std::fs::read(b.join(d).join("file")).unwrap(), b"data");
+    }
+    let again = run(Command::new("rsync")
+        .arg("-a")
+        .arg("--itemize-changes")
+        .arg(format!("{}/", src.display()))
+        .arg(b.join("r")));
+    assert_eq!(again.trim(), "", "a second rsync -a changes nothing");
+    // Over S3 a device node is an empty object with its mode and number.
+    let e = engine_of(&m);
+    let meta = e.head_object("special", "r/tty").unwrap();
+    assert_eq!(meta.size, 0);
+    assert_eq!(
+        meta.posix().mode,
+        std::fs::symlink_metadata(src.join("tty")).unwrap().mode()
+    );
+    assert_eq!(meta.posix().mode & libc::S_IFMT, libc::S_IFCHR);
+    assert_eq!(
+        meta.attrs.user_metadata["rdev"],
+        format!("{:x}", libc::makedev(4, 1))
+    );
+    drop(e);
+    let _ = m.unmount();
+}
+
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().expect("run");
     assert!(

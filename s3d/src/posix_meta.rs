@@ -41,8 +41,9 @@ pub fn shown(m: &ObjectMeta) -> BTreeMap<String, String> {
 /// Takes the POSIX attributes out of the user metadata of a put to `key` (`None` when no key
 /// holds a valid value). What is missing gets the defaults of an object put over S3: mode
 /// `0644` (`0755` for a `dir/` marker), root, times `now_ns`. The file type follows the key: a
-/// `dir/` marker is a directory; any other object a regular file, or a symlink when the mode
-/// says so (its body is the target, as on the mount).
+/// `dir/` marker is a directory; any other object a regular file, or what the mode says when
+/// it is a symlink (its body is the target, as on the mount), FIFO, socket or device node
+/// (whose number is user metadata `rdev`, hexadecimal, as rclone writes it).
 pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Option<PosixAttrs> {
     let mode = meta.get("mode").and_then(|v| parse_mode(v));
     let uid = meta.get("uid").and_then(|v| v.parse::<u32>().ok());
@@ -67,7 +68,7 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
     let dir = key.ends_with('/');
     let mode = match mode {
         _ if dir => IFDIR | mode.unwrap_or(0o755) & 0o7777,
-        Some(m) if m & IFMT == IFLNK => m,
+        Some(m) if matches!(m & IFMT, IFLNK | IFIFO | IFSOCK | IFCHR | IFBLK) => m,
         Some(m) => IFREG | m & 0o7777,
         None => IFREG | 0o644,
     };
@@ -223,5 +224,8 @@ mod tests {
         assert_eq!(take(&mut m, "l", 5).unwrap().mode, 0o120777);
         let mut m = meta(&[("uid", "1000")]);
         assert_eq!(take(&mut m, "f", 5).unwrap().mode, 0o100644);
+        let mut m = meta(&[("mode", "20666"), ("rdev", "103")]);
+        assert_eq!(take(&mut m, "null", 5).unwrap().mode, 0o020666);
+        assert_eq!(m, meta(&[("rdev", "103")]));
     }
 }
