@@ -3,29 +3,14 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+#[path = "../../tests/support/held_files.rs"]
+mod held_files;
+use held_files::held_bytes;
+
 use std::time::{Duration, Instant};
 
 use common::*;
 use engine::Engine;
-
-/// Bytes the files under `dir` occupy on their file system (punched space not counted).
-fn held_bytes(dir: &Path) -> u64 {
-    let mut n = 0;
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                todo.push(e.path());
-            } else {
-                n += m.blocks() * 512;
-            }
-        }
-    }
-    n
-}
 
 /// `try_collect` (blocking) off the runtime's threads.
 async fn collect(e: &Engine) -> Option<engine::GcReport> {

@@ -233,6 +233,27 @@ fn kind_of(m: &ObjectMeta) -> FileType {
     }
 }
 
+/// The Content-Type a new file gets: guessed from its name.
+fn guess_type(key: &str) -> String {
+    mime_guess::from_path(key)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string()
+}
+
+/// POSIX attributes of something the caller creates now.
+fn new_posix(mode: u32, req: &Request) -> PosixAttrs {
+    let now = ns_of(SystemTime::now());
+    PosixAttrs {
+        mode,
+        uid: req.uid(),
+        gid: req.gid(),
+        mtime_ns: now,
+        ctime_ns: now,
+        atime_ns: now,
+    }
+}
+
 /// User-metadata name of a device node's number (hexadecimal, as rclone keeps it).
 const RDEV_KEY: &str = "rdev";
 
@@ -465,6 +486,37 @@ impl PredaFs {
             .get(&fh.0)
             .cloned()
             .ok_or(Errno::EBADF)
+    }
+
+    /// The path of a new non-directory entry `name` in `parent`: `EROFS` on a read-only mount,
+    /// `EPERM` at the top level (only directories, i.e. buckets, live there).
+    fn new_file_path(&self, parent: INodeNo, name: &OsStr) -> Result<String, Errno> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        let pp = self.path(parent)?;
+        if pp.is_empty() {
+            return Err(Errno::EPERM);
+        }
+        Ok(join(&pp, name_str(name)?))
+    }
+
+    /// Stores an empty object at `path` (a new file, FIFO, socket or device node); its inode
+    /// and metadata.
+    fn put_empty(&self, path: &str, attrs: ObjectAttrs) -> Result<(u64, ObjectMeta), Errno> {
+        let (b, k) = split(path);
+        let opts = PutOptions {
+            attrs,
+            ..Default::default()
+        };
+        let m = self
+            .rt
+            .block_on(self.engine.put_object(b, k, &b""[..], opts))
+            .map_err(|e| errno(&e))?;
+        let ino = self.ino(path);
+        self.forget_pages(ino);
+        self.touch_parent(path);
+        Ok((ino, m))
     }
 
     /// The inode of a handle open for writing (`EBADF` for any other handle).
@@ -1226,7 +1278,7 @@ impl Filesystem for PredaFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -1235,48 +1287,13 @@ impl Filesystem for PredaFs {
         reply: ReplyCreate,
     ) {
         let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let pp = self.path(parent)?;
-            if pp.is_empty() {
-                return Err(Errno::EPERM); // only directories (buckets) at the top level
-            }
-            let path = join(&pp, name_str(name)?);
-            let (b, k) = split(&path);
-            let now = ns_of(SystemTime::now());
+            let path = self.new_file_path(parent, name)?;
             let attrs = ObjectAttrs {
-                content_type: Some(
-                    mime_guess::from_path(k)
-                        .first_or_octet_stream()
-                        .essence_str()
-                        .to_string(),
-                ),
-                posix: Some(PosixAttrs {
-                    mode: 0o100000 | (mode & !umask & 0o7777),
-                    uid: _req.uid(),
-                    gid: _req.gid(),
-                    mtime_ns: now,
-                    ctime_ns: now,
-                    atime_ns: now,
-                }),
+                content_type: Some(guess_type(split(&path).1)),
+                posix: Some(new_posix(libc::S_IFREG | (mode & !umask & 0o7777), req)),
                 ..Default::default()
             };
-            let m = self
-                .rt
-                .block_on(self.engine.put_object(
-                    b,
-                    k,
-                    &b""[..],
-                    PutOptions {
-                        attrs,
-                        ..Default::default()
-                    },
-                ))
-                .map_err(|e| errno(&e))?;
-            let ino = self.ino(&path);
-            self.forget_pages(ino);
-            self.touch_parent(&path);
+            let (ino, m) = self.put_empty(&path, attrs)?;
             self.attach(ino, &path, true, false)?;
             let fh = self.new_fh(Handle::File {
                 ino,
@@ -1605,29 +1622,14 @@ impl Filesystem for PredaFs {
         reply: ReplyEntry,
     ) {
         let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let pp = self.path(parent)?;
-            if pp.is_empty() {
-                return Err(Errno::EPERM);
-            }
-            let path = join(&pp, name_str(link_name)?);
+            let path = self.new_file_path(parent, link_name)?;
             if self.resolve(&path).is_ok() {
                 return Err(Errno::EEXIST);
             }
             let (b, k) = split(&path);
-            let now = ns_of(SystemTime::now());
             let target = target.as_os_str().as_encoded_bytes().to_vec();
             let attrs = ObjectAttrs {
-                posix: Some(PosixAttrs {
-                    mode: libc::S_IFLNK | 0o777,
-                    uid: req.uid(),
-                    gid: req.gid(),
-                    mtime_ns: now,
-                    ctime_ns: now,
-                    atime_ns: now,
-                }),
+                posix: Some(new_posix(libc::S_IFLNK | 0o777, req)),
                 ..Default::default()
             };
             let m = self
@@ -1704,14 +1706,7 @@ impl Filesystem for PredaFs {
         reply: ReplyEntry,
     ) {
         let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let pp = self.path(parent)?;
-            if pp.is_empty() {
-                return Err(Errno::EPERM); // only directories (buckets) at the top level
-            }
-            let path = join(&pp, name_str(name)?);
+            let path = self.new_file_path(parent, name)?;
             if self.resolve(&path).is_ok() {
                 return Err(Errno::EEXIST);
             }
@@ -1726,28 +1721,12 @@ impl Filesystem for PredaFs {
                 | libc::S_IFBLK) => k,
                 _ => return Err(Errno::EINVAL),
             };
-            let (b, k) = split(&path);
-            let now = ns_of(SystemTime::now());
             let mut attrs = ObjectAttrs {
-                posix: Some(PosixAttrs {
-                    mode: kind | (mode & !umask & 0o7777),
-                    uid: req.uid(),
-                    gid: req.gid(),
-                    mtime_ns: now,
-                    ctime_ns: now,
-                    atime_ns: now,
-                }),
+                posix: Some(new_posix(kind | (mode & !umask & 0o7777), req)),
                 ..Default::default()
             };
             match kind {
-                libc::S_IFREG => {
-                    attrs.content_type = Some(
-                        mime_guess::from_path(k)
-                            .first_or_octet_stream()
-                            .essence_str()
-                            .to_string(),
-                    )
-                }
+                libc::S_IFREG => attrs.content_type = Some(guess_type(split(&path).1)),
                 libc::S_IFCHR | libc::S_IFBLK => {
                     attrs
                         .user_metadata
@@ -1755,21 +1734,7 @@ impl Filesystem for PredaFs {
                 }
                 _ => {}
             }
-            let m = self
-                .rt
-                .block_on(self.engine.put_object(
-                    b,
-                    k,
-                    &b""[..],
-                    PutOptions {
-                        attrs,
-                        ..Default::default()
-                    },
-                ))
-                .map_err(|e| errno(&e))?;
-            let ino = self.ino(&path);
-            self.forget_pages(ino);
-            self.touch_parent(&path);
+            let (ino, m) = self.put_empty(&path, attrs)?;
             Ok(file_attr(ino, &m))
         })();
         match res {

@@ -11,6 +11,9 @@ use md5::Digest;
 #[path = "../../tests/support/small_fs.rs"]
 mod small_fs;
 use small_fs::SmallFs;
+#[path = "../../tests/support/held_files.rs"]
+mod held_files;
+use held_files::held_files;
 
 struct Mount {
     child: Child,
@@ -1721,20 +1724,10 @@ fn etag_of_parts(e: &engine::Engine, bucket: &str, key: &str, body: &[u8]) -> St
 
 /// Every file under `dir` with the bytes it occupies, one per line (what holds a disk's space).
 fn allocated_files(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                todo.push(e.path());
-            } else {
-                let (held, len) = (m.blocks() * 512, m.len());
-                out += &format!("{}: {held} bytes held, {len} long\n", e.path().display());
-            }
-        }
-    }
-    out
+    held_files(dir)
+        .iter()
+        .map(|(p, held, len)| format!("{}: {held} bytes held, {len} long\n", p.display()))
+        .collect()
 }
 
 #[test]
