@@ -2,7 +2,8 @@
 //! under the names rclone and s3fs use: `mode` (octal with the file type, as rclone writes it:
 //! `100644`; s3fs's decimal `33188` is read too), `uid`, `gid` (decimal), `mtime`, `atime`,
 //! `ctime` (seconds since the epoch with up to nine decimals, as both write `mtime`; RFC 3339, as
-//! rclone writes `atime`, is read too).
+//! rclone writes `atime`, is read too). s3cmd's own `s3cmd-attrs` record is read when none of
+//! these is given.
 //!
 //! An object that has POSIX attributes shows them in HEAD and GET as `x-amz-meta-*`; a put (or a
 //! copy that replaces metadata) that carries any of these keys with a valid value sets them, so
@@ -63,7 +64,7 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
         }
     }
     if !any {
-        return None;
+        return from_s3cmd(meta, key, now_ns);
     }
     let dir = key.ends_with('/');
     let mode = match mode {
@@ -81,6 +82,27 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
         atime_ns: atime.unwrap_or(mtime_ns),
         ctime_ns: ctime.unwrap_or(now_ns),
     })
+}
+
+/// POSIX attributes from s3cmd's `s3cmd-attrs` (`--preserve`, its default:
+/// `atime:…/ctime:…/gid:…/mode:33188/mtime:…/uid:…/…`, decimal mode, whole seconds), which is
+/// left in place for s3cmd to read back.
+fn from_s3cmd(meta: &BTreeMap<String, String>, key: &str, now_ns: i64) -> Option<PosixAttrs> {
+    let attrs = meta.get("s3cmd-attrs")?;
+    let mut m: BTreeMap<String, String> = attrs
+        .split('/')
+        .filter_map(|f| f.split_once(':'))
+        .filter(|(k, _)| ["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(mode) = m.get_mut("mode") {
+        // Always decimal here: made octal for `take`.
+        *mode = format!("{:o}", mode.parse::<u32>().ok()?);
+    }
+    if m.is_empty() {
+        return None;
+    }
+    take(&mut m, key, now_ns)
 }
 
 /// `st_mode` from octal (`100644`, `0644`) or, when that gives no valid file type but decimal
@@ -224,6 +246,23 @@ mod tests {
         assert_eq!(take(&mut m, "l", 5).unwrap().mode, 0o120777);
         let mut m = meta(&[("uid", "1000")]);
         assert_eq!(take(&mut m, "f", 5).unwrap().mode, 0o100644);
+        // s3cmd's own record, when nothing else is given (and kept for s3cmd).
+        let s3cmd = "atime:1700000001/ctime:1700000002/gid:7/gname:lp/md5:x/mode:33216/\
+                     mtime:1700000003/uid:8/uname:mail";
+        let mut m = meta(&[("s3cmd-attrs", s3cmd)]);
+        let p = take(&mut m, "f", 5).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!((p.mode, p.uid, p.gid), (0o100700, 8, 7));
+        assert_eq!(
+            (p.atime_ns, p.ctime_ns, p.mtime_ns),
+            (
+                1_700_000_001 * 1_000_000_000,
+                1_700_000_002 * 1_000_000_000,
+                1_700_000_003 * 1_000_000_000
+            )
+        );
+        let mut m = meta(&[("s3cmd-attrs", "md5:x/uname:root")]);
+        assert!(take(&mut m, "f", 5).is_none());
         let mut m = meta(&[("mode", "20666"), ("rdev", "103")]);
         assert_eq!(take(&mut m, "null", 5).unwrap().mode, 0o020666);
         assert_eq!(m, meta(&[("rdev", "103")]));

@@ -111,6 +111,19 @@ fn s3cmd_put_get_sync() {
         one.to_str().unwrap(),
     ]));
     assert_eq!(md5_file(&one), md5_file(&w.path().join("src/sub/mid.bin")));
+    // s3cmd's own record of mode, owner and times is what the mount shows (and S3 too).
+    {
+        use std::os::unix::fs::MetadataExt;
+        let st = std::fs::metadata(w.path().join("src/sub/mid.bin")).unwrap();
+        let info = ok(s3cmd(&["info", "s3://s3cmdbkt/tree/sub/mid.bin"]));
+        for want in [
+            format!("x-amz-meta-mode: {:o}", st.mode()),
+            format!("x-amz-meta-uid: {}", st.uid()),
+            format!("x-amz-meta-mtime: {}", st.mtime()),
+        ] {
+            assert!(info.contains(&want), "{want} not in {info}");
+        }
+    }
     ok(s3cmd(&[
         "del",
         "--recursive",
