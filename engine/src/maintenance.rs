@@ -452,14 +452,7 @@ impl Engine {
             stale_drafts_released: self.release_stale_drafts()?,
             ..Default::default()
         };
-        loop {
-            let guard = self.inner.gc_lock.exclusive_blocking()?;
-            let more = self.collect_batch(&mut rep)?;
-            drop(guard);
-            if !more {
-                break;
-            }
-        }
+        self.collect_unreferenced(true, &mut rep)?;
         if sweep_orphans {
             self.sweep_orphans(&mut rep)?;
         }
@@ -477,24 +470,35 @@ impl Engine {
             stale_drafts_released: self.release_stale_drafts()?,
             ..Default::default()
         };
-        loop {
-            if self
-                .rtxn()
-                .and_then(|t| Ok(self.inner.dbs.zero_refs.is_empty(&t)?))?
-            {
-                break;
-            }
-            let Some(guard) = self.inner.gc_lock.try_exclusive()? else {
-                break;
-            };
-            let more = self.collect_batch(&mut rep)?;
-            drop(guard);
-            if !more {
-                break;
-            }
-        }
+        self.collect_unreferenced(false, &mut rep)?;
         rep.elapsed = started.elapsed();
         Ok((rep.chunks_removed + rep.stale_drafts_released > 0).then_some(rep))
+    }
+
+    /// Removes unreferenced chunks batch by batch, each under the exclusive GC lock. With
+    /// `wait`, waits for the lock; without, stops as soon as there is nothing to collect or a
+    /// writer holds the lock.
+    fn collect_unreferenced(&self, wait: bool, rep: &mut GcReport) -> Result<()> {
+        loop {
+            let guard = if wait {
+                self.inner.gc_lock.exclusive_blocking()?
+            } else {
+                let txn = self.rtxn()?;
+                if self.inner.dbs.zero_refs.is_empty(&txn)? {
+                    return Ok(());
+                }
+                drop(txn);
+                match self.inner.gc_lock.try_exclusive()? {
+                    Some(g) => g,
+                    None => return Ok(()),
+                }
+            };
+            let more = self.collect_batch(rep)?;
+            drop(guard);
+            if !more {
+                return Ok(());
+            }
+        }
     }
 
     /// Collects garbage in the background every `every` (see [`Engine::try_collect`]) until the

@@ -403,20 +403,17 @@ impl Engine {
                         _ => return Err(Error::PreconditionFailed("ETag does not match")),
                     }
                 }
+                let size = part_sizes.iter().sum();
+                let manifest = Manifest::Chunks { chunks, part_sizes };
                 let meta = ObjectMeta {
                     key,
-                    size: part_sizes.iter().sum(),
+                    size,
                     etag: format!("{}-{n}", hex::encode(md5s.finalize())),
                     last_modified_ns: now_ns(),
                     parts_count: n as u32,
                     attrs: upload.attrs,
                     data_id: new_id(),
-                    hole_bytes: 0,
-                };
-                let manifest = Manifest::Chunks { chunks, part_sizes };
-                let meta = ObjectMeta {
                     hole_bytes: manifest.hole_bytes(),
-                    ..meta
                 };
                 crate::meta::ref_manifest(txn, dbs, &manifest)?;
                 dbs.manifests

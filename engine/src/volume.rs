@@ -366,8 +366,8 @@ impl Appender {
             let need = a.tail + len - a.allocated;
             // Never more than a sixteenth of what is free: on a filling disk (or one that the
             // other disks' volumes share) space held ahead would be missing elsewhere.
-            let step = match free_space(&a.file.file) {
-                Some(free) => a.step.min(free / 16 / ALIGN * ALIGN),
+            let step = match crate::maintenance::fs_capacity(&self.disk) {
+                Some((_, free)) => a.step.min(free / 16 / ALIGN * ALIGN),
                 None => a.step,
             };
             let mut grow = step.max(need);
@@ -545,14 +545,6 @@ pub fn read_checked_at_new(
         checked += want;
     }
     Ok((buf, true))
-}
-
-/// Bytes free (for unprivileged use) on the filesystem holding `file`.
-fn free_space(file: &File) -> Option<u64> {
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: an open descriptor and a writable statvfs.
-    let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), &mut s) };
-    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
 fn preallocate(file: &File, offset: u64, len: u64) -> Result<()> {
@@ -839,7 +831,7 @@ mod tests {
         let path = volume_path(dir.path(), r.volume);
         let allocated = || File::open(&path).unwrap().metadata().unwrap().blocks() * 512;
         let region = buf.region().len() as u64;
-        let free = free_space(&File::open(&path).unwrap()).unwrap();
+        let (_, free) = crate::maintenance::fs_capacity(dir.path()).unwrap();
         let held = allocated();
         assert!(held > region, "a step is preallocated: {held}");
         assert!(held <= PREALLOC_FIRST.min(free / 16).max(region) + ALIGN);

@@ -501,9 +501,14 @@ impl PredaFs {
         Ok(join(&pp, name_str(name)?))
     }
 
-    /// Stores an empty object at `path` (a new file, FIFO, socket or device node); its inode
-    /// and metadata.
-    fn put_empty(&self, path: &str, attrs: ObjectAttrs) -> Result<(u64, ObjectMeta), Errno> {
+    /// Stores a new entry at `path` whose whole body is `body`: an empty file, FIFO, socket
+    /// or device node, or a symlink (its target); its inode and metadata.
+    fn put_new(
+        &self,
+        path: &str,
+        body: &[u8],
+        attrs: ObjectAttrs,
+    ) -> Result<(u64, ObjectMeta), Errno> {
         let (b, k) = split(path);
         let opts = PutOptions {
             attrs,
@@ -511,7 +516,7 @@ impl PredaFs {
         };
         let m = self
             .rt
-            .block_on(self.engine.put_object(b, k, &b""[..], opts))
+            .block_on(self.engine.put_object(b, k, body, opts))
             .map_err(|e| errno(&e))?;
         let ino = self.ino(path);
         self.forget_pages(ino);
@@ -1293,7 +1298,7 @@ impl Filesystem for PredaFs {
                 posix: Some(new_posix(libc::S_IFREG | (mode & !umask & 0o7777), req)),
                 ..Default::default()
             };
-            let (ino, m) = self.put_empty(&path, attrs)?;
+            let (ino, m) = self.put_new(&path, b"", attrs)?;
             self.attach(ino, &path, true, false)?;
             let fh = self.new_fh(Handle::File {
                 ino,
@@ -1626,26 +1631,13 @@ impl Filesystem for PredaFs {
             if self.resolve(&path).is_ok() {
                 return Err(Errno::EEXIST);
             }
-            let (b, k) = split(&path);
-            let target = target.as_os_str().as_encoded_bytes().to_vec();
             let attrs = ObjectAttrs {
                 posix: Some(new_posix(libc::S_IFLNK | 0o777, req)),
                 ..Default::default()
             };
-            let m = self
-                .rt
-                .block_on(self.engine.put_object(
-                    b,
-                    k,
-                    &target[..],
-                    PutOptions {
-                        attrs,
-                        ..Default::default()
-                    },
-                ))
-                .map_err(|e| errno(&e))?;
-            self.touch_parent(&path);
-            Ok(file_attr(self.ino(&path), &m))
+            let target = target.as_os_str().as_encoded_bytes();
+            let (ino, m) = self.put_new(&path, target, attrs)?;
+            Ok(file_attr(ino, &m))
         })();
         match res {
             Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
@@ -1734,7 +1726,7 @@ impl Filesystem for PredaFs {
                 }
                 _ => {}
             }
-            let (ino, m) = self.put_empty(&path, attrs)?;
+            let (ino, m) = self.put_new(&path, b"", attrs)?;
             Ok(file_attr(ino, &m))
         })();
         match res {

@@ -1784,13 +1784,7 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => panic!("{err}"),
         _ => {}
     }
-    let free = || {
-        let c = std::ffi::CString::new(m.mnt.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path and a zeroed statvfs to fill.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-        st.f_bavail * st.f_frsize
-    };
+    let free = || engine::maintenance::fs_capacity(&m.mnt).unwrap().1;
     let t = Instant::now();
     while free() < 8 << 20 {
         assert!(

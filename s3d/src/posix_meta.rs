@@ -24,6 +24,9 @@ const IFCHR: u32 = 0o020000;
 const IFBLK: u32 = 0o060000;
 const IFSOCK: u32 = 0o140000;
 
+/// The user-metadata names of the POSIX attributes, in the order `take` reads them.
+const KEYS: [&str; 6] = ["mode", "uid", "gid", "mtime", "atime", "ctime"];
+
 /// The user metadata an object shows over S3: what was put with it, and its POSIX attributes
 /// when it has any (these win over put keys of the same names).
 pub fn shown(m: &ObjectMeta) -> BTreeMap<String, String> {
@@ -52,14 +55,14 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
     let mtime = meta.get("mtime").and_then(|v| parse_time(v));
     let atime = meta.get("atime").and_then(|v| parse_time(v));
     let ctime = meta.get("ctime").and_then(|v| parse_time(v));
-    let found = [mode.is_some(), uid.is_some(), gid.is_some()]
+    let found = [mode, uid, gid].map(|v| v.is_some());
+    let found = found
         .into_iter()
-        .chain([mtime.is_some(), atime.is_some(), ctime.is_some()]);
-    let names = ["mode", "uid", "gid", "mtime", "atime", "ctime"];
+        .chain([mtime, atime, ctime].map(|v| v.is_some()));
     let mut any = false;
-    for (name, ok) in names.iter().zip(found) {
+    for (name, ok) in KEYS.into_iter().zip(found) {
         if ok {
-            meta.remove(*name);
+            meta.remove(name);
             any = true;
         }
     }
@@ -92,7 +95,7 @@ fn from_s3cmd(meta: &BTreeMap<String, String>, key: &str, now_ns: i64) -> Option
     let mut m: BTreeMap<String, String> = attrs
         .split('/')
         .filter_map(|f| f.split_once(':'))
-        .filter(|(k, _)| ["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k))
+        .filter(|(k, _)| KEYS.contains(k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     if let Some(mode) = m.get_mut("mode") {

@@ -109,11 +109,7 @@ fn attrs_from(
             "Your metadata headers exceed the maximum allowed metadata size (2 KB)."
         ));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    a.posix = crate::posix_meta::take(&mut a.user_metadata, key, now);
+    a.posix = crate::posix_meta::take(&mut a.user_metadata, key, engine::meta::now_ns());
     if let Some(t) = tagging {
         a.tags = parse_tagging(&t)?;
     }

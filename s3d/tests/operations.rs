@@ -307,13 +307,7 @@ fn full_disks_answer_507_insufficient_storage() {
     assert_eq!(md5_file(&back), md5_file(&kept));
     // A delete gives the space back by itself (the background GC, every 0.2 s here): 3 MiB of
     // data, 4.5 MiB of shards.
-    let free = || {
-        let c = std::ffi::CString::new(small.0.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path and a zeroed statvfs to fill.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-        st.f_bavail * st.f_frsize
-    };
+    let free = || engine::maintenance::fs_capacity(&small.0).unwrap().1;
     let before = free();
     ok(s.aws(&["s3", "rm", "s3://fullbkt/kept.bin"]));
     let t = std::time::Instant::now();
