@@ -26,8 +26,8 @@ run:
 
 ## dev: a debug server on 127.0.0.1:8443 with the example keys and data in ./data-dev
 dev:
-	$(CARGO) run --bin s3d -- --host 127.0.0.1 --data-dir ./data-dev \
-		--access-key $(DEV_ACCESS_KEY) --secret-key $(DEV_SECRET_KEY)
+	PREDASTORE_ACCESS_KEY=$(DEV_ACCESS_KEY) PREDASTORE_SECRET_KEY=$(DEV_SECRET_KEY) \
+		$(CARGO) run --bin s3d -- --host 127.0.0.1 --data-dir ./data-dev
 
 lint:
 	$(CARGO) fmt --all -- --check

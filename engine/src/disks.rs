@@ -498,7 +498,7 @@ fn probe(path: &Path, set_id: &str, index: usize) -> DiskState {
 }
 
 fn format_disk(path: &Path, set_id: &str, index: usize, fsync: bool) -> Result<()> {
-    fs::create_dir_all(path.join(volume::VOLUME_DIR))?;
+    crate::private::create_dir_all(&path.join(volume::VOLUME_DIR))?;
     let id = DiskIdentity {
         format_version: FORMAT_VERSION,
         set_id: set_id.to_string(),

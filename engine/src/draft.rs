@@ -12,7 +12,7 @@
 //! that died; [`Engine::release_stale_drafts`] (run by GC) drops its references.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -124,10 +124,10 @@ impl Engine {
             return Ok(o);
         }
         let dir = self.inner.cfg.data_dir.join(OWNERS_DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         let id = new_id();
         let path = dir.join(format!("{id}.lock"));
-        let file = OpenOptions::new()
+        let file = crate::private::open_options()
             .read(true)
             .write(true)
             .create_new(true)

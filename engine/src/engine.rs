@@ -230,7 +230,7 @@ impl Engine {
             direct: cfg.direct_io,
             cache_writes: cfg.cache_writes,
         };
-        std::fs::create_dir_all(&cfg.data_dir)?;
+        crate::private::create_dir_all(&cfg.data_dir)?;
         let disk_paths = cfg.disk_paths();
         let info = match FormatInfo::load(&cfg.data_dir)? {
             Some(info) => {
@@ -278,7 +278,7 @@ impl Engine {
         };
         let disks = DiskSet::open(&disk_paths, &info.set_id, policy);
         let meta_dir = cfg.data_dir.join("meta");
-        std::fs::create_dir_all(&meta_dir)?;
+        crate::private::create_dir_all(&meta_dir)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(cfg.map_size).max_dbs(16).max_readers(512);
         if !fsync {

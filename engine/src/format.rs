@@ -1,6 +1,6 @@
 //! The data directory's format file, checked at open.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
@@ -72,7 +72,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
         .parent()
         .ok_or_else(|| Error::Format(format!("{} has no parent", path.display())))?;
     let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
+    let mut f = crate::private::open_options()
         .write(true)
         .create(true)
         .truncate(true)

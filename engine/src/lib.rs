@@ -28,6 +28,7 @@ pub mod maintenance;
 pub mod meta;
 pub mod multipart;
 pub mod names;
+pub mod private;
 pub mod process;
 pub mod shard;
 pub mod volume;

@@ -5,7 +5,7 @@
 //! removes chunks. So GC never deletes a chunk a concurrent writer (in any process) is about to
 //! reference, and any shard file not in the metadata while GC holds the lock is an orphan.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
@@ -30,7 +30,7 @@ impl GcLock {
     }
 
     fn open(&self) -> Result<File> {
-        Ok(OpenOptions::new()
+        Ok(crate::private::open_options()
             .read(true)
             .write(true)
             .create(true)

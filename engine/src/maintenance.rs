@@ -142,6 +142,8 @@ pub struct StoreStatus {
     pub repair_queue: u64,
     /// Unreferenced chunks awaiting GC.
     pub gc_candidates: u64,
+    /// Store files and directories that other users may read or enter (at most 20).
+    pub loose_modes: Vec<crate::private::LooseMode>,
 }
 
 const HEAL_BATCH: usize = 256;
@@ -662,6 +664,7 @@ impl Engine {
     pub fn status(&self) -> Result<StoreStatus> {
         let mut st = StoreStatus {
             disks: self.disk_status(),
+            loose_modes: self.loose_modes(),
             ..Default::default()
         };
         let txn = self.rtxn()?;
@@ -691,6 +694,29 @@ impl Engine {
             1.0
         };
         Ok(st)
+    }
+
+    /// The data dir and the disks (down to their volume files) with modes wider than
+    /// 0700/0600.
+    pub fn loose_modes(&self) -> Vec<crate::private::LooseMode> {
+        let cfg = &self.inner.cfg;
+        // data dir / disks / diskN / volumes / file: four levels below the data dir.
+        let mut found = crate::private::loose_modes(std::slice::from_ref(&cfg.data_dir), 4, 20);
+        // A disk outside the data dir is often a mount point that root made 0755: what the
+        // store made inside it (identity, volumes) is what must be private.
+        let outside: Vec<_> = cfg
+            .disk_paths()
+            .into_iter()
+            .filter(|d| !d.starts_with(&cfg.data_dir))
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten().map(|e| e.path()))
+            .collect();
+        found.extend(crate::private::loose_modes(
+            &outside,
+            1,
+            20 - found.len().min(20),
+        ));
+        found
     }
 
     /// Reads a whole chunk by reference (for tests and tools).

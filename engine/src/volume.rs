@@ -431,7 +431,7 @@ impl Appender {
                     format!("disk {} is gone", self.disk.display()),
                 )));
             }
-            fs::create_dir(&dir)?;
+            crate::private::create_dir(&dir)?;
             if self.policy.fsync {
                 crate::disks::sync_dir(&self.disk)?;
             }
@@ -445,7 +445,7 @@ impl Appender {
             // With `direct_io`, O_DIRECT: shards go from our buffers to the device without a
             // copy into the page cache. File systems without it (tmpfs) get buffered writes.
             let open = |direct: bool| {
-                let mut o = OpenOptions::new();
+                let mut o = crate::private::open_options();
                 o.read(true).write(true).create_new(true);
                 if direct {
                     o.custom_flags(libc::O_DIRECT);

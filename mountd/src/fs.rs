@@ -758,14 +758,14 @@ impl PredaFs {
                 .map_err(|e| errno(&e))?;
             for cp in &page.common_prefixes {
                 let name = cp[prefix.len()..cp.len() - 1].to_string();
-                if !name.is_empty() && seen.insert(name.clone()) {
+                if crate::names::is_showable(&name) && seen.insert(name.clone()) {
                     let ino = self.ino(&join(path, &name));
                     out.push((ino, FileType::Directory, name));
                 }
             }
             for o in &page.objects {
                 let name = o.key[prefix.len()..].to_string();
-                if !name.is_empty() && seen.insert(name.clone()) {
+                if crate::names::is_showable(&name) && seen.insert(name.clone()) {
                     let ino = self.ino(&join(path, &name));
                     out.push((ino, kind_of(o), name));
                 }
@@ -776,6 +776,45 @@ impl PredaFs {
             after = page.next_marker;
         }
         Ok(out)
+    }
+
+    /// When `rmdir` of `path` fails as not empty: logs the keys under it that no file name
+    /// can show (`crate::names`), which is why a directory that lists empty cannot be removed.
+    fn log_hidden_keys(&self, path: &str) {
+        let (b, k) = split(path);
+        let prefix = if k.is_empty() {
+            String::new()
+        } else {
+            format!("{k}/")
+        };
+        let q = ListQuery {
+            prefix: prefix.clone(),
+            max_keys: 1000,
+            ..Default::default()
+        };
+        let Ok(page) = self.engine.list_objects(b, &q) else {
+            return;
+        };
+        let hidden: Vec<&str> = page
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .filter(|key| key.len() > prefix.len() && !crate::names::is_reachable(key))
+            .collect();
+        if hidden.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = hidden
+            .iter()
+            .take(5)
+            .map(|k| format!("{b}/{k:?}"))
+            .collect();
+        tracing::warn!(
+            "cannot remove {path}: it holds {}{} key(s) that no file name can show (., .., empty or over 255-byte components), e.g. {}; remove them over S3",
+            hidden.len(),
+            if page.is_truncated { "+" } else { "" },
+            shown.join(", ")
+        );
     }
 
     fn set_posix(
@@ -1102,10 +1141,14 @@ impl Filesystem for PredaFs {
                 Node::Root => return Err(Errno::EBUSY),
                 Node::Bucket(_) => {
                     let (b, _) = split(&path);
-                    return self
+                    let r = self
                         .rt
                         .block_on(self.engine.delete_bucket(b))
                         .map_err(|e| errno(&e));
+                    if r == Err(Errno::ENOTEMPTY) {
+                        self.log_hidden_keys(&path);
+                    }
+                    return r;
                 }
                 Node::Dir(_) => {}
             }
@@ -1123,6 +1166,7 @@ impl Filesystem for PredaFs {
                 )
                 .map_err(|e| errno(&e))?;
             if page.objects.iter().any(|o| o.key != marker) {
+                self.log_hidden_keys(&path);
                 return Err(Errno::ENOTEMPTY);
             }
             self.rt

@@ -3,6 +3,7 @@
 mod daemon;
 mod fs;
 mod inodes;
+mod names;
 mod openfile;
 mod readahead;
 

@@ -353,58 +353,8 @@ fn cross_door_with_s3d() {
     let body = data(77, 5_000_000);
     std::fs::write(m.mnt.join("shared/docs/report.json"), &body).unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (ak, sk) = (
-        "PSMOUNTTESTKEY000001",
-        "mount-test-secret-0123456789abcdefghijk",
-    );
-    let mut server = Command::new(&s3d)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            ak,
-            "--secret-key",
-            sk,
-        ])
-        .arg("--data-dir")
-        .arg(m.dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ca = m.dir.path().join("data/tls/cert.pem");
-    let aws = |args: &[&str]| {
-        let o = Command::new("aws")
-            .args([
-                "--endpoint-url",
-                &format!("https://127.0.0.1:{port}"),
-                "--region",
-                "us-east-1",
-            ])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", ak)
-            .env("AWS_SECRET_ACCESS_KEY", sk)
-            .env("AWS_CA_BUNDLE", &ca)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("PYTHONWARNINGS", "ignore")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let server = S3dBeside::start(&m);
+    let aws = |args: &[&str]| server.aws(args);
     // Written on the mount → fetched over S3, with the MD5 ETag and a guessed Content-Type.
     let got = m.dir.path().join("got.json");
     aws(&[
@@ -492,8 +442,204 @@ fn cross_door_with_s3d() {
         meta.get("Metadata").is_none_or(|m| m.get("mode").is_none()),
         "{meta}"
     );
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
+    drop(server);
+    let _ = m.unmount();
+}
+
+/// An s3d on the mount's data dir (the two doors side by side), stopped on drop.
+struct S3dBeside {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl S3dBeside {
+    const AK: &'static str = "PSMOUNTTESTKEY000001";
+    const SK: &'static str = "mount-test-secret-0123456789abcdefghijk";
+
+    fn start(m: &Mount) -> S3dBeside {
+        let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
+        assert!(
+            s3d.exists(),
+            "build s3d too (make test builds the whole workspace)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&s3d)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(m.dir.path().join("data"))
+            .env("PREDASTORE_ACCESS_KEY", Self::AK)
+            .env("PREDASTORE_SECRET_KEY", Self::SK)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3dBeside {
+            child,
+            port,
+            ca: m.dir.path().join("data/tls/cert.pem"),
+        }
+    }
+
+    /// Runs the aws cli against it; panics unless it succeeds; its output.
+    fn aws(&self, args: &[&str]) -> String {
+        let o = Command::new("aws")
+            .args([
+                "--endpoint-url",
+                &format!("https://127.0.0.1:{}", self.port),
+                "--region",
+                "us-east-1",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", Self::AK)
+            .env("AWS_SECRET_ACCESS_KEY", Self::SK)
+            .env("AWS_CA_BUNDLE", &self.ca)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for S3dBeside {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn keys_no_file_name_can_be_are_hidden_and_keep_their_directory() {
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("odd")).unwrap();
+    let long = format!("d/{}", "L".repeat(300));
+    let hidden = [
+        "d/./dot",
+        "d/../up",
+        "d//empty",
+        "/lead",
+        "d/..",
+        long.as_str(),
+    ];
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let e = engine_of(&m);
+        for k in hidden.iter().chain(&["d/ok", "top"]) {
+            e.put_object("odd", k, &b"x"[..], Default::default())
+                .await
+                .unwrap();
+        }
+    });
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // Only what a file name can be: no second `.`/`..`, no empty or over-long names.
+    assert_eq!(names(&m.mnt.join("odd")), vec!["d", "top"]);
+    assert_eq!(names(&m.mnt.join("odd/d")), vec!["ok"]);
+    let ls = run(Command::new("ls").arg("-la").arg(m.mnt.join("odd/d")));
+    assert!(!ls.contains('?'), "{ls}");
+    assert_eq!(ls.lines().filter(|l| l.ends_with(" .")).count(), 1, "{ls}");
+    // Removing the tree removes what it can and fails clearly on what it cannot.
+    let o = Command::new("rm")
+        .arg("-rf")
+        .arg(m.mnt.join("odd"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Directory not empty"), "{err}");
+    assert!(!m.mnt.join("odd/d/ok").exists() && !m.mnt.join("odd/top").exists());
+    let log = std::fs::read_to_string(m.dir.path().join("mountd.log")).unwrap();
+    assert!(
+        log.contains("no file name can show") && log.contains("d//empty"),
+        "{log}"
+    );
+    // Nothing hidden was lost: the keys are still there for S3 to remove.
+    let left = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let e = engine_of(&m);
+        e.list_objects(
+            "odd",
+            &engine::ListQuery {
+                max_keys: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .objects
+        .len()
+    });
+    assert_eq!(left, hidden.len());
+    let _ = m.unmount();
+}
+
+#[test]
+fn modes_over_s3_cannot_make_set_id_files_or_devices() {
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("trust")).unwrap();
+    let server = S3dBeside::start(&m);
+    let up = m.dir.path().join("up.bin");
+    std::fs::write(&up, b"#!/bin/sh\n").unwrap();
+    let put = |key: &str, meta: &str| {
+        server.aws(&[
+            "s3",
+            "cp",
+            up.to_str().unwrap(),
+            &format!("s3://trust/{key}"),
+            "--metadata",
+            meta,
+        ]);
+    };
+    put("suid", "mode=104755,uid=0,gid=0");
+    put("sgid", "mode=102755");
+    put("dev", "mode=20666,rdev=103");
+    put("blk", "mode=60660,rdev=801");
+    put("plain", "mode=100750,uid=7");
+    let mode = |k: &str| {
+        std::fs::symlink_metadata(m.mnt.join("trust").join(k))
+            .unwrap()
+            .mode()
+    };
+    assert_eq!(mode("suid"), 0o100755);
+    assert_eq!(mode("sgid"), 0o100755);
+    assert_eq!(mode("dev"), 0o100666);
+    assert_eq!(mode("blk"), 0o100660);
+    assert_eq!(mode("plain"), 0o100750);
+    // `cp -a` as root out of the mount carries no set-id bit and makes no device node.
+    let out = m.dir.path().join("copied");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(m.mnt.join("trust"))
+        .arg(&out));
+    for k in ["suid", "sgid", "dev", "blk"] {
+        let md = std::fs::symlink_metadata(out.join(k)).unwrap();
+        assert!(md.file_type().is_file(), "{k}");
+        assert_eq!(md.mode() & 0o6000, 0, "{k}");
+    }
+    // The mount itself (a local user) may still make them.
+    mknod(
+        &m.mnt.join("trust/null"),
+        libc::S_IFCHR | 0o666,
+        libc::makedev(1, 3),
+    )
+    .unwrap();
+    assert_eq!(mode("null") & libc::S_IFMT, libc::S_IFCHR);
+    drop(server);
     let _ = m.unmount();
 }
 

@@ -24,6 +24,9 @@ pub enum BodyError {
     /// The body stream failed (client went away, bad chunk signature, …).
     #[error("request body: {0}")]
     Stream(String),
+    /// An `aws-chunked` stream was cut short or disagrees with its declared length.
+    #[error("{0}")]
+    Incomplete(#[from] crate::framing::Incomplete),
 }
 
 impl BodyError {
@@ -44,6 +47,10 @@ impl BodyError {
                 s3_error!(SignatureDoesNotMatch, "{m}")
             }
             BodyError::Stream(m) => s3_error!(IncompleteBody, "{m}"),
+            BodyError::Incomplete(i) => s3_error!(
+                IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header: {i}"
+            ),
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct Expected {
     pub trailer_algorithm: Option<String>,
     /// Trailers, readable after the body.
     pub trailers: Option<s3s::TrailingHeaders>,
+    /// The framing of an `aws-chunked` body, judged at its end.
+    pub framing: Option<std::sync::Arc<crate::framing::Framing>>,
 }
 
 impl Expected {
@@ -179,6 +188,9 @@ impl VerifyingBody {
     }
 
     fn finish(&mut self) -> Result<(), BodyError> {
+        if let Some(f) = &self.expected.framing {
+            f.verdict(self.received)?;
+        }
         if let (Some(h), Some(want)) = (self.md5.take(), self.expected.md5) {
             let got: [u8; 16] = h.finalize().into();
             if got != want {

@@ -62,6 +62,14 @@ pub struct ServerSection {
     pub header_timeout_secs: Option<u64>,
     /// Seconds a request body may stall (default 60).
     pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a connection may sit idle before its first request and between requests
+    /// (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections open at once (default: below the descriptor limit, at most 4096).
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (default: a quarter of
+    /// `max_connections`).
+    pub max_connections_per_client: Option<usize>,
     /// Seconds between looks at the repair queue (default 30).
     pub repair_interval_secs: Option<u64>,
     /// Hours between full scrubs (0: never; default 168, weekly).
@@ -86,6 +94,12 @@ pub struct KeyPair {
 pub struct AuthSection {
     /// Key pairs accepted.
     pub keys: Vec<KeyPair>,
+    /// Whether S3 clients may set set-uid/set-gid bits and device nodes in POSIX metadata
+    /// (default false: they are taken away; the mount can always make them).
+    pub allow_setid_and_devices: Option<bool>,
+    /// Whether Signature Version 2 is accepted (default true: boto3 and the aws cli v1
+    /// presign with it), with the same time window and 7-day cap as SigV4.
+    pub allow_sigv2: Option<bool>,
 }
 
 /// The whole file.
@@ -139,6 +153,12 @@ pub struct Settings {
     pub header_timeout: std::time::Duration,
     /// Time a request body may stall.
     pub body_idle_timeout: std::time::Duration,
+    /// Time a connection may sit idle.
+    pub idle_timeout: std::time::Duration,
+    /// Connection cap (None: from the descriptor limit).
+    pub max_connections: Option<usize>,
+    /// Per-client-address connection cap (None: a quarter of the total cap).
+    pub max_connections_per_client: Option<usize>,
     /// Time between looks at the repair queue.
     pub repair_every: std::time::Duration,
     /// Time between scheduled scrubs (zero: never).
@@ -147,6 +167,10 @@ pub struct Settings {
     pub scrub_rate: u64,
     /// Configured key pairs (empty: generated on first start).
     pub keys: Vec<KeyPair>,
+    /// `auth.allow_setid_and_devices`.
+    pub allow_setid_and_devices: bool,
+    /// `auth.allow_sigv2`.
+    pub allow_sigv2: bool,
 }
 
 /// Values given on the command line or in the environment (clap merges those two).
@@ -181,7 +205,7 @@ impl Settings {
             .storage
             .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let mut keys = file.auth.keys;
+        let mut keys = file.auth.keys.clone();
         match (o.access_key, o.secret_key) {
             (Some(a), Some(s)) => keys.insert(
                 0,
@@ -244,6 +268,11 @@ impl Settings {
             body_idle_timeout: std::time::Duration::from_secs(
                 file.server.body_idle_timeout_secs.unwrap_or(60).max(1),
             ),
+            idle_timeout: std::time::Duration::from_secs(
+                file.server.idle_timeout_secs.unwrap_or(60).max(1),
+            ),
+            max_connections: file.server.max_connections.map(|n| n.max(1)),
+            max_connections_per_client: file.server.max_connections_per_client.map(|n| n.max(1)),
             repair_every: std::time::Duration::from_secs(
                 file.server.repair_interval_secs.unwrap_or(30).max(1),
             ),
@@ -252,6 +281,8 @@ impl Settings {
             ),
             scrub_rate: file.server.scrub_rate_mb.unwrap_or(20).max(1) * 1_000_000,
             keys,
+            allow_setid_and_devices: file.auth.allow_setid_and_devices.unwrap_or(false),
+            allow_sigv2: file.auth.allow_sigv2.unwrap_or(true),
         })
     }
 }

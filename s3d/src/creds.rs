@@ -51,7 +51,7 @@ pub fn load_or_create(data_dir: &Path) -> std::io::Result<(KeyPair, bool)> {
         secret_key: secret_key.clone(),
     })
     .map_err(std::io::Error::other)?;
-    std::fs::create_dir_all(data_dir)?;
+    engine::private::create_dir_all(data_dir)?;
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;

@@ -3,11 +3,14 @@
 mod auth;
 mod body;
 mod config;
+mod conn;
 mod creds;
 mod errors;
+mod framing;
 mod maintenance;
 mod metrics;
 mod posix_meta;
+mod precheck;
 mod routes;
 mod server;
 mod store;
@@ -50,9 +53,17 @@ struct Cli {
     /// Access key (with --secret-key); default: generated on first start.
     #[arg(long, env = "PREDASTORE_ACCESS_KEY")]
     access_key: Option<String>,
-    /// Secret key.
+    /// Secret key. A value given here is visible to every user in `ps`: prefer
+    /// PREDASTORE_SECRET_KEY, --secret-key-file or the config file.
     #[arg(long, env = "PREDASTORE_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
+    /// File holding the secret key (its first line), e.g. mode 0600.
+    #[arg(
+        long,
+        env = "PREDASTORE_SECRET_KEY_FILE",
+        conflicts_with = "secret_key"
+    )]
+    secret_key_file: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
     #[arg(long)]
     insecure_http: bool,
@@ -113,7 +124,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
             data_dir: cli.data_dir.clone(),
             chunk_size: cli.chunk_size,
             access_key: cli.access_key.clone(),
-            secret_key: cli.secret_key.clone(),
+            secret_key: secret_key(cli)?,
             insecure_http: cli.insecure_http,
             log_format: cli.log_format.clone(),
         },
@@ -121,11 +132,30 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     .map_err(|e| e.to_string())
 }
 
+/// The secret key from `--secret-key` / its variable, or from `--secret-key-file`.
+fn secret_key(cli: &Cli) -> Result<Option<String>, String> {
+    if let Some(p) = &cli.secret_key_file {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read the secret key file {}: {e}", p.display()))?;
+        let line = text.lines().next().unwrap_or_default().trim().to_string();
+        if line.is_empty() {
+            return Err(format!("the secret key file {} is empty", p.display()));
+        }
+        return Ok(Some(line));
+    }
+    Ok(cli.secret_key.clone())
+}
+
+/// Logs to stderr, colour only on a terminal. The S3 layer's own log lines are off by default:
+/// it logs every client error at ERROR, with whole request bodies; the access log line of each
+/// request carries the error code and a bounded message instead (`PREDASTORE_LOG` overrides).
 fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();

@@ -81,7 +81,14 @@ pub async fn run(engine: engine::Engine, sched: Schedule, stop: Arc<AtomicBool>)
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
-                    let _ = std::fs::write(last_scrub_file(&engine), now.to_string());
+                    let _ = engine::private::open_options()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(last_scrub_file(&engine))
+                        .and_then(|mut f| {
+                            std::io::Write::write_all(&mut f, now.to_string().as_bytes())
+                        });
                     tracing::info!(
                         chunks = r.chunks_checked,
                         corrupt = r.shards_corrupt,

@@ -87,6 +87,20 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
     })
 }
 
+/// Takes away what an S3 client is not trusted to set (see `docs/semantics.md`, "Trust"):
+/// set-user-ID and set-group-ID bits are cleared, and a device node becomes an empty regular
+/// file. Anyone with S3 write access could otherwise plant a set-uid binary or a device node
+/// that `cp -a` or `rsync -a` as root carries out of the (nosuid, nodev) mount onto a
+/// filesystem where they work. Returns whether anything was taken away.
+pub fn restrict(p: &mut PosixAttrs) -> bool {
+    let before = p.mode;
+    if matches!(p.mode & IFMT, IFCHR | IFBLK) {
+        p.mode = IFREG | (p.mode & 0o7777);
+    }
+    p.mode &= !0o6000;
+    p.mode != before
+}
+
 /// POSIX attributes from s3cmd's `s3cmd-attrs` (`--preserve`, its default:
 /// `atime:…/ctime:…/gid:…/mode:33188/mtime:…/uid:…/…`, decimal mode, whole seconds), which is
 /// left in place for s3cmd to read back.
@@ -207,6 +221,25 @@ mod tests {
             "99999999999999999999",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn restricted_modes_lose_setid_bits_and_device_types() {
+        let mut m = meta(&[("mode", "104755"), ("uid", "0")]);
+        let mut p = take(&mut m, "su", 5).unwrap();
+        assert!(restrict(&mut p));
+        assert_eq!((p.mode, p.uid), (0o100755, 0));
+        for (given, want) in [("20666", 0o100666), ("60660", 0o100660), ("2755", 0o100755)] {
+            let mut p = take(&mut meta(&[("mode", given)]), "d", 5).unwrap();
+            assert!(restrict(&mut p), "{given}");
+            assert_eq!(p.mode, want, "{given}");
+        }
+        for ok in ["100644", "120777", "10644", "140755", "41777"] {
+            let mut p = take(&mut meta(&[("mode", ok)]), "x", 5).unwrap();
+            let before = p.mode;
+            assert!(!restrict(&mut p), "{ok}");
+            assert_eq!(p.mode, before);
         }
     }
 

@@ -56,24 +56,3 @@ pub async fn handle(
         ),
     }
 }
-
-/// Requests s3s 0.14.1 would accept but S3 refuses, answered before the S3 layer: presigned
-/// URLs valid for more than 7 days (`X-Amz-Expires` over 604800 s, or not a positive number).
-pub fn refuse_early(uri: &http::Uri) -> Option<http::Response<s3s::Body>> {
-    let q = uri.query()?;
-    let v = q
-        .split('&')
-        .find_map(|p| p.strip_prefix("X-Amz-Expires="))?;
-    let ok = matches!(v.parse::<i64>(), Ok(n) if (1..=604_800).contains(&n));
-    if ok {
-        return None;
-    }
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AuthorizationQueryParametersError</Code><Message>X-Amz-Expires must be a positive number of seconds, at most 604800 (a week)</Message></Error>";
-    let mut r = http::Response::new(s3s::Body::from(body.to_string()));
-    *r.status_mut() = http::StatusCode::BAD_REQUEST;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/xml"),
-    );
-    Some(r)
-}

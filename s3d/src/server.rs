@@ -83,9 +83,13 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         engine: engine.clone(),
         region: s.region.clone(),
         body_idle: s.body_idle_timeout,
+        allow_setid_and_devices: s.allow_setid_and_devices,
     };
     let service = {
         let mut b = S3ServiceBuilder::new(store);
+        b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            s3_layer_limits(),
+        ))));
         b.set_auth(auth);
         b.set_host(crate::vhost::VirtualHosts::new(&s.domains));
         b.build()
@@ -148,6 +152,12 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         .header_read_timeout(s.header_timeout);
     let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let admission = connection_admission(&s);
+    let idle_timeout = s.idle_timeout;
+    let rules = Arc::new(crate::precheck::Rules {
+        region: s.region.clone(),
+        allow_sigv2: s.allow_sigv2,
+    });
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     loop {
@@ -163,107 +173,57 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         };
+        // Over a cap: the connection is closed at once (the admission logs why).
+        let Ok(ticket) = admission.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let svc = service.clone();
-        let metrics = metrics.clone();
-        let eng = engine.clone();
-        let handler = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let svc = svc.clone();
-            let metrics = metrics.clone();
-            let eng = eng.clone();
-            async move {
-                if let Some(r) =
-                    crate::routes::handle(req.method(), req.uri().path(), &eng, &metrics).await
-                {
-                    return Ok::<_, s3s::HttpError>(r);
+        let activity = crate::conn::Activity::new();
+        let handler = {
+            let ctx = RequestContext {
+                svc: service.clone(),
+                metrics: metrics.clone(),
+                engine: engine.clone(),
+                rules: rules.clone(),
+                activity: activity.clone(),
+            };
+            service_fn(move |req| ctx.clone().handle(req))
+        };
+        let http = http.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _ticket = ticket;
+            let io = match acceptor {
+                Some(acc) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(tcp)).await {
+                    Ok(Ok(t)) => Io::Tls(Box::new(t)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                None => Io::Plain(tcp),
+            };
+            let io = crate::conn::Tracked::new(io, activity.clone());
+            let conn = http
+                .serve_connection(TokioIo::new(io), handler)
+                .into_owned();
+            let conn = watcher.watch(conn);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, "connection: {e}");
+                },
+                // Idle before the first request or between requests: closed.
+                _ = activity.idle_timeout(idle_timeout) => {
+                    tracing::debug!(%peer, "idle connection closed after {idle_timeout:?}");
                 }
-                let started = Instant::now();
-                let method = req.method().clone();
-                let path = req.uri().path().to_string();
-                let op = crate::metrics::operation(&method, &path, req.uri().query());
-                let rid = request_id();
-                let bytes_in = req
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let resp = match crate::routes::refuse_early(req.uri()) {
-                    Some(r) => r,
-                    None => hyper::service::Service::call(&svc, req).await?,
-                };
-                let mut resp = complete_error_body(resp, &method, &path, &rid, &metrics).await;
-                let h = resp.headers_mut();
-                if let Ok(v) = http::HeaderValue::from_str(&rid) {
-                    h.insert("x-amz-request-id", v.clone());
-                    h.insert("x-amz-id-2", v);
-                }
-                h.insert(
-                    http::header::SERVER,
-                    http::HeaderValue::from_static("Predastore"),
-                );
-                let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-                if let Ok(v) = http::HeaderValue::from_str(&date) {
-                    h.insert(http::header::DATE, v);
-                }
-                let bytes_out = h
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let latency = started.elapsed().as_secs_f64();
-                metrics.record(op, resp.status().as_u16(), bytes_in, bytes_out, latency);
-                tracing::info!(
-                    request_id = %rid,
-                    op,
-                    %method,
-                    path = %path,
-                    status = resp.status().as_u16(),
-                    bytes_in,
-                    bytes_out,
-                    latency_ms = latency * 1e3,
-                    "request"
-                );
-                Ok::<_, s3s::HttpError>(resp)
             }
         });
-        let http = http.clone();
-        match &acceptor {
-            Some(acc) => {
-                let acc = acc.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(tcp)).await {
-                        Ok(Ok(t)) => t,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = http
-                        .serve_connection(TokioIo::new(tls), handler)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, "connection: {e}");
-                    }
-                });
-            }
-            None => {
-                let conn = http
-                    .serve_connection(TokioIo::new(tcp), handler)
-                    .into_owned();
-                let fut = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = fut.await {
-                        tracing::debug!(%peer, "connection: {e}");
-                    }
-                });
-            }
-        }
     }
     println!("Shutting down: finishing requests in flight");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -281,11 +241,240 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Limits of the S3 layer. A browser POST form's fields are read into memory before its
+/// signature can be checked, by anyone: they are held to what a form needs (a policy document is
+/// a few KiB), so unauthenticated forms cost at most 1 MiB each; the file part streams after
+/// the signature is checked.
+fn s3_layer_limits() -> s3s::config::S3Config {
+    let mut c = s3s::config::S3Config::default();
+    c.xml_max_body_size = crate::precheck::MAX_XML_BODY as usize;
+    c.form_max_field_size = 64 * 1024;
+    c.form_max_fields_size = 1024 * 1024;
+    c.form_max_parts = 100;
+    c
+}
+
+/// A connection's byte stream: TLS, or plain TCP behind a proxy.
+enum Io {
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+    Plain(tokio::net::TcpStream),
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_read(cx, buf),
+            Io::Plain(t) => std::pin::Pin::new(t).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write(cx, buf),
+            Io::Plain(t) => std::pin::Pin::new(t).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+            Io::Plain(t) => std::pin::Pin::new(t).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Tls(t) => t.is_write_vectored(),
+            Io::Plain(t) => t.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_flush(cx),
+            Io::Plain(t) => std::pin::Pin::new(t).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_shutdown(cx),
+            Io::Plain(t) => std::pin::Pin::new(t).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Raises the descriptor limit and sets the connection caps below it.
+fn connection_admission(s: &Settings) -> Arc<crate::conn::Admission> {
+    let fd_limit = match crate::conn::raise_fd_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("open file limit raised from {before} to {after}");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open file limit: {e}");
+            1024
+        }
+    };
+    let (total, per_client) = crate::conn::default_caps(fd_limit);
+    let total = s.max_connections.unwrap_or(total);
+    let per_client = s
+        .max_connections_per_client
+        .unwrap_or(per_client)
+        .min(total);
+    tracing::info!(
+        "connections: at most {total} open, {per_client} per client address; idle ones closed after {:?}",
+        s.idle_timeout
+    );
+    crate::conn::Admission::new(total, per_client)
+}
+
+/// Longest path logged whole; longer ones are cut (a request line can be 64 KiB).
+const MAX_LOGGED_PATH: usize = 1024;
+/// Longest error message logged.
+const MAX_LOGGED_MESSAGE: usize = 256;
+
+/// Cuts `s` to at most `max` bytes at a character boundary, marking the cut.
+fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+}
+
+/// What every request of a connection needs.
+#[derive(Clone)]
+struct RequestContext {
+    svc: s3s::service::S3Service,
+    metrics: Arc<crate::metrics::Metrics>,
+    engine: engine::Engine,
+    rules: Arc<crate::precheck::Rules>,
+    activity: Arc<crate::conn::Activity>,
+}
+
+impl RequestContext {
+    /// One request: admin paths, the checks before the S3 layer, the S3 layer; response
+    /// headers, metrics and the access log.
+    async fn handle(
+        self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        let _in_flight = self.activity.request();
+        if let Some(r) =
+            crate::routes::handle(req.method(), req.uri().path(), &self.engine, &self.metrics).await
+        {
+            return Ok(r);
+        }
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let op = crate::metrics::operation(&method, &path, req.uri().query());
+        let rid = request_id();
+        let bytes_in = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let head = crate::precheck::Head {
+            method: req.method(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        let access_key = crate::precheck::signing(&head)
+            .access_key()
+            .map(|k| bounded(k, 128).into_owned());
+        let refusal = crate::precheck::check(&head, &self.rules, std::time::SystemTime::now());
+        let resp = match refusal {
+            Some(r) => r.response(),
+            None => self.svc.call(with_framing_watch(req)).await?,
+        };
+        let (mut resp, error) =
+            complete_error_body(resp, &method, &path, &rid, &self.metrics).await;
+        let h = resp.headers_mut();
+        if let Ok(v) = http::HeaderValue::from_str(&rid) {
+            h.insert("x-amz-request-id", v.clone());
+            h.insert("x-amz-id-2", v);
+        }
+        h.insert(
+            http::header::SERVER,
+            http::HeaderValue::from_static("Predastore"),
+        );
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        if let Ok(v) = http::HeaderValue::from_str(&date) {
+            h.insert(http::header::DATE, v);
+        }
+        let bytes_out = h
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let latency = started.elapsed().as_secs_f64();
+        let status = resp.status().as_u16();
+        self.metrics
+            .record(op, status, bytes_in, bytes_out, latency);
+        let path = bounded(&path, MAX_LOGGED_PATH);
+        let access_key = access_key.as_deref().unwrap_or("-");
+        let (code, message) = error
+            .as_ref()
+            .map(|(c, m)| (c.as_str(), bounded(m, MAX_LOGGED_MESSAGE)))
+            .unwrap_or(("", std::borrow::Cow::Borrowed("")));
+        // Client errors are the client's business: INFO like every request; server errors ERROR.
+        if status >= 500 {
+            tracing::error!(
+                request_id = %rid, op, %method, path = %path, access_key, status, error_code = code,
+                error = %message, bytes_in, bytes_out, latency_ms = latency * 1e3, "request"
+            );
+        } else {
+            tracing::info!(
+                request_id = %rid, op, %method, path = %path, access_key, status, error_code = code,
+                error = %message, bytes_in, bytes_out, latency_ms = latency * 1e3, "request"
+            );
+        }
+        Ok(resp)
+    }
+}
+
+/// Hands the request to the S3 layer's type; an `aws-chunked` body passes through a watch of
+/// its framing, which the body verifier reads at the end (see `framing`).
+fn with_framing_watch(mut req: http::Request<hyper::body::Incoming>) -> s3s::HttpRequest {
+    if !crate::framing::is_streaming(req.headers()) {
+        return req.map(s3s::Body::from);
+    }
+    let declared = req
+        .headers()
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let framing = crate::framing::Framing::new(declared);
+    req.extensions_mut().insert(framing.clone());
+    req.map(|b| s3s::Body::http_body(crate::framing::Watch::new(b, framing)))
 }
 
 /// Adds `<Resource>` and `<RequestId>` to an S3 error body (s3s writes only Code and Message).
@@ -296,10 +485,10 @@ async fn complete_error_body(
     path: &str,
     rid: &str,
     metrics: &crate::metrics::Metrics,
-) -> http::Response<s3s::Body> {
+) -> (http::Response<s3s::Body>, Option<(String, String)>) {
     use http_body_util::BodyExt;
     if resp.status().as_u16() < 400 || method == http::Method::HEAD {
-        return resp;
+        return (resp, None);
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = match http_body_util::Limited::new(body, 64 * 1024)
@@ -310,19 +499,22 @@ async fn complete_error_body(
         Err(_) => bytes::Bytes::new(),
     };
     let text = String::from_utf8_lossy(&bytes);
-    if let Some(code) = text
-        .split_once("<Code>")
-        .and_then(|(_, r)| r.split_once("</Code>"))
-        .map(|(c, _)| c)
-    {
+    let element = |tag: &str| {
+        text.split_once(&format!("<{tag}>"))
+            .and_then(|(_, r)| r.split_once(&format!("</{tag}>")))
+            .map(|(c, _)| c.to_string())
+    };
+    let code = element("Code");
+    if let Some(code) = &code {
         metrics.record_error(code);
     }
+    let error = code.map(|c| (c, element("Message").unwrap_or_default()));
     let fixed = if text.contains("</Error>") && !text.contains("<RequestId>") {
         text.replacen(
             "</Error>",
             &format!(
                 "<Resource>{}</Resource><RequestId>{rid}</RequestId></Error>",
-                xml_escape(path)
+                crate::precheck::xml_escape(path)
             ),
             1,
         )
@@ -332,7 +524,10 @@ async fn complete_error_body(
     if let Ok(v) = http::HeaderValue::from_str(&fixed.len().to_string()) {
         parts.headers.insert(http::header::CONTENT_LENGTH, v);
     }
-    http::Response::from_parts(parts, s3s::Body::from(fixed))
+    (
+        http::Response::from_parts(parts, s3s::Body::from(fixed)),
+        error,
+    )
 }
 
 fn human(bytes: u64) -> String {
@@ -473,6 +668,13 @@ pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
         st.repair_queue,
         st.gc_candidates
     );
+    for l in &st.loose_modes {
+        println!(
+            "WARNING: {} has mode {:04o}: other users may read the store (chmod go-rwx; the store makes 0700 directories and 0600 files)",
+            l.path.display(),
+            l.mode
+        );
+    }
     Ok(if bad || st.repair_queue > 0 {
         ExitCode::FAILURE
     } else {

@@ -20,6 +20,8 @@ pub struct Store {
     pub region: String,
     /// How long a request body may stall.
     pub body_idle: std::time::Duration,
+    /// Whether S3 clients may set set-uid/set-gid bits and device nodes (`auth.allow_setid_and_devices`).
+    pub allow_setid_and_devices: bool,
 }
 
 const MAX_KEYS: i32 = 1000;
@@ -74,6 +76,7 @@ fn attrs_from(
     expires: Option<Timestamp>,
     metadata: Option<Metadata>,
     tagging: Option<String>,
+    allow_setid_and_devices: bool,
 ) -> S3Result<ObjectAttrs> {
     // `aws-chunked` describes the transfer, not the object: S3 does not store it.
     let content_encoding = content_encoding.and_then(|e| {
@@ -110,6 +113,11 @@ fn attrs_from(
         ));
     }
     a.posix = crate::posix_meta::take(&mut a.user_metadata, key, engine::meta::now_ns());
+    if let (Some(p), false) = (a.posix.as_mut(), allow_setid_and_devices) {
+        if crate::posix_meta::restrict(p) {
+            tracing::info!(key, "set-id bits or a device type given over S3 were taken away (auth.allow_setid_and_devices is off)");
+        }
+    }
     if let Some(t) = tagging {
         a.tags = parse_tagging(&t)?;
     }
@@ -210,7 +218,7 @@ fn expected_from(
 
 /// What a PutObject or UploadPart input says its body is (Content-MD5, checksums, trailer).
 macro_rules! expected {
-    ($i:expr, $trailers:expr) => {
+    ($i:expr, $trailers:expr, $extensions:expr) => {
         expected_from(
             $i.content_md5.as_ref(),
             $i.checksum_algorithm.as_ref(),
@@ -223,6 +231,12 @@ macro_rules! expected {
             ],
             $trailers,
         )
+        .map(|mut e| {
+            e.framing = $extensions
+                .get::<std::sync::Arc<crate::framing::Framing>>()
+                .cloned();
+            e
+        })
     };
 }
 
@@ -523,7 +537,7 @@ impl S3 for Store {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let i = req.input;
-        let expected = expected!(i, req.trailing_headers)?;
+        let expected = expected!(i, req.trailing_headers, req.extensions)?;
         let attrs = attrs_from(
             &i.key,
             i.content_type.map(|c| c.to_string()),
@@ -534,6 +548,7 @@ impl S3 for Store {
             i.expires,
             i.metadata,
             i.tagging,
+            self.allow_setid_and_devices,
         )?;
         let opts = PutOptions {
             attrs,
@@ -829,6 +844,7 @@ impl S3 for Store {
                 i.expires,
                 i.metadata,
                 None,
+                self.allow_setid_and_devices,
             )?;
             a.checksums = src.attrs.checksums.clone();
             a.tags = src.attrs.tags.clone();
@@ -1098,6 +1114,7 @@ impl S3 for Store {
             i.expires,
             i.metadata,
             i.tagging,
+            self.allow_setid_and_devices,
         )?;
         let id = self
             .engine
@@ -1118,7 +1135,7 @@ impl S3 for Store {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let i = req.input;
-        let expected = expected!(i, req.trailing_headers)?;
+        let expected = expected!(i, req.trailing_headers, req.extensions)?;
         let body = i.body.unwrap_or_else(crate::body::empty);
         let vb = VerifyingBody::new(body, expected, self.body_idle);
         let verified = vb.verified.clone();

@@ -47,7 +47,7 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf, bool), T
         move |source| TlsError::Io { path, source }
     };
     let dir = cert.parent().unwrap_or(data_dir);
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    engine::private::create_dir_all(dir).map_err(io(dir))?;
     let names = vec![
         "localhost".to_string(),
         // Virtual-hosted-style buckets (a wildcard needs two labels below it).
@@ -58,7 +58,8 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf, bool), T
     let ck =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Setup(e.to_string()))?;
     write_private(&key, ck.signing_key.serialize_pem().as_bytes()).map_err(io(&key))?;
-    std::fs::write(&cert, ck.cert.pem()).map_err(io(&cert))?;
+    // Public, but inside the private data dir like everything else there.
+    write_private(&cert, ck.cert.pem().as_bytes()).map_err(io(&cert))?;
     Ok((cert, key, true))
 }
 

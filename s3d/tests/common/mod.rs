@@ -43,8 +43,19 @@ impl Server {
 
     /// Starts s3d with extra flags and, optionally, a `config.yaml`.
     pub fn start_with(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>) -> Server {
+        Self::start_custom(dir, extra, config, |_| {})
+    }
+
+    /// As [`Server::start_with`], with a last say on the command (limits, umask, variables).
+    pub fn start_custom(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        config: Option<&str>,
+        prepare: impl FnOnce(&mut Command),
+    ) -> Server {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3d"));
+        prepare(&mut cmd);
         if let Some(yaml) = config {
             let p = dir.path().join("config.yaml");
             std::fs::write(&p, yaml).expect("config");
@@ -80,6 +91,16 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         s
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("s3d.log")
     }
 
     /// The server's log so far.
