@@ -110,7 +110,7 @@ fn encode_record(owner: &str, pinned: &[ChunkRef]) -> Vec<u8> {
     v
 }
 
-fn decode_record(b: &[u8]) -> Result<(String, Vec<ChunkRef>)> {
+pub(crate) fn decode_record(b: &[u8]) -> Result<(String, Vec<ChunkRef>)> {
     if b.len() < 32 {
         return Err(Error::Decode("draft record".into()));
     }

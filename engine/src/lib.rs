@@ -23,6 +23,8 @@ mod engine;
 pub mod erasure;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 pub mod maintenance;
 pub mod meta;

@@ -582,12 +582,7 @@ mod tests {
         // Decoders of on-disk records never panic on arbitrary (corrupt) bytes.
         #[test]
         fn decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = Manifest::decode(&b);
-            let _ = ChunkRecord::decode(&b);
-            let _ = ObjectMeta::decode("k", &b);
-            let _ = crate::shard::ShardHeader::decode(&b);
-            let _ = rmp_serde::from_slice::<UploadRecord>(&b);
-            let _ = rmp_serde::from_slice::<PartRecord>(&b);
+            crate::fuzzing::decode_records(&b);
         }
 
         #[test]

@@ -1,28 +1,12 @@
 //! `s3d`: Predastore's HTTPS S3 API server, and its admin commands (heal, scrub, gc, status).
 
-mod auth;
-mod body;
-mod config;
-mod conn;
-mod creds;
-mod errors;
-mod framing;
-mod maintenance;
-mod metrics;
-mod posix_meta;
-mod precheck;
-mod routes;
-mod server;
-mod store;
-mod tls;
-mod vhost;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use config::{FileConfig, Overrides, Settings};
+use s3d::config::{FileConfig, Overrides, Settings};
+use s3d::server;
 
 /// Command line. Every flag also reads its `PREDASTORE_*` variable; flags win over variables,
 /// variables over the config file.

@@ -31,15 +31,20 @@ const KEYS: [&str; 6] = ["mode", "uid", "gid", "mtime", "atime", "ctime"];
 /// when it has any (these win over put keys of the same names).
 pub fn shown(m: &ObjectMeta) -> BTreeMap<String, String> {
     let mut out = m.attrs.user_metadata.clone();
-    if let Some(p) = m.attrs.posix {
-        out.insert("mode".into(), format!("{:o}", p.mode));
-        out.insert("uid".into(), p.uid.to_string());
-        out.insert("gid".into(), p.gid.to_string());
-        out.insert("mtime".into(), format_time(p.mtime_ns));
-        out.insert("atime".into(), format_time(p.atime_ns));
-        out.insert("ctime".into(), format_time(p.ctime_ns));
+    if let Some(p) = &m.attrs.posix {
+        show(p, &mut out);
     }
     out
+}
+
+/// Writes `p` into user metadata under the six POSIX names.
+pub fn show(p: &PosixAttrs, out: &mut BTreeMap<String, String>) {
+    out.insert("mode".into(), format!("{:o}", p.mode));
+    out.insert("uid".into(), p.uid.to_string());
+    out.insert("gid".into(), p.gid.to_string());
+    out.insert("mtime".into(), format_time(p.mtime_ns));
+    out.insert("atime".into(), format_time(p.atime_ns));
+    out.insert("ctime".into(), format_time(p.ctime_ns));
 }
 
 /// Takes the POSIX attributes out of the user metadata of a put to `key` (`None` when no key

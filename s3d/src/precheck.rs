@@ -494,10 +494,16 @@ mod tests {
             ..rules("r")
         };
         assert_eq!(check(&head(&m, None, &h), &rules("r"), now), None);
-        assert_eq!(check(&head(&m, None, &h), &off, now).unwrap().code, "AccessDenied");
+        assert_eq!(
+            check(&head(&m, None, &h), &off, now).unwrap().code,
+            "AccessDenied"
+        );
         let q = "AWSAccessKeyId=AK&Expires=1&Signature=x";
         let e = hm(&[]);
-        assert_eq!(check(&head(&m, Some(q), &e), &off, now).unwrap().code, "AccessDenied");
+        assert_eq!(
+            check(&head(&m, Some(q), &e), &off, now).unwrap().code,
+            "AccessDenied"
+        );
         assert_eq!(check(&head(&m, None, &e), &off, now), None);
     }
 
@@ -560,7 +566,11 @@ mod tests {
         let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261206%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261206T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
         let h = hm(&[("x-amz-content-sha256", "UNSIGNED-PAYLOAD")]);
         assert_eq!(
-            check(&head(&m, Some(q), &h), &rules("us-east-1"), SystemTime::now()),
+            check(
+                &head(&m, Some(q), &h),
+                &rules("us-east-1"),
+                SystemTime::now()
+            ),
             None
         );
         for extra in [
@@ -574,14 +584,23 @@ mod tests {
                 http::HeaderName::from_bytes(extra.as_bytes()).unwrap(),
                 http::HeaderValue::from_static("x"),
             );
-            let r = check(&head(&m, Some(q), &h), &rules("us-east-1"), SystemTime::now()).unwrap();
+            let r = check(
+                &head(&m, Some(q), &h),
+                &rules("us-east-1"),
+                SystemTime::now(),
+            )
+            .unwrap();
             assert_eq!(r.code, "AccessDenied", "{extra}");
         }
         // Signed in the query's list: accepted.
         let q2 = q.replace("SignedHeaders=host", "SignedHeaders=host%3Bx-amz-meta-mode");
         let h = hm(&[("x-amz-meta-mode", "100644")]);
         assert_eq!(
-            check(&head(&m, Some(&q2), &h), &rules("us-east-1"), SystemTime::now()),
+            check(
+                &head(&m, Some(&q2), &h),
+                &rules("us-east-1"),
+                SystemTime::now()
+            ),
             None
         );
     }
@@ -597,7 +616,12 @@ mod tests {
             .contains("'eu-west-3' is wrong; expecting 'us-east-1'"));
         let q = "X-Amz-Credential=AK%2F20261206%2Fmars%2Fs3%2Faws4_request&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
         let h = hm(&[]);
-        let r = check(&head(&m, Some(q), &h), &rules("us-east-1"), SystemTime::now()).unwrap();
+        let r = check(
+            &head(&m, Some(q), &h),
+            &rules("us-east-1"),
+            SystemTime::now(),
+        )
+        .unwrap();
         assert_eq!(r.code, "AuthorizationQueryParametersError");
     }
 
@@ -635,7 +659,11 @@ mod tests {
         ]);
         let t = parse_http_date("Fri, 15 Jan 2027 08:00:00 +0000").unwrap();
         assert_eq!(
-            check(&head(&m, None, &plus), &rules("r"), t + Duration::from_secs(60)),
+            check(
+                &head(&m, None, &plus),
+                &rules("r"),
+                t + Duration::from_secs(60)
+            ),
             None
         );
         let old = hm(&[
@@ -651,17 +679,23 @@ mod tests {
             ("date", &date(now + Duration::from_secs(1000))),
         ]);
         assert_eq!(
-            check(&head(&m, None, &future), &rules("r"), now).unwrap().code,
+            check(&head(&m, None, &future), &rules("r"), now)
+                .unwrap()
+                .code,
             "RequestTimeTooSkewed"
         );
         let junk = hm(&[("authorization", "AWS AK:sig"), ("date", "x")]);
         assert_eq!(
-            check(&head(&m, None, &junk), &rules("r"), now).unwrap().code,
+            check(&head(&m, None, &junk), &rules("r"), now)
+                .unwrap()
+                .code,
             "AccessDenied"
         );
         let none = hm(&[("authorization", "AWS AK:sig")]);
         assert_eq!(
-            check(&head(&m, None, &none), &rules("r"), now).unwrap().code,
+            check(&head(&m, None, &none), &rules("r"), now)
+                .unwrap()
+                .code,
             "AccessDenied"
         );
         // x-amz-date wins over Date, as in SigV2's string to sign.
@@ -679,8 +713,14 @@ mod tests {
         let h = hm(&[]);
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let q = |e: &str| format!("AWSAccessKeyId=AK&Expires={e}&Signature=x");
-        assert_eq!(check(&head(&m, Some(&q("1800003600")), &h), &rules("r"), now), None);
-        assert_eq!(check(&head(&m, Some(&q("1800604800")), &h), &rules("r"), now), None);
+        assert_eq!(
+            check(&head(&m, Some(&q("1800003600")), &h), &rules("r"), now),
+            None
+        );
+        assert_eq!(
+            check(&head(&m, Some(&q("1800604800")), &h), &rules("r"), now),
+            None
+        );
         assert!(check(&head(&m, Some(&q("4102444800")), &h), &rules("r"), now).is_some());
         assert!(check(&head(&m, Some(&q("soon")), &h), &rules("r"), now).is_some());
     }
@@ -691,11 +731,24 @@ mod tests {
         let h = hm(&[("content-length", &big)]);
         let post = http::Method::POST;
         let put = http::Method::PUT;
-        let r = check(&head(&post, Some("delete"), &h), &rules("r"), SystemTime::now()).unwrap();
+        let r = check(
+            &head(&post, Some("delete"), &h),
+            &rules("r"),
+            SystemTime::now(),
+        )
+        .unwrap();
         assert_eq!((r.status, r.code), (400, "MaxMessageLengthExceeded"));
-        assert!(check(&head(&put, Some("tagging"), &h), &rules("r"), SystemTime::now()).is_some());
+        assert!(check(
+            &head(&put, Some("tagging"), &h),
+            &rules("r"),
+            SystemTime::now()
+        )
+        .is_some());
         // Object data is not a document.
-        assert_eq!(check(&head(&put, None, &h), &rules("r"), SystemTime::now()), None);
+        assert_eq!(
+            check(&head(&put, None, &h), &rules("r"), SystemTime::now()),
+            None
+        );
         assert_eq!(
             check(
                 &head(&put, Some("partNumber=1&uploadId=x"), &h),

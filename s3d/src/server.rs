@@ -85,15 +85,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         body_idle: s.body_idle_timeout,
         allow_setid_and_devices: s.allow_setid_and_devices,
     };
-    let service = {
-        let mut b = S3ServiceBuilder::new(store);
-        b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
-            s3_layer_limits(),
-        ))));
-        b.set_auth(auth);
-        b.set_host(crate::vhost::VirtualHosts::new(&s.domains));
-        b.build()
-    };
+    let service = s3_service(store, auth, &s.domains);
     let acceptor = if s.insecure_http {
         tracing::warn!("serving plain HTTP: use only behind a TLS-terminating proxy");
         None
@@ -239,6 +231,22 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The S3 layer over `store`, checking signatures against `auth`, with virtual hosts under
+/// `domains`.
+pub fn s3_service(
+    store: Store,
+    auth: crate::auth::KeyStore,
+    domains: &[String],
+) -> s3s::service::S3Service {
+    let mut b = S3ServiceBuilder::new(store);
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_layer_limits(),
+    ))));
+    b.set_auth(auth);
+    b.set_host(crate::vhost::VirtualHosts::new(domains));
+    b.build()
 }
 
 /// Limits of the S3 layer. A browser POST form's fields are read into memory before its
@@ -410,11 +418,7 @@ impl RequestContext {
         let access_key = crate::precheck::signing(&head)
             .access_key()
             .map(|k| bounded(k, 128).into_owned());
-        let refusal = crate::precheck::check(&head, &self.rules, std::time::SystemTime::now());
-        let resp = match refusal {
-            Some(r) => r.response(),
-            None => self.svc.call(with_framing_watch(req)).await?,
-        };
+        let resp = call_s3(&self.svc, &self.rules, req).await?;
         let (mut resp, error) =
             complete_error_body(resp, &method, &path, &rid, &self.metrics).await;
         let h = resp.headers_mut();
@@ -461,9 +465,36 @@ impl RequestContext {
     }
 }
 
+/// A request for the S3 API: the checks before the S3 layer (`precheck`), then the S3 layer.
+pub async fn call_s3<B>(
+    svc: &s3s::service::S3Service,
+    rules: &crate::precheck::Rules,
+    req: http::Request<B>,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
+    s3s::Body: From<B>,
+    s3s::StdError: From<B::Error>,
+{
+    let head = crate::precheck::Head {
+        method: req.method(),
+        query: req.uri().query(),
+        headers: req.headers(),
+    };
+    if let Some(r) = crate::precheck::check(&head, rules, std::time::SystemTime::now()) {
+        return Ok(r.response());
+    }
+    svc.call(with_framing_watch(req)).await
+}
+
 /// Hands the request to the S3 layer's type; an `aws-chunked` body passes through a watch of
 /// its framing, which the body verifier reads at the end (see `framing`).
-fn with_framing_watch(mut req: http::Request<hyper::body::Incoming>) -> s3s::HttpRequest {
+fn with_framing_watch<B>(mut req: http::Request<B>) -> s3s::HttpRequest
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
+    s3s::Body: From<B>,
+    s3s::StdError: From<B::Error>,
+{
     if !crate::framing::is_streaming(req.headers()) {
         return req.map(s3s::Body::from);
     }

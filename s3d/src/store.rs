@@ -124,7 +124,8 @@ fn attrs_from(
     Ok(a)
 }
 
-fn parse_tagging(q: &str) -> S3Result<BTreeMap<String, String>> {
+/// Tags from an `x-amz-tagging` query string (`k=v&k2=v2`), with S3's limits.
+pub fn parse_tagging(q: &str) -> S3Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -184,7 +185,8 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-fn range_of(r: Range) -> ByteRange {
+/// The engine's byte range for a parsed `Range` header.
+pub fn range_of(r: Range) -> ByteRange {
     match r {
         Range::Int {
             first,

@@ -1,0 +1,19 @@
+//! Predastore's HTTPS S3 API server as a library: the `s3d` binary (`main.rs`) is its command
+//! line; the fuzz targets (`fuzz/`) drive its parsers and its request path directly.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod conn;
+pub mod creds;
+pub mod errors;
+pub mod framing;
+pub mod maintenance;
+pub mod metrics;
+pub mod posix_meta;
+pub mod precheck;
+pub mod routes;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod vhost;
