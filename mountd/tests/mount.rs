@@ -122,6 +122,16 @@ fn md5(b: &[u8]) -> String {
     hex::encode(md5::Md5::digest(b))
 }
 
+/// The names in a directory, sorted.
+fn names(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 fn errno_of<T>(r: std::io::Result<T>) -> i32 {
     r.err().and_then(|e| e.raw_os_error()).unwrap_or(0)
 }
@@ -541,14 +551,6 @@ fn keys_no_file_name_can_be_are_hidden_and_keep_their_directory() {
                 .unwrap();
         }
     });
-    let names = |p: &Path| {
-        let mut v: Vec<String> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
     // Only what a file name can be: no second `.`/`..`, no empty or over-long names.
     assert_eq!(names(&m.mnt.join("odd")), vec!["d", "top"]);
     assert_eq!(names(&m.mnt.join("odd/d")), vec!["ok"]);
@@ -1106,14 +1108,6 @@ fn config_file_one_bucket_root_and_daemon() {
     // One bucket as the root.
     let (ok, err) = daemon(&["--bucket", "photos"]);
     assert!(ok, "{err}");
-    let names = |p: &Path| {
-        let mut v: Vec<String> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
     assert_eq!(names(&mnt), vec!["a.jpg"]);
     assert_eq!(std::fs::read(mnt.join("a.jpg")).unwrap(), data(1, 100_000));
     std::fs::create_dir(mnt.join("sub")).unwrap();

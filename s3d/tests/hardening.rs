@@ -14,32 +14,7 @@ use common::*;
 
 /// Runs one group of the attack suite against `s`.
 fn suite(s: &Server, group: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/hardening_suite.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(group)
-        .env("S3_ENDPOINT", &s.endpoint)
-        .env("S3_CA", s.ca())
-        .env("AWS_ACCESS_KEY_ID", AK)
-        .env("AWS_SECRET_ACCESS_KEY", SK)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("S3D_LOG", s.log_path())
-        .env("S3D_PID", s.pid().to_string())
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(" passed, 0 failed"),
-        "{stdout}\n{}\nserver log (end):\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    s.python_suite("hardening_suite.py", &[group]);
 }
 
 #[test]

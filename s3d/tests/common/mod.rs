@@ -93,6 +93,37 @@ impl Server {
         s
     }
 
+    /// Runs a Python suite from `tests/` against this server (endpoint, CA, keys, log and pid
+    /// in its environment) and checks that it ends with "N passed, 0 failed".
+    pub fn python_suite(&self, script: &str, args: &[&str]) {
+        let path = format!("{}/../tests/{script}", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("python3")
+            .arg(path)
+            .args(args)
+            .env("S3_ENDPOINT", &self.endpoint)
+            .env("S3_CA", self.ca())
+            .env("AWS_ACCESS_KEY_ID", AK)
+            .env("AWS_SECRET_ACCESS_KEY", SK)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("S3D_LOG", self.log_path())
+            .env("S3D_PID", self.pid().to_string())
+            .output()
+            .expect("python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(" passed, 0 failed"),
+            "{stdout}\n{}\nserver log (end):\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
