@@ -342,6 +342,7 @@ def requests_group():
         assert st == 400, (st, resp[:300])
         time.sleep(0.5)
         grown = log_text()[before:]
+        print(f"      a {len(junk)}-byte malformed body grew the log by {len(grown)} bytes", flush=True)
         assert len(junk) > 4_000_000 and len(grown) < 16_384, len(grown)
         assert max(len(l) for l in grown.splitlines()) < 4096
         assert b"\x1b[" not in log_text(), "colour codes in a log that is not a terminal"
@@ -424,6 +425,7 @@ def requests_group():
             t.join()
         assert all(s in (400, 403, "closed") for s in statuses), statuses
         peak = hwm_mib()
+        print(f"      peak RSS {start} MiB before, {peak} MiB after 40 forms of 19 MiB", flush=True)
         # 40 forms of 19 MiB each were held whole before (800 MB); now at most 1 MiB each.
         assert peak - start < 120, (start, peak)
         assert not exists(B, "f")

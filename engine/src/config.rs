@@ -128,6 +128,62 @@ impl EngineConfig {
     }
 }
 
+/// Parses a size: a number of bytes (`4194304`) or a number with a unit, `K`/`KB`/`KiB`,
+/// `M`/`MB`/`MiB`, `G`/`GB`/`GiB` (case-insensitive, spaces allowed), all binary: `4MB` and
+/// `4MiB` are both 4,194,304 bytes, as storage sizes are usually meant.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size: use bytes or a number with K, M or G"
+            ))
+        }
+    };
+    let bytes = if num.contains('.') {
+        let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+        let b = v * (1u64 << shift) as f64;
+        if !b.is_finite() || b < 0.0 || b.fract() != 0.0 || b > usize::MAX as f64 {
+            return Err(format!("{s:?} is not a whole number of bytes"));
+        }
+        b as usize
+    } else {
+        let v: usize = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+        v.checked_mul(1usize << shift)
+            .ok_or_else(|| format!("{s:?} is too large"))?
+    };
+    Ok(bytes)
+}
+
+/// A size in `config.yaml`: a number of bytes or a string with a unit (see [`parse_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub usize);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => usize::try_from(n)
+                .map(Size)
+                .map_err(|_| serde::de::Error::custom("size too large")),
+            Raw::Text(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// `storage.erasure` in `config.yaml`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,8 +200,10 @@ pub struct ErasureSection {
 pub struct StorageSection {
     /// Data directory.
     pub data_dir: Option<PathBuf>,
-    /// Chunk size in bytes.
-    pub chunk_size: Option<usize>,
+    /// Chunk size: bytes, or with a unit (`4MB`, `4MiB`).
+    pub chunk_size: Option<Size>,
+    /// Storage backend: `file` (local directories), the only one.
+    pub backend: Option<String>,
     /// Erasure layout.
     pub erasure: ErasureSection,
     /// Disk directories.
@@ -171,8 +229,13 @@ impl StorageSection {
         let dir = data_dir
             .or_else(|| self.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./data"));
+        if let Some(b) = self.backend.as_deref().filter(|b| *b != "file") {
+            return Err(Error::Config(format!(
+                "storage.backend {b:?} is not known: the only backend is \"file\" (local disk directories)"
+            )));
+        }
         let mut c = EngineConfig::new(dir);
-        if let Some(cs) = chunk_size.or(self.chunk_size) {
+        if let Some(cs) = chunk_size.or(self.chunk_size.map(|s| s.0)) {
             c.chunk_size = cs;
         }
         if let Some(k) = self.erasure.data_shards {
@@ -201,6 +264,44 @@ impl StorageSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_with_units() {
+        for (s, want) in [
+            ("4194304", 4 << 20),
+            ("4MB", 4 << 20),
+            ("4MiB", 4 << 20),
+            ("4 mb", 4 << 20),
+            ("4m", 4 << 20),
+            ("512KiB", 512 << 10),
+            ("1.5MB", 3 << 19),
+            ("1G", 1 << 30),
+            ("100b", 100),
+        ] {
+            assert_eq!(parse_size(s), Ok(want), "{s}");
+        }
+        for bad in [
+            "",
+            "MB",
+            "4TB",
+            "-4MB",
+            "4.5",
+            "x4",
+            "99999999999999999999G",
+            "0.1KB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let y: StorageSection =
+            serde_yaml_ng::from_str("chunk_size: \"4MB\"\nbackend: \"file\"\n").unwrap();
+        assert_eq!(y.engine_config(None, None).unwrap().chunk_size, 4 << 20);
+        let y: StorageSection = serde_yaml_ng::from_str("chunk_size: 1048576").unwrap();
+        assert_eq!(y.engine_config(None, None).unwrap().chunk_size, 1 << 20);
+        let s3: StorageSection = serde_yaml_ng::from_str("backend: s3").unwrap();
+        let e = s3.engine_config(None, None).unwrap_err().to_string();
+        assert!(e.contains("\"file\""), "{e}");
+        assert!(serde_yaml_ng::from_str::<StorageSection>("chunk_size: 4XB").is_err());
+    }
 
     #[test]
     fn gc_interval_in_seconds_zero_or_more() {

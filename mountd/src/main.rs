@@ -28,8 +28,8 @@ struct Cli {
     /// Data directory (default ./data).
     #[arg(long, env = "PREDASTORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Chunk size in bytes for new data (default 4 MiB).
-    #[arg(long, env = "PREDASTORE_CHUNK_SIZE")]
+    /// Chunk size for new data: bytes, or with a unit (4MB = 4MiB; default 4 MiB).
+    #[arg(long, env = "PREDASTORE_CHUNK_SIZE", value_parser = engine::config::parse_size)]
     chunk_size: Option<usize>,
     /// Mount one bucket as the root instead of all buckets as top-level directories.
     #[arg(long)]

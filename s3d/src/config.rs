@@ -33,9 +33,11 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSection {
-    /// PEM certificate chain.
+    /// PEM certificate chain (`cert_file` is read as the same).
+    #[serde(alias = "cert_file")]
     pub cert: Option<PathBuf>,
-    /// PEM private key.
+    /// PEM private key (`key_file` is read as the same).
+    #[serde(alias = "key_file")]
     pub key: Option<PathBuf>,
 }
 
@@ -94,6 +96,10 @@ pub struct KeyPair {
 pub struct AuthSection {
     /// Key pairs accepted.
     pub keys: Vec<KeyPair>,
+    /// One access key, beside or instead of `keys` (with `secret_key`).
+    pub access_key: Option<String>,
+    /// Its secret.
+    pub secret_key: Option<String>,
     /// Whether S3 clients may set set-uid/set-gid bits and device nodes in POSIX metadata
     /// (default false: they are taken away; the mount can always make them).
     pub allow_setid_and_devices: Option<bool>,
@@ -206,6 +212,21 @@ impl Settings {
             .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut keys = file.auth.keys.clone();
+        match (&file.auth.access_key, &file.auth.secret_key) {
+            (Some(a), Some(s)) => keys.insert(
+                0,
+                KeyPair {
+                    access_key: a.clone(),
+                    secret_key: s.clone(),
+                },
+            ),
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "auth.access_key and auth.secret_key must be given together".into(),
+                ))
+            }
+        }
         match (o.access_key, o.secret_key) {
             (Some(a), Some(s)) => keys.insert(
                 0,
@@ -322,5 +343,29 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_seeds_configuration_as_written() {
+        let file: FileConfig = serde_yaml_ng::from_str(
+            "server:\n  host: 0.0.0.0\n  port: 8443\n  tls:\n    cert_file: /etc/p/cert.pem\n    key_file: /etc/p/key.pem\nstorage:\n  backend: \"file\"\n  data_dir: /tmp/seed\n  chunk_size: \"4MB\"\nauth:\n  access_key: SEEDKEY\n  secret_key: seed-secret-key\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(s.tls_cert, Some(PathBuf::from("/etc/p/cert.pem")));
+        assert_eq!(s.tls_key, Some(PathBuf::from("/etc/p/key.pem")));
+        assert_eq!(s.engine.chunk_size, 4 << 20);
+        assert_eq!(s.keys[0].access_key, "SEEDKEY");
+        let half: FileConfig = serde_yaml_ng::from_str("auth: {access_key: A}").unwrap();
+        assert!(Settings::resolve(half, Overrides::default()).is_err());
+        assert!(
+            serde_yaml_ng::from_str::<FileConfig>("storage: {backend: ceph}")
+                .map(|f| Settings::resolve(f, Overrides::default()).is_err())
+                .unwrap_or(true)
+        );
+        assert!(
+            serde_yaml_ng::from_str::<FileConfig>("server: {tls: {cert: a, cert_file: b}}")
+                .is_err()
+        );
     }
 }

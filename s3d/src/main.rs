@@ -9,37 +9,43 @@ use s3d::config::{FileConfig, Overrides, Settings};
 use s3d::server;
 
 /// Command line. Every flag also reads its `PREDASTORE_*` variable; flags win over variables,
-/// variables over the config file.
+/// variables over the config file. Flags may stand before or after a subcommand
+/// (`s3d heal --config F` is `s3d --config F heal`).
 #[derive(Parser, Debug)]
 #[command(name = "s3d", version, about = "Predastore S3 server")]
 struct Cli {
     /// Configuration file (YAML).
-    #[arg(long, env = "PREDASTORE_CONFIG")]
+    #[arg(long, global = true, env = "PREDASTORE_CONFIG")]
     config: Option<PathBuf>,
     /// Listen address (default 0.0.0.0).
-    #[arg(long, env = "PREDASTORE_HOST")]
+    #[arg(long, global = true, env = "PREDASTORE_HOST")]
     host: Option<String>,
     /// Listen port (default 8443).
-    #[arg(long, env = "PREDASTORE_PORT")]
+    #[arg(long, global = true, env = "PREDASTORE_PORT")]
     port: Option<u16>,
     /// TLS certificate (PEM); default: self-signed, made in the data dir on first start.
-    #[arg(long, env = "PREDASTORE_TLS_CERT")]
+    #[arg(long, global = true, env = "PREDASTORE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, env = "PREDASTORE_TLS_KEY")]
+    #[arg(long, global = true, env = "PREDASTORE_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// Data directory (default ./data).
-    #[arg(long, env = "PREDASTORE_DATA_DIR")]
+    #[arg(long, global = true, env = "PREDASTORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Chunk size in bytes (default 4 MiB).
-    #[arg(long, env = "PREDASTORE_CHUNK_SIZE")]
+    /// Chunk size: bytes, or with a unit (4MB = 4MiB = 4194304; default 4 MiB).
+    #[arg(long, global = true, env = "PREDASTORE_CHUNK_SIZE", value_parser = engine::config::parse_size)]
     chunk_size: Option<usize>,
     /// Access key (with --secret-key); default: generated on first start.
-    #[arg(long, env = "PREDASTORE_ACCESS_KEY")]
+    #[arg(long, global = true, env = "PREDASTORE_ACCESS_KEY")]
     access_key: Option<String>,
     /// Secret key. A value given here is visible to every user in `ps`: prefer
     /// PREDASTORE_SECRET_KEY, --secret-key-file or the config file.
-    #[arg(long, env = "PREDASTORE_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PREDASTORE_SECRET_KEY",
+        hide_env_values = true
+    )]
     secret_key: Option<String>,
     /// File holding the secret key (its first line), e.g. mode 0600.
     #[arg(
@@ -49,10 +55,10 @@ struct Cli {
     )]
     secret_key_file: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
-    #[arg(long)]
+    #[arg(long, global = true)]
     insecure_http: bool,
     /// Log format: text or json.
-    #[arg(long, env = "PREDASTORE_LOG_FORMAT")]
+    #[arg(long, global = true, env = "PREDASTORE_LOG_FORMAT")]
     log_format: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,

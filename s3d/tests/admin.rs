@@ -67,3 +67,95 @@ fn admin_commands_while_serving() {
     ]));
     assert_eq!(md5_file(&back), md5_file(&f));
 }
+
+#[test]
+fn the_seeds_config_file_starts_the_server_and_flags_follow_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("seed.yaml");
+    let data = dir.path().join("seed-data");
+    // The configuration as the project's seed wrote it: tls.cert_file/key_file, a size with a
+    // unit, backend "file", one auth.access_key/secret_key pair.
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  host: 127.0.0.1\n  tls:\n    cert_file: {}\n    key_file: {}\nstorage:\n  backend: \"file\"\n  data_dir: {}\n  chunk_size: \"4MB\"\nauth:\n  access_key: {AK}\n  secret_key: {SK}\n",
+            cert.display(),
+            key.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    // A certificate for the files the seed names: made by a first start without them.
+    let boot = Server::start();
+    std::fs::copy(boot.ca(), &cert).unwrap();
+    std::fs::copy(boot.dir.path().join("data/tls/key.pem"), &key).unwrap();
+    drop(boot);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "s3d did not start from the seed's configuration"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = Command::new("aws")
+        .args(["--endpoint-url", &format!("https://127.0.0.1:{port}")])
+        .args(["--region", "us-east-1", "s3", "mb", "s3://seedbkt"])
+        .env("AWS_ACCESS_KEY_ID", AK)
+        .env("AWS_SECRET_ACCESS_KEY", SK)
+        .env("AWS_CA_BUNDLE", &cert)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `--config` after the subcommand, as users type it.
+    let out = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .arg("status")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("buckets: 1"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // The chunk size from the variable, with a unit.
+    let out = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .env("PREDASTORE_CHUNK_SIZE", "4MiB")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .env("PREDASTORE_CHUNK_SIZE", "4 parsecs")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a size"));
+}
