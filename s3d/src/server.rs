@@ -189,7 +189,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
             let _ticket = ticket;
             let io = match acceptor {
                 Some(acc) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(tcp)).await {
-                    Ok(Ok(t)) => Io::Tls(Box::new(t)),
+                    Ok(Ok(t)) => crate::conn::Io::Tls(Box::new(t)),
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
                         return;
@@ -199,7 +199,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                         return;
                     }
                 },
-                None => Io::Plain(tcp),
+                None => crate::conn::Io::Plain(tcp),
             };
             let io = crate::conn::Tracked::new(io, activity.clone());
             let conn = http
@@ -260,76 +260,6 @@ fn s3_layer_limits() -> s3s::config::S3Config {
     c.form_max_fields_size = 1024 * 1024;
     c.form_max_parts = 100;
     c
-}
-
-/// A connection's byte stream: TLS, or plain TCP behind a proxy.
-enum Io {
-    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
-    Plain(tokio::net::TcpStream),
-}
-
-impl tokio::io::AsyncRead for Io {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_read(cx, buf),
-            Io::Plain(t) => std::pin::Pin::new(t).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for Io {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write(cx, buf),
-            Io::Plain(t) => std::pin::Pin::new(t).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
-            Io::Plain(t) => std::pin::Pin::new(t).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Tls(t) => t.is_write_vectored(),
-            Io::Plain(t) => t.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_flush(cx),
-            Io::Plain(t) => std::pin::Pin::new(t).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_shutdown(cx),
-            Io::Plain(t) => std::pin::Pin::new(t).poll_shutdown(cx),
-        }
-    }
 }
 
 /// Raises the descriptor limit and sets the connection caps below it.
