@@ -64,6 +64,10 @@ pub struct EngineConfig {
     /// ([`crate::Engine::spawn_auto_gc`]), so that deleting frees space by itself; zero: never
     /// (only `s3d gc`). Default 5 s: a look at an empty table when there is nothing to do.
     pub gc_interval: std::time::Duration,
+    /// How long writers that overlap without pause may keep background GC out before it
+    /// holds new writers back (for at most one batch, or 2 s while the writers in flight
+    /// finish) so that deleted data's space still comes back under constant load. Default 30 s.
+    pub gc_starvation: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -82,6 +86,7 @@ impl EngineConfig {
             direct_io: false,
             cache_writes: true,
             gc_interval: std::time::Duration::from_secs(5),
+            gc_starvation: std::time::Duration::from_secs(30),
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) disks: DiskSet,
     pub(crate) codec: Codec,
     pub(crate) gc_lock: GcLock,
+    /// Since when background GC has found the GC lock taken by writers, try after try.
+    pub(crate) gc_kept_out_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// This instance's owner lock, taken with its first draft.
     pub(crate) owner: std::sync::OnceLock<crate::draft::Owner>,
 }
@@ -306,6 +308,7 @@ impl Engine {
                 disks,
                 codec,
                 gc_lock,
+                gc_kept_out_since: std::sync::Mutex::new(None),
                 owner: std::sync::OnceLock::new(),
             }),
         })

@@ -148,6 +148,10 @@ pub struct StoreStatus {
 
 const HEAL_BATCH: usize = 256;
 
+/// How long a starved GC waits for the writers in flight (new ones held back) before it gives
+/// up and lets writers in again.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
 impl Engine {
     /// Runs a heal or scrub pass (see [`HealMode`]) with a progress callback.
     pub async fn heal(
@@ -479,7 +483,8 @@ impl Engine {
 
     /// Removes unreferenced chunks batch by batch, each under the exclusive GC lock. With
     /// `wait`, waits for the lock; without, stops as soon as there is nothing to collect or a
-    /// writer holds the lock.
+    /// writer holds the lock, unless writers have kept it out for `gc_starvation`: then it
+    /// holds new writers back and waits (up to [`DRAIN_WAIT`]) for those in flight.
     fn collect_unreferenced(&self, wait: bool, rep: &mut GcReport) -> Result<()> {
         loop {
             let guard = if wait {
@@ -490,7 +495,7 @@ impl Engine {
                     return Ok(());
                 }
                 drop(txn);
-                match self.inner.gc_lock.try_exclusive()? {
+                match self.try_exclusive_or_drain()? {
                     Some(g) => g,
                     None => return Ok(()),
                 }
@@ -501,6 +506,32 @@ impl Engine {
                 return Ok(());
             }
         }
+    }
+
+    /// The exclusive GC lock now, or after holding new writers back if writers have kept GC
+    /// out for `gc_starvation` (see `lock.rs`); `None` when GC must try again later.
+    fn try_exclusive_or_drain(&self) -> Result<Option<crate::lock::GcGuard>> {
+        let kept_out = &self.inner.gc_kept_out_since;
+        if let Some(g) = self.inner.gc_lock.try_exclusive()? {
+            *kept_out.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Ok(Some(g));
+        }
+        let since = *kept_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Instant::now);
+        if since.elapsed() < self.inner.cfg.gc_starvation {
+            return Ok(None);
+        }
+        let g = self.inner.gc_lock.exclusive_draining(DRAIN_WAIT)?;
+        if g.is_some() {
+            *kept_out.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::info!(
+                "gc: writers kept collection out for {:?}; new writers held back for one batch",
+                since.elapsed()
+            );
+        }
+        Ok(g)
     }
 
     /// Collects garbage in the background every `every` (see [`Engine::try_collect`]) until the

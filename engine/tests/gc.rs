@@ -85,3 +85,60 @@ async fn background_gc_frees_deleted_objects_until_dropped() {
     assert_eq!(candidates(&e), 16);
     assert_eq!(e.chunk_records().unwrap().len(), 16);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_never_pause_cannot_keep_gc_out_for_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.gc_starvation = Duration::from_millis(300);
+    let e = Engine::open(cfg).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    put(&e, "bkt", "gone", &data(7, 1 << 20)).await;
+    e.delete_object("bkt", "gone").await.unwrap();
+    assert_eq!(candidates(&e), 16);
+    // Writers that overlap without pause (as a busy server's or a mount's do): at every
+    // moment some write holds the shared lock, but each only for a while.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let passes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..3u64 {
+        let (e, stop, passes) = (e.clone(), stop.clone(), passes.clone());
+        writers.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(w * 7)).await;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let g = e.write_guard().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(g);
+                passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // At first GC is kept out without waiting, as before.
+    let t = Instant::now();
+    assert!(collect(&e).await.is_none());
+    assert!(t.elapsed() < Duration::from_millis(200));
+    // Once kept out for gc_starvation, it holds new writers back and gets in.
+    let t = Instant::now();
+    let rep = loop {
+        if let Some(r) = collect(&e).await {
+            break r;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "GC starved by overlapping writers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rep.chunks_removed, 16);
+    assert_eq!(candidates(&e), 0);
+    // The writers were held back only briefly: they go on.
+    let before = passes.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(passes.load(std::sync::atomic::Ordering::Relaxed) > before);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(e.fsck().unwrap().is_clean());
+}
