@@ -63,6 +63,11 @@ def md5(b):
     return hashlib.md5(b).hexdigest()
 
 
+def du_mib(path):
+    out = subprocess.run(["du", "-sm", path], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else 0
+
+
 def rss_mib(pid):
     try:
         for line in open(f"/proc/{pid}/status"):
@@ -323,6 +328,9 @@ def main():
     c.stop()
     scrub = subprocess.run([os.path.join(bin_dir(), "s3d"), "--data-dir", c.data, "scrub"],
                            capture_output=True, text=True)
+    before_gc = du_mib(c.data)
+    gc = subprocess.run([os.path.join(bin_dir(), "s3d"), "--data-dir", c.data, "gc"],
+                        capture_output=True, text=True)
     print(f"minutes: {args.minutes}, clients: {args.clients} + 1 mount writer")
     print(f"operations: {stats}, acknowledged writes: {ledger.acks}, failed (in doubt): {ledger.failures}")
     print(f"kills: {c.kills}; peak RSS MiB: {c.peak}")
@@ -330,6 +338,8 @@ def main():
     for l in lost[:20]:
         print("  LOST", l)
     print("scrub:", scrub.stdout.strip().splitlines()[-1] if scrub.stdout.strip() else scrub.stderr.strip())
+    print(f"data dir: {before_gc} MiB before s3d gc (crashed writes' shards included), "
+          f"{du_mib(c.data)} MiB after; {gc.stdout.strip()}")
     ok = not lost and scrub.returncode == 0
     print("RESULT:", "PASS" if ok else "FAIL")
     if ok:

@@ -124,7 +124,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(!cli.daemon)
+        // Colour only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(!cli.daemon && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli, cfg, notify) {
         Ok(()) => ExitCode::SUCCESS,

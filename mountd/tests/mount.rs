@@ -572,6 +572,7 @@ fn keys_no_file_name_can_be_are_hidden_and_keep_their_directory() {
         log.contains("no file name can show") && log.contains("d//empty"),
         "{log}"
     );
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
     // Nothing hidden was lost: the keys are still there for S3 to remove.
     let left = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let e = engine_of(&m);
