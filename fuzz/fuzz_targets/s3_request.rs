@@ -531,7 +531,7 @@ fuzz_target!(|r: Req| {
     let resp = w.rt.block_on(async {
         let resp = s3d::server::call_s3(&w.svc, &w.rules, req).await;
         match resp {
-            Ok(resp) => {
+            Ok((resp, _claimed)) => {
                 let status = resp.status();
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
                 Some(status)

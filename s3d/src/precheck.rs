@@ -265,13 +265,22 @@ pub struct Rules {
 
 /// Runs every check on `head`; `None` when the request may go on to the S3 layer.
 pub fn check(head: &Head<'_>, rules: &Rules, now: SystemTime) -> Option<Refusal> {
-    let signing = signing(head);
+    check_signed(head, &signing(head), rules, now)
+}
+
+/// [`check`] with the head's [`signing`] already read.
+pub fn check_signed(
+    head: &Head<'_>,
+    signing: &Signing<'_>,
+    rules: &Rules,
+    now: SystemTime,
+) -> Option<Refusal> {
     check_xml_body_size(head)
-        .or_else(|| check_sigv2_allowed(&signing, rules.allow_sigv2))
-        .or_else(|| check_unsigned_headers(head, &signing))
-        .or_else(|| check_region(&signing, &rules.region))
-        .or_else(|| check_v4_expiry(&signing))
-        .or_else(|| check_v2_time(head, &signing, now))
+        .or_else(|| check_sigv2_allowed(signing, rules.allow_sigv2))
+        .or_else(|| check_unsigned_headers(head, signing))
+        .or_else(|| check_region(signing, &rules.region))
+        .or_else(|| check_v4_expiry(signing))
+        .or_else(|| check_v2_time(head, signing, now))
 }
 
 /// `x-amz-*` headers present but not covered by a SigV4 signature. (SigV2 signs every

@@ -340,15 +340,7 @@ impl RequestContext {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let head = crate::precheck::Head {
-            method: req.method(),
-            query: req.uri().query(),
-            headers: req.headers(),
-        };
-        let access_key = crate::precheck::signing(&head)
-            .access_key()
-            .map(|k| bounded(k, 128).into_owned());
-        let resp = call_s3(&self.svc, &self.rules, req).await?;
+        let (resp, access_key) = call_s3(&self.svc, &self.rules, req).await?;
         let (mut resp, error) =
             complete_error_body(resp, &method, &path, &rid, &self.metrics).await;
         let h = resp.headers_mut();
@@ -396,11 +388,12 @@ impl RequestContext {
 }
 
 /// A request for the S3 API: the checks before the S3 layer (`precheck`), then the S3 layer.
+/// Also returns the access key the request claims (cut at 128 bytes), for the access log.
 pub async fn call_s3<B>(
     svc: &s3s::service::S3Service,
     rules: &crate::precheck::Rules,
     req: http::Request<B>,
-) -> Result<http::Response<s3s::Body>, s3s::HttpError>
+) -> Result<(http::Response<s3s::Body>, Option<String>), s3s::HttpError>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
     s3s::Body: From<B>,
@@ -411,10 +404,14 @@ where
         query: req.uri().query(),
         headers: req.headers(),
     };
-    if let Some(r) = crate::precheck::check(&head, rules, std::time::SystemTime::now()) {
-        return Ok(r.response());
+    let signing = crate::precheck::signing(&head);
+    let access_key = signing.access_key().map(|k| bounded(k, 128).into_owned());
+    let now = std::time::SystemTime::now();
+    if let Some(r) = crate::precheck::check_signed(&head, &signing, rules, now) {
+        return Ok((r.response(), access_key));
     }
-    svc.call(with_framing_watch(req)).await
+    drop(signing);
+    Ok((svc.call(with_framing_watch(req)).await?, access_key))
 }
 
 /// Hands the request to the S3 layer's type; an `aws-chunked` body passes through a watch of

@@ -91,11 +91,7 @@ fn the_seeds_config_file_starts_the_server_and_flags_follow_subcommands() {
     std::fs::copy(boot.ca(), &cert).unwrap();
     std::fs::copy(boot.dir.path().join("data/tls/key.pem"), &key).unwrap();
     drop(boot);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_s3d"))
         .arg("--config")
         .arg(&cfg)
@@ -104,14 +100,7 @@ fn the_seeds_config_file_starts_the_server_and_flags_follow_subcommands() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "s3d did not start from the seed's configuration"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_port(port);
     let o = Command::new("aws")
         .args(["--endpoint-url", &format!("https://127.0.0.1:{port}")])
         .args(["--region", "us-east-1", "s3", "mb", "s3://seedbkt"])

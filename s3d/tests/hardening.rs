@@ -126,11 +126,7 @@ fn secret_key_from_a_file_not_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{SK}\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let help = Command::new(env!("CARGO_BIN_EXE_s3d"))
         .arg("--help")
         .output()
@@ -158,11 +154,7 @@ fn secret_key_from_a_file_not_the_command_line() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < std::time::Duration::from_secs(20));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_port(port);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(SK));
     let o = Command::new("aws")

@@ -22,11 +22,24 @@ pub struct Server {
     pub dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Waits (up to 20 s) until something listens on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nothing listens on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Server {
