@@ -1199,11 +1199,40 @@ impl Engine {
             .await
     }
 
+    /// `chmod`, `chown`, `utimensat` of an object: applies `change` to its POSIX attributes (its
+    /// defaults when it has none, so an object put over S3 keeps its times) and sets ctime to now.
+    pub async fn update_posix(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: crate::posix::Change,
+    ) -> Result<ObjectMeta> {
+        let now = crate::meta::now_ns();
+        let default_key = key.to_string();
+        self.update_object_attrs_with(bucket, key, move |attrs, last_modified_ns| {
+            let mut p = attrs.posix.unwrap_or_else(|| {
+                crate::posix::PosixAttrs::default_for(&default_key, last_modified_ns)
+            });
+            p.apply(&change, now);
+            attrs.posix = Some(p);
+        })
+        .await
+    }
+
     /// Changes an object's attributes (tags, POSIX attributes, …) atomically, keeping its data,
     /// ETag and modification time.
     pub async fn update_object_attrs<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>
     where
         F: FnOnce(&mut ObjectAttrs) + Send + 'static,
+    {
+        self.update_object_attrs_with(bucket, key, move |a, _| f(a))
+            .await
+    }
+
+    /// [`Engine::update_object_attrs`], with the object's modification time given to `f`.
+    async fn update_object_attrs_with<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>
+    where
+        F: FnOnce(&mut ObjectAttrs, i64) + Send + 'static,
     {
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
@@ -1216,7 +1245,7 @@ impl Engine {
                 let Some(mut meta) = current_object(txn, dbs, &okey)? else {
                     return Err(Error::NoSuchKey { bucket: b, key: k });
                 };
-                f(&mut meta.attrs);
+                f(&mut meta.attrs, meta.last_modified_ns);
                 dbs.objects.put(txn, &okey, &meta.encode()?)?;
                 meta.key = k;
                 Ok(meta)

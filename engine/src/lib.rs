@@ -30,6 +30,7 @@ pub mod maintenance;
 pub mod meta;
 pub mod multipart;
 pub mod names;
+pub mod posix;
 pub mod private;
 pub mod process;
 pub mod shard;

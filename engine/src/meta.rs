@@ -74,22 +74,7 @@ pub struct BucketRecord {
     pub created_ns: i64,
 }
 
-/// POSIX attributes of an object, as seen on the mount.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PosixAttrs {
-    /// File type and permission bits (`st_mode`).
-    pub mode: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Modification time, ns since the epoch.
-    pub mtime_ns: i64,
-    /// Status change time, ns since the epoch.
-    pub ctime_ns: i64,
-    /// Access time, ns since the epoch.
-    pub atime_ns: i64,
-}
+pub use crate::posix::PosixAttrs;
 
 /// Attributes a client sets on an object (S3 headers, user metadata, checksums, tags, POSIX).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -146,16 +131,12 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ObjectMeta {
-    /// POSIX attributes, with defaults (regular file 0644, root, times = last modified).
+    /// POSIX attributes, with defaults ([`PosixAttrs::default_for`]: a regular file 0644 or,
+    /// for a `dir/` marker, a directory 0755; root's; times = last modified).
     pub fn posix(&self) -> PosixAttrs {
-        self.attrs.posix.unwrap_or(PosixAttrs {
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: self.last_modified_ns,
-            ctime_ns: self.last_modified_ns,
-            atime_ns: self.last_modified_ns,
-        })
+        self.attrs
+            .posix
+            .unwrap_or_else(|| PosixAttrs::default_for(&self.key, self.last_modified_ns))
     }
 
     pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<ObjectMeta> {

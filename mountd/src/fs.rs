@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use engine::posix::{self, Change, FileKind};
 use engine::{Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -68,6 +69,8 @@ pub struct PredaFs {
     read_only: bool,
     ttl: Duration,
     write_buffer: usize,
+    /// When the mount started: the times of the root and of directories without a marker.
+    started: SystemTime,
 }
 
 /// Files open for writing (by inode) and how many handles each inode has open. Lock order:
@@ -128,15 +131,17 @@ fn ns_of(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-fn dir_attr(ino: u64) -> FileAttr {
+/// A directory's attributes with times `t`: a bucket's creation, or, for the root and a
+/// directory no marker object stands for, the mount's start (not 1970).
+fn dir_attr(ino: u64, t: SystemTime) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: 0,
         blocks: 0,
-        atime: UNIX_EPOCH,
-        mtime: UNIX_EPOCH,
-        ctime: UNIX_EPOCH,
-        crtime: UNIX_EPOCH,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        crtime: t,
         kind: FileType::Directory,
         perm: 0o755,
         nlink: 2,
@@ -151,30 +156,18 @@ fn dir_attr(ino: u64) -> FileAttr {
 /// A directory's attributes from its marker object (defaults when it has no POSIX attributes,
 /// e.g. a marker made by another S3 tool).
 fn marker_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
-    let mut a = dir_attr(ino);
-    if let Some(p) = m.attrs.posix {
-        a.perm = (p.mode & 0o7777) as u16;
-        a.uid = p.uid;
-        a.gid = p.gid;
-        a.atime = to_time(p.atime_ns);
-        a.mtime = to_time(p.mtime_ns);
-        a.ctime = to_time(p.ctime_ns);
-        a.crtime = to_time(m.last_modified_ns);
-    }
+    let p = m
+        .attrs
+        .posix
+        .unwrap_or_else(|| PosixAttrs::default_dir(m.last_modified_ns));
+    let mut a = dir_attr(ino, to_time(m.last_modified_ns));
+    a.perm = p.perm() as u16;
+    a.uid = p.uid;
+    a.gid = p.gid;
+    a.atime = to_time(p.atime_ns);
+    a.mtime = to_time(p.mtime_ns);
+    a.ctime = to_time(p.ctime_ns);
     a
-}
-
-/// POSIX attributes of a new directory.
-fn dir_posix(mode: u32, uid: u32, gid: u32) -> PosixAttrs {
-    let now = ns_of(SystemTime::now());
-    PosixAttrs {
-        mode: libc::S_IFDIR | (mode & 0o7777),
-        uid,
-        gid,
-        mtime_ns: now,
-        ctime_ns: now,
-        atime_ns: now,
-    }
 }
 
 fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
@@ -188,7 +181,7 @@ fn file_attr(ino: u64, m: &ObjectMeta) -> FileAttr {
         ctime: to_time(p.ctime_ns),
         crtime: to_time(m.last_modified_ns),
         kind: kind_of(m),
-        perm: (p.mode & 0o7777) as u16,
+        perm: p.perm() as u16,
         nlink: 1,
         uid: p.uid,
         gid: p.gid,
@@ -223,13 +216,14 @@ fn open_attr(ino: u64, f: &OpenFile) -> FileAttr {
 /// The file type an object's POSIX mode says (regular without one). A symlink's body is its
 /// target; FIFOs, sockets and device nodes are empty objects (the kernel implements them).
 fn kind_of(m: &ObjectMeta) -> FileType {
-    match m.posix().mode & libc::S_IFMT {
-        libc::S_IFLNK => FileType::Symlink,
-        libc::S_IFIFO => FileType::NamedPipe,
-        libc::S_IFSOCK => FileType::Socket,
-        libc::S_IFCHR => FileType::CharDevice,
-        libc::S_IFBLK => FileType::BlockDevice,
-        _ => FileType::RegularFile,
+    match m.posix().kind() {
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+        // A directory's type comes from its key (`dir/`), never from an object's mode.
+        FileKind::Regular | FileKind::Directory => FileType::RegularFile,
     }
 }
 
@@ -243,36 +237,15 @@ fn guess_type(key: &str) -> String {
 
 /// POSIX attributes of something the caller creates now.
 fn new_posix(mode: u32, req: &Request) -> PosixAttrs {
-    let now = ns_of(SystemTime::now());
-    PosixAttrs {
-        mode,
-        uid: req.uid(),
-        gid: req.gid(),
-        mtime_ns: now,
-        ctime_ns: now,
-        atime_ns: now,
-    }
+    PosixAttrs::new(mode, req.uid(), req.gid(), engine::meta::now_ns())
 }
-
-/// User-metadata name of a device node's number (hexadecimal, as rclone keeps it).
-const RDEV_KEY: &str = "rdev";
 
 /// A device node's number (as the kernel encodes it for FUSE), 0 for anything else.
 fn rdev_of(m: &ObjectMeta) -> u32 {
     match kind_of(m) {
-        FileType::CharDevice | FileType::BlockDevice => m
-            .attrs
-            .user_metadata
-            .get(RDEV_KEY)
-            .and_then(|v| u32::from_str_radix(v, 16).ok())
-            .unwrap_or(0),
+        FileType::CharDevice | FileType::BlockDevice => posix::rdev(&m.attrs.user_metadata),
         _ => 0,
     }
-}
-
-/// User-metadata name under which an extended attribute is kept (readable over S3).
-fn xattr_key(name: &str) -> String {
-    format!("xattr-{}", name.to_ascii_lowercase())
 }
 
 fn b64(v: &[u8]) -> String {
@@ -315,6 +288,7 @@ impl PredaFs {
             read_only: opts.read_only,
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
+            started: SystemTime::now(),
         })
     }
 
@@ -370,15 +344,8 @@ impl PredaFs {
         let mut a = match node {
             Node::File(m) => return file_attr(ino, m),
             Node::Dir(Some(m)) => marker_attr(ino, m),
-            Node::Bucket(created) => {
-                let mut a = dir_attr(ino);
-                a.mtime = to_time(*created);
-                a.ctime = a.mtime;
-                a.atime = a.mtime;
-                a.crtime = a.mtime;
-                a
-            }
-            _ => dir_attr(ino),
+            Node::Bucket(created) => dir_attr(ino, to_time(*created)),
+            _ => dir_attr(ino, self.started),
         };
         let Ok(path) = self.path(INodeNo(ino)) else {
             return a;
@@ -817,30 +784,11 @@ impl PredaFs {
         );
     }
 
-    fn set_posix(
-        &self,
-        path: &str,
-        f: impl FnOnce(&mut PosixAttrs) + Send + 'static,
-    ) -> Result<ObjectMeta, Errno> {
+    /// `chmod`, `chown`, `utimensat` of the object at `path` (ctime becomes now).
+    fn set_posix(&self, path: &str, change: Change) -> Result<ObjectMeta, Errno> {
         let (b, k) = split(path);
         self.rt
-            .block_on(
-                self.engine
-                    .update_object_attrs(b, k, move |a: &mut ObjectAttrs| {
-                        let now = ns_of(SystemTime::now());
-                        let mut p = a.posix.unwrap_or(PosixAttrs {
-                            mode: 0o100644,
-                            uid: 0,
-                            gid: 0,
-                            mtime_ns: now,
-                            ctime_ns: now,
-                            atime_ns: now,
-                        });
-                        f(&mut p);
-                        p.ctime_ns = now;
-                        a.posix = Some(p);
-                    }),
-            )
+            .block_on(self.engine.update_posix(b, k, change))
             .map_err(|e| errno(&e))
     }
 }
@@ -915,26 +863,14 @@ impl Filesystem for PredaFs {
                 TimeOrNow::SpecificTime(t) => ns_of(t),
                 TimeOrNow::Now => ns_of(SystemTime::now()),
             };
-            let (at, mt) = (atime.map(t), mtime.map(t));
-            let posix_change =
-                mode.is_some() || uid.is_some() || gid.is_some() || at.is_some() || mt.is_some();
-            let change = move |p: &mut PosixAttrs| {
-                if let Some(m) = mode {
-                    p.mode = (p.mode & !0o7777) | (m & 0o7777);
-                }
-                if let Some(u) = uid {
-                    p.uid = u;
-                }
-                if let Some(g) = gid {
-                    p.gid = g;
-                }
-                if let Some(a) = at {
-                    p.atime_ns = a;
-                }
-                if let Some(m) = mt {
-                    p.mtime_ns = m;
-                }
+            let change = Change {
+                perm: mode,
+                uid,
+                gid,
+                atime_ns: atime.map(t),
+                mtime_ns: mtime.map(t),
             };
+            let posix_change = !change.is_empty();
             // A file open for writing: its shared state is the truth (also once unlinked).
             if let Some(f) = self.open_file(ino.0) {
                 if self.read_only {
@@ -945,8 +881,7 @@ impl Filesystem for PredaFs {
                     g.truncate(sz)?;
                 }
                 if posix_change {
-                    change(&mut g.posix);
-                    g.posix.ctime_ns = ns_of(SystemTime::now());
+                    g.posix.apply(&change, engine::meta::now_ns());
                     if !g.detached {
                         // Visible over S3 at once, not only at the next commit.
                         let path = g.path.clone();
@@ -964,12 +899,7 @@ impl Filesystem for PredaFs {
                 if size.is_some() {
                     return Err(Errno::EISDIR);
                 }
-                if mode.is_none()
-                    && uid.is_none()
-                    && gid.is_none()
-                    && atime.is_none()
-                    && mtime.is_none()
-                {
+                if !posix_change {
                     return Ok(self.attr_of(ino.0, &node));
                 }
                 if self.read_only {
@@ -979,8 +909,9 @@ impl Filesystem for PredaFs {
                 let (b, k) = split(&path);
                 let mk = format!("{k}/");
                 if marker.is_none() {
+                    let now = engine::meta::now_ns();
                     let attrs = ObjectAttrs {
-                        posix: Some(dir_posix(0o755, 0, 0)),
+                        posix: Some(PosixAttrs::new(libc::S_IFDIR | 0o755, 0, 0, now)),
                         ..Default::default()
                     };
                     self.rt
@@ -995,33 +926,7 @@ impl Filesystem for PredaFs {
                         ))
                         .map_err(|e| errno(&e))?;
                 }
-                let m = self
-                    .rt
-                    .block_on(self.engine.update_object_attrs(
-                        b,
-                        &mk,
-                        move |a: &mut ObjectAttrs| {
-                            let mut p = a.posix.unwrap_or_else(|| dir_posix(0o755, 0, 0));
-                            if let Some(m) = mode {
-                                p.mode = libc::S_IFDIR | (m & 0o7777);
-                            }
-                            if let Some(u) = uid {
-                                p.uid = u;
-                            }
-                            if let Some(g) = gid {
-                                p.gid = g;
-                            }
-                            if let Some(a) = at {
-                                p.atime_ns = a;
-                            }
-                            if let Some(m) = mt {
-                                p.mtime_ns = m;
-                            }
-                            p.ctime_ns = ns_of(SystemTime::now());
-                            a.posix = Some(p);
-                        },
-                    ))
-                    .map_err(|e| errno(&e))?;
+                let m = self.set_posix(&format!("{path}/"), change)?;
                 return Ok(marker_attr(ino.0, &m));
             }
             if !matches!(node, Node::File(_)) {
@@ -1078,7 +983,7 @@ impl Filesystem for PredaFs {
                     return Err(Errno::EEXIST);
                 }
                 let (b, k) = split(&path);
-                let posix = dir_posix(mode & !umask, req.uid(), req.gid());
+                let posix = new_posix(libc::S_IFDIR | (mode & !umask & 0o7777), req);
                 let m = self
                     .rt
                     .block_on(self.engine.put_object(
@@ -1097,7 +1002,7 @@ impl Filesystem for PredaFs {
                 self.touch_parent(&path);
                 return Ok(marker_attr(self.ino(&path), &m));
             }
-            Ok(dir_attr(self.ino(&path)))
+            Ok(dir_attr(self.ino(&path), SystemTime::now()))
         })();
         match res {
             Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
@@ -1766,7 +1671,7 @@ impl Filesystem for PredaFs {
                 libc::S_IFCHR | libc::S_IFBLK => {
                     attrs
                         .user_metadata
-                        .insert(RDEV_KEY.into(), format!("{rdev:x}"));
+                        .insert(posix::RDEV.into(), posix::format_rdev(rdev));
                 }
                 _ => {}
             }
@@ -1801,7 +1706,7 @@ impl Filesystem for PredaFs {
             if !name.starts_with("user.") {
                 return Err(Errno::ENOTSUP);
             }
-            let key = xattr_key(name);
+            let key = posix::xattr_key(name);
             let exists = m.attrs.user_metadata.contains_key(&key);
             if flags & libc::XATTR_CREATE != 0 && exists {
                 return Err(Errno::EEXIST);
@@ -1841,7 +1746,7 @@ impl Filesystem for PredaFs {
             let v = m
                 .attrs
                 .user_metadata
-                .get(&xattr_key(name))
+                .get(&posix::xattr_key(name))
                 .ok_or(Errno::NO_XATTR)?;
             unb64(v).ok_or(Errno::EIO)
         })();
@@ -1859,7 +1764,7 @@ impl Filesystem for PredaFs {
             let mut out = Vec::new();
             if let Node::File(m) = self.resolve(&path)? {
                 for k in m.attrs.user_metadata.keys() {
-                    if let Some(n) = k.strip_prefix("xattr-") {
+                    if let Some(n) = k.strip_prefix(posix::XATTR_PREFIX) {
                         out.extend_from_slice(n.as_bytes());
                         out.push(0);
                     }
@@ -1884,7 +1789,7 @@ impl Filesystem for PredaFs {
             let Node::File(m) = self.resolve(&path)? else {
                 return Err(Errno::NO_XATTR);
             };
-            let key = xattr_key(name.to_str().ok_or(Errno::EINVAL)?);
+            let key = posix::xattr_key(name.to_str().ok_or(Errno::EINVAL)?);
             if !m.attrs.user_metadata.contains_key(&key) {
                 return Err(Errno::NO_XATTR);
             }

@@ -37,9 +37,15 @@ struct Cli {
     /// Mount read-only.
     #[arg(long)]
     read_only: bool,
-    /// Let users other than the one who mounted access the mount (permission bits still apply).
-    #[arg(long)]
+    /// Let users other than the one who mounted access the mount, the kernel enforcing the
+    /// permission bits. The default when mounted by root (a backup job or a service running as
+    /// its own user can then use the mount); another user needs `user_allow_other` in
+    /// /etc/fuse.conf for it.
+    #[arg(long, conflicts_with = "no_allow_other")]
     allow_other: bool,
+    /// Keep the mount to the user who mounted it (the kernel refuses everyone else, root too).
+    #[arg(long)]
+    no_allow_other: bool,
     /// MiB of modified file data all open files may hold in memory; beyond it, modified chunks
     /// are stored early (still committed only on flush/fsync/close).
     #[arg(long, default_value_t = 256)]
@@ -121,7 +127,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser::mnt=error")),
         )
         .with_writer(std::io::stderr)
         // Colour only on a terminal: a log file or a pipe gets plain text.
@@ -201,7 +207,7 @@ fn run(
     if cli.read_only {
         config.mount_options.push(fuser::MountOption::RO);
     }
-    if cli.allow_other {
+    if cli.allow_other || (!cli.no_allow_other && is_root()) {
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(4);
@@ -224,32 +230,41 @@ fn run(
     if let Some(n) = notify {
         n.mounted();
     }
-    // Unmount on SIGINT/SIGTERM; exit when unmounted from outside (fusermount3 -u).
+    // Unmount on SIGINT/SIGTERM; exit as soon as unmounted from outside (`fusermount3 -u`
+    // ends the FUSE session; a lazy `-u -z` takes the mount out of the namespace first).
     let mp = std::fs::canonicalize(&cli.mountpoint).unwrap_or(cli.mountpoint.clone());
     let waited = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| e.to_string())?;
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut ticks = 0u32;
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => return Ok(true),
+                _ = term.recv() => return Ok(true),
                 _ = tick.tick() => {
-                    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-                    let mp = mp.to_string_lossy();
-                    if !mounts.lines().any(|l| l.split(' ').nth(1) == Some(&mp)) {
+                    ticks += 1;
+                    if session.guard.is_finished() || (ticks.is_multiple_of(5) && !is_mounted(&mp)) {
                         tracing::info!("unmounted from outside");
-                        break;
+                        return Ok::<bool, String>(false);
                     }
                 }
             }
         }
-        Ok::<(), String>(())
     });
-    drop(session);
+    match waited {
+        Ok(true) => {
+            if let Err(e) = session.umount_and_join() {
+                tracing::warn!("unmounting {}: {e}", cli.mountpoint.display());
+            }
+        }
+        // Already unmounted: fuser's own attempt to unmount again fails and says so (at WARN,
+        // silenced for `fuser::mnt` by the default filter).
+        _ => drop(session),
+    }
     tracing::info!("unmounted {}", cli.mountpoint.display());
     println!("unmounted {}", cli.mountpoint.display());
-    waited.map_err(|e| (e, None))
+    waited.map(|_| ()).map_err(|e| (e, None))
 }
 
 /// The kernel reads ahead of a FUSE file by at most its backing device's `read_ahead_kb`,
@@ -279,4 +294,17 @@ fn raise_readahead(mountpoint: &std::path::Path) {
         Ok(()) => tracing::debug!("{path}: read-ahead {now} -> {WANT_KB} KiB"),
         Err(e) => tracing::debug!("{path}: read-ahead stays {now} KiB: {e}"),
     }
+}
+
+/// Whether this process runs as root.
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether something is mounted at `mp` (in this process's mount namespace).
+fn is_mounted(mp: &std::path::Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mp = mp.to_string_lossy();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(&mp))
 }

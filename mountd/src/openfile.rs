@@ -219,14 +219,11 @@ impl OpenFile {
             .map_err(|e| crate::fs::errno(&e))?;
         let cfg = engine.config();
         let now = now_ns();
-        let posix = base.meta.as_ref().map(|m| m.posix()).unwrap_or(PosixAttrs {
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: now,
-            ctime_ns: now,
-            atime_ns: now,
-        });
+        let posix = base
+            .meta
+            .as_ref()
+            .map(|m| m.posix())
+            .unwrap_or_else(|| PosixAttrs::new(engine::posix::S_IFREG | 0o644, 0, 0, now));
         let mut f = OpenFile {
             engine: engine.clone(),
             rt: rt.clone(),

@@ -3,7 +3,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use md5::Digest;
@@ -15,96 +15,8 @@ use small_fs::SmallFs;
 mod held_files;
 use held_files::held_files;
 
-struct Mount {
-    child: Child,
-    mnt: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-fn mounted(mnt: &Path) -> bool {
-    let m = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let p = mnt.to_string_lossy();
-    m.lines().any(|l| l.split(' ').nth(1) == Some(&p))
-}
-
-impl Mount {
-    fn start() -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("mnt")).unwrap();
-        Mount::start_in(dir)
-    }
-
-    /// Mounts `dir/data` on `dir/mnt` (both may exist from an earlier mount).
-    fn start_in(dir: tempfile::TempDir) -> Mount {
-        Mount::start_with(dir, &[])
-    }
-
-    /// A fresh mount with extra mountd arguments.
-    fn start_args(args: &[&str]) -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("mnt")).unwrap();
-        Mount::start_with(dir, args)
-    }
-
-    fn start_with(dir: tempfile::TempDir, args: &[&str]) -> Mount {
-        let mnt = dir.path().join("mnt");
-        let child = Command::new(env!("CARGO_BIN_EXE_mountd"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .arg(&mnt)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("mountd.log")).unwrap(),
-            ))
-            .spawn()
-            .expect("spawn mountd");
-        let t = Instant::now();
-        while !mounted(&mnt) {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "not mounted: {}",
-                std::fs::read_to_string(dir.path().join("mountd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mount { child, mnt, dir }
-    }
-
-    /// Unmounts and waits for mountd to exit; returns the directory (data dir inside) for a
-    /// look at what is left.
-    fn unmount(mut self) -> tempfile::TempDir {
-        let st = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let t = Instant::now();
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                assert!(st.success(), "mountd exit status {st}");
-                return std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "mountd did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if mounted(&self.mnt) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(&self.mnt)
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::{mounted, Mount, S3dBeside};
 
 fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -426,10 +338,10 @@ fn cross_door_with_s3d() {
         serde_json::from_str(&out).unwrap()
     };
     let meta = head("docs/renamed.json")["Metadata"].clone();
-    assert_eq!(meta["mode"], "100640", "{meta}");
+    assert_eq!(meta["mode"], "0100640", "{meta}");
     assert_eq!(meta["uid"], "1234", "{meta}");
     assert_eq!(meta["gid"], "5678", "{meta}");
-    assert_eq!(meta["mtime"], "1600000000.25", "{meta}");
+    assert_eq!(meta["mtime"], "1600000000.250000000", "{meta}");
     // ... and given as user metadata to a put, they are what the mount shows.
     aws(&[
         "s3",
@@ -445,89 +357,27 @@ fn cross_door_with_s3d() {
     assert_eq!((st.mtime(), st.mtime_nsec()), (1_500_000_000, 500_000_000));
     let meta = head("from-s3/owned.bin")["Metadata"].clone();
     assert_eq!(meta["color"], "blue", "{meta}");
-    assert_eq!(meta["mode"], "100600", "{meta}");
+    assert_eq!(meta["mode"], "0100600", "{meta}");
     // An object put without them shows none.
     let meta = head("from-s3/up.bin");
     assert!(
         meta.get("Metadata").is_none_or(|m| m.get("mode").is_none()),
         "{meta}"
     );
+    // A chmod of it on the mount changes its ctime only: mtime and atime stay its upload time.
+    let up_path = m.mnt.join("shared/from-s3/up.bin");
+    let before = std::fs::metadata(&up_path).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::set_permissions(&up_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let after = std::fs::metadata(&up_path).unwrap();
+    assert_eq!(after.mode(), 0o100600);
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec(), after.atime()),
+        (before.mtime(), before.mtime_nsec(), before.atime())
+    );
+    assert!(after.ctime() > before.ctime());
     drop(server);
     let _ = m.unmount();
-}
-
-/// An s3d on the mount's data dir (the two doors side by side), stopped on drop.
-struct S3dBeside {
-    child: std::process::Child,
-    port: u16,
-    ca: PathBuf,
-}
-
-impl S3dBeside {
-    const AK: &'static str = "PSMOUNTTESTKEY000001";
-    const SK: &'static str = "mount-test-secret-0123456789abcdefghijk";
-
-    fn start(m: &Mount) -> S3dBeside {
-        let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
-        assert!(
-            s3d.exists(),
-            "build s3d too (make test builds the whole workspace)"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&s3d)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(m.dir.path().join("data"))
-            .env("PREDASTORE_ACCESS_KEY", Self::AK)
-            .env("PREDASTORE_SECRET_KEY", Self::SK)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3dBeside {
-            child,
-            port,
-            ca: m.dir.path().join("data/tls/cert.pem"),
-        }
-    }
-
-    /// Runs the aws cli against it; panics unless it succeeds; its output.
-    fn aws(&self, args: &[&str]) -> String {
-        let o = Command::new("aws")
-            .args([
-                "--endpoint-url",
-                &format!("https://127.0.0.1:{}", self.port),
-                "--region",
-                "us-east-1",
-            ])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", Self::AK)
-            .env("AWS_SECRET_ACCESS_KEY", Self::SK)
-            .env("AWS_CA_BUNDLE", &self.ca)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("PYTHONWARNINGS", "ignore")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for S3dBeside {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -643,6 +493,57 @@ fn modes_over_s3_cannot_make_set_id_files_or_devices() {
     .unwrap();
     assert_eq!(mode("null") & libc::S_IFMT, libc::S_IFCHR);
     drop(server);
+    let _ = m.unmount();
+}
+
+/// Runs `sh -c script` as user and group 65534 (nobody); its exit status and stderr.
+fn as_nobody(script: &str) -> (bool, String) {
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(script)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn other_users_get_in_by_default_and_permission_bits_hold() {
+    let m = Mount::start();
+    // The temporary directory is 0700: let nobody reach the mount point.
+    std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = m.mnt.join("people");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("open"), b"for all").unwrap();
+    std::fs::write(d.join("secret"), b"for root").unwrap();
+    std::fs::set_permissions(d.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir(d.join("drop")).unwrap();
+    std::fs::set_permissions(d.join("drop"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let p = |name: &str| d.join(name).display().to_string();
+    let (ok, err) = as_nobody(&format!("cat {}", p("open")));
+    assert!(ok, "{err}");
+    let (ok, err) = as_nobody(&format!("cat {}", p("secret")));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    let (ok, err) = as_nobody(&format!("echo x >> {}", p("open")));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    // A service running as its own user writes where the bits let it, as itself.
+    assert!(as_nobody(&format!("echo mine > {}/f", p("drop"))).0);
+    let st = std::fs::metadata(d.join("drop/f")).unwrap();
+    assert_eq!((st.uid(), st.gid()), (65534, 65534));
+    let dir = m.unmount();
+    // --no-allow-other keeps the mount to the user who mounted it.
+    let m = Mount::start_with(dir, &["--no-allow-other"]);
+    let (ok, err) = as_nobody(&format!("ls {}", m.mnt.display()));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    assert!(m.mnt.join("people/open").exists());
     let _ = m.unmount();
 }
 
@@ -2021,6 +1922,16 @@ fn directory_times_follow_their_entries() {
     let dir = m.unmount();
     let m = Mount::start_in(dir);
     assert_eq!(mtime(&m.mnt.join("times/dir")), before);
+    // The root, and a directory no marker object stands for (a key `implicit/k` put over S3),
+    // show the mount's start, not 1970.
+    let e = engine_of(&m);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(e.put_object("times", "implicit/k", &b"k"[..], Default::default()))
+        .unwrap();
+    for p in [m.mnt.clone(), m.mnt.join("times/implicit")] {
+        let (t, _) = mtime(&p);
+        assert!(t > 1_700_000_000 * 1_000_000_000, "{}: {t}", p.display());
+    }
     let _ = m.unmount();
 }
 

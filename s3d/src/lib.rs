@@ -10,7 +10,6 @@ pub mod errors;
 pub mod framing;
 pub mod maintenance;
 pub mod metrics;
-pub mod posix_meta;
 pub mod precheck;
 pub mod routes;
 pub mod server;

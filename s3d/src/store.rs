@@ -64,7 +64,7 @@ fn check_version(v: &Option<String>) -> S3Result<()> {
 
 /// The attributes of an object put (or copied with replaced metadata) to `key`, from the
 /// request's headers. POSIX attributes given as user metadata become the object's
-/// ([`crate::posix_meta`]).
+/// ([`engine::posix`]).
 #[allow(clippy::too_many_arguments)]
 fn attrs_from(
     key: &str,
@@ -112,9 +112,9 @@ fn attrs_from(
             "Your metadata headers exceed the maximum allowed metadata size (2 KB)."
         ));
     }
-    a.posix = crate::posix_meta::take(&mut a.user_metadata, key, engine::meta::now_ns());
+    a.posix = engine::posix::take(&mut a.user_metadata, key, engine::meta::now_ns());
     if let (Some(p), false) = (a.posix.as_mut(), allow_setid_and_devices) {
-        if crate::posix_meta::restrict(p) {
+        if engine::posix::restrict(p) {
             tracing::info!(key, "set-id bits or a device type given over S3 were taken away (auth.allow_setid_and_devices is off)");
         }
     }
@@ -326,7 +326,7 @@ fn content_type_of(m: &ObjectMeta) -> Option<ContentType> {
 
 /// The `x-amz-meta-*` an object shows: its user metadata and its POSIX attributes.
 fn user_metadata(m: &ObjectMeta) -> Option<Metadata> {
-    let shown = crate::posix_meta::shown(m);
+    let shown = engine::posix::shown(&m.attrs.user_metadata, m.attrs.posix.as_ref());
     (!shown.is_empty()).then(|| shown.into_iter().collect())
 }
 

@@ -117,7 +117,7 @@ fn s3cmd_put_get_sync() {
         let st = std::fs::metadata(w.path().join("src/sub/mid.bin")).unwrap();
         let info = ok(s3cmd(&["info", "s3://s3cmdbkt/tree/sub/mid.bin"]));
         for want in [
-            format!("x-amz-meta-mode: {:o}", st.mode()),
+            format!("x-amz-meta-mode: 0{:o}", st.mode()),
             format!("x-amz-meta-uid: {}", st.uid()),
             format!("x-amz-meta-mtime: {}", st.mtime()),
         ] {

@@ -1,0 +1,173 @@
+//! What the mount tests share: a real mountd on a temporary data dir, and an s3d beside it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A mountd on `dir/data` mounted at `dir/mnt`, unmounted and stopped on drop.
+pub struct Mount {
+    pub child: Child,
+    pub mnt: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// Whether something is mounted at `mnt`.
+pub fn mounted(mnt: &Path) -> bool {
+    let m = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let p = mnt.to_string_lossy();
+    m.lines().any(|l| l.split(' ').nth(1) == Some(&p))
+}
+
+impl Mount {
+    pub fn start() -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        Mount::start_in(dir)
+    }
+
+    /// Mounts `dir/data` on `dir/mnt` (both may exist from an earlier mount).
+    pub fn start_in(dir: tempfile::TempDir) -> Mount {
+        Mount::start_with(dir, &[])
+    }
+
+    /// A fresh mount with extra mountd arguments.
+    pub fn start_args(args: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        Mount::start_with(dir, args)
+    }
+
+    pub fn start_with(dir: tempfile::TempDir, args: &[&str]) -> Mount {
+        let mnt = dir.path().join("mnt");
+        let child = Command::new(env!("CARGO_BIN_EXE_mountd"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("mountd.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn mountd");
+        let t = Instant::now();
+        while !mounted(&mnt) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "not mounted: {}",
+                std::fs::read_to_string(dir.path().join("mountd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mount { child, mnt, dir }
+    }
+
+    /// Unmounts and waits for mountd to exit; returns the directory (data dir inside) for a
+    /// look at what is left.
+    pub fn unmount(mut self) -> tempfile::TempDir {
+        let st = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "mountd exit status {st}");
+                return std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "mountd did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if mounted(&self.mnt) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.mnt)
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An s3d on the mount's data dir (the two doors side by side), stopped on drop.
+pub struct S3dBeside {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub ca: PathBuf,
+}
+
+impl S3dBeside {
+    pub const AK: &'static str = "PSMOUNTTESTKEY000001";
+    pub const SK: &'static str = "mount-test-secret-0123456789abcdefghijk";
+
+    pub fn start(m: &Mount) -> S3dBeside {
+        let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
+        assert!(
+            s3d.exists(),
+            "build s3d too (make test builds the whole workspace)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&s3d)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(m.dir.path().join("data"))
+            .env("PREDASTORE_ACCESS_KEY", Self::AK)
+            .env("PREDASTORE_SECRET_KEY", Self::SK)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3dBeside {
+            child,
+            port,
+            ca: m.dir.path().join("data/tls/cert.pem"),
+        }
+    }
+
+    /// Runs the aws cli against it; panics unless it succeeds; its output.
+    pub fn aws(&self, args: &[&str]) -> String {
+        let o = Command::new("aws")
+            .args([
+                "--endpoint-url",
+                &format!("https://127.0.0.1:{}", self.port),
+                "--region",
+                "us-east-1",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", Self::AK)
+            .env("AWS_SECRET_ACCESS_KEY", Self::SK)
+            .env("AWS_CA_BUNDLE", &self.ca)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for S3dBeside {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
