@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod background;
 mod commit;
 pub mod config;
 pub mod disks;

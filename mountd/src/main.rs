@@ -12,9 +12,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use startup::config::FileConfig;
 
-/// Command line. Storage settings come from the same `config.yaml` (`storage` section) and
-/// `PREDASTORE_*` variables as s3d; flags win over variables, variables over the file.
+/// Command line. Settings come from the same `config.yaml` and `PREDASTORE_*` variables as
+/// s3d's (read as strictly: an unknown key is an error), flags winning over variables,
+/// variables over the file.
 #[derive(Parser, Debug)]
 #[command(
     name = "mountd",
@@ -60,54 +62,57 @@ struct Cli {
     /// Append logs to this file (with --daemon).
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// Log format: text or json (default: `server.log_format`, else text).
+    #[arg(long, env = "PREDASTORE_LOG_FORMAT")]
+    log_format: Option<String>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
 
-/// The parts of `config.yaml` mountd reads: `storage` (the rest belongs to s3d).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct FileConfig {
-    storage: engine::config::StorageSection,
+/// What mountd takes from the configuration.
+struct Settings {
+    engine: engine::EngineConfig,
+    schedule: engine::background::Schedule,
+    log_format: startup::LogFormat,
 }
 
-/// The engine configuration from file, environment and flags.
-fn engine_config(cli: &Cli) -> Result<engine::EngineConfig, String> {
-    let path = match &cli.config {
-        Some(p) => Some(p.clone()),
-        None => Some(PathBuf::from("config.yaml")).filter(|p| p.exists()),
-    };
-    let file: FileConfig = match &path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-            serde_yaml_ng::from_str(&text)
-                .map_err(|e| format!("invalid configuration file {}: {e}", p.display()))?
-        }
-        None => FileConfig::default(),
-    };
-    file.storage
+/// Settings from file, environment and flags.
+fn settings(cli: &Cli) -> Result<Settings, String> {
+    let file = FileConfig::find(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let engine = file
+        .storage
         .engine_config(cli.data_dir.clone(), cli.chunk_size)
-        .map_err(|e| format!("invalid configuration: {e}"))
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    let log_format =
+        startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
+    Ok(Settings {
+        schedule: file.schedule(engine.gc_interval),
+        engine,
+        log_format,
+    })
 }
+
+/// fuser warns when it cannot unmount what was already unmounted from outside: not news.
+const DEFAULT_LOG_FILTER: &str = "info,fuser::mnt=error";
 
 fn main() -> ExitCode {
     engine::process::tune_allocator();
     let mut cli = Cli::parse();
     // Settle relative paths now: a daemon changes its working directory to /.
-    let cfg = match engine_config(&cli).and_then(|mut c| {
+    let settings = match settings(&cli).and_then(|mut s| {
+        let c = &mut s.engine;
         c.data_dir = absolute(&c.data_dir)?;
         c.disks = c
             .disks
             .iter()
             .map(|d| absolute(d))
             .collect::<Result<_, _>>()?;
-        Ok(c)
+        Ok(s)
     }) {
-        Ok(c) => c,
+        Ok(s) => s,
         Err(e) => {
             eprintln!("mountd: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(startup::EXIT_CONFIG);
         }
     };
     let mut notify = None;
@@ -120,20 +125,13 @@ fn main() -> ExitCode {
             Ok(daemon::Role::Child(n)) => notify = Some(n),
             Err(e) => {
                 eprintln!("mountd: {e}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(startup::EXIT_FAILURE);
             }
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser::mnt=error")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: a log file or a pipe gets plain text.
-        .with_ansi(!cli.daemon && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(cli, cfg, notify) {
+    // A daemon's stderr is its log file (or /dev/null) by now: no colour codes in it.
+    startup::init_logging(settings.log_format, DEFAULT_LOG_FILTER);
+    match run(cli, settings, notify) {
         Ok(()) => ExitCode::SUCCESS,
         Err((e, notify)) => {
             tracing::error!("{e}");
@@ -141,7 +139,7 @@ fn main() -> ExitCode {
             if let Some(n) = notify {
                 n.failed(&e);
             }
-            ExitCode::FAILURE
+            ExitCode::from(startup::EXIT_FAILURE)
         }
     }
 }
@@ -154,11 +152,11 @@ fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
 /// why it failed: the error is handed back with the notifier).
 fn run(
     cli: Cli,
-    cfg: engine::EngineConfig,
+    settings: Settings,
     notify: Option<daemon::Notifier>,
 ) -> Result<(), (String, Option<daemon::Notifier>)> {
+    let cfg = settings.engine;
     let data_dir = cfg.data_dir.clone();
-    let gc_every = cfg.gc_interval;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return Err((e.to_string(), notify)),
@@ -172,11 +170,13 @@ fn run(
             return Err((format!("cannot mount bucket {b:?}: {e}"), notify));
         }
     }
-    // Space of removed and overwritten files comes back by itself (a read-only mount changes
-    // nothing, not even that). Stops with the mount.
-    let _gc = (!cli.read_only && !gc_every.is_zero()).then(|| {
+    // The background jobs: space of removed and overwritten files comes back by itself,
+    // chunks queued by degraded reads are repaired, the scheduled scrub runs (repair and scrub
+    // in one process of those that have the data dir open). A read-only mount changes
+    // nothing, not even that. They stop with the mount.
+    let background = (!cli.read_only).then(|| {
         let _in_runtime = rt.enter();
-        engine.spawn_auto_gc(gc_every)
+        engine.spawn_background(settings.schedule.clone())
     });
     let filesystem = match fs::PredaFs::new(
         engine,
@@ -233,38 +233,39 @@ fn run(
     // Unmount on SIGINT/SIGTERM; exit as soon as unmounted from outside (`fusermount3 -u`
     // ends the FUSE session; a lazy `-u -z` takes the mount out of the namespace first).
     let mp = std::fs::canonicalize(&cli.mountpoint).unwrap_or(cli.mountpoint.clone());
-    let waited = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+    let signalled = rt.block_on(async {
+        let shutdown = startup::shutdown_requested();
+        tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut ticks = 0u32;
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(true),
-                _ = term.recv() => return Ok(true),
+                _ = &mut shutdown => return true,
                 _ = tick.tick() => {
                     ticks += 1;
                     if session.guard.is_finished() || (ticks.is_multiple_of(5) && !is_mounted(&mp)) {
                         tracing::info!("unmounted from outside");
-                        return Ok::<bool, String>(false);
+                        return false;
                     }
                 }
             }
         }
     });
-    match waited {
-        Ok(true) => {
-            if let Err(e) = session.umount_and_join() {
-                tracing::warn!("unmounting {}: {e}", cli.mountpoint.display());
-            }
+    if signalled {
+        if let Err(e) = session.umount_and_join() {
+            tracing::warn!("unmounting {}: {e}", cli.mountpoint.display());
         }
+    } else {
         // Already unmounted: fuser's own attempt to unmount again fails and says so (at WARN,
         // silenced for `fuser::mnt` by the default filter).
-        _ => drop(session),
+        drop(session);
+    }
+    if let Some(b) = background {
+        rt.block_on(b.stop());
     }
     tracing::info!("unmounted {}", cli.mountpoint.display());
     println!("unmounted {}", cli.mountpoint.display());
-    waited.map(|_| ()).map_err(|e| (e, None))
+    Ok(())
 }
 
 /// The kernel reads ahead of a FUSE file by at most its backing device's `read_ahead_kb`,

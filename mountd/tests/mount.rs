@@ -970,7 +970,7 @@ fn config_file_one_bucket_root_and_daemon() {
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let _guard = LazyUnmount(mnt.clone());
-    // The same file s3d reads: mountd takes `storage` and ignores the rest.
+    // The same file s3d reads (server and auth sections too, checked as strictly as s3d does).
     let cfg = dir.path().join("config.yaml");
     std::fs::write(
         &cfg,
@@ -2054,4 +2054,110 @@ fn resident_pages(p: &Path) -> (usize, usize) {
         libc::munmap(a, len);
     }
     (vec.iter().filter(|b| **b & 1 != 0).count(), pages)
+}
+
+/// Where the data shards 0 of all chunks under `disks` are: `(volume file, offset)`.
+fn data_shards(disks: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(disks).unwrap() {
+        for (_, vol) in engine::volume::list_volumes(&d.unwrap().path()) {
+            for (off, h) in engine::volume::scan_shards(&vol).unwrap() {
+                if h.index == 0 {
+                    out.push((vol.clone(), off));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, log: &dyn Fn() -> String, f: &dyn Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{what}\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_mountd_only_host_heals_and_reads_s3ds_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    // s3d's whole file (server, storage, auth): mountd reads it, as strictly as s3d does.
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "server:\n  port: 1\n  repair_interval_secs: 1\n  scrub_interval_hours: 0\n\
+         storage:\n  chunk_size: 256KiB\nauth:\n  access_key: HEALKEY\n  secret_key: heal-secret-key\n",
+    )
+    .unwrap();
+    let args = ["--config", cfg.to_str().unwrap(), "--log-format", "json"];
+    let m = Mount::start_with(dir, &args);
+    let body = data(5, 3 << 20);
+    std::fs::create_dir(m.mnt.join("heal")).unwrap();
+    std::fs::write(m.mnt.join("heal/obj"), &body).unwrap();
+    let dir = m.unmount();
+    // Lose every shard 0 (a lost sector reads back as zeros), then read the file on a fresh
+    // mount: served from parity, queued, and repaired by mountd's own background jobs.
+    let punched = data_shards(&dir.path().join("data/disks"));
+    assert!(punched.len() >= 12, "{punched:?}");
+    for (vol, off) in &punched {
+        assert!(engine::volume::punch(vol, *off, 4096).unwrap());
+    }
+    let m = Mount::start_with(dir, &args);
+    let log_path = m.dir.path().join("mountd.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert_eq!(std::fs::read(m.mnt.join("heal/obj")).unwrap(), body);
+    let back = || {
+        punched.iter().all(|(vol, off)| {
+            engine::volume::scan_shards(vol)
+                .unwrap()
+                .iter()
+                .any(|(o, h)| o == off && h.index == 0)
+        })
+    };
+    wait_until("mountd repaired the shards", &log, &|| {
+        back() && log().contains("background repair pass")
+    });
+    // JSON, one object per line.
+    for l in log().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(log().contains("background repair and scrub run in this process"));
+    // s3d beside it leaves repair and scrub to mountd, and takes them over when it goes.
+    let s3 = S3dBeside::start_with(&m, &["--config", cfg.to_str().unwrap()]);
+    wait_until(
+        "s3d sees another process running the jobs",
+        &|| s3.log(),
+        &|| {
+            s3.log()
+                .contains("background repair and scrub run in another process")
+        },
+    );
+    let _dir = m.unmount();
+    wait_until("s3d takes the jobs over", &|| s3.log(), &|| {
+        s3.log()
+            .contains("background repair and scrub run in this process")
+    });
+    drop(s3);
+    // A misspelt section is an error in both doors, with the same exit status.
+    std::fs::write(&cfg, "storag:\n  data_dir: /nonexistent\n").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mountd"))
+        .args(["--config", cfg.to_str().unwrap()])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("storag"), "{err}");
+    let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
+    let out = Command::new(s3d)
+        .args(["status", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("storag"), "{err}");
 }

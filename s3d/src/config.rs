@@ -1,138 +1,12 @@
-//! Configuration: `config.yaml`, overridden by `PREDASTORE_*` variables, overridden by flags.
+//! s3d's settings: `config.yaml` (read by [`startup::config`]), overridden by `PREDASTORE_*`
+//! variables, overridden by flags.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use engine::config::StorageSection;
-use serde::Deserialize;
-
-/// Errors loading the configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid YAML of the expected shape.
-    #[error("invalid configuration file {path}: {source}")]
-    Parse {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        source: serde_yaml_ng::Error,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-/// `server.tls`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsSection {
-    /// PEM certificate chain (`cert_file` is read as the same).
-    #[serde(alias = "cert_file")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key (`key_file` is read as the same).
-    #[serde(alias = "key_file")]
-    pub key: Option<PathBuf>,
-}
-
-/// `server`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerSection {
-    /// Listen address.
-    pub host: Option<String>,
-    /// Listen port.
-    pub port: Option<u16>,
-    /// TLS files.
-    pub tls: TlsSection,
-    /// Serve plain HTTP (behind a TLS-terminating proxy only).
-    pub insecure_http: Option<bool>,
-    /// Region reported to clients.
-    pub region: Option<String>,
-    /// Log format: `text` or `json`.
-    pub log_format: Option<String>,
-    /// Domains for virtual-hosted-style addressing (`bucket.DOMAIN`); default
-    /// `[s3.localhost, localhost]`.
-    pub domains: Option<Vec<String>>,
-    /// Seconds a client may take to send a request head (default 30).
-    pub header_timeout_secs: Option<u64>,
-    /// Seconds a request body may stall (default 60).
-    pub body_idle_timeout_secs: Option<u64>,
-    /// Seconds a connection may sit idle before its first request and between requests
-    /// (default 60).
-    pub idle_timeout_secs: Option<u64>,
-    /// Most connections open at once (default: below the descriptor limit, at most 4096).
-    pub max_connections: Option<usize>,
-    /// Most connections open at once from one client address (default: a quarter of
-    /// `max_connections`).
-    pub max_connections_per_client: Option<usize>,
-    /// Seconds between looks at the repair queue (default 30).
-    pub repair_interval_secs: Option<u64>,
-    /// Hours between full scrubs (0: never; default 168, weekly).
-    pub scrub_interval_hours: Option<u64>,
-    /// Scrub read rate limit in MB/s (default 20).
-    pub scrub_rate_mb: Option<u64>,
-}
-
-/// One access key pair.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPair {
-    /// Access key id.
-    pub access_key: String,
-    /// Secret access key.
-    pub secret_key: String,
-}
-
-/// `auth`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSection {
-    /// Key pairs accepted.
-    pub keys: Vec<KeyPair>,
-    /// One access key, beside or instead of `keys` (with `secret_key`).
-    pub access_key: Option<String>,
-    /// Its secret.
-    pub secret_key: Option<String>,
-    /// Whether S3 clients may set set-uid/set-gid bits and device nodes in POSIX metadata
-    /// (default false: they are taken away; the mount can always make them).
-    pub allow_setid_and_devices: Option<bool>,
-    /// Whether Signature Version 2 is accepted (default true: boto3 and the aws cli v1
-    /// presign with it), with the same time window and 7-day cap as SigV4.
-    pub allow_sigv2: Option<bool>,
-}
-
-/// The whole file.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileConfig {
-    /// `server`.
-    pub server: ServerSection,
-    /// `storage`.
-    pub storage: StorageSection,
-    /// `auth`.
-    pub auth: AuthSection,
-}
-
-impl FileConfig {
-    /// Reads and parses a file.
-    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-}
+pub use startup::config::{
+    AuthSection, ConfigError, FileConfig, KeyPair, ServerSection, TlsSection,
+};
+use startup::LogFormat;
 
 /// Settings after merging file, environment and flags over the defaults.
 #[derive(Debug, Clone)]
@@ -149,8 +23,8 @@ pub struct Settings {
     pub insecure_http: bool,
     /// Region.
     pub region: String,
-    /// `json` or `text`.
-    pub log_format: String,
+    /// Text or JSON logs.
+    pub log_format: LogFormat,
     /// Engine configuration.
     pub engine: engine::EngineConfig,
     /// Domains for virtual-hosted-style addressing.
@@ -165,12 +39,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     /// Per-client-address connection cap (None: a quarter of the total cap).
     pub max_connections_per_client: Option<usize>,
-    /// Time between looks at the repair queue.
-    pub repair_every: std::time::Duration,
-    /// Time between scheduled scrubs (zero: never).
-    pub scrub_every: std::time::Duration,
-    /// Scrub rate limit, bytes per second.
-    pub scrub_rate: u64,
+    /// When the background jobs (GC, repair, scrub) run.
+    pub schedule: engine::background::Schedule,
     /// Configured key pairs (empty: generated on first start).
     pub keys: Vec<KeyPair>,
     /// `auth.allow_setid_and_devices`.
@@ -211,6 +81,8 @@ impl Settings {
             .storage
             .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let log_format = LogFormat::resolve(o.log_format.as_deref(), &file)?;
+        let schedule = file.schedule(ec.gc_interval);
         let mut keys = file.auth.keys.clone();
         match (&file.auth.access_key, &file.auth.secret_key) {
             (Some(a), Some(s)) => keys.insert(
@@ -257,15 +129,6 @@ impl Settings {
                 "a TLS certificate and key must be given together".into(),
             ));
         }
-        let log_format = o
-            .log_format
-            .or(file.server.log_format)
-            .unwrap_or_else(|| "text".into());
-        if log_format != "text" && log_format != "json" {
-            return Err(ConfigError::Invalid(format!(
-                "log format must be text or json, not {log_format:?}"
-            )));
-        }
         Ok(Settings {
             host: o
                 .host
@@ -294,13 +157,7 @@ impl Settings {
             ),
             max_connections: file.server.max_connections.map(|n| n.max(1)),
             max_connections_per_client: file.server.max_connections_per_client.map(|n| n.max(1)),
-            repair_every: std::time::Duration::from_secs(
-                file.server.repair_interval_secs.unwrap_or(30).max(1),
-            ),
-            scrub_every: std::time::Duration::from_secs(
-                file.server.scrub_interval_hours.unwrap_or(168) * 3600,
-            ),
-            scrub_rate: file.server.scrub_rate_mb.unwrap_or(20).max(1) * 1_000_000,
+            schedule,
             keys,
             allow_setid_and_devices: file.auth.allow_setid_and_devices.unwrap_or(false),
             allow_sigv2: file.auth.allow_sigv2.unwrap_or(true),

@@ -8,7 +8,6 @@ pub mod conn;
 pub mod creds;
 pub mod errors;
 pub mod framing;
-pub mod maintenance;
 pub mod metrics;
 pub mod precheck;
 pub mod routes;

@@ -93,17 +93,7 @@ enum Command {
 }
 
 fn settings(cli: &Cli) -> Result<Settings, String> {
-    let file = match &cli.config {
-        Some(p) => FileConfig::load(p).map_err(|e| e.to_string())?,
-        None => {
-            let p = PathBuf::from("config.yaml");
-            if p.exists() {
-                FileConfig::load(&p).map_err(|e| e.to_string())?
-            } else {
-                FileConfig::default()
-            }
-        }
-    };
+    let file = FileConfig::find(cli.config.as_deref()).map_err(|e| e.to_string())?;
     Settings::resolve(
         file,
         Overrides {
@@ -136,23 +126,10 @@ fn secret_key(cli: &Cli) -> Result<Option<String>, String> {
     Ok(cli.secret_key.clone())
 }
 
-/// Logs to stderr, colour only on a terminal. The S3 layer's own log lines are off by default:
-/// it logs every client error at ERROR, with whole request bodies; the access log line of each
-/// request carries the error code and a bounded message instead (`PREDASTORE_LOG` overrides).
-fn init_logging(format: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PREDASTORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
+/// The S3 layer's own log lines are off by default: it logs every client error at ERROR, with
+/// whole request bodies; the access log line of each request carries the error code and a
+/// bounded message instead (`PREDASTORE_LOG` overrides).
+const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
 
 fn main() -> ExitCode {
     engine::process::tune_allocator();
@@ -161,15 +138,15 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("s3d: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(startup::EXIT_CONFIG);
         }
     };
-    init_logging(&s.log_format);
+    startup::init_logging(s.log_format, DEFAULT_LOG_FILTER);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("s3d: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(startup::EXIT_FAILURE);
         }
     };
     let res = rt.block_on(async {
@@ -191,7 +168,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("s3d: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(startup::EXIT_FAILURE)
         }
     }
 }

@@ -33,9 +33,6 @@ fn request_id() -> String {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
-    // Deleted and overwritten objects' space comes back by itself (stops with the server).
-    let every = s.engine.gc_interval;
-    let _gc = (!every.is_zero()).then(|| engine.spawn_auto_gc(every));
     let mut keys = s.keys.clone();
     if keys.is_empty() {
         let (k, created) =
@@ -126,16 +123,9 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     };
     println!("Endpoint: {scheme}://{shown_host}:{}", local.port());
 
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let maintenance = tokio::spawn(crate::maintenance::run(
-        engine.clone(),
-        crate::maintenance::Schedule {
-            repair_every: s.repair_every,
-            scrub_every: s.scrub_every,
-            scrub_rate: s.scrub_rate,
-        },
-        stop.clone(),
-    ));
+    // GC (space of deleted and overwritten objects comes back by itself), repair of chunks
+    // queued by degraded reads, the scheduled scrub: until the server stops.
+    let background = engine.spawn_background(s.schedule.clone());
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Slow or silent clients: the request head must arrive within this time.
     builder
@@ -150,8 +140,8 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         region: s.region.clone(),
         allow_sigv2: s.allow_sigv2,
     });
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
+    let shutdown = startup::shutdown_requested();
+    tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -162,8 +152,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     continue;
                 }
             },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = sigterm.recv() => break,
+            _ = &mut shutdown => break,
         };
         // Over a cap: the connection is closed at once (the admission logs why).
         let Ok(ticket) = admission.admit(peer.ip()) else {
@@ -218,7 +207,6 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         });
     }
     println!("Shutting down: finishing requests in flight");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
@@ -226,8 +214,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
-    maintenance.abort();
-    let _ = maintenance.await;
+    background.stop().await;
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)
@@ -512,9 +499,8 @@ pub async fn admin_heal(
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let c2 = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c2.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        startup::shutdown_requested().await;
+        c2.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let rep = engine
         .heal(

@@ -103,6 +103,7 @@ pub struct S3dBeside {
     pub child: std::process::Child,
     pub port: u16,
     pub ca: PathBuf,
+    pub log_path: PathBuf,
 }
 
 impl S3dBeside {
@@ -110,6 +111,11 @@ impl S3dBeside {
     pub const SK: &'static str = "mount-test-secret-0123456789abcdefghijk";
 
     pub fn start(m: &Mount) -> S3dBeside {
+        S3dBeside::start_with(m, &[])
+    }
+
+    /// With extra s3d arguments; its log goes to `s3d.log` in the mount's directory.
+    pub fn start_with(m: &Mount, args: &[&str]) -> S3dBeside {
         let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
         assert!(
             s3d.exists(),
@@ -124,10 +130,13 @@ impl S3dBeside {
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--data-dir")
             .arg(m.dir.path().join("data"))
+            .args(args)
             .env("PREDASTORE_ACCESS_KEY", Self::AK)
             .env("PREDASTORE_SECRET_KEY", Self::SK)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(m.dir.path().join("s3d.log")).unwrap(),
+            ))
             .spawn()
             .unwrap();
         let t = Instant::now();
@@ -139,7 +148,13 @@ impl S3dBeside {
             child,
             port,
             ca: m.dir.path().join("data/tls/cert.pem"),
+            log_path: m.dir.path().join("s3d.log"),
         }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// Runs the aws cli against it; panics unless it succeeds; its output.

@@ -1,0 +1,223 @@
+//! `config.yaml`, one file for both doors: `server` and `auth` (s3d's), `storage` (both),
+//! read strictly by both (an unknown or misspelt key is an error, in either), so a mountd
+//! started with s3d's file mounts the same data dir. Flags override `PREDASTORE_*` variables,
+//! which override the file; each door merges its own (s3d: `s3d::config::Settings`).
+
+use std::path::{Path, PathBuf};
+
+use std::time::Duration;
+
+use engine::background::Schedule;
+use engine::config::StorageSection;
+use serde::Deserialize;
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the expected shape.
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: serde_yaml_ng::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `server.tls`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain (`cert_file` is read as the same).
+    #[serde(alias = "cert_file")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (`key_file` is read as the same).
+    #[serde(alias = "key_file")]
+    pub key: Option<PathBuf>,
+}
+
+/// `server`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address.
+    pub host: Option<String>,
+    /// Listen port.
+    pub port: Option<u16>,
+    /// TLS files.
+    pub tls: TlsSection,
+    /// Serve plain HTTP (behind a TLS-terminating proxy only).
+    pub insecure_http: Option<bool>,
+    /// Region reported to clients.
+    pub region: Option<String>,
+    /// Log format: `text` or `json`.
+    pub log_format: Option<String>,
+    /// Domains for virtual-hosted-style addressing (`bucket.DOMAIN`); default
+    /// `[s3.localhost, localhost]`.
+    pub domains: Option<Vec<String>>,
+    /// Seconds a client may take to send a request head (default 30).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a request body may stall (default 60).
+    pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a connection may sit idle before its first request and between requests
+    /// (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections open at once (default: below the descriptor limit, at most 4096).
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (default: a quarter of
+    /// `max_connections`).
+    pub max_connections_per_client: Option<usize>,
+    /// Seconds between looks at the repair queue (default 30).
+    pub repair_interval_secs: Option<u64>,
+    /// Hours between full scrubs (0: never; default 168, weekly).
+    pub scrub_interval_hours: Option<u64>,
+    /// Scrub read rate limit in MB/s (default 20).
+    pub scrub_rate_mb: Option<u64>,
+}
+
+/// One access key pair.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPair {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+}
+
+/// `auth`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Key pairs accepted.
+    pub keys: Vec<KeyPair>,
+    /// One access key, beside or instead of `keys` (with `secret_key`).
+    pub access_key: Option<String>,
+    /// Its secret.
+    pub secret_key: Option<String>,
+    /// Whether S3 clients may set set-uid/set-gid bits and device nodes in POSIX metadata
+    /// (default false: they are taken away; the mount can always make them).
+    pub allow_setid_and_devices: Option<bool>,
+    /// Whether Signature Version 2 is accepted (default true: boto3 and the aws cli v1
+    /// presign with it), with the same time window and 7-day cap as SigV4.
+    pub allow_sigv2: Option<bool>,
+}
+
+/// The whole file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `server`.
+    pub server: ServerSection,
+    /// `storage`.
+    pub storage: StorageSection,
+    /// `auth`.
+    pub auth: AuthSection,
+}
+
+impl FileConfig {
+    /// The file `--config` / `PREDASTORE_CONFIG` names, else `./config.yaml` when there is one,
+    /// else the defaults.
+    pub fn find(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        match explicit {
+            Some(p) => FileConfig::load(p),
+            None => {
+                let p = Path::new("config.yaml");
+                if p.exists() {
+                    FileConfig::load(p)
+                } else {
+                    Ok(FileConfig::default())
+                }
+            }
+        }
+    }
+
+    /// When the background jobs run: `server.repair_interval_secs` (default 30),
+    /// `server.scrub_interval_hours` (168; 0: never), `server.scrub_rate_mb` (20), and GC every
+    /// `gc_every` (the engine's `storage.gc_interval`).
+    pub fn schedule(&self, gc_every: Duration) -> Schedule {
+        let s = &self.server;
+        Schedule {
+            gc_every,
+            repair_every: Duration::from_secs(s.repair_interval_secs.unwrap_or(30).max(1)),
+            scrub_every: Duration::from_secs(s.scrub_interval_hours.unwrap_or(168) * 3600),
+            scrub_rate: s.scrub_rate_mb.unwrap_or(20).max(1) * 1_000_000,
+        }
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogFormat;
+
+    fn parse(yaml: &str) -> Result<FileConfig, serde_yaml_ng::Error> {
+        serde_yaml_ng::from_str(yaml)
+    }
+
+    #[test]
+    fn every_section_is_strict() {
+        assert!(parse("server: {port: 1}\nstorage: {chunk_size: 4MB}\nauth: {keys: []}\n").is_ok());
+        for bad in [
+            "storag: {data_dir: /x}",
+            "server: {prot: 1}",
+            "storage: {data_dri: /x}",
+            "auth: {key: []}",
+            "server: {tls: {crt: a}}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedule_and_log_format() {
+        let f = parse("server: {repair_interval_secs: 2, scrub_interval_hours: 0, scrub_rate_mb: 5, log_format: json}").unwrap();
+        let s = f.schedule(Duration::from_secs(7));
+        assert_eq!(s.gc_every, Duration::from_secs(7));
+        assert_eq!(s.repair_every, Duration::from_secs(2));
+        assert!(s.scrub_every.is_zero());
+        assert_eq!(s.scrub_rate, 5_000_000);
+        let d = FileConfig::default().schedule(Duration::ZERO);
+        assert_eq!(
+            (d.repair_every, d.scrub_every, d.scrub_rate),
+            (
+                Duration::from_secs(30),
+                Duration::from_secs(168 * 3600),
+                20_000_000
+            )
+        );
+        assert_eq!(LogFormat::resolve(None, &f).unwrap(), LogFormat::Json);
+        assert_eq!(
+            LogFormat::resolve(Some("text"), &f).unwrap(),
+            LogFormat::Text
+        );
+        assert_eq!(
+            LogFormat::resolve(None, &FileConfig::default()).unwrap(),
+            LogFormat::Text
+        );
+        assert!(LogFormat::resolve(Some("xml"), &f).is_err());
+    }
+}
