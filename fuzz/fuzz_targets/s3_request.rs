@@ -531,9 +531,9 @@ fuzz_target!(|r: Req| {
     let resp = w.rt.block_on(async {
         let resp = s3d::server::call_s3(&w.svc, &w.rules, req).await;
         match resp {
-            Ok((resp, _claimed)) => {
-                let status = resp.status();
-                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            Ok(call) => {
+                let status = call.response.status();
+                let _ = http_body_util::BodyExt::collect(call.response.into_body()).await;
                 Some(status)
             }
             Err(_) => None,

@@ -1,6 +1,7 @@
 //! Predastore's HTTPS S3 API server as a library: the `s3d` binary (`main.rs`) is its command
 //! line; the fuzz targets (`fuzz/`) drive its parsers and its request path directly.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -232,6 +232,7 @@ pub fn s3_service(
         s3_layer_limits(),
     ))));
     b.set_auth(auth);
+    b.set_access(crate::access::Access);
     b.set_host(crate::vhost::VirtualHosts::new(domains));
     b.build()
 }
@@ -319,7 +320,7 @@ impl RequestContext {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let op = crate::metrics::operation(&method, &path, req.uri().query());
+        let guessed_op = crate::metrics::operation(&method, &path, req.uri().query());
         let rid = request_id();
         let bytes_in = req
             .headers()
@@ -327,7 +328,14 @@ impl RequestContext {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let (resp, access_key) = call_s3(&self.svc, &self.rules, req).await?;
+        let S3Call {
+            response: resp,
+            access_key,
+            op,
+        } = call_s3(&self.svc, &self.rules, req).await?;
+        // The operation the S3 layer routed to; a request refused before routing (a bad
+        // signature, a malformed path) is named from its method, path and query.
+        let op = op.unwrap_or(guessed_op);
         let (mut resp, error) =
             complete_error_body(resp, &method, &path, &rid, &self.metrics).await;
         let h = resp.headers_mut();
@@ -374,13 +382,22 @@ impl RequestContext {
     }
 }
 
+/// What [`call_s3`] gives back.
+pub struct S3Call {
+    /// The response.
+    pub response: http::Response<s3s::Body>,
+    /// The access key the request claims (cut at 128 bytes), for the access log.
+    pub access_key: Option<String>,
+    /// The operation the S3 layer routed the request to, if it got that far.
+    pub op: Option<&'static str>,
+}
+
 /// A request for the S3 API: the checks before the S3 layer (`precheck`), then the S3 layer.
-/// Also returns the access key the request claims (cut at 128 bytes), for the access log.
 pub async fn call_s3<B>(
     svc: &s3s::service::S3Service,
     rules: &crate::precheck::Rules,
-    req: http::Request<B>,
-) -> Result<(http::Response<s3s::Body>, Option<String>), s3s::HttpError>
+    mut req: http::Request<B>,
+) -> Result<S3Call, s3s::HttpError>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
     s3s::Body: From<B>,
@@ -395,10 +412,21 @@ where
     let access_key = signing.access_key().map(|k| bounded(k, 128).into_owned());
     let now = std::time::SystemTime::now();
     if let Some(r) = crate::precheck::check_signed(&head, &signing, rules, now) {
-        return Ok((r.response(), access_key));
+        return Ok(S3Call {
+            response: r.response(),
+            access_key,
+            op: None,
+        });
     }
     drop(signing);
-    Ok((svc.call(with_framing_watch(req)).await?, access_key))
+    let routed = crate::access::RoutedOp::default();
+    req.extensions_mut().insert(routed.clone());
+    let response = svc.call(with_framing_watch(req)).await?;
+    Ok(S3Call {
+        response,
+        access_key,
+        op: routed.get(),
+    })
 }
 
 /// Hands the request to the S3 layer's type; an `aws-chunked` body passes through a watch of

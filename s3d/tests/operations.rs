@@ -100,6 +100,96 @@ fn json_request_logs() {
     assert_eq!(create["fields"]["status"], 200);
     assert!(create["fields"]["request_id"].is_string());
     assert!(create["fields"]["latency_ms"].is_number());
+    // Each line names the operation the S3 layer routed the request to, also for requests a
+    // guess from method and path gets wrong, and those it refuses.
+    let f = s.dir.path().join("small.bin");
+    write_file(&f, 3, 6 << 20);
+    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://jsonlog/a.bin"]));
+    let _ = s.aws(&["s3api", "get-bucket-policy", "--bucket", "jsonlog"]);
+    let _ = s.aws(&[
+        "s3api",
+        "get-bucket-lifecycle-configuration",
+        "--bucket",
+        "jsonlog",
+    ]);
+    let _ = s.aws(&[
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        "jsonlog",
+        "--lifecycle-configuration",
+        r#"{"Rules":[{"ID":"x","Status":"Enabled","Filter":{"Prefix":"tmp/"},"Expiration":{"Days":1}}]}"#,
+    ]);
+    ok(s.aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "jsonlog",
+        "--key",
+        "b.bin",
+        "--copy-source",
+        "jsonlog/a.bin",
+    ]));
+    let up = ok(s.aws(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "jsonlog",
+        "--key",
+        "c.bin",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]));
+    ok(s.aws(&[
+        "s3api",
+        "upload-part-copy",
+        "--bucket",
+        "jsonlog",
+        "--key",
+        "c.bin",
+        "--upload-id",
+        up.trim(),
+        "--part-number",
+        "1",
+        "--copy-source",
+        "jsonlog/a.bin",
+    ]));
+    let ops: Vec<(String, u64)> = s
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"request\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["fields"]["op"].as_str().unwrap_or("").to_string(),
+                v["fields"]["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for want in [
+        "GetBucketPolicy",
+        "GetBucketLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration",
+        "CopyObject",
+        "UploadPartCopy",
+        "CreateMultipartUpload",
+    ] {
+        assert!(ops.iter().any(|(o, _)| o == want), "{want} not in {ops:?}");
+    }
+    assert!(!ops.iter().any(|(o, _)| o == "Other"), "{ops:?}");
+    // The metrics count them under the same names.
+    let o = std::process::Command::new("curl")
+        .args(["-sS", "--cacert", s.ca().to_str().unwrap()])
+        .arg(format!("https://127.0.0.1:{}/-/metrics", s.port))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        metrics.contains("op=\"CopyObject\"") && metrics.contains("op=\"UploadPartCopy\""),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -1,0 +1,262 @@
+//! Listing: ListObjects v1 and v2 and ListObjectVersions, three shapes of one listing
+//! ([`Listing`]): the engine's page for a prefix, a delimiter, a start and a page size, with
+//! keys URL-encoded when the client asked for it.
+
+use super::*;
+
+/// The most keys one page holds (and the default).
+const MAX_KEYS: i32 = 1000;
+
+/// What a listing request asks, whichever API it came through.
+struct Ask<'a> {
+    bucket: &'a str,
+    prefix: Option<String>,
+    delimiter: Option<String>,
+    /// List keys after this one (v1's marker, v2's start-after or token, the key marker).
+    start_after: Option<String>,
+    max_keys: Option<i32>,
+    encoding: &'a Option<EncodingType>,
+}
+
+/// One page of a listing.
+struct Listing {
+    page: engine::ListPage,
+    url: bool,
+    prefix: String,
+    delimiter: Option<String>,
+}
+
+impl Listing {
+    fn run(s: &Store, a: Ask<'_>) -> S3Result<Listing> {
+        let url = match a.encoding {
+            None => false,
+            Some(e) if e.as_str() == EncodingType::URL => true,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Invalid Encoding Method specified in Request"
+                ))
+            }
+        };
+        let max_keys = match a.max_keys {
+            Some(n) if n < 0 => {
+                return Err(s3_error!(InvalidArgument, "max-keys must be non-negative"))
+            }
+            Some(n) => n.min(MAX_KEYS) as usize,
+            None => MAX_KEYS as usize,
+        };
+        let delimiter = a.delimiter.filter(|d| !d.is_empty());
+        let q = ListQuery {
+            prefix: a.prefix.unwrap_or_default(),
+            delimiter: delimiter.clone(),
+            start_after: a.start_after.filter(|m| !m.is_empty()),
+            max_keys,
+        };
+        let page = s.engine.list_objects(a.bucket, &q).map_err(s3_err)?;
+        Ok(Listing {
+            page,
+            url,
+            prefix: q.prefix,
+            delimiter,
+        })
+    }
+
+    /// A key or prefix as the client asked to get it.
+    fn enc(&self, s: String) -> String {
+        if self.url {
+            urlencode(&s)
+        } else {
+            s
+        }
+    }
+
+    fn prefix(&self) -> Option<String> {
+        Some(self.enc(self.prefix.clone()))
+    }
+
+    fn delimiter(&self) -> Option<String> {
+        self.delimiter.clone().map(|d| self.enc(d))
+    }
+
+    /// The last key or prefix of a truncated page (where the next one starts).
+    fn next_marker(&self) -> Option<String> {
+        self.page
+            .next_marker
+            .clone()
+            .filter(|_| self.page.is_truncated)
+    }
+
+    fn common_prefixes(&self) -> Option<CommonPrefixList> {
+        Some(
+            self.page
+                .common_prefixes
+                .iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(self.enc(p.clone())),
+                })
+                .collect(),
+        )
+    }
+
+    fn objects(&self, fetch_owner: bool) -> Option<ObjectList> {
+        Some(
+            self.page
+                .objects
+                .iter()
+                .map(|m| Object {
+                    e_tag: Some(etag(m)),
+                    key: Some(self.enc(m.key.clone())),
+                    last_modified: Some(ts(m.last_modified_ns)),
+                    size: Some(m.size as i64),
+                    storage_class: Some(ObjectStorageClass::from_static(
+                        ObjectStorageClass::STANDARD,
+                    )),
+                    owner: fetch_owner.then(owner),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+    }
+
+    /// Every object as its one version, `null` (buckets are unversioned).
+    fn versions(&self) -> Option<ObjectVersionList> {
+        Some(
+            self.page
+                .objects
+                .iter()
+                .map(|m| ObjectVersion {
+                    e_tag: Some(etag(m)),
+                    is_latest: Some(true),
+                    key: Some(self.enc(m.key.clone())),
+                    last_modified: Some(ts(m.last_modified_ns)),
+                    owner: Some(owner()),
+                    size: Some(m.size as i64),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(
+                        ObjectVersionStorageClass::STANDARD,
+                    )),
+                    version_id: Some("null".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+    }
+}
+
+pub(super) async fn list_objects(
+    s: &Store,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let i = req.input;
+    let l = Listing::run(
+        s,
+        Ask {
+            bucket: &i.bucket,
+            prefix: i.prefix,
+            delimiter: i.delimiter,
+            start_after: i.marker.clone(),
+            max_keys: i.max_keys,
+            encoding: &i.encoding_type,
+        },
+    )?;
+    Ok(S3Response::new(ListObjectsOutput {
+        prefix: l.prefix(),
+        marker: Some(i.marker.map(|m| l.enc(m)).unwrap_or_default()),
+        max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
+        is_truncated: Some(l.page.is_truncated),
+        next_marker: l.next_marker().map(|m| l.enc(m)),
+        contents: l.objects(true),
+        common_prefixes: l.common_prefixes(),
+        delimiter: l.delimiter(),
+        name: Some(i.bucket),
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_objects_v2(
+    s: &Store,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let i = req.input;
+    let token_marker = match &i.continuation_token {
+        Some(t) => Some(
+            base64::Engine::decode(&URL_SAFE_NO_PAD, t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let start_after = match (token_marker, i.start_after.clone()) {
+        (Some(t), Some(s)) => Some(t.max(s)),
+        (t, s) => t.or(s),
+    };
+    let l = Listing::run(
+        s,
+        Ask {
+            bucket: &i.bucket,
+            prefix: i.prefix,
+            delimiter: i.delimiter,
+            start_after,
+            max_keys: i.max_keys,
+            encoding: &i.encoding_type,
+        },
+    )?;
+    let key_count = (l.page.objects.len() + l.page.common_prefixes.len()) as i32;
+    Ok(S3Response::new(ListObjectsV2Output {
+        prefix: l.prefix(),
+        max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
+        key_count: Some(key_count),
+        continuation_token: i.continuation_token,
+        is_truncated: Some(l.page.is_truncated),
+        next_continuation_token: l
+            .next_marker()
+            .map(|m| base64::Engine::encode(&URL_SAFE_NO_PAD, m)),
+        contents: l.objects(i.fetch_owner.unwrap_or(false)),
+        common_prefixes: l.common_prefixes(),
+        delimiter: l.delimiter(),
+        start_after: i.start_after.map(|m| l.enc(m)),
+        name: Some(i.bucket),
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_object_versions(
+    s: &Store,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let i = req.input;
+    let l = Listing::run(
+        s,
+        Ask {
+            bucket: &i.bucket,
+            prefix: i.prefix,
+            delimiter: i.delimiter,
+            start_after: i.key_marker.clone(),
+            max_keys: i.max_keys,
+            encoding: &i.encoding_type,
+        },
+    )?;
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        prefix: l.prefix(),
+        key_marker: Some(i.key_marker.unwrap_or_default()),
+        version_id_marker: Some(i.version_id_marker.unwrap_or_default()),
+        max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
+        is_truncated: Some(l.page.is_truncated),
+        next_key_marker: l.next_marker().map(|m| l.enc(m)),
+        next_version_id_marker: l.page.is_truncated.then(|| "null".to_string()),
+        versions: l.versions(),
+        common_prefixes: l.common_prefixes(),
+        delimiter: l.delimiter(),
+        name: Some(i.bucket),
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,233 @@
+//! Multipart uploads: create, upload part, complete, abort, list parts and uploads.
+
+use super::*;
+
+pub(super) async fn create_multipart_upload(
+    s: &Store,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let i = req.input;
+    let attrs = attrs_from(
+        &i.key,
+        i.content_type.map(|c| c.to_string()),
+        i.content_encoding,
+        i.content_disposition,
+        i.content_language,
+        i.cache_control,
+        i.expires,
+        i.metadata,
+        i.tagging,
+        s.allow_setid_and_devices,
+    )?;
+    let id = s
+        .engine
+        .create_multipart_upload(&i.bucket, &i.key, attrs)
+        .await
+        .map_err(s3_err)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(id),
+        checksum_algorithm: i.checksum_algorithm,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn upload_part(
+    s: &Store,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let i = req.input;
+    let expected = expected!(i, req.trailing_headers, req.extensions)?;
+    let body = i.body.unwrap_or_else(crate::body::empty);
+    let vb = VerifyingBody::new(body, expected, s.body_idle);
+    let verified = vb.verified.clone();
+    let mut reader = StreamReader::new(vb);
+    let res = s
+        .engine
+        .upload_part(
+            &i.bucket,
+            &i.key,
+            &i.upload_id,
+            i.part_number.max(0) as u32,
+            &mut reader,
+            BTreeMap::new(),
+        )
+        .await;
+    if res.is_err() {
+        drain(&mut reader).await;
+    }
+    let p = res.map_err(s3_err)?;
+    let v = verified.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(p.etag)),
+        checksum_crc32: v.get("CRC32").cloned(),
+        checksum_crc32c: v.get("CRC32C").cloned(),
+        checksum_crc64nvme: v.get("CRC64NVME").cloned(),
+        checksum_sha1: v.get("SHA1").cloned(),
+        checksum_sha256: v.get("SHA256").cloned(),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn complete_multipart_upload(
+    s: &Store,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let i = req.input;
+    let parts = i
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let n = p.part_number.unwrap_or(0);
+            if !(1..=10_000).contains(&n) {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Part number must be an integer between 1 and 10000, inclusive"
+                ));
+            }
+            Ok((
+                n as u32,
+                p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+            ))
+        })
+        .collect::<S3Result<Vec<_>>>()?;
+    if parts.is_empty() {
+        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: no parts"));
+    }
+    if i.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
+        return Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on CompleteMultipartUpload supports only '*'"
+        ));
+    }
+    let opts = PutOptions {
+        if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),
+        if_match: i
+            .if_match
+            .as_ref()
+            .and_then(|c| c.as_etag())
+            .map(|e| e.value().to_string()),
+        ..Default::default()
+    };
+    let m = s
+        .engine
+        .complete_multipart_upload(&i.bucket, &i.key, &i.upload_id, parts, opts)
+        .await
+        .map_err(s3_err)?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        e_tag: Some(etag(&m)),
+        location: Some(format!("/{}/{}", i.bucket, i.key)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn abort_multipart_upload(
+    s: &Store,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    s.engine
+        .abort_multipart_upload(&i.bucket, &i.key, &i.upload_id)
+        .await
+        .map_err(s3_err)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(super) async fn list_parts(
+    s: &Store,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let i = req.input;
+    let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
+    let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+    let page = s
+        .engine
+        .list_parts(&i.bucket, &i.key, &i.upload_id, marker, max)
+        .map_err(s3_err)?;
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(i.upload_id),
+        part_number_marker: Some(marker as i32),
+        next_part_number_marker: page.next_marker.map(|n| n as i32),
+        max_parts: Some(max as i32),
+        is_truncated: Some(page.is_truncated),
+        owner: Some(owner()),
+        initiator: Some(Initiator {
+            display_name: Some("predastore".into()),
+            id: Some("predastore".into()),
+        }),
+        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        parts: Some(
+            page.parts
+                .into_iter()
+                .map(|p| Part {
+                    e_tag: Some(ETag::Strong(p.etag)),
+                    last_modified: Some(ts(p.last_modified_ns)),
+                    part_number: Some(p.part_number as i32),
+                    size: Some(p.size as i64),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_multipart_uploads(
+    s: &Store,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let i = req.input;
+    let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+    let page = s
+        .engine
+        .list_multipart_uploads(
+            &i.bucket,
+            i.prefix.as_deref().unwrap_or(""),
+            i.key_marker.as_deref(),
+            i.upload_id_marker.as_deref(),
+            max,
+        )
+        .map_err(s3_err)?;
+    let last = page
+        .uploads
+        .last()
+        .map(|u| (u.key.clone(), u.upload_id.clone()));
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket),
+        prefix: i.prefix,
+        key_marker: i.key_marker,
+        upload_id_marker: i.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(page.is_truncated),
+        next_key_marker: page
+            .is_truncated
+            .then(|| last.clone().map(|l| l.0))
+            .flatten(),
+        next_upload_id_marker: page.is_truncated.then(|| last.map(|l| l.1)).flatten(),
+        uploads: Some(
+            page.uploads
+                .into_iter()
+                .map(|u| MultipartUpload {
+                    key: Some(u.key),
+                    upload_id: Some(u.upload_id),
+                    initiated: Some(ts(u.initiated_ns)),
+                    owner: Some(owner()),
+                    initiator: Some(Initiator {
+                        display_name: Some("predastore".into()),
+                        id: Some("predastore".into()),
+                    }),
+                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,130 @@
+//! Writing and deleting objects: PutObject, DeleteObject, DeleteObjects.
+
+use super::*;
+
+pub(super) async fn put_object(
+    s: &Store,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let i = req.input;
+    let expected = expected!(i, req.trailing_headers, req.extensions)?;
+    let attrs = attrs_from(
+        &i.key,
+        i.content_type.map(|c| c.to_string()),
+        i.content_encoding,
+        i.content_disposition,
+        i.content_language,
+        i.cache_control,
+        i.expires,
+        i.metadata,
+        i.tagging,
+        s.allow_setid_and_devices,
+    )?;
+    let opts = PutOptions {
+        attrs,
+        if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),
+        if_match: i
+            .if_match
+            .as_ref()
+            .and_then(|c| c.as_etag())
+            .map(|e| e.value().to_string()),
+        late_checksums: None,
+    };
+    if i.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
+        return Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on PUT supports only '*'"
+        ));
+    }
+    let m = s
+        .store_body(&i.bucket, &i.key, i.body, expected, opts)
+        .await?;
+    let c = checksums_out(
+        &m,
+        Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
+        true,
+    );
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&m)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(
+    s: &Store,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let i = req.input;
+    check_version(&i.version_id)?;
+    if let Some(c) = &i.if_match {
+        match s.engine.head_object(&i.bucket, &i.key) {
+            Ok(m) if c.is_any() || c.as_etag().is_some_and(|e| e.value() == m.etag) => {}
+            Ok(_) => {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                ))
+            }
+            Err(engine::Error::NoSuchKey { .. }) => {
+                return Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+            }
+            Err(e) => return Err(s3_err(e)),
+        }
+    }
+    s.engine
+        .delete_object(&i.bucket, &i.key)
+        .await
+        .map_err(s3_err)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub(super) async fn delete_objects(
+    s: &Store,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let i = req.input;
+    s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
+    if i.delete.objects.len() > 1000 {
+        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema (at most 1000 keys)"));
+    }
+    let quiet = i.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for o in i.delete.objects {
+        let res = match check_version(&o.version_id) {
+            Err(e) => Err(e),
+            Ok(()) => s
+                .engine
+                .delete_object(&i.bucket, &o.key)
+                .await
+                .map_err(s3_err),
+        };
+        match res {
+            Ok(_) => {
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(o.key),
+                        version_id: o.version_id,
+                        ..Default::default()
+                    })
+                }
+            }
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_string()),
+                key: Some(o.key),
+                message: e.message().map(String::from),
+                version_id: o.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
