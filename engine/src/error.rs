@@ -16,9 +16,15 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
-    /// The object key is empty, too long or contains a forbidden character.
+    /// The object key is empty or contains a forbidden character.
     #[error("invalid object key: {0}")]
     InvalidKey(&'static str),
+    /// The object key is longer than S3 allows (1024 bytes).
+    #[error("the object key is {len} bytes, longer than the 1024 allowed")]
+    KeyTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The bucket does not exist.
     #[error("bucket {0:?} does not exist")]
     NoSuchBucket(String),

@@ -49,7 +49,7 @@ pub fn validate_key(key: &str) -> Result<()> {
         return Err(Error::InvalidKey("the key is empty"));
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::InvalidKey("the key is longer than 1024 bytes"));
+        return Err(Error::KeyTooLong { len: key.len() });
     }
     if key.contains('\0') {
         return Err(Error::InvalidKey("the key contains a NUL character"));

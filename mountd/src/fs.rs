@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::errno::errno;
 use base64::Engine as _;
 use engine::posix::{self, Change, FileKind};
 use engine::{Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
@@ -92,29 +93,6 @@ pub struct Options {
     pub bucket: Option<String>,
     /// Bytes of modified chunks all open files may hold in memory before they are stored early.
     pub write_buffer: usize,
-}
-
-/// Maps engine errors onto errnos.
-pub(crate) fn errno(e: &engine::Error) -> Errno {
-    use engine::Error as E;
-    if e.is_no_space() {
-        tracing::warn!("{e}");
-        return Errno::ENOSPC;
-    }
-    match e {
-        E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
-        E::InvalidBucketName { .. } => Errno::EINVAL,
-        E::InvalidKey(w) if w.contains("longer") => Errno::ENAMETOOLONG,
-        E::InvalidKey(_) => Errno::EINVAL,
-        E::BucketAlreadyExists(_) => Errno::EEXIST,
-        E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
-        E::PreconditionFailed(_) => Errno::EEXIST,
-        E::WriteQuorum { .. } | E::ReadQuorum { .. } => Errno::EIO,
-        other => {
-            tracing::error!("engine error: {other}");
-            Errno::EIO
-        }
-    }
 }
 
 fn to_time(ns: i64) -> SystemTime {

@@ -1,6 +1,7 @@
 //! `mountd`: mounts Predastore's buckets as directories and objects as files (FUSE).
 
 mod daemon;
+mod errno;
 mod fs;
 mod inodes;
 mod names;

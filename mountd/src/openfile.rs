@@ -200,11 +200,6 @@ fn now_ns() -> i64 {
         .as_nanos() as i64
 }
 
-fn eio(e: engine::Error) -> Errno {
-    tracing::error!("engine error: {e}");
-    Errno::EIO
-}
-
 impl OpenFile {
     /// Opens `path` for writing: its current contents (none with `truncate`), pinned.
     pub fn open(
@@ -216,7 +211,7 @@ impl OpenFile {
         let (b, k) = split(path);
         let (draft, base) = rt
             .block_on(engine.open_draft(b, k, !truncate))
-            .map_err(|e| crate::fs::errno(&e))?;
+            .map_err(|e| crate::errno::errno(&e))?;
         let cfg = engine.config();
         let now = now_ns();
         let posix = base
@@ -385,7 +380,7 @@ impl OpenFile {
                     for p in self
                         .engine
                         .read_stored_chunk(&part.c, 0, part.len() as usize)
-                        .map_err(eio)?
+                        .map_err(|e| crate::errno::errno(&e))?
                     {
                         v.extend_from_slice(&p);
                     }
@@ -566,7 +561,7 @@ impl OpenFile {
                                 let got = self
                                     .engine
                                     .read_stored_chunk(&part.c, lo - at, hi - at)
-                                    .map_err(eio)?;
+                                    .map_err(|e| crate::errno::errno(&e))?;
                                 for p in got {
                                     out.extend_from_slice(&p);
                                 }
@@ -586,7 +581,11 @@ impl OpenFile {
         if let Some(g) = &self.guard {
             return Ok(g.clone());
         }
-        let g = Arc::new(self.rt.block_on(self.engine.write_guard()).map_err(eio)?);
+        let g = Arc::new(
+            self.rt
+                .block_on(self.engine.write_guard())
+                .map_err(|e| crate::errno::errno(&e))?,
+        );
         self.guard = Some(g.clone());
         Ok(g)
     }
@@ -648,7 +647,7 @@ impl OpenFile {
                 return;
             }
             Ok(Err(e)) => {
-                self.failed = Some(crate::fs::errno(&e));
+                self.failed = Some(crate::errno::errno(&e));
                 e.to_string()
             }
             Err(e) => {
@@ -808,7 +807,11 @@ impl OpenFile {
                         .filter(|(_, m)| m.is_none())
                         .map(|(c, _)| c.clone())
                         .collect();
-                    let mut found = self.engine.chunk_md5s(&missing).map_err(eio)?.into_iter();
+                    let mut found = self
+                        .engine
+                        .chunk_md5s(&missing)
+                        .map_err(|e| crate::errno::errno(&e))?
+                        .into_iter();
                     for (_, m) in chunks.iter_mut() {
                         if m.is_none() {
                             *m = found.next();
@@ -887,7 +890,7 @@ impl OpenFile {
                 }
                 Ok(())
             }
-            Err(e) => Err(crate::fs::errno(&e)),
+            Err(e) => Err(crate::errno::errno(&e)),
         }
     }
 

@@ -13,7 +13,7 @@ use engine::{ByteRange, Engine, ObjectMeta};
 use fuser::Errno;
 use futures::StreamExt;
 
-use crate::fs::errno;
+use crate::errno::errno;
 
 /// Bytes `[start, end)` of one version of an object, as the engine's buffers.
 struct Window {

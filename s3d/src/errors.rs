@@ -22,8 +22,8 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         E::InvalidBucketName { name, reason } => {
             s3_error!(InvalidBucketName, "The specified bucket is not valid: {name:?} {reason}")
         }
-        E::InvalidKey(why) if why.contains("longer") => {
-            s3_error!(KeyTooLongError, "Your key is too long")
+        E::KeyTooLong { len } => {
+            s3_error!(KeyTooLongError, "Your key is too long: {len} bytes, at most 1024")
         }
         E::InvalidKey(why) => s3_error!(InvalidArgument, "Invalid object key: {why}"),
         E::NoSuchBucket(b) => s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}"),

@@ -1,0 +1,26 @@
+//! The one mapping of engine errors onto errnos, for every filesystem call.
+
+use fuser::Errno;
+
+/// Maps engine errors onto errnos.
+pub fn errno(e: &engine::Error) -> Errno {
+    use engine::Error as E;
+    if e.is_no_space() {
+        tracing::warn!("{e}");
+        return Errno::ENOSPC;
+    }
+    match e {
+        E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
+        E::InvalidBucketName { .. } => Errno::EINVAL,
+        E::KeyTooLong { .. } => Errno::ENAMETOOLONG,
+        E::InvalidKey(_) => Errno::EINVAL,
+        E::BucketAlreadyExists(_) => Errno::EEXIST,
+        E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
+        E::PreconditionFailed(_) => Errno::EEXIST,
+        E::WriteQuorum { .. } | E::ReadQuorum { .. } => Errno::EIO,
+        other => {
+            tracing::error!("engine error: {other}");
+            Errno::EIO
+        }
+    }
+}
