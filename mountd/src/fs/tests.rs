@@ -1,0 +1,202 @@
+//! The filesystem's rules, tested on a real engine in a temporary directory without a mount
+//! (no root, no /dev/fuse): what a path resolves to, what a directory lists, what `stat`
+//! shows, what a chmod changes. The FUSE tests (`mountd/tests/`) drive the same code through
+//! the kernel.
+
+use super::*;
+
+/// A filesystem over a fresh engine, and the runtime its calls block on.
+struct Fixture {
+    fs: PredaFs,
+    engine: Engine,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine::EngineConfig::new(dir.path().join("data"));
+    cfg.chunk_size = 64 * 1024;
+    cfg.durability = engine::Durability::None;
+    let engine = Engine::open(cfg).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fs = PredaFs::new(engine.clone(), rt.handle().clone(), Options::default()).unwrap();
+    rt.block_on(engine.create_bucket("bkt")).unwrap();
+    Fixture {
+        fs,
+        engine,
+        rt,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    /// Puts `key` over S3 (no POSIX attributes unless given as user metadata).
+    fn put(&self, key: &str, body: &[u8], meta: &[(&str, &str)]) -> ObjectMeta {
+        let mut attrs = ObjectAttrs::default();
+        for (k, v) in meta {
+            attrs.user_metadata.insert(k.to_string(), v.to_string());
+        }
+        attrs.posix = posix::take(&mut attrs.user_metadata, key, engine::meta::now_ns());
+        self.rt
+            .block_on(self.engine.put_object(
+                "bkt",
+                key,
+                body,
+                PutOptions {
+                    attrs,
+                    ..Default::default()
+                },
+            ))
+            .unwrap()
+    }
+
+    fn stat(&self, path: &str) -> Result<FileAttr, Errno> {
+        let node = self.fs.resolve(path)?;
+        Ok(self.fs.attr_of(self.fs.ino(path), &node))
+    }
+
+    fn names(&self, path: &str) -> Vec<(String, FileType)> {
+        let mut v: Vec<_> = self
+            .fs
+            .list_dir(path)
+            .unwrap()
+            .into_iter()
+            .map(|(_, k, n)| (n, k))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn paths_resolve_to_buckets_files_marker_and_implicit_directories() {
+    let f = fixture();
+    f.put("a/b/file", b"x", &[]);
+    f.put("m/", b"", &[("mode", "040700")]);
+    assert!(matches!(f.fs.resolve(""), Ok(Node::Root)));
+    assert!(matches!(f.fs.resolve("bkt"), Ok(Node::Bucket(_))));
+    assert!(matches!(f.fs.resolve("bkt/a/b/file"), Ok(Node::File(_))));
+    assert!(matches!(f.fs.resolve("bkt/a"), Ok(Node::Dir(None))));
+    assert!(matches!(f.fs.resolve("bkt/a/b"), Ok(Node::Dir(None))));
+    assert!(matches!(f.fs.resolve("bkt/m"), Ok(Node::Dir(Some(_)))));
+    for missing in [
+        "bkt/nothing",
+        "bkt/a/b/file/under",
+        "nobucket",
+        "bkt/a/b/fil",
+    ] {
+        assert_eq!(
+            f.fs.resolve(missing).err(),
+            Some(Errno::ENOENT),
+            "{missing}"
+        );
+    }
+}
+
+#[test]
+fn directories_list_files_and_subdirectories_once_and_hide_what_no_name_can_show() {
+    let f = fixture();
+    for k in ["d/one", "d/two/x", "d/two/", "d/three/", "d/link"] {
+        f.put(k, b"", &[]);
+    }
+    f.put("d/link", b"one", &[("mode", "0120777")]);
+    // Keys no file name can show: hidden, the directory still lists the rest.
+    for k in ["d/./x", "d/../y", "d//z", &format!("d/{}", "n".repeat(256))] {
+        f.put(k, b"", &[]);
+    }
+    assert_eq!(
+        f.names("bkt/d"),
+        vec![
+            ("link".to_string(), FileType::Symlink),
+            ("one".to_string(), FileType::RegularFile),
+            ("three".to_string(), FileType::Directory),
+            ("two".to_string(), FileType::Directory),
+        ]
+    );
+    assert_eq!(f.names(""), vec![("bkt".to_string(), FileType::Directory)]);
+}
+
+#[test]
+fn stat_shows_defaults_for_s3_objects_and_the_posix_model_for_the_rest() {
+    let f = fixture();
+    let before = SystemTime::now();
+    let m = f.put("plain", b"12345", &[]);
+    let a = f.stat("bkt/plain").unwrap();
+    assert_eq!(
+        (a.kind, a.perm, a.uid, a.gid, a.size),
+        (FileType::RegularFile, 0o644, 0, 0, 5)
+    );
+    assert_eq!(a.mtime, attr::to_time(m.last_modified_ns));
+    f.put(
+        "owned",
+        b"",
+        &[
+            ("mode", "33152"),
+            ("uid", "1000"),
+            ("mtime", "1500000000.5"),
+        ],
+    );
+    let a = f.stat("bkt/owned").unwrap();
+    assert_eq!((a.perm, a.uid), (0o600, 1000));
+    assert_eq!(a.mtime, epoch_plus(1_500_000_000, 500_000_000));
+    // A marker without POSIX attributes is a 0755 directory; one with them shows them.
+    f.put("plaindir/", b"", &[]);
+    let a = f.stat("bkt/plaindir").unwrap();
+    assert_eq!((a.kind, a.perm), (FileType::Directory, 0o755));
+    f.put("private/", b"", &[("mode", "16832")]);
+    assert_eq!(f.stat("bkt/private").unwrap().perm, 0o700);
+    // The root and a directory no marker stands for show the mount's start, not 1970.
+    f.put("implicit/k", b"", &[]);
+    for p in ["", "bkt/implicit"] {
+        let a = f.stat(p).unwrap();
+        assert_eq!(a.kind, FileType::Directory);
+        assert!(secs(a.mtime) + 5 >= secs(before), "{p}: {:?}", a.mtime);
+    }
+}
+
+fn epoch_plus(secs: u64, nanos: u32) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::new(secs, nanos)
+}
+
+#[test]
+fn chmod_and_chown_change_ctime_only() {
+    let f = fixture();
+    let m = f.put("k", b"data", &[]);
+    std::thread::sleep(Duration::from_millis(5));
+    let after =
+        f.fs.set_posix(
+            "bkt/k",
+            Change {
+                perm: Some(0o600),
+                uid: Some(7),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let p = after.attrs.posix.unwrap();
+    assert_eq!((p.mode, p.uid), (0o100600, 7));
+    assert_eq!(
+        (p.mtime_ns, p.atime_ns),
+        (m.last_modified_ns, m.last_modified_ns)
+    );
+    assert!(p.ctime_ns > m.last_modified_ns);
+    assert_eq!(after.last_modified_ns, m.last_modified_ns, "data untouched");
+    assert_eq!(
+        f.fs.set_posix("bkt/none", Change::default()).err(),
+        Some(Errno::ENOENT)
+    );
+}
+
+#[test]
+fn names_longer_than_255_bytes_are_refused() {
+    assert_eq!(
+        name_str(OsStr::new(&"n".repeat(256))).err(),
+        Some(Errno::ENAMETOOLONG)
+    );
+    assert_eq!(name_str(OsStr::new("ok")).unwrap(), "ok");
+}
