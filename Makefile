@@ -1,7 +1,10 @@
 # Predastore — build, test, benchmark.
 CARGO ?= cargo
 
-.PHONY: build test bench run dev clean fmt lint
+.PHONY: build test bench run dev install clean fmt lint
+
+# Where `make install` puts s3d and mountd.
+PREFIX ?= /usr/local
 
 # Example keys of the AWS documentation: for `make dev` on localhost only.
 DEV_ACCESS_KEY ?= AKIAIOSFODNN7EXAMPLE
@@ -28,6 +31,11 @@ run:
 dev:
 	PREDASTORE_ACCESS_KEY=$(DEV_ACCESS_KEY) PREDASTORE_SECRET_KEY=$(DEV_SECRET_KEY) \
 		$(CARGO) run --bin s3d -- --host 127.0.0.1 --data-dir ./data-dev
+
+## install: release build, then s3d and mountd into $(PREFIX)/bin (default /usr/local/bin)
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 target/release/s3d target/release/mountd $(DESTDIR)$(PREFIX)/bin/
 
 lint:
 	$(CARGO) fmt --all -- --check
