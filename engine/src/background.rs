@@ -213,7 +213,7 @@ async fn scrub_if_due(engine: &Engine, sched: &Schedule, stop: &Arc<AtomicBool>)
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let written = crate::format::write_atomic(
+            let written = crate::fsutil::write_atomic(
                 &last_scrub_file(engine),
                 now.to_string().as_bytes(),
                 false,

@@ -506,11 +506,5 @@ fn format_disk(path: &Path, set_id: &str, index: usize, fsync: bool) -> Result<(
         index,
     };
     let bytes = serde_json::to_vec_pretty(&id).map_err(|e| Error::Format(e.to_string()))?;
-    crate::format::write_atomic(&path.join(IDENTITY_FILE), &bytes, fsync)
-}
-
-/// fsyncs a directory so a rename or create in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::fsutil::write_atomic(&path.join(IDENTITY_FILE), &bytes, fsync)
 }

@@ -340,18 +340,8 @@ impl Engine {
                     DraftData::Chunks(chunks) => {
                         let mut size = 0u64;
                         let mut refs = Vec::with_capacity(chunks.len());
+                        surplus = crate::engine::reference(txn, dbs, chunks.iter().map(|c| &c.0))?;
                         for (sc, md5) in &chunks {
-                            if sc.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &sc.r)? {
-                                return Err(Error::Corrupt(hex::encode(sc.r.hash)));
-                            }
-                            let fresh = sc.fresh.as_ref();
-                            if let Some(f) = incref(txn, dbs, &sc.r.hash, sc.r.len, fresh, 1)? {
-                                surplus.push(StoredChunk {
-                                    r: sc.r,
-                                    fresh: Some(f),
-                                    unsynced: Vec::new(),
-                                });
-                            }
                             if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
                                 dbs.chunk_md5.put(txn, &sc.r.hash, &m)?;
                             }
@@ -401,10 +391,7 @@ impl Engine {
             })
             .await?;
         *draft = new_id_.map(|id| Draft { id });
-        if !surplus.is_empty() {
-            let me = self.clone();
-            let _ = tokio::task::spawn_blocking(move || me.abandon_chunks_now(surplus)).await;
-        }
+        self.release_surplus(surplus).await;
         Ok(res)
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
-use heed::{EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -213,6 +213,29 @@ impl StoredChunk {
     pub fn is_hole(&self) -> bool {
         self.r.is_hole()
     }
+}
+
+/// Takes one reference to each chunk a commit's manifest uses, in the commit's transaction:
+/// the one place that decides whether a commit may refer to a chunk. A chunk found by dedup
+/// (no fresh shards) must still be recorded: the writer's shared GC lock kept it from
+/// collection since the dedup check, so a missing record means the metadata is corrupt. A
+/// chunk this writer stored gets its record, unless another writer's came first: then this
+/// writer's shards are surplus, returned for [`Engine::release_surplus`] after the commit.
+pub(crate) fn reference<'a>(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    chunks: impl IntoIterator<Item = &'a StoredChunk>,
+) -> Result<Vec<(ChunkRef, FreshShards)>> {
+    let mut surplus = Vec::new();
+    for c in chunks {
+        if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
+            return Err(Error::Corrupt(hex::encode(c.r.hash)));
+        }
+        if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
+            surplus.push((c.r, f));
+        }
+    }
+    Ok(surplus)
 }
 
 /// The result of streaming a body into chunks.
@@ -514,16 +537,7 @@ impl Engine {
                 }
                 let old = current_object(txn, dbs, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
-                let mut surplus = Vec::new();
-                for c in &stored {
-                    // A chunk found by dedup is protected by the GC lock until this commit.
-                    if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
-                        return Err(Error::Corrupt(hex::encode(c.r.hash)));
-                    }
-                    if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
-                        surplus.push((c.r, f));
-                    }
-                }
+                let surplus = reference(txn, dbs, &stored)?;
                 dbs.manifests
                     .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
                 dbs.objects.put(txn, &okey, &meta.encode()?)?;
@@ -537,7 +551,8 @@ impl Engine {
         Ok(ret)
     }
 
-    /// Frees shards a writer stored for chunks another writer's record claimed first.
+    /// Frees shards a writer stored for chunks another writer's record claimed first (what
+    /// [`reference`] returned, once its commit is durable).
     pub(crate) async fn release_surplus(&self, surplus: Vec<(ChunkRef, FreshShards)>) {
         if surplus.is_empty() {
             return;

@@ -1,7 +1,7 @@
 //! The data directory's format file, checked at open.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -62,28 +62,6 @@ impl FormatInfo {
     /// Writes the format file atomically.
     pub fn store(&self, data_dir: &Path, fsync: bool) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Format(e.to_string()))?;
-        write_atomic(&data_dir.join(FORMAT_FILE), &bytes, fsync)
+        crate::fsutil::write_atomic(&data_dir.join(FORMAT_FILE), &bytes, fsync)
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Format(format!("{} has no parent", path.display())))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = crate::private::open_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    if fsync {
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if fsync {
-        crate::disks::sync_dir(dir)?;
-    }
-    Ok(())
 }

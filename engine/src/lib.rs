@@ -24,6 +24,7 @@ mod engine;
 pub mod erasure;
 pub mod error;
 pub mod format;
+pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lock;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::disks::{DiskState, ShardRead};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+pub use crate::fsutil::fs_capacity;
 use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta, ShardLoc};
 use crate::shard::{ShardHeader, HEADER_LEN};
 
@@ -755,20 +756,6 @@ impl Engine {
         self.read_chunk(&ChunkRef { hash, len }, 0, len as usize)
             .map(|v| v.concat())
     }
-}
-
-/// Total and free bytes of the filesystem holding `path`.
-pub fn fs_capacity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    if rc != 0 {
-        return None;
-    }
-    let f = s.f_frsize as u64;
-    Some((s.f_blocks as u64 * f, s.f_bavail as u64 * f))
 }
 
 /// What [`Engine::fsck`] found: metadata that does not add up.

@@ -7,8 +7,8 @@ use tokio::io::AsyncRead;
 use crate::engine::{read_up_to, Engine, PutOptions};
 use crate::error::{Error, Result};
 use crate::meta::{
-    current_object, incref, new_id, now_ns, object_key, part_key, release_manifest, upload_key,
-    Dbs, Manifest, ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
+    current_object, new_id, now_ns, object_key, part_key, release_manifest, upload_key, Dbs,
+    Manifest, ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
 };
 use crate::names::validate_key;
 use heed::RwTxn;
@@ -195,15 +195,7 @@ impl Engine {
                 if dbs.uploads.get(txn, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
-                let mut surplus = Vec::new();
-                for c in &chunks {
-                    if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
-                        return Err(Error::Corrupt(hex::encode(c.r.hash)));
-                    }
-                    if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
-                        surplus.push((c.r, f));
-                    }
-                }
+                let surplus = crate::engine::reference(txn, dbs, &chunks)?;
                 if let Some(old) = dbs.parts.get(txn, &pkey)? {
                     let old: PartRecord = rmp_serde::from_slice(old)?;
                     release_manifest(txn, dbs, &old.data_id)?;

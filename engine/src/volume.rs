@@ -366,7 +366,7 @@ impl Appender {
             let need = a.tail + len - a.allocated;
             // Never more than a sixteenth of what is free: on a filling disk (or one that the
             // other disks' volumes share) space held ahead would be missing elsewhere.
-            let step = match crate::maintenance::fs_capacity(&self.disk) {
+            let step = match crate::fsutil::fs_capacity(&self.disk) {
                 Some((_, free)) => a.step.min(free / 16 / ALIGN * ALIGN),
                 None => a.step,
             };
@@ -433,7 +433,7 @@ impl Appender {
             }
             crate::private::create_dir(&dir)?;
             if self.policy.fsync {
-                crate::disks::sync_dir(&self.disk)?;
+                crate::fsutil::sync_dir(&self.disk)?;
             }
         }
         loop {
@@ -467,7 +467,7 @@ impl Appender {
             file.try_lock()
                 .map_err(|e| Error::Format(format!("cannot lock new volume: {e}")))?;
             if self.policy.fsync {
-                crate::disks::sync_dir(&dir)?;
+                crate::fsutil::sync_dir(&dir)?;
             }
             return Ok(Active {
                 id,
@@ -831,7 +831,7 @@ mod tests {
         let path = volume_path(dir.path(), r.volume);
         let allocated = || File::open(&path).unwrap().metadata().unwrap().blocks() * 512;
         let region = buf.region().len() as u64;
-        let (_, free) = crate::maintenance::fs_capacity(dir.path()).unwrap();
+        let (_, free) = crate::fsutil::fs_capacity(dir.path()).unwrap();
         let held = allocated();
         assert!(held > region, "a step is preallocated: {held}");
         assert!(held <= PREALLOC_FIRST.min(free / 16).max(region) + ALIGN);
