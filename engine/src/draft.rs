@@ -20,6 +20,7 @@ use md5::{Digest, Md5};
 
 use crate::engine::{Engine, StoredChunk};
 use crate::error::{Error, Result};
+use crate::kv::{Read, Table, Write};
 use crate::lock::GcGuard;
 use crate::meta::{
     current_object, decref, incref, new_id, now_ns, object_key, release_manifest, ChunkRecord,
@@ -159,24 +160,22 @@ impl Engine {
         let okey = object_key(bucket, key);
         // Cheap path first: nothing to pin.
         {
-            let txn = self.rtxn()?;
-            let dbs = &self.inner.dbs;
-            if dbs.buckets.get(&txn, bucket)?.is_none() {
+            let txn = self.read()?;
+            if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                 return Err(Error::NoSuchBucket(bucket.to_string()));
             }
-            let meta = match dbs.objects.get(&txn, &okey)? {
+            let meta = match txn.get(Table::Objects, &okey)? {
                 None => None,
-                Some(b) => Some(ObjectMeta::decode(key, b)?),
+                Some(b) => Some(ObjectMeta::decode(key, &b)?),
             };
             let content = match &meta {
                 None => Some(DraftContent::Chunks(Vec::new())),
                 Some(_) if !content => Some(DraftContent::Chunks(Vec::new())),
                 Some(m) => {
-                    let mb = dbs
-                        .manifests
-                        .get(&txn, m.data_id.as_bytes())?
+                    let mb = txn
+                        .get(Table::Manifests, m.data_id.as_bytes())?
                         .ok_or_else(|| Error::Decode("manifest missing".into()))?;
-                    match Manifest::decode(mb)? {
+                    match Manifest::decode(&mb)? {
                         Manifest::Inline(d) => Some(DraftContent::Inline(d)),
                         Manifest::Chunks { chunks, .. } if chunks.is_empty() => {
                             Some(DraftContent::Chunks(chunks))
@@ -194,20 +193,20 @@ impl Engine {
         let (b, did) = (bucket.to_string(), id.clone());
         let base = self
             .inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &b)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(b));
                 }
-                let meta = current_object(txn, dbs, &okey)?;
+                let meta = current_object(txn, &okey)?;
                 let content = match &meta {
                     None => DraftContent::Chunks(Vec::new()),
                     Some(m) => {
-                        let mb = dbs
-                            .manifests
-                            .get(txn, m.data_id.as_bytes())?
+                        let mb = txn
+                            .get(Table::Manifests, m.data_id.as_bytes())?
                             .ok_or_else(|| Error::Decode("manifest missing".into()))?;
-                        match Manifest::decode(mb)? {
+                        match Manifest::decode(&mb)? {
                             Manifest::Inline(d) => DraftContent::Inline(d),
                             Manifest::Chunks { chunks, .. } => DraftContent::Chunks(chunks),
                         }
@@ -218,10 +217,13 @@ impl Engine {
                     DraftContent::Inline(_) => Vec::new(),
                 };
                 for c in &pinned {
-                    incref(txn, dbs, &c.hash, c.len, None, 1)?;
+                    incref(txn, &c.hash, c.len, None, 1)?;
                 }
-                dbs.drafts
-                    .put(txn, did.as_bytes(), &encode_record(&owner, &pinned))?;
+                txn.put(
+                    Table::Drafts,
+                    did.as_bytes(),
+                    &encode_record(&owner, &pinned),
+                )?;
                 Ok(DraftBase { meta, content })
             })
             .await?;
@@ -315,22 +317,22 @@ impl Engine {
         };
         let (res, surplus) = self
             .inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &b)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(b));
                 }
                 let old_pins = match &old_id {
                     Some(id) => {
-                        let rec = dbs
-                            .drafts
-                            .get(txn, id.as_bytes())?
+                        let rec = txn
+                            .get(Table::Drafts, id.as_bytes())?
                             .ok_or_else(|| Error::Decode(format!("draft {id} is gone")))?;
-                        decode_record(rec)?.1
+                        decode_record(&rec)?.1
                     }
                     None => Vec::new(),
                 };
-                let old = current_object(txn, dbs, &okey)?;
+                let old = current_object(txn, &okey)?;
                 let mut surplus = Vec::new();
                 let (manifest, size, pins) = match data {
                     DraftData::Inline(d) => {
@@ -340,10 +342,10 @@ impl Engine {
                     DraftData::Chunks(chunks) => {
                         let mut size = 0u64;
                         let mut refs = Vec::with_capacity(chunks.len());
-                        surplus = crate::engine::reference(txn, dbs, chunks.iter().map(|c| &c.0))?;
+                        surplus = crate::engine::reference(txn, chunks.iter().map(|c| &c.0))?;
                         for (sc, md5) in &chunks {
                             if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
-                                dbs.chunk_md5.put(txn, &sc.r.hash, &m)?;
+                                txn.put(Table::ChunkMd5, &sc.r.hash, &m)?;
                             }
                             size += sc.r.len as u64;
                             refs.push(sc.r);
@@ -365,26 +367,24 @@ impl Engine {
                     data_id: data_id.clone(),
                     hole_bytes: manifest.hole_bytes(),
                 };
-                dbs.manifests
-                    .put(txn, data_id.as_bytes(), &manifest.encode())?;
-                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                txn.put(Table::Manifests, data_id.as_bytes(), &manifest.encode())?;
+                txn.put(Table::Objects, &okey, &meta.encode()?)?;
                 if let Some(old) = old {
-                    release_manifest(txn, dbs, &old.data_id)?;
+                    release_manifest(txn, &old.data_id)?;
                 }
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {
-                        incref(txn, dbs, &p.hash, p.len, None, 1)?;
+                        incref(txn, &p.hash, p.len, None, 1)?;
                     }
-                    dbs.drafts
-                        .put(txn, id.as_bytes(), &encode_record(owner, &pins))?;
+                    txn.put(Table::Drafts, id.as_bytes(), &encode_record(owner, &pins))?;
                 }
                 for p in &old_pins {
-                    decref(txn, dbs, &p.hash)?;
+                    decref(txn, &p.hash)?;
                 }
                 if let Some(id) = &old_id {
                     if nid.as_ref() != Some(id) {
-                        dbs.drafts.delete(txn, id.as_bytes())?;
+                        txn.delete(Table::Drafts, id.as_bytes())?;
                     }
                 }
                 Ok((meta, surplus))
@@ -400,8 +400,9 @@ impl Engine {
     pub fn close_draft(&self, draft: Draft) {
         let did = draft.id;
         self.inner
-            .committer
-            .spawn(move |txn, dbs| release_draft(txn, dbs, did.as_bytes()));
+            .meta
+            .committer()
+            .spawn(move |txn| release_draft(txn, did.as_bytes()));
     }
 
     /// Releases the drafts of engine instances (in any process) that are gone; returns how many.
@@ -409,11 +410,11 @@ impl Engine {
     pub fn release_stale_drafts(&self) -> Result<u64> {
         let mine = self.inner.owner.get().map(|o| o.id.clone());
         let drafts: Vec<(Vec<u8>, String)> = {
-            let txn = self.rtxn()?;
+            let txn = self.read()?;
             let mut v = Vec::new();
-            for r in self.inner.dbs.drafts.iter(&txn)? {
+            for r in txn.all(Table::Drafts)? {
                 let (k, b) = r?;
-                let (owner, _) = decode_record(b)?;
+                let (owner, _) = decode_record(&b)?;
                 v.push((k.to_vec(), owner));
             }
             v
@@ -436,9 +437,9 @@ impl Engine {
         }
         let n = stale.len() as u64;
         if n > 0 {
-            self.inner.committer.run_blocking(move |txn, dbs| {
+            self.inner.meta.committer().run_blocking(move |txn| {
                 for k in stale {
-                    release_draft(txn, dbs, &k)?;
+                    release_draft(txn, &k)?;
                 }
                 Ok(())
             })?;
@@ -474,8 +475,8 @@ impl Engine {
 
     /// Number of open drafts (all processes).
     pub fn draft_count(&self) -> Result<u64> {
-        let txn = self.rtxn()?;
-        Ok(self.inner.dbs.drafts.len(&txn)?)
+        let txn = self.read()?;
+        txn.count(Table::Drafts)
     }
 
     /// Reads bytes `[a, b)` of a chunk, verified (rebuilt from parity if need be): a recorded
@@ -508,16 +509,16 @@ impl Engine {
         let mut out = Vec::with_capacity(chunks.len());
         let mut missing = Vec::new();
         {
-            let txn = self.rtxn()?;
+            let txn = self.read()?;
             for (i, c) in chunks.iter().enumerate() {
                 if c.r.is_hole() {
                     out.push(zeros_md5(c.r.len));
                     continue;
                 }
-                match self.inner.dbs.chunk_md5.get(&txn, &c.r.hash)? {
+                match txn.get(Table::ChunkMd5, &c.r.hash)? {
                     Some(m) if m.len() == 16 => {
                         let mut a = [0u8; 16];
-                        a.copy_from_slice(m);
+                        a.copy_from_slice(&m);
                         out.push(a);
                     }
                     _ => {
@@ -540,11 +541,11 @@ impl Engine {
             }
         }
         if !learnt.is_empty() {
-            self.inner.committer.spawn(move |txn, dbs| {
+            self.inner.meta.committer().spawn(move |txn| {
                 for (h, m) in learnt {
                     // Only for chunks that still exist (GC removes the entry with the chunk).
-                    if dbs.chunks.get(txn, &h)?.is_some() {
-                        dbs.chunk_md5.put(txn, &h, &m)?;
+                    if txn.get(Table::Chunks, &h)?.is_some() {
+                        txn.put(Table::ChunkMd5, &h, &m)?;
                     }
                 }
                 Ok(())
@@ -559,15 +560,15 @@ pub(crate) fn pinned_chunks(record: &[u8]) -> Result<Vec<ChunkRef>> {
     Ok(decode_record(record)?.1)
 }
 
-fn release_draft(txn: &mut heed::RwTxn, dbs: &crate::meta::Dbs, key: &[u8]) -> Result<()> {
-    let Some(b) = dbs.drafts.get(txn, key)? else {
+fn release_draft(txn: &mut dyn Write, key: &[u8]) -> Result<()> {
+    let Some(b) = txn.get(Table::Drafts, key)? else {
         return Ok(());
     };
-    let (_, pins) = decode_record(b)?;
+    let (_, pins) = decode_record(&b)?;
     for p in &pins {
-        decref(txn, dbs, &p.hash)?;
+        decref(txn, &p.hash)?;
     }
-    dbs.drafts.delete(txn, key)?;
+    txn.delete(Table::Drafts, key)?;
     Ok(())
 }
 

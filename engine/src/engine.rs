@@ -7,20 +7,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
-use heed::{EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::commit::Committer;
 use crate::config::{Durability, EngineConfig};
 use crate::disks::{DiskSet, ShardRead};
 use crate::erasure::Codec;
 use crate::error::{Error, Result};
 use crate::format::{FormatInfo, FORMAT_VERSION};
+use crate::kv::{Read, Table, Write};
 use crate::lock::GcLock;
 use crate::meta::{
     current_object, incref, new_id, now_ns, object_key, ref_manifest, release_manifest,
-    BucketRecord, ChunkRecord, ChunkRef, Dbs, FreshShards, Manifest, ObjectAttrs, ObjectMeta,
+    BucketRecord, ChunkRecord, ChunkRef, FreshShards, Manifest, ObjectAttrs, ObjectMeta,
 };
 use crate::names::{validate_bucket_name, validate_key};
 use crate::volume::ShardBuf;
@@ -36,9 +35,8 @@ pub struct Engine {
 
 pub(crate) struct Inner {
     pub(crate) cfg: EngineConfig,
-    pub(crate) env: heed::Env<WithoutTls>,
-    pub(crate) dbs: Dbs,
-    pub(crate) committer: Committer,
+    /// The metadata store (through the seam of [`crate::kv`]).
+    pub(crate) meta: crate::kv::Store,
     pub(crate) disks: DiskSet,
     pub(crate) codec: Codec,
     pub(crate) gc_lock: GcLock,
@@ -50,7 +48,7 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.committer.shutdown();
+        self.meta.committer().shutdown();
     }
 }
 
@@ -222,16 +220,15 @@ impl StoredChunk {
 /// chunk this writer stored gets its record, unless another writer's came first: then this
 /// writer's shards are surplus, returned for [`Engine::release_surplus`] after the commit.
 pub(crate) fn reference<'a>(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
+    txn: &mut dyn Write,
     chunks: impl IntoIterator<Item = &'a StoredChunk>,
 ) -> Result<Vec<(ChunkRef, FreshShards)>> {
     let mut surplus = Vec::new();
     for c in chunks {
-        if c.fresh.is_none() && !crate::meta::chunk_known(txn, dbs, &c.r)? {
+        if c.fresh.is_none() && !crate::meta::chunk_known(txn, &c.r)? {
             return Err(Error::Corrupt(hex::encode(c.r.hash)));
         }
-        if let Some(f) = incref(txn, dbs, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
+        if let Some(f) = incref(txn, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
             surplus.push((c.r, f));
         }
     }
@@ -304,19 +301,7 @@ impl Engine {
         let disks = DiskSet::open(&disk_paths, &info.set_id, policy);
         let meta_dir = cfg.data_dir.join("meta");
         crate::private::create_dir_all(&meta_dir)?;
-        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-        opts.map_size(cfg.map_size).max_dbs(16).max_readers(512);
-        if !fsync {
-            // SAFETY: NO_SYNC only weakens durability, which the configuration asked for.
-            unsafe {
-                opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
-            }
-        }
-        // SAFETY: the environment is opened once per process (heed refuses a second open of the
-        // same path) and the files are only modified through LMDB.
-        let env = unsafe { opts.open(&meta_dir)? };
-        let dbs = Dbs::create(&env)?;
-        let committer = Committer::start(env.clone(), dbs);
+        let meta = crate::kv::Store::open(&meta_dir, cfg.map_size, fsync)?;
         let codec = Codec {
             k: cfg.data_shards,
             m: cfg.parity_shards,
@@ -325,9 +310,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 cfg,
-                env,
-                dbs,
-                committer,
+                meta,
                 disks,
                 codec,
                 gc_lock,
@@ -342,8 +325,9 @@ impl Engine {
         &self.inner.cfg
     }
 
-    pub(crate) fn rtxn(&self) -> Result<RoTxn<'_, WithoutTls>> {
-        Ok(self.inner.env.read_txn()?)
+    /// A read transaction: a consistent snapshot of the metadata.
+    pub(crate) fn read(&self) -> Result<crate::kv::lmdb::LmdbRead<'_>> {
+        self.inner.meta.read()
     }
 
     /// Re-probes the disks (identity files), e.g. after one was replaced.
@@ -358,15 +342,16 @@ impl Engine {
         validate_bucket_name(name)?;
         let name = name.to_string();
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &name)?.is_some() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
                     return Err(Error::BucketAlreadyExists(name));
                 }
                 let rec = rmp_serde::to_vec_named(&BucketRecord {
                     created_ns: now_ns(),
                 })?;
-                dbs.buckets.put(txn, &name, &rec)?;
+                txn.put(Table::Buckets, name.as_bytes(), &rec)?;
                 Ok(())
             })
             .await
@@ -376,27 +361,27 @@ impl Engine {
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &name)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, name.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(name));
                 }
                 let prefix = object_key(&name, "");
-                if dbs.objects.prefix_iter(txn, &prefix)?.next().is_some() {
+                if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
                     return Err(Error::BucketNotEmpty(name));
                 }
-                let uploads: Vec<Vec<u8>> = dbs
-                    .uploads
-                    .prefix_iter(txn, &prefix)?
+                let uploads: Vec<Vec<u8>> = txn
+                    .prefix(Table::Uploads, &prefix)?
                     .map(|r| r.map(|(k, _)| k.to_vec()))
                     .collect::<Result<_, _>>()?;
                 for uk in uploads {
                     let upload_id =
                         String::from_utf8_lossy(uk.rsplit(|b| *b == 0).next().unwrap_or_default())
                             .into_owned();
-                    crate::multipart::drop_upload(txn, dbs, &uk, &upload_id)?;
+                    crate::multipart::drop_upload(txn, &uk, &upload_id)?;
                 }
-                dbs.buckets.delete(txn, &name)?;
+                txn.delete(Table::Buckets, name.as_bytes())?;
                 Ok(())
             })
             .await
@@ -404,13 +389,13 @@ impl Engine {
 
     /// Lists all buckets in name order.
     pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         let mut out = Vec::new();
-        for r in self.inner.dbs.buckets.iter(&txn)? {
+        for r in txn.all(Table::Buckets)? {
             let (name, v) = r?;
-            let rec: BucketRecord = rmp_serde::from_slice(v)?;
+            let rec: BucketRecord = rmp_serde::from_slice(&v)?;
             out.push(BucketInfo {
-                name: name.to_string(),
+                name: String::from_utf8_lossy(&name).into_owned(),
                 created_ns: rec.created_ns,
             });
         }
@@ -419,14 +404,11 @@ impl Engine {
 
     /// A bucket's info, or `NoSuchBucket`.
     pub fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
-        let txn = self.rtxn()?;
-        let v = self
-            .inner
-            .dbs
-            .buckets
-            .get(&txn, name)?
+        let txn = self.read()?;
+        let v = txn
+            .get(Table::Buckets, name.as_bytes())?
             .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
-        let rec: BucketRecord = rmp_serde::from_slice(v)?;
+        let rec: BucketRecord = rmp_serde::from_slice(&v)?;
         Ok(BucketInfo {
             name: name.to_string(),
             created_ns: rec.created_ns,
@@ -530,19 +512,23 @@ impl Engine {
         let ret = meta.clone();
         let surplus = self
             .inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &bucket)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(bucket));
                 }
-                let old = current_object(txn, dbs, &okey)?;
+                let old = current_object(txn, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
-                let surplus = reference(txn, dbs, &stored)?;
-                dbs.manifests
-                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
-                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                let surplus = reference(txn, &stored)?;
+                txn.put(
+                    Table::Manifests,
+                    meta.data_id.as_bytes(),
+                    &manifest.encode(),
+                )?;
+                txn.put(Table::Objects, &okey, &meta.encode()?)?;
                 if let Some(old) = old {
-                    release_manifest(txn, dbs, &old.data_id)?;
+                    release_manifest(txn, &old.data_id)?;
                 }
                 Ok(surplus)
             })
@@ -685,8 +671,8 @@ impl Engine {
             len: data.len() as u32,
         };
         {
-            let txn = self.rtxn()?;
-            if self.inner.dbs.chunks.get(&txn, &hash)?.is_some() {
+            let txn = self.read()?;
+            if txn.get(Table::Chunks, &hash)?.is_some() {
                 return Ok(StoredChunk::existing(r));
             }
         }
@@ -814,15 +800,15 @@ impl Engine {
 
     /// An object's metadata, or `NoSuchKey`.
     pub fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         self.head_in(&txn, bucket, key)
     }
 
-    fn head_in(&self, txn: &RoTxn<'_, WithoutTls>, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        match self.inner.dbs.objects.get(txn, &object_key(bucket, key))? {
-            Some(b) => ObjectMeta::decode(key, b),
+    fn head_in(&self, txn: &dyn Read, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        match txn.get(Table::Objects, &object_key(bucket, key))? {
+            Some(b) => ObjectMeta::decode(key, &b),
             None => {
-                if self.inner.dbs.buckets.get(txn, bucket)?.is_none() {
+                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(bucket.to_string()));
                 }
                 Err(Error::NoSuchKey {
@@ -839,15 +825,12 @@ impl Engine {
         bucket: &str,
         key: &str,
     ) -> Result<(ObjectMeta, Manifest)> {
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         let meta = self.head_in(&txn, bucket, key)?;
-        let m = self
-            .inner
-            .dbs
-            .manifests
-            .get(&txn, meta.data_id.as_bytes())?
+        let m = txn
+            .get(Table::Manifests, meta.data_id.as_bytes())?
             .ok_or_else(|| Error::Decode(format!("manifest of {key} is missing")))?;
-        Ok((meta, Manifest::decode(m)?))
+        Ok((meta, Manifest::decode(&m)?))
     }
 
     /// Byte offsets of part `n` (1-based) of a multipart object, as `[start, end)`.
@@ -1030,9 +1013,9 @@ impl Engine {
 
     /// The chunk record of `hash`; a chunk a manifest refers to always has one.
     pub(crate) fn chunk_record(&self, hash: &[u8; 32]) -> Result<ChunkRecord> {
-        let txn = self.rtxn()?;
-        match self.inner.dbs.chunks.get(&txn, hash)? {
-            Some(b) => ChunkRecord::decode(b),
+        let txn = self.read()?;
+        match txn.get(Table::Chunks, hash)? {
+            Some(b) => ChunkRecord::decode(&b),
             None => Err(Error::Corrupt(format!(
                 "chunk {} has no record (removed while being read?)",
                 hex::encode(hash)
@@ -1080,8 +1063,8 @@ impl Engine {
     /// Notes a chunk for the next repair pass.
     pub(crate) fn queue_repair(&self, hash: [u8; 32]) {
         tracing::warn!(chunk = %hex::encode(hash), "degraded read; chunk queued for repair");
-        self.inner.committer.spawn(move |txn, dbs| {
-            dbs.repair.put(txn, &hash, &[])?;
+        self.inner.meta.committer().spawn(move |txn| {
+            txn.put(Table::Repair, &hash, &[])?;
             Ok(())
         });
     }
@@ -1091,17 +1074,18 @@ impl Engine {
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &bucket)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(bucket));
                 }
-                let Some(b) = dbs.objects.get(txn, &okey)? else {
+                let Some(b) = txn.get(Table::Objects, &okey)? else {
                     return Ok(false);
                 };
-                let old = ObjectMeta::decode("", b)?;
-                dbs.objects.delete(txn, &okey)?;
-                release_manifest(txn, dbs, &old.data_id)?;
+                let old = ObjectMeta::decode("", &b)?;
+                txn.delete(Table::Objects, &okey)?;
+                release_manifest(txn, &old.data_id)?;
                 Ok(true)
             })
             .await
@@ -1127,28 +1111,28 @@ impl Engine {
             dst_key.to_string(),
         );
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                crate::meta::require_buckets(txn, dbs, &[&sb, &db])?;
-                let Some(sbytes) = dbs.objects.get(txn, &src)? else {
+            .meta
+            .committer()
+            .run(move |txn| {
+                crate::meta::require_buckets(txn, &[&sb, &db])?;
+                let Some(sbytes) = txn.get(Table::Objects, &src)? else {
                     return Err(Error::NoSuchKey {
                         bucket: sb,
                         key: sk,
                     });
                 };
-                let smeta = ObjectMeta::decode(&sk, sbytes)?;
+                let smeta = ObjectMeta::decode(&sk, &sbytes)?;
                 if let Some(want) = &opts.source_if_match {
                     if !etag_matches(want, &smeta.etag) {
                         return Err(Error::PreconditionFailed("source ETag does not match"));
                     }
                 }
-                let old = current_object(txn, dbs, &dst)?;
+                let old = current_object(txn, &dst)?;
                 check_preconditions(old.as_ref(), opts.if_none_match, None)?;
-                let mb = dbs
-                    .manifests
-                    .get(txn, smeta.data_id.as_bytes())?
+                let mb = txn
+                    .get(Table::Manifests, smeta.data_id.as_bytes())?
                     .ok_or_else(|| Error::Decode("source manifest missing".into()))?;
-                let manifest = Manifest::decode(mb)?;
+                let manifest = Manifest::decode(&mb)?;
                 let meta = ObjectMeta {
                     key: dk,
                     size: smeta.size,
@@ -1159,12 +1143,15 @@ impl Engine {
                     data_id: new_id(),
                     hole_bytes: manifest.hole_bytes(),
                 };
-                ref_manifest(txn, dbs, &manifest)?;
-                dbs.manifests
-                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
-                dbs.objects.put(txn, &dst, &meta.encode()?)?;
+                ref_manifest(txn, &manifest)?;
+                txn.put(
+                    Table::Manifests,
+                    meta.data_id.as_bytes(),
+                    &manifest.encode(),
+                )?;
+                txn.put(Table::Objects, &dst, &meta.encode()?)?;
                 if let Some(old) = old {
-                    release_manifest(txn, dbs, &old.data_id)?;
+                    release_manifest(txn, &old.data_id)?;
                 }
                 Ok(meta)
             })
@@ -1190,10 +1177,11 @@ impl Engine {
             dst_key.to_string(),
         );
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                crate::meta::require_buckets(txn, dbs, &[&sb, &db])?;
-                let Some(mut meta) = current_object(txn, dbs, &src)? else {
+            .meta
+            .committer()
+            .run(move |txn| {
+                crate::meta::require_buckets(txn, &[&sb, &db])?;
+                let Some(mut meta) = current_object(txn, &src)? else {
                     return Err(Error::NoSuchKey {
                         bucket: sb,
                         key: sk,
@@ -1203,11 +1191,11 @@ impl Engine {
                     meta.key = dk;
                     return Ok(meta);
                 }
-                if let Some(old) = current_object(txn, dbs, &dst)? {
-                    release_manifest(txn, dbs, &old.data_id)?;
+                if let Some(old) = current_object(txn, &dst)? {
+                    release_manifest(txn, &old.data_id)?;
                 }
-                dbs.objects.delete(txn, &src)?;
-                dbs.objects.put(txn, &dst, &meta.encode()?)?;
+                txn.delete(Table::Objects, &src)?;
+                txn.put(Table::Objects, &dst, &meta.encode()?)?;
                 meta.key = dk;
                 Ok(meta)
             })
@@ -1252,16 +1240,17 @@ impl Engine {
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &b)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(b));
                 }
-                let Some(mut meta) = current_object(txn, dbs, &okey)? else {
+                let Some(mut meta) = current_object(txn, &okey)? else {
                     return Err(Error::NoSuchKey { bucket: b, key: k });
                 };
                 f(&mut meta.attrs, meta.last_modified_ns);
-                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                txn.put(Table::Objects, &okey, &meta.encode()?)?;
                 meta.key = k;
                 Ok(meta)
             })
@@ -1270,8 +1259,8 @@ impl Engine {
 
     /// Lists a bucket's objects in byte order of their keys (an LMDB range scan).
     pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
-        let txn = self.rtxn()?;
-        if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+        let txn = self.read()?;
+        if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         let base = object_key(bucket, "");
@@ -1311,13 +1300,13 @@ impl Engine {
                 std::ops::Bound::Included(seek.as_slice()),
                 std::ops::Bound::Unbounded,
             );
-            let iter = self.inner.dbs.objects.range(&txn, &range)?;
+            let iter = txn.range(Table::Objects, range.0, range.1)?;
             for r in iter {
                 let (k, v) = r?;
                 if !k.starts_with(&base) {
                     break 'outer;
                 }
-                if skip_equal.as_deref() == Some(k) {
+                if skip_equal.as_deref() == Some(&k) {
                     continue;
                 }
                 let key_bytes = &k[base.len()..];
@@ -1346,7 +1335,7 @@ impl Engine {
                         }
                     }
                 }
-                page.objects.push(ObjectMeta::decode(key, v)?);
+                page.objects.push(ObjectMeta::decode(key, &v)?);
                 page.next_marker = Some(key.to_string());
                 count += 1;
             }
@@ -1361,7 +1350,7 @@ impl Engine {
     /// How many distinct `prefix X /` groups (subdirectories, to a filesystem) there are
     /// among the keys under `prefix`: one seek per group, keys alone (no records decoded).
     pub fn count_subprefixes(&self, bucket: &str, prefix: &str) -> Result<u64> {
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         let base = object_key(bucket, prefix);
         let mut seek = base.clone();
         let mut n = 0u64;
@@ -1370,7 +1359,7 @@ impl Engine {
                 std::ops::Bound::Included(seek.as_slice()),
                 std::ops::Bound::Unbounded,
             );
-            for r in self.inner.dbs.objects.range(&txn, &range)? {
+            for r in txn.range(Table::Objects, range.0, range.1)? {
                 let (k, _) = r?;
                 if !k.starts_with(&base) {
                     break 'outer;
@@ -1393,14 +1382,14 @@ impl Engine {
 
     /// Chunk records (for tests and tools): hash → record.
     pub fn chunk_records(&self) -> Result<BTreeMap<[u8; 32], ChunkRecord>> {
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         let mut out = BTreeMap::new();
-        for r in self.inner.dbs.chunks.iter(&txn)? {
+        for r in txn.all(Table::Chunks)? {
             let (k, v) = r?;
             let mut h = [0u8; 32];
             if k.len() == 32 {
-                h.copy_from_slice(k);
-                out.insert(h, ChunkRecord::decode(v)?);
+                h.copy_from_slice(&k);
+                out.insert(h, ChunkRecord::decode(&v)?);
             }
         }
         Ok(out)

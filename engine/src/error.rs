@@ -120,9 +120,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// LMDB failed.
+    /// The metadata store failed.
     #[error("metadata store: {0}")]
-    Meta(#[from] heed::Error),
+    Meta(#[from] crate::kv::StoreError),
     /// A metadata record could not be decoded.
     #[error("metadata record is corrupt: {0}")]
     Decode(String),
@@ -149,11 +149,7 @@ impl Error {
         match self {
             Error::NoSpace { .. } => true,
             Error::Io(e) => io_is_no_space(e),
-            Error::Meta(heed::Error::Io(e)) => io_is_no_space(e),
-            Error::Meta(heed::Error::Mdb(m)) => matches!(
-                m,
-                heed::MdbError::MapFull | heed::MdbError::Other(libc::ENOSPC | libc::EDQUOT)
-            ),
+            Error::Meta(e) => e.is_no_space(),
             _ => false,
         }
     }

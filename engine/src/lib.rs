@@ -16,7 +16,6 @@
 #![warn(missing_docs)]
 
 pub mod background;
-mod commit;
 pub mod config;
 pub mod disks;
 pub mod draft;
@@ -27,6 +26,7 @@ pub mod format;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kv;
 mod lock;
 pub mod maintenance;
 pub mod meta;

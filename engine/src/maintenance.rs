@@ -8,6 +8,7 @@ use crate::disks::{DiskState, ShardRead};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 pub use crate::fsutil::fs_capacity;
+use crate::kv::{Read, Table};
 use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta, ShardLoc};
 use crate::shard::{ShardHeader, HEADER_LEN};
 
@@ -190,13 +191,13 @@ impl Engine {
         };
         // Chunks queued for repair first, fully verified.
         let queued: Vec<([u8; 32], Option<ChunkRecord>)> = {
-            let txn = self.rtxn()?;
+            let txn = self.read()?;
             let mut v = Vec::new();
-            for r in self.inner.dbs.repair.iter(&txn)? {
+            for r in txn.all(Table::Repair)? {
                 let (k, _) = r?;
-                if let Ok(h) = <[u8; 32]>::try_from(k) {
-                    let rec = match self.inner.dbs.chunks.get(&txn, &h)? {
-                        Some(b) => Some(ChunkRecord::decode(b)?),
+                if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
+                    let rec = match txn.get(Table::Chunks, &h)? {
+                        Some(b) => Some(ChunkRecord::decode(&b)?),
                         None => None,
                     };
                     v.push((h, rec));
@@ -212,22 +213,22 @@ impl Engine {
             }
             let unrecoverable = rep.unrecoverable.contains(&hex::encode(h));
             if !unrecoverable {
-                self.inner.committer.run_blocking(move |txn, dbs| {
-                    dbs.repair.delete(txn, &h)?;
+                self.inner.meta.committer().run_blocking(move |txn| {
+                    txn.delete(Table::Repair, &h)?;
                     Ok(())
                 })?;
             }
         }
         let mut cursor: Option<[u8; 32]> = None;
         if opts.resume {
-            let txn = self.rtxn()?;
-            if let Some(b) = self.inner.dbs.state.get(&txn, cursor_name)? {
-                cursor = <[u8; 32]>::try_from(b).ok();
+            let txn = self.read()?;
+            if let Some(b) = txn.get(Table::State, cursor_name.as_bytes())? {
+                cursor = <[u8; 32]>::try_from(b.as_ref()).ok();
             }
         }
         let total = {
-            let txn = self.rtxn()?;
-            self.inner.dbs.chunks.len(&txn)?
+            let txn = self.read()?;
+            txn.count(Table::Chunks)?
         };
         let mut prog = HealProgress {
             chunks_total: total,
@@ -235,17 +236,17 @@ impl Engine {
         };
         loop {
             let batch: Vec<([u8; 32], ChunkRecord)> = {
-                let txn = self.rtxn()?;
+                let txn = self.read()?;
                 let lower = match &cursor {
                     Some(c) => std::ops::Bound::Excluded(c.as_slice()),
                     None => std::ops::Bound::Unbounded,
                 };
                 let range = (lower, std::ops::Bound::Unbounded);
                 let mut v = Vec::with_capacity(HEAL_BATCH);
-                for r in self.inner.dbs.chunks.range(&txn, &range)? {
+                for r in txn.range(Table::Chunks, range.0, range.1)? {
                     let (k, b) = r?;
-                    if let Ok(h) = <[u8; 32]>::try_from(k) {
-                        v.push((h, ChunkRecord::decode(b)?));
+                    if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
+                        v.push((h, ChunkRecord::decode(&b)?));
                     }
                     if v.len() == HEAL_BATCH {
                         break;
@@ -294,11 +295,11 @@ impl Engine {
     }
 
     fn save_cursor(&self, name: &'static str, c: Option<[u8; 32]>) -> Result<()> {
-        self.inner.committer.run_blocking(move |txn, dbs| {
+        self.inner.meta.committer().run_blocking(move |txn| {
             match c {
-                Some(c) => dbs.state.put(txn, name, &c)?,
+                Some(c) => txn.put(Table::State, name.as_bytes(), &c)?,
                 None => {
-                    dbs.state.delete(txn, name)?;
+                    txn.delete(Table::State, name.as_bytes())?;
                 }
             }
             Ok(())
@@ -425,9 +426,9 @@ impl Engine {
         }
         if still_missing != rec.missing || !moved.is_empty() {
             let h = *h;
-            let res = self.inner.committer.run_blocking(move |txn, dbs| {
-                if let Some(b) = dbs.chunks.get(txn, &h)? {
-                    let mut r = ChunkRecord::decode(b)?;
+            let res = self.inner.meta.committer().run_blocking(move |txn| {
+                if let Some(b) = txn.get(Table::Chunks, &h)? {
+                    let mut r = ChunkRecord::decode(&b)?;
                     r.missing = still_missing;
                     for (i, loc) in &moved {
                         if r.locs.len() <= *i {
@@ -435,7 +436,7 @@ impl Engine {
                         }
                         r.locs[*i] = *loc;
                     }
-                    dbs.chunks.put(txn, &h, &r.encode())?;
+                    txn.put(Table::Chunks, &h, &r.encode())?;
                 }
                 Ok(())
             });
@@ -491,8 +492,8 @@ impl Engine {
             let guard = if wait {
                 self.inner.gc_lock.exclusive_blocking()?
             } else {
-                let txn = self.rtxn()?;
-                if self.inner.dbs.zero_refs.is_empty(&txn)? {
+                let txn = self.read()?;
+                if txn.count(Table::ZeroRefs).map(|n| n == 0)? {
                     return Ok(());
                 }
                 drop(txn);
@@ -569,11 +570,11 @@ impl Engine {
     /// and frees their shards. Returns whether there may be more.
     fn collect_batch(&self, rep: &mut GcReport) -> Result<bool> {
         let candidates: Vec<[u8; 32]> = {
-            let txn = self.rtxn()?;
+            let txn = self.read()?;
             let mut v = Vec::new();
-            for r in self.inner.dbs.zero_refs.iter(&txn)? {
+            for r in txn.all(Table::ZeroRefs)? {
                 let (k, _) = r?;
-                if let Ok(h) = <[u8; 32]>::try_from(k) {
+                if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
                     v.push(h);
                 }
                 if v.len() == 1024 {
@@ -586,16 +587,16 @@ impl Engine {
             return Ok(false);
         }
         let removed: Vec<([u8; 32], ChunkRecord)> =
-            self.inner.committer.run_blocking(move |txn, dbs| {
+            self.inner.meta.committer().run_blocking(move |txn| {
                 let mut out = Vec::new();
                 for h in candidates {
-                    dbs.zero_refs.delete(txn, &h)?;
-                    if let Some(b) = dbs.chunks.get(txn, &h)? {
-                        let r = ChunkRecord::decode(b)?;
+                    txn.delete(Table::ZeroRefs, &h)?;
+                    if let Some(b) = txn.get(Table::Chunks, &h)? {
+                        let r = ChunkRecord::decode(&b)?;
                         if r.refs == 0 {
-                            dbs.chunks.delete(txn, &h)?;
-                            dbs.repair.delete(txn, &h)?;
-                            dbs.chunk_md5.delete(txn, &h)?;
+                            txn.delete(Table::Chunks, &h)?;
+                            txn.delete(Table::Repair, &h)?;
+                            txn.delete(Table::ChunkMd5, &h)?;
                             out.push((h, r));
                         }
                     }
@@ -623,13 +624,13 @@ impl Engine {
         // disk → volume → live regions (offset, len)
         let mut live: Vec<HashMap<u64, Vec<(u64, u64)>>> = vec![HashMap::new(); disks.disks.len()];
         {
-            let txn = self.rtxn()?;
-            for r in self.inner.dbs.chunks.iter(&txn)? {
+            let txn = self.read()?;
+            for r in txn.all(Table::Chunks)? {
                 let (k, b) = r?;
-                let Ok(h) = <[u8; 32]>::try_from(k) else {
+                let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) else {
                     continue;
                 };
-                let rec = ChunkRecord::decode(b)?;
+                let rec = ChunkRecord::decode(&b)?;
                 let region =
                     crate::volume::region_len(self.inner.codec.shard_len(rec.len as usize));
                 let place = disks.placement(&h, n);
@@ -668,8 +669,8 @@ impl Engine {
 
     /// Number of chunks queued for repair (cheap: one LMDB stat).
     pub fn repair_queue_len(&self) -> Result<u64> {
-        let txn = self.rtxn()?;
-        Ok(self.inner.dbs.repair.len(&txn)?)
+        let txn = self.read()?;
+        txn.count(Table::Repair)
     }
 
     /// Disk states and capacity only (cheap, unlike [`Engine::status`]).
@@ -699,24 +700,23 @@ impl Engine {
             loose_modes: self.loose_modes(),
             ..Default::default()
         };
-        let txn = self.rtxn()?;
-        let dbs = &self.inner.dbs;
-        st.buckets = dbs.buckets.len(&txn)?;
-        st.repair_queue = dbs.repair.len(&txn)?;
-        st.gc_candidates = dbs.zero_refs.len(&txn)?;
+        let txn = self.read()?;
+        st.buckets = txn.count(Table::Buckets)?;
+        st.repair_queue = txn.count(Table::Repair)?;
+        st.gc_candidates = txn.count(Table::ZeroRefs)?;
         let mut referenced = 0u64;
-        for r in dbs.chunks.iter(&txn)? {
+        for r in txn.all(Table::Chunks)? {
             let (_, b) = r?;
-            let c = ChunkRecord::decode(b)?;
+            let c = ChunkRecord::decode(&b)?;
             if c.refs > 0 {
                 st.chunks += 1;
                 st.chunk_bytes += c.len as u64;
                 referenced += c.len as u64 * c.refs;
             }
         }
-        for r in dbs.objects.iter(&txn)? {
+        for r in txn.all(Table::Objects)? {
             let (_, b) = r?;
-            let m = ObjectMeta::decode("", b)?;
+            let m = ObjectMeta::decode("", &b)?;
             st.objects += 1;
             st.logical_bytes += m.size;
         }
@@ -788,27 +788,26 @@ impl Engine {
     /// the stored counts, in one read transaction.
     pub fn fsck(&self) -> Result<FsckReport> {
         use std::collections::{BTreeMap, HashSet};
-        let txn = self.rtxn()?;
-        let dbs = &self.inner.dbs;
+        let txn = self.read()?;
         let mut rep = FsckReport::default();
         let mut counted: BTreeMap<[u8; 32], u64> = BTreeMap::new();
         let mut used_manifests = HashSet::new();
         let mut owners: Vec<(String, String)> = Vec::new();
-        for r in dbs.objects.iter(&txn)? {
+        for r in txn.all(Table::Objects)? {
             let (k, b) = r?;
-            let m = ObjectMeta::decode("", b)?;
+            let m = ObjectMeta::decode("", &b)?;
             rep.objects += 1;
-            owners.push((String::from_utf8_lossy(k).into_owned(), m.data_id));
+            owners.push((String::from_utf8_lossy(&k).into_owned(), m.data_id));
         }
-        for r in dbs.parts.iter(&txn)? {
+        for r in txn.all(Table::Parts)? {
             let (k, b) = r?;
-            let p: crate::meta::PartRecord = rmp_serde::from_slice(b)?;
-            owners.push((String::from_utf8_lossy(k).into_owned(), p.data_id));
+            let p: crate::meta::PartRecord = rmp_serde::from_slice(&b)?;
+            owners.push((String::from_utf8_lossy(&k).into_owned(), p.data_id));
         }
         // Open drafts pin chunks as manifests do.
-        for r in dbs.drafts.iter(&txn)? {
+        for r in txn.all(Table::Drafts)? {
             let (_, b) = r?;
-            for c in crate::draft::pinned_chunks(b)?
+            for c in crate::draft::pinned_chunks(&b)?
                 .iter()
                 .filter(|c| !c.is_hole())
             {
@@ -816,10 +815,10 @@ impl Engine {
             }
         }
         for (name, data_id) in owners {
-            match dbs.manifests.get(&txn, data_id.as_bytes())? {
+            match txn.get(Table::Manifests, data_id.as_bytes())? {
                 Some(mb) => {
                     used_manifests.insert(data_id);
-                    let m = crate::meta::Manifest::decode(mb)?;
+                    let m = crate::meta::Manifest::decode(&mb)?;
                     for c in m.chunks().iter().filter(|c| !c.is_hole()) {
                         *counted.entry(c.hash).or_default() += 1;
                     }
@@ -827,12 +826,12 @@ impl Engine {
                 None => rep.missing_manifests.push(name),
             }
         }
-        rep.unreferenced_manifests = dbs.manifests.len(&txn)? - used_manifests.len() as u64;
+        rep.unreferenced_manifests = txn.count(Table::Manifests)? - used_manifests.len() as u64;
         let mut stored: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-        for r in dbs.chunks.iter(&txn)? {
+        for r in txn.all(Table::Chunks)? {
             let (k, b) = r?;
-            if let Ok(h) = <[u8; 32]>::try_from(k) {
-                stored.insert(h, ChunkRecord::decode(b)?.refs);
+            if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
+                stored.insert(h, ChunkRecord::decode(&b)?.refs);
             }
         }
         for (h, n) in &counted {

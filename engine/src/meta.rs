@@ -1,4 +1,5 @@
-//! Metadata records kept in LMDB and their encodings.
+//! Metadata records and their encodings, kept in the tables of the metadata seam
+//! ([`crate::kv`]).
 //!
 //! Databases (all keys are raw bytes, ordered bytewise):
 //! - `buckets`: bucket name → [`BucketRecord`]
@@ -16,48 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use heed::types::{Bytes, Str};
-use heed::{Database, RwTxn};
+use crate::kv::{Read, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// Handles of every LMDB database.
-#[derive(Clone, Copy)]
-pub(crate) struct Dbs {
-    pub buckets: Database<Str, Bytes>,
-    pub objects: Database<Bytes, Bytes>,
-    pub manifests: Database<Bytes, Bytes>,
-    pub chunks: Database<Bytes, Bytes>,
-    pub zero_refs: Database<Bytes, Bytes>,
-    pub repair: Database<Bytes, Bytes>,
-    pub uploads: Database<Bytes, Bytes>,
-    pub parts: Database<Bytes, Bytes>,
-    pub state: Database<Str, Bytes>,
-    pub drafts: Database<Bytes, Bytes>,
-    pub chunk_md5: Database<Bytes, Bytes>,
-}
-
-impl Dbs {
-    pub(crate) fn create(env: &heed::Env<heed::WithoutTls>) -> Result<Dbs> {
-        let mut w = env.write_txn()?;
-        let dbs = Dbs {
-            buckets: env.create_database(&mut w, Some("buckets"))?,
-            objects: env.create_database(&mut w, Some("objects"))?,
-            manifests: env.create_database(&mut w, Some("manifests"))?,
-            chunks: env.create_database(&mut w, Some("chunks"))?,
-            zero_refs: env.create_database(&mut w, Some("zero_refs"))?,
-            repair: env.create_database(&mut w, Some("repair"))?,
-            uploads: env.create_database(&mut w, Some("uploads"))?,
-            parts: env.create_database(&mut w, Some("parts"))?,
-            state: env.create_database(&mut w, Some("state"))?,
-            drafts: env.create_database(&mut w, Some("drafts"))?,
-            chunk_md5: env.create_database(&mut w, Some("chunk_md5"))?,
-        };
-        w.commit()?;
-        Ok(dbs)
-    }
-}
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
@@ -421,17 +384,17 @@ pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
 }
 
 /// The object currently stored under an LMDB object key, if any.
-pub(crate) fn current_object(txn: &RwTxn, dbs: &Dbs, okey: &[u8]) -> Result<Option<ObjectMeta>> {
-    match dbs.objects.get(txn, okey)? {
-        Some(b) => Ok(Some(ObjectMeta::decode("", b)?)),
+pub(crate) fn current_object(txn: &dyn Read, okey: &[u8]) -> Result<Option<ObjectMeta>> {
+    match txn.get(Table::Objects, okey)? {
+        Some(b) => Ok(Some(ObjectMeta::decode("", &b)?)),
         None => Ok(None),
     }
 }
 
 /// Fails with `NoSuchBucket` unless every named bucket exists.
-pub(crate) fn require_buckets(txn: &RwTxn, dbs: &Dbs, buckets: &[&String]) -> Result<()> {
+pub(crate) fn require_buckets(txn: &dyn Read, buckets: &[&String]) -> Result<()> {
     for b in buckets {
-        if dbs.buckets.get(txn, b)?.is_none() {
+        if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
             return Err(Error::NoSuchBucket((*b).clone()));
         }
     }
@@ -454,16 +417,15 @@ pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
 }
 
 /// Whether a commit may refer to `c` without shards of its own: a hole, or a chunk with a record.
-pub(crate) fn chunk_known(txn: &RwTxn, dbs: &Dbs, c: &ChunkRef) -> Result<bool> {
-    Ok(c.is_hole() || dbs.chunks.get(txn, &c.hash)?.is_some())
+pub(crate) fn chunk_known(txn: &dyn Read, c: &ChunkRef) -> Result<bool> {
+    Ok(c.is_hole() || txn.get(Table::Chunks, &c.hash)?.is_some())
 }
 
 /// Adds `n` references to a chunk (nothing for a hole), creating its record when new. `fresh` is what the caller
 /// wrote for the chunk, if it wrote it. Returns the shards that turned out not to be needed
 /// (another writer's record was there first): the caller frees them after its commit.
 pub(crate) fn incref(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
+    txn: &mut dyn Write,
     hash: &[u8; 32],
     len: u32,
     fresh: Option<&FreshShards>,
@@ -473,11 +435,11 @@ pub(crate) fn incref(
         return Ok(None);
     }
     let mut surplus = None;
-    let rec = match dbs.chunks.get(txn, hash)? {
+    let rec = match txn.get(Table::Chunks, hash)? {
         Some(b) => {
-            let mut r = ChunkRecord::decode(b)?;
+            let mut r = ChunkRecord::decode(&b)?;
             if r.refs == 0 {
-                dbs.zero_refs.delete(txn, hash)?;
+                txn.delete(Table::ZeroRefs, hash)?;
             }
             r.refs += n;
             surplus = fresh.cloned();
@@ -491,7 +453,7 @@ pub(crate) fn incref(
                 ))
             })?;
             if fresh.missing != 0 {
-                dbs.repair.put(txn, hash, &[])?;
+                txn.put(Table::Repair, hash, &[])?;
             }
             ChunkRecord {
                 refs: n,
@@ -502,50 +464,50 @@ pub(crate) fn incref(
         }
     };
     if rec.refs == 0 {
-        dbs.zero_refs.put(txn, hash, &[])?;
+        txn.put(Table::ZeroRefs, hash, &[])?;
     }
-    dbs.chunks.put(txn, hash, &rec.encode())?;
+    txn.put(Table::Chunks, hash, &rec.encode())?;
     Ok(surplus)
 }
 
 /// Drops one reference to a chunk (nothing for a hole); at zero it becomes a GC candidate.
-pub(crate) fn decref(txn: &mut RwTxn, dbs: &Dbs, hash: &[u8; 32]) -> Result<()> {
+pub(crate) fn decref(txn: &mut dyn Write, hash: &[u8; 32]) -> Result<()> {
     if *hash == ChunkRef::HOLE {
         return Ok(());
     }
-    let Some(b) = dbs.chunks.get(txn, hash)? else {
+    let Some(b) = txn.get(Table::Chunks, hash)? else {
         return Err(Error::Decode(format!(
             "reference to unknown chunk {}",
             hex::encode(hash)
         )));
     };
-    let mut r = ChunkRecord::decode(b)?;
+    let mut r = ChunkRecord::decode(&b)?;
     r.refs = r.refs.saturating_sub(1);
     if r.refs == 0 {
-        dbs.zero_refs.put(txn, hash, &[])?;
+        txn.put(Table::ZeroRefs, hash, &[])?;
     }
-    dbs.chunks.put(txn, hash, &r.encode())?;
+    txn.put(Table::Chunks, hash, &r.encode())?;
     Ok(())
 }
 
 /// Takes references on every chunk of a manifest (counting repeats).
-pub(crate) fn ref_manifest(txn: &mut RwTxn, dbs: &Dbs, m: &Manifest) -> Result<()> {
+pub(crate) fn ref_manifest(txn: &mut dyn Write, m: &Manifest) -> Result<()> {
     for c in m.chunks() {
-        incref(txn, dbs, &c.hash, c.len, None, 1)?;
+        incref(txn, &c.hash, c.len, None, 1)?;
     }
     Ok(())
 }
 
 /// Deletes a manifest and drops the references it held.
-pub(crate) fn release_manifest(txn: &mut RwTxn, dbs: &Dbs, data_id: &str) -> Result<()> {
-    let Some(b) = dbs.manifests.get(txn, data_id.as_bytes())? else {
+pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()> {
+    let Some(b) = txn.get(Table::Manifests, data_id.as_bytes())? else {
         return Ok(());
     };
-    let m = Manifest::decode(b)?;
+    let m = Manifest::decode(&b)?;
     for c in m.chunks() {
-        decref(txn, dbs, &c.hash)?;
+        decref(txn, &c.hash)?;
     }
-    dbs.manifests.delete(txn, data_id.as_bytes())?;
+    txn.delete(Table::Manifests, data_id.as_bytes())?;
     Ok(())
 }
 

@@ -6,12 +6,12 @@ use tokio::io::AsyncRead;
 
 use crate::engine::{read_up_to, Engine, PutOptions};
 use crate::error::{Error, Result};
+use crate::kv::{Read, Table, Write};
 use crate::meta::{
-    current_object, new_id, now_ns, object_key, part_key, release_manifest, upload_key, Dbs,
-    Manifest, ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
+    current_object, new_id, now_ns, object_key, part_key, release_manifest, upload_key, Manifest,
+    ObjectAttrs, ObjectMeta, PartRecord, UploadRecord,
 };
 use crate::names::validate_key;
-use heed::RwTxn;
 
 /// Smallest size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -67,20 +67,19 @@ pub struct UploadsPage {
 }
 
 /// Removes an upload and all its parts, dropping their chunk references.
-pub(crate) fn drop_upload(txn: &mut RwTxn, dbs: &Dbs, ukey: &[u8], upload_id: &str) -> Result<()> {
-    let parts: Vec<(Vec<u8>, PartRecord)> = dbs
-        .parts
-        .prefix_iter(txn, upload_id.as_bytes())?
+pub(crate) fn drop_upload(txn: &mut dyn Write, ukey: &[u8], upload_id: &str) -> Result<()> {
+    let parts: Vec<(Vec<u8>, PartRecord)> = txn
+        .prefix(Table::Parts, upload_id.as_bytes())?
         .map(|r| {
             let (k, v) = r?;
-            Ok((k.to_vec(), rmp_serde::from_slice(v)?))
+            Ok((k.to_vec(), rmp_serde::from_slice(&v)?))
         })
         .collect::<Result<_>>()?;
     for (k, p) in parts {
-        release_manifest(txn, dbs, &p.data_id)?;
-        dbs.parts.delete(txn, &k)?;
+        release_manifest(txn, &p.data_id)?;
+        txn.delete(Table::Parts, &k)?;
     }
-    dbs.uploads.delete(txn, ukey)?;
+    txn.delete(Table::Uploads, ukey)?;
     Ok(())
 }
 
@@ -105,12 +104,13 @@ impl Engine {
             initiated_ns: now_ns(),
         })?;
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.buckets.get(txn, &bucket)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(bucket));
                 }
-                dbs.uploads.put(txn, &ukey, &rec)?;
+                txn.put(Table::Uploads, &ukey, &rec)?;
                 Ok(())
             })
             .await?;
@@ -121,16 +121,11 @@ impl Engine {
         if !valid_upload_id(upload_id) {
             return Err(Error::NoSuchUpload(upload_id.to_string()));
         }
-        let txn = self.rtxn()?;
-        match self
-            .inner
-            .dbs
-            .uploads
-            .get(&txn, &upload_key(bucket, key, upload_id))?
-        {
-            Some(v) => Ok(rmp_serde::from_slice(v)?),
+        let txn = self.read()?;
+        match txn.get(Table::Uploads, &upload_key(bucket, key, upload_id))? {
+            Some(v) => Ok(rmp_serde::from_slice(&v)?),
             None => {
-                if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
                     return Err(Error::NoSuchBucket(bucket.to_string()));
                 }
                 Err(Error::NoSuchUpload(upload_id.to_string()))
@@ -190,19 +185,19 @@ impl Engine {
         let uid = upload_id.to_string();
         let res = self
             .inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.uploads.get(txn, &ukey)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Uploads, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
-                let surplus = crate::engine::reference(txn, dbs, &chunks)?;
-                if let Some(old) = dbs.parts.get(txn, &pkey)? {
-                    let old: PartRecord = rmp_serde::from_slice(old)?;
-                    release_manifest(txn, dbs, &old.data_id)?;
+                let surplus = crate::engine::reference(txn, &chunks)?;
+                if let Some(old) = txn.get(Table::Parts, &pkey)? {
+                    let old: PartRecord = rmp_serde::from_slice(&old)?;
+                    release_manifest(txn, &old.data_id)?;
                 }
-                dbs.manifests
-                    .put(txn, rec.data_id.as_bytes(), &manifest.encode())?;
-                dbs.parts.put(txn, &pkey, &rmp_serde::to_vec_named(&rec)?)?;
+                txn.put(Table::Manifests, rec.data_id.as_bytes(), &manifest.encode())?;
+                txn.put(Table::Parts, &pkey, &rmp_serde::to_vec_named(&rec)?)?;
                 Ok(surplus)
             })
             .await;
@@ -230,14 +225,9 @@ impl Engine {
         max_parts: usize,
     ) -> Result<PartsPage> {
         self.require_upload(bucket, key, upload_id)?;
-        let txn = self.rtxn()?;
+        let txn = self.read()?;
         let mut page = PartsPage::default();
-        for r in self
-            .inner
-            .dbs
-            .parts
-            .prefix_iter(&txn, upload_id.as_bytes())?
-        {
+        for r in txn.prefix(Table::Parts, upload_id.as_bytes())? {
             let (k, v) = r?;
             let n = u32::from_be_bytes(
                 k[upload_id.len()..]
@@ -251,7 +241,7 @@ impl Engine {
                 page.is_truncated = true;
                 break;
             }
-            let p: PartRecord = rmp_serde::from_slice(v)?;
+            let p: PartRecord = rmp_serde::from_slice(&v)?;
             page.parts.push(PartInfo {
                 part_number: n,
                 etag: p.etag,
@@ -274,18 +264,13 @@ impl Engine {
         upload_id_marker: Option<&str>,
         max_uploads: usize,
     ) -> Result<UploadsPage> {
-        let txn = self.rtxn()?;
-        if self.inner.dbs.buckets.get(&txn, bucket)?.is_none() {
+        let txn = self.read()?;
+        if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         let base = object_key(bucket, "");
         let mut page = UploadsPage::default();
-        for r in self
-            .inner
-            .dbs
-            .uploads
-            .prefix_iter(&txn, &object_key(bucket, prefix))?
-        {
+        for r in txn.prefix(Table::Uploads, &object_key(bucket, prefix))? {
             let (k, v) = r?;
             let rest = &k[base.len()..];
             let Some(sep) = rest.iter().rposition(|b| *b == 0) else {
@@ -306,7 +291,7 @@ impl Engine {
                 page.is_truncated = true;
                 break;
             }
-            let rec: UploadRecord = rmp_serde::from_slice(v)?;
+            let rec: UploadRecord = rmp_serde::from_slice(&v)?;
             page.uploads.push(UploadInfo {
                 key,
                 upload_id: id,
@@ -335,12 +320,13 @@ impl Engine {
         let uid = upload_id.to_string();
         let key = key.to_string();
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                let Some(u) = dbs.uploads.get(txn, &ukey)? else {
+            .meta
+            .committer()
+            .run(move |txn| {
+                let Some(u) = txn.get(Table::Uploads, &ukey)? else {
                     return Err(Error::NoSuchUpload(uid));
                 };
-                let upload: UploadRecord = rmp_serde::from_slice(u)?;
+                let upload: UploadRecord = rmp_serde::from_slice(&u)?;
                 let mut prev = 0u32;
                 let mut chunks = Vec::new();
                 let mut part_sizes = Vec::new();
@@ -354,10 +340,10 @@ impl Engine {
                 }
                 let mut records = Vec::with_capacity(n);
                 for (num, etag) in &parts {
-                    let Some(pb) = dbs.parts.get(txn, &part_key(&uid, *num))? else {
+                    let Some(pb) = txn.get(Table::Parts, &part_key(&uid, *num))? else {
                         return Err(Error::InvalidPart(format!("part {num} was not uploaded")));
                     };
-                    let p: PartRecord = rmp_serde::from_slice(pb)?;
+                    let p: PartRecord = rmp_serde::from_slice(&pb)?;
                     if etag.trim().trim_matches('"') != p.etag {
                         return Err(Error::InvalidPart(format!(
                             "part {num}: ETag {etag} does not match {}",
@@ -378,14 +364,13 @@ impl Engine {
                 for (_, p) in &records {
                     let raw = hex::decode(&p.etag).map_err(|e| Error::Decode(e.to_string()))?;
                     md5s.update(&raw);
-                    let mb = dbs
-                        .manifests
-                        .get(txn, p.data_id.as_bytes())?
+                    let mb = txn
+                        .get(Table::Manifests, p.data_id.as_bytes())?
                         .ok_or_else(|| Error::Decode("part manifest missing".into()))?;
-                    chunks.extend_from_slice(Manifest::decode(mb)?.chunks());
+                    chunks.extend_from_slice(Manifest::decode(&mb)?.chunks());
                     part_sizes.push(p.size);
                 }
-                let old = current_object(txn, dbs, &okey)?;
+                let old = current_object(txn, &okey)?;
                 if opts.if_none_match && old.is_some() {
                     return Err(Error::PreconditionFailed("the object exists"));
                 }
@@ -407,14 +392,17 @@ impl Engine {
                     data_id: new_id(),
                     hole_bytes: manifest.hole_bytes(),
                 };
-                crate::meta::ref_manifest(txn, dbs, &manifest)?;
-                dbs.manifests
-                    .put(txn, meta.data_id.as_bytes(), &manifest.encode())?;
-                dbs.objects.put(txn, &okey, &meta.encode()?)?;
+                crate::meta::ref_manifest(txn, &manifest)?;
+                txn.put(
+                    Table::Manifests,
+                    meta.data_id.as_bytes(),
+                    &manifest.encode(),
+                )?;
+                txn.put(Table::Objects, &okey, &meta.encode()?)?;
                 if let Some(old) = old {
-                    release_manifest(txn, dbs, &old.data_id)?;
+                    release_manifest(txn, &old.data_id)?;
                 }
-                drop_upload(txn, dbs, &ukey, &uid)?;
+                drop_upload(txn, &ukey, &uid)?;
                 Ok(meta)
             })
             .await
@@ -431,12 +419,13 @@ impl Engine {
         let ukey = upload_key(bucket, key, upload_id);
         let uid = upload_id.to_string();
         self.inner
-            .committer
-            .run(move |txn, dbs| {
-                if dbs.uploads.get(txn, &ukey)?.is_none() {
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Uploads, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
-                drop_upload(txn, dbs, &ukey, &uid)
+                drop_upload(txn, &ukey, &uid)
             })
             .await
     }

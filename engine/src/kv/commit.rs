@@ -1,8 +1,9 @@
-//! Group commit: one thread owns LMDB's write transaction; concurrent writers' changes are applied
+//! Group commit of the LMDB store: one thread owns LMDB's write transaction; concurrent writers' changes are applied
 //! in a batch and made durable by one commit (one round of fsyncs).
 //!
 //! Each job runs in a nested transaction, so a job that fails (a precondition, say) leaves no
-//! trace while the others in its batch commit.
+//! trace while the others in its batch commit. Jobs see the store only through the metadata
+//! seam ([`crate::kv::Write`]).
 
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -11,14 +12,15 @@ use std::thread::JoinHandle;
 use heed::{Env, RwTxn, WithoutTls};
 use tokio::sync::oneshot;
 
+use super::lmdb::{LmdbWrite, Tables};
+use super::Write;
 use crate::error::{Error, Result};
-use crate::meta::Dbs;
 
 /// Largest number of jobs in one commit.
 const MAX_BATCH: usize = 512;
 
 trait Job: Send {
-    fn apply(&mut self, env: &Env<WithoutTls>, txn: &mut RwTxn, dbs: &Dbs);
+    fn apply(&mut self, env: &Env<WithoutTls>, txn: &mut RwTxn, tables: Tables);
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
 
@@ -31,12 +33,12 @@ struct TypedJob<R, F> {
 impl<R, F> Job for TypedJob<R, F>
 where
     R: Send,
-    F: FnOnce(&mut RwTxn, &Dbs) -> Result<R> + Send,
+    F: FnOnce(&mut dyn Write) -> Result<R> + Send,
 {
-    fn apply(&mut self, env: &Env<WithoutTls>, txn: &mut RwTxn, dbs: &Dbs) {
+    fn apply(&mut self, env: &Env<WithoutTls>, txn: &mut RwTxn, tables: Tables) {
         let Some(f) = self.f.take() else { return };
         let res = match env.nested_write_txn(txn) {
-            Ok(mut nested) => match f(&mut nested, dbs) {
+            Ok(mut nested) => match f(&mut LmdbWrite::new(&mut nested, tables)) {
                 Ok(v) => nested.commit().map(|_| v).map_err(Error::from),
                 Err(e) => Err(e),
             },
@@ -61,18 +63,18 @@ where
 }
 
 /// The committer thread and the channel to it.
-pub(crate) struct Committer {
+pub struct Committer {
     tx: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Committer {
     /// Starts the thread.
-    pub(crate) fn start(env: Env<WithoutTls>, dbs: Dbs) -> Committer {
+    pub(crate) fn start(env: Env<WithoutTls>, tables: Tables) -> Committer {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let handle = std::thread::Builder::new()
             .name("predastore-commit".into())
-            .spawn(move || run(env, dbs, rx))
+            .spawn(move || run(env, tables, rx))
             .ok();
         Committer {
             tx: Mutex::new(Some(tx)),
@@ -83,7 +85,7 @@ impl Committer {
     fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<Result<R>>>
     where
         R: Send + 'static,
-        F: FnOnce(&mut RwTxn, &Dbs) -> Result<R> + Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(TypedJob {
@@ -101,19 +103,19 @@ impl Committer {
     }
 
     /// Applies `f` in the next batch and waits until it is durable.
-    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R>
+    pub async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut RwTxn, &Dbs) -> Result<R> + Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         self.submit(f)?.await.map_err(|_| Error::ShuttingDown)?
     }
 
     /// Like [`Committer::run`], from a blocking thread.
-    pub(crate) fn run_blocking<R, F>(&self, f: F) -> Result<R>
+    pub fn run_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut RwTxn, &Dbs) -> Result<R> + Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         self.submit(f)?
             .blocking_recv()
@@ -121,15 +123,15 @@ impl Committer {
     }
 
     /// Queues `f` without waiting for it.
-    pub(crate) fn spawn<F>(&self, f: F)
+    pub fn spawn<F>(&self, f: F)
     where
-        F: FnOnce(&mut RwTxn, &Dbs) -> Result<()> + Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
     {
         let _ = self.submit(f);
     }
 
     /// Stops the thread after the jobs already queued.
-    pub(crate) fn shutdown(&self) {
+    pub fn shutdown(&self) {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
         }
@@ -141,7 +143,7 @@ impl Committer {
     }
 }
 
-fn run(env: Env<WithoutTls>, dbs: Dbs, rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(env: Env<WithoutTls>, tables: Tables, rx: mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -153,7 +155,7 @@ fn run(env: Env<WithoutTls>, dbs: Dbs, rx: mpsc::Receiver<Box<dyn Job>>) {
         let outcome = match env.write_txn() {
             Ok(mut txn) => {
                 for j in batch.iter_mut() {
-                    j.apply(&env, &mut txn, &dbs);
+                    j.apply(&env, &mut txn, tables);
                 }
                 txn.commit().map_err(|e| e.to_string())
             }

@@ -1,0 +1,190 @@
+//! The metadata seam over LMDB (heed): one named database per [`Table`], values borrowed from
+//! LMDB's mapped pages, write transactions nested per committer job.
+
+use std::borrow::Cow;
+use std::ops::Bound;
+
+use heed::types::Bytes;
+use std::path::Path;
+
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use super::{Committer, Read, Scan, Table, Write};
+use crate::error::Result;
+
+/// The metadata store on LMDB: the environment, its tables and the group committer.
+pub struct Store {
+    env: Env<WithoutTls>,
+    tables: Tables,
+    committer: Committer,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in `dir` with a map of `map_size` bytes. Without
+    /// `fsync`, commits are not flushed (tests, benchmarks).
+    pub fn open(dir: &Path, map_size: usize, fsync: bool) -> Result<Store> {
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(map_size).max_dbs(16).max_readers(512);
+        if !fsync {
+            // SAFETY: NO_SYNC only weakens durability, which the caller asked for.
+            unsafe {
+                opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
+            }
+        }
+        // SAFETY: the environment is opened once per process (heed refuses a second open of the
+        // same path) and the files are only modified through LMDB.
+        let env = unsafe { opts.open(dir)? };
+        let tables = Tables::create(&env)?;
+        let committer = Committer::start(env.clone(), tables);
+        Ok(Store {
+            env,
+            tables,
+            committer,
+        })
+    }
+
+    /// A read transaction: a consistent snapshot.
+    pub fn read(&self) -> Result<LmdbRead<'_>> {
+        LmdbRead::begin(&self.env, self.tables)
+    }
+
+    /// The group committer: write jobs, each applied in a nested transaction and made durable
+    /// with its batch.
+    pub fn committer(&self) -> &Committer {
+        &self.committer
+    }
+}
+
+/// The databases of every table.
+#[derive(Clone, Copy)]
+pub struct Tables {
+    dbs: [Database<Bytes, Bytes>; Table::ALL.len()],
+}
+
+impl Tables {
+    /// Opens (creating when missing) every table's database in `env`.
+    pub fn create(env: &Env<WithoutTls>) -> Result<Tables> {
+        let mut w = env.write_txn()?;
+        let mut dbs = Vec::with_capacity(Table::ALL.len());
+        for t in Table::ALL {
+            dbs.push(env.create_database::<Bytes, Bytes>(&mut w, Some(t.name()))?);
+        }
+        w.commit()?;
+        let dbs = dbs
+            .try_into()
+            .map_err(|_| crate::error::Error::Decode("table count".into()))?;
+        Ok(Tables { dbs })
+    }
+
+    fn db(&self, t: Table) -> Database<Bytes, Bytes> {
+        self.dbs[t as usize]
+    }
+}
+
+/// A read transaction.
+pub struct LmdbRead<'e> {
+    txn: RoTxn<'e, WithoutTls>,
+    tables: Tables,
+}
+
+impl<'e> LmdbRead<'e> {
+    /// A snapshot of `env` now.
+    pub fn begin(env: &'e Env<WithoutTls>, tables: Tables) -> Result<LmdbRead<'e>> {
+        Ok(LmdbRead {
+            txn: env.read_txn()?,
+            tables,
+        })
+    }
+}
+
+/// A write transaction (one committer job's nested transaction).
+pub struct LmdbWrite<'a, 'e> {
+    txn: &'a mut RwTxn<'e>,
+    tables: Tables,
+}
+
+impl<'a, 'e> LmdbWrite<'a, 'e> {
+    /// Writes through `txn`.
+    pub fn new(txn: &'a mut RwTxn<'e>, tables: Tables) -> LmdbWrite<'a, 'e> {
+        LmdbWrite { txn, tables }
+    }
+}
+
+fn get<'t>(
+    txn: &'t RoTxn<'_, WithoutTls>,
+    tables: &Tables,
+    t: Table,
+    key: &[u8],
+) -> Result<Option<Cow<'t, [u8]>>> {
+    if key.is_empty() {
+        // LMDB keeps no empty keys (and refuses one as a lookup).
+        return Ok(None);
+    }
+    Ok(tables.db(t).get(txn, key)?.map(Cow::Borrowed))
+}
+
+fn range<'t>(
+    txn: &'t RoTxn<'_, WithoutTls>,
+    tables: &Tables,
+    t: Table,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+) -> Result<Scan<'t>> {
+    // LMDB keeps no empty keys and refuses one as a bound: a bound at the empty key is no
+    // bound below, and nothing above.
+    let from = match from {
+        Bound::Included(k) | Bound::Excluded(k) if k.is_empty() => Bound::Unbounded,
+        b => b,
+    };
+    if matches!(to, Bound::Included(k) | Bound::Excluded(k) if k.is_empty()) {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let r = (from, to);
+    let it = tables.db(t).range(txn, &r)?;
+    Ok(Box::new(it.map(|e| {
+        e.map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+            .map_err(Into::into)
+    })))
+}
+
+fn count(txn: &RoTxn<'_, WithoutTls>, tables: &Tables, t: Table) -> Result<u64> {
+    Ok(tables.db(t).len(txn)?)
+}
+
+impl Read for LmdbRead<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
+        get(&self.txn, &self.tables, table, key)
+    }
+
+    fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
+        range(&self.txn, &self.tables, table, from, to)
+    }
+
+    fn count(&self, table: Table) -> Result<u64> {
+        count(&self.txn, &self.tables, table)
+    }
+}
+
+impl Read for LmdbWrite<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
+        get(self.txn, &self.tables, table, key)
+    }
+
+    fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
+        range(self.txn, &self.tables, table, from, to)
+    }
+
+    fn count(&self, table: Table) -> Result<u64> {
+        count(self.txn, &self.tables, table)
+    }
+}
+
+impl Write for LmdbWrite<'_, '_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(self.tables.db(table).put(self.txn, key, value)?)
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.tables.db(table).delete(self.txn, key)?)
+    }
+}
