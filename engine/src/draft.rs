@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::kv::{Read, Table, Write};
 use crate::lock::GcGuard;
 use crate::meta::{
-    current_object, decref, incref, new_id, now_ns, object_key, release_manifest, ChunkRecord,
-    ChunkRef, Manifest, ObjectAttrs, ObjectMeta,
+    current_object, decref, incref, new_id, now_ns, object_key, ChunkRecord, ChunkRef, Manifest,
+    ObjectAttrs, ObjectMeta,
 };
 use crate::names::validate_key;
 
@@ -171,18 +171,13 @@ impl Engine {
             let content = match &meta {
                 None => Some(DraftContent::Chunks(Vec::new())),
                 Some(_) if !content => Some(DraftContent::Chunks(Vec::new())),
-                Some(m) => {
-                    let mb = txn
-                        .get(Table::Manifests, m.data_id.as_bytes())?
-                        .ok_or_else(|| Error::Decode("manifest missing".into()))?;
-                    match Manifest::decode(&mb)? {
-                        Manifest::Inline(d) => Some(DraftContent::Inline(d)),
-                        Manifest::Chunks { chunks, .. } if chunks.is_empty() => {
-                            Some(DraftContent::Chunks(chunks))
-                        }
-                        Manifest::Chunks { .. } => None,
+                Some(m) => match crate::meta::read_manifest(&txn, &m.data_id, key)? {
+                    Manifest::Inline(d) => Some(DraftContent::Inline(d)),
+                    Manifest::Chunks { chunks, .. } if chunks.is_empty() => {
+                        Some(DraftContent::Chunks(chunks))
                     }
-                }
+                    Manifest::Chunks { .. } => None,
+                },
             };
             if let Some(content) = content {
                 return Ok((None, DraftBase { meta, content }));
@@ -203,10 +198,8 @@ impl Engine {
                 let content = match &meta {
                     None => DraftContent::Chunks(Vec::new()),
                     Some(m) => {
-                        let mb = txn
-                            .get(Table::Manifests, m.data_id.as_bytes())?
-                            .ok_or_else(|| Error::Decode("manifest missing".into()))?;
-                        match Manifest::decode(&mb)? {
+                        match crate::meta::read_manifest(txn, &m.data_id, "a draft's base object")?
+                        {
                             Manifest::Inline(d) => DraftContent::Inline(d),
                             Manifest::Chunks { chunks, .. } => DraftContent::Chunks(chunks),
                         }
@@ -367,11 +360,7 @@ impl Engine {
                     data_id: data_id.clone(),
                     hole_bytes: manifest.hole_bytes(),
                 };
-                txn.put(Table::Manifests, data_id.as_bytes(), &manifest.encode())?;
-                txn.put(Table::Objects, &okey, &meta.encode()?)?;
-                if let Some(old) = old {
-                    release_manifest(txn, &old.data_id)?;
-                }
+                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {

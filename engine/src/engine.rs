@@ -521,15 +521,7 @@ impl Engine {
                 let old = current_object(txn, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
                 let surplus = reference(txn, &stored)?;
-                txn.put(
-                    Table::Manifests,
-                    meta.data_id.as_bytes(),
-                    &manifest.encode(),
-                )?;
-                txn.put(Table::Objects, &okey, &meta.encode()?)?;
-                if let Some(old) = old {
-                    release_manifest(txn, &old.data_id)?;
-                }
+                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 Ok(surplus)
             })
             .await?;
@@ -827,10 +819,8 @@ impl Engine {
     ) -> Result<(ObjectMeta, Manifest)> {
         let txn = self.read()?;
         let meta = self.head_in(&txn, bucket, key)?;
-        let m = txn
-            .get(Table::Manifests, meta.data_id.as_bytes())?
-            .ok_or_else(|| Error::Decode(format!("manifest of {key} is missing")))?;
-        Ok((meta, Manifest::decode(&m)?))
+        let m = crate::meta::read_manifest(&txn, &meta.data_id, key)?;
+        Ok((meta, m))
     }
 
     /// Byte offsets of part `n` (1-based) of a multipart object, as `[start, end)`.
@@ -1129,10 +1119,7 @@ impl Engine {
                 }
                 let old = current_object(txn, &dst)?;
                 check_preconditions(old.as_ref(), opts.if_none_match, None)?;
-                let mb = txn
-                    .get(Table::Manifests, smeta.data_id.as_bytes())?
-                    .ok_or_else(|| Error::Decode("source manifest missing".into()))?;
-                let manifest = Manifest::decode(&mb)?;
+                let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &sk)?;
                 let meta = ObjectMeta {
                     key: dk,
                     size: smeta.size,
@@ -1144,15 +1131,7 @@ impl Engine {
                     hole_bytes: manifest.hole_bytes(),
                 };
                 ref_manifest(txn, &manifest)?;
-                txn.put(
-                    Table::Manifests,
-                    meta.data_id.as_bytes(),
-                    &manifest.encode(),
-                )?;
-                txn.put(Table::Objects, &dst, &meta.encode()?)?;
-                if let Some(old) = old {
-                    release_manifest(txn, &old.data_id)?;
-                }
+                crate::meta::install_object(txn, &dst, &meta, &manifest, old)?;
                 Ok(meta)
             })
             .await

@@ -512,6 +512,35 @@ pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()>
 }
 
 /// A fresh random id (manifests, uploads).
+/// Makes `meta` (whose data is `manifest`) the object under `okey`, releasing the data of
+/// `old`, the object it replaces: the last step of every commit that writes an object.
+pub(crate) fn install_object(
+    txn: &mut dyn Write,
+    okey: &[u8],
+    meta: &ObjectMeta,
+    manifest: &Manifest,
+    old: Option<ObjectMeta>,
+) -> Result<()> {
+    txn.put(
+        Table::Manifests,
+        meta.data_id.as_bytes(),
+        &manifest.encode(),
+    )?;
+    txn.put(Table::Objects, okey, &meta.encode()?)?;
+    if let Some(old) = old {
+        release_manifest(txn, &old.data_id)?;
+    }
+    Ok(())
+}
+
+/// The manifest `data_id` names (`Decode` when it is missing: `what` says whose).
+pub(crate) fn read_manifest(txn: &dyn Read, data_id: &str, what: &str) -> Result<Manifest> {
+    let b = txn
+        .get(Table::Manifests, data_id.as_bytes())?
+        .ok_or_else(|| Error::Decode(format!("the manifest of {what} is missing")))?;
+    Manifest::decode(&b)
+}
+
 pub(crate) fn new_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }

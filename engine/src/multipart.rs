@@ -393,15 +393,7 @@ impl Engine {
                     hole_bytes: manifest.hole_bytes(),
                 };
                 crate::meta::ref_manifest(txn, &manifest)?;
-                txn.put(
-                    Table::Manifests,
-                    meta.data_id.as_bytes(),
-                    &manifest.encode(),
-                )?;
-                txn.put(Table::Objects, &okey, &meta.encode()?)?;
-                if let Some(old) = old {
-                    release_manifest(txn, &old.data_id)?;
-                }
+                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 drop_upload(txn, &ukey, &uid)?;
                 Ok(meta)
             })

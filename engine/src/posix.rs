@@ -277,6 +277,20 @@ pub fn take(meta: &mut BTreeMap<String, String>, key: &str, now_ns: i64) -> Opti
     })
 }
 
+/// Forgets what user metadata says about an object's former contents once they change: the
+/// `md5` in s3cmd's record (s3cmd checks a download against it and would call the new contents
+/// corrupt).
+pub fn contents_changed(meta: &mut BTreeMap<String, String>) {
+    let Some(record) = meta.get_mut(S3CMD_ATTRS) else {
+        return;
+    };
+    let kept: Vec<&str> = record
+        .split('/')
+        .filter(|f| !f.starts_with("md5:"))
+        .collect();
+    *record = kept.join("/");
+}
+
 /// Takes away what an S3 client is not trusted to set (see `docs/semantics.md`, "Trust"):
 /// set-user-ID and set-group-ID bits are cleared, and a device node becomes an empty regular
 /// file. Anyone with S3 write access could otherwise plant a set-uid binary or a device node

@@ -844,7 +844,9 @@ impl OpenFile {
         let attrs = Box::new(move |old: Option<&engine::ObjectMeta>| {
             let mut a = old.map(|m| m.attrs.clone()).unwrap_or(base_attrs);
             a.posix = Some(posix);
+            // New contents: what described the old ones goes.
             a.checksums.clear();
+            engine::posix::contents_changed(&mut a.user_metadata);
             if a.content_type.is_none() {
                 a.content_type = Some(
                     mime_guess::from_path(&key)

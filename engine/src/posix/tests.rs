@@ -223,6 +223,10 @@ fn s3cmd_attrs_are_read_and_kept_current() {
         shown["s3cmd-attrs"],
         "atime:1700000000/ctime:1700000000/gid:100/mode:33152/mtime:1700000000/uid:1000"
     );
+    // New contents (written on the mount): s3cmd's md5 of the old ones goes, the rest stays.
+    let mut m3 = meta(&[("s3cmd-attrs", "gid:7/md5:abc/mode:33216/uid:8")]);
+    contents_changed(&mut m3);
+    assert_eq!(m3["s3cmd-attrs"], "gid:7/mode:33216/uid:8");
     // And what is shown is taken back unchanged.
     let mut again = shown.clone();
     assert_eq!(take(&mut again, "f", 5), Some(p));

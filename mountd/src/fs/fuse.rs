@@ -28,10 +28,7 @@ impl Filesystem for PredaFs {
             }
             Ok::<_, Errno>(self.attr_of(ino, &node))
         })();
-        match res {
-            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        answer_entry(reply, &self.ttl, res)
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -162,10 +159,7 @@ impl Filesystem for PredaFs {
             };
             Ok(file_attr(ino.0, &m))
         })();
-        match res {
-            Ok(a) => reply.attr(&self.ttl, &a),
-            Err(e) => reply.error(e),
-        }
+        answer_attr(reply, &self.ttl, res)
     }
 
     fn mkdir(
@@ -214,10 +208,7 @@ impl Filesystem for PredaFs {
             }
             Ok(dir_attr(self.ino(&path), SystemTime::now()))
         })();
-        match res {
-            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        answer_entry(reply, &self.ttl, res)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -239,10 +230,7 @@ impl Filesystem for PredaFs {
             self.touch_parent(&path);
             Ok(())
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -293,10 +281,7 @@ impl Filesystem for PredaFs {
             self.touch_parent(&path);
             Ok(())
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn rename(
@@ -399,10 +384,7 @@ impl Filesystem for PredaFs {
             self.touch_parent(&to);
             Ok(())
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -595,10 +577,7 @@ impl Filesystem for PredaFs {
             }
             Ok(())
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn lseek(
@@ -662,10 +641,7 @@ impl Filesystem for PredaFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.commit_handle(fh) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.commit_handle(fh))
     }
 
     fn fsync(
@@ -676,10 +652,7 @@ impl Filesystem for PredaFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.commit_handle(fh) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.commit_handle(fh))
     }
 
     fn release(
@@ -697,10 +670,7 @@ impl Filesystem for PredaFs {
             Some(Handle::File { ino, writable, .. }) => self.detach_handle(*ino, *writable),
             _ => Ok(()),
         };
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -798,10 +768,7 @@ impl Filesystem for PredaFs {
             let (ino, m) = self.put_new(&path, target, attrs)?;
             Ok(file_attr(ino, &m))
         })();
-        match res {
-            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        answer_entry(reply, &self.ttl, res)
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -888,10 +855,7 @@ impl Filesystem for PredaFs {
             let (ino, m) = self.put_new(&path, b"", attrs)?;
             Ok(file_attr(ino, &m))
         })();
-        match res {
-            Ok(a) => reply.entry(&self.ttl, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        answer_entry(reply, &self.ttl, res)
     }
 
     fn setxattr(
@@ -933,10 +897,7 @@ impl Filesystem for PredaFs {
                 .map(|_| ())
                 .map_err(|e| errno(&e))
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn getxattr(
@@ -1011,10 +972,7 @@ impl Filesystem for PredaFs {
                 .map(|_| ())
                 .map_err(|e| errno(&e))
         })();
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -1030,5 +988,29 @@ impl Filesystem for PredaFs {
             255,
             bs as u32,
         );
+    }
+}
+
+/// Answers a call that returns nothing.
+fn answer(reply: ReplyEmpty, r: Result<(), Errno>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
+/// Answers a call that returns attributes.
+fn answer_attr(reply: ReplyAttr, ttl: &Duration, r: Result<FileAttr, Errno>) {
+    match r {
+        Ok(a) => reply.attr(ttl, &a),
+        Err(e) => reply.error(e),
+    }
+}
+
+/// Answers a call that returns a new or found entry.
+fn answer_entry(reply: ReplyEntry, ttl: &Duration, r: Result<FileAttr, Errno>) {
+    match r {
+        Ok(a) => reply.entry(ttl, &a, Generation(0)),
+        Err(e) => reply.error(e),
     }
 }

@@ -19,6 +19,21 @@ pub fn mounted(mnt: &Path) -> bool {
     m.lines().any(|l| l.split(' ').nth(1) == Some(&p))
 }
 
+/// Waits (at most 20 s) until something is mounted at `mnt`; on failure shows the log of the
+/// process that should have mounted it.
+pub fn wait_mounted(mnt: &Path, log: &Path) {
+    let t = Instant::now();
+    while !mounted(mnt) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{} not mounted: {}",
+            mnt.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Mount {
     pub fn start() -> Mount {
         let dir = tempfile::tempdir().unwrap();
@@ -51,15 +66,7 @@ impl Mount {
             ))
             .spawn()
             .expect("spawn mountd");
-        let t = Instant::now();
-        while !mounted(&mnt) {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "not mounted: {}",
-                std::fs::read_to_string(dir.path().join("mountd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_mounted(&mnt, &dir.path().join("mountd.log"));
         Mount { child, mnt, dir }
     }
 

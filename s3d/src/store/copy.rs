@@ -60,18 +60,7 @@ pub(super) async fn copy_object(
         return Err(s3_error!(InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
     let mut attrs = if replace {
-        let mut a = attrs_from(
-            &i.key,
-            i.content_type.map(|c| c.to_string()),
-            i.content_encoding,
-            i.content_disposition,
-            i.content_language,
-            i.cache_control,
-            i.expires,
-            i.metadata,
-            None,
-            s.allow_setid_and_devices,
-        )?;
+        let mut a = attrs_of!(s, i, None)?;
         a.checksums = src.attrs.checksums.clone();
         a.tags = src.attrs.tags.clone();
         // Kept unless the new metadata gives POSIX attributes.

@@ -50,6 +50,25 @@ macro_rules! expected {
     };
 }
 
+/// The attributes a PutObject, CreateMultipartUpload or CopyObject (with REPLACE) input
+/// carries ([`attrs_from`]), tagged with `$tagging`.
+macro_rules! attrs_of {
+    ($s:expr, $i:expr, $tagging:expr) => {
+        attrs_from(
+            &$i.key,
+            $i.content_type.map(|c| c.to_string()),
+            $i.content_encoding,
+            $i.content_disposition,
+            $i.content_language,
+            $i.cache_control,
+            $i.expires,
+            $i.metadata,
+            $tagging,
+            $s.allow_setid_and_devices,
+        )
+    };
+}
+
 /// GetObjectOutput and HeadObjectOutput share the object's headers: fills them, plus `$extra`.
 macro_rules! object_output {
     ($ty:ident, $m:expr, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {

@@ -7,18 +7,7 @@ pub(super) async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
-    let attrs = attrs_from(
-        &i.key,
-        i.content_type.map(|c| c.to_string()),
-        i.content_encoding,
-        i.content_disposition,
-        i.content_language,
-        i.cache_control,
-        i.expires,
-        i.metadata,
-        i.tagging,
-        s.allow_setid_and_devices,
-    )?;
+    let attrs = attrs_of!(s, i, i.tagging)?;
     let id = s
         .engine
         .create_multipart_upload(&i.bucket, &i.key, attrs)

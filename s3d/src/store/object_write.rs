@@ -8,18 +8,7 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let i = req.input;
     let expected = expected!(i, req.trailing_headers, req.extensions)?;
-    let attrs = attrs_from(
-        &i.key,
-        i.content_type.map(|c| c.to_string()),
-        i.content_encoding,
-        i.content_disposition,
-        i.content_language,
-        i.cache_control,
-        i.expires,
-        i.metadata,
-        i.tagging,
-        s.allow_setid_and_devices,
-    )?;
+    let attrs = attrs_of!(s, i, i.tagging)?;
     let opts = PutOptions {
         attrs,
         if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),
