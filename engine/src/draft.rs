@@ -161,9 +161,7 @@ impl Engine {
         // Cheap path first: nothing to pin.
         {
             let txn = self.read()?;
-            if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                return Err(Error::NoSuchBucket(bucket.to_string()));
-            }
+            crate::meta::require_bucket(&txn, bucket)?;
             let meta = match txn.get(Table::Objects, &okey)? {
                 None => None,
                 Some(b) => Some(ObjectMeta::decode(key, &b)?),
@@ -191,9 +189,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(b));
-                }
+                crate::meta::require_bucket(txn, &b)?;
                 let meta = current_object(txn, &okey)?;
                 let content = match &meta {
                     None => DraftContent::Chunks(Vec::new()),
@@ -313,9 +309,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(b));
-                }
+                crate::meta::require_bucket(txn, &b)?;
                 let old_pins = match &old_id {
                     Some(id) => {
                         let rec = txn

@@ -364,9 +364,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, name.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(name));
-                }
+                crate::meta::require_bucket(txn, &name)?;
                 let prefix = object_key(&name, "");
                 if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
                     return Err(Error::BucketNotEmpty(name));
@@ -515,9 +513,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(bucket));
-                }
+                crate::meta::require_bucket(txn, &bucket)?;
                 let old = current_object(txn, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
                 let surplus = reference(txn, &stored)?;
@@ -800,9 +796,7 @@ impl Engine {
         match txn.get(Table::Objects, &object_key(bucket, key))? {
             Some(b) => ObjectMeta::decode(key, &b),
             None => {
-                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(bucket.to_string()));
-                }
+                crate::meta::require_bucket(txn, bucket)?;
                 Err(Error::NoSuchKey {
                     bucket: bucket.to_string(),
                     key: key.to_string(),
@@ -1067,9 +1061,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(bucket));
-                }
+                crate::meta::require_bucket(txn, &bucket)?;
                 let Some(b) = txn.get(Table::Objects, &okey)? else {
                     return Ok(false);
                 };
@@ -1222,9 +1214,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(b));
-                }
+                crate::meta::require_bucket(txn, &b)?;
                 let Some(mut meta) = current_object(txn, &okey)? else {
                     return Err(Error::NoSuchKey { bucket: b, key: k });
                 };
@@ -1239,9 +1229,7 @@ impl Engine {
     /// Lists a bucket's objects in byte order of their keys (an LMDB range scan).
     pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
         let txn = self.read()?;
-        if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-            return Err(Error::NoSuchBucket(bucket.to_string()));
-        }
+        crate::meta::require_bucket(&txn, bucket)?;
         let base = object_key(bucket, "");
         let mut page = ListPage::default();
         if q.max_keys == 0 {

@@ -394,9 +394,15 @@ pub(crate) fn current_object(txn: &dyn Read, okey: &[u8]) -> Result<Option<Objec
 /// Fails with `NoSuchBucket` unless every named bucket exists.
 pub(crate) fn require_buckets(txn: &dyn Read, buckets: &[&String]) -> Result<()> {
     for b in buckets {
-        if txn.get(Table::Buckets, b.as_bytes())?.is_none() {
-            return Err(Error::NoSuchBucket((*b).clone()));
-        }
+        require_bucket(txn, b)?;
+    }
+    Ok(())
+}
+
+/// `NoSuchBucket` unless `bucket` exists.
+pub(crate) fn require_bucket(txn: &dyn Read, bucket: &str) -> Result<()> {
+    if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
+        return Err(Error::NoSuchBucket(bucket.to_string()));
     }
     Ok(())
 }

@@ -107,9 +107,7 @@ impl Engine {
             .meta
             .committer()
             .run(move |txn| {
-                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(bucket));
-                }
+                crate::meta::require_bucket(txn, &bucket)?;
                 txn.put(Table::Uploads, &ukey, &rec)?;
                 Ok(())
             })
@@ -125,9 +123,7 @@ impl Engine {
         match txn.get(Table::Uploads, &upload_key(bucket, key, upload_id))? {
             Some(v) => Ok(rmp_serde::from_slice(&v)?),
             None => {
-                if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-                    return Err(Error::NoSuchBucket(bucket.to_string()));
-                }
+                crate::meta::require_bucket(&txn, bucket)?;
                 Err(Error::NoSuchUpload(upload_id.to_string()))
             }
         }
@@ -265,9 +261,7 @@ impl Engine {
         max_uploads: usize,
     ) -> Result<UploadsPage> {
         let txn = self.read()?;
-        if txn.get(Table::Buckets, bucket.as_bytes())?.is_none() {
-            return Err(Error::NoSuchBucket(bucket.to_string()));
-        }
+        crate::meta::require_bucket(&txn, bucket)?;
         let base = object_key(bucket, "");
         let mut page = UploadsPage::default();
         for r in txn.prefix(Table::Uploads, &object_key(bucket, prefix))? {

@@ -953,13 +953,7 @@ struct LazyUnmount(PathBuf);
 
 impl Drop for LazyUnmount {
     fn drop(&mut self) {
-        if mounted(&self.0) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(&self.0)
-                .status();
-        }
+        common::lazy_unmount(&self.0);
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{mounted, wait_mounted, Mount, S3dBeside};
+use common::{fusermount_u, lazy_unmount, wait_mounted, Mount, S3dBeside};
 
 /// An s3fs mount of one bucket of `s3`, unmounted on drop.
 struct S3fs {
@@ -46,24 +46,14 @@ impl S3fs {
     }
 
     fn unmount(mut self) {
-        let st = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        fusermount_u(&self.mnt);
         let _ = self.child.wait();
     }
 }
 
 impl Drop for S3fs {
     fn drop(&mut self) {
-        if mounted(&self.mnt) {
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(&self.mnt)
-                .status();
-        }
+        lazy_unmount(&self.mnt);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -19,6 +19,26 @@ pub fn mounted(mnt: &Path) -> bool {
     m.lines().any(|l| l.split(' ').nth(1) == Some(&p))
 }
 
+/// `fusermount3 -u mnt`, which must succeed.
+pub fn fusermount_u(mnt: &Path) {
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "fusermount3 -u {}", mnt.display());
+}
+
+/// Takes whatever is mounted at `mnt` away (lazily: open files stay usable), for clean-ups.
+pub fn lazy_unmount(mnt: &Path) {
+    if mounted(mnt) {
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(mnt)
+            .status();
+    }
+}
+
 /// Waits (at most 20 s) until something is mounted at `mnt`; on failure shows the log of the
 /// process that should have mounted it.
 pub fn wait_mounted(mnt: &Path, log: &Path) {
@@ -73,12 +93,7 @@ impl Mount {
     /// Unmounts and waits for mountd to exit; returns the directory (data dir inside) for a
     /// look at what is left.
     pub fn unmount(mut self) -> tempfile::TempDir {
-        let st = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        fusermount_u(&self.mnt);
         let t = Instant::now();
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -93,13 +108,7 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        if mounted(&self.mnt) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(&self.mnt)
-                .status();
-        }
+        lazy_unmount(&self.mnt);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
