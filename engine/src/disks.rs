@@ -134,11 +134,6 @@ impl DiskSet {
         set
     }
 
-    /// The set id.
-    pub fn set_id(&self) -> &str {
-        &self.set_id
-    }
-
     /// Re-reads every disk's identity file and updates its state.
     pub fn refresh(&self) {
         for d in &self.disks {

@@ -17,13 +17,13 @@
 
 pub mod background;
 pub mod config;
-pub mod disks;
+mod disks;
 pub mod draft;
 mod engine;
-pub mod erasure;
+mod erasure;
 pub mod error;
-pub mod format;
-pub mod fsutil;
+mod format;
+mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kv;
@@ -35,8 +35,19 @@ pub mod names;
 pub mod posix;
 pub mod private;
 pub mod process;
-pub mod shard;
-pub mod volume;
+mod shard;
+mod volume;
+
+/// What tests and tools outside the crate reach below the layers the doors use (volumes,
+/// shards, the codec, the format version): not an interface of the engine.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::erasure::Codec;
+    pub use crate::format::FORMAT_VERSION;
+    pub use crate::fsutil::fs_capacity;
+    pub use crate::shard::{ShardHeader, HEADER_LEN};
+    pub use crate::volume::{list_volumes, punch, scan_shards};
+}
 
 pub use config::{Durability, EngineConfig};
 pub use disks::DiskState;

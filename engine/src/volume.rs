@@ -259,7 +259,8 @@ impl VolumeFile {
 }
 
 impl VolumeFile {
-    /// How many fdatasync calls this volume has had (for tests and metrics).
+    /// How many fdatasync calls this volume has had.
+    #[cfg(test)]
     pub fn sync_count(&self) -> u64 {
         self.sync.lock().map(|s| s.syncs).unwrap_or(0)
     }
@@ -494,11 +495,13 @@ impl Appender {
 /// Reads exactly `len` bytes at `offset` into a new buffer that is never zeroed first (reads
 /// are the hot path of every get: clearing a megabyte only to overwrite it costs as much as a
 /// tenth of the read). A short file gives `UnexpectedEof`.
+#[cfg(test)]
 pub fn read_exact_at_new(f: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
     read_checked_at_new(f, len, offset, len, |_, _| true).map(|(buf, _)| buf)
 }
 
-/// [`read_exact_at_new`] in pieces of `piece` bytes, handing each piece to `check` as soon as
+/// Reads exactly `len` bytes at `offset` into a new buffer that is never zeroed first (reads
+/// are the hot path of every get), in pieces of `piece` bytes, handing each piece to `check` as soon as
 /// it is read (while it is still in the CPU's cache) and stopping at the first piece `check`
 /// rejects. Returns the buffer and whether every piece passed.
 pub fn read_checked_at_new(

@@ -46,10 +46,10 @@ async fn a_degraded_read_is_repaired_by_the_background_jobs() {
     // Punch every shard 0 on the disks (a lost sector reads back as zeros).
     let mut punched = Vec::new();
     for d in std::fs::read_dir(dir.path().join("disks")).unwrap() {
-        for (_, vol) in engine::volume::list_volumes(&d.unwrap().path()) {
-            for (off, h) in engine::volume::scan_shards(&vol).unwrap() {
+        for (_, vol) in engine::testing::list_volumes(&d.unwrap().path()) {
+            for (off, h) in engine::testing::scan_shards(&vol).unwrap() {
                 if h.index == 0 {
-                    assert!(engine::volume::punch(&vol, off, 4096).unwrap());
+                    assert!(engine::testing::punch(&vol, off, 4096).unwrap());
                     punched.push(vol.clone());
                 }
             }

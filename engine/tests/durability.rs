@@ -148,7 +148,7 @@ fn rot(dir: &Path, per_chunk: usize) -> usize {
     let mut by_chunk: std::collections::BTreeMap<[u8; 32], Vec<(std::path::PathBuf, u64, usize)>> =
         Default::default();
     for (path, off, h) in scan_shards(dir) {
-        let codec = engine::erasure::Codec {
+        let codec = engine::testing::Codec {
             k: h.k as usize,
             m: h.m as usize,
         };
@@ -164,7 +164,7 @@ fn rot(dir: &Path, per_chunk: usize) -> usize {
                 .write(true)
                 .open(&path)
                 .unwrap();
-            let at = off + engine::shard::HEADER_LEN as u64 + (s as u64) / 2;
+            let at = off + engine::testing::HEADER_LEN as u64 + (s as u64) / 2;
             let mut b = [0u8; 1];
             f.read_exact_at(&mut b, at).unwrap();
             b[0] ^= 0x5a;

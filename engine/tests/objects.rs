@@ -454,7 +454,7 @@ async fn reopen_keeps_everything_and_checks_format_version() {
     std::fs::write(
         &f,
         s.replace(
-            &format!("\"format_version\": {}", engine::format::FORMAT_VERSION),
+            &format!("\"format_version\": {}", engine::testing::FORMAT_VERSION),
             "\"format_version\": 99",
         ),
     )

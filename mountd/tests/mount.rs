@@ -2054,8 +2054,8 @@ fn resident_pages(p: &Path) -> (usize, usize) {
 fn data_shards(disks: &Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
     for d in std::fs::read_dir(disks).unwrap() {
-        for (_, vol) in engine::volume::list_volumes(&d.unwrap().path()) {
-            for (off, h) in engine::volume::scan_shards(&vol).unwrap() {
+        for (_, vol) in engine::testing::list_volumes(&d.unwrap().path()) {
+            for (off, h) in engine::testing::scan_shards(&vol).unwrap() {
                 if h.index == 0 {
                     out.push((vol.clone(), off));
                 }
@@ -2096,7 +2096,7 @@ fn a_mountd_only_host_heals_and_reads_s3ds_config() {
     let punched = data_shards(&dir.path().join("data/disks"));
     assert!(punched.len() >= 12, "{punched:?}");
     for (vol, off) in &punched {
-        assert!(engine::volume::punch(vol, *off, 4096).unwrap());
+        assert!(engine::testing::punch(vol, *off, 4096).unwrap());
     }
     let m = Mount::start_with(dir, &args);
     let log_path = m.dir.path().join("mountd.log");
@@ -2104,7 +2104,7 @@ fn a_mountd_only_host_heals_and_reads_s3ds_config() {
     assert_eq!(std::fs::read(m.mnt.join("heal/obj")).unwrap(), body);
     let back = || {
         punched.iter().all(|(vol, off)| {
-            engine::volume::scan_shards(vol)
+            engine::testing::scan_shards(vol)
                 .unwrap()
                 .iter()
                 .any(|(o, h)| o == off && h.index == 0)

@@ -13,8 +13,8 @@ use common::*;
 /// Where the data shards 0 of all chunks on a disk are: `(volume file, offset)`.
 fn data_shards(disk: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     let mut out = Vec::new();
-    for (_, vol) in engine::volume::list_volumes(disk) {
-        for (off, h) in engine::volume::scan_shards(&vol).unwrap() {
+    for (_, vol) in engine::testing::list_volumes(disk) {
+        for (off, h) in engine::testing::scan_shards(&vol).unwrap() {
             if h.index == 0 {
                 out.push((vol.clone(), off));
             }
@@ -25,7 +25,7 @@ fn data_shards(disk: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
 
 /// Whether a shard 0 header is back at `off` of `vol`.
 fn shard_back(vol: &std::path::Path, off: u64) -> bool {
-    engine::volume::scan_shards(vol)
+    engine::testing::scan_shards(vol)
         .unwrap()
         .iter()
         .any(|(o, h)| *o == off && h.index == 0)
@@ -49,7 +49,7 @@ fn degraded_read_is_repaired_in_the_background() {
     let mut removed = Vec::new();
     for d in 0..6 {
         for (vol, off) in data_shards(&disks.join(format!("disk{d}"))) {
-            assert!(engine::volume::punch(&vol, off, 4096).unwrap());
+            assert!(engine::testing::punch(&vol, off, 4096).unwrap());
             assert!(!shard_back(&vol, off));
             removed.push((vol, off));
         }

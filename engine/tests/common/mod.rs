@@ -63,7 +63,7 @@ pub async fn get(
 
 /// Every shard physically present in the volume files of every disk:
 /// `(volume path, offset, header)`, found by scanning the files' data ranges for shard headers.
-pub fn scan_shards(dir: &Path) -> Vec<(std::path::PathBuf, u64, engine::shard::ShardHeader)> {
+pub fn scan_shards(dir: &Path) -> Vec<(std::path::PathBuf, u64, engine::testing::ShardHeader)> {
     let mut out = Vec::new();
     let mut disks: Vec<_> = std::fs::read_dir(dir.join("disks"))
         .unwrap()
@@ -72,8 +72,8 @@ pub fn scan_shards(dir: &Path) -> Vec<(std::path::PathBuf, u64, engine::shard::S
         .collect();
     disks.sort();
     for d in disks {
-        for (_, path) in engine::volume::list_volumes(&d) {
-            for (off, h) in engine::volume::scan_shards(&path).unwrap() {
+        for (_, path) in engine::testing::list_volumes(&d) {
+            for (off, h) in engine::testing::scan_shards(&path).unwrap() {
                 out.push((path.clone(), off, h));
             }
         }
