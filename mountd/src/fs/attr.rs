@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::posix::{self, FileKind};
 use engine::{ObjectMeta, PosixAttrs};
-use fuser::{FileAttr, FileType, INodeNo, Request};
+use fuser::{FileAttr, FileType, INodeNo};
 
 use crate::openfile::OpenFile;
 
@@ -117,11 +117,6 @@ pub(super) fn kind_of(m: &ObjectMeta) -> FileType {
         // A directory's type comes from its key (`dir/`), never from an object's mode.
         FileKind::Regular | FileKind::Directory => FileType::RegularFile,
     }
-}
-
-/// POSIX attributes of something the caller creates now.
-pub(super) fn new_posix(mode: u32, req: &Request) -> PosixAttrs {
-    PosixAttrs::new(mode, req.uid(), req.gid(), engine::meta::now_ns())
 }
 
 /// A device node's number (as the kernel encodes it for FUSE), 0 for anything else.

@@ -171,116 +171,17 @@ impl Filesystem for PredaFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let name = name_str(name)?;
-            let pp = self.path(parent)?;
-            let path = join(&pp, name);
-            if pp.is_empty() {
-                self.rt
-                    .block_on(self.engine.create_bucket(name))
-                    .map_err(|e| errno(&e))?;
-            } else {
-                if self.resolve(&path).is_ok() {
-                    return Err(Errno::EEXIST);
-                }
-                let (b, k) = split(&path);
-                let posix = new_posix(libc::S_IFDIR | (mode & !umask & 0o7777), req);
-                let m = self
-                    .rt
-                    .block_on(self.engine.put_object(
-                        b,
-                        &format!("{k}/"),
-                        &b""[..],
-                        PutOptions {
-                            attrs: ObjectAttrs {
-                                posix: Some(posix),
-                                ..Default::default()
-                            },
-                            ..Default::default()
-                        },
-                    ))
-                    .map_err(|e| errno(&e))?;
-                self.touch_parent(&path);
-                return Ok(marker_attr(self.ino(&path), &m));
-            }
-            Ok(dir_attr(self.ino(&path), SystemTime::now()))
-        })();
+        let res = self.make_dir(Caller::of(req), parent, name, mode & !umask);
         answer_entry(reply, &self.ttl, res)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let path = join(&self.path(parent)?, name_str(name)?);
-            match self.resolve(&path)? {
-                Node::File(_) => {}
-                _ => return Err(Errno::EISDIR),
-            }
-            let ino = self.before_unlink(&path)?;
-            let (b, k) = split(&path);
-            self.rt
-                .block_on(self.engine.delete_object(b, k))
-                .map_err(|e| errno(&e))?;
-            self.detached(ino, &path);
-            self.touch_parent(&path);
-            Ok(())
-        })();
+        let res = self.remove_file(parent, name);
         answer(reply, res)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let path = join(&self.path(parent)?, name_str(name)?);
-            match self.resolve(&path)? {
-                Node::File(_) => return Err(Errno::ENOTDIR),
-                Node::Root => return Err(Errno::EBUSY),
-                Node::Bucket(_) => {
-                    let (b, _) = split(&path);
-                    let r = self
-                        .rt
-                        .block_on(self.engine.delete_bucket(b))
-                        .map_err(|e| errno(&e));
-                    if r == Err(Errno::ENOTEMPTY) {
-                        self.log_hidden_keys(&path);
-                    }
-                    return r;
-                }
-                Node::Dir(_) => {}
-            }
-            let (b, k) = split(&path);
-            let marker = format!("{k}/");
-            let page = self
-                .engine
-                .list_objects(
-                    b,
-                    &ListQuery {
-                        prefix: marker.clone(),
-                        max_keys: 2,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| errno(&e))?;
-            if page.objects.iter().any(|o| o.key != marker) {
-                self.log_hidden_keys(&path);
-                return Err(Errno::ENOTEMPTY);
-            }
-            self.rt
-                .block_on(self.engine.delete_object(b, &marker))
-                .map_err(|e| errno(&e))?;
-            if let Ok(mut t) = self.dir_times.lock() {
-                t.remove(&path);
-            }
-            self.touch_parent(&path);
-            Ok(())
-        })();
+        let res = self.remove_dir(parent, name);
         answer(reply, res)
     }
 
@@ -436,7 +337,7 @@ impl Filesystem for PredaFs {
             let path = self.new_file_path(parent, name)?;
             let attrs = ObjectAttrs {
                 content_type: Some(guess_type(split(&path).1)),
-                posix: Some(new_posix(libc::S_IFREG | (mode & !umask & 0o7777), req)),
+                posix: Some(Caller::of(req).posix(libc::S_IFREG | (mode & !umask & 0o7777))),
                 ..Default::default()
             };
             let (ino, m) = self.put_new(&path, b"", attrs)?;
@@ -761,7 +662,7 @@ impl Filesystem for PredaFs {
                 return Err(Errno::EEXIST);
             }
             let attrs = ObjectAttrs {
-                posix: Some(new_posix(libc::S_IFLNK | 0o777, req)),
+                posix: Some(Caller::of(req).posix(libc::S_IFLNK | 0o777)),
                 ..Default::default()
             };
             let target = target.as_os_str().as_encoded_bytes();
@@ -840,7 +741,7 @@ impl Filesystem for PredaFs {
                 _ => return Err(Errno::EINVAL),
             };
             let mut attrs = ObjectAttrs {
-                posix: Some(new_posix(kind | (mode & !umask & 0o7777), req)),
+                posix: Some(Caller::of(req).posix(kind | (mode & !umask & 0o7777))),
                 ..Default::default()
             };
             match kind {

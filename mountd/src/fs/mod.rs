@@ -29,10 +29,12 @@ use crate::readahead::ReadAhead;
 
 mod attr;
 mod fuse;
+mod ops;
 #[cfg(test)]
 mod tests;
 
 use attr::*;
+pub(crate) use ops::Caller;
 
 /// What a path is.
 enum Node {

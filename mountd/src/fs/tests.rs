@@ -200,3 +200,86 @@ fn names_longer_than_255_bytes_are_refused() {
     );
     assert_eq!(name_str(OsStr::new("ok")).unwrap(), "ok");
 }
+
+const ME: Caller = Caller {
+    uid: 1000,
+    gid: 100,
+};
+
+#[test]
+fn mkdir_rmdir_and_unlink_follow_posix() {
+    let f = fixture();
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let name = |n: &str| OsStr::new(n).to_os_string();
+    // mkdir: a marker owned by the caller with the mode asked (less the umask, by the caller).
+    let a = f.fs.make_dir(ME, bkt, &name("d"), 0o750).unwrap();
+    assert_eq!(
+        (a.kind, a.perm, a.uid, a.gid),
+        (FileType::Directory, 0o750, 1000, 100)
+    );
+    assert_eq!(
+        f.fs.make_dir(ME, bkt, &name("d"), 0o755).err(),
+        Some(Errno::EEXIST)
+    );
+    // At the root, mkdir makes a bucket.
+    let root = INodeNo(f.fs.ino(""));
+    f.fs.make_dir(ME, root, &name("newbkt"), 0o755).unwrap();
+    assert!(f.engine.head_bucket("newbkt").is_ok());
+    // A directory with a file in it is not empty; a file is not a directory, nor the reverse.
+    f.put("d/file", b"x", &[]);
+    let d = INodeNo(f.fs.ino("bkt/d"));
+    assert_eq!(
+        f.fs.remove_dir(bkt, &name("d")).err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    assert_eq!(
+        f.fs.remove_dir(d, &name("file")).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(f.fs.remove_file(bkt, &name("d")).err(), Some(Errno::EISDIR));
+    assert_eq!(
+        f.fs.remove_file(d, &name("nothing")).err(),
+        Some(Errno::ENOENT)
+    );
+    // Keys no file name can show keep a directory from being removed.
+    f.put("d/./hidden", b"", &[]);
+    f.fs.remove_file(d, &name("file")).unwrap();
+    assert_eq!(
+        f.fs.remove_dir(bkt, &name("d")).err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    f.rt.block_on(f.engine.delete_object("bkt", "d/./hidden"))
+        .unwrap();
+    f.fs.remove_dir(bkt, &name("d")).unwrap();
+    assert_eq!(f.fs.resolve("bkt/d").err(), Some(Errno::ENOENT));
+    // A bucket with objects cannot go; an empty one can.
+    f.put("other", b"y", &[]);
+    assert_eq!(
+        f.fs.remove_dir(root, &name("bkt")).err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    f.fs.remove_dir(root, &name("newbkt")).unwrap();
+}
+
+#[test]
+fn a_read_only_mount_changes_nothing() {
+    let f = fixture();
+    let fs = PredaFs::new(
+        f.engine.clone(),
+        f.rt.handle().clone(),
+        Options {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    f.put("k", b"x", &[]);
+    let bkt = INodeNo(fs.ino("bkt"));
+    let n = OsStr::new("k");
+    assert_eq!(
+        fs.make_dir(ME, bkt, OsStr::new("d"), 0o755).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(fs.remove_file(bkt, n).err(), Some(Errno::EROFS));
+    assert!(f.engine.head_object("bkt", "k").is_ok());
+}
