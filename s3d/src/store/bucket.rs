@@ -2,10 +2,7 @@
 
 use super::*;
 
-pub(super) async fn list_buckets(
-    s: &Store,
-    _req: S3Request<ListBucketsInput>,
-) -> S3Result<S3Response<ListBucketsOutput>> {
+pub(super) async fn list_buckets(s: &Store, _i: ListBucketsInput) -> S3Result<ListBucketsOutput> {
     let buckets = s
         .engine
         .list_buckets()
@@ -17,20 +14,16 @@ pub(super) async fn list_buckets(
             bucket_region: Some(s.region.clone()),
         })
         .collect();
-    Ok(S3Response::new(ListBucketsOutput {
+    Ok(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner()),
         ..Default::default()
-    }))
+    })
 }
 
-pub(super) async fn create_bucket(
-    s: &Store,
-    req: S3Request<CreateBucketInput>,
-) -> S3Result<S3Response<CreateBucketOutput>> {
-    let b = &req.input.bucket;
-    if let Some(loc) = req
-        .input
+pub(super) async fn create_bucket(s: &Store, i: CreateBucketInput) -> S3Result<CreateBucketOutput> {
+    let b = &i.bucket;
+    if let Some(loc) = i
         .create_bucket_configuration
         .as_ref()
         .and_then(|c| c.location_constraint.as_ref())
@@ -44,48 +37,39 @@ pub(super) async fn create_bucket(
         }
     }
     s.engine.create_bucket(b).await.map_err(s3_err)?;
-    Ok(S3Response::new(CreateBucketOutput {
+    Ok(CreateBucketOutput {
         location: Some(format!("/{b}")),
-    }))
+    })
 }
 
-pub(super) async fn delete_bucket(
-    s: &Store,
-    req: S3Request<DeleteBucketInput>,
-) -> S3Result<S3Response<DeleteBucketOutput>> {
-    s.engine
-        .delete_bucket(&req.input.bucket)
-        .await
-        .map_err(s3_err)?;
-    Ok(S3Response::new(DeleteBucketOutput {}))
+pub(super) async fn delete_bucket(s: &Store, i: DeleteBucketInput) -> S3Result<DeleteBucketOutput> {
+    s.engine.delete_bucket(&i.bucket).await.map_err(s3_err)?;
+    Ok(DeleteBucketOutput {})
 }
 
-pub(super) async fn head_bucket(
-    s: &Store,
-    req: S3Request<HeadBucketInput>,
-) -> S3Result<S3Response<HeadBucketOutput>> {
-    s.engine.head_bucket(&req.input.bucket).map_err(s3_err)?;
-    Ok(S3Response::new(HeadBucketOutput {
+pub(super) async fn head_bucket(s: &Store, i: HeadBucketInput) -> S3Result<HeadBucketOutput> {
+    s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
+    Ok(HeadBucketOutput {
         bucket_region: Some(s.region.clone()),
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn get_bucket_location(
     s: &Store,
-    req: S3Request<GetBucketLocationInput>,
-) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    s.engine.head_bucket(&req.input.bucket).map_err(s3_err)?;
+    i: GetBucketLocationInput,
+) -> S3Result<GetBucketLocationOutput> {
+    s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
     let loc = (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput {
+    Ok(GetBucketLocationOutput {
         location_constraint: loc,
-    }))
+    })
 }
 
 pub(super) async fn get_bucket_versioning(
     s: &Store,
-    req: S3Request<GetBucketVersioningInput>,
-) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    s.engine.head_bucket(&req.input.bucket).map_err(s3_err)?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    i: GetBucketVersioningInput,
+) -> S3Result<GetBucketVersioningOutput> {
+    s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
+    Ok(GetBucketVersioningOutput::default())
 }

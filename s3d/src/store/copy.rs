@@ -2,11 +2,7 @@
 
 use super::*;
 
-pub(super) async fn copy_object(
-    s: &Store,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let i = req.input;
+pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyObjectOutput> {
     let CopySource::Bucket {
         bucket: sb,
         key: sk,
@@ -87,21 +83,20 @@ pub(super) async fn copy_object(
         )
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(CopyObjectOutput {
+    Ok(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&m)),
             last_modified: Some(ts(m.last_modified_ns)),
             ..Default::default()
         }),
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn upload_part_copy(
     s: &Store,
-    req: S3Request<UploadPartCopyInput>,
-) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let i = req.input;
+    i: UploadPartCopyInput,
+) -> S3Result<UploadPartCopyOutput> {
     let CopySource::Bucket {
         bucket: sb,
         key: sk,
@@ -156,12 +151,12 @@ pub(super) async fn upload_part_copy(
         )
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(UploadPartCopyOutput {
+    Ok(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(p.etag)),
             last_modified: Some(ts(p.last_modified_ns)),
             ..Default::default()
         }),
         ..Default::default()
-    }))
+    })
 }

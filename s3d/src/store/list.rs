@@ -142,11 +142,7 @@ impl Listing {
     }
 }
 
-pub(super) async fn list_objects(
-    s: &Store,
-    req: S3Request<ListObjectsInput>,
-) -> S3Result<S3Response<ListObjectsOutput>> {
-    let i = req.input;
+pub(super) async fn list_objects(s: &Store, i: ListObjectsInput) -> S3Result<ListObjectsOutput> {
     let l = Listing::run(
         s,
         Ask {
@@ -158,7 +154,7 @@ pub(super) async fn list_objects(
             encoding: &i.encoding_type,
         },
     )?;
-    Ok(S3Response::new(ListObjectsOutput {
+    Ok(ListObjectsOutput {
         prefix: l.prefix(),
         marker: Some(i.marker.map(|m| l.enc(m)).unwrap_or_default()),
         max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
@@ -170,15 +166,14 @@ pub(super) async fn list_objects(
         name: Some(i.bucket),
         encoding_type: i.encoding_type,
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn list_objects_v2(
     s: &Store,
-    req: S3Request<ListObjectsV2Input>,
-) -> S3Result<S3Response<ListObjectsV2Output>> {
+    i: ListObjectsV2Input,
+) -> S3Result<ListObjectsV2Output> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let i = req.input;
     let token_marker = match &i.continuation_token {
         Some(t) => Some(
             base64::Engine::decode(&URL_SAFE_NO_PAD, t)
@@ -209,7 +204,7 @@ pub(super) async fn list_objects_v2(
         },
     )?;
     let key_count = (l.page.objects.len() + l.page.common_prefixes.len()) as i32;
-    Ok(S3Response::new(ListObjectsV2Output {
+    Ok(ListObjectsV2Output {
         prefix: l.prefix(),
         max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
         key_count: Some(key_count),
@@ -225,14 +220,13 @@ pub(super) async fn list_objects_v2(
         name: Some(i.bucket),
         encoding_type: i.encoding_type,
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn list_object_versions(
     s: &Store,
-    req: S3Request<ListObjectVersionsInput>,
-) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let i = req.input;
+    i: ListObjectVersionsInput,
+) -> S3Result<ListObjectVersionsOutput> {
     let l = Listing::run(
         s,
         Ask {
@@ -244,7 +238,7 @@ pub(super) async fn list_object_versions(
             encoding: &i.encoding_type,
         },
     )?;
-    Ok(S3Response::new(ListObjectVersionsOutput {
+    Ok(ListObjectVersionsOutput {
         prefix: l.prefix(),
         key_marker: Some(i.key_marker.unwrap_or_default()),
         version_id_marker: Some(i.version_id_marker.unwrap_or_default()),
@@ -258,5 +252,5 @@ pub(super) async fn list_object_versions(
         name: Some(i.bucket),
         encoding_type: i.encoding_type,
         ..Default::default()
-    }))
+    })
 }

@@ -148,42 +148,52 @@ impl S3 for Store {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        bucket::list_buckets(self, req).await
+        Ok(S3Response::new(
+            bucket::list_buckets(self, req.input).await?,
+        ))
     }
 
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        bucket::create_bucket(self, req).await
+        Ok(S3Response::new(
+            bucket::create_bucket(self, req.input).await?,
+        ))
     }
 
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        bucket::delete_bucket(self, req).await
+        Ok(S3Response::new(
+            bucket::delete_bucket(self, req.input).await?,
+        ))
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        bucket::head_bucket(self, req).await
+        Ok(S3Response::new(bucket::head_bucket(self, req.input).await?))
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        bucket::get_bucket_location(self, req).await
+        Ok(S3Response::new(
+            bucket::get_bucket_location(self, req.input).await?,
+        ))
     }
 
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        bucket::get_bucket_versioning(self, req).await
+        Ok(S3Response::new(
+            bucket::get_bucket_versioning(self, req.input).await?,
+        ))
     }
 
     async fn put_object(
@@ -197,84 +207,104 @@ impl S3 for Store {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        object_read::get_object(self, req).await
+        Ok(S3Response::new(
+            object_read::get_object(self, req.input).await?,
+        ))
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        object_read::head_object(self, req).await
+        Ok(S3Response::new(
+            object_read::head_object(self, req.input).await?,
+        ))
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        object_write::delete_object(self, req).await
+        Ok(S3Response::new(
+            object_write::delete_object(self, req.input).await?,
+        ))
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        object_write::delete_objects(self, req).await
+        Ok(S3Response::new(
+            object_write::delete_objects(self, req.input).await?,
+        ))
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        copy::copy_object(self, req).await
+        Ok(S3Response::new(copy::copy_object(self, req.input).await?))
     }
 
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        list::list_objects(self, req).await
+        Ok(S3Response::new(list::list_objects(self, req.input).await?))
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        list::list_objects_v2(self, req).await
+        Ok(S3Response::new(
+            list::list_objects_v2(self, req.input).await?,
+        ))
     }
 
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        list::list_object_versions(self, req).await
+        Ok(S3Response::new(
+            list::list_object_versions(self, req.input).await?,
+        ))
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        tagging::get_object_tagging(self, req).await
+        Ok(S3Response::new(
+            tagging::get_object_tagging(self, req.input).await?,
+        ))
     }
 
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        tagging::put_object_tagging(self, req).await
+        Ok(S3Response::new(
+            tagging::put_object_tagging(self, req.input).await?,
+        ))
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        tagging::delete_object_tagging(self, req).await
+        Ok(S3Response::new(
+            tagging::delete_object_tagging(self, req.input).await?,
+        ))
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        multipart::create_multipart_upload(self, req).await
+        Ok(S3Response::new(
+            multipart::create_multipart_upload(self, req.input).await?,
+        ))
     }
 
     async fn upload_part(
@@ -288,35 +318,45 @@ impl S3 for Store {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        copy::upload_part_copy(self, req).await
+        Ok(S3Response::new(
+            copy::upload_part_copy(self, req.input).await?,
+        ))
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        multipart::complete_multipart_upload(self, req).await
+        Ok(S3Response::new(
+            multipart::complete_multipart_upload(self, req.input).await?,
+        ))
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        multipart::abort_multipart_upload(self, req).await
+        Ok(S3Response::new(
+            multipart::abort_multipart_upload(self, req.input).await?,
+        ))
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        multipart::list_parts(self, req).await
+        Ok(S3Response::new(
+            multipart::list_parts(self, req.input).await?,
+        ))
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        multipart::list_multipart_uploads(self, req).await
+        Ok(S3Response::new(
+            multipart::list_multipart_uploads(self, req.input).await?,
+        ))
     }
 }
 

@@ -4,22 +4,21 @@ use super::*;
 
 pub(super) async fn create_multipart_upload(
     s: &Store,
-    req: S3Request<CreateMultipartUploadInput>,
-) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let i = req.input;
+    i: CreateMultipartUploadInput,
+) -> S3Result<CreateMultipartUploadOutput> {
     let attrs = attrs_of!(s, i, i.tagging)?;
     let id = s
         .engine
         .create_multipart_upload(&i.bucket, &i.key, attrs)
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(CreateMultipartUploadOutput {
+    Ok(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(id),
         checksum_algorithm: i.checksum_algorithm,
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn upload_part(
@@ -61,9 +60,8 @@ pub(super) async fn upload_part(
 
 pub(super) async fn complete_multipart_upload(
     s: &Store,
-    req: S3Request<CompleteMultipartUploadInput>,
-) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let i = req.input;
+    i: CompleteMultipartUploadInput,
+) -> S3Result<CompleteMultipartUploadOutput> {
     let parts = i
         .multipart_upload
         .and_then(|m| m.parts)
@@ -106,39 +104,34 @@ pub(super) async fn complete_multipart_upload(
         .complete_multipart_upload(&i.bucket, &i.key, &i.upload_id, parts, opts)
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    Ok(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(etag(&m)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn abort_multipart_upload(
     s: &Store,
-    req: S3Request<AbortMultipartUploadInput>,
-) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let i = req.input;
+    i: AbortMultipartUploadInput,
+) -> S3Result<AbortMultipartUploadOutput> {
     s.engine
         .abort_multipart_upload(&i.bucket, &i.key, &i.upload_id)
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    Ok(AbortMultipartUploadOutput::default())
 }
 
-pub(super) async fn list_parts(
-    s: &Store,
-    req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
-    let i = req.input;
+pub(super) async fn list_parts(s: &Store, i: ListPartsInput) -> S3Result<ListPartsOutput> {
     let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
     let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let page = s
         .engine
         .list_parts(&i.bucket, &i.key, &i.upload_id, marker, max)
         .map_err(s3_err)?;
-    Ok(S3Response::new(ListPartsOutput {
+    Ok(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(i.upload_id),
@@ -165,14 +158,13 @@ pub(super) async fn list_parts(
                 .collect(),
         ),
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn list_multipart_uploads(
     s: &Store,
-    req: S3Request<ListMultipartUploadsInput>,
-) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let i = req.input;
+    i: ListMultipartUploadsInput,
+) -> S3Result<ListMultipartUploadsOutput> {
     let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let page = s
         .engine
@@ -188,7 +180,7 @@ pub(super) async fn list_multipart_uploads(
         .uploads
         .last()
         .map(|u| (u.key.clone(), u.upload_id.clone()));
-    Ok(S3Response::new(ListMultipartUploadsOutput {
+    Ok(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
         prefix: i.prefix,
         key_marker: i.key_marker,
@@ -218,5 +210,5 @@ pub(super) async fn list_multipart_uploads(
                 .collect(),
         ),
         ..Default::default()
-    }))
+    })
 }

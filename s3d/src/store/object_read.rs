@@ -2,11 +2,7 @@
 
 use super::*;
 
-pub(super) async fn get_object(
-    s: &Store,
-    req: S3Request<GetObjectInput>,
-) -> S3Result<S3Response<GetObjectOutput>> {
-    let i = req.input;
+pub(super) async fn get_object(s: &Store, i: GetObjectInput) -> S3Result<GetObjectOutput> {
     check_version(&i.version_id)?;
     if i.part_number.is_some() && i.range.is_some() {
         return Err(s3_error!(
@@ -68,14 +64,10 @@ pub(super) async fn get_object(
         parts_count: parts_count,
         tag_count: (!m.attrs.tags.is_empty()).then_some(m.attrs.tags.len() as i32),
     });
-    Ok(S3Response::new(out))
+    Ok(out)
 }
 
-pub(super) async fn head_object(
-    s: &Store,
-    req: S3Request<HeadObjectInput>,
-) -> S3Result<S3Response<HeadObjectOutput>> {
-    let i = req.input;
+pub(super) async fn head_object(s: &Store, i: HeadObjectInput) -> S3Result<HeadObjectOutput> {
     check_version(&i.version_id)?;
     let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
     check_conditions(
@@ -111,9 +103,9 @@ pub(super) async fn head_object(
     let c = checksums_out(&m, i.checksum_mode.as_ref(), content_range.is_none());
     let parts_count =
         (i.part_number.is_some() && m.parts_count > 0).then_some(m.parts_count as i32);
-    Ok(S3Response::new(object_output!(HeadObjectOutput, &m, c, {
+    Ok(object_output!(HeadObjectOutput, &m, c, {
         content_length: Some(len as i64),
         content_range: content_range,
         parts_count: parts_count,
-    })))
+    }))
 }

@@ -44,11 +44,7 @@ pub(super) async fn put_object(
     }))
 }
 
-pub(super) async fn delete_object(
-    s: &Store,
-    req: S3Request<DeleteObjectInput>,
-) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let i = req.input;
+pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
     check_version(&i.version_id)?;
     if let Some(c) = &i.if_match {
         match s.engine.head_object(&i.bucket, &i.key) {
@@ -69,14 +65,13 @@ pub(super) async fn delete_object(
         .delete_object(&i.bucket, &i.key)
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(DeleteObjectOutput::default())
 }
 
 pub(super) async fn delete_objects(
     s: &Store,
-    req: S3Request<DeleteObjectsInput>,
-) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let i = req.input;
+    i: DeleteObjectsInput,
+) -> S3Result<DeleteObjectsOutput> {
     s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
     if i.delete.objects.len() > 1000 {
         return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema (at most 1000 keys)"));
@@ -111,9 +106,9 @@ pub(super) async fn delete_objects(
             }),
         }
     }
-    Ok(S3Response::new(DeleteObjectsOutput {
+    Ok(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
-    }))
+    })
 }

@@ -33,12 +33,11 @@ pub(super) fn check_tag(k: &str, v: &str) -> S3Result<()> {
 
 pub(super) async fn get_object_tagging(
     s: &Store,
-    req: S3Request<GetObjectTaggingInput>,
-) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let i = req.input;
+    i: GetObjectTaggingInput,
+) -> S3Result<GetObjectTaggingOutput> {
     check_version(&i.version_id)?;
     let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
-    Ok(S3Response::new(GetObjectTaggingOutput {
+    Ok(GetObjectTaggingOutput {
         tag_set: m
             .attrs
             .tags
@@ -49,14 +48,13 @@ pub(super) async fn get_object_tagging(
             })
             .collect(),
         version_id: None,
-    }))
+    })
 }
 
 pub(super) async fn put_object_tagging(
     s: &Store,
-    req: S3Request<PutObjectTaggingInput>,
-) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let i = req.input;
+    i: PutObjectTaggingInput,
+) -> S3Result<PutObjectTaggingOutput> {
     check_version(&i.version_id)?;
     if i.tagging.tag_set.len() > 10 {
         return Err(s3_error!(
@@ -79,18 +77,17 @@ pub(super) async fn put_object_tagging(
         .update_object_attrs(&i.bucket, &i.key, move |a| a.tags = tags)
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    Ok(PutObjectTaggingOutput::default())
 }
 
 pub(super) async fn delete_object_tagging(
     s: &Store,
-    req: S3Request<DeleteObjectTaggingInput>,
-) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let i = req.input;
+    i: DeleteObjectTaggingInput,
+) -> S3Result<DeleteObjectTaggingOutput> {
     check_version(&i.version_id)?;
     s.engine
         .update_object_attrs(&i.bucket, &i.key, |a| a.tags.clear())
         .await
         .map_err(s3_err)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    Ok(DeleteObjectTaggingOutput::default())
 }
