@@ -141,4 +141,95 @@ impl PredaFs {
         self.touch_parent(&path);
         Ok(())
     }
+
+    /// `setattr`: `chmod`, `chown`, `utimensat` (ctime becomes now) and `truncate`. A
+    /// directory's attributes live on its marker object, made when it has none.
+    pub(crate) fn set_attr(
+        &self,
+        ino: INodeNo,
+        change: Change,
+        size: Option<u64>,
+    ) -> Result<FileAttr, Errno> {
+        let posix_change = !change.is_empty();
+        // A file open for writing: its shared state is the truth (also once unlinked).
+        if let Some(f) = self.open_file(ino.0) {
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            let mut g = f.lock().map_err(|_| Errno::EIO)?;
+            if let Some(sz) = size {
+                g.truncate(sz)?;
+            }
+            if posix_change {
+                g.posix.apply(&change, engine::meta::now_ns());
+                if !g.detached {
+                    // Visible over S3 at once, not only at the next commit.
+                    let path = g.path.clone();
+                    match self.set_posix(&path, change) {
+                        Ok(_) | Err(Errno::ENOENT) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            return Ok(open_attr(ino.0, &g));
+        }
+        let path = self.path(ino)?;
+        let node = self.resolve(&path)?;
+        if let Node::Dir(marker) = &node {
+            if size.is_some() {
+                return Err(Errno::EISDIR);
+            }
+            if !posix_change {
+                return Ok(self.attr_of(ino.0, &node));
+            }
+            if self.read_only {
+                return Err(Errno::EROFS);
+            }
+            // A directory's attributes live on its marker object; make one if it has none.
+            let (b, k) = split(&path);
+            let mk = format!("{k}/");
+            if marker.is_none() {
+                let now = engine::meta::now_ns();
+                let attrs = ObjectAttrs {
+                    posix: Some(PosixAttrs::new(libc::S_IFDIR | 0o755, 0, 0, now)),
+                    ..Default::default()
+                };
+                self.rt
+                    .block_on(self.engine.put_object(
+                        b,
+                        &mk,
+                        &b""[..],
+                        PutOptions {
+                            attrs,
+                            ..Default::default()
+                        },
+                    ))
+                    .map_err(|e| errno(&e))?;
+            }
+            let m = self.set_posix(&format!("{path}/"), change)?;
+            return Ok(marker_attr(ino.0, &m));
+        }
+        if !matches!(node, Node::File(_)) {
+            return Ok(self.attr_of(ino.0, &node));
+        }
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        if size.is_some_and(|sz| sz > MAX_FILE_SIZE) {
+            return Err(Errno::EFBIG);
+        }
+        if let Some(sz) = size {
+            // truncate(2) of a file nobody has open for writing: commit it at once.
+            let mut f = OpenFile::open(&self.engine, &self.rt, &path, sz == 0)?;
+            f.truncate(sz)?;
+            f.commit(false)?;
+        }
+        let m = if posix_change {
+            self.set_posix(&path, change)?
+        } else {
+            let (b, k) = split(&path);
+            self.engine.head_object(b, k).map_err(|e| errno(&e))?
+        };
+        Ok(file_attr(ino.0, &m))
+    }
 }

@@ -283,3 +283,42 @@ fn a_read_only_mount_changes_nothing() {
     assert_eq!(fs.remove_file(bkt, n).err(), Some(Errno::EROFS));
     assert!(f.engine.head_object("bkt", "k").is_ok());
 }
+
+#[test]
+fn setattr_changes_files_and_directories_without_and_with_markers() {
+    let f = fixture();
+    f.put("dir/file", b"0123456789", &[]);
+    // chmod of a directory that exists only as a prefix makes its marker.
+    let dir = INodeNo(f.fs.ino("bkt/dir"));
+    let chmod = |perm| Change {
+        perm: Some(perm),
+        ..Default::default()
+    };
+    let a = f.fs.set_attr(dir, chmod(0o700), None).unwrap();
+    assert_eq!((a.kind, a.perm), (FileType::Directory, 0o700));
+    assert!(f.engine.head_object("bkt", "dir/").is_ok(), "marker made");
+    assert_eq!(
+        f.fs.set_attr(dir, Change::default(), Some(0)).err(),
+        Some(Errno::EISDIR)
+    );
+    // truncate and chown of a file nobody has open: committed at once.
+    let file = INodeNo(f.fs.ino("bkt/dir/file"));
+    let a =
+        f.fs.set_attr(
+            file,
+            Change {
+                uid: Some(7),
+                ..Default::default()
+            },
+            Some(4),
+        )
+        .unwrap();
+    assert_eq!((a.size, a.uid), (4, 7));
+    let m = f.engine.head_object("bkt", "dir/file").unwrap();
+    assert_eq!((m.size, m.attrs.posix.unwrap().uid), (4, 7));
+    assert_eq!(
+        f.fs.set_attr(file, Change::default(), Some(MAX_FILE_SIZE + 1))
+            .err(),
+        Some(Errno::EFBIG)
+    );
+}
