@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::Engine;
 use crate::maintenance::{AutoGc, HealMode, HealOptions};
+use crate::object::Engine;
 
 /// When and how fast the jobs run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -122,7 +122,7 @@ pub enum Error {
     Config(String),
     /// The metadata store failed.
     #[error("metadata store: {0}")]
-    Meta(#[from] crate::kv::StoreError),
+    Meta(#[from] StoreError),
     /// A metadata record could not be decoded.
     #[error("metadata record is corrupt: {0}")]
     Decode(String),
@@ -135,6 +135,30 @@ pub enum Error {
     /// A long operation was interrupted on request.
     #[error("operation interrupted")]
     Interrupted,
+}
+
+/// A failure of the metadata store underneath ([`crate::kv`]), whichever implementation it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct StoreError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    no_space: bool,
+}
+
+impl StoreError {
+    /// Wraps an implementation's error; `no_space`: the store ran out of room.
+    pub fn new(source: impl std::error::Error + Send + Sync + 'static, no_space: bool) -> Self {
+        StoreError {
+            source: Box::new(source),
+            no_space,
+        }
+    }
+
+    /// Whether the store ran out of space: its map (`storage.map_size`) or the filesystem
+    /// holding it.
+    pub fn is_no_space(&self) -> bool {
+        self.no_space
+    }
 }
 
 /// Whether an I/O error means "out of space" (a full disk or an exhausted quota).

@@ -2,8 +2,8 @@
 //! that come from disk, fed arbitrary (corrupt) input. Each must return an error, never panic,
 //! never allocate without bound.
 
+use crate::chunk::shard::{ShardHeader, HEADER_LEN};
 use crate::meta::{ChunkRecord, Manifest, ObjectMeta, PartRecord, UploadRecord};
-use crate::shard::{ShardHeader, HEADER_LEN};
 
 /// Runs every on-disk record decoder on `b`.
 pub fn decode_records(b: &[u8]) {
@@ -13,11 +13,11 @@ pub fn decode_records(b: &[u8]) {
     let _ = ShardHeader::decode(b);
     let _ = rmp_serde::from_slice::<UploadRecord>(b);
     let _ = rmp_serde::from_slice::<PartRecord>(b);
-    let _ = crate::draft::decode_record(b);
+    let _ = crate::object::draft::decode_record(b);
     let _ = serde_json::from_slice::<crate::format::FormatInfo>(b);
-    let _ = serde_json::from_slice::<crate::disks::DiskIdentity>(b);
+    let _ = serde_json::from_slice::<crate::chunk::disks::DiskIdentity>(b);
     if let Ok(s) = std::str::from_utf8(b) {
-        let _ = crate::volume::parse_volume_name(s);
+        let _ = crate::chunk::volume::parse_volume_name(s);
         let _ = crate::names::validate_key(s);
         let _ = crate::names::validate_bucket_name(s);
     }

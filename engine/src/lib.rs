@@ -16,11 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod background;
+mod chunk;
 pub mod config;
-mod disks;
-pub mod draft;
-mod engine;
-mod erasure;
 pub mod error;
 mod format;
 mod fsutil;
@@ -30,37 +27,36 @@ pub mod kv;
 mod lock;
 pub mod maintenance;
 pub mod meta;
-pub mod multipart;
 pub mod names;
+mod object;
 pub mod posix;
 pub mod private;
 pub mod process;
-mod shard;
-mod volume;
 
 /// What tests and tools outside the crate reach below the layers the doors use (volumes,
 /// shards, the codec, the format version): not an interface of the engine.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::erasure::Codec;
+    pub use crate::chunk::erasure::Codec;
+    pub use crate::chunk::shard::{ShardHeader, HEADER_LEN};
+    pub use crate::chunk::volume::{list_volumes, punch, scan_shards};
     pub use crate::format::FORMAT_VERSION;
     pub use crate::fsutil::fs_capacity;
-    pub use crate::shard::{ShardHeader, HEADER_LEN};
-    pub use crate::volume::{list_volumes, punch, scan_shards};
 }
 
+pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use config::{Durability, EngineConfig};
-pub use disks::DiskState;
-pub use draft::{Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
-pub use engine::{
-    etag_matches, part_bounds, zero_runs, BucketInfo, ByteRange, CopyOptions, Engine, GetObject,
-    LateChecksums, ListPage, ListQuery, ObjectBody, PutOptions, ShardPlace, StoredChunk, HOLE_PAGE,
-    MIN_HOLE,
-};
 pub use error::{Error, Result};
 pub use maintenance::{
-    AutoGc, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress, HealReport,
-    StoreStatus,
+    AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,
+    HealReport, StoreStatus,
 };
 pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs};
-pub use multipart::{PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};
+pub use object::bucket::BucketInfo;
+pub use object::copy::CopyOptions;
+pub use object::draft::{self, Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
+pub use object::list::{ListPage, ListQuery};
+pub use object::multipart::{self, PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};
+pub use object::read::{etag_matches, part_bounds, ByteRange, GetObject};
+pub use object::write::{LateChecksums, PutOptions};
+pub use object::{Engine, ObjectBody};

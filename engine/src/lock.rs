@@ -1,4 +1,4 @@
-//! The cross-process GC lock.
+//! The cross-process locks: the GC lock, and each engine instance's owner lock.
 //!
 //! Every write that stores chunk shards holds a shared lock on `data_dir/gc.lock` from before it
 //! checks whether a chunk exists until its metadata commit; GC takes the exclusive lock while it
@@ -17,7 +17,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Opens lock guards on one lock file.
 #[derive(Debug, Clone)]
@@ -138,5 +138,66 @@ impl GcLock {
             _file: f,
             _turnstile: None,
         })
+    }
+}
+
+/// Where engine instances keep their owner lock files.
+const OWNERS_DIR: &str = "owners";
+
+/// The lock file of one engine instance (`owners/<id>.lock`, held locked while it runs, made
+/// with its first draft): a draft record names its owner, and a draft whose owner's file is
+/// no longer locked belongs to a dead process.
+#[derive(Debug)]
+pub(crate) struct OwnerLock {
+    pub(crate) id: String,
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for OwnerLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl OwnerLock {
+    /// Creates and locks a new owner file under `data_dir`.
+    pub(crate) fn take(data_dir: &Path) -> Result<OwnerLock> {
+        let dir = data_dir.join(OWNERS_DIR);
+        crate::private::create_dir_all(&dir)?;
+        let id = crate::meta::new_id();
+        let path = Self::path_of(data_dir, &id);
+        let file = crate::private::open_options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.try_lock()
+            .map_err(|e| Error::Format(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(OwnerLock {
+            id,
+            path,
+            _file: file,
+        })
+    }
+
+    /// The lock file of owner `owner`.
+    pub(crate) fn path_of(data_dir: &Path, owner: &str) -> PathBuf {
+        data_dir.join(OWNERS_DIR).join(format!("{owner}.lock"))
+    }
+
+    /// Whether the engine instance `owner` still holds its lock file.
+    pub(crate) fn is_alive(data_dir: &Path, owner: &str) -> bool {
+        if owner.len() != 32 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        match File::open(Self::path_of(data_dir, owner)) {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => false,
+                Err(std::fs::TryLockError::WouldBlock) => true,
+                Err(std::fs::TryLockError::Error(_)) => true,
+            },
+            Err(_) => false,
+        }
     }
 }

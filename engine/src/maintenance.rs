@@ -1,100 +1,18 @@
-//! Heal, scrub, garbage collection and status: the engine's maintenance calls.
+//! Heal, scrub, garbage collection, status and fsck: the engine's maintenance calls. The
+//! chunk work itself is the chunk layer's ([`crate::chunk`]); this adds what needs objects
+//! and drafts (stale drafts released before GC, reference counts recounted from manifests).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::disks::{DiskState, ShardRead};
-use crate::engine::Engine;
-use crate::error::{Error, Result};
+pub use crate::chunk::gc::GcReport;
+pub use crate::chunk::repair::{HealMode, HealOptions, HealProgress, HealReport};
+pub use crate::chunk::shard_io::DiskState;
+use crate::error::Result;
 pub use crate::fsutil::fs_capacity;
 use crate::kv::{Read, Table};
-use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta, ShardLoc};
-use crate::shard::{ShardHeader, HEADER_LEN};
-
-/// How thoroughly heal looks at shards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HealMode {
-    /// Checks every shard exists with the right size (and fully verifies chunks queued for
-    /// repair); rebuilds what is missing. Fast: reads no payload of healthy chunks.
-    #[default]
-    Heal,
-    /// Reads and verifies every shard's hash; rebuilds what is missing or corrupt.
-    Scrub,
-}
-
-/// Options of a heal or scrub pass.
-#[derive(Clone, Default)]
-pub struct HealOptions {
-    /// Heal or scrub.
-    pub mode: HealMode,
-    /// Read at most this many bytes per second (`None`: unlimited).
-    pub rate_limit: Option<u64>,
-    /// Set to stop the pass; it saves where it got to.
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// Continue from where an interrupted pass stopped.
-    pub resume: bool,
-}
-
-/// Progress of a running pass.
-#[derive(Debug, Clone, Default)]
-pub struct HealProgress {
-    /// Chunks looked at so far.
-    pub chunks_done: u64,
-    /// Chunks in the store.
-    pub chunks_total: u64,
-    /// Bytes read so far.
-    pub bytes_read: u64,
-    /// Shards rewritten so far.
-    pub shards_repaired: u64,
-}
-
-/// What a heal or scrub pass found and did.
-#[derive(Debug, Clone, Default)]
-pub struct HealReport {
-    /// Chunks looked at.
-    pub chunks_checked: u64,
-    /// Shards looked at.
-    pub shards_checked: u64,
-    /// Shards found missing.
-    pub shards_missing: u64,
-    /// Shards found corrupt.
-    pub shards_corrupt: u64,
-    /// Shards rewritten.
-    pub shards_repaired: u64,
-    /// Bytes read from disks.
-    pub bytes_read: u64,
-    /// Bytes written to disks.
-    pub bytes_written: u64,
-    /// Chunks that could not be rebuilt (hex hashes).
-    pub unrecoverable: Vec<String>,
-    /// Disks formatted as replacements by this pass.
-    pub disks_formatted: Vec<usize>,
-    /// Disks that could not be used (index, reason).
-    pub disks_refused: Vec<(usize, String)>,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// False when the pass was interrupted (resume it with `resume: true`).
-    pub complete: bool,
-}
-
-/// What GC removed.
-#[derive(Debug, Clone, Default)]
-pub struct GcReport {
-    /// Unreferenced chunks removed.
-    pub chunks_removed: u64,
-    /// Bytes of volume space no record referred to (crashed or failed writes, moved shards,
-    /// unused preallocation) given back to the file system.
-    pub orphan_bytes_freed: u64,
-    /// Volume files with nothing live left, deleted.
-    pub volumes_removed: u64,
-    /// Logical bytes of the chunks removed.
-    pub bytes_freed: u64,
-    /// Drafts of dead processes whose references were dropped.
-    pub stale_drafts_released: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
+use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta};
+use crate::object::Engine;
 
 /// The background GC of [`Engine::spawn_auto_gc`]; stops when dropped.
 #[derive(Debug)]
@@ -148,12 +66,6 @@ pub struct StoreStatus {
     pub loose_modes: Vec<crate::private::LooseMode>,
 }
 
-const HEAL_BATCH: usize = 256;
-
-/// How long a starved GC waits for the writers in flight (new ones held back) before it gives
-/// up and lets writers in again.
-const DRAIN_WAIT: Duration = Duration::from_secs(2);
-
 impl Engine {
     /// Runs a heal or scrub pass (see [`HealMode`]) with a progress callback.
     pub async fn heal(
@@ -162,288 +74,7 @@ impl Engine {
         progress: Box<dyn FnMut(&HealProgress) + Send>,
     ) -> Result<HealReport> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.heal_blocking(&opts, progress)).await?
-    }
-
-    fn heal_blocking(
-        &self,
-        opts: &HealOptions,
-        mut progress: Box<dyn FnMut(&HealProgress) + Send>,
-    ) -> Result<HealReport> {
-        let started = Instant::now();
-        let mut rep = HealReport::default();
-        let disks = &self.inner.disks;
-        disks.refresh();
-        for d in &disks.disks {
-            match d.state() {
-                DiskState::Online => {}
-                DiskState::Foreign(why) => rep.disks_refused.push((d.index, why)),
-                DiskState::Missing | DiskState::Unformatted => match disks.adopt(d.index) {
-                    Ok(true) => rep.disks_formatted.push(d.index),
-                    Ok(false) => {}
-                    Err(e) => rep.disks_refused.push((d.index, e.to_string())),
-                },
-            }
-        }
-        let cursor_name = match opts.mode {
-            HealMode::Heal => "heal.cursor",
-            HealMode::Scrub => "scrub.cursor",
-        };
-        // Chunks queued for repair first, fully verified.
-        let queued: Vec<([u8; 32], Option<ChunkRecord>)> = {
-            let txn = self.read()?;
-            let mut v = Vec::new();
-            for r in txn.all(Table::Repair)? {
-                let (k, _) = r?;
-                if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
-                    let rec = match txn.get(Table::Chunks, &h)? {
-                        Some(b) => Some(ChunkRecord::decode(&b)?),
-                        None => None,
-                    };
-                    v.push((h, rec));
-                }
-            }
-            v
-        };
-        for (h, rec) in queued {
-            if let Some(rec) = rec {
-                if rec.refs > 0 {
-                    self.heal_chunk(&h, &rec, true, &mut rep);
-                }
-            }
-            let unrecoverable = rep.unrecoverable.contains(&hex::encode(h));
-            if !unrecoverable {
-                self.inner.meta.committer().run_blocking(move |txn| {
-                    txn.delete(Table::Repair, &h)?;
-                    Ok(())
-                })?;
-            }
-        }
-        let mut cursor: Option<[u8; 32]> = None;
-        if opts.resume {
-            let txn = self.read()?;
-            if let Some(b) = txn.get(Table::State, cursor_name.as_bytes())? {
-                cursor = <[u8; 32]>::try_from(b.as_ref()).ok();
-            }
-        }
-        let total = {
-            let txn = self.read()?;
-            txn.count(Table::Chunks)?
-        };
-        let mut prog = HealProgress {
-            chunks_total: total,
-            ..Default::default()
-        };
-        loop {
-            let batch: Vec<([u8; 32], ChunkRecord)> = {
-                let txn = self.read()?;
-                let lower = match &cursor {
-                    Some(c) => std::ops::Bound::Excluded(c.as_slice()),
-                    None => std::ops::Bound::Unbounded,
-                };
-                let range = (lower, std::ops::Bound::Unbounded);
-                let mut v = Vec::with_capacity(HEAL_BATCH);
-                for r in txn.range(Table::Chunks, range.0, range.1)? {
-                    let (k, b) = r?;
-                    if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
-                        v.push((h, ChunkRecord::decode(&b)?));
-                    }
-                    if v.len() == HEAL_BATCH {
-                        break;
-                    }
-                }
-                v
-            };
-            if batch.is_empty() {
-                break;
-            }
-            for (h, rec) in &batch {
-                if rec.refs > 0 {
-                    self.heal_chunk(h, rec, opts.mode == HealMode::Scrub, &mut rep);
-                }
-                prog.chunks_done += 1;
-                prog.bytes_read = rep.bytes_read;
-                prog.shards_repaired = rep.shards_repaired;
-                if let Some(limit) = opts.rate_limit.filter(|l| *l > 0) {
-                    let due = Duration::from_secs_f64(rep.bytes_read as f64 / limit as f64);
-                    let spent = started.elapsed();
-                    if due > spent {
-                        std::thread::sleep(due - spent);
-                    }
-                }
-                cursor = Some(*h);
-                let cancelled = opts
-                    .cancel
-                    .as_ref()
-                    .map(|c| c.load(Ordering::Relaxed))
-                    .unwrap_or(false);
-                if cancelled {
-                    self.save_cursor(cursor_name, cursor)?;
-                    progress(&prog);
-                    rep.elapsed = started.elapsed();
-                    rep.complete = false;
-                    return Ok(rep);
-                }
-            }
-            self.save_cursor(cursor_name, cursor)?;
-            progress(&prog);
-        }
-        self.save_cursor(cursor_name, None)?;
-        rep.elapsed = started.elapsed();
-        rep.complete = true;
-        Ok(rep)
-    }
-
-    fn save_cursor(&self, name: &'static str, c: Option<[u8; 32]>) -> Result<()> {
-        self.inner.meta.committer().run_blocking(move |txn| {
-            match c {
-                Some(c) => txn.put(Table::State, name.as_bytes(), &c)?,
-                None => {
-                    txn.delete(Table::State, name.as_bytes())?;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Checks one chunk's shards and rewrites the missing or corrupt ones: a corrupt shard in
-    /// place, a missing one appended to its disk's volume (and the record pointed at it).
-    fn heal_chunk(&self, h: &[u8; 32], rec: &ChunkRecord, verify: bool, rep: &mut HealReport) {
-        let codec = self.inner.codec;
-        let disks = &self.inner.disks;
-        let n = codec.n();
-        let len = rec.len as usize;
-        let s = codec.shard_len(len);
-        let place = disks.placement(h, n);
-        rep.chunks_checked += 1;
-        let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
-        // (shard, corrupt in place) of every shard to rewrite.
-        let mut bad: Vec<(usize, bool)> = Vec::new();
-        for i in 0..n {
-            rep.shards_checked += 1;
-            if verify || rec.missing & (1 << i) != 0 {
-                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
-                    ShardRead::Ok(p) => {
-                        rep.bytes_read += (HEADER_LEN + s) as u64;
-                        shards[i] = Some(p.into());
-                    }
-                    ShardRead::Missing => {
-                        rep.shards_missing += 1;
-                        bad.push((i, false));
-                    }
-                    ShardRead::Corrupt => {
-                        rep.bytes_read += (HEADER_LEN + s) as u64;
-                        rep.shards_corrupt += 1;
-                        bad.push((i, true));
-                    }
-                }
-            } else if !disks.shard_present(place[i], rec.loc(i), s) {
-                rep.shards_missing += 1;
-                bad.push((i, false));
-            }
-        }
-        if bad.is_empty() {
-            return;
-        }
-        // Rewrites happen under the shared GC lock, on the record as it is now: GC neither
-        // frees the chunk nor sweeps a region heal has written but not yet recorded.
-        let _guard = match self.inner.gc_lock.shared_blocking() {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!("heal cannot take the GC lock: {e}");
-                return;
-            }
-        };
-        let rec = match self.chunk_record(h) {
-            Ok(r) if r.refs > 0 => r,
-            _ => return,
-        };
-        // Gather k intact shards (heal mode has not read them yet).
-        let mut intact = shards.iter().filter(|x| x.is_some()).count();
-        for i in 0..n {
-            if intact >= codec.k {
-                break;
-            }
-            if shards[i].is_none() && !bad.iter().any(|(j, _)| *j == i) {
-                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
-                    ShardRead::Ok(p) => {
-                        rep.bytes_read += (HEADER_LEN + s) as u64;
-                        shards[i] = Some(p.into());
-                        intact += 1;
-                    }
-                    ShardRead::Missing => {
-                        rep.shards_missing += 1;
-                        bad.push((i, false));
-                    }
-                    ShardRead::Corrupt => {
-                        rep.shards_corrupt += 1;
-                        bad.push((i, true));
-                    }
-                }
-            }
-        }
-        let rebuilt = codec.reconstruct(&mut shards).and_then(|_| {
-            let data = codec.join(&shards, len)?;
-            if blake3::hash(&data).as_bytes() != h {
-                return Err(Error::Corrupt(hex::encode(h)));
-            }
-            Ok(())
-        });
-        if let Err(e) = rebuilt {
-            tracing::error!(chunk = %hex::encode(h), "cannot rebuild chunk: {e}");
-            rep.unrecoverable.push(hex::encode(h));
-            return;
-        }
-        let mut still_missing = 0u64;
-        let mut moved: Vec<(usize, ShardLoc)> = Vec::new();
-        for &(i, corrupt) in &bad {
-            let Some(payload) = shards[i].as_ref() else {
-                still_missing |= 1 << i;
-                continue;
-            };
-            let header = ShardHeader::new(h, i, codec.k, codec.m, rec.len, payload);
-            if !disks.disks[place[i]].is_online() {
-                still_missing |= 1 << i;
-                continue;
-            }
-            let written = if corrupt && rec.loc(i).is_some() {
-                disks.rewrite_shard_at(place[i], rec.loc(i), &header, payload)
-            } else {
-                disks.write_shard(place[i], &header, payload).map(|loc| {
-                    moved.push((i, loc));
-                })
-            };
-            match written {
-                Ok(()) => {
-                    rep.shards_repaired += 1;
-                    rep.bytes_written += (HEADER_LEN + s) as u64;
-                }
-                Err(e) => {
-                    tracing::warn!(chunk = %hex::encode(h), shard = i, "repair write failed: {e}");
-                    still_missing |= 1 << i;
-                }
-            }
-        }
-        if still_missing != rec.missing || !moved.is_empty() {
-            let h = *h;
-            let res = self.inner.meta.committer().run_blocking(move |txn| {
-                if let Some(b) = txn.get(Table::Chunks, &h)? {
-                    let mut r = ChunkRecord::decode(&b)?;
-                    r.missing = still_missing;
-                    for (i, loc) in &moved {
-                        if r.locs.len() <= *i {
-                            r.locs.resize(*i + 1, ShardLoc::NONE);
-                        }
-                        r.locs[*i] = *loc;
-                    }
-                    txn.put(Table::Chunks, &h, &r.encode())?;
-                }
-                Ok(())
-            });
-            if let Err(e) = res {
-                tracing::warn!("could not update chunk record: {e}");
-            }
-        }
+        tokio::task::spawn_blocking(move || me.inner.chunks.heal(&opts, progress)).await?
     }
 
     /// Removes unreferenced chunks; with `sweep_orphans`, also shard and temporary files that no
@@ -460,9 +91,9 @@ impl Engine {
             stale_drafts_released: self.release_stale_drafts()?,
             ..Default::default()
         };
-        self.collect_unreferenced(true, &mut rep)?;
+        self.inner.chunks.collect_unreferenced(true, &mut rep)?;
         if sweep_orphans {
-            self.sweep_orphans(&mut rep)?;
+            self.inner.chunks.sweep_orphans(&mut rep)?;
         }
         rep.elapsed = started.elapsed();
         Ok(rep)
@@ -478,62 +109,9 @@ impl Engine {
             stale_drafts_released: self.release_stale_drafts()?,
             ..Default::default()
         };
-        self.collect_unreferenced(false, &mut rep)?;
+        self.inner.chunks.collect_unreferenced(false, &mut rep)?;
         rep.elapsed = started.elapsed();
         Ok((rep.chunks_removed + rep.stale_drafts_released > 0).then_some(rep))
-    }
-
-    /// Removes unreferenced chunks batch by batch, each under the exclusive GC lock. With
-    /// `wait`, waits for the lock; without, stops as soon as there is nothing to collect or a
-    /// writer holds the lock, unless writers have kept it out for `gc_starvation`: then it
-    /// holds new writers back and waits (up to [`DRAIN_WAIT`]) for those in flight.
-    fn collect_unreferenced(&self, wait: bool, rep: &mut GcReport) -> Result<()> {
-        loop {
-            let guard = if wait {
-                self.inner.gc_lock.exclusive_blocking()?
-            } else {
-                let txn = self.read()?;
-                if txn.count(Table::ZeroRefs).map(|n| n == 0)? {
-                    return Ok(());
-                }
-                drop(txn);
-                match self.try_exclusive_or_drain()? {
-                    Some(g) => g,
-                    None => return Ok(()),
-                }
-            };
-            let more = self.collect_batch(rep)?;
-            drop(guard);
-            if !more {
-                return Ok(());
-            }
-        }
-    }
-
-    /// The exclusive GC lock now, or after holding new writers back if writers have kept GC
-    /// out for `gc_starvation` (see `lock.rs`); `None` when GC must try again later.
-    fn try_exclusive_or_drain(&self) -> Result<Option<crate::lock::GcGuard>> {
-        let kept_out = &self.inner.gc_kept_out_since;
-        if let Some(g) = self.inner.gc_lock.try_exclusive()? {
-            *kept_out.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            return Ok(Some(g));
-        }
-        let since = *kept_out
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(Instant::now);
-        if since.elapsed() < self.inner.cfg.gc_starvation {
-            return Ok(None);
-        }
-        let g = self.inner.gc_lock.exclusive_draining(DRAIN_WAIT)?;
-        if g.is_some() {
-            *kept_out.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            tracing::info!(
-                "gc: writers kept collection out for {:?}; new writers held back for one batch",
-                since.elapsed()
-            );
-        }
-        Ok(g)
     }
 
     /// Collects garbage in the background every `every` (see [`Engine::try_collect`]) until the
@@ -566,107 +144,6 @@ impl Engine {
         AutoGc { task }
     }
 
-    /// One batch of GC under the exclusive lock: removes up to 1024 chunks without references
-    /// and frees their shards. Returns whether there may be more.
-    fn collect_batch(&self, rep: &mut GcReport) -> Result<bool> {
-        let candidates: Vec<[u8; 32]> = {
-            let txn = self.read()?;
-            let mut v = Vec::new();
-            for r in txn.all(Table::ZeroRefs)? {
-                let (k, _) = r?;
-                if let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) {
-                    v.push(h);
-                }
-                if v.len() == 1024 {
-                    break;
-                }
-            }
-            v
-        };
-        if candidates.is_empty() {
-            return Ok(false);
-        }
-        let removed: Vec<([u8; 32], ChunkRecord)> =
-            self.inner.meta.committer().run_blocking(move |txn| {
-                let mut out = Vec::new();
-                for h in candidates {
-                    txn.delete(Table::ZeroRefs, &h)?;
-                    if let Some(b) = txn.get(Table::Chunks, &h)? {
-                        let r = ChunkRecord::decode(&b)?;
-                        if r.refs == 0 {
-                            txn.delete(Table::Chunks, &h)?;
-                            txn.delete(Table::Repair, &h)?;
-                            txn.delete(Table::ChunkMd5, &h)?;
-                            out.push((h, r));
-                        }
-                    }
-                }
-                Ok(out)
-            })?;
-        for (h, r) in &removed {
-            let s = self.inner.codec.shard_len(r.len as usize);
-            self.inner.disks.release(h, s, &r.locs);
-            rep.chunks_removed += 1;
-            rep.bytes_freed += r.len as u64;
-        }
-        Ok(true)
-    }
-
-    /// Frees every volume region no chunk record refers to (shards of crashed or failed writes,
-    /// the old place of a moved shard, unused preallocation) and deletes volumes with nothing
-    /// live that no process is appending to. Holds the exclusive GC lock throughout, so no
-    /// writer is between writing a shard and recording it.
-    fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
-        use std::collections::HashMap;
-        let _g = self.inner.gc_lock.exclusive_blocking()?;
-        let disks = &self.inner.disks;
-        let n = self.inner.codec.n();
-        // disk → volume → live regions (offset, len)
-        let mut live: Vec<HashMap<u64, Vec<(u64, u64)>>> = vec![HashMap::new(); disks.disks.len()];
-        {
-            let txn = self.read()?;
-            for r in txn.all(Table::Chunks)? {
-                let (k, b) = r?;
-                let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) else {
-                    continue;
-                };
-                let rec = ChunkRecord::decode(&b)?;
-                let region =
-                    crate::volume::region_len(self.inner.codec.shard_len(rec.len as usize));
-                let place = disks.placement(&h, n);
-                for (i, loc) in rec.locs.iter().enumerate().take(n) {
-                    if loc.is_some() {
-                        live[place[i]]
-                            .entry(loc.volume)
-                            .or_default()
-                            .push((loc.offset, region));
-                    }
-                }
-            }
-        }
-        for d in &disks.disks {
-            if !d.is_online() {
-                continue;
-            }
-            for (id, path) in crate::volume::list_volumes(&d.path) {
-                match live[d.index].get_mut(&id) {
-                    Some(regions) => {
-                        regions.sort_unstable();
-                        rep.orphan_bytes_freed += crate::volume::punch_outside(&path, regions)?;
-                    }
-                    None => {
-                        if crate::volume::remove_if_unused(&path)? {
-                            rep.volumes_removed += 1;
-                        } else {
-                            rep.orphan_bytes_freed += crate::volume::punch_outside(&path, &[])?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Number of chunks queued for repair (cheap: one LMDB stat).
     pub fn repair_queue_len(&self) -> Result<u64> {
         let txn = self.read()?;
@@ -675,8 +152,9 @@ impl Engine {
 
     /// Disk states and capacity only (cheap, unlike [`Engine::status`]).
     pub fn disk_status(&self) -> Vec<DiskStatus> {
-        self.inner.disks.refresh();
+        self.inner.chunks.disks.refresh();
         self.inner
+            .chunks
             .disks
             .disks
             .iter()
@@ -753,7 +231,9 @@ impl Engine {
 
     /// Reads a whole chunk by reference (for tests and tools).
     pub fn read_chunk_bytes(&self, hash: [u8; 32], len: u32) -> Result<Vec<u8>> {
-        self.read_chunk(&ChunkRef { hash, len }, 0, len as usize)
+        self.inner
+            .chunks
+            .read_chunk(&ChunkRef { hash, len }, 0, len as usize)
             .map(|v| v.concat())
     }
 }
@@ -807,7 +287,7 @@ impl Engine {
         // Open drafts pin chunks as manifests do.
         for r in txn.all(Table::Drafts)? {
             let (_, b) = r?;
-            for c in crate::draft::pinned_chunks(&b)?
+            for c in crate::object::draft::pinned_chunks(&b)?
                 .iter()
                 .filter(|c| !c.is_hole())
             {

@@ -12,7 +12,7 @@
 //! - `uploads`: `bucket \0 key \0 upload-id` → [`UploadRecord`]
 //! - `parts`: `upload-id part-number(be u32)` → [`PartRecord`]
 //! - `state`: name → bytes (heal/scrub cursors)
-//! - `drafts`: draft id → owner and the chunks the draft pins (see [`crate::draft`])
+//! - `drafts`: draft id → owner and the chunks the draft pins (see [`crate::object::draft`])
 //! - `chunk_md5`: BLAKE3 hash → MD5 of the chunk, where known (for multipart-style ETags)
 
 use std::collections::BTreeMap;

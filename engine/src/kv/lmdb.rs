@@ -188,3 +188,17 @@ impl Write for LmdbWrite<'_, '_> {
         Ok(self.tables.db(table).delete(self.txn, key)?)
     }
 }
+
+impl From<heed::Error> for crate::error::Error {
+    fn from(e: heed::Error) -> Self {
+        let no_space = match &e {
+            heed::Error::Io(io) => crate::error::io_is_no_space(io),
+            heed::Error::Mdb(m) => matches!(
+                m,
+                heed::MdbError::MapFull | heed::MdbError::Other(libc::ENOSPC | libc::EDQUOT)
+            ),
+            _ => false,
+        };
+        crate::error::Error::Meta(crate::error::StoreError::new(e, no_space))
+    }
+}

@@ -21,37 +21,10 @@ pub mod lmdb;
 pub use commit::Committer;
 pub use lmdb::Store;
 
+pub use crate::error::StoreError;
+
 #[cfg(test)]
 mod tests;
-
-/// A failure of the metadata store underneath.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// LMDB failed.
-    #[error("{0}")]
-    Lmdb(#[from] heed::Error),
-}
-
-impl StoreError {
-    /// Whether the store ran out of space: its map (`storage.map_size`) or the filesystem
-    /// holding it.
-    pub fn is_no_space(&self) -> bool {
-        match self {
-            StoreError::Lmdb(heed::Error::Io(e)) => crate::error::io_is_no_space(e),
-            StoreError::Lmdb(heed::Error::Mdb(m)) => matches!(
-                m,
-                heed::MdbError::MapFull | heed::MdbError::Other(libc::ENOSPC | libc::EDQUOT)
-            ),
-            StoreError::Lmdb(_) => false,
-        }
-    }
-}
-
-impl From<heed::Error> for crate::error::Error {
-    fn from(e: heed::Error) -> Self {
-        crate::error::Error::Meta(StoreError::Lmdb(e))
-    }
-}
 
 /// One ordered key space (keys compare bytewise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,24 +12,20 @@
 //! that died; [`Engine::release_stale_drafts`] (run by GC) drops its references.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::PathBuf;
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
-use crate::engine::{Engine, StoredChunk};
+use super::Engine;
+use crate::chunk::StoredChunk;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table, Write};
-use crate::lock::GcGuard;
+use crate::lock::{GcGuard, OwnerLock};
 use crate::meta::{
     current_object, decref, incref, new_id, now_ns, object_key, ChunkRecord, ChunkRef, Manifest,
     ObjectAttrs, ObjectMeta,
 };
 use crate::names::validate_key;
-
-/// Directory of owner lock files.
-const OWNERS_DIR: &str = "owners";
 
 /// An open draft. Closing it ([`Engine::close_draft`]) releases what it pins; a draft of a
 /// process that dies is released by the next GC.
@@ -86,20 +82,6 @@ pub struct WriteGuard {
     _g: GcGuard,
 }
 
-/// The lock file of this engine instance (created on its first draft).
-#[derive(Debug)]
-pub(crate) struct Owner {
-    pub(crate) id: String,
-    path: PathBuf,
-    _file: File,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// Draft record: `owner (32 hex) ‖ manifest of the pinned chunks`.
 fn encode_record(owner: &str, pinned: &[ChunkRef]) -> Vec<u8> {
     let m = Manifest::Chunks {
@@ -120,26 +102,14 @@ pub(crate) fn decode_record(b: &[u8]) -> Result<(String, Vec<ChunkRef>)> {
 }
 
 impl Engine {
-    fn owner(&self) -> Result<&Owner> {
+    fn owner(&self) -> Result<&OwnerLock> {
         if let Some(o) = self.inner.owner.get() {
             return Ok(o);
         }
-        let dir = self.inner.cfg.data_dir.join(OWNERS_DIR);
-        crate::private::create_dir_all(&dir)?;
-        let id = new_id();
-        let path = dir.join(format!("{id}.lock"));
-        let file = crate::private::open_options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        file.try_lock()
-            .map_err(|e| Error::Format(format!("cannot lock {}: {e}", path.display())))?;
-        let _ = self.inner.owner.set(Owner {
-            id,
-            path,
-            _file: file,
-        });
+        let _ = self
+            .inner
+            .owner
+            .set(OwnerLock::take(&self.inner.cfg.data_dir)?);
         self.inner
             .owner
             .get()
@@ -229,27 +199,22 @@ impl Engine {
     /// Takes the guard under which chunks may be stored for a draft.
     pub async fn write_guard(&self) -> Result<WriteGuard> {
         Ok(WriteGuard {
-            _g: self.inner.gc_lock.shared().await?,
+            _g: self.inner.chunks.gc_lock.shared().await?,
         })
     }
 
     /// Stores the bytes of one chunk for a later draft commit (deduplicated, erasure-coded): the
-    /// pieces it became, in order, runs of zeros as holes ([`crate::engine::zero_runs`]).
+    /// pieces it became, in order, runs of zeros as holes ([`crate::chunk::zero_runs`]).
     /// Blocking: call it from a blocking thread. The pieces stay protected only while `guard` is
     /// held; hand them to [`Engine::commit_draft`] (which makes them durable) or give them up
     /// with [`Engine::abandon_chunks_now`].
     pub fn store_draft_data(&self, _guard: &WriteGuard, data: &[u8]) -> Result<Vec<StoredChunk>> {
-        self.store_data(data)
+        self.inner.chunks.store_data(data)
     }
 
     /// Frees the shards of stored chunks that will not be committed. Blocking.
     pub fn abandon_chunks_now(&self, chunks: Vec<StoredChunk>) {
-        for c in chunks {
-            if let Some(f) = c.fresh {
-                let s = self.inner.codec.shard_len(c.r.len as usize);
-                self.inner.disks.release(&c.r.hash, s, &f.locs);
-            }
-        }
+        self.inner.chunks.abandon_now(chunks)
     }
 
     /// Commits a draft's contents as the object under `key`, replacing whatever is there.
@@ -290,7 +255,7 @@ impl Engine {
                 let (chunks, r) = tokio::task::spawn_blocking(move || {
                     let mut list: Vec<StoredChunk> =
                         chunks.iter().map(|(c, _)| c.clone()).collect();
-                    let r = me.sync_chunks(&mut list);
+                    let r = me.inner.chunks.sync_chunks(&mut list);
                     let chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = list
                         .into_iter()
                         .zip(chunks)
@@ -329,7 +294,7 @@ impl Engine {
                     DraftData::Chunks(chunks) => {
                         let mut size = 0u64;
                         let mut refs = Vec::with_capacity(chunks.len());
-                        surplus = crate::engine::reference(txn, chunks.iter().map(|c| &c.0))?;
+                        surplus = crate::chunk::reference(txn, chunks.iter().map(|c| &c.0))?;
                         for (sc, md5) in &chunks {
                             if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
                                 txn.put(Table::ChunkMd5, &sc.r.hash, &m)?;
@@ -374,7 +339,7 @@ impl Engine {
             })
             .await?;
         *draft = new_id_.map(|id| Draft { id });
-        self.release_surplus(surplus).await;
+        self.inner.chunks.release_surplus(surplus).await;
         Ok(res)
     }
 
@@ -410,7 +375,7 @@ impl Engine {
                 continue;
             }
             if !dead_owners.contains(&owner) {
-                if self.owner_alive(&owner) {
+                if OwnerLock::is_alive(&self.inner.cfg.data_dir, &owner) {
                     alive.insert(owner);
                     continue;
                 }
@@ -428,32 +393,9 @@ impl Engine {
             })?;
         }
         for o in dead_owners {
-            let _ = std::fs::remove_file(self.owner_path(&o));
+            let _ = std::fs::remove_file(OwnerLock::path_of(&self.inner.cfg.data_dir, &o));
         }
         Ok(n)
-    }
-
-    fn owner_path(&self, owner: &str) -> PathBuf {
-        self.inner
-            .cfg
-            .data_dir
-            .join(OWNERS_DIR)
-            .join(format!("{owner}.lock"))
-    }
-
-    /// Whether the engine instance `owner` still holds its lock file.
-    fn owner_alive(&self, owner: &str) -> bool {
-        if owner.len() != 32 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return false;
-        }
-        match File::open(self.owner_path(owner)) {
-            Ok(f) => match f.try_lock() {
-                Ok(()) => false,
-                Err(std::fs::TryLockError::WouldBlock) => true,
-                Err(std::fs::TryLockError::Error(_)) => true,
-            },
-            Err(_) => false,
-        }
     }
 
     /// Number of open drafts (all processes).
@@ -470,7 +412,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         if c.r.is_hole() {
-            return Ok(crate::engine::zeros(b - a));
+            return Ok(crate::chunk::hole::zeros(b - a));
         }
         match &c.fresh {
             Some(f) => {
@@ -480,9 +422,9 @@ impl Engine {
                     missing: f.missing,
                     locs: f.locs.clone(),
                 };
-                self.read_chunk_at(&c.r, &rec, a, b)
+                self.inner.chunks.read_chunk_at(&c.r, &rec, a, b)
             }
-            None => self.read_chunk(&c.r, a, b),
+            None => self.inner.chunks.read_chunk(&c.r, a, b),
         }
     }
 
@@ -568,7 +510,7 @@ pub fn zeros_md5(len: u32) -> [u8; 16] {
         return m;
     }
     let mut h = Md5::new();
-    for piece in crate::engine::zeros(len as usize) {
+    for piece in crate::chunk::hole::zeros(len as usize) {
         h.update(&piece);
     }
     let m: [u8; 16] = h.finalize().into();

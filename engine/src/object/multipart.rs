@@ -4,7 +4,9 @@
 use md5::{Digest, Md5};
 use tokio::io::AsyncRead;
 
-use crate::engine::{read_up_to, Engine, PutOptions};
+use super::write::PutOptions;
+use super::Engine;
+use crate::chunk::write::read_up_to;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table, Write};
 use crate::meta::{
@@ -146,16 +148,16 @@ impl Engine {
             return Err(Error::InvalidPartNumber(part_number));
         }
         self.require_upload(bucket, key, upload_id)?;
-        let guard = self.inner.gc_lock.shared().await?;
+        let guard = self.inner.chunks.gc_lock.shared().await?;
         let first = read_up_to(&mut body, self.inner.cfg.chunk_size).await?;
         let stored = if first.is_empty() {
-            crate::engine::StoredStream {
+            crate::chunk::StoredStream {
                 chunks: Vec::new(),
                 size: 0,
                 md5: Md5::digest([]).into(),
             }
         } else {
-            self.store_stream(first, &mut body).await?
+            self.inner.chunks.store_stream(first, &mut body).await?
         };
         let rec = PartRecord {
             etag: hex::encode(stored.md5),
@@ -187,7 +189,7 @@ impl Engine {
                 if txn.get(Table::Uploads, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
-                let surplus = crate::engine::reference(txn, &chunks)?;
+                let surplus = crate::chunk::reference(txn, &chunks)?;
                 if let Some(old) = txn.get(Table::Parts, &pkey)? {
                     let old: PartRecord = rmp_serde::from_slice(&old)?;
                     release_manifest(txn, &old.data_id)?;
@@ -199,11 +201,11 @@ impl Engine {
             .await;
         let res = match res {
             Ok(surplus) => {
-                self.release_surplus(surplus).await;
+                self.inner.chunks.release_surplus(surplus).await;
                 Ok(info)
             }
             Err(e) => {
-                self.abandon_chunks(&stored.chunks).await;
+                self.inner.chunks.abandon_chunks(&stored.chunks).await;
                 Err(e)
             }
         };
@@ -370,7 +372,7 @@ impl Engine {
                 }
                 if let Some(want) = &opts.if_match {
                     match &old {
-                        Some(o) if crate::engine::etag_matches(want, &o.etag) => {}
+                        Some(o) if super::read::etag_matches(want, &o.etag) => {}
                         _ => return Err(Error::PreconditionFailed("ETag does not match")),
                     }
                 }

@@ -1,29 +1,26 @@
-//! The disk set: identity files, deterministic shard placement and shard I/O.
+//! The disk set: identity files, deterministic shard placement, and the shards of one chunk
+//! written to and read from their disks (each through [`ShardIo`]).
 //!
 //! Each disk is a directory holding `predastore-disk.json` (its identity) and `volumes/`, the
-//! append-only volume files its shards live in (see [`crate::volume`]). Where a shard is comes
+//! append-only volume files its shards live in (see [`super::local`]). Where a shard is comes
 //! from its chunk record ([`ShardLoc`]); which disk it is on, from placement.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
+use super::local::LocalDisk;
+use super::shard::ShardHeader;
+use super::shard_io::{DiskState, Pending, ShardIo, ShardRead};
+use super::volume::{self, PendingSync, ShardBuf};
 use crate::error::{Error, Result};
 use crate::format::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
 use crate::meta::ShardLoc;
-use crate::shard::{self, ShardHeader, HEADER_LEN};
-use crate::volume::{self, Appender, ShardBuf};
 
 /// Name of the identity file in every disk directory.
 pub const IDENTITY_FILE: &str = "predastore-disk.json";
-
-/// How much of a shard is read before it is verified (whole blocks, at least one): small
-/// enough to be hashed from the CPU's L2 cache right after the read copied it there.
-const VERIFY_PIECE: usize = 256 << 10;
 
 /// Identity of one disk of a set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -38,61 +35,11 @@ pub struct DiskIdentity {
     pub index: usize,
 }
 
-/// State of one disk as last probed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DiskState {
-    /// Present, with the right identity.
-    Online,
-    /// The directory is missing or unreadable.
-    Missing,
-    /// The directory exists but has no identity (new or replaced disk): heal formats it.
-    Unformatted,
-    /// The directory belongs to another set or position; it is never used.
-    Foreign(String),
-}
-
-/// One disk directory.
-#[derive(Debug)]
-pub struct Disk {
-    /// Position in the set.
-    pub index: usize,
-    /// Directory.
-    pub path: PathBuf,
-    state: RwLock<DiskState>,
-    appender: Appender,
-}
-
-impl Disk {
-    /// Current state.
-    pub fn state(&self) -> DiskState {
-        self.state
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or(DiskState::Missing)
-    }
-
-    fn set_state(&self, s: DiskState) {
-        if let Ok(mut g) = self.state.write() {
-            *g = s;
-        }
-    }
-
-    /// Whether shards may be written to and read from this disk.
-    pub fn is_online(&self) -> bool {
-        self.state() == DiskState::Online
-    }
-
-    /// Path of a volume file on this disk.
-    pub fn volume_path(&self, id: u64) -> PathBuf {
-        volume::volume_path(&self.path, id)
-    }
-}
-
 /// The disks of one data directory.
 #[derive(Debug)]
 pub struct DiskSet {
     /// All disks, by index.
-    pub disks: Vec<Disk>,
+    pub disks: Vec<LocalDisk>,
     set_id: String,
     fsync: bool,
 }
@@ -109,7 +56,7 @@ pub struct WriteOutcome {
     /// Where each shard went ([`ShardLoc::NONE`] for missing ones).
     pub locs: Vec<ShardLoc>,
     /// The writes still to be made durable: shard index and its pending sync.
-    pub unsynced: Vec<(usize, volume::PendingSync)>,
+    pub unsynced: Vec<(usize, PendingSync)>,
 }
 
 impl DiskSet {
@@ -118,12 +65,7 @@ impl DiskSet {
         let disks = paths
             .iter()
             .enumerate()
-            .map(|(index, path)| Disk {
-                index,
-                path: path.clone(),
-                state: RwLock::new(DiskState::Missing),
-                appender: Appender::new(path, policy),
-            })
+            .map(|(index, path)| LocalDisk::new(index, path.clone(), policy))
             .collect();
         let set = DiskSet {
             disks,
@@ -140,9 +82,6 @@ impl DiskSet {
             let s = probe(&d.path, &self.set_id, d.index);
             if let DiskState::Foreign(why) = &s {
                 tracing::error!(disk = %d.path.display(), "refusing disk: {why}");
-            }
-            if s != DiskState::Online {
-                d.appender.reset();
             }
             d.set_state(s);
         }
@@ -172,7 +111,7 @@ impl DiskSet {
             ))),
             DiskState::Missing | DiskState::Unformatted => {
                 format_disk(&d.path, &self.set_id, index, self.fsync)?;
-                d.appender.reset();
+                d.forget_volume();
                 d.set_state(DiskState::Online);
                 tracing::warn!(disk = %d.path.display(), "formatted replacement disk");
                 Ok(true)
@@ -208,7 +147,7 @@ impl DiskSet {
         shards: &mut [ShardBuf],
     ) -> WriteOutcome {
         let place = self.placement(chunk, shards.len());
-        let results: Vec<Result<(ShardLoc, volume::PendingSync), bool>> = std::thread::scope(|s| {
+        let results: Vec<Result<(ShardLoc, PendingSync), bool>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
                 .iter_mut()
                 .enumerate()
@@ -221,11 +160,11 @@ impl DiskSet {
                         let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
                         buf.set_header(&h);
                         // Parity is read only when a disk fails: never kept cached.
-                        let r = match self.append(disk_index, buf, i < k) {
+                        let r = match self.disks[disk_index].append(buf, i < k) {
                             // Space held ahead by volumes (of this disk or of disks sharing
                             // its filesystem) is given back, then the shard tried once more.
                             Err(e) if e.is_no_space() && self.trim_preallocation() > 0 => {
-                                self.append(disk_index, buf, i < k)
+                                self.disks[disk_index].append(buf, i < k)
                             }
                             r => r,
                         };
@@ -273,32 +212,11 @@ impl DiskSet {
     /// Gives back the space every disk's volume has preallocated beyond its last shard; returns
     /// the bytes given back.
     pub fn trim_preallocation(&self) -> u64 {
-        let n: u64 = self.disks.iter().map(|d| d.appender.trim()).sum();
+        let n: u64 = self.disks.iter().map(|d| d.trim_preallocation()).sum();
         if n > 0 {
             tracing::info!("a disk is full: gave back {n} bytes of volume preallocation");
         }
         n
-    }
-
-    /// Appends one shard (header filled in) to disk `disk_index`'s volume; returns where it
-    /// went and what makes it durable. `data`: a data shard (not parity), which the write
-    /// policy may keep in the page cache.
-    fn append(
-        &self,
-        disk_index: usize,
-        shard: &ShardBuf,
-        data: bool,
-    ) -> Result<(ShardLoc, volume::PendingSync)> {
-        let disk = &self.disks[disk_index];
-        let r = disk.appender.reserve(shard.region().len() as u64)?;
-        let pending = r.write(shard, data)?;
-        Ok((
-            ShardLoc {
-                volume: r.volume,
-                offset: r.offset,
-            },
-            pending,
-        ))
     }
 
     /// Appends one shard to disk `disk_index`'s volume, durably; returns where it went. Used by
@@ -311,8 +229,8 @@ impl DiskSet {
     ) -> Result<ShardLoc> {
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
-        let (loc, pending) = self.append(disk_index, &buf, header.index < header.k)?;
-        pending.volume.make_durable(pending.seq)?;
+        let (loc, pending) = self.disks[disk_index].append(&buf, header.index < header.k)?;
+        pending.make_durable()?;
         Ok(loc)
     }
 
@@ -324,16 +242,9 @@ impl DiskSet {
         header: &ShardHeader,
         payload: &[u8],
     ) -> Result<()> {
-        let disk = &self.disks[disk_index];
-        let f = OpenOptions::new()
-            .write(true)
-            .open(disk.volume_path(loc.volume))?;
-        f.write_all_at(&header.encode(), loc.offset)?;
-        f.write_all_at(payload, loc.offset + HEADER_LEN as u64)?;
-        if self.fsync {
-            f.sync_data()?;
-        }
-        Ok(())
+        let mut buf = ShardBuf::from_payload(payload);
+        buf.set_header(header);
+        self.disks[disk_index].rewrite(loc, &buf)
     }
 
     /// Reads and verifies shard `index` of `chunk` at `loc` on disk `disk_index`.
@@ -345,11 +256,11 @@ impl DiskSet {
         loc: ShardLoc,
         shard_len: usize,
     ) -> ShardRead {
-        self.read_shard_range(chunk, index, disk_index, loc, shard_len, 0, shard_len)
+        self.disks[disk_index].read(chunk, index, loc, shard_len, 0, shard_len)
     }
 
-    /// Reads bytes `[lo, hi)` of the payload of shard `index` of `chunk`: only the blocks
-    /// holding them are read, and each is checked against its hash in the header.
+    /// Reads bytes `[lo, hi)` of the payload of shard `index` of `chunk` on disk `disk_index`
+    /// (see [`ShardIo::read`]).
     #[allow(clippy::too_many_arguments)]
     pub fn read_shard_range(
         &self,
@@ -361,101 +272,23 @@ impl DiskSet {
         lo: usize,
         hi: usize,
     ) -> ShardRead {
-        let disk = &self.disks[disk_index];
-        if !disk.is_online() || !loc.is_some() || lo > hi || hi > shard_len {
-            return ShardRead::Missing;
-        }
-        let bl = shard::block_len(shard_len);
-        let first = lo / bl;
-        let (a, b) = if lo == hi {
-            (lo, lo)
-        } else {
-            (
-                first * bl,
-                hi.div_ceil(bl).saturating_mul(bl).min(shard_len),
-            )
-        };
-        let path = disk.volume_path(loc.volume);
-        let payload_at = loc.offset + HEADER_LEN as u64;
-        // Header and payload into separate buffers, so the payload is handed on without a copy.
-        let mut header = [0u8; HEADER_LEN];
-        let read = File::open(&path).and_then(|f| {
-            // Ask for all of it at once (a fresh descriptor has no readahead history).
-            // SAFETY: plain syscall on an open descriptor.
-            let (at, len) = if a == 0 {
-                (loc.offset, HEADER_LEN + b)
-            } else {
-                (payload_at + a as u64, (b - a).max(1))
-            };
-            unsafe {
-                libc::posix_fadvise(
-                    std::os::unix::io::AsRawFd::as_raw_fd(&f),
-                    at as i64,
-                    len as i64,
-                    libc::POSIX_FADV_WILLNEED,
-                )
-            };
-            f.read_exact_at(&mut header, loc.offset)?;
-            let h = match ShardHeader::decode(&header) {
-                Ok(h) if &h.chunk == chunk && h.index as usize == index => h,
-                _ => return Ok((Vec::new(), false)),
-            };
-            // Each piece is verified right after it is read, while it is still in the cache.
-            let piece = bl * (VERIFY_PIECE / bl).max(1);
-            volume::read_checked_at_new(&f, b - a, payload_at + a as u64, piece, |at, p| {
-                h.verify_blocks(shard_len, first + at / bl, p)
-            })
-        });
-        let data = match read {
-            Ok((_, false)) => return ShardRead::Corrupt,
-            Ok((p, true)) => p,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::UnexpectedEof) => {
-                return ShardRead::Missing
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "shard read failed: {e}");
-                return ShardRead::Missing;
-            }
-        };
-        ShardRead::Ok(bytes::Bytes::from(data).slice(lo - a..hi - a))
+        self.disks[disk_index].read(chunk, index, loc, shard_len, lo, hi)
     }
 
-    /// Whether a shard is present at `loc` (its volume exists and reaches that far), without
-    /// reading it.
+    /// Whether a shard is present at `loc` on disk `disk_index`, without reading it.
     pub fn shard_present(&self, disk_index: usize, loc: ShardLoc, shard_len: usize) -> bool {
-        let disk = &self.disks[disk_index];
-        disk.is_online()
-            && loc.is_some()
-            && fs::metadata(disk.volume_path(loc.volume))
-                .map(|m| m.len() >= loc.offset + (HEADER_LEN + shard_len) as u64)
-                .unwrap_or(false)
+        self.disks[disk_index].present(loc, shard_len)
     }
 
     /// Frees the space of a chunk's shards (`locs[i]` on the disk placement gives shard `i`).
     pub fn release(&self, chunk: &[u8; 32], shard_len: usize, locs: &[ShardLoc]) {
         let place = self.placement(chunk, locs.len());
         for (i, loc) in locs.iter().enumerate() {
-            let disk = &self.disks[place[i]];
-            if !loc.is_some() || !disk.is_online() {
-                continue;
-            }
-            let path = disk.volume_path(loc.volume);
-            if let Err(e) = volume::punch(&path, loc.offset, volume::region_len(shard_len)) {
-                tracing::warn!(path = %path.display(), "could not free shard space: {e}");
+            if loc.is_some() {
+                self.disks[place[i]].release(*loc, shard_len);
             }
         }
     }
-}
-
-/// Result of reading one shard.
-#[derive(Debug)]
-pub enum ShardRead {
-    /// The verified payload.
-    Ok(bytes::Bytes),
-    /// Absent (or its disk is offline).
-    Missing,
-    /// Present but failing verification.
-    Corrupt,
 }
 
 fn probe(path: &Path, set_id: &str, index: usize) -> DiskState {

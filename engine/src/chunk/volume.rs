@@ -1,7 +1,7 @@
 //! Volume files: large append-only files on each disk that hold shards back to back.
 //!
 //! A shard is written once, at a 4 KiB-aligned offset of a volume, as header + payload (see
-//! [`crate::shard`]); the chunk record in LMDB says which volume and offset. Writing shards into a
+//! [`crate::chunk::shard`]); the chunk record in LMDB says which volume and offset. Writing shards into a
 //! few large files instead of one file per shard saves the file system's inode allocation, a
 //! rename and a directory fsync per shard, which cost more CPU than all hashing and coding of a
 //! large put.
@@ -18,8 +18,8 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
+use crate::chunk::shard::{ShardHeader, HEADER_LEN};
 use crate::error::{Error, Result};
-use crate::shard::{ShardHeader, HEADER_LEN};
 
 /// Directory of a disk holding its volume files.
 pub const VOLUME_DIR: &str = "volumes";
@@ -693,7 +693,7 @@ pub fn scan_shards(path: &Path) -> Result<Vec<(u64, ShardHeader)>> {
             let n = f.read_at(&mut h, off)?;
             match ShardHeader::decode(&h[..n]) {
                 Ok(hdr) => {
-                    let codec = crate::erasure::Codec {
+                    let codec = crate::chunk::erasure::Codec {
                         k: (hdr.k as usize).max(1),
                         m: hdr.m as usize,
                     };

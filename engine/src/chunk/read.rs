@@ -1,0 +1,126 @@
+//! Reading chunks: verified shard reads, degraded reads from parity, the repair queue.
+
+use bytes::Bytes;
+
+use super::hole::zeros;
+use super::shard_io::ShardRead;
+use crate::error::{Error, Result};
+use crate::kv::{Read, Table};
+use crate::meta::{ChunkRecord, ChunkRef};
+
+use super::ChunkStore;
+
+impl ChunkStore {
+    /// Reads bytes `[a, b)` of a chunk, verifying every shard it reads; rebuilds from parity when
+    /// a shard is missing or corrupt, and queues the chunk for repair.
+    pub(crate) fn read_chunk(&self, c: &ChunkRef, a: usize, b: usize) -> Result<Vec<Bytes>> {
+        if c.is_hole() {
+            return Ok(zeros(b.saturating_sub(a)));
+        }
+        let rec = self.chunk_record(&c.hash)?;
+        self.read_chunk_at(c, &rec, a, b)
+    }
+
+    /// [`ChunkStore::read_chunk`] with the shard locations given.
+    pub(crate) fn read_chunk_at(
+        &self,
+        c: &ChunkRef,
+        rec: &ChunkRecord,
+        a: usize,
+        b: usize,
+    ) -> Result<Vec<Bytes>> {
+        let codec = self.codec;
+        let s = codec.shard_len(c.len as usize);
+        let place = self.disks.placement(&c.hash, codec.n());
+        let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
+        let disks = &self.disks;
+        // Only the blocks of each shard the range touches are read (and verified).
+        let read = |j: usize| {
+            let lo = a.max(j * s) - j * s;
+            let hi = b.min((j + 1) * s) - j * s;
+            disks.read_shard_range(&c.hash, j, place[j], rec.loc(j), s, lo, hi)
+        };
+        // The shards a range needs are on different disks: read them at the same time.
+        let reads: Vec<ShardRead> = if first == last {
+            vec![read(first)]
+        } else {
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = (first..=last).map(|j| sc.spawn(move || read(j))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(ShardRead::Missing))
+                    .collect()
+            })
+        };
+        let mut pieces = Vec::with_capacity(reads.len());
+        for r in reads {
+            match r {
+                ShardRead::Ok(p) => pieces.push(p),
+                _ => {
+                    pieces.clear();
+                    break;
+                }
+            }
+        }
+        if pieces.is_empty() {
+            let data = self.read_chunk_degraded(c, rec)?;
+            pieces.push(Bytes::from(data).slice(a..b));
+        }
+        // Slices of the shards as read: no copy.
+        Ok(pieces)
+    }
+
+    /// The chunk record of `hash`; a chunk a manifest refers to always has one.
+    pub(crate) fn chunk_record(&self, hash: &[u8; 32]) -> Result<ChunkRecord> {
+        let txn = self.read()?;
+        match txn.get(Table::Chunks, hash)? {
+            Some(b) => ChunkRecord::decode(&b),
+            None => Err(Error::Corrupt(format!(
+                "chunk {} has no record (removed while being read?)",
+                hex::encode(hash)
+            ))),
+        }
+    }
+
+    /// Reads a whole chunk from any `k` intact shards and checks it against its hash.
+    pub(crate) fn read_chunk_degraded(&self, c: &ChunkRef, rec: &ChunkRecord) -> Result<Vec<u8>> {
+        let codec = self.codec;
+        let len = c.len as usize;
+        let s = codec.shard_len(len);
+        let place = self.disks.placement(&c.hash, codec.n());
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
+        let mut intact = 0;
+        for (i, slot) in shards.iter_mut().enumerate() {
+            if intact == codec.k {
+                break;
+            }
+            if let ShardRead::Ok(p) = self.disks.read_shard(&c.hash, i, place[i], rec.loc(i), s) {
+                *slot = Some(p.into());
+                intact += 1;
+            }
+        }
+        self.queue_repair(c.hash);
+        if intact < codec.k {
+            return Err(Error::ReadQuorum {
+                chunk: hex::encode(c.hash),
+                intact,
+                needed: codec.k,
+            });
+        }
+        codec.reconstruct(&mut shards)?;
+        let data = codec.join(&shards, len)?;
+        if blake3::hash(&data).as_bytes() != &c.hash {
+            return Err(Error::Corrupt(hex::encode(c.hash)));
+        }
+        Ok(data)
+    }
+
+    /// Notes a chunk for the next repair pass.
+    pub(crate) fn queue_repair(&self, hash: [u8; 32]) {
+        tracing::warn!(chunk = %hex::encode(hash), "degraded read; chunk queued for repair");
+        self.meta.committer().spawn(move |txn| {
+            txn.put(Table::Repair, &hash, &[])?;
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,313 @@
+//! Storing chunks: cut, hash, dedup, erasure-code, write the shards, make them durable;
+//! and giving back what a writer stored but did not commit.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::StreamExt;
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::hole::zero_runs;
+use super::shard_io::Pending;
+use super::volume::ShardBuf;
+use super::{StoredChunk, StoredStream};
+use crate::error::{Error, Result};
+use crate::kv::{Read, Table};
+use crate::meta::{ChunkRef, FreshShards};
+
+use super::ChunkStore;
+
+impl ChunkStore {
+    /// Frees shards a writer stored for chunks another writer's record claimed first (what
+    /// [`reference`] returned, once its commit is durable).
+    pub(crate) async fn release_surplus(self: &Arc<Self>, surplus: Vec<(ChunkRef, FreshShards)>) {
+        if surplus.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (r, f) in surplus {
+                let s = me.codec.shard_len(r.len as usize);
+                me.disks.release(&r.hash, s, &f.locs);
+            }
+        })
+        .await;
+    }
+
+    /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards, hashing,
+    /// encoding and writing up to `pipeline_depth` chunks at a time while the next is read.
+    /// The caller must hold a shared GC lock until it commits or abandons the chunks.
+    pub(crate) async fn store_stream<R>(
+        self: &Arc<Self>,
+        first: Vec<u8>,
+        body: &mut R,
+    ) -> Result<StoredStream>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let cs = self.chunk_size;
+        let depth = self.pipeline_depth;
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        let mut done: Vec<StoredChunk> = Vec::new();
+        let mut md5_task: Option<tokio::task::JoinHandle<Md5>> = None;
+        let mut md5 = Some(Md5::new());
+        let mut size = 0u64;
+        let mut buf = first;
+        let mut failure: Option<Error> = None;
+        loop {
+            if buf.is_empty() && size > 0 {
+                break;
+            }
+            let last = buf.len() < cs;
+            let bytes = Bytes::from(buf);
+            size += bytes.len() as u64;
+            let mut h = match md5_task.take() {
+                Some(t) => t.await?,
+                None => md5.take().unwrap_or_default(),
+            };
+            let b2 = bytes.clone();
+            md5_task = Some(tokio::task::spawn_blocking(move || {
+                h.update(&b2);
+                h
+            }));
+            let me = self.clone();
+            inflight.push_back(tokio::task::spawn_blocking(move || me.store_data(&bytes)));
+            while inflight.len() >= depth {
+                match inflight.next().await {
+                    Some(Ok(Ok(c))) => done.extend(c),
+                    Some(Ok(Err(e))) => failure = failure.or(Some(e)),
+                    Some(Err(e)) => failure = failure.or(Some(e.into())),
+                    None => break,
+                }
+            }
+            if failure.is_some() || last {
+                break;
+            }
+            buf = match read_up_to(body, cs).await {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+        }
+        while let Some(r) = inflight.next().await {
+            match r {
+                Ok(Ok(c)) => done.extend(c),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(e) => failure = failure.or(Some(e.into())),
+            }
+        }
+        let md5 = match md5_task {
+            Some(t) => t.await?.finalize().into(),
+            None => [0u8; 16],
+        };
+        if failure.is_none() {
+            // Durable before any commit refers to them.
+            let me = self.clone();
+            let (d, r) = tokio::task::spawn_blocking(move || {
+                let mut d = done;
+                let r = me.sync_chunks(&mut d);
+                (d, r)
+            })
+            .await?;
+            done = d;
+            failure = r.err();
+        }
+        if let Some(e) = failure {
+            self.abandon_chunks(&done).await;
+            return Err(e);
+        }
+        Ok(StoredStream {
+            chunks: done,
+            size,
+            md5,
+        })
+    }
+
+    /// Stores the bytes of one chunk: runs of zeros (see [`zero_runs`]) become holes, which
+    /// take no space, and every other run a chunk ([`ChunkStore::store_chunk`]). Blocking. On error
+    /// nothing it stored is left behind.
+    pub(crate) fn store_data(&self, data: &[u8]) -> Result<Vec<StoredChunk>> {
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        for (len, hole) in zero_runs(data) {
+            if hole {
+                out.push(StoredChunk::hole(len as u32));
+            } else {
+                match self.store_chunk(&data[at..at + len]) {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        self.abandon_now(out);
+                        return Err(e);
+                    }
+                }
+            }
+            at += len;
+        }
+        Ok(out)
+    }
+
+    /// Hashes one chunk and, unless it is already stored, erasure-codes it and writes its shards.
+    pub(crate) fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
+        let hash = *blake3::hash(data).as_bytes();
+        let r = ChunkRef {
+            hash,
+            len: data.len() as u32,
+        };
+        {
+            let txn = self.read()?;
+            if txn.get(Table::Chunks, &hash)?.is_some() {
+                return Ok(StoredChunk::existing(r));
+            }
+        }
+        let codec = self.codec;
+        let s = codec.shard_len(data.len());
+        let mut shards: Vec<ShardBuf> = (0..codec.n()).map(|_| ShardBuf::new(s)).collect();
+        {
+            let mut out: Vec<&mut [u8]> = shards.iter_mut().map(|b| b.payload_mut()).collect();
+            codec.encode_into(data, &mut out)?;
+        }
+        let out = self
+            .disks
+            .write_shards(&hash, data.len(), codec.k, codec.m, &mut shards);
+        if out.written < codec.k {
+            self.disks
+                .release(&hash, codec.shard_len(data.len()), &out.locs);
+            self.disks.refresh();
+            if out.written + out.full >= codec.k {
+                // Full disks, not failing ones, stand between this write and its quorum.
+                return Err(Error::NoSpace {
+                    written: out.written,
+                    needed: codec.k,
+                    full: out.full,
+                });
+            }
+            return Err(Error::WriteQuorum {
+                written: out.written,
+                needed: codec.k,
+            });
+        }
+        if out.missing != 0 {
+            self.disks.refresh();
+        }
+        Ok(StoredChunk {
+            r,
+            fresh: Some(FreshShards {
+                missing: out.missing,
+                locs: out.locs,
+            }),
+            unsynced: out.unsynced,
+        })
+    }
+
+    /// Makes the shards of freshly stored chunks durable before a commit refers to them: one
+    /// `fdatasync` per volume touched, shared with any other writer of that volume, all
+    /// volumes in parallel. A shard whose sync fails counts as missing (heal rebuilds it);
+    /// a chunk left with fewer than `data_shards` durable shards fails the write. Blocking.
+    pub(crate) fn sync_chunks(&self, chunks: &mut [StoredChunk]) -> Result<()> {
+        use std::collections::HashMap;
+        let mut by_volume: HashMap<u64, super::volume::PendingSync> = HashMap::new();
+        for c in chunks.iter() {
+            for (_, p) in &c.unsynced {
+                let e = by_volume.entry(p.key()).or_insert_with(|| p.clone());
+                if p.seq() > e.seq() {
+                    *e = p.clone();
+                }
+            }
+        }
+        if by_volume.is_empty() {
+            return Ok(());
+        }
+        let mut full = 0usize;
+        let failed: std::collections::HashSet<u64> = std::thread::scope(|sc| {
+            let handles: Vec<_> = by_volume
+                .values()
+                .map(|p| sc.spawn(move || (p.key(), p.make_durable())))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok((_, Ok(()))) => None,
+                    Ok((id, Err(e))) => {
+                        tracing::warn!("volume {id:016x}: {e}");
+                        full += e.is_no_space() as usize;
+                        Some(id)
+                    }
+                    Err(_) => None,
+                })
+                .collect()
+        });
+        let k = self.codec.k;
+        let mut short = None;
+        for c in chunks.iter_mut() {
+            let unsynced = std::mem::take(&mut c.unsynced);
+            if failed.is_empty() {
+                continue;
+            }
+            if let Some(f) = &mut c.fresh {
+                for (i, p) in unsynced {
+                    if failed.contains(&p.key()) {
+                        f.missing |= 1 << i;
+                        f.locs[i] = crate::meta::ShardLoc::NONE;
+                    }
+                }
+                let written = f.locs.iter().filter(|l| l.is_some()).count();
+                if written < k {
+                    short = Some(written);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.disks.refresh();
+        }
+        match short {
+            // Some of the syncs failed for lack of space (thin or network storage reports it late).
+            Some(written) if full > 0 => Err(Error::NoSpace {
+                written,
+                needed: k,
+                full,
+            }),
+            Some(written) => Err(Error::WriteQuorum { written, needed: k }),
+            None => Ok(()),
+        }
+    }
+
+    /// Frees the shards of stored chunks that will not be committed. Blocking.
+    pub(crate) fn abandon_now(&self, chunks: Vec<StoredChunk>) {
+        for c in chunks {
+            if let Some(f) = c.fresh {
+                let s = self.codec.shard_len(c.r.len as usize);
+                self.disks.release(&c.r.hash, s, &f.locs);
+            }
+        }
+    }
+
+    /// Frees the shards a failed writer stored: no record refers to them (records only ever
+    /// take the locations of the writer that commits them).
+    pub(crate) async fn abandon_chunks(self: &Arc<Self>, chunks: &[StoredChunk]) {
+        let fresh: Vec<(ChunkRef, FreshShards)> = chunks
+            .iter()
+            .filter_map(|c| c.fresh.clone().map(|f| (c.r, f)))
+            .collect();
+        self.release_surplus(fresh).await;
+    }
+}
+
+/// Reads until `max` bytes or end of stream.
+pub(crate) async fn read_up_to<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(max.min(64 * 1024));
+    let mut limited = r.take(max as u64);
+    loop {
+        if buf.len() == buf.capacity() {
+            let extra = buf.capacity().min(max - buf.len()).max(1);
+            buf.reserve_exact(extra);
+        }
+        let n = limited.read_buf(&mut buf).await?;
+        if n == 0 || buf.len() >= max {
+            break;
+        }
+    }
+    Ok(buf)
+}

@@ -1,0 +1,95 @@
+//! Buckets: create, delete, list, head.
+
+use crate::error::{Error, Result};
+use crate::kv::{Read, Table};
+use crate::meta::{now_ns, object_key, BucketRecord};
+use crate::names::validate_bucket_name;
+
+use super::Engine;
+
+/// A bucket and its creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// Name.
+    pub name: String,
+    /// Creation time, ns since the epoch.
+    pub created_ns: i64,
+}
+
+impl Engine {
+    /// Creates a bucket.
+    pub async fn create_bucket(&self, name: &str) -> Result<()> {
+        validate_bucket_name(name)?;
+        let name = name.to_string();
+        self.inner
+            .meta
+            .committer()
+            .run(move |txn| {
+                if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
+                    return Err(Error::BucketAlreadyExists(name));
+                }
+                let rec = rmp_serde::to_vec_named(&BucketRecord {
+                    created_ns: now_ns(),
+                })?;
+                txn.put(Table::Buckets, name.as_bytes(), &rec)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Deletes an empty bucket (`BucketNotEmpty` otherwise); aborts its unfinished uploads.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.inner
+            .meta
+            .committer()
+            .run(move |txn| {
+                crate::meta::require_bucket(txn, &name)?;
+                let prefix = object_key(&name, "");
+                if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
+                    return Err(Error::BucketNotEmpty(name));
+                }
+                let uploads: Vec<Vec<u8>> = txn
+                    .prefix(Table::Uploads, &prefix)?
+                    .map(|r| r.map(|(k, _)| k.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for uk in uploads {
+                    let upload_id =
+                        String::from_utf8_lossy(uk.rsplit(|b| *b == 0).next().unwrap_or_default())
+                            .into_owned();
+                    crate::object::multipart::drop_upload(txn, &uk, &upload_id)?;
+                }
+                txn.delete(Table::Buckets, name.as_bytes())?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Lists all buckets in name order.
+    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let txn = self.read()?;
+        let mut out = Vec::new();
+        for r in txn.all(Table::Buckets)? {
+            let (name, v) = r?;
+            let rec: BucketRecord = rmp_serde::from_slice(&v)?;
+            out.push(BucketInfo {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                created_ns: rec.created_ns,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A bucket's info, or `NoSuchBucket`.
+    pub fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
+        let txn = self.read()?;
+        let v = txn
+            .get(Table::Buckets, name.as_bytes())?
+            .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
+        let rec: BucketRecord = rmp_serde::from_slice(&v)?;
+        Ok(BucketInfo {
+            name: name.to_string(),
+            created_ns: rec.created_ns,
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The object layer: buckets, objects, listing, copy and rename, multipart uploads and drafts,
+//! over the chunk layer ([`crate::chunk`]) and the metadata store ([`crate::kv`]). [`Engine`]
+//! is the handle the doors hold; its operations live in one module each.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::Stream;
+
+use crate::chunk::{ChunkStore, ShardPlace};
+use crate::config::{Durability, EngineConfig};
+use crate::error::Result;
+use crate::lock::OwnerLock;
+use crate::meta::ChunkRecord;
+
+pub(crate) mod bucket;
+pub(crate) mod copy;
+pub mod draft;
+pub(crate) mod list;
+pub mod multipart;
+pub(crate) mod read;
+pub(crate) mod write;
+
+/// A stream of object bytes.
+pub type ObjectBody = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// A handle on an open data directory. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: EngineConfig,
+    /// The metadata store (through the seam of [`crate::kv`]).
+    pub(crate) meta: Arc<crate::kv::Store>,
+    /// The chunks, their shards and disks.
+    pub(crate) chunks: Arc<ChunkStore>,
+    /// This instance's owner lock, taken with its first draft.
+    pub(crate) owner: std::sync::OnceLock<OwnerLock>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.meta.committer().shutdown();
+    }
+}
+
+impl Engine {
+    /// Opens (creating on first use) the data directory described by `cfg`.
+    pub fn open(cfg: EngineConfig) -> Result<Engine> {
+        cfg.validate()?;
+        let fsync = cfg.durability == Durability::Fsync;
+        crate::private::create_dir_all(&cfg.data_dir)?;
+        let meta_dir = cfg.data_dir.join("meta");
+        crate::private::create_dir_all(&meta_dir)?;
+        let meta = Arc::new(crate::kv::Store::open(&meta_dir, cfg.map_size, fsync)?);
+        let chunks = Arc::new(ChunkStore::open(&cfg, meta.clone())?);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                meta,
+                chunks,
+                owner: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.cfg.data_dir
+    }
+
+    /// A read transaction: a consistent snapshot of the metadata.
+    pub(crate) fn read(&self) -> Result<crate::kv::lmdb::LmdbRead<'_>> {
+        self.inner.meta.read()
+    }
+
+    /// Re-probes the disks (identity files), e.g. after one was replaced.
+    pub fn refresh_disks(&self) {
+        self.inner.chunks.disks.refresh();
+    }
+
+    /// Chunk records (for tests and tools): hash → record.
+    pub fn chunk_records(&self) -> Result<BTreeMap<[u8; 32], ChunkRecord>> {
+        self.inner.chunks.records()
+    }
+
+    /// Where each shard of a chunk is, or `None` for a shard known to be missing. For tests and
+    /// tools.
+    pub fn shard_locations(&self, hash: &[u8; 32]) -> Result<Vec<Option<ShardPlace>>> {
+        self.inner.chunks.shard_locations(hash)
+    }
+}

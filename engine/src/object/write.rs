@@ -1,0 +1,186 @@
+//! Writing objects: put (streamed into chunks, then one commit) and delete.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::io::AsyncRead;
+
+use super::read::etag_matches;
+use crate::chunk::write::read_up_to;
+use crate::error::{Error, Result};
+use crate::kv::Table;
+use md5::{Digest, Md5};
+
+use crate::chunk::{reference, StoredChunk};
+use crate::meta::{
+    current_object, new_id, now_ns, object_key, release_manifest, Manifest, ObjectAttrs, ObjectMeta,
+};
+use crate::names::validate_key;
+
+use super::Engine;
+
+/// Options of a put.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Attributes to store with the object.
+    pub attrs: ObjectAttrs,
+    /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
+    pub if_none_match: bool,
+    /// Fail with `PreconditionFailed` unless the current ETag is this one (`If-Match`).
+    pub if_match: Option<String>,
+    /// Checksums learnt only once the body has been read (e.g. from HTTP trailers): merged into
+    /// `attrs.checksums` at commit time.
+    pub late_checksums: Option<LateChecksums>,
+}
+
+/// Checksums filled in by the body reader while the put runs.
+pub type LateChecksums = Arc<std::sync::Mutex<BTreeMap<String, String>>>;
+
+impl Engine {
+    /// Stores an object read from `body` (of any length), replacing any object under `key`.
+    /// The object becomes visible only once all its data and metadata are durable.
+    pub async fn put_object<R>(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut body: R,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        validate_key(key)?;
+        self.head_bucket(bucket)?;
+        let cs = self.inner.cfg.chunk_size;
+        let first = read_up_to(&mut body, cs).await?;
+        if first.len() < cs && first.len() <= self.inner.cfg.inline_threshold {
+            let md5: [u8; 16] = Md5::digest(&first).into();
+            let size = first.len() as u64;
+            return self
+                .commit_object(
+                    bucket,
+                    key,
+                    Manifest::Inline(first),
+                    hex::encode(md5),
+                    size,
+                    0,
+                    opts,
+                    Vec::new(),
+                )
+                .await;
+        }
+        let guard = self.inner.chunks.gc_lock.shared().await?;
+        let stored = self.inner.chunks.store_stream(first, &mut body).await?;
+        let chunks = stored.chunks;
+        let manifest = Manifest::Chunks {
+            chunks: chunks.iter().map(|c| c.r).collect(),
+            part_sizes: Vec::new(),
+        };
+        let res = self
+            .commit_object(
+                bucket,
+                key,
+                manifest,
+                hex::encode(stored.md5),
+                stored.size,
+                0,
+                opts,
+                chunks.clone(),
+            )
+            .await;
+        if res.is_err() {
+            self.inner.chunks.abandon_chunks(&chunks).await;
+        }
+        drop(guard);
+        res
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: Manifest,
+        etag: String,
+        size: u64,
+        parts_count: u32,
+        opts: PutOptions,
+        stored: Vec<StoredChunk>,
+    ) -> Result<ObjectMeta> {
+        let mut attrs = opts.attrs;
+        if let Some(late) = &opts.late_checksums {
+            if let Ok(late) = late.lock() {
+                attrs
+                    .checksums
+                    .extend(late.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag,
+            last_modified_ns: now_ns(),
+            parts_count,
+            attrs,
+            data_id: new_id(),
+            hole_bytes: manifest.hole_bytes(),
+        };
+        let okey = object_key(bucket, key);
+        let bucket = bucket.to_string();
+        let if_none_match = opts.if_none_match;
+        let if_match = opts.if_match;
+        let ret = meta.clone();
+        let surplus = self
+            .inner
+            .meta
+            .committer()
+            .run(move |txn| {
+                crate::meta::require_bucket(txn, &bucket)?;
+                let old = current_object(txn, &okey)?;
+                check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
+                let surplus = reference(txn, &stored)?;
+                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
+                Ok(surplus)
+            })
+            .await?;
+        self.inner.chunks.release_surplus(surplus).await;
+        Ok(ret)
+    }
+
+    /// Deletes an object; returns whether it existed.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
+        let okey = object_key(bucket, key);
+        let bucket = bucket.to_string();
+        self.inner
+            .meta
+            .committer()
+            .run(move |txn| {
+                crate::meta::require_bucket(txn, &bucket)?;
+                let Some(b) = txn.get(Table::Objects, &okey)? else {
+                    return Ok(false);
+                };
+                let old = ObjectMeta::decode("", &b)?;
+                txn.delete(Table::Objects, &okey)?;
+                release_manifest(txn, &old.data_id)?;
+                Ok(true)
+            })
+            .await
+    }
+}
+
+pub(crate) fn check_preconditions(
+    old: Option<&ObjectMeta>,
+    if_none_match: bool,
+    if_match: Option<&str>,
+) -> Result<()> {
+    if if_none_match && old.is_some() {
+        return Err(Error::PreconditionFailed("the object exists"));
+    }
+    if let Some(want) = if_match {
+        match old {
+            Some(o) if etag_matches(want, &o.etag) => {}
+            _ => return Err(Error::PreconditionFailed("ETag does not match")),
+        }
+    }
+    Ok(())
+}
