@@ -11,30 +11,23 @@ fn buckets_objects_sync_presign_and_errors() {
     let w = work.path();
 
     // Buckets.
-    ok(s.aws(&["s3", "mb", "s3://alpha"]));
+    ok(s.aws_line("s3 mb s3://alpha"));
     fails_with(
-        s.aws(&["s3api", "create-bucket", "--bucket", "alpha"]),
+        s.aws_line("s3api create-bucket --bucket alpha"),
         "BucketAlreadyOwnedByYou",
     );
     fails_with(
-        s.aws(&["s3api", "create-bucket", "--bucket", "Bad_Name"]),
+        s.aws_line("s3api create-bucket --bucket Bad_Name"),
         "InvalidBucketName",
     );
-    ok(s.aws(&[
-        "s3api",
-        "create-bucket",
-        "--bucket",
-        "beta",
-        "--create-bucket-configuration",
-        "LocationConstraint=us-east-1",
-    ]));
-    let ls = ok(s.aws(&["s3", "ls"]));
+    ok(s.aws_line("s3api create-bucket --bucket beta --create-bucket-configuration LocationConstraint=us-east-1"));
+    let ls = ok(s.aws_line("s3 ls"));
     assert!(ls.contains("alpha") && ls.contains("beta"), "{ls}");
-    ok(s.aws(&["s3api", "head-bucket", "--bucket", "alpha"]));
-    fails_with(s.aws(&["s3api", "head-bucket", "--bucket", "nope"]), "404");
-    let v = ok(s.aws(&["s3api", "get-bucket-versioning", "--bucket", "alpha"]));
+    ok(s.aws_line("s3api head-bucket --bucket alpha"));
+    fails_with(s.aws_line("s3api head-bucket --bucket nope"), "404");
+    let v = ok(s.aws_line("s3api get-bucket-versioning --bucket alpha"));
     assert!(!v.contains("Enabled"), "{v}");
-    ok(s.aws(&["s3api", "get-bucket-location", "--bucket", "alpha"]));
+    ok(s.aws_line("s3api get-bucket-location --bucket alpha"));
 
     // cp up and down: small, empty, and large enough for multipart.
     write_file(&w.join("small.bin"), 1, 1000);
@@ -56,23 +49,9 @@ fn buckets_objects_sync_presign_and_errors() {
         ]));
         assert_eq!(md5_file(&w.join(f)), md5_file(&back), "{f}");
     }
-    let head = ok(s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "alpha",
-        "--key",
-        "in/big.bin",
-    ]));
+    let head = ok(s.aws_line("s3api head-object --bucket alpha --key in/big.bin"));
     assert!(head.contains("-"), "multipart ETag: {head}");
-    let head = ok(s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "alpha",
-        "--key",
-        "in/small.bin",
-    ]));
+    let head = ok(s.aws_line("s3api head-object --bucket alpha --key in/small.bin"));
     assert!(
         head.contains(&md5_file(&w.join("small.bin"))),
         "ETag is the MD5: {head}"
@@ -94,59 +73,23 @@ fn buckets_objects_sync_presign_and_errors() {
     }
 
     // mv, listing with delimiter, rm --recursive.
-    ok(s.aws(&["s3", "mv", "s3://beta/tree/x.txt", "s3://beta/moved.txt"]));
+    ok(s.aws_line("s3 mv s3://beta/tree/x.txt s3://beta/moved.txt"));
     fails_with(
-        s.aws(&[
-            "s3api",
-            "head-object",
-            "--bucket",
-            "beta",
-            "--key",
-            "tree/x.txt",
-        ]),
+        s.aws_line("s3api head-object --bucket beta --key tree/x.txt"),
         "404",
     );
-    let l = ok(s.aws(&[
-        "s3api",
-        "list-objects-v2",
-        "--bucket",
-        "beta",
-        "--delimiter",
-        "/",
-    ]));
+    let l = ok(s.aws_line("s3api list-objects-v2 --bucket beta --delimiter /"));
     assert!(l.contains("tree/") && l.contains("moved.txt"), "{l}");
-    let l = ok(s.aws(&[
-        "s3api",
-        "list-objects-v2",
-        "--bucket",
-        "beta",
-        "--max-keys",
-        "1",
-        "--prefix",
-        "tree/",
-    ]));
+    let l = ok(s.aws_line("s3api list-objects-v2 --bucket beta --max-keys 1 --prefix tree/"));
     assert!(l.contains("NextContinuationToken"), "{l}");
-    let l = ok(s.aws(&[
-        "s3api",
-        "list-objects",
-        "--bucket",
-        "beta",
-        "--prefix",
-        "tree/a/",
-    ]));
+    let l = ok(s.aws_line("s3api list-objects --bucket beta --prefix tree/a/"));
     assert!(l.contains("tree/a/b/z.bin"), "{l}");
-    ok(s.aws(&["s3", "rm", "--recursive", "s3://beta/tree"]));
-    let l = ok(s.aws(&["s3", "ls", "--recursive", "s3://beta"]));
+    ok(s.aws_line("s3 rm --recursive s3://beta/tree"));
+    let l = ok(s.aws_line("s3 ls --recursive s3://beta"));
     assert!(!l.contains("tree/"), "{l}");
 
     // presign, then curl with the generated CA.
-    let url = ok(s.aws(&[
-        "s3",
-        "presign",
-        "s3://alpha/in/small.bin",
-        "--expires-in",
-        "300",
-    ]));
+    let url = ok(s.aws_line("s3 presign s3://alpha/in/small.bin --expires-in 300"));
     let got = w.join("presigned.bin");
     let c = std::process::Command::new("curl")
         .args([
@@ -171,89 +114,21 @@ fn buckets_objects_sync_presign_and_errors() {
     assert!(String::from_utf8_lossy(&c.stdout).contains("SignatureDoesNotMatch"));
 
     // s3api: copy (COPY and REPLACE), tagging, delete-objects, versions, ranges.
-    ok(s.aws(&[
-        "s3api",
-        "copy-object",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-        "--copy-source",
-        "alpha/in/small.bin",
-    ]));
-    ok(s.aws(&[
-        "s3api",
-        "copy-object",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-        "--copy-source",
-        "beta/copy.bin",
-        "--metadata-directive",
-        "REPLACE",
-        "--content-type",
-        "text/x-test",
-        "--metadata",
-        "color=blue",
-    ]));
-    let h = ok(s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-    ]));
+    ok(s.aws_line(
+        "s3api copy-object --bucket beta --key copy.bin --copy-source alpha/in/small.bin",
+    ));
+    ok(s.aws_line("s3api copy-object --bucket beta --key copy.bin --copy-source beta/copy.bin --metadata-directive REPLACE --content-type text/x-test --metadata color=blue"));
+    let h = ok(s.aws_line("s3api head-object --bucket beta --key copy.bin"));
     assert!(h.contains("text/x-test") && h.contains("blue"), "{h}");
     fails_with(
-        s.aws(&[
-            "s3api",
-            "copy-object",
-            "--bucket",
-            "beta",
-            "--key",
-            "copy.bin",
-            "--copy-source",
-            "beta/copy.bin",
-        ]),
+        s.aws_line("s3api copy-object --bucket beta --key copy.bin --copy-source beta/copy.bin"),
         "InvalidRequest",
     );
-    ok(s.aws(&[
-        "s3api",
-        "put-object-tagging",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-        "--tagging",
-        "TagSet=[{Key=k1,Value=v1}]",
-    ]));
-    let t = ok(s.aws(&[
-        "s3api",
-        "get-object-tagging",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-    ]));
+    ok(s.aws_line("s3api put-object-tagging --bucket beta --key copy.bin --tagging TagSet=[{Key=k1,Value=v1}]"));
+    let t = ok(s.aws_line("s3api get-object-tagging --bucket beta --key copy.bin"));
     assert!(t.contains("k1") && t.contains("v1"), "{t}");
-    ok(s.aws(&[
-        "s3api",
-        "delete-object-tagging",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-    ]));
-    let t = ok(s.aws(&[
-        "s3api",
-        "get-object-tagging",
-        "--bucket",
-        "beta",
-        "--key",
-        "copy.bin",
-    ]));
+    ok(s.aws_line("s3api delete-object-tagging --bucket beta --key copy.bin"));
+    let t = ok(s.aws_line("s3api get-object-tagging --bucket beta --key copy.bin"));
     assert!(!t.contains("k1"), "{t}");
     let r = w.join("range.bin");
     ok(s.aws(&[
@@ -285,26 +160,10 @@ fn buckets_objects_sync_presign_and_errors() {
         ]),
         "InvalidRange",
     );
-    let v = ok(s.aws(&["s3api", "list-object-versions", "--bucket", "alpha"]));
+    let v = ok(s.aws_line("s3api list-object-versions --bucket alpha"));
     assert!(v.contains("\"VersionId\": \"null\""), "{v}");
-    ok(s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "alpha",
-        "--key",
-        "in/small.bin",
-        "--version-id",
-        "null",
-    ]));
-    let d = ok(s.aws(&[
-        "s3api",
-        "delete-objects",
-        "--bucket",
-        "alpha",
-        "--delete",
-        "Objects=[{Key=in/small.bin},{Key=in/empty.bin},{Key=missing}]",
-    ]));
+    ok(s.aws_line("s3api head-object --bucket alpha --key in/small.bin --version-id null"));
+    let d = ok(s.aws_line("s3api delete-objects --bucket alpha --delete Objects=[{Key=in/small.bin},{Key=in/empty.bin},{Key=missing}]"));
     assert!(d.contains("in/small.bin") && d.contains("missing"), "{d}");
     fails_with(
         s.aws(&[
@@ -319,11 +178,11 @@ fn buckets_objects_sync_presign_and_errors() {
         "NoSuchKey",
     );
     fails_with(
-        s.aws(&["s3api", "delete-bucket", "--bucket", "alpha"]),
+        s.aws_line("s3api delete-bucket --bucket alpha"),
         "BucketNotEmpty",
     );
     fails_with(
-        s.aws(&["s3api", "list-objects-v2", "--bucket", "nope"]),
+        s.aws_line("s3api list-objects-v2 --bucket nope"),
         "NoSuchBucket",
     );
 
@@ -347,7 +206,7 @@ fn buckets_objects_sync_presign_and_errors() {
 #[test]
 fn restart_keeps_data_and_certificate() {
     let s = Server::start();
-    ok(s.aws(&["s3", "mb", "s3://keep"]));
+    ok(s.aws_line("s3 mb s3://keep"));
     let f = s.dir.path().join("f.bin");
     write_file(&f, 7, 300_000);
     ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://keep/f.bin"]));

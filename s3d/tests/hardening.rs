@@ -87,7 +87,7 @@ fn data_is_private_whatever_the_umask_and_status_warns_otherwise() {
             });
         }
     });
-    ok(s.aws(&["s3", "mb", "s3://private"]));
+    ok(s.aws_line("s3 mb s3://private"));
     let f = s.dir.path().join("big.bin");
     write_file(&f, 3, 9_000_000);
     ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://private/big.bin"]));

@@ -138,7 +138,7 @@ fn restic_backup_check_restore() {
     let s = Server::start();
     let w = tempfile::tempdir().unwrap();
     make_tree(&w.path().join("src"));
-    ok(s.aws(&["s3", "mb", "s3://resticbkt"]));
+    ok(s.aws_line("s3 mb s3://resticbkt"));
     let restic = |args: &[&str]| {
         run(Command::new("restic")
             .args(args)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::local::LocalDisk;
 use super::shard::ShardHeader;
-use super::shard_io::{DiskState, Pending, ShardIo, ShardRead};
+use super::shard_io::{DiskState, Pending, ShardAt, ShardIo, ShardRead};
 use super::volume::{self, PendingSync, ShardBuf};
 use crate::error::{Error, Result};
 use crate::format::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
@@ -247,32 +247,16 @@ impl DiskSet {
         self.disks[disk_index].rewrite(loc, &buf)
     }
 
-    /// Reads and verifies shard `index` of `chunk` at `loc` on disk `disk_index`.
+    /// Reads bytes `[lo, hi)` of the payload of shard `at` on disk `disk_index`, verified
+    /// (see [`ShardIo::read`]).
     pub fn read_shard(
         &self,
-        chunk: &[u8; 32],
-        index: usize,
         disk_index: usize,
-        loc: ShardLoc,
-        shard_len: usize,
-    ) -> ShardRead {
-        self.disks[disk_index].read(chunk, index, loc, shard_len, 0, shard_len)
-    }
-
-    /// Reads bytes `[lo, hi)` of the payload of shard `index` of `chunk` on disk `disk_index`
-    /// (see [`ShardIo::read`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn read_shard_range(
-        &self,
-        chunk: &[u8; 32],
-        index: usize,
-        disk_index: usize,
-        loc: ShardLoc,
-        shard_len: usize,
+        at: ShardAt<'_>,
         lo: usize,
         hi: usize,
     ) -> ShardRead {
-        self.disks[disk_index].read(chunk, index, loc, shard_len, lo, hi)
+        self.disks[disk_index].read(at, lo, hi)
     }
 
     /// Whether a shard is present at `loc` on disk `disk_index`, without reading it.

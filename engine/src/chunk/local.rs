@@ -9,7 +9,7 @@ use std::sync::RwLock;
 
 use super::shard::{self, ShardHeader, HEADER_LEN};
 use super::shard_io::{DiskState, ShardRead};
-use super::shard_io::{Pending, ShardIo};
+use super::shard_io::{Pending, ShardAt, ShardIo};
 use super::volume::{self, Appender, PendingSync, ShardBuf, WritePolicy};
 use crate::error::Result;
 use crate::meta::ShardLoc;
@@ -116,15 +116,13 @@ impl ShardIo for LocalDisk {
         Ok(())
     }
 
-    fn read(
-        &self,
-        chunk: &[u8; 32],
-        index: usize,
-        loc: ShardLoc,
-        shard_len: usize,
-        lo: usize,
-        hi: usize,
-    ) -> ShardRead {
+    fn read(&self, at: ShardAt<'_>, lo: usize, hi: usize) -> ShardRead {
+        let ShardAt {
+            chunk,
+            index,
+            loc,
+            len: shard_len,
+        } = at;
         if !self.is_online() || !loc.is_some() || lo > hi || hi > shard_len {
             return ShardRead::Missing;
         }
@@ -233,8 +231,17 @@ mod tests {
         b
     }
 
+    fn at(chunk: &[u8; 32], index: usize, loc: ShardLoc) -> ShardAt<'_> {
+        ShardAt {
+            chunk,
+            index,
+            loc,
+            len: SHARD_LEN,
+        }
+    }
+
     fn read_all(d: &LocalDisk, chunk: &[u8; 32], index: usize, loc: ShardLoc) -> ShardRead {
-        d.read(chunk, index, loc, SHARD_LEN, 0, SHARD_LEN)
+        d.read(at(chunk, index, loc), 0, SHARD_LEN)
     }
 
     #[test]
@@ -252,7 +259,7 @@ mod tests {
             panic!("shard 5 unreadable")
         };
         assert_eq!(whole.as_ref(), shard(&chunk, 5, 9).payload());
-        let ShardRead::Ok(part) = d.read(&chunk, 1, a, SHARD_LEN, 4_000, 4_100) else {
+        let ShardRead::Ok(part) = d.read(at(&chunk, 1, a), 4_000, 4_100) else {
             panic!("range unreadable")
         };
         assert_eq!(part.as_ref(), &shard(&chunk, 1, 0).payload()[4_000..4_100]);
@@ -261,14 +268,17 @@ mod tests {
         assert!(matches!(read_all(&d, &chunk, 2, a), ShardRead::Corrupt));
         // Out of bounds and absent places are missing, never a panic.
         assert!(matches!(
-            d.read(&chunk, 1, a, SHARD_LEN, 5, SHARD_LEN + 1),
+            d.read(at(&chunk, 1, a), 5, SHARD_LEN + 1),
             ShardRead::Missing
         ));
         let nowhere = ShardLoc {
             volume: a.volume ^ 1,
             offset: 0,
         };
-        assert!(matches!(read_all(&d, &chunk, 1, nowhere), ShardRead::Missing));
+        assert!(matches!(
+            read_all(&d, &chunk, 1, nowhere),
+            ShardRead::Missing
+        ));
         assert!(!d.present(nowhere, SHARD_LEN));
     }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::hole::zeros;
-use super::shard_io::ShardRead;
+use super::shard_io::{ShardAt, ShardRead};
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{ChunkRecord, ChunkRef};
@@ -38,7 +38,7 @@ impl ChunkStore {
         let read = |j: usize| {
             let lo = a.max(j * s) - j * s;
             let hi = b.min((j + 1) * s) - j * s;
-            disks.read_shard_range(&c.hash, j, place[j], rec.loc(j), s, lo, hi)
+            disks.read_shard(place[j], ShardAt::of(&c.hash, j, rec, s), lo, hi)
         };
         // The shards a range needs are on different disks: read them at the same time.
         let reads: Vec<ShardRead> = if first == last {
@@ -94,7 +94,8 @@ impl ChunkStore {
             if intact == codec.k {
                 break;
             }
-            if let ShardRead::Ok(p) = self.disks.read_shard(&c.hash, i, place[i], rec.loc(i), s) {
+            let at = ShardAt::of(&c.hash, i, rec, s);
+            if let ShardRead::Ok(p) = self.disks.read_shard(place[i], at, 0, s) {
                 *slot = Some(p.into());
                 intact += 1;
             }

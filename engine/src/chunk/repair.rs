@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::shard::{ShardHeader, HEADER_LEN};
 use super::shard_io::ShardIo;
-use super::shard_io::{DiskState, ShardRead};
+use super::shard_io::{DiskState, ShardAt, ShardRead};
 use super::ChunkStore;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
@@ -241,7 +241,7 @@ impl ChunkStore {
         for i in 0..n {
             rep.shards_checked += 1;
             if verify || rec.missing & (1 << i) != 0 {
-                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
+                match disks.read_shard(place[i], ShardAt::of(h, i, rec, s), 0, s) {
                     ShardRead::Ok(p) => {
                         rep.bytes_read += (HEADER_LEN + s) as u64;
                         shards[i] = Some(p.into());
@@ -284,7 +284,7 @@ impl ChunkStore {
                 break;
             }
             if shards[i].is_none() && !bad.iter().any(|(j, _)| *j == i) {
-                match disks.read_shard(h, i, place[i], rec.loc(i), s) {
+                match disks.read_shard(place[i], ShardAt::of(h, i, &rec, s), 0, s) {
                     ShardRead::Ok(p) => {
                         rep.bytes_read += (HEADER_LEN + s) as u64;
                         shards[i] = Some(p.into());

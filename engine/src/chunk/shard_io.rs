@@ -5,7 +5,32 @@
 
 use super::volume::ShardBuf;
 use crate::error::Result;
-use crate::meta::ShardLoc;
+use crate::meta::{ChunkRecord, ShardLoc};
+
+/// One shard of one chunk at a known place, as a read names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardAt<'a> {
+    /// The chunk's hash.
+    pub chunk: &'a [u8; 32],
+    /// The shard's index among the chunk's `k + m`.
+    pub index: usize,
+    /// Where the chunk record says it is.
+    pub loc: ShardLoc,
+    /// Payload length of each of the chunk's shards.
+    pub len: usize,
+}
+
+impl<'a> ShardAt<'a> {
+    /// Shard `index` of chunk `chunk`, where its record says it is.
+    pub fn of(chunk: &'a [u8; 32], index: usize, rec: &ChunkRecord, len: usize) -> Self {
+        ShardAt {
+            chunk,
+            index,
+            loc: rec.loc(index),
+            len,
+        }
+    }
+}
 
 /// Shard I/O on one disk.
 pub(crate) trait ShardIo: Send + Sync {
@@ -23,18 +48,9 @@ pub(crate) trait ShardIo: Send + Sync {
     /// Overwrites the shard at `loc` where it is, durably (heal of a corrupt shard).
     fn rewrite(&self, loc: ShardLoc, shard: &ShardBuf) -> Result<()>;
 
-    /// Reads bytes `[lo, hi)` of the payload of shard `index` of `chunk` at `loc`: only the
-    /// blocks holding them are read, each checked against its hash in the shard's header.
-    #[allow(clippy::too_many_arguments)]
-    fn read(
-        &self,
-        chunk: &[u8; 32],
-        index: usize,
-        loc: ShardLoc,
-        shard_len: usize,
-        lo: usize,
-        hi: usize,
-    ) -> ShardRead;
+    /// Reads bytes `[lo, hi)` of the payload of shard `at`: only the blocks holding them are
+    /// read, each checked against its hash in the shard's header.
+    fn read(&self, at: ShardAt<'_>, lo: usize, hi: usize) -> ShardRead;
 
     /// Whether a shard of `shard_len` bytes is present at `loc`, without reading it.
     fn present(&self, loc: ShardLoc, shard_len: usize) -> bool;

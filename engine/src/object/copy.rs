@@ -4,7 +4,7 @@
 use super::read::etag_matches;
 use super::write::check_preconditions;
 use crate::error::{Error, Result};
-use crate::kv::Table;
+use crate::kv::{Read, Table};
 use crate::meta::{
     current_object, new_id, now_ns, object_key, ref_manifest, release_manifest, ObjectAttrs,
     ObjectMeta,
@@ -24,6 +24,42 @@ pub struct CopyOptions {
     pub if_none_match: bool,
 }
 
+/// The source and the target of a copy or a rename, as a transaction needs them.
+struct SourceAndTarget {
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    src_bucket: String,
+    src_key: String,
+    dst_bucket: String,
+    dst_key: String,
+}
+
+impl SourceAndTarget {
+    fn new(src_bucket: &str, src_key: &str, dst_bucket: &str, dst_key: &str) -> Result<Self> {
+        validate_key(dst_key)?;
+        Ok(SourceAndTarget {
+            src: object_key(src_bucket, src_key),
+            dst: object_key(dst_bucket, dst_key),
+            src_bucket: src_bucket.to_string(),
+            src_key: src_key.to_string(),
+            dst_bucket: dst_bucket.to_string(),
+            dst_key: dst_key.to_string(),
+        })
+    }
+
+    /// The source object (`NoSuchBucket` unless both buckets exist, `NoSuchKey`).
+    fn source(&self, txn: &dyn Read) -> Result<ObjectMeta> {
+        crate::meta::require_buckets(txn, &[&self.src_bucket, &self.dst_bucket])?;
+        match txn.get(Table::Objects, &self.src)? {
+            Some(b) => ObjectMeta::decode(&self.src_key, &b),
+            None => Err(Error::NoSuchKey {
+                bucket: self.src_bucket.clone(),
+                key: self.src_key.clone(),
+            }),
+        }
+    }
+}
+
 impl Engine {
     /// Copies an object without copying data: the new object refers to the same chunks.
     /// Copying an object onto itself with new attributes changes its metadata.
@@ -35,37 +71,22 @@ impl Engine {
         dst_key: &str,
         opts: CopyOptions,
     ) -> Result<ObjectMeta> {
-        validate_key(dst_key)?;
-        let src = object_key(src_bucket, src_key);
-        let dst = object_key(dst_bucket, dst_key);
-        let (sb, sk, db, dk) = (
-            src_bucket.to_string(),
-            src_key.to_string(),
-            dst_bucket.to_string(),
-            dst_key.to_string(),
-        );
+        let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
         self.inner
             .meta
             .committer()
             .run(move |txn| {
-                crate::meta::require_buckets(txn, &[&sb, &db])?;
-                let Some(sbytes) = txn.get(Table::Objects, &src)? else {
-                    return Err(Error::NoSuchKey {
-                        bucket: sb,
-                        key: sk,
-                    });
-                };
-                let smeta = ObjectMeta::decode(&sk, &sbytes)?;
+                let smeta = p.source(txn)?;
                 if let Some(want) = &opts.source_if_match {
                     if !etag_matches(want, &smeta.etag) {
                         return Err(Error::PreconditionFailed("source ETag does not match"));
                     }
                 }
-                let old = current_object(txn, &dst)?;
+                let old = current_object(txn, &p.dst)?;
                 check_preconditions(old.as_ref(), opts.if_none_match, None)?;
-                let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &sk)?;
+                let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
                 let meta = ObjectMeta {
-                    key: dk,
+                    key: p.dst_key,
                     size: smeta.size,
                     etag: smeta.etag.clone(),
                     last_modified_ns: now_ns(),
@@ -75,7 +96,7 @@ impl Engine {
                     hole_bytes: manifest.hole_bytes(),
                 };
                 ref_manifest(txn, &manifest)?;
-                crate::meta::install_object(txn, &dst, &meta, &manifest, old)?;
+                crate::meta::install_object(txn, &p.dst, &meta, &manifest, old)?;
                 Ok(meta)
             })
             .await
@@ -90,36 +111,20 @@ impl Engine {
         dst_bucket: &str,
         dst_key: &str,
     ) -> Result<ObjectMeta> {
-        validate_key(dst_key)?;
-        let src = object_key(src_bucket, src_key);
-        let dst = object_key(dst_bucket, dst_key);
-        let (sb, sk, db, dk) = (
-            src_bucket.to_string(),
-            src_key.to_string(),
-            dst_bucket.to_string(),
-            dst_key.to_string(),
-        );
+        let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
         self.inner
             .meta
             .committer()
             .run(move |txn| {
-                crate::meta::require_buckets(txn, &[&sb, &db])?;
-                let Some(mut meta) = current_object(txn, &src)? else {
-                    return Err(Error::NoSuchKey {
-                        bucket: sb,
-                        key: sk,
-                    });
-                };
-                if src == dst {
-                    meta.key = dk;
-                    return Ok(meta);
+                let mut meta = p.source(txn)?;
+                if p.src != p.dst {
+                    if let Some(old) = current_object(txn, &p.dst)? {
+                        release_manifest(txn, &old.data_id)?;
+                    }
+                    txn.delete(Table::Objects, &p.src)?;
+                    txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
                 }
-                if let Some(old) = current_object(txn, &dst)? {
-                    release_manifest(txn, &old.data_id)?;
-                }
-                txn.delete(Table::Objects, &src)?;
-                txn.put(Table::Objects, &dst, &meta.encode()?)?;
-                meta.key = dk;
+                meta.key = p.dst_key;
                 Ok(meta)
             })
             .await

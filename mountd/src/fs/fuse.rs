@@ -113,96 +113,8 @@ impl Filesystem for PredaFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let from = join(&self.path(parent)?, name_str(name)?);
-            let to = join(&self.path(newparent)?, name_str(newname)?);
-            let (fb, fk) = split(&from);
-            let (tb, tk) = split(&to);
-            if fk.is_empty() || tk.is_empty() {
-                return Err(Errno::EPERM); // buckets cannot be renamed
-            }
-            let target = self.resolve(&to).ok();
-            if flags.contains(RenameFlags::RENAME_NOREPLACE) && target.is_some() {
-                return Err(Errno::EEXIST);
-            }
-            let mut replaced = None;
-            match self.resolve(&from)? {
-                Node::File(_) => {
-                    if matches!(target, Some(Node::Dir(_))) {
-                        return Err(Errno::EISDIR);
-                    }
-                    if from == to {
-                        return Ok(());
-                    }
-                    if matches!(target, Some(Node::File(_))) {
-                        replaced = self.before_unlink(&to)?;
-                    }
-                    self.rt
-                        .block_on(self.engine.rename_object(fb, fk, tb, tk))
-                        .map_err(|e| errno(&e))?;
-                }
-                Node::Dir(_) => {
-                    match target {
-                        Some(Node::File(_)) => return Err(Errno::ENOTDIR),
-                        Some(Node::Dir(_)) => {
-                            let page = self
-                                .engine
-                                .list_objects(
-                                    tb,
-                                    &ListQuery {
-                                        prefix: format!("{tk}/"),
-                                        max_keys: 2,
-                                        ..Default::default()
-                                    },
-                                )
-                                .map_err(|e| errno(&e))?;
-                            if page.objects.iter().any(|o| o.key != format!("{tk}/")) {
-                                return Err(Errno::ENOTEMPTY);
-                            }
-                        }
-                        _ => {}
-                    }
-                    // Every key under the directory, renamed one by one (metadata only).
-                    let prefix = format!("{fk}/");
-                    loop {
-                        let page = self
-                            .engine
-                            .list_objects(
-                                fb,
-                                &ListQuery {
-                                    prefix: prefix.clone(),
-                                    max_keys: 1000,
-                                    ..Default::default()
-                                },
-                            )
-                            .map_err(|e| errno(&e))?;
-                        if page.objects.is_empty() {
-                            break;
-                        }
-                        for o in &page.objects {
-                            let nk = format!("{tk}/{}", &o.key[prefix.len()..]);
-                            self.rt
-                                .block_on(self.engine.rename_object(fb, &o.key, tb, &nk))
-                                .map_err(|e| errno(&e))?;
-                        }
-                    }
-                }
-                _ => return Err(Errno::EPERM),
-            }
-            if replaced.is_some() {
-                self.detached(replaced, &to);
-            }
-            if let Ok(mut t) = self.inodes.lock() {
-                t.rename(&from, &to);
-            }
-            self.retarget(&from, &to);
-            self.touch_parent(&from);
-            self.touch_parent(&to);
-            Ok(())
-        })();
+        let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let res = self.rename_entry(parent, name, newparent, newname, no_replace);
         answer(reply, res)
     }
 
@@ -251,22 +163,7 @@ impl Filesystem for PredaFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let res = (|| {
-            let path = self.new_file_path(parent, name)?;
-            let attrs = ObjectAttrs {
-                content_type: Some(guess_type(split(&path).1)),
-                posix: Some(Caller::of(req).posix(libc::S_IFREG | (mode & !umask & 0o7777))),
-                ..Default::default()
-            };
-            let (ino, m) = self.put_new(&path, b"", attrs)?;
-            self.attach(ino, &path, true, false)?;
-            let fh = self.new_fh(Handle::File {
-                ino,
-                writable: true,
-                ra: ReadAhead::default(),
-            });
-            Ok((file_attr(ino, &m), fh))
-        })();
+        let res = self.create_file(Caller::of(req), parent, name, mode, umask);
         match res {
             Ok((a, fh)) => reply.created(
                 &self.ttl,
@@ -574,46 +471,13 @@ impl Filesystem for PredaFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        let res = (|| {
-            let path = self.new_file_path(parent, link_name)?;
-            if self.resolve(&path).is_ok() {
-                return Err(Errno::EEXIST);
-            }
-            let attrs = ObjectAttrs {
-                posix: Some(Caller::of(req).posix(libc::S_IFLNK | 0o777)),
-                ..Default::default()
-            };
-            let target = target.as_os_str().as_encoded_bytes();
-            let (ino, m) = self.put_new(&path, target, attrs)?;
-            Ok(file_attr(ino, &m))
-        })();
+        let target = target.as_os_str().as_encoded_bytes();
+        let res = self.make_symlink(Caller::of(req), parent, link_name, target);
         answer_entry(reply, &self.ttl, res)
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let res = (|| {
-            let path = self.path(ino)?;
-            let Node::File(m) = self.resolve(&path)? else {
-                return Err(Errno::EINVAL);
-            };
-            if kind_of(&m) != FileType::Symlink {
-                return Err(Errno::EINVAL);
-            }
-            let (b, k) = split(&path);
-            self.rt.block_on(async {
-                let g = self
-                    .engine
-                    .get_object(b, k, None)
-                    .await
-                    .map_err(|e| errno(&e))?;
-                let mut body = g.body;
-                let mut out = Vec::new();
-                while let Some(c) = body.next().await {
-                    out.extend_from_slice(&c.map_err(|e| errno(&e))?);
-                }
-                Ok(out)
-            })
-        })();
+        let res = self.read_link(ino);
         match res {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
@@ -642,38 +506,7 @@ impl Filesystem for PredaFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let res = (|| {
-            let path = self.new_file_path(parent, name)?;
-            if self.resolve(&path).is_ok() {
-                return Err(Errno::EEXIST);
-            }
-            // The kernel has checked the caller may (CAP_MKNOD for devices); the mount is
-            // `nodev`, so a device node here is a name and a number, never a way to a device.
-            let kind = match mode & libc::S_IFMT {
-                0 => libc::S_IFREG,
-                k @ (libc::S_IFREG
-                | libc::S_IFIFO
-                | libc::S_IFSOCK
-                | libc::S_IFCHR
-                | libc::S_IFBLK) => k,
-                _ => return Err(Errno::EINVAL),
-            };
-            let mut attrs = ObjectAttrs {
-                posix: Some(Caller::of(req).posix(kind | (mode & !umask & 0o7777))),
-                ..Default::default()
-            };
-            match kind {
-                libc::S_IFREG => attrs.content_type = Some(guess_type(split(&path).1)),
-                libc::S_IFCHR | libc::S_IFBLK => {
-                    attrs
-                        .user_metadata
-                        .insert(posix::RDEV.into(), posix::format_rdev(rdev));
-                }
-                _ => {}
-            }
-            let (ino, m) = self.put_new(&path, b"", attrs)?;
-            Ok(file_attr(ino, &m))
-        })();
+        let res = self.make_node(Caller::of(req), parent, name, mode, umask, rdev);
         answer_entry(reply, &self.ttl, res)
     }
 
@@ -687,35 +520,7 @@ impl Filesystem for PredaFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let path = self.path(ino)?;
-            let Node::File(m) = self.resolve(&path)? else {
-                return Err(Errno::ENOTSUP);
-            };
-            let name = name.to_str().ok_or(Errno::EINVAL)?;
-            if !name.starts_with("user.") {
-                return Err(Errno::ENOTSUP);
-            }
-            let key = posix::xattr_key(name);
-            let exists = m.attrs.user_metadata.contains_key(&key);
-            if flags & libc::XATTR_CREATE != 0 && exists {
-                return Err(Errno::EEXIST);
-            }
-            if flags & libc::XATTR_REPLACE != 0 && !exists {
-                return Err(Errno::NO_XATTR);
-            }
-            let v = b64(value);
-            let (b, k) = split(&path);
-            self.rt
-                .block_on(self.engine.update_object_attrs(b, k, move |a| {
-                    a.user_metadata.insert(key, v);
-                }))
-                .map(|_| ())
-                .map_err(|e| errno(&e))
-        })();
+        let res = self.set_xattr(ino, name, value, flags);
         answer(reply, res)
     }
 
@@ -727,70 +532,17 @@ impl Filesystem for PredaFs {
         size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        let res = (|| {
-            let path = self.path(ino)?;
-            let Node::File(m) = self.resolve(&path)? else {
-                return Err(Errno::NO_XATTR);
-            };
-            let name = name.to_str().ok_or(Errno::EINVAL)?;
-            let v = m
-                .attrs
-                .user_metadata
-                .get(&posix::xattr_key(name))
-                .ok_or(Errno::NO_XATTR)?;
-            unb64(v).ok_or(Errno::EIO)
-        })();
-        match res {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(e),
-        }
+        let res = self.get_xattr(ino, name);
+        answer_xattr(reply, size, res)
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
-        let res = (|| {
-            let path = self.path(ino)?;
-            let mut out = Vec::new();
-            if let Node::File(m) = self.resolve(&path)? {
-                for k in m.attrs.user_metadata.keys() {
-                    if let Some(n) = k.strip_prefix(posix::XATTR_PREFIX) {
-                        out.extend_from_slice(n.as_bytes());
-                        out.push(0);
-                    }
-                }
-            }
-            Ok::<_, Errno>(out)
-        })();
-        match res {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(e),
-        }
+        let res = self.list_xattr(ino);
+        answer_xattr(reply, size, res)
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = (|| {
-            if self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let path = self.path(ino)?;
-            let Node::File(m) = self.resolve(&path)? else {
-                return Err(Errno::NO_XATTR);
-            };
-            let key = posix::xattr_key(name.to_str().ok_or(Errno::EINVAL)?);
-            if !m.attrs.user_metadata.contains_key(&key) {
-                return Err(Errno::NO_XATTR);
-            }
-            let (b, k) = split(&path);
-            self.rt
-                .block_on(self.engine.update_object_attrs(b, k, move |a| {
-                    a.user_metadata.remove(&key);
-                }))
-                .map(|_| ())
-                .map_err(|e| errno(&e))
-        })();
+        let res = self.remove_xattr(ino, name);
         answer(reply, res)
     }
 
@@ -830,6 +582,17 @@ fn answer_attr(reply: ReplyAttr, ttl: &Duration, r: Result<FileAttr, Errno>) {
 fn answer_entry(reply: ReplyEntry, ttl: &Duration, r: Result<FileAttr, Errno>) {
     match r {
         Ok(a) => reply.entry(ttl, &a, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
+/// Answers `getxattr` or `listxattr`: the size asked for with `size` 0, else the bytes
+/// (`ERANGE` when they do not fit).
+fn answer_xattr(reply: fuser::ReplyXattr, size: u32, r: Result<Vec<u8>, Errno>) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
         Err(e) => reply.error(e),
     }
 }

@@ -187,21 +187,28 @@ impl PredaFs {
             Err(engine::Error::NoSuchKey { .. }) => {}
             Err(e) => return Err(errno(&e)),
         }
-        let page = self
-            .engine
-            .list_objects(
-                b,
-                &ListQuery {
-                    prefix: format!("{k}/"),
-                    max_keys: 1,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| errno(&e))?;
-        if page.objects.is_empty() {
+        if self.keys_under(b, &format!("{k}/"), 1)?.is_empty() {
             return Err(Errno::ENOENT);
         }
         Ok(Node::Dir(None))
+    }
+
+    /// The first `max_keys` objects of `bucket` whose keys start with `prefix`, in key order.
+    pub(crate) fn keys_under(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max_keys: usize,
+    ) -> Result<Vec<ObjectMeta>, Errno> {
+        let q = ListQuery {
+            prefix: prefix.to_string(),
+            max_keys,
+            ..Default::default()
+        };
+        match self.engine.list_objects(bucket, &q) {
+            Ok(page) => Ok(page.objects),
+            Err(e) => Err(errno(&e)),
+        }
     }
 
     fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
@@ -618,16 +625,13 @@ impl PredaFs {
         } else {
             format!("{k}/")
         };
-        let q = ListQuery {
-            prefix: prefix.clone(),
-            max_keys: 1000,
-            ..Default::default()
-        };
-        let Ok(page) = self.engine.list_objects(b, &q) else {
+        const LOOKED_AT: usize = 1000;
+        let Ok(mut objects) = self.keys_under(b, &prefix, LOOKED_AT + 1) else {
             return;
         };
-        let hidden: Vec<&str> = page
-            .objects
+        let more = objects.len() > LOOKED_AT;
+        objects.truncate(LOOKED_AT);
+        let hidden: Vec<&str> = objects
             .iter()
             .map(|o| o.key.as_str())
             .filter(|key| key.len() > prefix.len() && !crate::names::is_reachable(key))
@@ -643,7 +647,7 @@ impl PredaFs {
         tracing::warn!(
             "cannot remove {path}: it holds {}{} key(s) that no file name can show (., .., empty or over 255-byte components), e.g. {}; remove them over S3",
             hidden.len(),
-            if page.is_truncated { "+" } else { "" },
+            if more { "+" } else { "" },
             shown.join(", ")
         );
     }

@@ -116,24 +116,12 @@ impl PredaFs {
             Node::Dir(_) => {}
         }
         let (b, k) = split(&path);
-        let marker = format!("{k}/");
-        let page = self
-            .engine
-            .list_objects(
-                b,
-                &ListQuery {
-                    prefix: marker.clone(),
-                    max_keys: 2,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| errno(&e))?;
-        if page.objects.iter().any(|o| o.key != marker) {
+        if self.dir_has_entries(b, k)? {
             self.log_hidden_keys(&path);
             return Err(Errno::ENOTEMPTY);
         }
         self.rt
-            .block_on(self.engine.delete_object(b, &marker))
+            .block_on(self.engine.delete_object(b, &format!("{k}/")))
             .map_err(|e| errno(&e))?;
         if let Ok(mut t) = self.dir_times.lock() {
             t.remove(&path);
@@ -231,5 +219,289 @@ impl PredaFs {
             self.engine.head_object(b, k).map_err(|e| errno(&e))?
         };
         Ok(file_attr(ino.0, &m))
+    }
+
+    /// `rename`: a file, or a directory with everything under it (one metadata rename per
+    /// key, no data copied), onto a free name, a file, or an empty directory. Buckets keep
+    /// their names (`EPERM`); `no_replace`: `RENAME_NOREPLACE`.
+    pub(crate) fn rename_entry(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        no_replace: bool,
+    ) -> Result<(), Errno> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        let from = join(&self.path(parent)?, name_str(name)?);
+        let to = join(&self.path(newparent)?, name_str(newname)?);
+        let (fb, fk) = split(&from);
+        let (tb, tk) = split(&to);
+        if fk.is_empty() || tk.is_empty() {
+            return Err(Errno::EPERM); // buckets cannot be renamed
+        }
+        let target = self.resolve(&to).ok();
+        if no_replace && target.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let mut replaced = None;
+        match self.resolve(&from)? {
+            Node::File(_) => {
+                if matches!(target, Some(Node::Dir(_))) {
+                    return Err(Errno::EISDIR);
+                }
+                if from == to {
+                    return Ok(());
+                }
+                if matches!(target, Some(Node::File(_))) {
+                    replaced = self.before_unlink(&to)?;
+                }
+                self.rt
+                    .block_on(self.engine.rename_object(fb, fk, tb, tk))
+                    .map_err(|e| errno(&e))?;
+            }
+            Node::Dir(_) => {
+                match target {
+                    Some(Node::File(_)) => return Err(Errno::ENOTDIR),
+                    Some(Node::Dir(_)) if self.dir_has_entries(tb, tk)? => {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                    _ => {}
+                }
+                // Every key under the directory, renamed one by one (metadata only).
+                let prefix = format!("{fk}/");
+                loop {
+                    let objects = self.keys_under(fb, &prefix, 1000)?;
+                    if objects.is_empty() {
+                        break;
+                    }
+                    for o in &objects {
+                        let nk = format!("{tk}/{}", &o.key[prefix.len()..]);
+                        self.rt
+                            .block_on(self.engine.rename_object(fb, &o.key, tb, &nk))
+                            .map_err(|e| errno(&e))?;
+                    }
+                }
+            }
+            _ => return Err(Errno::EPERM),
+        }
+        if replaced.is_some() {
+            self.detached(replaced, &to);
+        }
+        if let Ok(mut t) = self.inodes.lock() {
+            t.rename(&from, &to);
+        }
+        self.retarget(&from, &to);
+        self.touch_parent(&from);
+        self.touch_parent(&to);
+        Ok(())
+    }
+
+    /// Whether directory `key` of `bucket` holds anything beside its own marker.
+    pub(crate) fn dir_has_entries(&self, bucket: &str, key: &str) -> Result<bool, Errno> {
+        let marker = format!("{key}/");
+        let objects = self.keys_under(bucket, &marker, 2)?;
+        Ok(objects.iter().any(|o| o.key != marker))
+    }
+
+    /// `create`: a new empty file with `mode` (umask applied), owned by the caller, opened
+    /// for writing; returns its attributes and the handle.
+    pub(crate) fn create_file(
+        &self,
+        caller: Caller,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<(FileAttr, u64), Errno> {
+        let path = self.new_file_path(parent, name)?;
+        let attrs = ObjectAttrs {
+            content_type: Some(guess_type(split(&path).1)),
+            posix: Some(caller.posix(libc::S_IFREG | (mode & !umask & 0o7777))),
+            ..Default::default()
+        };
+        let (ino, m) = self.put_new(&path, b"", attrs)?;
+        self.attach(ino, &path, true, false)?;
+        let fh = self.new_fh(Handle::File {
+            ino,
+            writable: true,
+            ra: ReadAhead::default(),
+        });
+        Ok((file_attr(ino, &m), fh))
+    }
+
+    /// `symlink`: a link object whose body is the target.
+    pub(crate) fn make_symlink(
+        &self,
+        caller: Caller,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &[u8],
+    ) -> Result<FileAttr, Errno> {
+        let path = self.new_file_path(parent, link_name)?;
+        if self.resolve(&path).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        let attrs = ObjectAttrs {
+            posix: Some(caller.posix(libc::S_IFLNK | 0o777)),
+            ..Default::default()
+        };
+        let (ino, m) = self.put_new(&path, target, attrs)?;
+        Ok(file_attr(ino, &m))
+    }
+
+    /// `readlink`: a symlink's target (anything else: `EINVAL`).
+    pub(crate) fn read_link(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        let path = self.path(ino)?;
+        let Node::File(m) = self.resolve(&path)? else {
+            return Err(Errno::EINVAL);
+        };
+        if kind_of(&m) != FileType::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        let (b, k) = split(&path);
+        self.rt.block_on(async {
+            let g = self
+                .engine
+                .get_object(b, k, None)
+                .await
+                .map_err(|e| errno(&e))?;
+            let mut body = g.body;
+            let mut out = Vec::new();
+            while let Some(c) = body.next().await {
+                out.extend_from_slice(&c.map_err(|e| errno(&e))?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// `mknod`: a regular file, FIFO, socket or device node (its number kept in `rdev`).
+    pub(crate) fn make_node(
+        &self,
+        caller: Caller,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<FileAttr, Errno> {
+        let path = self.new_file_path(parent, name)?;
+        if self.resolve(&path).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        // The kernel has checked the caller may (CAP_MKNOD for devices); the mount is
+        // `nodev`, so a device node here is a name and a number, never a way to a device.
+        let kind = match mode & libc::S_IFMT {
+            0 => libc::S_IFREG,
+            k
+            @ (libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) => k,
+            _ => return Err(Errno::EINVAL),
+        };
+        let mut attrs = ObjectAttrs {
+            posix: Some(caller.posix(kind | (mode & !umask & 0o7777))),
+            ..Default::default()
+        };
+        match kind {
+            libc::S_IFREG => attrs.content_type = Some(guess_type(split(&path).1)),
+            libc::S_IFCHR | libc::S_IFBLK => {
+                attrs
+                    .user_metadata
+                    .insert(posix::RDEV.into(), posix::format_rdev(rdev));
+            }
+            _ => {}
+        }
+        let (ino, m) = self.put_new(&path, b"", attrs)?;
+        Ok(file_attr(ino, &m))
+    }
+
+    /// `setxattr` of a `user.*` attribute on a file (kept as `x-amz-meta-xattr-*`, base64).
+    pub(crate) fn set_xattr(
+        &self,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), Errno> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        let path = self.path(ino)?;
+        let Node::File(m) = self.resolve(&path)? else {
+            return Err(Errno::ENOTSUP);
+        };
+        let name = name.to_str().ok_or(Errno::EINVAL)?;
+        if !name.starts_with("user.") {
+            return Err(Errno::ENOTSUP);
+        }
+        let key = posix::xattr_key(name);
+        let exists = m.attrs.user_metadata.contains_key(&key);
+        if flags & libc::XATTR_CREATE != 0 && exists {
+            return Err(Errno::EEXIST);
+        }
+        if flags & libc::XATTR_REPLACE != 0 && !exists {
+            return Err(Errno::NO_XATTR);
+        }
+        let v = b64(value);
+        let (b, k) = split(&path);
+        self.rt
+            .block_on(self.engine.update_object_attrs(b, k, move |a| {
+                a.user_metadata.insert(key, v);
+            }))
+            .map(|_| ())
+            .map_err(|e| errno(&e))
+    }
+
+    /// `getxattr`: the value of one extended attribute.
+    pub(crate) fn get_xattr(&self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
+        let path = self.path(ino)?;
+        let Node::File(m) = self.resolve(&path)? else {
+            return Err(Errno::NO_XATTR);
+        };
+        let name = name.to_str().ok_or(Errno::EINVAL)?;
+        let v = m
+            .attrs
+            .user_metadata
+            .get(&posix::xattr_key(name))
+            .ok_or(Errno::NO_XATTR)?;
+        unb64(v).ok_or(Errno::EIO)
+    }
+
+    /// `listxattr`: the names of a file's extended attributes, each ending in a NUL.
+    pub(crate) fn list_xattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        let path = self.path(ino)?;
+        let mut out = Vec::new();
+        if let Node::File(m) = self.resolve(&path)? {
+            for k in m.attrs.user_metadata.keys() {
+                if let Some(n) = k.strip_prefix(posix::XATTR_PREFIX) {
+                    out.extend_from_slice(n.as_bytes());
+                    out.push(0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `removexattr`: drops one extended attribute (`ENODATA` when it has none).
+    pub(crate) fn remove_xattr(&self, ino: INodeNo, name: &OsStr) -> Result<(), Errno> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        let path = self.path(ino)?;
+        let Node::File(m) = self.resolve(&path)? else {
+            return Err(Errno::NO_XATTR);
+        };
+        let key = posix::xattr_key(name.to_str().ok_or(Errno::EINVAL)?);
+        if !m.attrs.user_metadata.contains_key(&key) {
+            return Err(Errno::NO_XATTR);
+        }
+        let (b, k) = split(&path);
+        self.rt
+            .block_on(self.engine.update_object_attrs(b, k, move |a| {
+                a.user_metadata.remove(&key);
+            }))
+            .map(|_| ())
+            .map_err(|e| errno(&e))
     }
 }

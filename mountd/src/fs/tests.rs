@@ -322,3 +322,150 @@ fn setattr_changes_files_and_directories_without_and_with_markers() {
         Some(Errno::EFBIG)
     );
 }
+
+#[test]
+fn rename_moves_files_and_whole_directories_and_refuses_what_posix_refuses() {
+    let f = fixture();
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let name = |n: &str| OsStr::new(n).to_os_string();
+    f.put("a", b"aaa", &[]);
+    f.put("b", b"bb", &[]);
+    // Onto a free name, then onto an existing file (replaced), then RENAME_NOREPLACE.
+    f.fs.rename_entry(bkt, &name("a"), bkt, &name("c"), false)
+        .unwrap();
+    assert!(f.engine.head_object("bkt", "a").is_err());
+    f.fs.rename_entry(bkt, &name("c"), bkt, &name("b"), false)
+        .unwrap();
+    assert_eq!(f.engine.head_object("bkt", "b").unwrap().size, 3);
+    f.put("x", b"", &[]);
+    assert_eq!(
+        f.fs.rename_entry(bkt, &name("x"), bkt, &name("b"), true)
+            .err(),
+        Some(Errno::EEXIST)
+    );
+    // A directory moves with everything under it, its marker included.
+    f.put("d/", b"", &[("mode", "040700")]);
+    f.put("d/one", b"1", &[]);
+    f.put("d/sub/two", b"2", &[]);
+    f.fs.rename_entry(bkt, &name("d"), bkt, &name("e"), false)
+        .unwrap();
+    let keys: Vec<String> =
+        f.fs.keys_under("bkt", "", 100)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+    assert_eq!(keys, ["b", "e/", "e/one", "e/sub/two", "x"]);
+    assert_eq!(f.stat("bkt/e").unwrap().perm, 0o700);
+    // A file onto a directory, a directory onto a file or a non-empty directory: refused.
+    f.put("full/k", b"", &[]);
+    assert_eq!(
+        f.fs.rename_entry(bkt, &name("b"), bkt, &name("e"), false)
+            .err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(
+        f.fs.rename_entry(bkt, &name("e"), bkt, &name("b"), false)
+            .err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        f.fs.rename_entry(bkt, &name("e"), bkt, &name("full"), false)
+            .err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    // Buckets keep their names; a missing source is ENOENT.
+    let root = INodeNo(f.fs.ino(""));
+    assert_eq!(
+        f.fs.rename_entry(root, &name("bkt"), root, &name("b2"), false)
+            .err(),
+        Some(Errno::EPERM)
+    );
+    assert_eq!(
+        f.fs.rename_entry(bkt, &name("nope"), bkt, &name("z"), false)
+            .err(),
+        Some(Errno::ENOENT)
+    );
+    assert_eq!(f.engine.head_object("bkt", "e/one").unwrap().size, 1);
+}
+
+#[test]
+fn create_symlink_and_mknod_make_objects_owned_by_the_caller() {
+    let f = fixture();
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let name = |n: &str| OsStr::new(n).to_os_string();
+    // create: mode less umask, the caller's ids, a content type from the name.
+    let (a, _fh) =
+        f.fs.create_file(ME, bkt, &name("n.txt"), 0o666, 0o022)
+            .unwrap();
+    assert_eq!(
+        (a.kind, a.perm, a.uid, a.gid, a.size),
+        (FileType::RegularFile, 0o644, 1000, 100, 0)
+    );
+    let m = f.engine.head_object("bkt", "n.txt").unwrap();
+    assert_eq!(m.attrs.content_type.as_deref(), Some("text/plain"));
+    // symlink: the target is the body; readlink gives it back; a file is not a link.
+    let l = f.fs.make_symlink(ME, bkt, &name("l"), b"n.txt").unwrap();
+    assert_eq!((l.kind, l.size), (FileType::Symlink, 5));
+    assert_eq!(f.fs.read_link(INodeNo(l.ino.0)).unwrap(), b"n.txt");
+    assert_eq!(f.fs.read_link(INodeNo(a.ino.0)).err(), Some(Errno::EINVAL));
+    assert_eq!(
+        f.fs.make_symlink(ME, bkt, &name("l"), b"x").err(),
+        Some(Errno::EEXIST)
+    );
+    // mknod: FIFOs and device nodes (their number kept), nothing of an unknown type.
+    let p =
+        f.fs.make_node(ME, bkt, &name("p"), libc::S_IFIFO | 0o640, 0, 0)
+            .unwrap();
+    assert_eq!((p.kind, p.perm), (FileType::NamedPipe, 0o640));
+    let dev =
+        f.fs.make_node(ME, bkt, &name("dev"), libc::S_IFCHR | 0o600, 0, 0x0103)
+            .unwrap();
+    assert_eq!((dev.kind, dev.rdev), (FileType::CharDevice, 0x0103));
+    assert_eq!(
+        f.fs.make_node(ME, bkt, &name("odd"), 0o170000 | 0o600, 0, 0)
+            .err(),
+        Some(Errno::EINVAL)
+    );
+    assert!(f.engine.head_object("bkt", "odd").is_err());
+}
+
+#[test]
+fn extended_attributes_round_trip_and_follow_the_flags() {
+    let f = fixture();
+    f.put("k", b"data", &[]);
+    let ino = INodeNo(f.fs.ino("bkt/k"));
+    let n = |s: &str| OsStr::new(s).to_os_string();
+    let value = b"\x00binary\xffvalue";
+    f.fs.set_xattr(ino, &n("user.tag"), value, 0).unwrap();
+    assert_eq!(f.fs.get_xattr(ino, &n("user.tag")).unwrap(), value);
+    assert_eq!(f.fs.list_xattr(ino).unwrap(), b"user.tag\0");
+    // XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one.
+    assert_eq!(
+        f.fs.set_xattr(ino, &n("user.tag"), b"v", libc::XATTR_CREATE)
+            .err(),
+        Some(Errno::EEXIST)
+    );
+    assert_eq!(
+        f.fs.set_xattr(ino, &n("user.new"), b"v", libc::XATTR_REPLACE)
+            .err(),
+        Some(Errno::NO_XATTR)
+    );
+    // Only the user namespace is stored.
+    assert_eq!(
+        f.fs.set_xattr(ino, &n("trusted.x"), b"v", 0).err(),
+        Some(Errno::ENOTSUP)
+    );
+    // The data is untouched by attribute changes.
+    assert_eq!(f.engine.head_object("bkt", "k").unwrap().size, 4);
+    f.fs.remove_xattr(ino, &n("user.tag")).unwrap();
+    assert_eq!(
+        f.fs.get_xattr(ino, &n("user.tag")).err(),
+        Some(Errno::NO_XATTR)
+    );
+    assert_eq!(
+        f.fs.remove_xattr(ino, &n("user.tag")).err(),
+        Some(Errno::NO_XATTR)
+    );
+    assert!(f.fs.list_xattr(ino).unwrap().is_empty());
+}

@@ -175,6 +175,12 @@ impl Server {
         self.aws_with(args, AK, SK)
     }
 
+    /// Runs the aws cli with the arguments of `line`, split at spaces (none of them may hold
+    /// one).
+    pub fn aws_line(&self, line: &str) -> Output {
+        self.aws(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// Runs the aws cli with given keys.
     pub fn aws_with(&self, args: &[&str], ak: &str, sk: &str) -> Output {
         self.aws_bin("aws", args, ak, sk)
