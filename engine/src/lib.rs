@@ -33,16 +33,8 @@ pub mod posix;
 pub mod private;
 pub mod process;
 
-/// What tests and tools outside the crate reach below the layers the doors use (volumes,
-/// shards, the codec, the format version): not an interface of the engine.
 #[doc(hidden)]
-pub mod testing {
-    pub use crate::chunk::erasure::Codec;
-    pub use crate::chunk::shard::{ShardHeader, HEADER_LEN};
-    pub use crate::chunk::volume::{list_volumes, punch, scan_shards};
-    pub use crate::format::FORMAT_VERSION;
-    pub use crate::fsutil::fs_capacity;
-}
+pub mod testing;
 
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use config::{Durability, EngineConfig};

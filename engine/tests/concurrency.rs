@@ -80,13 +80,7 @@ async fn many_tasks_same_and_different_keys() {
         assert_eq!(md5_hex(&b), o.etag);
         check_body(&o.key, &b);
     }
-    assert!(e.fsck().unwrap().is_clean());
-    e.gc(true).await.unwrap();
-    assert_eq!(
-        shard_files(dir.path()),
-        e.chunk_records().unwrap().len() * 6
-    );
-    assert_no_orphans(&e, dir.path(), "after GC");
+    assert_clean_after_gc(&e, dir.path()).await;
 }
 
 /// The second process: puts `child/i` objects (sharing content with the parent's) and exits.
@@ -138,13 +132,7 @@ async fn two_processes_on_one_data_dir() {
         let b = get(&e, "bkt", &format!("child/{i}"), None).await.unwrap();
         check_body("shared", &b);
     }
-    assert!(e.fsck().unwrap().is_clean());
-    e.gc(true).await.unwrap();
-    assert_eq!(
-        shard_files(dir.path()),
-        e.chunk_records().unwrap().len() * 6
-    );
-    assert_no_orphans(&e, dir.path(), "after GC");
+    assert_clean_after_gc(&e, dir.path()).await;
 }
 
 /// A conditional get decides on the version it serves: under constant overwrites, the ETag
@@ -191,4 +179,13 @@ async fn conditional_get_decides_on_the_version_it_serves() {
         .await
         .unwrap();
     assert!(matches!(r, Err("nope")));
+}
+
+/// Metadata adds up, and after a full GC every shard file belongs to a recorded chunk (six
+/// shards each) and no volume holds orphans.
+async fn assert_clean_after_gc(e: &Engine, dir: &std::path::Path) {
+    assert!(e.fsck().unwrap().is_clean());
+    e.gc(true).await.unwrap();
+    assert_eq!(shard_files(dir), e.chunk_records().unwrap().len() * 6);
+    assert_no_orphans(e, dir, "after GC");
 }

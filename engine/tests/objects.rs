@@ -219,42 +219,22 @@ async fn dedup_copy_overwrite_and_gc() {
 async fn conditional_puts() {
     let (_d, e) = fresh().await;
     let m = put(&e, "bkt", "k", b"one").await;
-    let r = e
-        .put_object(
-            "bkt",
-            "k",
-            &b"two"[..],
-            PutOptions {
-                if_none_match: true,
-                ..Default::default()
-            },
-        )
-        .await;
+    let put_two = |if_none_match: bool, if_match: Option<String>| {
+        let opts = PutOptions {
+            if_none_match,
+            if_match,
+            ..Default::default()
+        };
+        e.put_object("bkt", "k", &b"two"[..], opts)
+    };
+    let r = put_two(true, None).await;
     assert!(matches!(r, Err(Error::PreconditionFailed(_))));
     assert_eq!(get(&e, "bkt", "k", None).await.unwrap(), b"one");
-    let r = e
-        .put_object(
-            "bkt",
-            "k",
-            &b"two"[..],
-            PutOptions {
-                if_match: Some("\"0000\"".into()),
-                ..Default::default()
-            },
-        )
-        .await;
+    let r = put_two(false, Some("\"0000\"".into())).await;
     assert!(matches!(r, Err(Error::PreconditionFailed(_))));
-    e.put_object(
-        "bkt",
-        "k",
-        &b"two"[..],
-        PutOptions {
-            if_match: Some(format!("\"{}\"", m.etag)),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    put_two(false, Some(format!("\"{}\"", m.etag)))
+        .await
+        .unwrap();
     assert_eq!(get(&e, "bkt", "k", None).await.unwrap(), b"two");
 }
 
@@ -344,37 +324,19 @@ async fn multipart_upload() {
         [1, 2]
     );
     // Wrong order, wrong ETag, too small.
+    let complete = |parts: Vec<(u32, String)>| {
+        e.complete_multipart_upload("bkt", "mp", &id, parts, PutOptions::default())
+    };
     assert!(matches!(
-        e.complete_multipart_upload(
-            "bkt",
-            "mp",
-            &id,
-            vec![(2, i2.etag.clone()), (1, i1.etag.clone())],
-            PutOptions::default()
-        )
-        .await,
+        complete(vec![(2, i2.etag.clone()), (1, i1.etag.clone())]).await,
         Err(Error::InvalidPartOrder)
     ));
     assert!(matches!(
-        e.complete_multipart_upload(
-            "bkt",
-            "mp",
-            &id,
-            vec![(1, "ffff".into())],
-            PutOptions::default()
-        )
-        .await,
+        complete(vec![(1, "ffff".into())]).await,
         Err(Error::InvalidPart(_))
     ));
     assert!(matches!(
-        e.complete_multipart_upload(
-            "bkt",
-            "mp",
-            &id,
-            vec![(2, i2.etag.clone()), (3, i2.etag.clone())],
-            PutOptions::default()
-        )
-        .await,
+        complete(vec![(2, i2.etag.clone()), (3, i2.etag.clone())]).await,
         Err(Error::InvalidPart(_))
     ));
     let files_before = shard_files(dir.path());

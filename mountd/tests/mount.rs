@@ -18,17 +18,7 @@ use held_files::held_files;
 mod common;
 use common::{mounted, Mount, S3dBeside};
 
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use engine::testing::pseudo_random as data;
 
 fn md5(b: &[u8]) -> String {
     hex::encode(md5::Md5::digest(b))
@@ -2026,28 +2016,10 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
 
 /// How many of the pages of `p` are in the page cache, of how many (mmap + mincore).
 fn resident_pages(p: &Path) -> (usize, usize) {
-    use std::os::fd::AsRawFd;
     let f = std::fs::File::open(p).unwrap();
     let len = f.metadata().unwrap().len() as usize;
-    let page = 4096;
-    let pages = len.div_ceil(page);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: a read-only shared mapping of an open file, unmapped before return; mincore
-    // writes one byte per page into `vec`, which has room for every page.
-    unsafe {
-        let a = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        );
-        assert_ne!(a, libc::MAP_FAILED);
-        assert_eq!(libc::mincore(a, len, vec.as_mut_ptr()), 0);
-        libc::munmap(a, len);
-    }
-    (vec.iter().filter(|b| **b & 1 != 0).count(), pages)
+    let pages = engine::testing::resident_pages(&f, len).unwrap();
+    (pages.iter().filter(|r| **r).count(), pages.len())
 }
 
 /// Where the data shards 0 of all chunks under `disks` are: `(volume file, offset)`.

@@ -25,8 +25,8 @@ fn admin_commands_while_serving() {
     ok(s.aws_line("s3 mb s3://adminbkt"));
     let f = s.dir.path().join("obj.bin");
     write_file(&f, 9, 9 * 1024 * 1024);
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://adminbkt/obj.bin"]));
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://adminbkt/copy.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://adminbkt/obj.bin", f.display())));
+    ok(s.aws_line(&format!("s3 cp {} s3://adminbkt/copy.bin", f.display())));
 
     let (good, out) = admin(&s, "status");
     assert!(good, "{out}");
@@ -38,7 +38,7 @@ fn admin_commands_while_serving() {
     // Lose a disk under the running server: reads go on, status says so, heal repairs.
     std::fs::remove_dir_all(s.dir.path().join("data/disks/disk2")).unwrap();
     let back = s.dir.path().join("back.bin");
-    ok(s.aws(&["s3", "cp", "s3://adminbkt/obj.bin", back.to_str().unwrap()]));
+    ok(s.aws_line(&format!("s3 cp s3://adminbkt/obj.bin {}", back.display())));
     assert_eq!(md5_file(&back), md5_file(&f));
     let (good, out) = admin(&s, "status");
     assert!(!good && out.contains("MISSING"), "{out}");
@@ -58,13 +58,8 @@ fn admin_commands_while_serving() {
         "{out}"
     );
     // The server is still fine.
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://adminbkt/again.bin"]));
-    ok(s.aws(&[
-        "s3",
-        "cp",
-        "s3://adminbkt/again.bin",
-        back.to_str().unwrap(),
-    ]));
+    ok(s.aws_line(&format!("s3 cp {} s3://adminbkt/again.bin", f.display())));
+    ok(s.aws_line(&format!("s3 cp s3://adminbkt/again.bin {}", back.display())));
     assert_eq!(md5_file(&back), md5_file(&f));
 }
 

@@ -12,19 +12,16 @@ fn buckets_objects_sync_presign_and_errors() {
 
     // Buckets.
     ok(s.aws_line("s3 mb s3://alpha"));
-    fails_with(
-        s.aws_line("s3api create-bucket --bucket alpha"),
+    s.aws_fails(
+        "s3api create-bucket --bucket alpha",
         "BucketAlreadyOwnedByYou",
     );
-    fails_with(
-        s.aws_line("s3api create-bucket --bucket Bad_Name"),
-        "InvalidBucketName",
-    );
+    s.aws_fails("s3api create-bucket --bucket Bad_Name", "InvalidBucketName");
     ok(s.aws_line("s3api create-bucket --bucket beta --create-bucket-configuration LocationConstraint=us-east-1"));
     let ls = ok(s.aws_line("s3 ls"));
     assert!(ls.contains("alpha") && ls.contains("beta"), "{ls}");
     ok(s.aws_line("s3api head-bucket --bucket alpha"));
-    fails_with(s.aws_line("s3api head-bucket --bucket nope"), "404");
+    s.aws_fails("s3api head-bucket --bucket nope", "404");
     let v = ok(s.aws_line("s3api get-bucket-versioning --bucket alpha"));
     assert!(!v.contains("Enabled"), "{v}");
     ok(s.aws_line("s3api get-bucket-location --bucket alpha"));
@@ -63,21 +60,18 @@ fn buckets_objects_sync_presign_and_errors() {
     for (i, p) in ["x.txt", "a/y.txt", "a/b/z.bin"].iter().enumerate() {
         write_file(&tree.join(p), 10 + i as u64, 5000 * (i + 1));
     }
-    ok(s.aws(&["s3", "sync", tree.to_str().unwrap(), "s3://beta/tree"]));
-    let again = ok(s.aws(&["s3", "sync", tree.to_str().unwrap(), "s3://beta/tree"]));
+    ok(s.aws_line(&format!("s3 sync {} s3://beta/tree", tree.display())));
+    let again = ok(s.aws_line(&format!("s3 sync {} s3://beta/tree", tree.display())));
     assert!(!again.contains("upload"), "nothing to sync: {again}");
     let down = w.join("down");
-    ok(s.aws(&["s3", "sync", "s3://beta/tree", down.to_str().unwrap()]));
+    ok(s.aws_line(&format!("s3 sync s3://beta/tree {}", down.display())));
     for p in ["x.txt", "a/y.txt", "a/b/z.bin"] {
         assert_eq!(md5_file(&tree.join(p)), md5_file(&down.join(p)), "{p}");
     }
 
     // mv, listing with delimiter, rm --recursive.
     ok(s.aws_line("s3 mv s3://beta/tree/x.txt s3://beta/moved.txt"));
-    fails_with(
-        s.aws_line("s3api head-object --bucket beta --key tree/x.txt"),
-        "404",
-    );
+    s.aws_fails("s3api head-object --bucket beta --key tree/x.txt", "404");
     let l = ok(s.aws_line("s3api list-objects-v2 --bucket beta --delimiter /"));
     assert!(l.contains("tree/") && l.contains("moved.txt"), "{l}");
     let l = ok(s.aws_line("s3api list-objects-v2 --bucket beta --max-keys 1 --prefix tree/"));
@@ -120,8 +114,8 @@ fn buckets_objects_sync_presign_and_errors() {
     ok(s.aws_line("s3api copy-object --bucket beta --key copy.bin --copy-source beta/copy.bin --metadata-directive REPLACE --content-type text/x-test --metadata color=blue"));
     let h = ok(s.aws_line("s3api head-object --bucket beta --key copy.bin"));
     assert!(h.contains("text/x-test") && h.contains("blue"), "{h}");
-    fails_with(
-        s.aws_line("s3api copy-object --bucket beta --key copy.bin --copy-source beta/copy.bin"),
+    s.aws_fails(
+        "s3api copy-object --bucket beta --key copy.bin --copy-source beta/copy.bin",
         "InvalidRequest",
     );
     ok(s.aws_line("s3api put-object-tagging --bucket beta --key copy.bin --tagging TagSet=[{Key=k1,Value=v1}]"));
@@ -131,33 +125,19 @@ fn buckets_objects_sync_presign_and_errors() {
     let t = ok(s.aws_line("s3api get-object-tagging --bucket beta --key copy.bin"));
     assert!(!t.contains("k1"), "{t}");
     let r = w.join("range.bin");
-    ok(s.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
-        "alpha",
-        "--key",
-        "in/small.bin",
-        "--range",
-        "bytes=10-19",
-        r.to_str().unwrap(),
-    ]));
+    ok(s.aws_line(&format!(
+        "s3api get-object --bucket alpha --key in/small.bin --range bytes=10-19 {}",
+        r.display()
+    )));
     assert_eq!(
         std::fs::read(&r).unwrap(),
         std::fs::read(w.join("small.bin")).unwrap()[10..20]
     );
     fails_with(
-        s.aws(&[
-            "s3api",
-            "get-object",
-            "--bucket",
-            "alpha",
-            "--key",
-            "in/small.bin",
-            "--range",
-            "bytes=5000-6000",
-            r.to_str().unwrap(),
-        ]),
+        s.aws_line(&format!(
+            "s3api get-object --bucket alpha --key in/small.bin --range bytes=5000-6000 {}",
+            r.display()
+        )),
         "InvalidRange",
     );
     let v = ok(s.aws_line("s3api list-object-versions --bucket alpha"));
@@ -166,25 +146,14 @@ fn buckets_objects_sync_presign_and_errors() {
     let d = ok(s.aws_line("s3api delete-objects --bucket alpha --delete Objects=[{Key=in/small.bin},{Key=in/empty.bin},{Key=missing}]"));
     assert!(d.contains("in/small.bin") && d.contains("missing"), "{d}");
     fails_with(
-        s.aws(&[
-            "s3api",
-            "get-object",
-            "--bucket",
-            "alpha",
-            "--key",
-            "in/small.bin",
-            r.to_str().unwrap(),
-        ]),
+        s.aws_line(&format!(
+            "s3api get-object --bucket alpha --key in/small.bin {}",
+            r.display()
+        )),
         "NoSuchKey",
     );
-    fails_with(
-        s.aws_line("s3api delete-bucket --bucket alpha"),
-        "BucketNotEmpty",
-    );
-    fails_with(
-        s.aws_line("s3api list-objects-v2 --bucket nope"),
-        "NoSuchBucket",
-    );
+    s.aws_fails("s3api delete-bucket --bucket alpha", "BucketNotEmpty");
+    s.aws_fails("s3api list-objects-v2 --bucket nope", "NoSuchBucket");
 
     // Authentication errors.
     fails_with(
@@ -209,7 +178,7 @@ fn restart_keeps_data_and_certificate() {
     ok(s.aws_line("s3 mb s3://keep"));
     let f = s.dir.path().join("f.bin");
     write_file(&f, 7, 300_000);
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://keep/f.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://keep/f.bin", f.display())));
     let cert = std::fs::read(s.ca()).unwrap();
     let Server { .. } = &s;
     let dir = {
@@ -225,7 +194,7 @@ fn restart_keeps_data_and_certificate() {
         "the certificate is reused"
     );
     let back = s.dir.path().join("back.bin");
-    ok(s.aws(&["s3", "cp", "s3://keep/f.bin", back.to_str().unwrap()]));
+    ok(s.aws_line(&format!("s3 cp s3://keep/f.bin {}", back.display())));
     assert_eq!(md5_file(&f), md5_file(&back));
 }
 

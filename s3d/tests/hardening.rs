@@ -25,8 +25,7 @@ fn signatures_bodies_logs_and_forms() {
 
 #[test]
 fn idle_connections_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(dir, &[], Some("server: {idle_timeout_secs: 2}\n"));
+    let s = Server::with_config("server: {idle_timeout_secs: 2}\n");
     suite(&s, "idle");
 }
 
@@ -90,7 +89,7 @@ fn data_is_private_whatever_the_umask_and_status_warns_otherwise() {
     ok(s.aws_line("s3 mb s3://private"));
     let f = s.dir.path().join("big.bin");
     write_file(&f, 3, 9_000_000);
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://private/big.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://private/big.bin", f.display())));
     let data = s.dir.path().join("data");
     assert!(walk(&data)
         .iter()

@@ -33,16 +33,11 @@ fn shard_back(vol: &std::path::Path, off: u64) -> bool {
 
 #[test]
 fn degraded_read_is_repaired_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(
-        dir,
-        &[],
-        Some("server:\n  repair_interval_secs: 1\n  scrub_interval_hours: 0\n"),
-    );
+    let s = Server::with_config("server:\n  repair_interval_secs: 1\n  scrub_interval_hours: 0\n");
     ok(s.aws_line("s3 mb s3://repairbkt"));
     let f = s.dir.path().join("obj.bin");
     write_file(&f, 31, 9 * 1024 * 1024);
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://repairbkt/obj.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://repairbkt/obj.bin", f.display())));
     // Wipe every data shard 0 that lives on the first disk holding any (the block with its
     // header becomes a hole, as a lost sector would read back).
     let disks = s.dir.path().join("data/disks");
@@ -60,7 +55,7 @@ fn degraded_read_is_repaired_in_the_background() {
     assert!(!removed.is_empty());
     // The read is served from parity, and queues the chunks for repair.
     let back = s.dir.path().join("back.bin");
-    ok(s.aws(&["s3", "cp", "s3://repairbkt/obj.bin", back.to_str().unwrap()]));
+    ok(s.aws_line(&format!("s3 cp s3://repairbkt/obj.bin {}", back.display())));
     assert_eq!(md5_file(&back), md5_file(&f));
     let t = Instant::now();
     // The shards come back during the pass; its summary line is logged once it ends.
@@ -104,7 +99,7 @@ fn json_request_logs() {
     // guess from method and path gets wrong, and those it refuses.
     let f = s.dir.path().join("small.bin");
     write_file(&f, 3, 6 << 20);
-    ok(s.aws(&["s3", "cp", f.to_str().unwrap(), "s3://jsonlog/a.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://jsonlog/a.bin", f.display())));
     let _ = s.aws_line("s3api get-bucket-policy --bucket jsonlog");
     let _ = s.aws_line("s3api get-bucket-lifecycle-configuration --bucket jsonlog");
     let _ = s.aws(&[
@@ -214,32 +209,13 @@ fn slow_clients_time_out() {
 
     // A signed upload whose body stalls: the request fails and nothing is stored.
     let base = format!("http://127.0.0.1:{}", s.port);
-    ok(std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "-X",
-            "PUT",
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-        ])
-        .args([
-            "--user",
-            &format!("{AK}:{SK}"),
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-        ])
+    ok(signed_curl()
+        .args(["-sS", "--fail", "-X", "PUT"])
         .arg(format!("{base}/slowbkt"))
         .output()
         .unwrap());
-    let mut up = std::process::Command::new("curl")
-        .args(["-sS", "-T", "-", "--aws-sigv4", "aws:amz:us-east-1:s3"])
-        .args([
-            "--user",
-            &format!("{AK}:{SK}"),
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-        ])
+    let mut up = signed_curl()
+        .args(["-sS", "-T", "-"])
         .args(["-H", "Content-Length: 1000", "-w", "\n%{http_code}"])
         .arg(format!("{base}/slowbkt/stalled"))
         .stdin(std::process::Stdio::piped())
@@ -264,23 +240,8 @@ fn slow_clients_time_out() {
     let out = up.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.trim_end().ends_with("200"), "{text}");
-    let head = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-I",
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-        ])
-        .args([
-            "--user",
-            &format!("{AK}:{SK}"),
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-        ])
+    let head = signed_curl()
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
         .arg(format!("{base}/slowbkt/stalled"))
         .output()
         .unwrap();
@@ -289,12 +250,7 @@ fn slow_clients_time_out() {
 
 #[test]
 fn several_key_pairs_from_the_config_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(
-        dir,
-        &[],
-        Some("auth:\n  keys:\n    - {access_key: PSSECONDKEY000000001, secret_key: second-secret-0123456789abcdefghij}\n"),
-    );
+    let s = Server::with_config("auth:\n  keys:\n    - {access_key: PSSECONDKEY000000001, secret_key: second-secret-0123456789abcdefghij}\n");
     // The pair from the flags and the pair from the file both work; a wrong secret does not.
     ok(s.aws_line("s3 mb s3://twokeys"));
     ok(s.aws_with(
@@ -323,42 +279,29 @@ fn full_disks_answer_507_insufficient_storage() {
     let disks: String = (0..6)
         .map(|i| format!("    - {}\n", small.0.join(format!("d{i}")).display()))
         .collect();
-    let s = Server::start_with(
-        tempfile::tempdir().unwrap(),
-        &[],
-        Some(&format!("storage:\n  gc_interval: 0.2\n  disks:\n{disks}")),
-    );
+    let s = Server::with_config(&format!("storage:\n  gc_interval: 0.2\n  disks:\n{disks}"));
     ok(s.aws_line("s3 mb s3://fullbkt"));
     let kept = s.dir.path().join("kept.bin");
     write_file(&kept, 60, 3 << 20);
-    ok(s.aws(&["s3", "cp", kept.to_str().unwrap(), "s3://fullbkt/kept.bin"]));
+    ok(s.aws_line(&format!("s3 cp {} s3://fullbkt/kept.bin", kept.display())));
     // 20 MiB of data is 30 MiB of shards on 24 MiB of disk.
     let big = s.dir.path().join("big.bin");
     write_file(&big, 61, 20 << 20);
-    let o = s.aws(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        "fullbkt",
-        "--key",
-        "big.bin",
-        "--body",
-        big.to_str().unwrap(),
-    ]);
+    let o = s.aws_line(&format!(
+        "s3api put-object --bucket fullbkt --key big.bin --body {}",
+        big.display()
+    ));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     fails_with(o, "InsufficientStorage");
     assert!(err.contains("no space left"), "{err}");
-    fails_with(
-        s.aws_line("s3api head-object --bucket fullbkt --key big.bin"),
-        "404",
-    );
+    s.aws_fails("s3api head-object --bucket fullbkt --key big.bin", "404");
     // The same through a multipart upload (aws s3 cp cuts 8 MiB parts).
     fails_with(
-        s.aws(&["s3", "cp", big.to_str().unwrap(), "s3://fullbkt/big.bin"]),
+        s.aws_line(&format!("s3 cp {} s3://fullbkt/big.bin", big.display())),
         "InsufficientStorage",
     );
     let back = s.dir.path().join("back.bin");
-    ok(s.aws(&["s3", "cp", "s3://fullbkt/kept.bin", back.to_str().unwrap()]));
+    ok(s.aws_line(&format!("s3 cp s3://fullbkt/kept.bin {}", back.display())));
     assert_eq!(md5_file(&back), md5_file(&kept));
     // A delete gives the space back by itself (the background GC, every 0.2 s here): 3 MiB of
     // data, 4.5 MiB of shards.
@@ -375,4 +318,17 @@ fn full_disks_answer_507_insufficient_storage() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(s);
+}
+
+/// curl signing its request with SigV4 (the body unsigned) with the server's key.
+fn signed_curl() -> std::process::Command {
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &format!("{AK}:{SK}"),
+    ])
+    .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+    c
 }

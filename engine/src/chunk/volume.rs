@@ -883,23 +883,11 @@ mod tests {
 
     /// For each page of `f` in `[0, len)`: 1 if it is in the page cache, else 0.
     fn cached_pages(f: &File, len: usize) -> Vec<usize> {
-        // SAFETY: a read-only shared mapping of an open file, only inspected with mincore and
-        // unmapped before returning.
-        unsafe {
-            let m = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            );
-            assert_ne!(m, libc::MAP_FAILED);
-            let mut vec = vec![0u8; len.div_ceil(4096)];
-            assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
-            libc::munmap(m, len);
-            vec.iter().map(|&b| usize::from(b & 1)).collect()
-        }
+        crate::testing::resident_pages(f, len)
+            .unwrap()
+            .into_iter()
+            .map(usize::from)
+            .collect()
     }
 
     /// Once a sync has made them durable, parity shards leave the page cache; data shards stay

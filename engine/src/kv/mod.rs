@@ -143,7 +143,7 @@ pub trait Write: Read {
 
 /// The smallest key greater than every key that starts with `prefix` (`None`: no such key,
 /// the prefix is all `0xff`).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -21,48 +21,42 @@ impl Engine {
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
         validate_bucket_name(name)?;
         let name = name.to_string();
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
-                    return Err(Error::BucketAlreadyExists(name));
-                }
-                let rec = rmp_serde::to_vec_named(&BucketRecord {
-                    created_ns: now_ns(),
-                })?;
-                txn.put(Table::Buckets, name.as_bytes(), &rec)?;
-                Ok(())
-            })
-            .await
+        self.commit(move |txn| {
+            if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
+                return Err(Error::BucketAlreadyExists(name));
+            }
+            let rec = rmp_serde::to_vec_named(&BucketRecord {
+                created_ns: now_ns(),
+            })?;
+            txn.put(Table::Buckets, name.as_bytes(), &rec)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes an empty bucket (`BucketNotEmpty` otherwise); aborts its unfinished uploads.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                crate::meta::require_bucket(txn, &name)?;
-                let prefix = object_key(&name, "");
-                if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
-                    return Err(Error::BucketNotEmpty(name));
-                }
-                let uploads: Vec<Vec<u8>> = txn
-                    .prefix(Table::Uploads, &prefix)?
-                    .map(|r| r.map(|(k, _)| k.to_vec()))
-                    .collect::<Result<_, _>>()?;
-                for uk in uploads {
-                    let upload_id =
-                        String::from_utf8_lossy(uk.rsplit(|b| *b == 0).next().unwrap_or_default())
-                            .into_owned();
-                    crate::object::multipart::drop_upload(txn, &uk, &upload_id)?;
-                }
-                txn.delete(Table::Buckets, name.as_bytes())?;
-                Ok(())
-            })
-            .await
+        self.commit(move |txn| {
+            crate::meta::require_bucket(txn, &name)?;
+            let prefix = object_key(&name, "");
+            if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
+                return Err(Error::BucketNotEmpty(name));
+            }
+            let uploads: Vec<Vec<u8>> = txn
+                .prefix(Table::Uploads, &prefix)?
+                .map(|r| r.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            for uk in uploads {
+                let upload_id =
+                    String::from_utf8_lossy(uk.rsplit(|b| *b == 0).next().unwrap_or_default())
+                        .into_owned();
+                crate::object::multipart::drop_upload(txn, &uk, &upload_id)?;
+            }
+            txn.delete(Table::Buckets, name.as_bytes())?;
+            Ok(())
+        })
+        .await
     }
 
     /// Lists all buckets in name order.

@@ -72,34 +72,31 @@ impl Engine {
         opts: CopyOptions,
     ) -> Result<ObjectMeta> {
         let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                let smeta = p.source(txn)?;
-                if let Some(want) = &opts.source_if_match {
-                    if !etag_matches(want, &smeta.etag) {
-                        return Err(Error::PreconditionFailed("source ETag does not match"));
-                    }
+        self.commit(move |txn| {
+            let smeta = p.source(txn)?;
+            if let Some(want) = &opts.source_if_match {
+                if !etag_matches(want, &smeta.etag) {
+                    return Err(Error::PreconditionFailed("source ETag does not match"));
                 }
-                let old = current_object(txn, &p.dst)?;
-                check_preconditions(old.as_ref(), opts.if_none_match, None)?;
-                let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
-                let meta = ObjectMeta {
-                    key: p.dst_key,
-                    size: smeta.size,
-                    etag: smeta.etag.clone(),
-                    last_modified_ns: now_ns(),
-                    parts_count: smeta.parts_count,
-                    attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
-                    data_id: new_id(),
-                    hole_bytes: manifest.hole_bytes(),
-                };
-                ref_manifest(txn, &manifest)?;
-                crate::meta::install_object(txn, &p.dst, &meta, &manifest, old)?;
-                Ok(meta)
-            })
-            .await
+            }
+            let old = current_object(txn, &p.dst)?;
+            check_preconditions(old.as_ref(), opts.if_none_match, None)?;
+            let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
+            let meta = ObjectMeta {
+                key: p.dst_key,
+                size: smeta.size,
+                etag: smeta.etag.clone(),
+                last_modified_ns: now_ns(),
+                parts_count: smeta.parts_count,
+                attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
+                data_id: new_id(),
+                hole_bytes: manifest.hole_bytes(),
+            };
+            ref_manifest(txn, &manifest)?;
+            crate::meta::install_object(txn, &p.dst, &meta, &manifest, old)?;
+            Ok(meta)
+        })
+        .await
     }
 
     /// Renames an object atomically (one metadata transaction, no data touched), replacing
@@ -112,22 +109,19 @@ impl Engine {
         dst_key: &str,
     ) -> Result<ObjectMeta> {
         let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                let mut meta = p.source(txn)?;
-                if p.src != p.dst {
-                    if let Some(old) = current_object(txn, &p.dst)? {
-                        release_manifest(txn, &old.data_id)?;
-                    }
-                    txn.delete(Table::Objects, &p.src)?;
-                    txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
+        self.commit(move |txn| {
+            let mut meta = p.source(txn)?;
+            if p.src != p.dst {
+                if let Some(old) = current_object(txn, &p.dst)? {
+                    release_manifest(txn, &old.data_id)?;
                 }
-                meta.key = p.dst_key;
-                Ok(meta)
-            })
-            .await
+                txn.delete(Table::Objects, &p.src)?;
+                txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
+            }
+            meta.key = p.dst_key;
+            Ok(meta)
+        })
+        .await
     }
 
     /// `chmod`, `chown`, `utimensat` of an object: applies `change` to its POSIX attributes (its
@@ -167,19 +161,16 @@ impl Engine {
     {
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                crate::meta::require_bucket(txn, &b)?;
-                let Some(mut meta) = current_object(txn, &okey)? else {
-                    return Err(Error::NoSuchKey { bucket: b, key: k });
-                };
-                f(&mut meta.attrs, meta.last_modified_ns);
-                txn.put(Table::Objects, &okey, &meta.encode()?)?;
-                meta.key = k;
-                Ok(meta)
-            })
-            .await
+        self.commit(move |txn| {
+            crate::meta::require_bucket(txn, &b)?;
+            let Some(mut meta) = current_object(txn, &okey)? else {
+                return Err(Error::NoSuchKey { bucket: b, key: k });
+            };
+            f(&mut meta.attrs, meta.last_modified_ns);
+            txn.put(Table::Objects, &okey, &meta.encode()?)?;
+            meta.key = k;
+            Ok(meta)
+        })
+        .await
     }
 }

@@ -155,10 +155,7 @@ impl Engine {
         let id = new_id();
         let (b, did) = (bucket.to_string(), id.clone());
         let base = self
-            .inner
-            .meta
-            .committer()
-            .run(move |txn| {
+            .commit(move |txn| {
                 crate::meta::require_bucket(txn, &b)?;
                 let meta = current_object(txn, &okey)?;
                 let content = match &meta {
@@ -270,10 +267,7 @@ impl Engine {
             inline => inline,
         };
         let (res, surplus) = self
-            .inner
-            .meta
-            .committer()
-            .run(move |txn| {
+            .commit(move |txn| {
                 crate::meta::require_bucket(txn, &b)?;
                 let old_pins = match &old_id {
                     Some(id) => {
@@ -385,7 +379,7 @@ impl Engine {
         }
         let n = stale.len() as u64;
         if n > 0 {
-            self.inner.meta.committer().run_blocking(move |txn| {
+            self.commit_blocking(move |txn| {
                 for k in stale {
                     release_draft(txn, &k)?;
                 }

@@ -1,7 +1,7 @@
 //! Listing a bucket: one ordered scan with prefix, delimiter roll-up and pagination.
 
 use crate::error::{Error, Result};
-use crate::kv::{Read, Table};
+use crate::kv::{prefix_end, Read, Table};
 use crate::meta::{object_key, ObjectMeta};
 
 use super::Engine;
@@ -57,7 +57,7 @@ impl Engine {
                         .unwrap_or(false)
                 };
                 match delim {
-                    Some(d) if is_group(d) => match successor(&sk) {
+                    Some(d) if is_group(d) => match prefix_end(&sk) {
                         Some(s) => seek = s,
                         None => return Ok(page),
                     },
@@ -99,7 +99,7 @@ impl Engine {
                         page.common_prefixes.push(cp.to_string());
                         page.next_marker = Some(cp.to_string());
                         count += 1;
-                        match successor(&object_key(bucket, cp)) {
+                        match prefix_end(&object_key(bucket, cp)) {
                             Some(s) => {
                                 seek = s;
                                 skip_equal = None;
@@ -140,7 +140,7 @@ impl Engine {
                 }
                 if let Some(pos) = k[base.len()..].iter().position(|b| *b == b'/') {
                     n += 1;
-                    match successor(&k[..base.len() + pos + 1]) {
+                    match prefix_end(&k[..base.len() + pos + 1]) {
                         Some(s) => {
                             seek = s;
                             continue 'outer;
@@ -153,16 +153,4 @@ impl Engine {
         }
         Ok(n)
     }
-}
-
-/// The smallest byte string greater than every string starting with `p`.
-fn successor(p: &[u8]) -> Option<Vec<u8>> {
-    let mut s = p.to_vec();
-    while let Some(last) = s.pop() {
-        if last < 0xff {
-            s.push(last + 1);
-            return Some(s);
-        }
-    }
-    None
 }

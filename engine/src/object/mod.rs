@@ -13,6 +13,7 @@ use futures::stream::Stream;
 use crate::chunk::{ChunkStore, ShardPlace};
 use crate::config::{Durability, EngineConfig};
 use crate::error::Result;
+use crate::kv::Write;
 use crate::lock::OwnerLock;
 use crate::meta::ChunkRecord;
 
@@ -82,6 +83,25 @@ impl Engine {
     /// A read transaction: a consistent snapshot of the metadata.
     pub(crate) fn read(&self) -> Result<crate::kv::lmdb::LmdbRead<'_>> {
         self.inner.meta.read()
+    }
+
+    /// Applies `f` in a write transaction of the next group commit and waits until it is
+    /// durable.
+    pub(crate) async fn commit<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+    {
+        self.inner.meta.committer().run(f).await
+    }
+
+    /// [`Engine::commit`] from a blocking thread.
+    pub(crate) fn commit_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+    {
+        self.inner.meta.committer().run_blocking(f)
     }
 
     /// Re-probes the disks (identity files), e.g. after one was replaced.

@@ -105,15 +105,12 @@ impl Engine {
             attrs,
             initiated_ns: now_ns(),
         })?;
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                crate::meta::require_bucket(txn, &bucket)?;
-                txn.put(Table::Uploads, &ukey, &rec)?;
-                Ok(())
-            })
-            .await?;
+        self.commit(move |txn| {
+            crate::meta::require_bucket(txn, &bucket)?;
+            txn.put(Table::Uploads, &ukey, &rec)?;
+            Ok(())
+        })
+        .await?;
         Ok(id)
     }
 
@@ -182,10 +179,7 @@ impl Engine {
         let pkey = part_key(upload_id, part_number);
         let uid = upload_id.to_string();
         let res = self
-            .inner
-            .meta
-            .committer()
-            .run(move |txn| {
+            .commit(move |txn| {
                 if txn.get(Table::Uploads, &ukey)?.is_none() {
                     return Err(Error::NoSuchUpload(uid));
                 }
@@ -315,85 +309,82 @@ impl Engine {
         let okey = object_key(bucket, key);
         let uid = upload_id.to_string();
         let key = key.to_string();
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                let Some(u) = txn.get(Table::Uploads, &ukey)? else {
-                    return Err(Error::NoSuchUpload(uid));
+        self.commit(move |txn| {
+            let Some(u) = txn.get(Table::Uploads, &ukey)? else {
+                return Err(Error::NoSuchUpload(uid));
+            };
+            let upload: UploadRecord = rmp_serde::from_slice(&u)?;
+            let mut prev = 0u32;
+            let mut chunks = Vec::new();
+            let mut part_sizes = Vec::new();
+            let mut md5s = Md5::new();
+            let n = parts.len();
+            for (num, _) in &parts {
+                if *num <= prev {
+                    return Err(Error::InvalidPartOrder);
+                }
+                prev = *num;
+            }
+            let mut records = Vec::with_capacity(n);
+            for (num, etag) in &parts {
+                let Some(pb) = txn.get(Table::Parts, &part_key(&uid, *num))? else {
+                    return Err(Error::InvalidPart(format!("part {num} was not uploaded")));
                 };
-                let upload: UploadRecord = rmp_serde::from_slice(&u)?;
-                let mut prev = 0u32;
-                let mut chunks = Vec::new();
-                let mut part_sizes = Vec::new();
-                let mut md5s = Md5::new();
-                let n = parts.len();
-                for (num, _) in &parts {
-                    if *num <= prev {
-                        return Err(Error::InvalidPartOrder);
-                    }
-                    prev = *num;
+                let p: PartRecord = rmp_serde::from_slice(&pb)?;
+                if etag.trim().trim_matches('"') != p.etag {
+                    return Err(Error::InvalidPart(format!(
+                        "part {num}: ETag {etag} does not match {}",
+                        p.etag
+                    )));
                 }
-                let mut records = Vec::with_capacity(n);
-                for (num, etag) in &parts {
-                    let Some(pb) = txn.get(Table::Parts, &part_key(&uid, *num))? else {
-                        return Err(Error::InvalidPart(format!("part {num} was not uploaded")));
-                    };
-                    let p: PartRecord = rmp_serde::from_slice(&pb)?;
-                    if etag.trim().trim_matches('"') != p.etag {
-                        return Err(Error::InvalidPart(format!(
-                            "part {num}: ETag {etag} does not match {}",
-                            p.etag
-                        )));
-                    }
-                    records.push((*num, p));
+                records.push((*num, p));
+            }
+            for (i, (num, p)) in records.iter().enumerate() {
+                if i + 1 < n && p.size < MIN_PART_SIZE {
+                    return Err(Error::EntityTooSmall {
+                        part: *num,
+                        size: p.size,
+                        min: MIN_PART_SIZE,
+                    });
                 }
-                for (i, (num, p)) in records.iter().enumerate() {
-                    if i + 1 < n && p.size < MIN_PART_SIZE {
-                        return Err(Error::EntityTooSmall {
-                            part: *num,
-                            size: p.size,
-                            min: MIN_PART_SIZE,
-                        });
-                    }
+            }
+            for (_, p) in &records {
+                let raw = hex::decode(&p.etag).map_err(|e| Error::Decode(e.to_string()))?;
+                md5s.update(&raw);
+                let mb = txn
+                    .get(Table::Manifests, p.data_id.as_bytes())?
+                    .ok_or_else(|| Error::Decode("part manifest missing".into()))?;
+                chunks.extend_from_slice(Manifest::decode(&mb)?.chunks());
+                part_sizes.push(p.size);
+            }
+            let old = current_object(txn, &okey)?;
+            if opts.if_none_match && old.is_some() {
+                return Err(Error::PreconditionFailed("the object exists"));
+            }
+            if let Some(want) = &opts.if_match {
+                match &old {
+                    Some(o) if super::read::etag_matches(want, &o.etag) => {}
+                    _ => return Err(Error::PreconditionFailed("ETag does not match")),
                 }
-                for (_, p) in &records {
-                    let raw = hex::decode(&p.etag).map_err(|e| Error::Decode(e.to_string()))?;
-                    md5s.update(&raw);
-                    let mb = txn
-                        .get(Table::Manifests, p.data_id.as_bytes())?
-                        .ok_or_else(|| Error::Decode("part manifest missing".into()))?;
-                    chunks.extend_from_slice(Manifest::decode(&mb)?.chunks());
-                    part_sizes.push(p.size);
-                }
-                let old = current_object(txn, &okey)?;
-                if opts.if_none_match && old.is_some() {
-                    return Err(Error::PreconditionFailed("the object exists"));
-                }
-                if let Some(want) = &opts.if_match {
-                    match &old {
-                        Some(o) if super::read::etag_matches(want, &o.etag) => {}
-                        _ => return Err(Error::PreconditionFailed("ETag does not match")),
-                    }
-                }
-                let size = part_sizes.iter().sum();
-                let manifest = Manifest::Chunks { chunks, part_sizes };
-                let meta = ObjectMeta {
-                    key,
-                    size,
-                    etag: format!("{}-{n}", hex::encode(md5s.finalize())),
-                    last_modified_ns: now_ns(),
-                    parts_count: n as u32,
-                    attrs: upload.attrs,
-                    data_id: new_id(),
-                    hole_bytes: manifest.hole_bytes(),
-                };
-                crate::meta::ref_manifest(txn, &manifest)?;
-                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
-                drop_upload(txn, &ukey, &uid)?;
-                Ok(meta)
-            })
-            .await
+            }
+            let size = part_sizes.iter().sum();
+            let manifest = Manifest::Chunks { chunks, part_sizes };
+            let meta = ObjectMeta {
+                key,
+                size,
+                etag: format!("{}-{n}", hex::encode(md5s.finalize())),
+                last_modified_ns: now_ns(),
+                parts_count: n as u32,
+                attrs: upload.attrs,
+                data_id: new_id(),
+                hole_bytes: manifest.hole_bytes(),
+            };
+            crate::meta::ref_manifest(txn, &manifest)?;
+            crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
+            drop_upload(txn, &ukey, &uid)?;
+            Ok(meta)
+        })
+        .await
     }
 
     /// Aborts an upload and frees its parts.
@@ -406,15 +397,12 @@ impl Engine {
         self.require_upload(bucket, key, upload_id)?;
         let ukey = upload_key(bucket, key, upload_id);
         let uid = upload_id.to_string();
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                if txn.get(Table::Uploads, &ukey)?.is_none() {
-                    return Err(Error::NoSuchUpload(uid));
-                }
-                drop_upload(txn, &ukey, &uid)
-            })
-            .await
+        self.commit(move |txn| {
+            if txn.get(Table::Uploads, &ukey)?.is_none() {
+                return Err(Error::NoSuchUpload(uid));
+            }
+            drop_upload(txn, &ukey, &uid)
+        })
+        .await
     }
 }

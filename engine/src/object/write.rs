@@ -131,10 +131,7 @@ impl Engine {
         let if_match = opts.if_match;
         let ret = meta.clone();
         let surplus = self
-            .inner
-            .meta
-            .committer()
-            .run(move |txn| {
+            .commit(move |txn| {
                 crate::meta::require_bucket(txn, &bucket)?;
                 let old = current_object(txn, &okey)?;
                 check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
@@ -151,20 +148,17 @@ impl Engine {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
-        self.inner
-            .meta
-            .committer()
-            .run(move |txn| {
-                crate::meta::require_bucket(txn, &bucket)?;
-                let Some(b) = txn.get(Table::Objects, &okey)? else {
-                    return Ok(false);
-                };
-                let old = ObjectMeta::decode("", &b)?;
-                txn.delete(Table::Objects, &okey)?;
-                release_manifest(txn, &old.data_id)?;
-                Ok(true)
-            })
-            .await
+        self.commit(move |txn| {
+            crate::meta::require_bucket(txn, &bucket)?;
+            let Some(b) = txn.get(Table::Objects, &okey)? else {
+                return Ok(false);
+            };
+            let old = ObjectMeta::decode("", &b)?;
+            txn.delete(Table::Objects, &okey)?;
+            release_manifest(txn, &old.data_id)?;
+            Ok(true)
+        })
+        .await
     }
 }
 

@@ -26,17 +26,8 @@ pub async fn tiny_chunk_engine(dir: &Path) -> Engine {
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+#[allow(unused_imports)]
+pub use engine::testing::pseudo_random as data;
 
 /// Puts `bytes` under `key`.
 pub async fn put(e: &Engine, bucket: &str, key: &str, bytes: &[u8]) -> engine::ObjectMeta {

@@ -1,5 +1,6 @@
-//! The FUSE adapter: fuser's callbacks, each answering from the filesystem's logic in
-//! `fs/mod.rs` and `fs/attr.rs`.
+//! The FUSE adapter: fuser's callbacks unpack the request, call the filesystem's logic
+//! (`ops.rs` for what changes the tree, `io.rs` for open files and directories, `mod.rs` and
+//! `attr.rs` for lookups and attributes) and answer.
 
 use super::*;
 
@@ -119,28 +120,7 @@ impl Filesystem for PredaFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let res = (|| {
-            let acc = flags.0 & libc::O_ACCMODE;
-            let writing = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-            if writing && self.read_only {
-                return Err(Errno::EROFS);
-            }
-            let trunc = flags.0 & libc::O_TRUNC != 0;
-            let path = self.path(ino)?;
-            let meta = match self.resolve(&path)? {
-                Node::File(m) => m,
-                _ => return Err(Errno::EISDIR),
-            };
-            self.attach(ino.0, &path, writing, writing && trunc)?;
-            let keep = self.keep_cache(ino.0, &meta, writing);
-            let fh = self.new_fh(Handle::File {
-                ino: ino.0,
-                writable: writing,
-                ra: ReadAhead::default(),
-            });
-            Ok((fh, keep))
-        })();
-        match res {
+        match self.open_handle(ino, flags.0) {
             Ok((fh, keep)) => reply.opened(
                 FileHandle(fh),
                 if keep {
@@ -187,24 +167,7 @@ impl Filesystem for PredaFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let res = (|| {
-            let h = self.handle(fh)?;
-            let mut h = h.lock().map_err(|_| Errno::EIO)?;
-            let Handle::File { ino, ra, .. } = &mut *h else {
-                return Err(Errno::EISDIR);
-            };
-            if let Some(f) = self.open_file(*ino) {
-                // Someone has it open for writing: read what they wrote.
-                ra.clear();
-                let v = f.lock().map_err(|_| Errno::EIO)?.read(offset, size)?;
-                return Ok(bytes::Bytes::from(v));
-            }
-            let path = self.path(INodeNo(*ino))?;
-            let (b, k) = split(&path);
-            let m = self.engine.head_object(b, k).map_err(|e| errno(&e))?;
-            ra.read(&self.engine, &self.rt, b, k, &m, offset, size)
-        })();
-        match res {
+        match self.read_handle(fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
         }
@@ -222,27 +185,8 @@ impl Filesystem for PredaFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let res = (|| {
-            let ino = self.writable_ino(fh)?;
-            let f = self.open_file(ino).ok_or(Errno::EBADF)?;
-            {
-                let mut g = f.lock().map_err(|_| Errno::EIO)?;
-                let off = if flags.0 & libc::O_APPEND != 0 {
-                    g.size()
-                } else {
-                    offset
-                };
-                g.write(off, data)?;
-                if openfile::buffered() > self.write_buffer {
-                    // This write's data is taken; a failure to store is reported by the next
-                    // write (which tries again first), flush, fsync or close.
-                    let _ = g.spill();
-                }
-            }
-            self.relieve_memory(ino);
-            Ok(data.len() as u32)
-        })();
-        match res {
+        let append = flags.0 & libc::O_APPEND != 0;
+        match self.write_handle(fh.0, offset, data, append) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -258,42 +202,7 @@ impl Filesystem for PredaFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
-        const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE;
-        const ZERO: i32 = libc::FALLOC_FL_ZERO_RANGE;
-        let res = (|| {
-            if mode & !(KEEP | PUNCH | ZERO) != 0 {
-                // COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE: not offered.
-                return Err(Errno::EOPNOTSUPP);
-            }
-            let ino = self.writable_ino(fh)?;
-            let end = offset
-                .checked_add(length)
-                .filter(|e| *e <= openfile::MAX_FILE_SIZE)
-                .ok_or(Errno::EFBIG)?;
-            let f = self.open_file(ino).ok_or(Errno::EBADF)?;
-            let mut g = f.lock().map_err(|_| Errno::EIO)?;
-            let grow = mode & KEEP == 0 && end > g.size();
-            if mode & (PUNCH | ZERO) != 0 {
-                // The kernel only passes PUNCH_HOLE together with KEEP_SIZE.
-                if grow {
-                    g.truncate(end)?;
-                }
-                g.zero_range(offset, length)?;
-            } else {
-                // Allocation: copy-on-write stores every write anew, so no space can be set
-                // aside; what can be promised is that the space is free now, and the size.
-                let need = end.saturating_sub(g.size()).min(length);
-                if need > self.free_bytes() {
-                    return Err(Errno::ENOSPC);
-                }
-                if grow {
-                    g.truncate(end)?;
-                }
-            }
-            Ok(())
-        })();
-        answer(reply, res)
+        answer(reply, self.allocate(fh.0, offset, length, mode))
     }
 
     fn lseek(
@@ -305,45 +214,7 @@ impl Filesystem for PredaFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        // The kernel asks only for SEEK_DATA and SEEK_HOLE; it handles the others itself.
-        let res = (|| {
-            if !matches!(
-                &*self.handle(fh)?.lock().map_err(|_| Errno::EIO)?,
-                Handle::File { .. }
-            ) {
-                return Err(Errno::EBADF);
-            }
-            let (size, extents) = match self.open_file(ino.0) {
-                Some(f) => {
-                    let g = f.lock().map_err(|_| Errno::EIO)?;
-                    (g.size(), g.data_extents())
-                }
-                None => {
-                    let path = self.path(ino)?;
-                    let (b, k) = split(&path);
-                    let (m, ext) = self.engine.object_extents(b, k).map_err(|e| errno(&e))?;
-                    (m.size, ext)
-                }
-            };
-            let off = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
-            if off >= size {
-                return Err(Errno::ENXIO);
-            }
-            match whence {
-                libc::SEEK_DATA => extents
-                    .iter()
-                    .find(|(_, e)| *e > off)
-                    .map(|(s, _)| (*s).max(off))
-                    .ok_or(Errno::ENXIO),
-                libc::SEEK_HOLE => Ok(extents
-                    .iter()
-                    .find(|(s, e)| *s <= off && off < *e)
-                    .map(|(_, e)| *e)
-                    .unwrap_or(off)),
-                _ => Err(Errno::EINVAL),
-            }
-        })();
-        match res {
+        match self.seek(ino, fh.0, offset, whence) {
             Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(e),
         }
@@ -381,24 +252,11 @@ impl Filesystem for PredaFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let h = self.handles.lock().ok().and_then(|mut t| t.remove(&fh.0));
-        let res = match h.as_ref().and_then(|h| h.lock().ok()).as_deref() {
-            Some(Handle::File { ino, writable, .. }) => self.detach_handle(*ino, *writable),
-            _ => Ok(()),
-        };
-        answer(reply, res)
+        answer(reply, self.release_handle(fh.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let res = (|| {
-            let path = self.path(ino)?;
-            if let Node::File(_) = self.resolve(&path)? {
-                return Err(Errno::ENOTDIR);
-            }
-            let entries = self.list_dir(&path)?;
-            Ok(self.new_fh(Handle::Dir(entries)))
-        })();
-        match res {
+        match self.open_dir(ino) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
@@ -412,36 +270,11 @@ impl Filesystem for PredaFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let h = match self.handle(fh) {
-            Ok(h) => h,
+        let entries = match self.dir_entries(ino, fh.0) {
+            Ok(e) => e,
             Err(e) => return reply.error(e),
         };
-        let Ok(h) = h.lock() else {
-            return reply.error(Errno::EIO);
-        };
-        let Handle::Dir(entries) = &*h else {
-            return reply.error(Errno::ENOTDIR);
-        };
-        let parent = self
-            .path(ino)
-            .ok()
-            .map(|p| {
-                p.rsplit_once('/')
-                    .map(|(a, _)| a.to_string())
-                    .unwrap_or_default()
-            })
-            .map(|p| if ino.0 == ROOT { ROOT } else { self.ino(&p) })
-            .unwrap_or(ROOT);
-        let dots = [
-            (ino.0, FileType::Directory, ".".to_string()),
-            (parent, FileType::Directory, "..".to_string()),
-        ];
-        for (i, (e_ino, kind, name)) in dots
-            .iter()
-            .chain(entries.iter())
-            .enumerate()
-            .skip(offset as usize)
-        {
+        for (i, (e_ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(*e_ino), (i + 1) as u64, *kind, name) {
                 break;
             }
@@ -457,9 +290,7 @@ impl Filesystem for PredaFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        if let Ok(mut t) = self.handles.lock() {
-            t.remove(&fh.0);
-        }
+        self.release_dir(fh.0);
         reply.ok();
     }
 

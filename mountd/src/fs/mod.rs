@@ -29,6 +29,7 @@ use crate::readahead::ReadAhead;
 
 mod attr;
 mod fuse;
+mod io;
 mod ops;
 #[cfg(test)]
 mod tests;

@@ -469,3 +469,145 @@ fn extended_attributes_round_trip_and_follow_the_flags() {
     );
     assert!(f.fs.list_xattr(ino).unwrap().is_empty());
 }
+
+impl Fixture {
+    /// The bytes of object `key` as S3 serves them.
+    fn object(&self, key: &str) -> Vec<u8> {
+        self.rt.block_on(async {
+            let g = self.engine.get_object("bkt", key, None).await.unwrap();
+            let mut body = g.body;
+            let mut out = Vec::new();
+            while let Some(piece) = body.next().await {
+                out.extend_from_slice(&piece.unwrap());
+            }
+            out
+        })
+    }
+}
+
+#[test]
+fn files_written_through_handles_read_back_and_are_committed_by_the_last_close() {
+    let f = fixture();
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let (a, fh) =
+        f.fs.create_file(ME, bkt, OsStr::new("w.bin"), 0o644, 0)
+            .unwrap();
+    assert_eq!(f.fs.write_handle(fh, 0, b"hello ", false).unwrap(), 6);
+    // O_APPEND writes at the end, whatever the offset asked.
+    f.fs.write_handle(fh, 0, b"world", true).unwrap();
+    assert_eq!(&f.fs.read_handle(fh, 0, 100).unwrap()[..], b"hello world");
+    assert_eq!(&f.fs.read_handle(fh, 6, 3).unwrap()[..], b"wor");
+    // S3 sees the empty file create made until the writer closes.
+    assert!(f.object("w.bin").is_empty());
+    f.fs.release_handle(fh).unwrap();
+    assert_eq!(f.object("w.bin"), b"hello world");
+    // A reader reads the object; it cannot write.
+    let ino = INodeNo(a.ino.0);
+    let (r, _) = f.fs.open_handle(ino, libc::O_RDONLY).unwrap();
+    assert_eq!(&f.fs.read_handle(r, 0, 5).unwrap()[..], b"hello");
+    assert_eq!(
+        f.fs.write_handle(r, 0, b"x", false).err(),
+        Some(Errno::EBADF)
+    );
+    f.fs.release_handle(r).unwrap();
+    // O_TRUNC starts from empty; the old contents stay until the new ones are committed.
+    let (w, _) =
+        f.fs.open_handle(ino, libc::O_WRONLY | libc::O_TRUNC)
+            .unwrap();
+    f.fs.write_handle(w, 0, b"new", false).unwrap();
+    assert_eq!(f.object("w.bin"), b"hello world");
+    f.fs.release_handle(w).unwrap();
+    assert_eq!(f.object("w.bin"), b"new");
+    // Files and directories are not each other.
+    assert_eq!(
+        f.fs.open_handle(bkt, libc::O_RDONLY).err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(f.fs.open_dir(ino).err(), Some(Errno::ENOTDIR));
+}
+
+#[test]
+fn punched_holes_are_found_with_seek_data_and_seek_hole() {
+    const K64: u64 = 64 * 1024;
+    let f = fixture();
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let (a, fh) =
+        f.fs.create_file(ME, bkt, OsStr::new("sparse"), 0o644, 0)
+            .unwrap();
+    f.fs.write_handle(fh, 0, &vec![7u8; 4 * K64 as usize], false)
+        .unwrap();
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    f.fs.allocate(fh, K64, 2 * K64, punch).unwrap();
+    assert_eq!(
+        f.fs.allocate(fh, 0, K64, libc::FALLOC_FL_COLLAPSE_RANGE)
+            .err(),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        f.fs.allocate(fh, u64::MAX - 1, 10, 0).err(),
+        Some(Errno::EFBIG)
+    );
+    f.fs.release_handle(fh).unwrap();
+    let body = f.object("sparse");
+    assert_eq!(body.len() as u64, 4 * K64);
+    assert!(body[K64 as usize..3 * K64 as usize].iter().all(|b| *b == 0));
+    assert!(body[3 * K64 as usize..].iter().all(|b| *b == 7));
+    // The committed object: data, a 128 KiB hole, data; the end of the file is a hole too.
+    let ino = INodeNo(a.ino.0);
+    let (r, _) = f.fs.open_handle(ino, libc::O_RDONLY).unwrap();
+    assert_eq!(f.fs.seek(ino, r, 0, libc::SEEK_HOLE), Ok(K64));
+    assert_eq!(f.fs.seek(ino, r, K64 as i64, libc::SEEK_DATA), Ok(3 * K64));
+    assert_eq!(
+        f.fs.seek(ino, r, 3 * K64 as i64, libc::SEEK_HOLE),
+        Ok(4 * K64)
+    );
+    assert_eq!(
+        f.fs.seek(ino, r, 4 * K64 as i64, libc::SEEK_DATA).err(),
+        Some(Errno::ENXIO)
+    );
+    assert_eq!(
+        f.fs.seek(ino, r, -1, libc::SEEK_DATA).err(),
+        Some(Errno::ENXIO)
+    );
+    assert_eq!(
+        f.fs.seek(ino, r, 0, libc::SEEK_END).err(),
+        Some(Errno::EINVAL)
+    );
+    // Allocating grows the file (unless KEEP_SIZE) with zeros.
+    let (w, _) = f.fs.open_handle(ino, libc::O_RDWR).unwrap();
+    f.fs.allocate(w, 0, 8 * K64, 0).unwrap();
+    f.fs.allocate(w, 0, 16 * K64, libc::FALLOC_FL_KEEP_SIZE)
+        .unwrap();
+    f.fs.release_handle(w).unwrap();
+    f.fs.release_handle(r).unwrap();
+    assert_eq!(f.object("sparse").len() as u64, 8 * K64);
+}
+
+#[test]
+fn directory_handles_list_dot_dotdot_and_the_entries_as_they_were_at_opendir() {
+    let f = fixture();
+    f.put("d/a", b"1", &[]);
+    f.put("d/sub/c", b"2", &[]);
+    let d = INodeNo(f.fs.ino("bkt/d"));
+    let fh = f.fs.open_dir(d).unwrap();
+    f.put("d/later", b"3", &[]);
+    let entries = f.fs.dir_entries(d, fh).unwrap();
+    // `.` and `..` first; the rest in the listing's order (which readdir leaves open).
+    let mut names: Vec<(&str, FileType)> =
+        entries.iter().map(|(_, k, n)| (n.as_str(), *k)).collect();
+    names[2..].sort_by_key(|(n, _)| *n);
+
+    assert_eq!(
+        names,
+        [
+            (".", FileType::Directory),
+            ("..", FileType::Directory),
+            ("a", FileType::RegularFile),
+            ("sub", FileType::Directory),
+        ]
+    );
+    assert_eq!(entries[0].0, d.0);
+    assert_eq!(entries[1].0, f.fs.ino("bkt"));
+    f.fs.release_dir(fh);
+    assert_eq!(f.fs.dir_entries(d, fh).err(), Some(Errno::EBADF));
+}

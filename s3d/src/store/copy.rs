@@ -139,16 +139,10 @@ pub(super) async fn upload_part_copy(
     let body = g
         .body
         .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    let (b, k, upload, part) = part_of!(i);
     let p = s
         .engine
-        .upload_part(
-            &i.bucket,
-            &i.key,
-            &i.upload_id,
-            i.part_number.max(0) as u32,
-            StreamReader::new(body),
-            BTreeMap::new(),
-        )
+        .upload_part(b, k, upload, part, StreamReader::new(body), BTreeMap::new())
         .await
         .map_err(s3_err)?;
     Ok(UploadPartCopyOutput {

@@ -26,27 +26,42 @@ pub struct Store {
     pub allow_setid_and_devices: bool,
 }
 
-/// What a PutObject or UploadPart input says its body is (Content-MD5, checksums, trailer).
+/// What a PutObject or UploadPart request says its body is (Content-MD5, checksums, trailer),
+/// and the request's input.
 macro_rules! expected {
-    ($i:expr, $trailers:expr, $extensions:expr) => {
+    ($req:expr) => {{
+        let i = &$req.input;
         expected_from(
-            $i.content_md5.as_ref(),
-            $i.checksum_algorithm.as_ref(),
+            i.content_md5.as_ref(),
+            i.checksum_algorithm.as_ref(),
             [
-                $i.checksum_crc32.as_ref(),
-                $i.checksum_crc32c.as_ref(),
-                $i.checksum_crc64nvme.as_ref(),
-                $i.checksum_sha1.as_ref(),
-                $i.checksum_sha256.as_ref(),
+                i.checksum_crc32.as_ref(),
+                i.checksum_crc32c.as_ref(),
+                i.checksum_crc64nvme.as_ref(),
+                i.checksum_sha1.as_ref(),
+                i.checksum_sha256.as_ref(),
             ],
-            $trailers,
+            $req.trailing_headers,
         )
         .map(|mut e| {
-            e.framing = $extensions
+            e.framing = $req
+                .extensions
                 .get::<std::sync::Arc<crate::framing::Framing>>()
                 .cloned();
-            e
+            (e, $req.input)
         })
+    }};
+}
+
+/// The bucket, key, upload id and part number an UploadPart or UploadPartCopy input names.
+macro_rules! part_of {
+    ($i:expr) => {
+        (
+            &$i.bucket,
+            &$i.key,
+            &$i.upload_id,
+            $i.part_number.max(0) as u32,
+        )
     };
 }
 
@@ -142,222 +157,58 @@ pub use convert::range_of;
 use convert::*;
 pub use tagging::parse_tagging;
 
-#[async_trait::async_trait]
-impl S3 for Store {
-    async fn list_buckets(
-        &self,
-        req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
-        Ok(S3Response::new(
-            bucket::list_buckets(self, req.input).await?,
-        ))
-    }
+/// Implements s3s's `S3` trait: every operation is the function of the same name in its
+/// module. Most take the input and return the output; those listed after `whole request`
+/// take the request (they read the body and its trailers) and return the response.
+macro_rules! s3_operations {
+    (
+        $( $module:ident::$op:ident($input:ty) -> $output:ty, )*
+        ; whole request:
+        $( $rmodule:ident::$rop:ident($rinput:ty) -> $routput:ty, )*
+    ) => {
+        #[async_trait::async_trait]
+        impl S3 for Store {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    Ok(S3Response::new($module::$op(self, req.input).await?))
+                }
+            )*
+            $(
+                async fn $rop(&self, req: S3Request<$rinput>) -> S3Result<S3Response<$routput>> {
+                    $rmodule::$rop(self, req).await
+                }
+            )*
+        }
+    };
+}
 
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
-        Ok(S3Response::new(
-            bucket::create_bucket(self, req.input).await?,
-        ))
-    }
-
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        Ok(S3Response::new(
-            bucket::delete_bucket(self, req.input).await?,
-        ))
-    }
-
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
-        Ok(S3Response::new(bucket::head_bucket(self, req.input).await?))
-    }
-
-    async fn get_bucket_location(
-        &self,
-        req: S3Request<GetBucketLocationInput>,
-    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        Ok(S3Response::new(
-            bucket::get_bucket_location(self, req.input).await?,
-        ))
-    }
-
-    async fn get_bucket_versioning(
-        &self,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        Ok(S3Response::new(
-            bucket::get_bucket_versioning(self, req.input).await?,
-        ))
-    }
-
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        object_write::put_object(self, req).await
-    }
-
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
-        Ok(S3Response::new(
-            object_read::get_object(self, req.input).await?,
-        ))
-    }
-
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
-        Ok(S3Response::new(
-            object_read::head_object(self, req.input).await?,
-        ))
-    }
-
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        Ok(S3Response::new(
-            object_write::delete_object(self, req.input).await?,
-        ))
-    }
-
-    async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        Ok(S3Response::new(
-            object_write::delete_objects(self, req.input).await?,
-        ))
-    }
-
-    async fn copy_object(
-        &self,
-        req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
-        Ok(S3Response::new(copy::copy_object(self, req.input).await?))
-    }
-
-    async fn list_objects(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
-        Ok(S3Response::new(list::list_objects(self, req.input).await?))
-    }
-
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        Ok(S3Response::new(
-            list::list_objects_v2(self, req.input).await?,
-        ))
-    }
-
-    async fn list_object_versions(
-        &self,
-        req: S3Request<ListObjectVersionsInput>,
-    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        Ok(S3Response::new(
-            list::list_object_versions(self, req.input).await?,
-        ))
-    }
-
-    async fn get_object_tagging(
-        &self,
-        req: S3Request<GetObjectTaggingInput>,
-    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        Ok(S3Response::new(
-            tagging::get_object_tagging(self, req.input).await?,
-        ))
-    }
-
-    async fn put_object_tagging(
-        &self,
-        req: S3Request<PutObjectTaggingInput>,
-    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        Ok(S3Response::new(
-            tagging::put_object_tagging(self, req.input).await?,
-        ))
-    }
-
-    async fn delete_object_tagging(
-        &self,
-        req: S3Request<DeleteObjectTaggingInput>,
-    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        Ok(S3Response::new(
-            tagging::delete_object_tagging(self, req.input).await?,
-        ))
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        Ok(S3Response::new(
-            multipart::create_multipart_upload(self, req.input).await?,
-        ))
-    }
-
-    async fn upload_part(
-        &self,
-        req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
-        multipart::upload_part(self, req).await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        Ok(S3Response::new(
-            copy::upload_part_copy(self, req.input).await?,
-        ))
-    }
-
-    async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        Ok(S3Response::new(
-            multipart::complete_multipart_upload(self, req.input).await?,
-        ))
-    }
-
-    async fn abort_multipart_upload(
-        &self,
-        req: S3Request<AbortMultipartUploadInput>,
-    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        Ok(S3Response::new(
-            multipart::abort_multipart_upload(self, req.input).await?,
-        ))
-    }
-
-    async fn list_parts(
-        &self,
-        req: S3Request<ListPartsInput>,
-    ) -> S3Result<S3Response<ListPartsOutput>> {
-        Ok(S3Response::new(
-            multipart::list_parts(self, req.input).await?,
-        ))
-    }
-
-    async fn list_multipart_uploads(
-        &self,
-        req: S3Request<ListMultipartUploadsInput>,
-    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        Ok(S3Response::new(
-            multipart::list_multipart_uploads(self, req.input).await?,
-        ))
-    }
+s3_operations! {
+    bucket::list_buckets(ListBucketsInput) -> ListBucketsOutput,
+    bucket::create_bucket(CreateBucketInput) -> CreateBucketOutput,
+    bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput,
+    bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput,
+    bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput,
+    bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput,
+    object_read::get_object(GetObjectInput) -> GetObjectOutput,
+    object_read::head_object(HeadObjectInput) -> HeadObjectOutput,
+    object_write::delete_object(DeleteObjectInput) -> DeleteObjectOutput,
+    object_write::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput,
+    copy::copy_object(CopyObjectInput) -> CopyObjectOutput,
+    list::list_objects(ListObjectsInput) -> ListObjectsOutput,
+    list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output,
+    list::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput,
+    tagging::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput,
+    tagging::put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput,
+    tagging::delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput,
+    multipart::create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput,
+    copy::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput,
+    multipart::complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput,
+    multipart::abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput,
+    multipart::list_parts(ListPartsInput) -> ListPartsOutput,
+    multipart::list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput,
+    ; whole request:
+    object_write::put_object(PutObjectInput) -> PutObjectOutput,
+    multipart::upload_part(UploadPartInput) -> UploadPartOutput,
 }
 
 #[cfg(test)]

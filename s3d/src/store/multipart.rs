@@ -25,22 +25,15 @@ pub(super) async fn upload_part(
     s: &Store,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let i = req.input;
-    let expected = expected!(i, req.trailing_headers, req.extensions)?;
+    let (expected, i) = expected!(req)?;
     let body = i.body.unwrap_or_else(crate::body::empty);
     let vb = VerifyingBody::new(body, expected, s.body_idle);
     let verified = vb.verified.clone();
     let mut reader = StreamReader::new(vb);
+    let (b, k, upload, part) = part_of!(i);
     let res = s
         .engine
-        .upload_part(
-            &i.bucket,
-            &i.key,
-            &i.upload_id,
-            i.part_number.max(0) as u32,
-            &mut reader,
-            BTreeMap::new(),
-        )
+        .upload_part(b, k, upload, part, &mut reader, BTreeMap::new())
         .await;
     if res.is_err() {
         drain(&mut reader).await;
@@ -84,19 +77,14 @@ pub(super) async fn complete_multipart_upload(
     if parts.is_empty() {
         return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: no parts"));
     }
-    if i.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
-        return Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on CompleteMultipartUpload supports only '*'"
-        ));
-    }
+    let (if_none_match, if_match) = write_conditions(
+        "CompleteMultipartUpload",
+        i.if_match.as_ref(),
+        i.if_none_match.as_ref(),
+    )?;
     let opts = PutOptions {
-        if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),
-        if_match: i
-            .if_match
-            .as_ref()
-            .and_then(|c| c.as_etag())
-            .map(|e| e.value().to_string()),
+        if_none_match,
+        if_match,
         ..Default::default()
     };
     let m = s

@@ -6,25 +6,16 @@ pub(super) async fn put_object(
     s: &Store,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let i = req.input;
-    let expected = expected!(i, req.trailing_headers, req.extensions)?;
+    let (expected, i) = expected!(req)?;
     let attrs = attrs_of!(s, i, i.tagging)?;
+    let (if_none_match, if_match) =
+        write_conditions("PUT", i.if_match.as_ref(), i.if_none_match.as_ref())?;
     let opts = PutOptions {
         attrs,
-        if_none_match: i.if_none_match.as_ref().is_some_and(|c| c.is_any()),
-        if_match: i
-            .if_match
-            .as_ref()
-            .and_then(|c| c.as_etag())
-            .map(|e| e.value().to_string()),
+        if_none_match,
+        if_match,
         late_checksums: None,
     };
-    if i.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
-        return Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on PUT supports only '*'"
-        ));
-    }
     let m = s
         .store_body(&i.bucket, &i.key, i.body, expected, opts)
         .await?;

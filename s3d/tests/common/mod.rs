@@ -59,6 +59,11 @@ impl Server {
         Self::start_custom(dir, extra, config, |_| {})
     }
 
+    /// A server in a fresh directory with `config` as its `config.yaml`.
+    pub fn with_config(config: &str) -> Server {
+        Self::start_with(tempfile::tempdir().expect("tempdir"), &[], Some(config))
+    }
+
     /// As [`Server::start_with`], with a last say on the command (limits, umask, variables).
     pub fn start_custom(
         dir: tempfile::TempDir,
@@ -181,6 +186,11 @@ impl Server {
         self.aws(&line.split_whitespace().collect::<Vec<_>>())
     }
 
+    /// Runs [`Server::aws_line`] and expects it to fail with `code` in its message.
+    pub fn aws_fails(&self, line: &str, code: &str) {
+        fails_with(self.aws_line(line), code)
+    }
+
     /// Runs the aws cli with given keys.
     pub fn aws_with(&self, args: &[&str], ak: &str, sk: &str) -> Output {
         self.aws_bin("aws", args, ak, sk)
@@ -235,15 +245,7 @@ pub fn fails_with(o: Output, code: &str) {
 
 /// Deterministic pseudo-random file contents.
 pub fn write_file(path: &Path, seed: u64, len: usize) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let data = engine::testing::pseudo_random(seed, len);
     std::fs::write(path, data).expect("write");
 }
 
