@@ -212,7 +212,14 @@ mod tests {
 
     const SHARD_LEN: usize = 10_000;
 
-    fn disk(dir: &std::path::Path) -> LocalDisk {
+    /// An online disk in a fresh directory (kept while the `TempDir` lives).
+    fn disk() -> (tempfile::TempDir, LocalDisk) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = disk_in(dir.path());
+        (dir, d)
+    }
+
+    fn disk_in(dir: &std::path::Path) -> LocalDisk {
         let policy = WritePolicy {
             fsync: true,
             direct: false,
@@ -246,8 +253,7 @@ mod tests {
 
     #[test]
     fn appended_shards_read_back_verified_in_whole_and_in_part() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = disk(dir.path());
+        let (_dir, d) = disk();
         let chunk = [7u8; 32];
         let (a, pa) = d.append(&shard(&chunk, 1, 0), true).unwrap();
         let (b, pb) = d.append(&shard(&chunk, 5, 9), false).unwrap();
@@ -284,8 +290,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_shard_is_detected_and_rewritten_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = disk(dir.path());
+        let (_dir, d) = disk();
         let chunk = [3u8; 32];
         let good = shard(&chunk, 0, 1);
         let (loc, p) = d.append(&good, true).unwrap();
@@ -306,8 +311,7 @@ mod tests {
 
     #[test]
     fn released_shards_read_as_missing_and_offline_disks_serve_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = disk(dir.path());
+        let (_dir, d) = disk();
         let chunk = [5u8; 32];
         let (loc, p) = d.append(&shard(&chunk, 2, 4), true).unwrap();
         p.make_durable().unwrap();

@@ -66,35 +66,33 @@ fn modes_are_written_c_style_octal() {
 fn modes_from_rclone_s3fs_s3cmd_and_by_hand() {
     let file = |v: &str| parse_mode(v, false);
     let dir = |v: &str| parse_mode(v, true);
-    // rclone: octal with the type.
-    assert_eq!(file("100644"), Some(0o100644));
-    assert_eq!(file("120777"), Some(0o120777));
-    assert_eq!(file("10644"), Some(0o010644));
-    assert_eq!(file("20666"), Some(0o020666));
-    assert_eq!(file("60660"), Some(0o060660));
-    assert_eq!(file("140755"), Some(0o140755));
-    assert_eq!(dir("40755"), Some(0o040755));
-    // s3fs and s3cmd: decimal with the type.
-    assert_eq!(file("33188"), Some(0o100644));
-    assert_eq!(
-        file("33152"),
-        Some(0o100600),
-        "no 8 or 9, octal has no type"
-    );
-    assert_eq!(file("33261"), Some(0o100755));
-    assert_eq!(dir("16877"), Some(0o040755));
-    assert_eq!(dir("16832"), Some(0o040700));
-    assert_eq!(
-        file("41471"),
-        Some(0o120777),
-        "s3fs symlink, not a directory"
-    );
-    assert_eq!(
-        file("4516"),
-        Some(0o010644),
-        "s3fs FIFO, not a set-uid file"
-    );
-    assert_eq!(file("49645"), Some(0o140755), "s3fs socket");
+    // (what was written, a directory?, how it must read, why)
+    let cases: [(&str, bool, u32, &str); 16] = [
+        ("100644", false, 0o100644, "rclone: octal with the type"),
+        ("120777", false, 0o120777, "rclone symlink"),
+        ("10644", false, 0o010644, "rclone FIFO"),
+        ("20666", false, 0o020666, "rclone character device"),
+        ("60660", false, 0o060660, "rclone block device"),
+        ("140755", false, 0o140755, "rclone socket"),
+        ("40755", true, 0o040755, "rclone directory"),
+        (
+            "33188",
+            false,
+            0o100644,
+            "s3fs and s3cmd: decimal with the type",
+        ),
+        ("33152", false, 0o100600, "no 8 or 9, octal has no type"),
+        ("33261", false, 0o100755, "s3fs executable"),
+        ("16877", true, 0o040755, "s3fs directory"),
+        ("16832", true, 0o040700, "s3fs private directory"),
+        ("41471", false, 0o120777, "s3fs symlink, not a directory"),
+        ("4516", false, 0o010644, "s3fs FIFO, not a set-uid file"),
+        ("49645", false, 0o140755, "s3fs socket"),
+        ("0100644", false, 0o100644, "the mount's own C-style octal"),
+    ];
+    for (written, is_dir, want, why) in cases {
+        assert_eq!(parse_mode(written, is_dir), Some(want), "{written}: {why}");
+    }
     // Every regular-file and directory mode s3fs can write reads right.
     for perm in 0..=0o7777 {
         let f = S_IFREG | perm;
