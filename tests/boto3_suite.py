@@ -139,6 +139,21 @@ def multipart_errors():
     assert error_code(lambda: s3.list_parts(Bucket=B, Key="mperr", UploadId=u))[0] == "NoSuchUpload"
 
 
+
+@check
+def a_retried_completion_gets_the_same_answer():
+    u = s3.create_multipart_upload(Bucket=B, Key="twice")["UploadId"]
+    e = s3.upload_part(Bucket=B, Key="twice", UploadId=u, PartNumber=1, Body=b"once")["ETag"]
+    done = {"Parts": [{"PartNumber": 1, "ETag": e}]}
+    first = s3.complete_multipart_upload(Bucket=B, Key="twice", UploadId=u, MultipartUpload=done)
+    again = s3.complete_multipart_upload(Bucket=B, Key="twice", UploadId=u, MultipartUpload=done)
+    assert again["ETag"] == first["ETag"], (first, again)
+    # Once the object is replaced, the upload is simply gone.
+    s3.put_object(Bucket=B, Key="twice", Body=b"other")
+    got = error_code(lambda: s3.complete_multipart_upload(Bucket=B, Key="twice", UploadId=u, MultipartUpload=done))
+    assert got == ("NoSuchUpload", 404), got
+
+
 @check
 def upload_part_copy_with_range():
     src = data(6 * 1024 * 1024, 5)
@@ -167,6 +182,56 @@ def conditional_requests():
     code, status = error_code(lambda: s3.get_object(Bucket=B, Key="cond", IfMatch='"0000"'))
     assert status == 412, (code, status)
     assert s3.get_object(Bucket=B, Key="cond", IfMatch=etag)["Body"].read() == b"v1"
+
+
+
+@check
+def conditional_writes_with_etags():
+    etag = s3.put_object(Bucket=B, Key="cw", Body=b"v1")["ETag"]
+    # If-None-Match with an ETag: refused when it is the current one, not otherwise.
+    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw", Body=b"x", IfNoneMatch=etag)) == ("PreconditionFailed", 412)
+    s3.put_object(Bucket=B, Key="cw", Body=b"v2", IfNoneMatch='"00000000000000000000000000000000"')
+    # If-Match: only onto the ETag named (or "*": onto any existing object).
+    etag = s3.head_object(Bucket=B, Key="cw")["ETag"]
+    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw", Body=b"x", IfMatch='"0000"')) == ("PreconditionFailed", 412)
+    s3.put_object(Bucket=B, Key="cw", Body=b"v3", IfMatch=etag)
+    s3.put_object(Bucket=B, Key="cw", Body=b"v4", IfMatch="*")
+    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw-none", Body=b"x", IfMatch="*")) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=B, Key="cw")["Body"].read() == b"v4"
+    # The same conditions on CompleteMultipartUpload, decided against the object it replaces.
+    current = s3.head_object(Bucket=B, Key="cw")["ETag"]
+    def complete(**cond):
+        u = s3.create_multipart_upload(Bucket=B, Key="cw")["UploadId"]
+        e = s3.upload_part(Bucket=B, Key="cw", UploadId=u, PartNumber=1, Body=b"mp")["ETag"]
+        return s3.complete_multipart_upload(Bucket=B, Key="cw", UploadId=u, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e}]}, **cond)
+    assert error_code(lambda: complete(IfNoneMatch=current)) == ("PreconditionFailed", 412)
+    assert error_code(lambda: complete(IfMatch='"0000"')) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=B, Key="cw")["Body"].read() == b"v4"
+    complete(IfMatch=current)
+    assert s3.get_object(Bucket=B, Key="cw")["Body"].read() == b"mp"
+
+
+
+@check
+def object_attributes_size_etag_checksum_and_parts():
+    body = data(12 * 1024 * 1024, 21)
+    s3.upload_fileobj(io.BytesIO(body), B, "attrs-mp", Config=boto3.s3.transfer.TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+    head = s3.head_object(Bucket=B, Key="attrs-mp")
+    a = s3.get_object_attributes(Bucket=B, Key="attrs-mp", ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert a["ObjectSize"] == len(body) and a["StorageClass"] == "STANDARD", a
+    assert a["ETag"].strip('"') == head["ETag"].strip('"'), (a["ETag"], head["ETag"])
+    p = a["ObjectParts"]
+    assert p["TotalPartsCount"] == 3 and [x["Size"] for x in p["Parts"]] == [5 << 20, 5 << 20, 2 << 20], p
+    page = s3.get_object_attributes(Bucket=B, Key="attrs-mp", ObjectAttributes=["ObjectParts"], MaxParts=2)["ObjectParts"]
+    assert [x["PartNumber"] for x in page["Parts"]] == [1, 2] and page["IsTruncated"], page
+    rest = s3.get_object_attributes(Bucket=B, Key="attrs-mp", ObjectAttributes=["ObjectParts"], MaxParts=2, PartNumberMarker=page["NextPartNumberMarker"])["ObjectParts"]
+    assert [x["PartNumber"] for x in rest["Parts"]] == [3] and not rest["IsTruncated"], rest
+    # A single put: no parts; its checksum when it was sent with one.
+    s3.put_object(Bucket=B, Key="attrs-one", Body=b"abc", ChecksumAlgorithm="SHA256")
+    one = s3.get_object_attributes(Bucket=B, Key="attrs-one", ObjectAttributes=["Checksum", "ObjectParts", "ObjectSize"])
+    assert one["ObjectSize"] == 3 and "ObjectParts" not in one, one
+    assert one["Checksum"]["ChecksumSHA256"] == "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", one
+    assert error_code(lambda: s3.get_object_attributes(Bucket=B, Key="no-such-key", ObjectAttributes=["ETag"]))[1] == 404
 
 
 @check
@@ -397,6 +462,86 @@ def bad_chunk_signature_or_framing_stores_nothing():
     status, resp = _signed_chunked_put("chunked-bad-frame", chunks, tamper="framing")
     assert status in (400, 0), resp[:500]
     assert error_code(lambda: s3.head_object(Bucket=B, Key="chunked-bad-frame"))[0] == "404"
+
+
+
+@check
+def unset_bucket_configurations_are_s3s_404s():
+    # SDKs (minio-py, boto3 waiters) read these 404s as "none configured"; a 501 breaks them.
+    calls = [
+        (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+        (s3.get_bucket_policy, "NoSuchBucketPolicy"),
+        (s3.get_bucket_policy_status, "NoSuchBucketPolicy"),
+        (s3.get_bucket_tagging, "NoSuchTagSet"),
+        (s3.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+        (s3.get_bucket_cors, "NoSuchCORSConfiguration"),
+    ]
+    for call, code in calls:
+        got = error_code(lambda: call(Bucket=B))
+        assert got == (code, 404), (call.__name__, got)
+    # AWS's error table gives this one 400, not 404.
+    got = error_code(lambda: s3.get_bucket_encryption(Bucket=B))
+    assert got == ("ServerSideEncryptionConfigurationNotFoundError", 400), got
+    for call, _ in calls + [(s3.get_bucket_encryption, None)]:
+        got = error_code(lambda: call(Bucket="no-such-bucket-here"))
+        assert got == ("NoSuchBucket", 404), (call.__name__, got)
+
+
+@check
+def bucket_tags_round_trip_and_bad_sets_change_nothing():
+    tags = [{"Key": "team", "Value": "edge"}, {"Key": "empty", "Value": ""}]
+    s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": tags})
+    got = s3.get_bucket_tagging(Bucket=B)["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in got) == [("empty", ""), ("team", "edge")], got
+    bad = [
+        [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}],
+        [{"Key": "k" * 129, "Value": "1"}],
+        [{"Key": "v", "Value": "x" * 257}],
+        [{"Key": f"k{n}", "Value": ""} for n in range(51)],
+    ]
+    for b in bad:
+        got = error_code(lambda: s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": b}))
+        assert got == ("InvalidTag", 400), got
+    assert len(s3.get_bucket_tagging(Bucket=B)["TagSet"]) == 2
+    # Fifty is the limit, not 10 as for objects.
+    many = [{"Key": f"k{n}", "Value": str(n)} for n in range(50)]
+    s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": many})
+    assert len(s3.get_bucket_tagging(Bucket=B)["TagSet"]) == 50
+    s3.delete_bucket_tagging(Bucket=B)
+    assert error_code(lambda: s3.get_bucket_tagging(Bucket=B)) == ("NoSuchTagSet", 404)
+    assert error_code(lambda: s3.put_bucket_tagging(Bucket="no-such-bucket-here", Tagging={"TagSet": tags}))[0] == "NoSuchBucket"
+
+
+@check
+def get_object_says_how_many_tags():
+    s3.put_object(Bucket=B, Key="tagged", Body=b"x", Tagging="a=1&b=2")
+    assert s3.get_object(Bucket=B, Key="tagged")["TagCount"] == 2
+    s3.put_object(Bucket=B, Key="untagged", Body=b"x")
+    assert "TagCount" not in s3.get_object(Bucket=B, Key="untagged")
+
+
+@check
+def list_buckets_by_prefix_and_page():
+    names = ["lb-a", "lb-b", "lb-c"]
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    try:
+        r = s3.list_buckets(Prefix="lb-", MaxBuckets=2)
+        assert [b["Name"] for b in r["Buckets"]] == ["lb-a", "lb-b"], r["Buckets"]
+        assert r.get("Prefix") == "lb-"
+        token = r["ContinuationToken"]
+        r = s3.list_buckets(Prefix="lb-", MaxBuckets=2, ContinuationToken=token)
+        assert [b["Name"] for b in r["Buckets"]] == ["lb-c"], r["Buckets"]
+        assert "ContinuationToken" not in r
+        everything = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        assert B in everything and set(names) <= set(everything), everything
+        got = error_code(lambda: s3.list_buckets(ContinuationToken="not base64 !!"))
+        assert got == ("InvalidArgument", 400), got
+        got = error_code(lambda: s3.list_buckets(MaxBuckets=10001))
+        assert got == ("InvalidArgument", 400), got
+    finally:
+        for n in names:
+            s3.delete_bucket(Bucket=n)
 
 
 failed = [n for n, e in results if e]

@@ -35,6 +35,9 @@ pub fn now_ns() -> i64 {
 pub struct BucketRecord {
     /// Creation time, ns since the epoch.
     pub created_ns: i64,
+    /// The bucket's tags (PutBucketTagging); absent in records written before them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 pub use crate::posix::PosixAttrs;
@@ -87,6 +90,10 @@ pub struct ObjectMeta {
     /// zeros in a body). `size - hole_bytes` is what the object occupies before coding.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hole_bytes: u64,
+    /// The multipart upload this object is the completion of (a retried completion of it is
+    /// answered with this object); absent for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -593,6 +600,27 @@ mod tests {
             };
             prop_assert_eq!(ChunkRecord::decode(&r.encode()).unwrap(), r);
         }
+    }
+
+    /// A bucket record written before bucket tags reads as a bucket without tags, and one
+    /// without tags is written as before (older builds read it).
+    #[test]
+    fn bucket_records_before_and_without_tags() {
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            created_ns: i64,
+        }
+        let old = rmp_serde::to_vec_named(&Before { created_ns: 42 }).unwrap();
+        let rec: BucketRecord = rmp_serde::from_slice(&old).unwrap();
+        assert_eq!((rec.created_ns, rec.tags.len()), (42, 0));
+        assert_eq!(rmp_serde::to_vec_named(&rec).unwrap(), old);
+        let tagged = BucketRecord {
+            created_ns: 7,
+            tags: [("team".to_string(), "edge".to_string())].into(),
+        };
+        let back: Before =
+            rmp_serde::from_slice(&rmp_serde::to_vec_named(&tagged).unwrap()).unwrap();
+        assert_eq!(back.created_ns, 7);
     }
 
     #[test]

@@ -34,6 +34,23 @@ async fn bucket_lifecycle() {
         .map(|b| b.name)
         .collect();
     assert_eq!(names, ["alpha", "beta"]);
+    // Tags: set, replaced, kept across a reopen, removed; a missing bucket has none to set.
+    let tags: std::collections::BTreeMap<String, String> = [
+        ("team".into(), "edge".into()),
+        ("env".into(), String::new()),
+    ]
+    .into();
+    e.set_bucket_tags("beta", tags.clone()).await.unwrap();
+    assert_eq!(e.head_bucket("beta").unwrap().tags, tags);
+    assert!(matches!(
+        e.set_bucket_tags("nope", tags.clone()).await,
+        Err(Error::NoSuchBucket(_))
+    ));
+    drop(e);
+    let e = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(e.list_buckets().unwrap()[1].tags, tags);
+    e.set_bucket_tags("beta", Default::default()).await.unwrap();
+    assert!(e.head_bucket("beta").unwrap().tags.is_empty());
     put(&e, "alpha", "k", b"v").await;
     assert!(matches!(
         e.delete_bucket("alpha").await,
@@ -219,20 +236,23 @@ async fn dedup_copy_overwrite_and_gc() {
 async fn conditional_puts() {
     let (_d, e) = fresh().await;
     let m = put(&e, "bkt", "k", b"one").await;
-    let put_two = |if_none_match: bool, if_match: Option<String>| {
+    let put_two = |if_none_match: Option<&str>, if_match: Option<String>| {
         let opts = PutOptions {
-            if_none_match,
+            if_none_match: if_none_match.map(String::from),
             if_match,
             ..Default::default()
         };
         e.put_object("bkt", "k", &b"two"[..], opts)
     };
-    let r = put_two(true, None).await;
+    let r = put_two(Some("*"), None).await;
     assert!(matches!(r, Err(Error::PreconditionFailed(_))));
     assert_eq!(get(&e, "bkt", "k", None).await.unwrap(), b"one");
-    let r = put_two(false, Some("\"0000\"".into())).await;
+    // If-None-Match with an ETag: refused when it is the current one, not otherwise.
+    let r = put_two(Some(&format!("\"{}\"", m.etag)), None).await;
     assert!(matches!(r, Err(Error::PreconditionFailed(_))));
-    put_two(false, Some(format!("\"{}\"", m.etag)))
+    let r = put_two(Some("\"0000\""), Some("\"0000\"".into())).await;
+    assert!(matches!(r, Err(Error::PreconditionFailed(_))));
+    put_two(Some("\"0000\""), Some(format!("\"{}\"", m.etag)))
         .await
         .unwrap();
     assert_eq!(get(&e, "bkt", "k", None).await.unwrap(), b"two");
@@ -249,7 +269,7 @@ async fn failed_conditional_put_of_big_object_leaves_no_garbage() {
             "k",
             &big[..],
             PutOptions {
-                if_none_match: true,
+                if_none_match: Some("*".into()),
                 ..Default::default()
             },
         )

@@ -1,4 +1,6 @@
-//! Buckets: create, delete, list, head.
+//! Buckets: create, delete, list, head, tags.
+
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
@@ -7,13 +9,26 @@ use crate::names::validate_bucket_name;
 
 use super::Engine;
 
-/// A bucket and its creation time.
+/// A bucket: its name, creation time and tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
     /// Name.
     pub name: String,
     /// Creation time, ns since the epoch.
     pub created_ns: i64,
+    /// Tags (empty: none).
+    pub tags: BTreeMap<String, String>,
+}
+
+impl BucketInfo {
+    fn decode(name: &[u8], record: &[u8]) -> Result<BucketInfo> {
+        let rec: BucketRecord = rmp_serde::from_slice(record)?;
+        Ok(BucketInfo {
+            name: String::from_utf8_lossy(name).into_owned(),
+            created_ns: rec.created_ns,
+            tags: rec.tags,
+        })
+    }
 }
 
 impl Engine {
@@ -27,6 +42,7 @@ impl Engine {
             }
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
+                tags: BTreeMap::new(),
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())
@@ -65,11 +81,7 @@ impl Engine {
         let mut out = Vec::new();
         for r in txn.all(Table::Buckets)? {
             let (name, v) = r?;
-            let rec: BucketRecord = rmp_serde::from_slice(&v)?;
-            out.push(BucketInfo {
-                name: String::from_utf8_lossy(&name).into_owned(),
-                created_ns: rec.created_ns,
-            });
+            out.push(BucketInfo::decode(&name, &v)?);
         }
         Ok(out)
     }
@@ -80,10 +92,25 @@ impl Engine {
         let v = txn
             .get(Table::Buckets, name.as_bytes())?
             .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
-        let rec: BucketRecord = rmp_serde::from_slice(&v)?;
-        Ok(BucketInfo {
-            name: name.to_string(),
-            created_ns: rec.created_ns,
+        BucketInfo::decode(name.as_bytes(), &v)
+    }
+
+    /// Replaces a bucket's tags (empty: removes them).
+    pub async fn set_bucket_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        let name = name.to_string();
+        self.commit(move |txn| {
+            let v = txn
+                .get(Table::Buckets, name.as_bytes())?
+                .ok_or_else(|| Error::NoSuchBucket(name.clone()))?;
+            let mut rec: BucketRecord = rmp_serde::from_slice(&v)?;
+            rec.tags = tags;
+            txn.put(
+                Table::Buckets,
+                name.as_bytes(),
+                &rmp_serde::to_vec_named(&rec)?,
+            )?;
+            Ok(())
         })
+        .await
     }
 }

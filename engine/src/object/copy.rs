@@ -80,7 +80,8 @@ impl Engine {
                 }
             }
             let old = current_object(txn, &p.dst)?;
-            check_preconditions(old.as_ref(), opts.if_none_match, None)?;
+            let if_none_match = opts.if_none_match.then_some("*");
+            check_preconditions(old.as_ref(), if_none_match, None)?;
             let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
             let meta = ObjectMeta {
                 key: p.dst_key,
@@ -91,6 +92,7 @@ impl Engine {
                 attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
                 data_id: new_id(),
                 hole_bytes: manifest.hole_bytes(),
+                upload_id: None,
             };
             ref_manifest(txn, &manifest)?;
             crate::meta::install_object(txn, &p.dst, &meta, &manifest, old)?;

@@ -312,6 +312,7 @@ impl Engine {
                     attrs: (c.attrs)(old.as_ref()),
                     data_id: data_id.clone(),
                     hole_bytes: manifest.hole_bytes(),
+                    upload_id: None,
                 };
                 crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 // Re-pin: the new pins first, so no count touches zero on the way.

@@ -301,6 +301,28 @@ impl Engine {
         parts: Vec<(u32, String)>,
         opts: PutOptions,
     ) -> Result<ObjectMeta> {
+        match self
+            .complete_upload(bucket, key, upload_id, parts, opts)
+            .await
+        {
+            // A retried completion (the client missed the answer) gets the same answer, as
+            // long as the object is still the one that upload made.
+            Err(Error::NoSuchUpload(id)) => match self.head_object(bucket, key) {
+                Ok(m) if m.upload_id.as_deref() == Some(upload_id) => Ok(m),
+                _ => Err(Error::NoSuchUpload(id)),
+            },
+            r => r,
+        }
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta> {
         self.require_upload(bucket, key, upload_id)?;
         if parts.is_empty() {
             return Err(Error::InvalidPart("at least one part must be given".into()));
@@ -358,15 +380,11 @@ impl Engine {
                 part_sizes.push(p.size);
             }
             let old = current_object(txn, &okey)?;
-            if opts.if_none_match && old.is_some() {
-                return Err(Error::PreconditionFailed("the object exists"));
-            }
-            if let Some(want) = &opts.if_match {
-                match &old {
-                    Some(o) if super::read::etag_matches(want, &o.etag) => {}
-                    _ => return Err(Error::PreconditionFailed("ETag does not match")),
-                }
-            }
+            super::write::check_preconditions(
+                old.as_ref(),
+                opts.if_none_match.as_deref(),
+                opts.if_match.as_deref(),
+            )?;
             let size = part_sizes.iter().sum();
             let manifest = Manifest::Chunks { chunks, part_sizes };
             let meta = ObjectMeta {
@@ -378,6 +396,7 @@ impl Engine {
                 attrs: upload.attrs,
                 data_id: new_id(),
                 hole_bytes: manifest.hole_bytes(),
+                upload_id: Some(uid.clone()),
             };
             crate::meta::ref_manifest(txn, &manifest)?;
             crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;

@@ -92,12 +92,19 @@ impl Engine {
 
     /// Byte offsets of part `n` (1-based) of a multipart object, as `[start, end)`.
     pub fn part_range(&self, bucket: &str, key: &str, part: u32) -> Result<(u64, u64)> {
+        let (meta, parts) = self.part_sizes(bucket, key)?;
+        part_bounds(meta.size, &parts, part)
+    }
+
+    /// An object's metadata and the sizes of its parts, in order (none: not a multipart
+    /// object), read in one transaction.
+    pub fn part_sizes(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, Vec<u64>)> {
         let (meta, m) = self.object_with_manifest(bucket, key)?;
-        let parts: &[u64] = match &m {
+        let parts = match m {
             Manifest::Chunks { part_sizes, .. } => part_sizes,
-            Manifest::Inline(_) => &[],
+            Manifest::Inline(_) => Vec::new(),
         };
-        part_bounds(meta.size, parts, part)
+        Ok((meta, parts))
     }
 
     /// The byte ranges `[start, end)` of an object that hold data, in order and merged (holes

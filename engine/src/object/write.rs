@@ -24,8 +24,9 @@ use super::Engine;
 pub struct PutOptions {
     /// Attributes to store with the object.
     pub attrs: ObjectAttrs,
-    /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
-    pub if_none_match: bool,
+    /// Fail with `PreconditionFailed` if the key exists with an ETag this matches (`*`: any
+    /// ETag, so if it exists at all) (`If-None-Match`).
+    pub if_none_match: Option<String>,
     /// Fail with `PreconditionFailed` unless the current ETag is this one (`If-Match`).
     pub if_match: Option<String>,
     /// Checksums learnt only once the body has been read (e.g. from HTTP trailers): merged into
@@ -124,6 +125,7 @@ impl Engine {
             attrs,
             data_id: new_id(),
             hole_bytes: manifest.hole_bytes(),
+            upload_id: None,
         };
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
@@ -134,7 +136,7 @@ impl Engine {
             .commit(move |txn| {
                 crate::meta::require_bucket(txn, &bucket)?;
                 let old = current_object(txn, &okey)?;
-                check_preconditions(old.as_ref(), if_none_match, if_match.as_deref())?;
+                check_preconditions(old.as_ref(), if_none_match.as_deref(), if_match.as_deref())?;
                 let surplus = reference(txn, &stored)?;
                 crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 Ok(surplus)
@@ -162,13 +164,18 @@ impl Engine {
     }
 }
 
+/// The conditions of a write, decided on the object it replaces (`None`: there is none):
+/// `If-None-Match` fails when an ETag it names (or `*`: any) is the current one, `If-Match`
+/// unless the current ETag is one it names.
 pub(crate) fn check_preconditions(
     old: Option<&ObjectMeta>,
-    if_none_match: bool,
+    if_none_match: Option<&str>,
     if_match: Option<&str>,
 ) -> Result<()> {
-    if if_none_match && old.is_some() {
-        return Err(Error::PreconditionFailed("the object exists"));
+    if let (Some(cond), Some(o)) = (if_none_match, old) {
+        if etag_matches(cond, &o.etag) {
+            return Err(Error::PreconditionFailed("the object exists"));
+        }
     }
     if let Some(want) = if_match {
         match old {

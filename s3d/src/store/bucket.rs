@@ -1,12 +1,53 @@
-//! Bucket operations: list, create, delete, head, location, versioning.
+//! Bucket operations: list, create, delete, head, location, versioning, and the answers for
+//! bucket configurations this server does not hold yet (S3's "not found" 404s).
 
 use super::*;
+use s3s::{S3Error, S3ErrorCode};
 
-pub(super) async fn list_buckets(s: &Store, _i: ListBucketsInput) -> S3Result<ListBucketsOutput> {
-    let buckets = s
+/// Buckets ListBuckets answers with at most, by default and at the most.
+const MAX_BUCKETS: usize = 10_000;
+
+pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<ListBucketsOutput> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let max = match i.max_buckets {
+        None => MAX_BUCKETS,
+        Some(n) if (1..=MAX_BUCKETS as i32).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and {MAX_BUCKETS}, not {n}"
+            ))
+        }
+    };
+    // The token is the last name of the page before, opaque to the client.
+    let after = match &i.continuation_token {
+        None => None,
+        Some(t) => Some(
+            base64::Engine::decode(&URL_SAFE_NO_PAD, t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
+        ),
+    };
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let mut all = s
         .engine
         .list_buckets()
         .map_err(s3_err)?
+        .into_iter()
+        .filter(|b| b.name.starts_with(&prefix))
+        .filter(|b| after.as_ref().is_none_or(|a| b.name > *a));
+    let page: Vec<_> = all.by_ref().take(max).collect();
+    let token = match (all.next(), page.last()) {
+        (Some(_), Some(last)) => Some(base64::Engine::encode(&URL_SAFE_NO_PAD, &last.name)),
+        _ => None,
+    };
+    let buckets = page
         .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
@@ -17,7 +58,8 @@ pub(super) async fn list_buckets(s: &Store, _i: ListBucketsInput) -> S3Result<Li
     Ok(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner()),
-        ..Default::default()
+        continuation_token: token,
+        prefix: i.prefix,
     })
 }
 
@@ -72,4 +114,74 @@ pub(super) async fn get_bucket_versioning(
 ) -> S3Result<GetBucketVersioningOutput> {
     s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
     Ok(GetBucketVersioningOutput::default())
+}
+
+/// The answer for a bucket configuration that is not set: S3's 404 with its own code (SDKs
+/// read it as "none"), or `NoSuchBucket`.
+fn not_set<T>(s: &Store, bucket: &str, code: S3ErrorCode, what: &str) -> S3Result<T> {
+    s.engine.head_bucket(bucket).map_err(s3_err)?;
+    Err(S3Error::with_message(
+        code,
+        format!("The bucket {bucket} has no {what}"),
+    ))
+}
+
+pub(super) async fn get_bucket_lifecycle_configuration(
+    s: &Store,
+    i: GetBucketLifecycleConfigurationInput,
+) -> S3Result<GetBucketLifecycleConfigurationOutput> {
+    let code = S3ErrorCode::NoSuchLifecycleConfiguration;
+    not_set(s, &i.bucket, code, "lifecycle configuration")
+}
+
+pub(super) async fn get_bucket_policy(
+    s: &Store,
+    i: GetBucketPolicyInput,
+) -> S3Result<GetBucketPolicyOutput> {
+    not_set(
+        s,
+        &i.bucket,
+        S3ErrorCode::NoSuchBucketPolicy,
+        "bucket policy",
+    )
+}
+
+pub(super) async fn get_bucket_policy_status(
+    s: &Store,
+    i: GetBucketPolicyStatusInput,
+) -> S3Result<GetBucketPolicyStatusOutput> {
+    not_set(
+        s,
+        &i.bucket,
+        S3ErrorCode::NoSuchBucketPolicy,
+        "bucket policy",
+    )
+}
+
+pub(super) async fn get_object_lock_configuration(
+    s: &Store,
+    i: GetObjectLockConfigurationInput,
+) -> S3Result<GetObjectLockConfigurationOutput> {
+    let code = S3ErrorCode::ObjectLockConfigurationNotFoundError;
+    not_set(s, &i.bucket, code, "object lock configuration")
+}
+
+pub(super) async fn get_bucket_encryption(
+    s: &Store,
+    i: GetBucketEncryptionInput,
+) -> S3Result<GetBucketEncryptionOutput> {
+    let code = S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError;
+    not_set(s, &i.bucket, code, "server-side encryption configuration")
+}
+
+pub(super) async fn get_bucket_cors(
+    s: &Store,
+    i: GetBucketCorsInput,
+) -> S3Result<GetBucketCorsOutput> {
+    not_set(
+        s,
+        &i.bucket,
+        S3ErrorCode::NoSuchCORSConfiguration,
+        "CORS configuration",
+    )
 }

@@ -25,23 +25,16 @@ pub(super) fn expected_from(
 }
 
 /// The conditions of a write (PutObject, CompleteMultipartUpload) as the engine takes them:
-/// `If-None-Match: *` and the ETag of `If-Match`. Any other If-None-Match is refused as not
-/// implemented, naming `operation`.
+/// `If-None-Match` (`*` or ETags) and `If-Match` (ETags or `*`).
 pub(super) fn write_conditions(
-    operation: &str,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<(bool, Option<String>)> {
-    if if_none_match.is_some_and(|c| !c.is_any()) {
-        return Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on {operation} supports only '*'"
-        ));
-    }
-    let if_match = if_match
-        .and_then(|c| c.as_etag())
-        .map(|e| e.value().to_string());
-    Ok((if_none_match.is_some(), if_match))
+) -> (Option<String>, Option<String>) {
+    let text = |c: &ETagCondition| match c {
+        ETagCondition::Any => "*".to_string(),
+        ETagCondition::ETag(e) => e.value().to_string(),
+    };
+    (if_none_match.map(text), if_match.map(text))
 }
 
 /// Evaluates If-Match / If-None-Match / If-(Un)Modified-Since against an object (RFC 9110 order).

@@ -77,11 +77,7 @@ pub(super) async fn complete_multipart_upload(
     if parts.is_empty() {
         return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: no parts"));
     }
-    let (if_none_match, if_match) = write_conditions(
-        "CompleteMultipartUpload",
-        i.if_match.as_ref(),
-        i.if_none_match.as_ref(),
-    )?;
+    let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
     let opts = PutOptions {
         if_none_match,
         if_match,

@@ -8,8 +8,7 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let (expected, i) = expected!(req)?;
     let attrs = attrs_of!(s, i, i.tagging)?;
-    let (if_none_match, if_match) =
-        write_conditions("PUT", i.if_match.as_ref(), i.if_none_match.as_ref())?;
+    let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
     let opts = PutOptions {
         attrs,
         if_none_match,

@@ -1,4 +1,4 @@
-//! Object tags: get, put, delete.
+//! Tags of objects and of buckets: get, put, delete.
 
 use super::*;
 
@@ -31,39 +31,16 @@ pub(super) fn check_tag(k: &str, v: &str) -> S3Result<()> {
     Ok(())
 }
 
-pub(super) async fn get_object_tagging(
-    s: &Store,
-    i: GetObjectTaggingInput,
-) -> S3Result<GetObjectTaggingOutput> {
-    check_version(&i.version_id)?;
-    let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
-    Ok(GetObjectTaggingOutput {
-        tag_set: m
-            .attrs
-            .tags
-            .iter()
-            .map(|(k, v)| Tag {
-                key: Some(k.clone()),
-                value: Some(v.clone()),
-            })
-            .collect(),
-        version_id: None,
-    })
-}
-
-pub(super) async fn put_object_tagging(
-    s: &Store,
-    i: PutObjectTaggingInput,
-) -> S3Result<PutObjectTaggingOutput> {
-    check_version(&i.version_id)?;
-    if i.tagging.tag_set.len() > 10 {
+/// A tag set as S3 sends it, checked: at most `max` tags, keys unique, S3's lengths.
+fn tag_set(set: Vec<Tag>, max: usize, of: &str) -> S3Result<BTreeMap<String, String>> {
+    if set.len() > max {
         return Err(s3_error!(
             InvalidTag,
-            "Object tags cannot be greater than 10"
+            "{of} tags cannot be greater than {max}"
         ));
     }
     let mut tags = BTreeMap::new();
-    for t in i.tagging.tag_set {
+    for t in set {
         let (k, v) = (t.key.unwrap_or_default(), t.value.unwrap_or_default());
         check_tag(&k, &v)?;
         if tags.insert(k, v).is_some() {
@@ -73,6 +50,37 @@ pub(super) async fn put_object_tagging(
             ));
         }
     }
+    Ok(tags)
+}
+
+/// Tags as S3 answers them.
+fn tags_out(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
+pub(super) async fn get_object_tagging(
+    s: &Store,
+    i: GetObjectTaggingInput,
+) -> S3Result<GetObjectTaggingOutput> {
+    check_version(&i.version_id)?;
+    let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
+    Ok(GetObjectTaggingOutput {
+        tag_set: tags_out(&m.attrs.tags),
+        version_id: None,
+    })
+}
+
+pub(super) async fn put_object_tagging(
+    s: &Store,
+    i: PutObjectTaggingInput,
+) -> S3Result<PutObjectTaggingOutput> {
+    check_version(&i.version_id)?;
+    let tags = tag_set(i.tagging.tag_set, 10, "Object")?;
     s.engine
         .update_object_attrs(&i.bucket, &i.key, move |a| a.tags = tags)
         .await
@@ -90,4 +98,42 @@ pub(super) async fn delete_object_tagging(
         .await
         .map_err(s3_err)?;
     Ok(DeleteObjectTaggingOutput::default())
+}
+
+/// GetBucketTagging: `NoSuchTagSet` (404) when the bucket has none.
+pub(super) async fn get_bucket_tagging(
+    s: &Store,
+    i: GetBucketTaggingInput,
+) -> S3Result<GetBucketTaggingOutput> {
+    let b = s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
+    if b.tags.is_empty() {
+        return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+    }
+    Ok(GetBucketTaggingOutput {
+        tag_set: tags_out(&b.tags),
+    })
+}
+
+/// PutBucketTagging: replaces the bucket's tags (at most 50).
+pub(super) async fn put_bucket_tagging(
+    s: &Store,
+    i: PutBucketTaggingInput,
+) -> S3Result<PutBucketTaggingOutput> {
+    let tags = tag_set(i.tagging.tag_set, 50, "Bucket")?;
+    s.engine
+        .set_bucket_tags(&i.bucket, tags)
+        .await
+        .map_err(s3_err)?;
+    Ok(PutBucketTaggingOutput::default())
+}
+
+pub(super) async fn delete_bucket_tagging(
+    s: &Store,
+    i: DeleteBucketTaggingInput,
+) -> S3Result<DeleteBucketTaggingOutput> {
+    s.engine
+        .set_bucket_tags(&i.bucket, BTreeMap::new())
+        .await
+        .map_err(s3_err)?;
+    Ok(DeleteBucketTaggingOutput::default())
 }
