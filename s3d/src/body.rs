@@ -32,6 +32,10 @@ pub enum BodyError {
 impl BodyError {
     /// The S3 error for this body error.
     pub fn to_s3(&self) -> S3Error {
+        // The one place that reads an error's text: s3s keeps the types of its body-stream
+        // errors (`UploadStreamError::Sha256Mismatch`, `AwsChunkedStreamError::SignatureMismatch`)
+        // in private modules, so nothing can match or downcast them; their names in the
+        // message are all there is. The protocol and boto3 tests pin both answers.
         match self {
             BodyError::BadDigest(m) => s3_error!(BadDigest, "{m}"),
             BodyError::Stream(m)
