@@ -90,7 +90,7 @@ impl Filesystem for PredaFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let res = self.make_dir(Caller::of(req), parent, name, mode & !umask);
+        let res = self.make_dir(NewEntry::of(req, parent, name), mode & !umask);
         answer_entry(reply, &self.ttl, res)
     }
 
@@ -143,7 +143,7 @@ impl Filesystem for PredaFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let res = self.create_file(Caller::of(req), parent, name, mode, umask);
+        let res = self.create_file(NewEntry::of(req, parent, name), mode & !umask);
         match res {
             Ok((a, fh)) => reply.created(
                 &self.ttl,
@@ -303,7 +303,7 @@ impl Filesystem for PredaFs {
         reply: ReplyEntry,
     ) {
         let target = target.as_os_str().as_encoded_bytes();
-        let res = self.make_symlink(Caller::of(req), parent, link_name, target);
+        let res = self.make_symlink(NewEntry::of(req, parent, link_name), target);
         answer_entry(reply, &self.ttl, res)
     }
 
@@ -337,7 +337,7 @@ impl Filesystem for PredaFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let res = self.make_node(Caller::of(req), parent, name, mode, umask, rdev);
+        let res = self.make_node(NewEntry::of(req, parent, name), mode & !umask, rdev);
         answer_entry(reply, &self.ttl, res)
     }
 

@@ -35,7 +35,7 @@ mod ops;
 mod tests;
 
 use attr::*;
-pub(crate) use ops::Caller;
+pub(crate) use ops::NewEntry;
 
 /// What a path is.
 enum Node {

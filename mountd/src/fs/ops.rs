@@ -25,16 +25,34 @@ impl Caller {
     }
 }
 
+/// Where a call makes a new entry (a name in a directory), and who makes it: its owner.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewEntry<'a> {
+    pub caller: Caller,
+    pub parent: INodeNo,
+    pub name: &'a OsStr,
+}
+
+impl<'a> NewEntry<'a> {
+    /// The entry `name` in `parent` that a FUSE request makes.
+    pub fn of(req: &Request, parent: INodeNo, name: &'a OsStr) -> Self {
+        NewEntry {
+            caller: Caller::of(req),
+            parent,
+            name,
+        }
+    }
+}
+
 impl PredaFs {
     /// `mkdir`: a bucket at the root, elsewhere a `dir/` marker with `mode` (umask applied)
     /// owned by the caller.
-    pub(crate) fn make_dir(
-        &self,
-        caller: Caller,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-    ) -> Result<FileAttr, Errno> {
+    pub(crate) fn make_dir(&self, at: NewEntry<'_>, mode: u32) -> Result<FileAttr, Errno> {
+        let NewEntry {
+            caller,
+            parent,
+            name,
+        } = at;
         if self.read_only {
             return Err(Errno::EROFS);
         }
@@ -310,16 +328,13 @@ impl PredaFs {
     /// for writing; returns its attributes and the handle.
     pub(crate) fn create_file(
         &self,
-        caller: Caller,
-        parent: INodeNo,
-        name: &OsStr,
+        at: NewEntry<'_>,
         mode: u32,
-        umask: u32,
     ) -> Result<(FileAttr, u64), Errno> {
-        let path = self.new_file_path(parent, name)?;
+        let path = self.new_file_path(at.parent, at.name)?;
         let attrs = ObjectAttrs {
             content_type: Some(guess_type(split(&path).1)),
-            posix: Some(caller.posix(libc::S_IFREG | (mode & !umask & 0o7777))),
+            posix: Some(at.caller.posix(libc::S_IFREG | (mode & 0o7777))),
             ..Default::default()
         };
         let (ino, m) = self.put_new(&path, b"", attrs)?;
@@ -333,19 +348,13 @@ impl PredaFs {
     }
 
     /// `symlink`: a link object whose body is the target.
-    pub(crate) fn make_symlink(
-        &self,
-        caller: Caller,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &[u8],
-    ) -> Result<FileAttr, Errno> {
-        let path = self.new_file_path(parent, link_name)?;
+    pub(crate) fn make_symlink(&self, at: NewEntry<'_>, target: &[u8]) -> Result<FileAttr, Errno> {
+        let path = self.new_file_path(at.parent, at.name)?;
         if self.resolve(&path).is_ok() {
             return Err(Errno::EEXIST);
         }
         let attrs = ObjectAttrs {
-            posix: Some(caller.posix(libc::S_IFLNK | 0o777)),
+            posix: Some(at.caller.posix(libc::S_IFLNK | 0o777)),
             ..Default::default()
         };
         let (ino, m) = self.put_new(&path, target, attrs)?;
@@ -377,17 +386,15 @@ impl PredaFs {
         })
     }
 
-    /// `mknod`: a regular file, FIFO, socket or device node (its number kept in `rdev`).
+    /// `mknod`: a regular file, FIFO, socket or device node (its number kept in `rdev`), with
+    /// `mode` (type and bits, umask applied).
     pub(crate) fn make_node(
         &self,
-        caller: Caller,
-        parent: INodeNo,
-        name: &OsStr,
+        at: NewEntry<'_>,
         mode: u32,
-        umask: u32,
         rdev: u32,
     ) -> Result<FileAttr, Errno> {
-        let path = self.new_file_path(parent, name)?;
+        let path = self.new_file_path(at.parent, at.name)?;
         if self.resolve(&path).is_ok() {
             return Err(Errno::EEXIST);
         }
@@ -400,7 +407,7 @@ impl PredaFs {
             _ => return Err(Errno::EINVAL),
         };
         let mut attrs = ObjectAttrs {
-            posix: Some(caller.posix(kind | (mode & !umask & 0o7777))),
+            posix: Some(at.caller.posix(kind | (mode & 0o7777))),
             ..Default::default()
         };
         match kind {

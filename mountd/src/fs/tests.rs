@@ -3,6 +3,7 @@
 //! shows, what a chmod changes. The FUSE tests (`mountd/tests/`) drive the same code through
 //! the kernel.
 
+use super::ops::Caller;
 use super::*;
 
 /// A filesystem over a fresh engine, and the runtime its calls block on.
@@ -206,24 +207,33 @@ const ME: Caller = Caller {
     gid: 100,
 };
 
+/// The entry `name` in `parent`, made by `ME`.
+fn at(parent: INodeNo, name: &OsStr) -> NewEntry<'_> {
+    NewEntry {
+        caller: ME,
+        parent,
+        name,
+    }
+}
+
 #[test]
 fn mkdir_rmdir_and_unlink_follow_posix() {
     let f = fixture();
     let bkt = INodeNo(f.fs.ino("bkt"));
     let name = |n: &str| OsStr::new(n).to_os_string();
     // mkdir: a marker owned by the caller with the mode asked (less the umask, by the caller).
-    let a = f.fs.make_dir(ME, bkt, &name("d"), 0o750).unwrap();
+    let a = f.fs.make_dir(at(bkt, &name("d")), 0o750).unwrap();
     assert_eq!(
         (a.kind, a.perm, a.uid, a.gid),
         (FileType::Directory, 0o750, 1000, 100)
     );
     assert_eq!(
-        f.fs.make_dir(ME, bkt, &name("d"), 0o755).err(),
+        f.fs.make_dir(at(bkt, &name("d")), 0o755).err(),
         Some(Errno::EEXIST)
     );
     // At the root, mkdir makes a bucket.
     let root = INodeNo(f.fs.ino(""));
-    f.fs.make_dir(ME, root, &name("newbkt"), 0o755).unwrap();
+    f.fs.make_dir(at(root, &name("newbkt")), 0o755).unwrap();
     assert!(f.engine.head_bucket("newbkt").is_ok());
     // A directory with a file in it is not empty; a file is not a directory, nor the reverse.
     f.put("d/file", b"x", &[]);
@@ -277,7 +287,7 @@ fn a_read_only_mount_changes_nothing() {
     let bkt = INodeNo(fs.ino("bkt"));
     let n = OsStr::new("k");
     assert_eq!(
-        fs.make_dir(ME, bkt, OsStr::new("d"), 0o755).err(),
+        fs.make_dir(at(bkt, OsStr::new("d")), 0o755).err(),
         Some(Errno::EROFS)
     );
     assert_eq!(fs.remove_file(bkt, n).err(), Some(Errno::EROFS));
@@ -396,7 +406,7 @@ fn create_symlink_and_mknod_make_objects_owned_by_the_caller() {
     let name = |n: &str| OsStr::new(n).to_os_string();
     // create: mode less umask, the caller's ids, a content type from the name.
     let (a, _fh) =
-        f.fs.create_file(ME, bkt, &name("n.txt"), 0o666, 0o022)
+        f.fs.create_file(at(bkt, &name("n.txt")), 0o666 & !0o022)
             .unwrap();
     assert_eq!(
         (a.kind, a.perm, a.uid, a.gid, a.size),
@@ -405,25 +415,25 @@ fn create_symlink_and_mknod_make_objects_owned_by_the_caller() {
     let m = f.engine.head_object("bkt", "n.txt").unwrap();
     assert_eq!(m.attrs.content_type.as_deref(), Some("text/plain"));
     // symlink: the target is the body; readlink gives it back; a file is not a link.
-    let l = f.fs.make_symlink(ME, bkt, &name("l"), b"n.txt").unwrap();
+    let l = f.fs.make_symlink(at(bkt, &name("l")), b"n.txt").unwrap();
     assert_eq!((l.kind, l.size), (FileType::Symlink, 5));
     assert_eq!(f.fs.read_link(INodeNo(l.ino.0)).unwrap(), b"n.txt");
     assert_eq!(f.fs.read_link(INodeNo(a.ino.0)).err(), Some(Errno::EINVAL));
     assert_eq!(
-        f.fs.make_symlink(ME, bkt, &name("l"), b"x").err(),
+        f.fs.make_symlink(at(bkt, &name("l")), b"x").err(),
         Some(Errno::EEXIST)
     );
     // mknod: FIFOs and device nodes (their number kept), nothing of an unknown type.
     let p =
-        f.fs.make_node(ME, bkt, &name("p"), libc::S_IFIFO | 0o640, 0, 0)
+        f.fs.make_node(at(bkt, &name("p")), libc::S_IFIFO | 0o640, 0)
             .unwrap();
     assert_eq!((p.kind, p.perm), (FileType::NamedPipe, 0o640));
     let dev =
-        f.fs.make_node(ME, bkt, &name("dev"), libc::S_IFCHR | 0o600, 0, 0x0103)
+        f.fs.make_node(at(bkt, &name("dev")), libc::S_IFCHR | 0o600, 0x0103)
             .unwrap();
     assert_eq!((dev.kind, dev.rdev), (FileType::CharDevice, 0x0103));
     assert_eq!(
-        f.fs.make_node(ME, bkt, &name("odd"), 0o170000 | 0o600, 0, 0)
+        f.fs.make_node(at(bkt, &name("odd")), 0o170000 | 0o600, 0)
             .err(),
         Some(Errno::EINVAL)
     );
@@ -490,7 +500,7 @@ fn files_written_through_handles_read_back_and_are_committed_by_the_last_close()
     let f = fixture();
     let bkt = INodeNo(f.fs.ino("bkt"));
     let (a, fh) =
-        f.fs.create_file(ME, bkt, OsStr::new("w.bin"), 0o644, 0)
+        f.fs.create_file(at(bkt, OsStr::new("w.bin")), 0o644)
             .unwrap();
     assert_eq!(f.fs.write_handle(fh, 0, b"hello ", false).unwrap(), 6);
     // O_APPEND writes at the end, whatever the offset asked.
@@ -532,7 +542,7 @@ fn punched_holes_are_found_with_seek_data_and_seek_hole() {
     let f = fixture();
     let bkt = INodeNo(f.fs.ino("bkt"));
     let (a, fh) =
-        f.fs.create_file(ME, bkt, OsStr::new("sparse"), 0o644, 0)
+        f.fs.create_file(at(bkt, OsStr::new("sparse")), 0o644)
             .unwrap();
     f.fs.write_handle(fh, 0, &vec![7u8; 4 * K64 as usize], false)
         .unwrap();

@@ -8,7 +8,6 @@ use s3s::{S3Error, S3ErrorCode};
 const MAX_BUCKETS: usize = 10_000;
 
 pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<ListBucketsOutput> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let max = match i.max_buckets {
         None => MAX_BUCKETS,
         Some(n) if (1..=MAX_BUCKETS as i32).contains(&n) => n as usize,
@@ -20,20 +19,7 @@ pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<Lis
         }
     };
     // The token is the last name of the page before, opaque to the client.
-    let after = match &i.continuation_token {
-        None => None,
-        Some(t) => Some(
-            base64::Engine::decode(&URL_SAFE_NO_PAD, t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    s3_error!(
-                        InvalidArgument,
-                        "The continuation token provided is incorrect"
-                    )
-                })?,
-        ),
-    };
+    let after = continue_after(i.continuation_token.as_deref())?;
     let prefix = i.prefix.clone().unwrap_or_default();
     let mut all = s
         .engine
@@ -44,7 +30,7 @@ pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<Lis
         .filter(|b| after.as_ref().is_none_or(|a| b.name > *a));
     let page: Vec<_> = all.by_ref().take(max).collect();
     let token = match (all.next(), page.last()) {
-        (Some(_), Some(last)) => Some(base64::Engine::encode(&URL_SAFE_NO_PAD, &last.name)),
+        (Some(_), Some(last)) => Some(continuation_token(&last.name)),
         _ => None,
     };
     let buckets = page
@@ -126,62 +112,23 @@ fn not_set<T>(s: &Store, bucket: &str, code: S3ErrorCode, what: &str) -> S3Resul
     ))
 }
 
-pub(super) async fn get_bucket_lifecycle_configuration(
-    s: &Store,
-    i: GetBucketLifecycleConfigurationInput,
-) -> S3Result<GetBucketLifecycleConfigurationOutput> {
-    let code = S3ErrorCode::NoSuchLifecycleConfiguration;
-    not_set(s, &i.bucket, code, "lifecycle configuration")
+/// Getters of bucket configurations this server does not hold yet: each answers its
+/// configuration's "not set" error (after `NoSuchBucket`).
+macro_rules! not_set_getters {
+    ($( $op:ident($input:ty) -> $output:ty: $code:ident, $what:literal; )*) => {
+        $(
+            pub(super) async fn $op(s: &Store, i: $input) -> S3Result<$output> {
+                not_set(s, &i.bucket, S3ErrorCode::$code, $what)
+            }
+        )*
+    };
 }
 
-pub(super) async fn get_bucket_policy(
-    s: &Store,
-    i: GetBucketPolicyInput,
-) -> S3Result<GetBucketPolicyOutput> {
-    not_set(
-        s,
-        &i.bucket,
-        S3ErrorCode::NoSuchBucketPolicy,
-        "bucket policy",
-    )
-}
-
-pub(super) async fn get_bucket_policy_status(
-    s: &Store,
-    i: GetBucketPolicyStatusInput,
-) -> S3Result<GetBucketPolicyStatusOutput> {
-    not_set(
-        s,
-        &i.bucket,
-        S3ErrorCode::NoSuchBucketPolicy,
-        "bucket policy",
-    )
-}
-
-pub(super) async fn get_object_lock_configuration(
-    s: &Store,
-    i: GetObjectLockConfigurationInput,
-) -> S3Result<GetObjectLockConfigurationOutput> {
-    let code = S3ErrorCode::ObjectLockConfigurationNotFoundError;
-    not_set(s, &i.bucket, code, "object lock configuration")
-}
-
-pub(super) async fn get_bucket_encryption(
-    s: &Store,
-    i: GetBucketEncryptionInput,
-) -> S3Result<GetBucketEncryptionOutput> {
-    let code = S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError;
-    not_set(s, &i.bucket, code, "server-side encryption configuration")
-}
-
-pub(super) async fn get_bucket_cors(
-    s: &Store,
-    i: GetBucketCorsInput,
-) -> S3Result<GetBucketCorsOutput> {
-    not_set(
-        s,
-        &i.bucket,
-        S3ErrorCode::NoSuchCORSConfiguration,
-        "CORS configuration",
-    )
+not_set_getters! {
+    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput: NoSuchLifecycleConfiguration, "lifecycle configuration";
+    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput: NoSuchBucketPolicy, "bucket policy";
+    get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput: NoSuchBucketPolicy, "bucket policy";
+    get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput: ObjectLockConfigurationNotFoundError, "object lock configuration";
+    get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput: ServerSideEncryptionConfigurationNotFoundError, "server-side encryption configuration";
+    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput: NoSuchCORSConfiguration, "CORS configuration";
 }

@@ -185,3 +185,28 @@ pub(super) fn expires_of(m: &ObjectMeta) -> Option<Timestamp> {
         .as_deref()
         .and_then(|e| Timestamp::parse(TimestampFormat::HttpDate, e).ok())
 }
+
+/// A continuation token for a listing that goes on after `name`: opaque to the client.
+pub(super) fn continuation_token(name: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    base64::Engine::encode(&URL_SAFE_NO_PAD, name)
+}
+
+/// The name a continuation token goes on after (`InvalidArgument` for anything this server
+/// did not hand out).
+pub(super) fn continue_after(token: Option<&str>) -> S3Result<Option<String>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some(t) = token else {
+        return Ok(None);
+    };
+    base64::Engine::decode(&URL_SAFE_NO_PAD, t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
+}

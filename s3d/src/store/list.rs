@@ -173,21 +173,7 @@ pub(super) async fn list_objects_v2(
     s: &Store,
     i: ListObjectsV2Input,
 ) -> S3Result<ListObjectsV2Output> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let token_marker = match &i.continuation_token {
-        Some(t) => Some(
-            base64::Engine::decode(&URL_SAFE_NO_PAD, t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    s3_error!(
-                        InvalidArgument,
-                        "The continuation token provided is incorrect"
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let token_marker = continue_after(i.continuation_token.as_deref())?;
     let start_after = match (token_marker, i.start_after.clone()) {
         (Some(t), Some(s)) => Some(t.max(s)),
         (t, s) => t.or(s),
@@ -210,9 +196,7 @@ pub(super) async fn list_objects_v2(
         key_count: Some(key_count),
         continuation_token: i.continuation_token,
         is_truncated: Some(l.page.is_truncated),
-        next_continuation_token: l
-            .next_marker()
-            .map(|m| base64::Engine::encode(&URL_SAFE_NO_PAD, m)),
+        next_continuation_token: l.next_marker().map(|m| continuation_token(&m)),
         contents: l.objects(i.fetch_owner.unwrap_or(false)),
         common_prefixes: l.common_prefixes(),
         delimiter: l.delimiter(),
