@@ -154,6 +154,58 @@ def a_retried_completion_gets_the_same_answer():
     assert got == ("NoSuchUpload", 404), got
 
 
+
+@check
+def multipart_checksums_composite_and_full_object():
+    import base64
+    import zlib
+
+    p1, p2 = data(5 << 20, 31), data(1000, 32)
+
+    def upload(key, algorithm, **kind):
+        u = s3.create_multipart_upload(Bucket=B, Key=key, ChecksumAlgorithm=algorithm, **kind)["UploadId"]
+        parts = []
+        for n, body in ((1, p1), (2, p2)):
+            r = s3.upload_part(Bucket=B, Key=key, UploadId=u, PartNumber=n, Body=body, ChecksumAlgorithm=algorithm)
+            parts.append({"PartNumber": n, "ETag": r["ETag"], f"Checksum{algorithm}": r[f"Checksum{algorithm}"]})
+        return u, parts
+
+    def complete(key, u, parts, **extra):
+        return s3.complete_multipart_upload(Bucket=B, Key=key, UploadId=u, MultipartUpload={"Parts": parts}, **extra)
+
+    # COMPOSITE (SHA256's default): the checksum of the parts' checksums, then "-2".
+    u, parts = upload("ck-comp", "SHA256")
+    done = complete("ck-comp", u, parts)
+    raw = hashlib.sha256(p1).digest() + hashlib.sha256(p2).digest()
+    want = base64.b64encode(hashlib.sha256(raw).digest()).decode() + "-2"
+    assert done.get("ChecksumSHA256") == want, (done.get("ChecksumSHA256"), want)
+    h = s3.head_object(Bucket=B, Key="ck-comp", ChecksumMode="ENABLED")
+    assert h.get("ChecksumSHA256") == want and h.get("ChecksumType") == "COMPOSITE", h
+    # FULL_OBJECT CRC32: the parts' CRCs combined are the CRC of the whole body.
+    u, parts = upload("ck-full", "CRC32", ChecksumType="FULL_OBJECT")
+    crc = zlib.crc32(p1 + p2)
+    whole = base64.b64encode(crc.to_bytes(4, "big")).decode()
+    wrong = base64.b64encode((crc ^ 1).to_bytes(4, "big")).decode()
+    got = error_code(lambda: complete("ck-full", u, parts, ChecksumCRC32=wrong, ChecksumType="FULL_OBJECT"))
+    assert got == ("BadDigest", 400), got
+    assert error_code(lambda: s3.head_object(Bucket=B, Key="ck-full"))[1] == 404
+    done = complete("ck-full", u, parts, ChecksumCRC32=whole, ChecksumType="FULL_OBJECT")
+    assert done.get("ChecksumCRC32") == whole and done.get("ChecksumType") == "FULL_OBJECT", done
+    g = s3.get_object(Bucket=B, Key="ck-full", ChecksumMode="ENABLED")
+    assert g["Body"].read() == p1 + p2 and g.get("ChecksumCRC32") == whole, g.get("ChecksumCRC32")
+    # A part copied into such an upload gets its checksum as if it had been sent.
+    u = s3.create_multipart_upload(Bucket=B, Key="ck-copy", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")["UploadId"]
+    r = s3.upload_part_copy(Bucket=B, Key="ck-copy", UploadId=u, PartNumber=1, CopySource={"Bucket": B, "Key": "ck-full"})
+    done = complete("ck-copy", u, [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}])
+    assert done.get("ChecksumCRC32") == whole, done
+    # A part named with a checksum that is not its own; a type the algorithm does not allow.
+    u, parts = upload("ck-bad", "CRC32")
+    parts[0]["ChecksumCRC32"] = "AAAAAA=="
+    assert error_code(lambda: complete("ck-bad", u, parts)) == ("InvalidPart", 400)
+    got = error_code(lambda: s3.create_multipart_upload(Bucket=B, Key="ck-x", ChecksumAlgorithm="CRC64NVME", ChecksumType="COMPOSITE"))
+    assert got == ("InvalidRequest", 400), got
+
+
 @check
 def upload_part_copy_with_range():
     src = data(6 * 1024 * 1024, 5)
@@ -196,7 +248,9 @@ def conditional_writes_with_etags():
     assert error_code(lambda: s3.put_object(Bucket=B, Key="cw", Body=b"x", IfMatch='"0000"')) == ("PreconditionFailed", 412)
     s3.put_object(Bucket=B, Key="cw", Body=b"v3", IfMatch=etag)
     s3.put_object(Bucket=B, Key="cw", Body=b"v4", IfMatch="*")
-    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw-none", Body=b"x", IfMatch="*")) == ("PreconditionFailed", 412)
+    # If-Match with no object to match: NoSuchKey, as S3 answers.
+    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw-none", Body=b"x", IfMatch="*")) == ("NoSuchKey", 404)
+    assert error_code(lambda: s3.put_object(Bucket=B, Key="cw-none", Body=b"x", IfMatch=etag)) == ("NoSuchKey", 404)
     assert s3.get_object(Bucket=B, Key="cw")["Body"].read() == b"v4"
     # The same conditions on CompleteMultipartUpload, decided against the object it replaces.
     current = s3.head_object(Bucket=B, Key="cw")["ETag"]

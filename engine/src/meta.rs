@@ -66,6 +66,14 @@ pub struct ObjectAttrs {
     pub tags: BTreeMap<String, String>,
     /// POSIX attributes; `None` means defaults derived from the object.
     pub posix: Option<PosixAttrs>,
+    /// The algorithm a multipart upload's checksum is kept with (`CRC32`, …), named when the
+    /// upload was created; its value is in `checksums` once the upload is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    /// What that checksum covers: `COMPOSITE` (a checksum of the parts' checksums) or
+    /// `FULL_OBJECT` (the whole object's bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
 }
 
 /// Everything known about a stored object except its data.

@@ -196,7 +196,7 @@ async fn runs_of_zeros_take_no_space_and_read_back_as_zeros() {
     let mut parts = Vec::new();
     for (n, p) in [(1u32, &p1), (2, &p2)] {
         let info = e
-            .upload_part("bkt", "mp", &up, n, &p[..], Default::default())
+            .upload_part("bkt", "mp", &up, n, &p[..], None)
             .await
             .unwrap();
         parts.push((n, info.etag));

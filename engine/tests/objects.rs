@@ -326,11 +326,11 @@ async fn multipart_upload() {
     assert_eq!(up.uploads.len(), 1);
     assert_eq!(up.uploads[0].upload_id, id);
     let i2 = e
-        .upload_part("bkt", "mp", &id, 2, &p2[..], Default::default())
+        .upload_part("bkt", "mp", &id, 2, &p2[..], None)
         .await
         .unwrap();
     let i1 = e
-        .upload_part("bkt", "mp", &id, 1, &p1[..], Default::default())
+        .upload_part("bkt", "mp", &id, 1, &p1[..], None)
         .await
         .unwrap();
     assert_eq!(i1.etag, md5_hex(&p1));
@@ -409,8 +409,7 @@ async fn multipart_upload() {
         Err(Error::NoSuchUpload(_))
     ));
     assert!(matches!(
-        e.upload_part("bkt", "mp2", "zz", 1, &b""[..], Default::default())
-            .await,
+        e.upload_part("bkt", "mp2", "zz", 1, &b""[..], None).await,
         Err(Error::NoSuchUpload(_))
     ));
     // Everything left is referenced by "mp".

@@ -150,7 +150,8 @@ pub struct VerifyingBody {
     pub verified: engine::LateChecksums,
 }
 
-fn enable(h: &mut ChecksumHasher, algorithm: &str) {
+/// Makes `h` compute `algorithm` (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`).
+pub(crate) fn enable(h: &mut ChecksumHasher, algorithm: &str) {
     match algorithm {
         "CRC32" => h.crc32 = Some(Default::default()),
         "CRC32C" => h.crc32c = Some(Default::default()),

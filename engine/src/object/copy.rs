@@ -81,7 +81,7 @@ impl Engine {
             }
             let old = current_object(txn, &p.dst)?;
             let if_none_match = opts.if_none_match.then_some("*");
-            check_preconditions(old.as_ref(), if_none_match, None)?;
+            check_preconditions(old.as_ref(), if_none_match, None, &p.dst_bucket, &p.dst_key)?;
             let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
             let meta = ObjectMeta {
                 key: p.dst_key,

@@ -4,7 +4,7 @@
 use md5::{Digest, Md5};
 use tokio::io::AsyncRead;
 
-use super::write::PutOptions;
+use super::write::{LateChecksums, PutOptions};
 use super::Engine;
 use crate::chunk::write::read_up_to;
 use crate::error::{Error, Result};
@@ -128,7 +128,13 @@ impl Engine {
         }
     }
 
-    /// Stores one part (replacing an earlier part with the same number).
+    /// The attributes an upload in progress was created with (what its object will carry).
+    pub fn upload_attrs(&self, bucket: &str, key: &str, upload_id: &str) -> Result<ObjectAttrs> {
+        Ok(self.require_upload(bucket, key, upload_id)?.attrs)
+    }
+
+    /// Stores one part (replacing an earlier part with the same number), with the checksums
+    /// the body reader verified (read once the body has been read to its end).
     pub async fn upload_part<R>(
         &self,
         bucket: &str,
@@ -136,7 +142,7 @@ impl Engine {
         upload_id: &str,
         part_number: u32,
         mut body: R,
-        checksums: std::collections::BTreeMap<String, String>,
+        checksums: Option<LateChecksums>,
     ) -> Result<PartInfo>
     where
         R: AsyncRead + Unpin + Send,
@@ -156,6 +162,9 @@ impl Engine {
         } else {
             self.inner.chunks.store_stream(first, &mut body).await?
         };
+        let checksums = checksums
+            .and_then(|c| c.lock().ok().map(|c| c.clone()))
+            .unwrap_or_default();
         let rec = PartRecord {
             etag: hex::encode(stored.md5),
             size: stored.size,
@@ -331,6 +340,7 @@ impl Engine {
         let okey = object_key(bucket, key);
         let uid = upload_id.to_string();
         let key = key.to_string();
+        let bucket_name = bucket.to_string();
         self.commit(move |txn| {
             let Some(u) = txn.get(Table::Uploads, &ukey)? else {
                 return Err(Error::NoSuchUpload(uid));
@@ -384,16 +394,22 @@ impl Engine {
                 old.as_ref(),
                 opts.if_none_match.as_deref(),
                 opts.if_match.as_deref(),
+                &bucket_name,
+                &key,
             )?;
             let size = part_sizes.iter().sum();
             let manifest = Manifest::Chunks { chunks, part_sizes };
+            let mut attrs = upload.attrs;
+            if let Some(late) = opts.late_checksums.as_ref().and_then(|l| l.lock().ok()) {
+                attrs.checksums.extend(late.clone());
+            }
             let meta = ObjectMeta {
                 key,
                 size,
                 etag: format!("{}-{n}", hex::encode(md5s.finalize())),
                 last_modified_ns: now_ns(),
                 parts_count: n as u32,
-                attrs: upload.attrs,
+                attrs,
                 data_id: new_id(),
                 hole_bytes: manifest.hole_bytes(),
                 upload_id: Some(uid.clone()),

@@ -136,7 +136,8 @@ impl Engine {
             .commit(move |txn| {
                 crate::meta::require_bucket(txn, &bucket)?;
                 let old = current_object(txn, &okey)?;
-                check_preconditions(old.as_ref(), if_none_match.as_deref(), if_match.as_deref())?;
+                let (inm, im) = (if_none_match.as_deref(), if_match.as_deref());
+                check_preconditions(old.as_ref(), inm, im, &bucket, &meta.key)?;
                 let surplus = reference(txn, &stored)?;
                 crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
                 Ok(surplus)
@@ -166,11 +167,14 @@ impl Engine {
 
 /// The conditions of a write, decided on the object it replaces (`None`: there is none):
 /// `If-None-Match` fails when an ETag it names (or `*`: any) is the current one, `If-Match`
-/// unless the current ETag is one it names.
+/// unless the current ETag is one it names — and with `NoSuchKey` when there is no object to
+/// match at all.
 pub(crate) fn check_preconditions(
     old: Option<&ObjectMeta>,
     if_none_match: Option<&str>,
     if_match: Option<&str>,
+    bucket: &str,
+    key: &str,
 ) -> Result<()> {
     if let (Some(cond), Some(o)) = (if_none_match, old) {
         if etag_matches(cond, &o.etag) {
@@ -180,7 +184,13 @@ pub(crate) fn check_preconditions(
     if let Some(want) = if_match {
         match old {
             Some(o) if etag_matches(want, &o.etag) => {}
-            _ => return Err(Error::PreconditionFailed("ETag does not match")),
+            Some(_) => return Err(Error::PreconditionFailed("ETag does not match")),
+            None => {
+                return Err(Error::NoSuchKey {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })
+            }
         }
     }
     Ok(())

@@ -160,6 +160,11 @@ pub(super) fn checksums_out(m: &ObjectMeta, mode: Option<&ChecksumMode>, full: b
     c.checksum_crc64nvme = g("CRC64NVME");
     c.checksum_sha1 = g("SHA1");
     c.checksum_sha256 = g("SHA256");
+    if !m.attrs.checksums.is_empty() {
+        // A single put's checksum covers the whole object; a multipart one says which it is.
+        let kind = m.attrs.checksum_type.as_deref().unwrap_or("FULL_OBJECT");
+        c.checksum_type = Some(ChecksumType::from(kind.to_string()));
+    }
     c
 }
 

@@ -135,14 +135,19 @@ pub(super) async fn upload_part_copy(
             Some(ByteRange::FromTo(a, b))
         }
     };
-    let g = s.engine.get_object(sb, sk, range).await.map_err(s3_err)?;
-    let body = g
-        .body
-        .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
     let (b, k, upload, part) = part_of!(i);
+    // An upload that keeps a checksum gets the copied part's, as if it had been sent.
+    let algorithm = s
+        .engine
+        .upload_attrs(b, k, upload)
+        .map_err(s3_err)?
+        .checksum_algorithm;
+    let g = s.engine.get_object(sb, sk, range).await.map_err(s3_err)?;
+    let (body, checksums) = mpu_checksum::checksummed(g.body, algorithm);
+    let body = Box::pin(body.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
     let p = s
         .engine
-        .upload_part(b, k, upload, part, StreamReader::new(body), BTreeMap::new())
+        .upload_part(b, k, upload, part, StreamReader::new(body), checksums)
         .await
         .map_err(s3_err)?;
     Ok(UploadPartCopyOutput {

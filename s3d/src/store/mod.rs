@@ -103,6 +103,7 @@ macro_rules! object_output {
             checksum_crc64nvme: $c.checksum_crc64nvme,
             checksum_sha1: $c.checksum_sha1,
             checksum_sha256: $c.checksum_sha256,
+            checksum_type: $c.checksum_type,
             $($field: $val,)*
             ..Default::default()
         }
@@ -147,6 +148,7 @@ mod conditions;
 mod convert;
 mod copy;
 mod list;
+mod mpu_checksum;
 mod multipart;
 mod object_read;
 mod object_write;

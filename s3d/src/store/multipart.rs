@@ -1,12 +1,47 @@
 //! Multipart uploads: create, upload part, complete, abort, list parts and uploads.
 
 use super::*;
+use s3s::S3ErrorCode;
 
 pub(super) async fn create_multipart_upload(
     s: &Store,
     i: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
-    let attrs = attrs_of!(s, i, i.tagging)?;
+    let mut attrs = attrs_of!(s, i, i.tagging)?;
+    let algorithm = i
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_ascii_uppercase());
+    let kind = i
+        .checksum_type
+        .as_ref()
+        .map(|t| t.as_str().to_ascii_uppercase());
+    match (&algorithm, &kind) {
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "x-amz-checksum-type needs x-amz-checksum-algorithm"
+            ))
+        }
+        (Some(a), Some(k)) if !mpu_checksum::allowed(a, k) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The {k} checksum type cannot be used with the {a} checksum algorithm"
+            ))
+        }
+        (Some(a), _) => {
+            let k = kind
+                .clone()
+                .unwrap_or(mpu_checksum::default_type(a).to_string());
+            if !mpu_checksum::allowed(a, &k) {
+                return Err(s3_error!(InvalidRequest, "Unknown checksum algorithm {a}"));
+            }
+            attrs.checksum_algorithm = Some(a.clone());
+            attrs.checksum_type = Some(k);
+        }
+        (None, None) => {}
+    }
+    let checksum_type = attrs.checksum_type.clone().map(ChecksumType::from);
     let id = s
         .engine
         .create_multipart_upload(&i.bucket, &i.key, attrs)
@@ -17,6 +52,7 @@ pub(super) async fn create_multipart_upload(
         key: Some(i.key),
         upload_id: Some(id),
         checksum_algorithm: i.checksum_algorithm,
+        checksum_type,
         ..Default::default()
     })
 }
@@ -33,7 +69,7 @@ pub(super) async fn upload_part(
     let (b, k, upload, part) = part_of!(i);
     let res = s
         .engine
-        .upload_part(b, k, upload, part, &mut reader, BTreeMap::new())
+        .upload_part(b, k, upload, part, &mut reader, Some(verified.clone()))
         .await;
     if res.is_err() {
         drain(&mut reader).await;
@@ -55,11 +91,13 @@ pub(super) async fn complete_multipart_upload(
     s: &Store,
     i: CompleteMultipartUploadInput,
 ) -> S3Result<CompleteMultipartUploadOutput> {
-    let parts = i
+    let completed = i
         .multipart_upload
-        .and_then(|m| m.parts)
-        .unwrap_or_default()
-        .into_iter()
+        .as_ref()
+        .and_then(|m| m.parts.clone())
+        .unwrap_or_default();
+    let parts = completed
+        .iter()
         .map(|p| {
             let n = p.part_number.unwrap_or(0);
             if !(1..=10_000).contains(&n) {
@@ -70,7 +108,10 @@ pub(super) async fn complete_multipart_upload(
             }
             Ok((
                 n as u32,
-                p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+                p.e_tag
+                    .as_ref()
+                    .map(|e| e.value().to_string())
+                    .unwrap_or_default(),
             ))
         })
         .collect::<S3Result<Vec<_>>>()?;
@@ -78,9 +119,15 @@ pub(super) async fn complete_multipart_upload(
         return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: no parts"));
     }
     let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
+    let late = match object_checksum(s, &i, &completed).await {
+        // A retried completion: the engine answers it from the object the upload made.
+        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => None,
+        r => r?,
+    };
     let opts = PutOptions {
         if_none_match,
         if_match,
+        late_checksums: late.map(|c| std::sync::Arc::new(std::sync::Mutex::new(c))),
         ..Default::default()
     };
     let m = s
@@ -88,13 +135,122 @@ pub(super) async fn complete_multipart_upload(
         .complete_multipart_upload(&i.bucket, &i.key, &i.upload_id, parts, opts)
         .await
         .map_err(s3_err)?;
+    let mode = ChecksumMode::from_static(ChecksumMode::ENABLED);
+    let c = checksums_out(&m, Some(&mode), true);
     Ok(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(etag(&m)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_type: c.checksum_type,
         ..Default::default()
     })
+}
+
+/// The checksum a completed upload's object carries, when the upload was created with a
+/// checksum algorithm: every part must have been sent with one; a part checksum named in the
+/// completion must be the one stored; and a whole-object checksum the client sends must be the
+/// one computed (`BadDigest` otherwise). Nothing is completed when any of this fails.
+async fn object_checksum(
+    s: &Store,
+    i: &CompleteMultipartUploadInput,
+    completed: &[CompletedPart],
+) -> S3Result<Option<BTreeMap<String, String>>> {
+    let attrs = s
+        .engine
+        .upload_attrs(&i.bucket, &i.key, &i.upload_id)
+        .map_err(s3_err)?;
+    let (Some(algorithm), Some(kind)) = (attrs.checksum_algorithm, attrs.checksum_type) else {
+        return Ok(None);
+    };
+    let mut stored = BTreeMap::new();
+    let mut marker = 0;
+    loop {
+        let page = s
+            .engine
+            .list_parts(&i.bucket, &i.key, &i.upload_id, marker, 1000)
+            .map_err(s3_err)?;
+        for p in page.parts {
+            marker = p.part_number;
+            stored.insert(p.part_number, p);
+        }
+        if !page.is_truncated {
+            break;
+        }
+    }
+    let mut parts = Vec::with_capacity(completed.len());
+    for c in completed {
+        let n = c.part_number.unwrap_or(0) as u32;
+        let Some(p) = stored.get(&n) else {
+            return Err(s3_error!(InvalidPart, "Part {n} was not uploaded"));
+        };
+        let Some(value) = p.checksums.get(&algorithm) else {
+            return Err(s3_error!(
+                InvalidPart,
+                "Part {n} was uploaded without the {algorithm} checksum this upload keeps"
+            ));
+        };
+        let named = checksum_named(
+            &algorithm,
+            c.checksum_crc32.as_ref(),
+            c.checksum_crc32c.as_ref(),
+            c.checksum_crc64nvme.as_ref(),
+            c.checksum_sha1.as_ref(),
+            c.checksum_sha256.as_ref(),
+        );
+        if named.is_some_and(|v| v != value) {
+            return Err(s3_error!(
+                InvalidPart,
+                "The {algorithm} checksum given for part {n} is not the part's"
+            ));
+        }
+        parts.push((value.clone(), p.size));
+    }
+    let value = mpu_checksum::of_parts(&algorithm, &kind, &parts)
+        .map_err(|why| s3_error!(InvalidPart, "{why}"))?;
+    let sent = checksum_named(
+        &algorithm,
+        i.checksum_crc32.as_ref(),
+        i.checksum_crc32c.as_ref(),
+        i.checksum_crc64nvme.as_ref(),
+        i.checksum_sha1.as_ref(),
+        i.checksum_sha256.as_ref(),
+    );
+    // A composite value may be sent with or without its `-N`.
+    if let Some(sent) = sent {
+        let bare = value.split('-').next().unwrap_or_default();
+        if sent != &value && sent != bare {
+            return Err(s3_error!(
+                BadDigest,
+                "The {kind} {algorithm} checksum sent, {sent}, is not the object's, {value}"
+            ));
+        }
+    }
+    Ok(Some(BTreeMap::from([(algorithm, value)])))
+}
+
+/// The value among the five checksum fields of a request that belongs to `algorithm`.
+fn checksum_named<'a>(
+    algorithm: &str,
+    crc32: Option<&'a String>,
+    crc32c: Option<&'a String>,
+    crc64nvme: Option<&'a String>,
+    sha1: Option<&'a String>,
+    sha256: Option<&'a String>,
+) -> Option<&'a String> {
+    match algorithm {
+        "CRC32" => crc32,
+        "CRC32C" => crc32c,
+        "CRC64NVME" => crc64nvme,
+        "SHA1" => sha1,
+        "SHA256" => sha256,
+        _ => None,
+    }
 }
 
 pub(super) async fn abort_multipart_upload(

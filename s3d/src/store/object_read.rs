@@ -159,7 +159,6 @@ pub(super) async fn get_object_attributes(
     let (m, sizes) = s.engine.part_sizes(&i.bucket, &i.key).map_err(s3_err)?;
     let mut out = GetObjectAttributesOutput {
         last_modified: Some(ts(m.last_modified_ns)),
-        version_id: Some("null".into()),
         ..Default::default()
     };
     if asked(ObjectAttributes::ETAG) {
