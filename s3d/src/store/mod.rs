@@ -84,10 +84,26 @@ macro_rules! attrs_of {
     };
 }
 
+/// An output with an object's checksums (`$c`, from [`checksums_out`]), plus `$extra`.
+macro_rules! with_checksums {
+    ($ty:ident, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {
+        $ty {
+            checksum_crc32: $c.checksum_crc32,
+            checksum_crc32c: $c.checksum_crc32c,
+            checksum_crc64nvme: $c.checksum_crc64nvme,
+            checksum_sha1: $c.checksum_sha1,
+            checksum_sha256: $c.checksum_sha256,
+            checksum_type: $c.checksum_type,
+            $($field: $val,)*
+            ..Default::default()
+        }
+    };
+}
+
 /// GetObjectOutput and HeadObjectOutput share the object's headers: fills them, plus `$extra`.
 macro_rules! object_output {
     ($ty:ident, $m:expr, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {
-        $ty {
+        with_checksums!($ty, $c, {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag($m)),
             last_modified: Some(ts($m.last_modified_ns)),
@@ -98,15 +114,8 @@ macro_rules! object_output {
             cache_control: $m.attrs.cache_control.clone(),
             expires: expires_of($m),
             metadata: user_metadata($m),
-            checksum_crc32: $c.checksum_crc32,
-            checksum_crc32c: $c.checksum_crc32c,
-            checksum_crc64nvme: $c.checksum_crc64nvme,
-            checksum_sha1: $c.checksum_sha1,
-            checksum_sha256: $c.checksum_sha256,
-            checksum_type: $c.checksum_type,
             $($field: $val,)*
-            ..Default::default()
-        }
+        })
     };
 }
 

@@ -43,17 +43,8 @@ pub fn of_parts(algorithm: &str, kind: &str, parts: &[(String, u64)]) -> Result<
             let mut h = ChecksumHasher::default();
             crate::body::enable(&mut h, algorithm);
             h.update(&raw.concat());
-            let c = h.finalize();
-            let value = [
-                c.checksum_crc32,
-                c.checksum_crc32c,
-                c.checksum_sha1,
-                c.checksum_sha256,
-            ]
-            .into_iter()
-            .flatten()
-            .next()
-            .ok_or_else(|| format!("{algorithm} has no composite checksum"))?;
+            let value = the_value(h.finalize())
+                .ok_or_else(|| format!("{algorithm} has no composite checksum"))?;
             Ok(format!("{value}-{}", parts.len()))
         }
         FULL_OBJECT => {
@@ -81,6 +72,20 @@ pub fn of_parts(algorithm: &str, kind: &str, parts: &[(String, u64)]) -> Result<
         }
         _ => Err(format!("unknown checksum type {kind}")),
     }
+}
+
+/// The one value a hasher computing one algorithm produced.
+fn the_value(c: s3s::dto::Checksum) -> Option<String> {
+    [
+        c.checksum_crc32,
+        c.checksum_crc32c,
+        c.checksum_crc64nvme,
+        c.checksum_sha1,
+        c.checksum_sha256,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
 }
 
 /// `body` as it is, computing its `algorithm` checksum on the way (`None`: nothing to
@@ -118,18 +123,7 @@ where
             futures::stream::once(async move {
                 let h = done.lock().ok().and_then(|mut h| h.take());
                 if let (Some(h), Some(a), Some(out)) = (h, algorithm, out) {
-                    let c = h.finalize();
-                    let value = [
-                        c.checksum_crc32,
-                        c.checksum_crc32c,
-                        c.checksum_crc64nvme,
-                        c.checksum_sha1,
-                        c.checksum_sha256,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .next();
-                    if let (Some(v), Ok(mut out)) = (value, out.lock()) {
+                    if let (Some(v), Ok(mut out)) = (the_value(h.finalize()), out.lock()) {
                         out.insert(a, v);
                     }
                 }

@@ -137,19 +137,12 @@ pub(super) async fn complete_multipart_upload(
         .map_err(s3_err)?;
     let mode = ChecksumMode::from_static(ChecksumMode::ENABLED);
     let c = checksums_out(&m, Some(&mode), true);
-    Ok(CompleteMultipartUploadOutput {
+    Ok(with_checksums!(CompleteMultipartUploadOutput, c, {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(etag(&m)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
-        checksum_crc32: c.checksum_crc32,
-        checksum_crc32c: c.checksum_crc32c,
-        checksum_crc64nvme: c.checksum_crc64nvme,
-        checksum_sha1: c.checksum_sha1,
-        checksum_sha256: c.checksum_sha256,
-        checksum_type: c.checksum_type,
-        ..Default::default()
-    })
+    }))
 }
 
 /// The checksum a completed upload's object carries, when the upload was created with a

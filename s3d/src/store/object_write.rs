@@ -23,16 +23,9 @@ pub(super) async fn put_object(
         Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
         true,
     );
-    Ok(S3Response::new(PutObjectOutput {
+    Ok(S3Response::new(with_checksums!(PutObjectOutput, c, {
         e_tag: Some(etag(&m)),
-        checksum_crc32: c.checksum_crc32,
-        checksum_crc32c: c.checksum_crc32c,
-        checksum_crc64nvme: c.checksum_crc64nvme,
-        checksum_sha1: c.checksum_sha1,
-        checksum_sha256: c.checksum_sha256,
-        checksum_type: c.checksum_type,
-        ..Default::default()
-    }))
+    })))
 }
 
 pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
