@@ -173,6 +173,24 @@ mod tests {
         assert_eq!(of_parts("CRC32", COMPOSITE, &[(a, 10), (b, 20)]), Ok(want));
     }
 
+    proptest::proptest! {
+        /// Whatever parts' checksums and sizes a client's upload left, computing the object's
+        /// checksum answers (a value or a reason), never panics.
+        #[test]
+        fn any_parts_give_an_answer(
+            parts in proptest::collection::vec(("\\PC{0,16}", proptest::prelude::any::<u64>()), 0..6),
+            raw in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10), 0..6),
+        ) {
+            let mut all = parts;
+            all.extend(raw.iter().map(|r| (STANDARD.encode(r), r.len() as u64)));
+            for a in ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "MD5", ""] {
+                for k in [COMPOSITE, FULL_OBJECT, "OTHER"] {
+                    let _ = of_parts(a, k, &all);
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_part_checksums_and_combinations_are_refused() {
         let p = |c: &str| vec![(c.to_string(), 1)];
