@@ -570,8 +570,11 @@ def bucket_tags_round_trip_and_bad_sets_change_nothing():
 def get_object_says_how_many_tags():
     s3.put_object(Bucket=B, Key="tagged", Body=b"x", Tagging="a=1&b=2")
     assert s3.get_object(Bucket=B, Key="tagged")["TagCount"] == 2
+    head = s3.head_object(Bucket=B, Key="tagged")["ResponseMetadata"]["HTTPHeaders"]
+    assert head.get("x-amz-tagging-count") == "2", head
     s3.put_object(Bucket=B, Key="untagged", Body=b"x")
     assert "TagCount" not in s3.get_object(Bucket=B, Key="untagged")
+    assert "x-amz-tagging-count" not in s3.head_object(Bucket=B, Key="untagged")["ResponseMetadata"]["HTTPHeaders"]
 
 
 @check

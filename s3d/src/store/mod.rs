@@ -201,7 +201,6 @@ s3_operations! {
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput,
     bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput,
     object_read::get_object(GetObjectInput) -> GetObjectOutput,
-    object_read::head_object(HeadObjectInput) -> HeadObjectOutput,
     object_write::delete_object(DeleteObjectInput) -> DeleteObjectOutput,
     object_write::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput,
     copy::copy_object(CopyObjectInput) -> CopyObjectOutput,
@@ -228,6 +227,7 @@ s3_operations! {
     tagging::delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput,
     object_read::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput,
     ; whole request:
+    object_read::head_object(HeadObjectInput) -> HeadObjectOutput,
     object_write::put_object(PutObjectInput) -> PutObjectOutput,
     multipart::upload_part(UploadPartInput) -> UploadPartOutput,
 }

@@ -68,7 +68,13 @@ pub(super) async fn get_object(s: &Store, i: GetObjectInput) -> S3Result<GetObje
     Ok(out)
 }
 
-pub(super) async fn head_object(s: &Store, i: HeadObjectInput) -> S3Result<HeadObjectOutput> {
+/// HeadObject: GetObject's headers without the body, and `x-amz-tagging-count` as GET has it
+/// (s3s's HeadObjectOutput has no field for it, so it goes on the response).
+pub(super) async fn head_object(
+    s: &Store,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = req.input;
     check_version(&i.version_id)?;
     let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
     check_conditions(
@@ -104,11 +110,18 @@ pub(super) async fn head_object(s: &Store, i: HeadObjectInput) -> S3Result<HeadO
     let c = checksums_out(&m, i.checksum_mode.as_ref(), content_range.is_none());
     let parts_count =
         (i.part_number.is_some() && m.parts_count > 0).then_some(m.parts_count as i32);
-    Ok(object_output!(HeadObjectOutput, &m, c, {
+    let mut res = S3Response::new(object_output!(HeadObjectOutput, &m, c, {
         content_length: Some(len as i64),
         content_range: content_range,
         parts_count: parts_count,
-    }))
+    }));
+    if !m.attrs.tags.is_empty() {
+        res.headers.insert(
+            "x-amz-tagging-count",
+            http::HeaderValue::from(m.attrs.tags.len()),
+        );
+    }
+    Ok(res)
 }
 
 /// Parts GetObjectAttributes lists at most, by default and at the most.
