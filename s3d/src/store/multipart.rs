@@ -145,6 +145,21 @@ pub(super) async fn complete_multipart_upload(
     }))
 }
 
+/// The value among the five checksum fields of `$x` (a request, a completed part) that
+/// belongs to `$algorithm`.
+macro_rules! checksum_named {
+    ($algorithm:expr, $x:expr) => {
+        match $algorithm.as_str() {
+            "CRC32" => $x.checksum_crc32.as_ref(),
+            "CRC32C" => $x.checksum_crc32c.as_ref(),
+            "CRC64NVME" => $x.checksum_crc64nvme.as_ref(),
+            "SHA1" => $x.checksum_sha1.as_ref(),
+            "SHA256" => $x.checksum_sha256.as_ref(),
+            _ => None,
+        }
+    };
+}
+
 /// The checksum a completed upload's object carries, when the upload was created with a
 /// checksum algorithm: every part must have been sent with one; a part checksum named in the
 /// completion must be the one stored; and a whole-object checksum the client sends must be the
@@ -188,14 +203,7 @@ async fn object_checksum(
                 "Part {n} was uploaded without the {algorithm} checksum this upload keeps"
             ));
         };
-        let named = checksum_named(
-            &algorithm,
-            c.checksum_crc32.as_ref(),
-            c.checksum_crc32c.as_ref(),
-            c.checksum_crc64nvme.as_ref(),
-            c.checksum_sha1.as_ref(),
-            c.checksum_sha256.as_ref(),
-        );
+        let named = checksum_named!(&algorithm, c);
         if named.is_some_and(|v| v != value) {
             return Err(s3_error!(
                 InvalidPart,
@@ -206,14 +214,7 @@ async fn object_checksum(
     }
     let value = mpu_checksum::of_parts(&algorithm, &kind, &parts)
         .map_err(|why| s3_error!(InvalidPart, "{why}"))?;
-    let sent = checksum_named(
-        &algorithm,
-        i.checksum_crc32.as_ref(),
-        i.checksum_crc32c.as_ref(),
-        i.checksum_crc64nvme.as_ref(),
-        i.checksum_sha1.as_ref(),
-        i.checksum_sha256.as_ref(),
-    );
+    let sent = checksum_named!(&algorithm, i);
     // A composite value may be sent with or without its `-N`.
     if let Some(sent) = sent {
         let bare = value.split('-').next().unwrap_or_default();
@@ -225,25 +226,6 @@ async fn object_checksum(
         }
     }
     Ok(Some(BTreeMap::from([(algorithm, value)])))
-}
-
-/// The value among the five checksum fields of a request that belongs to `algorithm`.
-fn checksum_named<'a>(
-    algorithm: &str,
-    crc32: Option<&'a String>,
-    crc32c: Option<&'a String>,
-    crc64nvme: Option<&'a String>,
-    sha1: Option<&'a String>,
-    sha256: Option<&'a String>,
-) -> Option<&'a String> {
-    match algorithm {
-        "CRC32" => crc32,
-        "CRC32C" => crc32c,
-        "CRC64NVME" => crc64nvme,
-        "SHA1" => sha1,
-        "SHA256" => sha256,
-        _ => None,
-    }
 }
 
 pub(super) async fn abort_multipart_upload(
