@@ -204,6 +204,9 @@ def multipart_checksums_composite_and_full_object():
     assert error_code(lambda: complete("ck-bad", u, parts)) == ("InvalidPart", 400)
     got = error_code(lambda: s3.create_multipart_upload(Bucket=B, Key="ck-x", ChecksumAlgorithm="CRC64NVME", ChecksumType="COMPOSITE"))
     assert got == ("InvalidRequest", 400), got
+    got = error_code(lambda: s3.create_multipart_upload(Bucket=B, Key="ck-x", ChecksumType="FULL_OBJECT"))
+    assert got == ("InvalidRequest", 400), got
+    assert not any(x["Key"] == "ck-x" for x in s3.list_multipart_uploads(Bucket=B).get("Uploads", []))
 
 
 @check
@@ -286,6 +289,11 @@ def object_attributes_size_etag_checksum_and_parts():
     assert one["ObjectSize"] == 3 and "ObjectParts" not in one, one
     assert one["Checksum"]["ChecksumSHA256"] == "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", one
     assert error_code(lambda: s3.get_object_attributes(Bucket=B, Key="no-such-key", ObjectAttributes=["ETag"]))[1] == 404
+    # Bad input: an attribute S3 does not know, a negative max-parts.
+    got = error_code(lambda: s3.get_object_attributes(Bucket=B, Key="attrs-one", ObjectAttributes=["Colour"]))
+    assert got == ("InvalidArgument", 400), got
+    got = error_code(lambda: s3.get_object_attributes(Bucket=B, Key="attrs-mp", ObjectAttributes=["ObjectParts"], MaxParts=-1))
+    assert got == ("InvalidArgument", 400), got
 
 
 @check
