@@ -609,6 +609,107 @@ def list_buckets_by_prefix_and_page():
             s3.delete_bucket(Bucket=n)
 
 
+@check
+def versioning_keeps_versions_and_deletes_make_markers():
+    vb = "boto-versions"
+    s3.create_bucket(Bucket=vb)
+    assert "Status" not in s3.get_bucket_versioning(Bucket=vb)
+    s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Enabled"
+    got = error_code(lambda: s3.put_bucket_versioning(
+        Bucket=vb, MFA="123456 000000",
+        VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"}))
+    assert got == ("InvalidArgument", 400), got
+    bodies = [data(10, 1), data(6 * 1024 * 1024, 2), data(0, 3)]
+    ids = [s3.put_object(Bucket=vb, Key="k", Body=b)["VersionId"] for b in bodies]
+    assert len(set(ids)) == 3 and "null" not in ids, ids
+    for vid, b in zip(ids, bodies):
+        r = s3.get_object(Bucket=vb, Key="k", VersionId=vid)
+        assert r["Body"].read() == b and r["VersionId"] == vid
+        assert s3.head_object(Bucket=vb, Key="k", VersionId=vid)["ContentLength"] == len(b)
+    assert s3.get_object(Bucket=vb, Key="k")["VersionId"] == ids[2]
+    vs = s3.list_object_versions(Bucket=vb)["Versions"]
+    assert [v["VersionId"] for v in vs] == ids[::-1], vs
+    assert [v["IsLatest"] for v in vs] == [True, False, False]
+
+    # A delete makes a marker: 404 with x-amz-delete-marker, 405 for the marker by id.
+    d = s3.delete_object(Bucket=vb, Key="k")
+    assert d["DeleteMarker"] is True
+    marker = d["VersionId"]
+    try:
+        s3.get_object(Bucket=vb, Key="k")
+        raise AssertionError("GET of a deleted key succeeded")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "NoSuchKey", e.response
+        assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    got = error_code(lambda: s3.get_object(Bucket=vb, Key="k", VersionId=marker))
+    assert got == ("MethodNotAllowed", 405), got
+    assert error_code(lambda: s3.head_object(Bucket=vb, Key="k", VersionId=marker))[1] == 405
+    assert "Contents" not in s3.list_objects_v2(Bucket=vb)
+    r = s3.list_object_versions(Bucket=vb)
+    assert [(m["VersionId"], m["IsLatest"]) for m in r["DeleteMarkers"]] == [(marker, True)]
+    assert all(not v["IsLatest"] for v in r["Versions"])
+    # Removing the marker brings the object back.
+    assert s3.delete_object(Bucket=vb, Key="k", VersionId=marker)["DeleteMarker"] is True
+    assert s3.get_object(Bucket=vb, Key="k")["Body"].read() == bodies[2]
+
+    # Copies, part copies and tags address one version.
+    c = s3.copy_object(Bucket=vb, Key="copy", CopySource={"Bucket": vb, "Key": "k", "VersionId": ids[0]})
+    assert c["CopySourceVersionId"] == ids[0] and c["VersionId"] not in ids
+    assert s3.get_object(Bucket=vb, Key="copy")["Body"].read() == bodies[0]
+    up = s3.create_multipart_upload(Bucket=vb, Key="mp")["UploadId"]
+    pc = s3.upload_part_copy(Bucket=vb, Key="mp", UploadId=up, PartNumber=1,
+                             CopySource={"Bucket": vb, "Key": "k", "VersionId": ids[1]})
+    done = s3.complete_multipart_upload(Bucket=vb, Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": pc["CopyPartResult"]["ETag"]}]})
+    assert done["VersionId"]
+    assert s3.get_object(Bucket=vb, Key="mp")["Body"].read() == bodies[1]
+    s3.put_object_tagging(Bucket=vb, Key="k", VersionId=ids[0],
+                          Tagging={"TagSet": [{"Key": "old", "Value": "yes"}]})
+    t = s3.get_object_tagging(Bucket=vb, Key="k", VersionId=ids[0])
+    assert t["TagSet"] == [{"Key": "old", "Value": "yes"}] and t["VersionId"] == ids[0]
+    assert s3.get_object_tagging(Bucket=vb, Key="k")["TagSet"] == []
+
+    # Bad and unknown version ids.
+    got = error_code(lambda: s3.get_object(Bucket=vb, Key="k", VersionId="not-a-version"))
+    assert got == ("InvalidArgument", 400), got
+    got = error_code(lambda: s3.get_object(Bucket=vb, Key="k", VersionId="0" * 32))
+    assert got == ("NoSuchVersion", 404), got
+    got = error_code(lambda: s3.list_object_versions(Bucket=vb, VersionIdMarker=ids[0]))
+    assert got == ("InvalidArgument", 400), got
+
+    # Pages of one entry give the whole listing.
+    full = s3.list_object_versions(Bucket=vb)
+    want = [(v["Key"], v["VersionId"]) for v in full["Versions"]]
+    seen, kw = [], {}
+    while True:
+        r = s3.list_object_versions(Bucket=vb, MaxKeys=1, **kw)
+        seen += [(v["Key"], v["VersionId"]) for v in r.get("Versions", [])]
+        if not r["IsTruncated"]:
+            break
+        kw = {"KeyMarker": r["NextKeyMarker"], "VersionIdMarker": r["NextVersionIdMarker"]}
+    assert seen == want, (seen, want)
+
+    # Suspended: writes are the null version; the versions made before stay.
+    s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Suspended"
+    assert s3.put_object(Bucket=vb, Key="k", Body=b"n1").get("VersionId") == "null"
+    assert s3.put_object(Bucket=vb, Key="k", Body=b"n2").get("VersionId") == "null"
+    vs = s3.list_object_versions(Bucket=vb, Prefix="k")["Versions"]
+    assert [v["VersionId"] for v in vs] == ["null"] + ids[::-1], vs
+
+    # A bucket with versions is not empty; DeleteObjects by version id empties it.
+    assert error_code(lambda: s3.delete_bucket(Bucket=vb)) == ("BucketNotEmpty", 409)
+    r = s3.list_object_versions(Bucket=vb)
+    objs = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in r.get("Versions", []) + r.get("DeleteMarkers", [])]
+    d = s3.delete_objects(Bucket=vb, Delete={"Objects": objs})
+    assert sorted(x["VersionId"] for x in d["Deleted"]) == sorted(o["VersionId"] for o in objs)
+    r = s3.list_object_versions(Bucket=vb)
+    assert not r.get("Versions") and not r.get("DeleteMarkers"), r
+    s3.delete_bucket(Bucket=vb)
+
+
 failed = [n for n, e in results if e]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

@@ -42,6 +42,30 @@ pub enum Error {
         /// Object key.
         key: String,
     },
+    /// A `versionId` that is neither `null` nor an id this store makes.
+    #[error("invalid version id {0:?}")]
+    InvalidVersionId(String),
+    /// The object has no version with the id asked for.
+    #[error("the object {key:?} has no such version")]
+    NoSuchVersion {
+        /// Object key.
+        key: String,
+    },
+    /// The version asked for is a delete marker: the latest (S3's 404) or named by its id
+    /// (S3's 405).
+    #[error("object {bucket}/{key} is a delete marker")]
+    DeleteMarker {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The marker's version id.
+        version_id: String,
+        /// Whether the request named the marker by its version id.
+        by_id: bool,
+        /// When the marker was made, ns since the epoch.
+        last_modified_ns: i64,
+    },
     /// The multipart upload does not exist (never created, completed or aborted).
     #[error("multipart upload {0} does not exist")]
     NoSuchUpload(String),

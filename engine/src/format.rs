@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk format this build writes (see docs/format.md).
-pub const FORMAT_VERSION: u32 = 4;
-/// The oldest version this build reads: version 4 only added holes to manifests, so a version
-/// 3 directory is valid version 4 and is upgraded in place (its format file rewritten) at open.
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest version this build reads: version 4 only added holes to manifests and version 5
+/// object versions (a `versions` table, optional fields in object and bucket records), so a
+/// version 3 or 4 directory is valid version 5 and is upgraded in place (its format file
+/// rewritten) at open. Older builds refuse a version 5 directory, which may hold versions they
+/// would not see.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Name of the format file in the data directory.
 pub const FORMAT_FILE: &str = "predastore.json";

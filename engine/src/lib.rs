@@ -43,12 +43,14 @@ pub use maintenance::{
     AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,
     HealReport, StoreStatus,
 };
-pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs};
+pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs, Versioning};
 pub use object::bucket::BucketInfo;
 pub use object::copy::CopyOptions;
 pub use object::draft::{self, Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
 pub use object::list::{ListPage, ListQuery};
+pub use object::list_versions::{VersionEntry, VersionPage, VersionQuery};
 pub use object::multipart::{self, PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};
 pub use object::read::{etag_matches, part_bounds, ByteRange, GetObject};
+pub use object::version::{DeleteOutcome, VersionSel};
 pub use object::write::{LateChecksums, PutOptions};
 pub use object::{Engine, ObjectBody};

@@ -48,10 +48,17 @@ pub struct StoreStatus {
     pub disks: Vec<DiskStatus>,
     /// Buckets.
     pub buckets: u64,
-    /// Objects.
+    /// Objects (latest versions that are not delete markers).
     pub objects: u64,
     /// Sum of object sizes.
     pub logical_bytes: u64,
+    /// Non-current versions (kept by versioning), delete markers not counted.
+    pub noncurrent_versions: u64,
+    /// Sum of the sizes of non-current versions (data they share with other versions counted
+    /// once per version, as `logical_bytes` does).
+    pub noncurrent_bytes: u64,
+    /// Delete markers, latest or not.
+    pub delete_markers: u64,
     /// Distinct chunks stored.
     pub chunks: u64,
     /// Sum of distinct chunk sizes (before erasure coding).
@@ -195,8 +202,22 @@ impl Engine {
         for r in txn.all(Table::Objects)? {
             let (_, b) = r?;
             let m = ObjectMeta::decode("", &b)?;
-            st.objects += 1;
-            st.logical_bytes += m.size;
+            if m.delete_marker {
+                st.delete_markers += 1;
+            } else {
+                st.objects += 1;
+                st.logical_bytes += m.size;
+            }
+        }
+        for r in txn.all(Table::Versions)? {
+            let (_, b) = r?;
+            let m = ObjectMeta::decode("", &b)?;
+            if m.delete_marker {
+                st.delete_markers += 1;
+            } else {
+                st.noncurrent_versions += 1;
+                st.noncurrent_bytes += m.size;
+            }
         }
         st.dedup_ratio = if st.chunk_bytes > 0 {
             referenced as f64 / st.chunk_bytes as f64
@@ -241,7 +262,7 @@ impl Engine {
 /// What [`Engine::fsck`] found: metadata that does not add up.
 #[derive(Debug, Clone, Default)]
 pub struct FsckReport {
-    /// Objects checked.
+    /// Object versions and delete markers checked.
     pub objects: u64,
     /// Objects or parts whose manifest is missing.
     pub missing_manifests: Vec<String>,
@@ -251,6 +272,8 @@ pub struct FsckReport {
     pub wrong_refcounts: Vec<(String, u64, u64)>,
     /// Manifests no object or part refers to.
     pub unreferenced_manifests: u64,
+    /// Non-current versions whose key has no latest version (keys).
+    pub orphan_versions: Vec<String>,
 }
 
 impl FsckReport {
@@ -260,6 +283,7 @@ impl FsckReport {
             && self.dangling_chunks.is_empty()
             && self.wrong_refcounts.is_empty()
             && self.unreferenced_manifests == 0
+            && self.orphan_versions.is_empty()
     }
 }
 
@@ -273,11 +297,23 @@ impl Engine {
         let mut counted: BTreeMap<[u8; 32], u64> = BTreeMap::new();
         let mut used_manifests = HashSet::new();
         let mut owners: Vec<(String, String)> = Vec::new();
-        for r in txn.all(Table::Objects)? {
-            let (k, b) = r?;
-            let m = ObjectMeta::decode("", &b)?;
-            rep.objects += 1;
-            owners.push((String::from_utf8_lossy(&k).into_owned(), m.data_id));
+        for table in [Table::Objects, Table::Versions] {
+            for r in txn.all(table)? {
+                let (k, b) = r?;
+                let m = ObjectMeta::decode("", &b)?;
+                let name = String::from_utf8_lossy(&k).into_owned();
+                if table == Table::Versions {
+                    // `bucket \0 key \0 sort id`: its key must have a latest version.
+                    let okey = &k[..k.len().saturating_sub(17)];
+                    if !txn.contains(Table::Objects, okey)? {
+                        rep.orphan_versions.push(name.clone());
+                    }
+                }
+                rep.objects += 1;
+                if !m.delete_marker {
+                    owners.push((name, m.data_id));
+                }
+            }
         }
         for r in txn.all(Table::Parts)? {
             let (k, b) = r?;

@@ -3,7 +3,10 @@
 //!
 //! Databases (all keys are raw bytes, ordered bytewise):
 //! - `buckets`: bucket name → [`BucketRecord`]
-//! - `objects`: `bucket \0 key` → [`ObjectMeta`] (MessagePack, named fields)
+//! - `objects`: `bucket \0 key` → [`ObjectMeta`] (MessagePack, named fields) of the latest
+//!   version or delete marker
+//! - `versions`: `bucket \0 key \0 inverted sort id` → [`ObjectMeta`] of every other version
+//!   (see [`crate::object::version`])
 //! - `manifests`: data id → [`Manifest`] (compact binary)
 //! - `chunks`: BLAKE3 hash → [`ChunkRecord`] (reference count, length, missing shards, where
 //!   each shard lives)
@@ -38,6 +41,19 @@ pub struct BucketRecord {
     /// The bucket's tags (PutBucketTagging); absent in records written before them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Versioning (PutBucketVersioning); absent in a bucket that never had it turned on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<Versioning>,
+}
+
+/// A bucket's versioning state once it has been set (a bucket that never had it is
+/// unversioned, and can never return to that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Every write makes a new version with its own id.
+    Enabled,
+    /// Writes replace the `null` version; the versions made while enabled stay.
+    Suspended,
 }
 
 pub use crate::posix::PosixAttrs;
@@ -76,8 +92,8 @@ pub struct ObjectAttrs {
     pub checksum_type: Option<String>,
 }
 
-/// Everything known about a stored object except its data.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Everything known about a stored object version (or delete marker) except its data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ObjectMeta {
     /// Object key (not stored in the record: it is the LMDB key).
     #[serde(skip)]
@@ -102,10 +118,26 @@ pub struct ObjectMeta {
     /// answered with this object); absent for anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The version's id, 32 hex digits (8 bytes of time, 8 random: see
+    /// [`crate::object::version`]); empty for a `null` version written in a bucket that never
+    /// had versioning (and in every record written before versioning existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) vid: String,
+    /// Whether the version has its own id (written while versioning was enabled); `false`:
+    /// the `null` version.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub versioned: bool,
+    /// Whether this is a delete marker (no data, no manifest).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delete_marker: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ObjectMeta {
@@ -115,6 +147,16 @@ impl ObjectMeta {
         self.attrs
             .posix
             .unwrap_or_else(|| PosixAttrs::default_for(&self.key, self.last_modified_ns))
+    }
+
+    /// The version id S3 shows: its own id, `null` for the null version of a bucket that has
+    /// had versioning, `None` in a bucket that never had it.
+    pub fn version_id(&self) -> Option<&str> {
+        match (self.versioned, self.vid.is_empty()) {
+            (true, _) => Some(&self.vid),
+            (false, false) => Some("null"),
+            (false, true) => None,
+        }
     }
 
     pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<ObjectMeta> {
@@ -521,6 +563,9 @@ pub(crate) fn ref_manifest(txn: &mut dyn Write, m: &Manifest) -> Result<()> {
 
 /// Deletes a manifest and drops the references it held.
 pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()> {
+    if data_id.is_empty() {
+        return Ok(()); // a delete marker: no data
+    }
     let Some(b) = txn.get(Table::Manifests, data_id.as_bytes())? else {
         return Ok(());
     };
@@ -532,28 +577,6 @@ pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()>
     Ok(())
 }
 
-/// A fresh random id (manifests, uploads).
-/// Makes `meta` (whose data is `manifest`) the object under `okey`, releasing the data of
-/// `old`, the object it replaces: the last step of every commit that writes an object.
-pub(crate) fn install_object(
-    txn: &mut dyn Write,
-    okey: &[u8],
-    meta: &ObjectMeta,
-    manifest: &Manifest,
-    old: Option<ObjectMeta>,
-) -> Result<()> {
-    txn.put(
-        Table::Manifests,
-        meta.data_id.as_bytes(),
-        &manifest.encode(),
-    )?;
-    txn.put(Table::Objects, okey, &meta.encode()?)?;
-    if let Some(old) = old {
-        release_manifest(txn, &old.data_id)?;
-    }
-    Ok(())
-}
-
 /// The manifest `data_id` names (`Decode` when it is missing: `what` says whose).
 pub(crate) fn read_manifest(txn: &dyn Read, data_id: &str, what: &str) -> Result<Manifest> {
     let b = txn
@@ -562,6 +585,7 @@ pub(crate) fn read_manifest(txn: &dyn Read, data_id: &str, what: &str) -> Result
     Manifest::decode(&b)
 }
 
+/// A fresh random id (manifests, uploads).
 pub(crate) fn new_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
@@ -623,6 +647,7 @@ mod tests {
         assert_eq!((rec.created_ns, rec.tags.len()), (42, 0));
         assert_eq!(rmp_serde::to_vec_named(&rec).unwrap(), old);
         let tagged = BucketRecord {
+            versioning: Some(Versioning::Enabled),
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

@@ -153,7 +153,7 @@ async fn conditional_get_decides_on_the_version_it_serves() {
     while !writer.is_finished() {
         let mut seen = None;
         let g = e
-            .get_object_with("bkt", "k", |m, _| {
+            .get_object_with("bkt", "k", &engine::VersionSel::Latest, |m, _| {
                 seen = Some(m.etag.clone());
                 Ok::<_, ()>(Some(engine::ByteRange::From(0)))
             })
@@ -173,7 +173,7 @@ async fn conditional_get_decides_on_the_version_it_serves() {
     assert!(checked > 0);
     // A failed precondition is the caller's own error, and nothing is read.
     let r = e
-        .get_object_with("bkt", "k", |_, _| {
+        .get_object_with("bkt", "k", &engine::VersionSel::Latest, |_, _| {
             Err::<Option<engine::ByteRange>, _>("nope")
         })
         .await

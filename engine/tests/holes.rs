@@ -221,7 +221,7 @@ async fn runs_of_zeros_take_no_space_and_read_back_as_zeros() {
 }
 
 #[tokio::test]
-async fn version_3_directories_are_read_and_upgraded() {
+async fn version_3_and_4_directories_are_read_and_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let body = data(13, 300 * KIB);
     {
@@ -245,9 +245,10 @@ async fn version_3_directories_are_read_and_upgraded() {
                 .join(format!("disks/disk{i}/predastore-disk.json"))
         })
         .collect();
-    set_version(&dir.path().join("predastore.json"), 4, 3);
+    let now = engine::testing::FORMAT_VERSION;
+    set_version(&dir.path().join("predastore.json"), now, 3);
     for d in &disks {
-        set_version(d, 4, 3);
+        set_version(d, now, 3);
     }
     let e = Engine::open(one_mib_chunks(dir.path())).unwrap();
     assert!(get(&e, "bkt", "k", None).await.unwrap() == body);
@@ -256,7 +257,7 @@ async fn version_3_directories_are_read_and_upgraded() {
         .iter()
         .all(|d| d.state == engine::DiskState::Online));
     let f = std::fs::read_to_string(dir.path().join("predastore.json")).unwrap();
-    assert!(f.contains("\"format_version\": 4"), "{f}");
+    assert!(f.contains(&format!("\"format_version\": {now}")), "{f}");
     // Holes can be written now.
     put(&e, "bkt", "zeros", &vec![0u8; 3 * MIB]).await;
     assert!(get(&e, "bkt", "zeros", None).await.unwrap() == vec![0u8; 3 * MIB]);

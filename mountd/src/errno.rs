@@ -10,10 +10,14 @@ pub fn errno(e: &engine::Error) -> Errno {
         return Errno::ENOSPC;
     }
     match e {
-        E::NoSuchBucket(_) | E::NoSuchKey { .. } | E::NoSuchUpload(_) => Errno::ENOENT,
+        E::NoSuchBucket(_)
+        | E::NoSuchKey { .. }
+        | E::NoSuchUpload(_)
+        | E::NoSuchVersion { .. }
+        | E::DeleteMarker { .. } => Errno::ENOENT,
         E::InvalidBucketName { .. } => Errno::EINVAL,
         E::KeyTooLong { .. } => Errno::ENAMETOOLONG,
-        E::InvalidKey(_) => Errno::EINVAL,
+        E::InvalidKey(_) | E::InvalidVersionId(_) => Errno::EINVAL,
         E::BucketAlreadyExists(_) => Errno::EEXIST,
         E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
         E::PreconditionFailed(_) => Errno::EEXIST,

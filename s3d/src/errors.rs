@@ -4,6 +4,39 @@ use s3s::{s3_error, S3Error, S3ErrorCode};
 
 use crate::body::BodyError;
 
+/// A request that reached a delete marker: S3's 404 `NoSuchKey` when it is the latest version,
+/// 405 `MethodNotAllowed` when named by its id; both say `x-amz-delete-marker: true` and the
+/// marker's version id.
+fn delete_marker_error(version_id: &str, by_id: bool, last_modified_ns: i64) -> S3Error {
+    let mut err = if by_id {
+        let mut e = s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource (a delete marker)."
+        );
+        e.set_status_code(http::StatusCode::METHOD_NOT_ALLOWED);
+        e
+    } else {
+        s3_error!(NoSuchKey, "The specified key does not exist.")
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(version_id) {
+        h.insert("x-amz-version-id", v);
+    }
+    if by_id {
+        let t =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(last_modified_ns.max(0) as u64);
+        if let Ok(v) = http::HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            h.insert(http::header::LAST_MODIFIED, v);
+        }
+    }
+    err.set_headers(h);
+    err
+}
+
 /// Converts an engine error into the S3 error a client expects.
 pub fn s3_err(e: engine::Error) -> S3Error {
     use engine::Error as E;
@@ -36,6 +69,17 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             "The bucket you tried to delete is not empty: {b}"
         ),
         E::NoSuchKey { .. } => s3_error!(NoSuchKey, "The specified key does not exist."),
+        E::InvalidVersionId(v) => s3_error!(InvalidArgument, "Invalid version id specified: {v:?}"),
+        E::NoSuchVersion { .. } => s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist."
+        ),
+        E::DeleteMarker {
+            version_id,
+            by_id,
+            last_modified_ns,
+            ..
+        } => delete_marker_error(&version_id, by_id, last_modified_ns),
         E::NoSuchUpload(_) => s3_error!(
             NoSuchUpload,
             "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

@@ -630,10 +630,13 @@ pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
         );
     }
     println!(
-        "buckets: {}  objects: {}  data: {}\nchunks: {} ({})  dedup ratio: {:.2}\nrepair queue: {}  awaiting gc: {}",
+        "buckets: {}  objects: {}  data: {}\nold versions: {} ({})  delete markers: {}\nchunks: {} ({})  dedup ratio: {:.2}\nrepair queue: {}  awaiting gc: {}",
         st.buckets,
         st.objects,
         human(st.logical_bytes),
+        st.noncurrent_versions,
+        human(st.noncurrent_bytes),
+        st.delete_markers,
         st.chunks,
         human(st.chunk_bytes),
         st.dedup_ratio,

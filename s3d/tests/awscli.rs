@@ -198,6 +198,65 @@ fn restart_keeps_data_and_certificate() {
     assert_eq!(md5_file(&f), md5_file(&back));
 }
 
+/// Versioning with `s3api`: enable, put twice, list versions, read the old one by id, delete
+/// (a marker), and bring the object back by deleting the marker.
+#[test]
+fn versioning_with_s3api() {
+    let s = Server::start();
+    let w = tempfile::tempdir().unwrap();
+    let w = w.path();
+    ok(s.aws_line("s3api create-bucket --bucket vers"));
+    ok(s.aws_line(
+        "s3api put-bucket-versioning --bucket vers --versioning-configuration Status=Enabled",
+    ));
+    let v = ok(s.aws_line("s3api get-bucket-versioning --bucket vers"));
+    assert!(v.contains("\"Enabled\""), "{v}");
+    let version_of = |out: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v["VersionId"].as_str().unwrap().to_string()
+    };
+    let mut ids = Vec::new();
+    for (i, n) in [(1, 1000), (2, 3000)] {
+        let f = w.join(format!("v{i}"));
+        write_file(&f, i, n);
+        let out = ok(s.aws_line(&format!(
+            "s3api put-object --bucket vers --key doc --body {}",
+            f.display()
+        )));
+        ids.push(version_of(&out));
+    }
+    let l: serde_json::Value =
+        serde_json::from_str(&ok(s.aws_line("s3api list-object-versions --bucket vers"))).unwrap();
+    let listed: Vec<&str> = l["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VersionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![ids[1].as_str(), ids[0].as_str()]);
+    let back = w.join("back");
+    ok(s.aws_line(&format!(
+        "s3api get-object --bucket vers --key doc --version-id {} {}",
+        ids[0],
+        back.display()
+    )));
+    assert_eq!(md5_file(&back), md5_file(&w.join("v1")));
+    let d = ok(s.aws_line("s3api delete-object --bucket vers --key doc"));
+    let d: serde_json::Value = serde_json::from_str(&d).unwrap();
+    assert_eq!(d["DeleteMarker"], serde_json::Value::Bool(true), "{d}");
+    s.aws_fails("s3api head-object --bucket vers --key doc", "404");
+    let marker = d["VersionId"].as_str().unwrap();
+    ok(s.aws_line(&format!(
+        "s3api delete-object --bucket vers --key doc --version-id {marker}"
+    )));
+    ok(s.aws_line(&format!("s3 cp s3://vers/doc {}", back.display())));
+    assert_eq!(md5_file(&back), md5_file(&w.join("v2")));
+    s.aws_fails(
+        "s3api get-object --bucket vers --key doc --version-id bogus /dev/null",
+        "InvalidArgument",
+    );
+}
+
 /// Debian's aws cli v2 (the pip one on PATH is v1): the same kinds of calls.
 #[test]
 fn aws_cli_v2() {

@@ -36,25 +36,28 @@ fn run(c: &mut Command) -> Output {
     c.output().expect("run tool")
 }
 
+/// Runs rclone with the remote `ps:` pointing at `s`.
+fn rclone_on(s: &Server, args: &[&str]) -> Output {
+    run(Command::new("rclone")
+        .args(args)
+        // rclone 1.60's --ca-cert fails on its S3 transport; Go reads SSL_CERT_FILE.
+        .args(["--config", "/dev/null"])
+        .env("SSL_CERT_FILE", s.ca())
+        .env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_CONFIG_PS_TYPE", "s3")
+        .env("RCLONE_CONFIG_PS_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_PS_ACCESS_KEY_ID", AK)
+        .env("RCLONE_CONFIG_PS_SECRET_ACCESS_KEY", SK)
+        .env("RCLONE_CONFIG_PS_ENDPOINT", &s.endpoint)
+        .env("RCLONE_CONFIG_PS_REGION", "us-east-1"))
+}
+
 #[test]
 fn rclone_copy_check_and_back() {
     let s = Server::start();
     let w = tempfile::tempdir().unwrap();
     make_tree(&w.path().join("src"));
-    let rclone = |args: &[&str]| {
-        run(Command::new("rclone")
-            .args(args)
-            // rclone 1.60's --ca-cert fails on its S3 transport; Go reads SSL_CERT_FILE.
-            .args(["--config", "/dev/null"])
-            .env("SSL_CERT_FILE", s.ca())
-            .env_remove("AWS_CA_BUNDLE")
-            .env("RCLONE_CONFIG_PS_TYPE", "s3")
-            .env("RCLONE_CONFIG_PS_PROVIDER", "Other")
-            .env("RCLONE_CONFIG_PS_ACCESS_KEY_ID", AK)
-            .env("RCLONE_CONFIG_PS_SECRET_ACCESS_KEY", SK)
-            .env("RCLONE_CONFIG_PS_ENDPOINT", &s.endpoint)
-            .env("RCLONE_CONFIG_PS_REGION", "us-east-1"))
-    };
+    let rclone = |args: &[&str]| rclone_on(&s, args);
     ok(rclone(&["mkdir", "ps:rclonebkt"]));
     ok(rclone(&[
         "copy",
@@ -77,6 +80,48 @@ fn rclone_copy_check_and_back() {
     assert!(l.contains("tree/sub/deeper/big.bin"), "{l}");
     ok(rclone(&["purge", "ps:rclonebkt/tree"]));
     assert_eq!(ok(rclone(&["lsf", "-R", "ps:rclonebkt"])).trim(), "");
+}
+
+/// rclone's `--s3-versions` on a versioned bucket: old versions listed beside the current one,
+/// readable by their names, and removed by `backend cleanup-hidden`.
+#[test]
+fn rclone_sees_old_versions() {
+    let s = Server::start();
+    let rclone = |args: &[&str]| rclone_on(&s, args);
+    let w = tempfile::tempdir().unwrap();
+    let f = w.path().join("notes.txt");
+    ok(rclone(&["mkdir", "ps:rcv"]));
+    ok(s.aws_line(
+        "s3api put-bucket-versioning --bucket rcv --versioning-configuration Status=Enabled",
+    ));
+    for body in ["first\n", "second\n"] {
+        std::fs::write(&f, body).unwrap();
+        ok(rclone(&["copyto", f.to_str().unwrap(), "ps:rcv/notes.txt"]));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(ok(rclone(&["lsf", "ps:rcv"])).trim(), "notes.txt");
+    let all = ok(rclone(&["lsf", "--s3-versions", "ps:rcv"]));
+    let names: Vec<&str> = all.lines().collect();
+    assert_eq!(names.len(), 2, "{all}");
+    let old = names
+        .iter()
+        .find(|n| n.starts_with("notes-v") && n.ends_with(".txt"))
+        .unwrap_or_else(|| panic!("no old version listed: {all}"));
+    let back = ok(rclone(&["cat", "--s3-versions", &format!("ps:rcv/{old}")]));
+    assert_eq!(back, "first\n");
+    assert_eq!(ok(rclone(&["cat", "ps:rcv/notes.txt"])), "second\n");
+    // A delete hides the file; its versions stay until cleaned up.
+    ok(rclone(&["delete", "ps:rcv/notes.txt"]));
+    assert_eq!(ok(rclone(&["lsf", "ps:rcv"])).trim(), "");
+    assert_eq!(
+        ok(rclone(&["lsf", "--s3-versions", "ps:rcv"]))
+            .lines()
+            .count(),
+        2
+    );
+    ok(rclone(&["backend", "cleanup-hidden", "ps:rcv"]));
+    let v = ok(s.aws_line("s3api list-object-versions --bucket rcv"));
+    assert!(!v.contains("notes.txt"), "{v}");
 }
 
 #[test]

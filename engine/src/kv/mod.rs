@@ -51,11 +51,13 @@ pub enum Table {
     Drafts,
     /// Chunk hash → MD5 of the chunk.
     ChunkMd5,
+    /// `bucket \0 key \0 inverted sort id` → record of a non-current object version.
+    Versions,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -67,6 +69,7 @@ impl Table {
         Table::State,
         Table::Drafts,
         Table::ChunkMd5,
+        Table::Versions,
     ];
 
     /// The table's name in the store.
@@ -83,6 +86,7 @@ impl Table {
             Table::State => "state",
             Table::Drafts => "drafts",
             Table::ChunkMd5 => "chunk_md5",
+            Table::Versions => "versions",
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
-use crate::meta::{now_ns, object_key, BucketRecord};
+use crate::meta::{now_ns, object_key, BucketRecord, Versioning};
 use crate::names::validate_bucket_name;
 
 use super::Engine;
@@ -18,6 +18,8 @@ pub struct BucketInfo {
     pub created_ns: i64,
     /// Tags (empty: none).
     pub tags: BTreeMap<String, String>,
+    /// Versioning (`None`: never turned on).
+    pub versioning: Option<Versioning>,
 }
 
 impl BucketInfo {
@@ -27,6 +29,7 @@ impl BucketInfo {
             name: String::from_utf8_lossy(name).into_owned(),
             created_ns: rec.created_ns,
             tags: rec.tags,
+            versioning: rec.versioning,
         })
     }
 }
@@ -43,6 +46,7 @@ impl Engine {
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
                 tags: BTreeMap::new(),
+                versioning: None,
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())
@@ -97,13 +101,25 @@ impl Engine {
 
     /// Replaces a bucket's tags (empty: removes them).
     pub async fn set_bucket_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        self.update_bucket(name, move |rec| rec.tags = tags).await
+    }
+
+    /// Turns versioning on (`Enabled`) or pauses it (`Suspended`). A bucket that has had
+    /// versioning never returns to unversioned, as in S3.
+    pub async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> Result<()> {
+        self.update_bucket(name, move |rec| rec.versioning = Some(state))
+            .await
+    }
+
+    /// Applies `change` to a bucket's record in one commit.
+    async fn update_bucket<F>(&self, name: &str, change: F) -> Result<()>
+    where
+        F: FnOnce(&mut BucketRecord) + Send + 'static,
+    {
         let name = name.to_string();
         self.commit(move |txn| {
-            let v = txn
-                .get(Table::Buckets, name.as_bytes())?
-                .ok_or_else(|| Error::NoSuchBucket(name.clone()))?;
-            let mut rec: BucketRecord = rmp_serde::from_slice(&v)?;
-            rec.tags = tags;
+            let mut rec = super::version::bucket_record(txn, &name)?;
+            change(&mut rec);
             txn.put(
                 Table::Buckets,
                 name.as_bytes(),

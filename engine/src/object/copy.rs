@@ -11,6 +11,7 @@ use crate::meta::{
 };
 use crate::names::validate_key;
 
+use super::version::{self, VersionSel};
 use super::Engine;
 
 /// How a copy treats attributes.
@@ -22,6 +23,8 @@ pub struct CopyOptions {
     pub source_if_match: Option<String>,
     /// Fail with `PreconditionFailed` if the destination exists.
     pub if_none_match: bool,
+    /// The version of the source to copy (`versionId` in `x-amz-copy-source`).
+    pub source_version: VersionSel,
 }
 
 /// The source and the target of a copy or a rename, as a transaction needs them.
@@ -47,16 +50,39 @@ impl SourceAndTarget {
         })
     }
 
-    /// The source object (`NoSuchBucket` unless both buckets exist, `NoSuchKey`).
-    fn source(&self, txn: &dyn Read) -> Result<ObjectMeta> {
+    /// The source object, the version `sel` names (`NoSuchBucket` unless both buckets exist,
+    /// `NoSuchKey`, `NoSuchVersion`, a delete marker).
+    fn source(&self, txn: &dyn Read, sel: &VersionSel) -> Result<ObjectMeta> {
         crate::meta::require_buckets(txn, &[&self.src_bucket, &self.dst_bucket])?;
-        match txn.get(Table::Objects, &self.src)? {
-            Some(b) => ObjectMeta::decode(&self.src_key, &b),
-            None => Err(Error::NoSuchKey {
-                bucket: self.src_bucket.clone(),
-                key: self.src_key.clone(),
-            }),
-        }
+        let (_, m) =
+            version::locate_readable(txn, &self.src_bucket, &self.src_key, &self.src, sel)?;
+        Ok(m)
+    }
+
+    /// Installs a copy of `smeta` (with `attrs`) as the target's latest version, referring to
+    /// the same chunks under a manifest of its own.
+    fn install_copy(
+        &self,
+        txn: &mut dyn crate::kv::Write,
+        smeta: &ObjectMeta,
+        attrs: ObjectAttrs,
+        old: Option<ObjectMeta>,
+    ) -> Result<ObjectMeta> {
+        let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &self.src_key)?;
+        let mut meta = ObjectMeta {
+            key: self.dst_key.clone(),
+            size: smeta.size,
+            etag: smeta.etag.clone(),
+            last_modified_ns: now_ns(),
+            parts_count: smeta.parts_count,
+            attrs,
+            data_id: new_id(),
+            hole_bytes: manifest.hole_bytes(),
+            ..Default::default()
+        };
+        ref_manifest(txn, &manifest)?;
+        version::install(txn, &self.dst_bucket, &self.dst, &mut meta, &manifest, old)?;
+        Ok(meta)
     }
 }
 
@@ -73,7 +99,7 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
         self.commit(move |txn| {
-            let smeta = p.source(txn)?;
+            let smeta = p.source(txn, &opts.source_version)?;
             if let Some(want) = &opts.source_if_match {
                 if !etag_matches(want, &smeta.etag) {
                     return Err(Error::PreconditionFailed("source ETag does not match"));
@@ -82,27 +108,16 @@ impl Engine {
             let old = current_object(txn, &p.dst)?;
             let if_none_match = opts.if_none_match.then_some("*");
             check_preconditions(old.as_ref(), if_none_match, None, &p.dst_bucket, &p.dst_key)?;
-            let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &p.src_key)?;
-            let meta = ObjectMeta {
-                key: p.dst_key,
-                size: smeta.size,
-                etag: smeta.etag.clone(),
-                last_modified_ns: now_ns(),
-                parts_count: smeta.parts_count,
-                attrs: opts.replace_attrs.unwrap_or(smeta.attrs),
-                data_id: new_id(),
-                hole_bytes: manifest.hole_bytes(),
-                upload_id: None,
-            };
-            ref_manifest(txn, &manifest)?;
-            crate::meta::install_object(txn, &p.dst, &meta, &manifest, old)?;
-            Ok(meta)
+            let attrs = opts.replace_attrs.unwrap_or_else(|| smeta.attrs.clone());
+            p.install_copy(txn, &smeta, attrs, old)
         })
         .await
     }
 
     /// Renames an object atomically (one metadata transaction, no data touched), replacing
-    /// any object under the new key, as POSIX `rename` does.
+    /// any object under the new key, as POSIX `rename` does. Where a bucket has versioning,
+    /// the target gets a new version and the source a delete marker, as a copy and a delete
+    /// over S3 would.
     pub async fn rename_object(
         &self,
         src_bucket: &str,
@@ -112,14 +127,24 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
         self.commit(move |txn| {
-            let mut meta = p.source(txn)?;
-            if p.src != p.dst {
-                if let Some(old) = current_object(txn, &p.dst)? {
-                    release_manifest(txn, &old.data_id)?;
-                }
-                txn.delete(Table::Objects, &p.src)?;
-                txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
+            let mut meta = p.source(txn, &VersionSel::Latest)?;
+            if p.src == p.dst {
+                return Ok(meta);
             }
+            let src_state = version::bucket_record(txn, &p.src_bucket)?.versioning;
+            let dst_state = version::bucket_record(txn, &p.dst_bucket)?.versioning;
+            let old = current_object(txn, &p.dst)?;
+            if src_state.is_some() || dst_state.is_some() {
+                let attrs = meta.attrs.clone();
+                let meta = p.install_copy(txn, &meta, attrs, old)?;
+                version::delete_latest(txn, src_state, &p.src)?;
+                return Ok(meta);
+            }
+            if let Some(old) = old {
+                release_manifest(txn, &old.data_id)?;
+            }
+            txn.delete(Table::Objects, &p.src)?;
+            txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
             meta.key = p.dst_key;
             Ok(meta)
         })
@@ -136,13 +161,18 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let now = crate::meta::now_ns();
         let default_key = key.to_string();
-        self.update_object_attrs_with(bucket, key, move |attrs, last_modified_ns| {
-            let mut p = attrs.posix.unwrap_or_else(|| {
-                crate::posix::PosixAttrs::default_for(&default_key, last_modified_ns)
-            });
-            p.apply(&change, now);
-            attrs.posix = Some(p);
-        })
+        self.update_object_attrs_with(
+            bucket,
+            key,
+            VersionSel::Latest,
+            move |attrs, last_modified_ns| {
+                let mut p = attrs.posix.unwrap_or_else(|| {
+                    crate::posix::PosixAttrs::default_for(&default_key, last_modified_ns)
+                });
+                p.apply(&change, now);
+                attrs.posix = Some(p);
+            },
+        )
         .await
     }
 
@@ -152,25 +182,43 @@ impl Engine {
     where
         F: FnOnce(&mut ObjectAttrs) + Send + 'static,
     {
-        self.update_object_attrs_with(bucket, key, move |a, _| f(a))
+        self.update_version_attrs(bucket, key, VersionSel::Latest, f)
             .await
     }
 
-    /// [`Engine::update_object_attrs`], with the object's modification time given to `f`.
-    async fn update_object_attrs_with<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>
+    /// [`Engine::update_object_attrs`] of the version `sel` names (e.g. tagging by
+    /// `versionId`), which stays where it is among the object's versions.
+    pub async fn update_version_attrs<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: VersionSel,
+        f: F,
+    ) -> Result<ObjectMeta>
+    where
+        F: FnOnce(&mut ObjectAttrs) + Send + 'static,
+    {
+        self.update_object_attrs_with(bucket, key, sel, move |a, _| f(a))
+            .await
+    }
+
+    /// [`Engine::update_version_attrs`], with the version's modification time given to `f`.
+    async fn update_object_attrs_with<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: VersionSel,
+        f: F,
+    ) -> Result<ObjectMeta>
     where
         F: FnOnce(&mut ObjectAttrs, i64) + Send + 'static,
     {
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
         self.commit(move |txn| {
-            crate::meta::require_bucket(txn, &b)?;
-            let Some(mut meta) = current_object(txn, &okey)? else {
-                return Err(Error::NoSuchKey { bucket: b, key: k });
-            };
+            let (place, mut meta) = version::locate_readable(txn, &b, &k, &okey, &sel)?;
             f(&mut meta.attrs, meta.last_modified_ns);
-            txn.put(Table::Objects, &okey, &meta.encode()?)?;
-            meta.key = k;
+            version::rewrite(txn, &okey, &place, &meta)?;
             Ok(meta)
         })
         .await

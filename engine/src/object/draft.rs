@@ -132,10 +132,10 @@ impl Engine {
         {
             let txn = self.read()?;
             crate::meta::require_bucket(&txn, bucket)?;
-            let meta = match txn.get(Table::Objects, &okey)? {
-                None => None,
-                Some(b) => Some(ObjectMeta::decode(key, &b)?),
-            };
+            let meta = live_object(&txn, &okey)?.map(|mut m| {
+                m.key = key.to_string();
+                m
+            });
             let content = match &meta {
                 None => Some(DraftContent::Chunks(Vec::new())),
                 Some(_) if !content => Some(DraftContent::Chunks(Vec::new())),
@@ -157,7 +157,7 @@ impl Engine {
         let base = self
             .commit(move |txn| {
                 crate::meta::require_bucket(txn, &b)?;
-                let meta = current_object(txn, &okey)?;
+                let meta = live_object(txn, &okey)?;
                 let content = match &meta {
                     None => DraftContent::Chunks(Vec::new()),
                     Some(m) => {
@@ -303,18 +303,18 @@ impl Engine {
                         (m, size, refs)
                     }
                 };
-                let meta = ObjectMeta {
+                let mut meta = ObjectMeta {
                     key: k.clone(),
                     size,
                     etag: c.etag,
                     last_modified_ns: now_ns(),
                     parts_count: c.part_sizes.len() as u32,
-                    attrs: (c.attrs)(old.as_ref()),
+                    attrs: (c.attrs)(old.as_ref().filter(|o| !o.delete_marker)),
                     data_id: data_id.clone(),
                     hole_bytes: manifest.hole_bytes(),
-                    upload_id: None,
+                    ..Default::default()
                 };
-                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
+                super::version::install(txn, &b, &okey, &mut meta, &manifest, old)?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {
@@ -526,4 +526,10 @@ pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
         h.update(m);
     }
     format!("{}-{}", hex::encode(h.finalize()), md5s.len())
+}
+
+/// The latest version of the object under `okey` unless it is a delete marker (a draft of a
+/// deleted object starts empty).
+fn live_object(txn: &dyn crate::kv::Read, okey: &[u8]) -> Result<Option<ObjectMeta>> {
+    Ok(current_object(txn, okey)?.filter(|m| !m.delete_marker))
 }

@@ -1,4 +1,5 @@
-//! Listing a bucket: one ordered scan with prefix, delimiter roll-up and pagination.
+//! Listing a bucket's latest versions: one ordered scan with prefix, delimiter roll-up and
+//! pagination; delete markers are left out.
 
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, Read, Table};
@@ -36,7 +37,10 @@ impl Engine {
     /// Lists a bucket's objects in byte order of their keys (an LMDB range scan).
     pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage> {
         let txn = self.read()?;
-        crate::meta::require_bucket(&txn, bucket)?;
+        // Delete markers (skipped here) exist only where versioning was ever on.
+        let markers = super::version::bucket_record(&txn, bucket)?
+            .versioning
+            .is_some();
         let base = object_key(bucket, "");
         let mut page = ListPage::default();
         if q.max_keys == 0 {
@@ -89,6 +93,13 @@ impl Engine {
                 if !key.starts_with(&q.prefix) {
                     break 'outer;
                 }
+                let decoded = match markers {
+                    true => match ObjectMeta::decode(key, &v)? {
+                        m if m.delete_marker => continue,
+                        m => Some(m),
+                    },
+                    false => None,
+                };
                 if count == q.max_keys {
                     page.is_truncated = true;
                     break 'outer;
@@ -109,7 +120,10 @@ impl Engine {
                         }
                     }
                 }
-                page.objects.push(ObjectMeta::decode(key, &v)?);
+                page.objects.push(match decoded {
+                    Some(m) => m,
+                    None => ObjectMeta::decode(key, &v)?,
+                });
                 page.next_marker = Some(key.to_string());
                 count += 1;
             }

@@ -21,8 +21,10 @@ pub(crate) mod bucket;
 pub(crate) mod copy;
 pub mod draft;
 pub(crate) mod list;
+pub(crate) mod list_versions;
 pub mod multipart;
 pub(crate) mod read;
+pub mod version;
 pub(crate) mod write;
 
 /// A stream of object bytes.

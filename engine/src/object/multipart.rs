@@ -403,7 +403,7 @@ impl Engine {
             if let Some(late) = opts.late_checksums.as_ref().and_then(|l| l.lock().ok()) {
                 attrs.checksums.extend(late.clone());
             }
-            let meta = ObjectMeta {
+            let mut meta = ObjectMeta {
                 key,
                 size,
                 etag: format!("{}-{n}", hex::encode(md5s.finalize())),
@@ -413,9 +413,10 @@ impl Engine {
                 data_id: new_id(),
                 hole_bytes: manifest.hole_bytes(),
                 upload_id: Some(uid.clone()),
+                ..Default::default()
             };
             crate::meta::ref_manifest(txn, &manifest)?;
-            crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
+            super::version::install(txn, &bucket_name, &okey, &mut meta, &manifest, old)?;
             drop_upload(txn, &ukey, &uid)?;
             Ok(meta)
         })

@@ -5,9 +5,9 @@ use futures::stream::{self, StreamExt};
 
 use super::ObjectBody;
 use crate::error::{Error, Result};
-use crate::kv::{Read, Table};
 use crate::meta::{object_key, Manifest, ObjectMeta};
 
+use super::version::{self, VersionSel};
 use super::Engine;
 
 /// A requested byte range, as in an HTTP `Range` header.
@@ -59,33 +59,33 @@ pub struct GetObject {
 }
 
 impl Engine {
-    /// An object's metadata, or `NoSuchKey`.
+    /// An object's metadata, or `NoSuchKey` (also when its latest version is a delete marker:
+    /// [`Error::DeleteMarker`]).
     pub fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        self.head_object_version(bucket, key, &VersionSel::Latest)
+    }
+
+    /// The metadata of the version `sel` names (`NoSuchVersion` when there is none; a delete
+    /// marker is [`Error::DeleteMarker`]).
+    pub fn head_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: &VersionSel,
+    ) -> Result<ObjectMeta> {
         let txn = self.read()?;
-        self.head_in(&txn, bucket, key)
+        Ok(version::locate_readable(&txn, bucket, key, &object_key(bucket, key), sel)?.1)
     }
 
-    fn head_in(&self, txn: &dyn Read, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        match txn.get(Table::Objects, &object_key(bucket, key))? {
-            Some(b) => ObjectMeta::decode(key, &b),
-            None => {
-                crate::meta::require_bucket(txn, bucket)?;
-                Err(Error::NoSuchKey {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                })
-            }
-        }
-    }
-
-    /// An object's metadata and manifest, read in one transaction.
+    /// An object version's metadata and manifest, read in one transaction.
     pub(crate) fn object_with_manifest(
         &self,
         bucket: &str,
         key: &str,
+        sel: &VersionSel,
     ) -> Result<(ObjectMeta, Manifest)> {
         let txn = self.read()?;
-        let meta = self.head_in(&txn, bucket, key)?;
+        let (_, meta) = version::locate_readable(&txn, bucket, key, &object_key(bucket, key), sel)?;
         let m = crate::meta::read_manifest(&txn, &meta.data_id, key)?;
         Ok((meta, m))
     }
@@ -99,7 +99,17 @@ impl Engine {
     /// An object's metadata and the sizes of its parts, in order (none: not a multipart
     /// object), read in one transaction.
     pub fn part_sizes(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, Vec<u64>)> {
-        let (meta, m) = self.object_with_manifest(bucket, key)?;
+        self.version_part_sizes(bucket, key, &VersionSel::Latest)
+    }
+
+    /// [`Engine::part_sizes`] of the version `sel` names.
+    pub fn version_part_sizes(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: &VersionSel,
+    ) -> Result<(ObjectMeta, Vec<u64>)> {
+        let (meta, m) = self.object_with_manifest(bucket, key, sel)?;
         let parts = match m {
             Manifest::Chunks { part_sizes, .. } => part_sizes,
             Manifest::Inline(_) => Vec::new(),
@@ -110,7 +120,7 @@ impl Engine {
     /// The byte ranges `[start, end)` of an object that hold data, in order and merged (holes
     /// left out; an inline object is all data), with the metadata of the version they describe.
     pub fn object_extents(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, Vec<(u64, u64)>)> {
-        let (meta, m) = self.object_with_manifest(bucket, key)?;
+        let (meta, m) = self.object_with_manifest(bucket, key, &VersionSel::Latest)?;
         let mut out: Vec<(u64, u64)> = Vec::new();
         match &m {
             Manifest::Inline(d) if !d.is_empty() => out.push((0, d.len() as u64)),
@@ -140,11 +150,14 @@ impl Engine {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<GetObject> {
-        self.get_object_with(bucket, key, |_, _| Ok::<_, Error>(range))
-            .await?
+        self.get_object_with(bucket, key, &VersionSel::Latest, |_, _| {
+            Ok::<_, Error>(range)
+        })
+        .await?
     }
 
-    /// A get whose preconditions and range are decided on the very version it serves: `decide`
+    /// A get of the version `sel` names whose preconditions and range are decided on the very
+    /// version it serves: `decide`
     /// sees the object's metadata and part sizes (empty unless multipart) as read in the same
     /// transaction as the data layout, and returns the range to serve or its own error (e.g. a
     /// failed `If-Match`). So an overwrite between the check and the read cannot serve the new
@@ -153,12 +166,13 @@ impl Engine {
         &self,
         bucket: &str,
         key: &str,
+        sel: &VersionSel,
         decide: F,
     ) -> Result<std::result::Result<GetObject, E>>
     where
         F: FnOnce(&ObjectMeta, &[u64]) -> std::result::Result<Option<ByteRange>, E>,
     {
-        let (meta, manifest) = self.object_with_manifest(bucket, key)?;
+        let (meta, manifest) = self.object_with_manifest(bucket, key, sel)?;
         let parts: &[u64] = match &manifest {
             Manifest::Chunks { part_sizes, .. } => part_sizes,
             Manifest::Inline(_) => &[],

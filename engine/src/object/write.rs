@@ -8,15 +8,13 @@ use tokio::io::AsyncRead;
 use super::read::etag_matches;
 use crate::chunk::write::read_up_to;
 use crate::error::{Error, Result};
-use crate::kv::Table;
 use md5::{Digest, Md5};
 
 use crate::chunk::{reference, StoredChunk};
-use crate::meta::{
-    current_object, new_id, now_ns, object_key, release_manifest, Manifest, ObjectAttrs, ObjectMeta,
-};
+use crate::meta::{current_object, new_id, now_ns, object_key, Manifest, ObjectAttrs, ObjectMeta};
 use crate::names::validate_key;
 
+use super::version::{self, DeleteOutcome, VersionSel};
 use super::Engine;
 
 /// Options of a put.
@@ -125,41 +123,54 @@ impl Engine {
             attrs,
             data_id: new_id(),
             hole_bytes: manifest.hole_bytes(),
-            upload_id: None,
+            ..Default::default()
         };
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
         let if_none_match = opts.if_none_match;
         let if_match = opts.if_match;
-        let ret = meta.clone();
-        let surplus = self
+        let (meta, surplus) = self
             .commit(move |txn| {
-                crate::meta::require_bucket(txn, &bucket)?;
+                let mut meta = meta;
                 let old = current_object(txn, &okey)?;
                 let (inm, im) = (if_none_match.as_deref(), if_match.as_deref());
                 check_preconditions(old.as_ref(), inm, im, &bucket, &meta.key)?;
                 let surplus = reference(txn, &stored)?;
-                crate::meta::install_object(txn, &okey, &meta, &manifest, old)?;
-                Ok(surplus)
+                version::install(txn, &bucket, &okey, &mut meta, &manifest, old)?;
+                Ok((meta, surplus))
             })
             .await?;
         self.inner.chunks.release_surplus(surplus).await;
-        Ok(ret)
+        Ok(meta)
     }
 
-    /// Deletes an object; returns whether it existed.
+    /// Deletes an object; returns whether it existed. In a bucket with versioning, this puts a
+    /// delete marker on top of it ([`Engine::delete_object_version`] says more).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
+        Ok(self
+            .delete_object_version(bucket, key, VersionSel::Latest)
+            .await?
+            .existed)
+    }
+
+    /// Deletes the latest version of an object (`Latest`: removed in a bucket that never had
+    /// versioning, covered by a new delete marker otherwise) or one version for good (by its id
+    /// or `null`; the newest remaining becomes the latest). Deleting what is not there is not
+    /// an error.
+    pub async fn delete_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: VersionSel,
+    ) -> Result<DeleteOutcome> {
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
         self.commit(move |txn| {
-            crate::meta::require_bucket(txn, &bucket)?;
-            let Some(b) = txn.get(Table::Objects, &okey)? else {
-                return Ok(false);
-            };
-            let old = ObjectMeta::decode("", &b)?;
-            txn.delete(Table::Objects, &okey)?;
-            release_manifest(txn, &old.data_id)?;
-            Ok(true)
+            let state = version::bucket_record(txn, &bucket)?.versioning;
+            match sel {
+                VersionSel::Latest => version::delete_latest(txn, state, &okey),
+                sel => version::delete_version(txn, &okey, &sel),
+            }
         })
         .await
     }
@@ -168,7 +179,7 @@ impl Engine {
 /// The conditions of a write, decided on the object it replaces (`None`: there is none):
 /// `If-None-Match` fails when an ETag it names (or `*`: any) is the current one, `If-Match`
 /// unless the current ETag is one it names — and with `NoSuchKey` when there is no object to
-/// match at all.
+/// match at all. A delete marker counts as no object.
 pub(crate) fn check_preconditions(
     old: Option<&ObjectMeta>,
     if_none_match: Option<&str>,
@@ -176,6 +187,7 @@ pub(crate) fn check_preconditions(
     bucket: &str,
     key: &str,
 ) -> Result<()> {
+    let old = old.filter(|o| !o.delete_marker);
     if let (Some(cond), Some(o)) = (if_none_match, old) {
         if etag_matches(cond, &o.etag) {
             return Err(Error::PreconditionFailed("the object exists"));

@@ -98,8 +98,51 @@ pub(super) async fn get_bucket_versioning(
     s: &Store,
     i: GetBucketVersioningInput,
 ) -> S3Result<GetBucketVersioningOutput> {
-    s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
-    Ok(GetBucketVersioningOutput::default())
+    let b = s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
+    let status = b.versioning.map(|v| {
+        BucketVersioningStatus::from_static(match v {
+            Versioning::Enabled => BucketVersioningStatus::ENABLED,
+            Versioning::Suspended => BucketVersioningStatus::SUSPENDED,
+        })
+    });
+    Ok(GetBucketVersioningOutput {
+        status,
+        ..Default::default()
+    })
+}
+
+/// PutBucketVersioning: `Enabled` or `Suspended`; MFA delete is refused (this server has no
+/// MFA devices), as is any other status.
+pub(super) async fn put_bucket_versioning(
+    s: &Store,
+    i: PutBucketVersioningInput,
+) -> S3Result<PutBucketVersioningOutput> {
+    let c = i.versioning_configuration;
+    if c.mfa_delete
+        .as_ref()
+        .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+        || i.mfa.is_some()
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "MFA delete is not supported: this server has no MFA devices"
+        ));
+    }
+    let state = match c.status.as_ref().map(|s| s.as_str()) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        other => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The versioning status must be Enabled or Suspended, not {other:?}"
+            ))
+        }
+    };
+    s.engine
+        .set_bucket_versioning(&i.bucket, state)
+        .await
+        .map_err(s3_err)?;
+    Ok(PutBucketVersioningOutput::default())
 }
 
 /// The answer for a bucket configuration that is not set: S3's 404 with its own code (SDKs

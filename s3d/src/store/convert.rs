@@ -28,15 +28,16 @@ pub(super) fn owner() -> Owner {
     }
 }
 
-/// Accepts `versionId=null` (every object is its one version `null`); refuses others.
-pub(super) fn check_version(v: &Option<String>) -> S3Result<()> {
-    match v.as_deref() {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist."
-        )),
-    }
+/// The version a request's `versionId` names (none: the latest); a malformed id is
+/// `InvalidArgument`.
+pub(super) fn version_sel(v: &Option<String>) -> S3Result<VersionSel> {
+    VersionSel::from_param(v.as_deref()).map_err(s3_err)
+}
+
+/// The version id to answer with (`x-amz-version-id`): none in a bucket that never had
+/// versioning.
+pub(super) fn version_of(m: &ObjectMeta) -> Option<String> {
+    m.version_id().map(str::to_string)
 }
 
 /// The attributes of an object put (or copied with replaced metadata) to `key`, from the

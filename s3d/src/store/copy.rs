@@ -14,8 +14,8 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
             "Access point copy sources are not supported"
         ));
     };
-    check_version(&version_id.as_ref().map(|v| v.to_string()))?;
-    let src = s.engine.head_object(sb, sk).map_err(s3_err)?;
+    let sel = version_sel(&version_id.as_ref().map(|v| v.to_string()))?;
+    let src = s.engine.head_object_version(sb, sk, &sel).map_err(s3_err)?;
     // x-amz-copy-source-if-*: failures are 412 PreconditionFailed.
     let failed = || {
         s3_error!(
@@ -52,7 +52,8 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
         .tagging_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-    if **sb == *i.bucket && **sk == *i.key && !replace && !tagging_replace {
+    let same_version = sel == VersionSel::Latest || src.version_id() == version_id.as_deref();
+    if **sb == *i.bucket && **sk == *i.key && same_version && !replace && !tagging_replace {
         return Err(s3_error!(InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
     let mut attrs = if replace {
@@ -79,6 +80,7 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
                 replace_attrs: Some(attrs),
                 source_if_match: Some(src.etag.clone()),
                 if_none_match: false,
+                source_version: sel,
             },
         )
         .await
@@ -89,6 +91,8 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
             last_modified: Some(ts(m.last_modified_ns)),
             ..Default::default()
         }),
+        copy_source_version_id: version_of(&src),
+        version_id: version_of(&m),
         ..Default::default()
     })
 }
@@ -100,7 +104,7 @@ pub(super) async fn upload_part_copy(
     let CopySource::Bucket {
         bucket: sb,
         key: sk,
-        ..
+        version_id,
     } = &i.copy_source
     else {
         return Err(s3_error!(
@@ -108,7 +112,8 @@ pub(super) async fn upload_part_copy(
             "Access point copy sources are not supported"
         ));
     };
-    let src = s.engine.head_object(sb, sk).map_err(s3_err)?;
+    let sel = version_sel(&version_id.as_ref().map(|v| v.to_string()))?;
+    let src = s.engine.head_object_version(sb, sk, &sel).map_err(s3_err)?;
     if let Some(c) = &i.copy_source_if_match {
         if !(c.is_any() || c.as_etag().is_some_and(|e| e.value() == src.etag)) {
             return Err(s3_error!(
@@ -142,7 +147,18 @@ pub(super) async fn upload_part_copy(
         .upload_attrs(b, k, upload)
         .map_err(s3_err)?
         .checksum_algorithm;
-    let g = s.engine.get_object(sb, sk, range).await.map_err(s3_err)?;
+    // The very version checked above: its ETag is required again where the data is read.
+    let g = s
+        .engine
+        .get_object_with(sb, sk, &sel, |m, _| match m.etag == src.etag {
+            true => Ok(range),
+            false => Err(s3_error!(
+                PreconditionFailed,
+                "The source object changed while it was being copied"
+            )),
+        })
+        .await
+        .map_err(s3_err)??;
     let (body, checksums) = mpu_checksum::checksummed(g.body, algorithm);
     let body = Box::pin(body.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
     let p = s
@@ -156,6 +172,7 @@ pub(super) async fn upload_part_copy(
             last_modified: Some(ts(p.last_modified_ns)),
             ..Default::default()
         }),
+        copy_source_version_id: version_of(&src),
         ..Default::default()
     })
 }

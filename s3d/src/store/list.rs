@@ -18,6 +18,37 @@ struct Ask<'a> {
     encoding: &'a Option<EncodingType>,
 }
 
+/// Whether keys are to be URL-encoded, and the page size, from a listing request.
+fn page_params(encoding: &Option<EncodingType>, max_keys: Option<i32>) -> S3Result<(bool, usize)> {
+    let url = match encoding {
+        None => false,
+        Some(e) if e.as_str() == EncodingType::URL => true,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            ))
+        }
+    };
+    let max_keys = match max_keys {
+        Some(n) if n < 0 => {
+            return Err(s3_error!(InvalidArgument, "max-keys must be non-negative"))
+        }
+        Some(n) => n.min(MAX_KEYS) as usize,
+        None => MAX_KEYS as usize,
+    };
+    Ok((url, max_keys))
+}
+
+/// A key or prefix as the client asked to get it (URL-encoded or not).
+fn encoded(url: bool, s: String) -> String {
+    if url {
+        urlencode(&s)
+    } else {
+        s
+    }
+}
+
 /// One page of a listing.
 struct Listing {
     page: engine::ListPage,
@@ -28,23 +59,7 @@ struct Listing {
 
 impl Listing {
     fn run(s: &Store, a: Ask<'_>) -> S3Result<Listing> {
-        let url = match a.encoding {
-            None => false,
-            Some(e) if e.as_str() == EncodingType::URL => true,
-            Some(_) => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "Invalid Encoding Method specified in Request"
-                ))
-            }
-        };
-        let max_keys = match a.max_keys {
-            Some(n) if n < 0 => {
-                return Err(s3_error!(InvalidArgument, "max-keys must be non-negative"))
-            }
-            Some(n) => n.min(MAX_KEYS) as usize,
-            None => MAX_KEYS as usize,
-        };
+        let (url, max_keys) = page_params(a.encoding, a.max_keys)?;
         let delimiter = a.delimiter.filter(|d| !d.is_empty());
         let q = ListQuery {
             prefix: a.prefix.unwrap_or_default(),
@@ -63,11 +78,7 @@ impl Listing {
 
     /// A key or prefix as the client asked to get it.
     fn enc(&self, s: String) -> String {
-        if self.url {
-            urlencode(&s)
-        } else {
-            s
-        }
+        encoded(self.url, s)
     }
 
     fn prefix(&self) -> Option<String> {
@@ -112,29 +123,6 @@ impl Listing {
                         ObjectStorageClass::STANDARD,
                     )),
                     owner: fetch_owner.then(owner),
-                    ..Default::default()
-                })
-                .collect(),
-        )
-    }
-
-    /// Every object as its one version, `null` (buckets are unversioned).
-    fn versions(&self) -> Option<ObjectVersionList> {
-        Some(
-            self.page
-                .objects
-                .iter()
-                .map(|m| ObjectVersion {
-                    e_tag: Some(etag(m)),
-                    is_latest: Some(true),
-                    key: Some(self.enc(m.key.clone())),
-                    last_modified: Some(ts(m.last_modified_ns)),
-                    owner: Some(owner()),
-                    size: Some(m.size as i64),
-                    storage_class: Some(ObjectVersionStorageClass::from_static(
-                        ObjectVersionStorageClass::STANDARD,
-                    )),
-                    version_id: Some("null".into()),
                     ..Default::default()
                 })
                 .collect(),
@@ -207,32 +195,82 @@ pub(super) async fn list_objects_v2(
     })
 }
 
+/// ListObjectVersions: every version and delete marker, keys in order and each key's newest
+/// first, paged by key marker and version-id marker.
 pub(super) async fn list_object_versions(
     s: &Store,
     i: ListObjectVersionsInput,
 ) -> S3Result<ListObjectVersionsOutput> {
-    let l = Listing::run(
-        s,
-        Ask {
-            bucket: &i.bucket,
-            prefix: i.prefix,
-            delimiter: i.delimiter,
-            start_after: i.key_marker.clone(),
-            max_keys: i.max_keys,
-            encoding: &i.encoding_type,
-        },
-    )?;
+    let (url, max_keys) = page_params(&i.encoding_type, i.max_keys)?;
+    let key_marker = i.key_marker.clone().filter(|k| !k.is_empty());
+    let version_marker = i.version_id_marker.clone().filter(|v| !v.is_empty());
+    if version_marker.is_some() && key_marker.is_none() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "A version-id marker cannot be specified without a key marker."
+        ));
+    }
+    let delimiter = i.delimiter.clone().filter(|d| !d.is_empty());
+    let q = engine::VersionQuery {
+        prefix: i.prefix.clone().unwrap_or_default(),
+        delimiter: delimiter.clone(),
+        key_marker,
+        version_id_marker: version_marker,
+        max_keys,
+    };
+    let page = s
+        .engine
+        .list_object_versions(&i.bucket, &q)
+        .map_err(s3_err)?;
+    let enc = |s: String| encoded(url, s);
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    for v in page.versions {
+        let m = v.meta;
+        let version_id = Some(m.version_id().unwrap_or("null").to_string());
+        if m.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                is_latest: Some(v.is_latest),
+                key: Some(enc(m.key.clone())),
+                last_modified: Some(ts(m.last_modified_ns)),
+                owner: Some(owner()),
+                version_id,
+            });
+        } else {
+            versions.push(ObjectVersion {
+                e_tag: Some(etag(&m)),
+                is_latest: Some(v.is_latest),
+                key: Some(enc(m.key.clone())),
+                last_modified: Some(ts(m.last_modified_ns)),
+                owner: Some(owner()),
+                size: Some(m.size as i64),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                version_id,
+                ..Default::default()
+            });
+        }
+    }
     Ok(ListObjectVersionsOutput {
-        prefix: l.prefix(),
-        key_marker: Some(i.key_marker.unwrap_or_default()),
+        prefix: Some(enc(q.prefix)),
+        key_marker: Some(i.key_marker.map(enc).unwrap_or_default()),
         version_id_marker: Some(i.version_id_marker.unwrap_or_default()),
         max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
-        is_truncated: Some(l.page.is_truncated),
-        next_key_marker: l.next_marker().map(|m| l.enc(m)),
-        next_version_id_marker: l.page.is_truncated.then(|| "null".to_string()),
-        versions: l.versions(),
-        common_prefixes: l.common_prefixes(),
-        delimiter: l.delimiter(),
+        is_truncated: Some(page.is_truncated),
+        next_key_marker: page.next_key_marker.map(enc),
+        next_version_id_marker: page.next_version_id_marker,
+        versions: Some(versions),
+        delete_markers: Some(markers),
+        common_prefixes: Some(
+            page.common_prefixes
+                .into_iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(enc(p)),
+                })
+                .collect(),
+        ),
+        delimiter: delimiter.map(enc),
         name: Some(i.bucket),
         encoding_type: i.encoding_type,
         ..Default::default()

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use engine::{ByteRange, CopyOptions, Engine, ListQuery, ObjectAttrs, ObjectMeta, PutOptions};
+use engine::{
+    ByteRange, CopyOptions, Engine, ListQuery, ObjectAttrs, ObjectMeta, PutOptions, VersionSel,
+    Versioning,
+};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
@@ -114,6 +117,7 @@ macro_rules! object_output {
             cache_control: $m.attrs.cache_control.clone(),
             expires: expires_of($m),
             metadata: user_metadata($m),
+            version_id: version_of($m),
             $($field: $val,)*
         })
     };
@@ -200,6 +204,7 @@ s3_operations! {
     bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput,
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput,
     bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput,
+    bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput,
     object_read::get_object(GetObjectInput) -> GetObjectOutput,
     object_write::delete_object(DeleteObjectInput) -> DeleteObjectOutput,
     object_write::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput,

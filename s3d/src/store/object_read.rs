@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) async fn get_object(s: &Store, i: GetObjectInput) -> S3Result<GetObjectOutput> {
-    check_version(&i.version_id)?;
+    let sel = version_sel(&i.version_id)?;
     if i.part_number.is_some() && i.range.is_some() {
         return Err(s3_error!(
             InvalidRequest,
@@ -22,7 +22,7 @@ pub(super) async fn get_object(s: &Store, i: GetObjectInput) -> S3Result<GetObje
     let mut partial = false;
     let g = s
         .engine
-        .get_object_with(&i.bucket, &i.key, |m, parts| {
+        .get_object_with(&i.bucket, &i.key, &sel, |m, parts| {
             check_conditions(
                 m,
                 i.if_match.as_ref(),
@@ -75,8 +75,11 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
-    check_version(&i.version_id)?;
-    let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
+    let sel = version_sel(&i.version_id)?;
+    let (m, part_sizes) = s
+        .engine
+        .version_part_sizes(&i.bucket, &i.key, &sel)
+        .map_err(s3_err)?;
     check_conditions(
         &m,
         i.if_match.as_ref(),
@@ -86,10 +89,8 @@ pub(super) async fn head_object(
     )?;
     let (len, content_range) = match (i.part_number, i.range) {
         (Some(p), _) => {
-            let (a, b) = s
-                .engine
-                .part_range(&i.bucket, &i.key, p.max(0) as u32)
-                .map_err(|_| {
+            let (a, b) =
+                engine::part_bounds(m.size, &part_sizes, p.max(0) as u32).map_err(|_| {
                     crate::body::custom(
                         "InvalidPartNumber",
                         "The requested partnumber is not satisfiable",
@@ -133,7 +134,7 @@ pub(super) async fn get_object_attributes(
     s: &Store,
     i: GetObjectAttributesInput,
 ) -> S3Result<GetObjectAttributesOutput> {
-    check_version(&i.version_id)?;
+    let sel = version_sel(&i.version_id)?;
     // The header is a comma-separated list (one or several headers).
     let names: Vec<&str> = i
         .object_attributes
@@ -169,9 +170,13 @@ pub(super) async fn get_object_attributes(
             "max-parts must be 0 to {MAX_PARTS} and part-number-marker not negative"
         ));
     }
-    let (m, sizes) = s.engine.part_sizes(&i.bucket, &i.key).map_err(s3_err)?;
+    let (m, sizes) = s
+        .engine
+        .version_part_sizes(&i.bucket, &i.key, &sel)
+        .map_err(s3_err)?;
     let mut out = GetObjectAttributesOutput {
         last_modified: Some(ts(m.last_modified_ns)),
+        version_id: version_of(&m),
         ..Default::default()
     };
     if asked(ObjectAttributes::ETAG) {

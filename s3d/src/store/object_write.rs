@@ -25,13 +25,14 @@ pub(super) async fn put_object(
     );
     Ok(S3Response::new(with_checksums!(PutObjectOutput, c, {
         e_tag: Some(etag(&m)),
+        version_id: version_of(&m),
     })))
 }
 
 pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
-    check_version(&i.version_id)?;
+    let sel = version_sel(&i.version_id)?;
     if let Some(c) = &i.if_match {
-        match s.engine.head_object(&i.bucket, &i.key) {
+        match s.engine.head_object_version(&i.bucket, &i.key, &sel) {
             Ok(m) if c.is_any() || c.as_etag().is_some_and(|e| e.value() == m.etag) => {}
             Ok(_) => {
                 return Err(s3_error!(
@@ -39,17 +40,22 @@ pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<D
                     "At least one of the pre-conditions you specified did not hold"
                 ))
             }
-            Err(engine::Error::NoSuchKey { .. }) => {
+            Err(engine::Error::NoSuchKey { .. } | engine::Error::DeleteMarker { .. }) => {
                 return Err(s3_error!(NoSuchKey, "The specified key does not exist."))
             }
             Err(e) => return Err(s3_err(e)),
         }
     }
-    s.engine
-        .delete_object(&i.bucket, &i.key)
+    let d = s
+        .engine
+        .delete_object_version(&i.bucket, &i.key, sel)
         .await
         .map_err(s3_err)?;
-    Ok(DeleteObjectOutput::default())
+    Ok(DeleteObjectOutput {
+        delete_marker: d.delete_marker.then_some(true),
+        version_id: d.version_id,
+        ..Default::default()
+    })
 }
 
 pub(super) async fn delete_objects(
@@ -64,21 +70,24 @@ pub(super) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in i.delete.objects {
-        let res = match check_version(&o.version_id) {
+        let res = match version_sel(&o.version_id) {
             Err(e) => Err(e),
-            Ok(()) => s
+            Ok(sel) => s
                 .engine
-                .delete_object(&i.bucket, &o.key)
+                .delete_object_version(&i.bucket, &o.key, sel)
                 .await
                 .map_err(s3_err),
         };
         match res {
-            Ok(_) => {
+            Ok(d) => {
                 if !quiet {
+                    // A delete marker made or removed is named by its version id.
+                    let marker_id = d.delete_marker.then(|| d.version_id.clone()).flatten();
                     deleted.push(DeletedObject {
                         key: Some(o.key),
                         version_id: o.version_id,
-                        ..Default::default()
+                        delete_marker: d.delete_marker.then_some(true),
+                        delete_marker_version_id: marker_id,
                     })
                 }
             }

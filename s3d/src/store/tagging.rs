@@ -67,11 +67,14 @@ pub(super) async fn get_object_tagging(
     s: &Store,
     i: GetObjectTaggingInput,
 ) -> S3Result<GetObjectTaggingOutput> {
-    check_version(&i.version_id)?;
-    let m = s.engine.head_object(&i.bucket, &i.key).map_err(s3_err)?;
+    let sel = version_sel(&i.version_id)?;
+    let m = s
+        .engine
+        .head_object_version(&i.bucket, &i.key, &sel)
+        .map_err(s3_err)?;
     Ok(GetObjectTaggingOutput {
         tag_set: tags_out(&m.attrs.tags),
-        version_id: None,
+        version_id: version_of(&m),
     })
 }
 
@@ -79,25 +82,31 @@ pub(super) async fn put_object_tagging(
     s: &Store,
     i: PutObjectTaggingInput,
 ) -> S3Result<PutObjectTaggingOutput> {
-    check_version(&i.version_id)?;
+    let sel = version_sel(&i.version_id)?;
     let tags = tag_set(i.tagging.tag_set, 10, "Object")?;
-    s.engine
-        .update_object_attrs(&i.bucket, &i.key, move |a| a.tags = tags)
+    let m = s
+        .engine
+        .update_version_attrs(&i.bucket, &i.key, sel, move |a| a.tags = tags)
         .await
         .map_err(s3_err)?;
-    Ok(PutObjectTaggingOutput::default())
+    Ok(PutObjectTaggingOutput {
+        version_id: version_of(&m),
+    })
 }
 
 pub(super) async fn delete_object_tagging(
     s: &Store,
     i: DeleteObjectTaggingInput,
 ) -> S3Result<DeleteObjectTaggingOutput> {
-    check_version(&i.version_id)?;
-    s.engine
-        .update_object_attrs(&i.bucket, &i.key, |a| a.tags.clear())
+    let sel = version_sel(&i.version_id)?;
+    let m = s
+        .engine
+        .update_version_attrs(&i.bucket, &i.key, sel, |a| a.tags.clear())
         .await
         .map_err(s3_err)?;
-    Ok(DeleteObjectTaggingOutput::default())
+    Ok(DeleteObjectTaggingOutput {
+        version_id: version_of(&m),
+    })
 }
 
 /// GetBucketTagging: `NoSuchTagSet` (404) when the bucket has none.
