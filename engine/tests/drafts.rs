@@ -17,6 +17,7 @@ fn commit_info(etag: String, part_sizes: Vec<u64>) -> DraftCommit {
         etag,
         part_sizes,
         attrs: Box::new(|old| old.map(|m| m.attrs.clone()).unwrap_or_default()),
+        replaces: None,
     }
 }
 

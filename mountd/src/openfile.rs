@@ -191,6 +191,9 @@ pub struct OpenFile {
     inline_threshold: usize,
     /// Why the last background store failed (reported by the next write, flush or fsync).
     failed: Option<Errno>,
+    /// The version id of the empty version `create` made, in a versioned bucket: the first
+    /// commit takes its place (a new file is one version, not an empty one and then its data).
+    pub placeholder: Option<String>,
 }
 
 fn now_ns() -> i64 {
@@ -248,6 +251,7 @@ impl OpenFile {
             chunk_size: cfg.chunk_size,
             inline_threshold: cfg.inline_threshold,
             failed: None,
+            placeholder: None,
         };
         if !truncate {
             match base.content {
@@ -868,12 +872,14 @@ impl OpenFile {
                 etag,
                 part_sizes,
                 attrs,
+                replaces: self.placeholder.clone(),
             },
             keep,
         ));
         self.draft = draft;
         match res {
             Ok(_) => {
+                self.placeholder = None;
                 let mut pieces = committed.into_iter();
                 for (s, n) in self.slots.iter_mut().zip(counts) {
                     let parts = pieces

@@ -73,6 +73,10 @@ pub struct DraftCommit {
     pub part_sizes: Vec<u64>,
     /// Computes the attributes from the object currently under the key (if any).
     pub attrs: AttrsFn,
+    /// The version id of an empty placeholder version this writer made (a file created on
+    /// the mount): if it is still the latest, this commit takes its place instead of stacking
+    /// a second version on it, so a new file is one version.
+    pub replaces: Option<String>,
 }
 
 /// Held while a writer has stored chunks it has not committed yet: GC (in any process) waits,
@@ -278,7 +282,15 @@ impl Engine {
                     }
                     None => Vec::new(),
                 };
-                let old = current_object(txn, &okey)?;
+                let mut old = current_object(txn, &okey)?;
+                if let (Some(vid), Some(o)) = (&c.replaces, &old) {
+                    let enabled = super::version::bucket_record(txn, &b)?.versioning
+                        == Some(crate::meta::Versioning::Enabled);
+                    if enabled && o.versioned && o.vid == *vid && o.size == 0 && !o.delete_marker {
+                        crate::meta::release_manifest(txn, &o.data_id)?;
+                        old = None;
+                    }
+                }
                 let mut surplus = Vec::new();
                 let (manifest, size, pins) = match data {
                     DraftData::Inline(d) => {

@@ -339,6 +339,11 @@ impl PredaFs {
         };
         let (ino, m) = self.put_new(&path, b"", attrs)?;
         self.attach(ino, &path, true, false)?;
+        if m.versioned {
+            if let Some(f) = self.open_file(ino) {
+                f.lock().map_err(|_| Errno::EIO)?.placeholder = m.version_id().map(str::to_string);
+            }
+        }
         let fh = self.new_fh(Handle::File {
             ino,
             writable: true,

@@ -621,3 +621,76 @@ fn directory_handles_list_dot_dotdot_and_the_entries_as_they_were_at_opendir() {
     f.fs.release_dir(fh);
     assert_eq!(f.fs.dir_entries(d, fh).err(), Some(Errno::EBADF));
 }
+
+/// In a versioned bucket: a new file is one version, each close of an edit one more, `rm` a
+/// delete marker, `mv` a new version and a marker; deleted files and emptied directories are
+/// gone from the tree while their versions stay.
+#[test]
+fn versioned_bucket_gets_one_version_per_close_and_markers_for_rm_and_mv() {
+    let f = fixture();
+    f.rt.block_on(
+        f.engine
+            .set_bucket_versioning("bkt", engine::Versioning::Enabled),
+    )
+    .unwrap();
+    let versions = |prefix: &str| -> Vec<(String, bool)> {
+        let q = engine::VersionQuery {
+            prefix: prefix.into(),
+            max_keys: 1000,
+            ..Default::default()
+        };
+        f.engine
+            .list_object_versions("bkt", &q)
+            .unwrap()
+            .versions
+            .into_iter()
+            .map(|v| (v.meta.key, v.meta.delete_marker))
+            .collect()
+    };
+    let bkt = INodeNo(f.fs.ino("bkt"));
+    let (a, fh) = f.fs.create_file(at(bkt, OsStr::new("f")), 0o644).unwrap();
+    f.fs.write_handle(fh, 0, b"first", false).unwrap();
+    f.fs.write_handle(fh, 5, b" draft", false).unwrap();
+    f.fs.release_handle(fh).unwrap();
+    assert_eq!(versions("f"), vec![("f".to_string(), false)], "one version");
+    assert_eq!(f.object("f"), b"first draft");
+    // An edit: many writes, one close, one more version; the old one is still readable.
+    let ino = INodeNo(a.ino.0);
+    let (w, _) = f.fs.open_handle(ino, libc::O_WRONLY).unwrap();
+    for (i, b) in b"FIRST".iter().enumerate() {
+        f.fs.write_handle(w, i as u64, &[*b], false).unwrap();
+    }
+    f.fs.release_handle(w).unwrap();
+    assert_eq!(f.object("f"), b"FIRST draft");
+    assert_eq!(versions("f").len(), 2);
+    // rm: a delete marker on top.
+    f.fs.remove_file(bkt, OsStr::new("f")).unwrap();
+    assert_eq!(f.stat("bkt/f").err(), Some(Errno::ENOENT));
+    assert!(f.names("bkt").iter().all(|(n, _)| n != "f"));
+    assert_eq!(
+        versions("f"),
+        vec![
+            ("f".to_string(), true),
+            ("f".to_string(), false),
+            ("f".to_string(), false)
+        ]
+    );
+    // mv: a new version of the target, a marker on the source.
+    f.put("g", b"gee", &[]);
+    f.fs.rename_entry(bkt, OsStr::new("g"), bkt, OsStr::new("h"), false)
+        .unwrap();
+    assert_eq!(f.object("h"), b"gee");
+    assert_eq!(versions("g"), vec![("g".into(), true), ("g".into(), false)]);
+    assert_eq!(f.stat("bkt/g").err(), Some(Errno::ENOENT));
+    // A directory whose only file was deleted is gone from the tree.
+    f.put("d/x", b"x", &[]);
+    assert!(f.names("bkt").iter().any(|(n, _)| n == "d"));
+    f.rt.block_on(f.engine.delete_object("bkt", "d/x")).unwrap();
+    assert!(
+        f.names("bkt").iter().all(|(n, _)| n != "d"),
+        "{:?}",
+        f.names("bkt")
+    );
+    assert_eq!(f.stat("bkt/d").err(), Some(Errno::ENOENT));
+    assert!(f.engine.fsck().unwrap().is_clean());
+}
