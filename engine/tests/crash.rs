@@ -155,3 +155,209 @@ fn sigkill_at_random_moments() {
         "the child made too little progress"
     );
 }
+
+/// The child's workload in a versioned bucket: puts, deletes (markers) and deletes of versions
+/// it made, each announced (`@@B`) and acknowledged with the version id it made (`@@A`).
+#[test]
+fn versioned_crash_child() {
+    let Ok(dir) = std::env::var("PREDASTORE_VCRASH_CHILD") else {
+        return;
+    };
+    let seed: u64 = std::env::var("PREDASTORE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let e = Engine::open(crash_config(std::path::Path::new(&dir))).unwrap();
+        let _ = e.create_bucket("vbkt").await;
+        e.set_bucket_versioning("vbkt", engine::Versioning::Enabled)
+            .await
+            .unwrap();
+        let mut made: Vec<(String, String)> = Vec::new();
+        let mut x = seed | 1;
+        let mut op = 0u64;
+        loop {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            op += 1;
+            let key = format!("k{}", x % 3);
+            match (x >> 8) % 6 {
+                0 => {
+                    println!("@@B {op} {key} delete -");
+                    let d = e
+                        .delete_object_version("vbkt", &key, engine::VersionSel::Latest)
+                        .await
+                        .unwrap();
+                    let vid = d.version_id.unwrap();
+                    made.push((key, vid.clone()));
+                    println!("@@A {op} {vid}");
+                }
+                1 if !made.is_empty() => {
+                    let (k, vid) = made.swap_remove(((x >> 20) % made.len() as u64) as usize);
+                    println!("@@B {op} {k} delv {vid}");
+                    e.delete_object_version("vbkt", &k, engine::VersionSel::parse(&vid).unwrap())
+                        .await
+                        .unwrap();
+                    println!("@@A {op} -");
+                }
+                _ => {
+                    let size = SIZES[((x >> 16) % SIZES.len() as u64) as usize];
+                    let body = data((x >> 32) % 4, size);
+                    println!("@@B {op} {key} put {}", md5_hex(&body));
+                    let m = put(&e, "vbkt", &key, &body).await;
+                    let vid = m.version_id().unwrap().to_string();
+                    made.push((key, vid.clone()));
+                    println!("@@A {op} {vid}");
+                }
+            }
+        }
+    });
+}
+
+/// One version as the parent knows it: its key and its content's MD5 (`None`: a marker).
+type Known = (String, Option<String>);
+
+#[test]
+fn sigkill_during_versioned_writes() {
+    let rounds: u64 = std::env::var("PREDASTORE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(|n: u64| n / 2)
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // Every acknowledged version still there: id → (key, md5 or marker).
+    let mut acked: HashMap<String, Known> = HashMap::new();
+    let mut total_acks = 0;
+    for round in 0..rounds {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "versioned_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PREDASTORE_VCRASH_CHILD", dir.path())
+            .env("PREDASTORE_CRASH_SEED", (round * 7919 + 29).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let pid = child.id();
+        let delay = 200 + (round * 173) % 500;
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(delay));
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        // The announced op: (key, what, argument).
+        let mut pending: Option<(String, String, String)> = None;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(pos) = line.rfind("@@") else {
+                continue;
+            };
+            let f: Vec<&str> = line[pos + 2..].split(' ').collect();
+            match f.as_slice() {
+                ["B", _, key, what, arg] => {
+                    pending = Some((key.to_string(), what.to_string(), arg.to_string()))
+                }
+                ["A", _, vid] => {
+                    let Some((key, what, arg)) = pending.take() else {
+                        continue;
+                    };
+                    total_acks += 1;
+                    match what.as_str() {
+                        "put" => {
+                            acked.insert(vid.to_string(), (key, Some(arg)));
+                        }
+                        "delete" => {
+                            acked.insert(vid.to_string(), (key, None));
+                        }
+                        _ => {
+                            acked.remove(&arg);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        killer.join().unwrap();
+        child.wait().unwrap();
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let e = Engine::open(crash_config(dir.path())).unwrap();
+            let q = engine::VersionQuery {
+                max_keys: 100_000,
+                ..Default::default()
+            };
+            let listed = match e.list_object_versions("vbkt", &q) {
+                Ok(p) => p.versions,
+                Err(engine::Error::NoSuchBucket(_)) => Vec::new(),
+                Err(err) => panic!("{err}"),
+            };
+            let mut found: HashMap<String, Known> = HashMap::new();
+            for v in listed {
+                let vid = v.meta.version_id().unwrap().to_string();
+                let md5 = if v.meta.delete_marker {
+                    None
+                } else {
+                    let sel = engine::VersionSel::parse(&vid).unwrap();
+                    let g = e
+                        .get_object_with("vbkt", &v.meta.key, &sel, |_, _| {
+                            Ok::<_, engine::Error>(None)
+                        })
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    let mut body = Vec::new();
+                    let mut s = g.body;
+                    while let Some(b) = futures::StreamExt::next(&mut s).await {
+                        body.extend_from_slice(&b.unwrap());
+                    }
+                    assert_eq!(md5_hex(&body), v.meta.etag, "torn version {vid}");
+                    Some(v.meta.etag.clone())
+                };
+                found.insert(vid, (v.meta.key.clone(), md5));
+            }
+            // Every acknowledged version is there as it was acknowledged…
+            for (vid, want) in &acked {
+                let removing = matches!(&pending, Some((_, w, a)) if w == "delv" && a == vid);
+                match found.get(vid) {
+                    Some(got) => assert_eq!(got, want, "round {round}: version {vid}"),
+                    None => assert!(removing, "round {round}: acknowledged version {vid} lost"),
+                }
+            }
+            // …and anything else is what the op in flight made: one version or one marker.
+            let extra: Vec<_> = found.keys().filter(|v| !acked.contains_key(*v)).collect();
+            assert!(
+                extra.len() <= 1,
+                "round {round}: unexplained versions {extra:?}"
+            );
+            if let Some(vid) = extra.first() {
+                let (key, md5) = &found[*vid];
+                let Some((pk, what, arg)) = &pending else {
+                    panic!("round {round}: version {vid} with no op in flight");
+                };
+                assert_eq!(key, pk, "round {round}");
+                match what.as_str() {
+                    "put" => assert_eq!(md5.as_deref(), Some(arg.as_str())),
+                    "delete" => assert!(md5.is_none(), "round {round}: a half marker"),
+                    _ => panic!("round {round}: a version deletion made {vid}"),
+                }
+            }
+            acked = found;
+            let fsck = e.fsck().unwrap();
+            assert!(fsck.is_clean(), "round {round}: {fsck:?}");
+            e.gc(true).await.unwrap();
+            assert_no_orphans(&e, dir.path(), &format!("round {round}, after GC"));
+        });
+    }
+    assert!(
+        total_acks > rounds as usize,
+        "the child made too little progress"
+    );
+}
