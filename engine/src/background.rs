@@ -1,10 +1,11 @@
 //! The background jobs of an open data dir: garbage collection, repair of the chunks that
-//! degraded reads queued, and the scheduled scrub, rate-limited so requests are not starved.
+//! degraded reads queued, the scheduled scrub and lifecycle passes, rate-limited so requests
+//! are not starved.
 //!
 //! Whichever process has the data dir open runs them (s3d, mountd, or both side by side):
 //! - GC runs in every process that asks for it; its own cross-process lock keeps collections
 //!   apart (see `lock.rs`).
-//! - Repair and scrub run in one process at a time: the one holding `data_dir/jobs.lock`
+//! - Repair, scrub and lifecycle run in one process at a time: the one holding `data_dir/jobs.lock`
 //!   (an exclusive `flock`, released when that process exits). The others look again at every
 //!   tick, so when it exits another takes over. A host that runs only mountd heals too.
 
@@ -28,16 +29,23 @@ pub struct Schedule {
     pub scrub_every: Duration,
     /// Scrub read rate limit, bytes per second (repairs may read four times as fast).
     pub scrub_rate: u64,
+    /// Time between lifecycle passes (zero: none).
+    pub lifecycle_every: Duration,
+    /// Lifecycle actions per second at most.
+    pub lifecycle_rate: u64,
 }
 
 impl Default for Schedule {
-    /// GC every 30 s, the repair queue every 30 s, a scrub weekly at 20 MB/s.
+    /// GC every 30 s, the repair queue every 30 s, a scrub weekly at 20 MB/s, lifecycle hourly
+    /// at up to 500 actions a second.
     fn default() -> Schedule {
         Schedule {
             gc_every: Duration::from_secs(30),
             repair_every: Duration::from_secs(30),
             scrub_every: Duration::from_secs(168 * 3600),
             scrub_rate: 20_000_000,
+            lifecycle_every: Duration::from_secs(3600),
+            lifecycle_rate: 500,
         }
     }
 }
@@ -135,6 +143,7 @@ async fn repair_and_scrub(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lock: Option<File> = None;
     let mut told_waiting = false;
+    let mut last_lifecycle: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         if stop.load(Ordering::Relaxed) {
@@ -159,6 +168,38 @@ async fn repair_and_scrub(
         }
         repair_queued(&engine, &sched, &stop).await;
         scrub_if_due(&engine, &sched, &stop).await;
+        let due = !sched.lifecycle_every.is_zero()
+            && last_lifecycle.is_none_or(|t| t.elapsed() >= sched.lifecycle_every);
+        if due {
+            last_lifecycle = Some(tokio::time::Instant::now());
+            lifecycle_pass(&engine, &sched, &stop).await;
+        }
+    }
+}
+
+async fn lifecycle_pass(engine: &Engine, sched: &Schedule, stop: &Arc<AtomicBool>) {
+    let run = crate::lifecycle::LifecycleRun {
+        rate: Some(sched.lifecycle_rate),
+        cancel: Some(stop.clone()),
+        ..Default::default()
+    };
+    match engine.run_lifecycle(run).await {
+        Ok(r) if r.actions.is_empty() && r.skipped == 0 => {}
+        Ok(r) => {
+            use crate::lifecycle::ActionKind as K;
+            tracing::info!(
+                buckets = r.buckets,
+                keys = r.keys,
+                expired = r.count(K::ExpireCurrent),
+                noncurrent_deleted = r.count(K::DeleteNoncurrent),
+                markers_removed = r.count(K::RemoveMarker),
+                uploads_aborted = r.count(K::AbortUpload),
+                skipped = r.skipped,
+                complete = r.complete,
+                "lifecycle pass"
+            );
+        }
+        Err(e) => tracing::warn!("lifecycle pass failed: {e}"),
     }
 }
 

@@ -68,6 +68,10 @@ pub struct EngineConfig {
     /// holds new writers back (for at most one batch, or 2 s while the writers in flight
     /// finish) so that deleted data's space still comes back under constant load. Default 30 s.
     pub gc_starvation: std::time::Duration,
+    /// How long a "day" of lifecycle rules is (`Days`, `NoncurrentDays`,
+    /// `DaysAfterInitiation`): a real day, unless shortened so tests run rules in seconds (as
+    /// other S3 servers allow for their test suites). Default 1 day.
+    pub lifecycle_day: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -87,6 +91,7 @@ impl EngineConfig {
             cache_writes: true,
             gc_interval: std::time::Duration::from_secs(5),
             gc_starvation: std::time::Duration::from_secs(30),
+            lifecycle_day: std::time::Duration::from_secs(86_400),
         }
     }
 

@@ -66,6 +66,16 @@ pub enum Error {
         /// When the marker was made, ns since the epoch.
         last_modified_ns: i64,
     },
+    /// A lifecycle configuration S3 would refuse: `malformed` for what its schema forbids
+    /// (`MalformedXML`), otherwise a value out of range or rules in conflict
+    /// (`InvalidArgument`).
+    #[error("invalid lifecycle configuration: {reason}")]
+    InvalidLifecycle {
+        /// Why.
+        reason: String,
+        /// Whether S3 calls it malformed XML.
+        malformed: bool,
+    },
     /// The multipart upload does not exist (never created, completed or aborted).
     #[error("multipart upload {0} does not exist")]
     NoSuchUpload(String),

@@ -24,6 +24,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kv;
+pub mod lifecycle;
 mod lock;
 pub mod maintenance;
 pub mod meta;

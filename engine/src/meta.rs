@@ -44,6 +44,9 @@ pub struct BucketRecord {
     /// Versioning (PutBucketVersioning); absent in a bucket that never had it turned on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<Versioning>,
+    /// Lifecycle rules (PutBucketLifecycleConfiguration); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::lifecycle::LifecycleConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -648,6 +651,7 @@ mod tests {
         assert_eq!(rmp_serde::to_vec_named(&rec).unwrap(), old);
         let tagged = BucketRecord {
             versioning: Some(Versioning::Enabled),
+            lifecycle: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

@@ -14,6 +14,8 @@ fn fast() -> Schedule {
         repair_every: Duration::from_millis(50),
         scrub_every: Duration::ZERO,
         scrub_rate: 100_000_000,
+        lifecycle_every: Duration::ZERO,
+        lifecycle_rate: 1,
     }
 }
 

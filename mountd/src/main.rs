@@ -80,10 +80,11 @@ struct Settings {
 /// Settings from file, environment and flags.
 fn settings(cli: &Cli) -> Result<Settings, String> {
     let file = FileConfig::find(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    let engine = file
+    let mut engine = file
         .storage
         .engine_config(cli.data_dir.clone(), cli.chunk_size)
         .map_err(|e| format!("invalid configuration: {e}"))?;
+    engine.lifecycle_day = file.lifecycle_day().map_err(|e| e.to_string())?;
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
     Ok(Settings {

@@ -77,10 +77,11 @@ pub struct Overrides {
 impl Settings {
     /// Merges defaults ← file ← overrides.
     pub fn resolve(file: FileConfig, o: Overrides) -> Result<Settings, ConfigError> {
-        let ec = file
+        let mut ec = file
             .storage
             .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        ec.lifecycle_day = file.lifecycle_day()?;
         let log_format = LogFormat::resolve(o.log_format.as_deref(), &file)?;
         let schedule = file.schedule(ec.gc_interval);
         let mut keys = file.auth.keys.clone();

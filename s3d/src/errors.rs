@@ -69,6 +69,14 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             "The bucket you tried to delete is not empty: {b}"
         ),
         E::NoSuchKey { .. } => s3_error!(NoSuchKey, "The specified key does not exist."),
+        E::InvalidLifecycle {
+            reason,
+            malformed: true,
+        } => s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema: {reason}"
+        ),
+        E::InvalidLifecycle { reason, .. } => s3_error!(InvalidArgument, "{reason}"),
         E::InvalidVersionId(v) => s3_error!(InvalidArgument, "Invalid version id specified: {v:?}"),
         E::NoSuchVersion { .. } => s3_error!(
             NoSuchVersion,

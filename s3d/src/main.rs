@@ -88,6 +88,13 @@ enum Command {
     },
     /// Remove unreferenced chunks and files left by crashed writes.
     Gc,
+    /// Apply the buckets' lifecycle rules now (the server does it by itself every
+    /// `lifecycle.interval_secs`).
+    Lifecycle {
+        /// Only list what the rules would expire; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Disks, capacity, objects, chunks, dedup ratio.
     Status,
 }
@@ -161,6 +168,7 @@ fn main() -> ExitCode {
                 resume,
             } => server::admin_heal(s, engine::HealMode::Scrub, rate_limit_mb, resume).await,
             Command::Gc => server::admin_gc(s).await,
+            Command::Lifecycle { dry_run } => server::admin_lifecycle(s, dry_run).await,
             Command::Status => server::admin_status(s),
         }
     });

@@ -606,6 +606,38 @@ pub async fn admin_gc(s: Settings) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `s3d lifecycle [--dry-run]`: one pass of the lifecycle rules, each action on a line.
+pub async fn admin_lifecycle(s: Settings, dry_run: bool) -> Result<ExitCode, String> {
+    let engine = open_engine(&s)?;
+    let run = engine::lifecycle::LifecycleRun {
+        dry_run,
+        ..Default::default()
+    };
+    let r = engine.run_lifecycle(run).await.map_err(|e| e.to_string())?;
+    let verb = if dry_run { "would" } else { "did" };
+    for a in &r.actions {
+        let what = match a.kind {
+            engine::lifecycle::ActionKind::ExpireCurrent => "expire",
+            engine::lifecycle::ActionKind::DeleteNoncurrent => "delete-noncurrent",
+            engine::lifecycle::ActionKind::RemoveMarker => "remove-delete-marker",
+            engine::lifecycle::ActionKind::AbortUpload => "abort-upload",
+        };
+        println!("{what}\t{}/{}\t{}\trule={}", a.bucket, a.key, a.id, a.rule);
+    }
+    println!(
+        "lifecycle: {verb} {} actions in {} buckets ({} keys looked at{})",
+        r.actions.len(),
+        r.buckets,
+        r.keys,
+        if r.skipped > 0 {
+            format!(", {} skipped: changed meanwhile", r.skipped)
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `s3d status`.
 pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;

@@ -114,6 +114,19 @@ pub struct AuthSection {
     pub allow_sigv2: Option<bool>,
 }
 
+/// `lifecycle`: the passes that apply buckets' lifecycle rules.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSection {
+    /// Seconds between passes (0: none; default 3600).
+    pub interval_secs: Option<u64>,
+    /// Actions per second at most (default 500).
+    pub rate: Option<u64>,
+    /// Seconds in a lifecycle "day" (default 86400; shorten only to try rules out, as S3
+    /// servers' test suites do). `PREDASTORE_LIFECYCLE_DAY_SECS` overrides it.
+    pub day_secs: Option<f64>,
+}
+
 /// The whole file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -124,6 +137,8 @@ pub struct FileConfig {
     pub storage: StorageSection,
     /// `auth`.
     pub auth: AuthSection,
+    /// `lifecycle`.
+    pub lifecycle: LifecycleSection,
 }
 
 impl FileConfig {
@@ -153,6 +168,31 @@ impl FileConfig {
             repair_every: Duration::from_secs(s.repair_interval_secs.unwrap_or(30).max(1)),
             scrub_every: Duration::from_secs(s.scrub_interval_hours.unwrap_or(168) * 3600),
             scrub_rate: s.scrub_rate_mb.unwrap_or(20).max(1) * 1_000_000,
+            lifecycle_every: Duration::from_secs(self.lifecycle.interval_secs.unwrap_or(3600)),
+            lifecycle_rate: self.lifecycle.rate.unwrap_or(500).max(1),
+        }
+    }
+
+    /// The length of a lifecycle day: `PREDASTORE_LIFECYCLE_DAY_SECS`, else
+    /// `lifecycle.day_secs`, else a day.
+    pub fn lifecycle_day(&self) -> Result<Duration, ConfigError> {
+        let from_env = std::env::var("PREDASTORE_LIFECYCLE_DAY_SECS").ok();
+        let secs = match from_env {
+            Some(v) => Some(v.trim().parse::<f64>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "PREDASTORE_LIFECYCLE_DAY_SECS={v:?} is not a number of seconds"
+                ))
+            })?),
+            None => self.lifecycle.day_secs,
+        };
+        match secs {
+            None => Ok(Duration::from_secs(86_400)),
+            Some(s) if s > 0.0 => Duration::try_from_secs_f64(s).map_err(|_| {
+                ConfigError::Invalid(format!("lifecycle day of {s} seconds is out of range"))
+            }),
+            Some(s) => Err(ConfigError::Invalid(format!(
+                "a lifecycle day must be longer than 0 seconds, not {s}"
+            ))),
         }
     }
 

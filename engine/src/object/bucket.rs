@@ -47,6 +47,7 @@ impl Engine {
                 created_ns: now_ns(),
                 tags: BTreeMap::new(),
                 versioning: None,
+                lifecycle: None,
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())

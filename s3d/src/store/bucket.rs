@@ -168,7 +168,6 @@ macro_rules! not_set_getters {
 }
 
 not_set_getters! {
-    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput: NoSuchLifecycleConfiguration, "lifecycle configuration";
     get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput: NoSuchBucketPolicy, "bucket policy";
     get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput: NoSuchBucketPolicy, "bucket policy";
     get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput: ObjectLockConfigurationNotFoundError, "object lock configuration";

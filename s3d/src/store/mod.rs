@@ -160,6 +160,7 @@ mod bucket;
 mod conditions;
 mod convert;
 mod copy;
+mod lifecycle;
 mod list;
 mod mpu_checksum;
 mod multipart;
@@ -221,7 +222,9 @@ s3_operations! {
     multipart::abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput,
     multipart::list_parts(ListPartsInput) -> ListPartsOutput,
     multipart::list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput,
-    bucket::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput,
+    lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput,
+    lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput,
+    lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput,
     bucket::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput,
     bucket::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput,
     bucket::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput,

@@ -64,6 +64,7 @@ pub(super) async fn get_object(s: &Store, i: GetObjectInput) -> S3Result<GetObje
         content_range: partial.then(|| format!("bytes {start}-{}/{}", end.max(1) - 1, m.size)),
         parts_count: parts_count,
         tag_count: (!m.attrs.tags.is_empty()).then_some(m.attrs.tags.len() as i32),
+        expiration: lifecycle::expiration_header(s, &i.bucket, &m),
     });
     Ok(out)
 }
@@ -115,6 +116,7 @@ pub(super) async fn head_object(
         content_length: Some(len as i64),
         content_range: content_range,
         parts_count: parts_count,
+        expiration: lifecycle::expiration_header(s, &i.bucket, &m),
     }));
     if !m.attrs.tags.is_empty() {
         res.headers.insert(
