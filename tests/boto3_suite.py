@@ -710,6 +710,73 @@ def versioning_keeps_versions_and_deletes_make_markers():
     s3.delete_bucket(Bucket=vb)
 
 
+@check
+def object_lock_protects_versions_from_everyone():
+    import datetime
+    lb = "boto-vault"
+    s3.create_bucket(Bucket=lb, ObjectLockEnabledForBucket=True)
+    assert s3.get_bucket_versioning(Bucket=lb)["Status"] == "Enabled"
+    c = s3.get_object_lock_configuration(Bucket=lb)["ObjectLockConfiguration"]
+    assert c["ObjectLockEnabled"] == "Enabled" and "Rule" not in c, c
+    s3.put_object_lock_configuration(Bucket=lb, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    rule = s3.get_object_lock_configuration(Bucket=lb)["ObjectLockConfiguration"]["Rule"]
+    assert rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1}, rule
+    got = error_code(lambda: s3.put_bucket_versioning(
+        Bucket=lb, VersioningConfiguration={"Status": "Suspended"}))
+    assert got == ("InvalidBucketState", 409), got
+
+    # The default retention: GOVERNANCE, deletable by id only with the bypass.
+    v = s3.put_object(Bucket=lb, Key="g", Body=b"governed")["VersionId"]
+    h = s3.head_object(Bucket=lb, Key="g")
+    assert h["ObjectLockMode"] == "GOVERNANCE" and h["ObjectLockRetainUntilDate"], h
+    assert s3.delete_object(Bucket=lb, Key="g")["DeleteMarker"] is True
+    got = error_code(lambda: s3.delete_object(Bucket=lb, Key="g", VersionId=v))
+    assert got == ("AccessDenied", 403), got
+    s3.delete_object(Bucket=lb, Key="g", VersionId=v, BypassGovernanceRetention=True)
+
+    # COMPLIANCE: nobody deletes or shortens it; it can be extended.
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3)
+    cv = s3.put_object(Bucket=lb, Key="c", Body=b"kept", ObjectLockMode="COMPLIANCE",
+                       ObjectLockRetainUntilDate=until)["VersionId"]
+    got = error_code(lambda: s3.delete_object(Bucket=lb, Key="c", VersionId=cv,
+                                              BypassGovernanceRetention=True))
+    assert got == ("AccessDenied", 403), got
+    r = s3.delete_objects(Bucket=lb, BypassGovernanceRetention=True,
+                          Delete={"Objects": [{"Key": "c", "VersionId": cv}]})
+    assert r["Errors"][0]["Code"] == "AccessDenied", r
+    got = error_code(lambda: s3.put_object_retention(
+        Bucket=lb, Key="c", VersionId=cv, BypassGovernanceRetention=True,
+        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until - datetime.timedelta(days=1)}))
+    assert got == ("AccessDenied", 403), got
+    s3.put_object_retention(Bucket=lb, Key="c", VersionId=cv, Retention={
+        "Mode": "COMPLIANCE", "RetainUntilDate": until + datetime.timedelta(days=1)})
+    r = s3.get_object_retention(Bucket=lb, Key="c", VersionId=cv)["Retention"]
+    assert r["Mode"] == "COMPLIANCE" and r["RetainUntilDate"] > until, r
+    assert s3.get_object(Bucket=lb, Key="c", VersionId=cv)["Body"].read() == b"kept"
+
+    # A legal hold: no delete, bypass or not, until it is lifted.
+    hv = s3.put_object(Bucket=lb, Key="h", Body=b"held", ObjectLockLegalHoldStatus="ON")["VersionId"]
+    assert s3.get_object_legal_hold(Bucket=lb, Key="h")["LegalHold"]["Status"] == "ON"
+    got = error_code(lambda: s3.delete_object(Bucket=lb, Key="h", VersionId=hv,
+                                              BypassGovernanceRetention=True))
+    assert got == ("AccessDenied", 403), got
+    s3.put_object_legal_hold(Bucket=lb, Key="h", VersionId=hv, LegalHold={"Status": "OFF"})
+    s3.delete_object(Bucket=lb, Key="h", VersionId=hv, BypassGovernanceRetention=True)
+
+    # Lock headers and lock configurations where there is no object lock.
+    got = error_code(lambda: s3.put_object(Bucket=B, Key="nolock", Body=b"x",
+                                           ObjectLockLegalHoldStatus="ON"))
+    assert got == ("InvalidRequest", 400), got
+    assert error_code(lambda: s3.head_object(Bucket=B, Key="nolock"))[1] == 404
+    got = error_code(lambda: s3.put_object_lock_configuration(
+        Bucket=B, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}))
+    assert got == ("InvalidBucketState", 409), got
+    got = error_code(lambda: s3.put_object(Bucket=lb, Key="x", Body=b"x", ObjectLockMode="GOVERNANCE"))
+    assert got == ("InvalidArgument", 400), got
+
+
 failed = [n for n, e in results if e]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

@@ -76,6 +76,21 @@ pub enum Error {
         /// Whether S3 calls it malformed XML.
         malformed: bool,
     },
+    /// Object lock settings in a write or request to a bucket without object lock.
+    #[error("the bucket has no object lock configuration")]
+    LockNotEnabled,
+    /// The bucket's state does not allow the request (e.g. suspending versioning under
+    /// object lock).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(&'static str),
+    /// The version is protected by object lock (retention or legal hold).
+    #[error("object {key:?} is locked: {reason}")]
+    ObjectLocked {
+        /// Object key.
+        key: String,
+        /// Which protection.
+        reason: &'static str,
+    },
     /// The multipart upload does not exist (never created, completed or aborted).
     #[error("multipart upload {0} does not exist")]
     NoSuchUpload(String),

@@ -52,6 +52,7 @@ pub use object::list::{ListPage, ListQuery};
 pub use object::list_versions::{VersionEntry, VersionPage, VersionQuery};
 pub use object::multipart::{self, PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};
 pub use object::read::{etag_matches, part_bounds, ByteRange, GetObject};
+pub use object::retention::{DefaultRetention, LockConfig, LockMode, LockRequest, Retention};
 pub use object::version::{DeleteOutcome, VersionSel};
 pub use object::write::{LateChecksums, PutOptions};
 pub use object::{Engine, ObjectBody};

@@ -47,6 +47,9 @@ pub struct BucketRecord {
     /// Lifecycle rules (PutBucketLifecycleConfiguration); absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::lifecycle::LifecycleConfig>,
+    /// Object lock, once enabled (for good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<crate::object::retention::LockConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -93,6 +96,10 @@ pub struct ObjectAttrs {
     /// `FULL_OBJECT` (the whole object's bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<String>,
+    /// Object lock asked for by the write (retention, legal hold): taken out into the
+    /// version's own fields when it is installed, never kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::object::retention::LockRequest>,
 }
 
 /// Everything known about a stored object version (or delete marker) except its data.
@@ -133,6 +140,12 @@ pub struct ObjectMeta {
     /// Whether this is a delete marker (no data, no manifest).
     #[serde(default, skip_serializing_if = "is_false")]
     pub delete_marker: bool,
+    /// Object lock retention of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::object::retention::Retention>,
+    /// Object lock legal hold on this version.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub legal_hold: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -652,6 +665,7 @@ mod tests {
         let tagged = BucketRecord {
             versioning: Some(Versioning::Enabled),
             lifecycle: None,
+            object_lock: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

@@ -21,6 +21,7 @@ pub fn errno(e: &engine::Error) -> Errno {
         E::BucketAlreadyExists(_) => Errno::EEXIST,
         E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
         E::PreconditionFailed(_) => Errno::EEXIST,
+        E::ObjectLocked { .. } | E::LockNotEnabled | E::InvalidBucketState(_) => Errno::EPERM,
         E::WriteQuorum { .. } | E::ReadQuorum { .. } => Errno::EIO,
         other => {
             tracing::error!("engine error: {other}");

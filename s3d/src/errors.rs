@@ -77,6 +77,15 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             "The XML you provided was not well-formed or did not validate against our published schema: {reason}"
         ),
         E::InvalidLifecycle { reason, .. } => s3_error!(InvalidArgument, "{reason}"),
+        E::LockNotEnabled => s3_error!(
+            InvalidRequest,
+            "Bucket is missing Object Lock Configuration"
+        ),
+        E::InvalidBucketState(why) => s3_error!(
+            InvalidBucketState,
+            "The request is not valid with the current state of the bucket: {why}"
+        ),
+        E::ObjectLocked { reason, .. } => s3_error!(AccessDenied, "Access Denied because object protected by object lock: {reason}"),
         E::InvalidVersionId(v) => s3_error!(InvalidArgument, "Invalid version id specified: {v:?}"),
         E::NoSuchVersion { .. } => s3_error!(
             NoSuchVersion,

@@ -442,10 +442,10 @@ fn apply_one(txn: &mut dyn Write, a: &Action) -> Result<bool> {
             version::delete_latest(txn, state, &okey)?;
         }
         ActionKind::DeleteNoncurrent => {
-            if is_latest {
+            if is_latest || m.lock_reason(now_ns(), false).is_some() {
                 return Ok(false);
             }
-            version::delete_version(txn, &okey, &sel)?;
+            version::delete_version(txn, &okey, &sel, false)?;
         }
         ActionKind::RemoveMarker => {
             let alone = txn
@@ -455,7 +455,7 @@ fn apply_one(txn: &mut dyn Write, a: &Action) -> Result<bool> {
             if !is_latest || !m.delete_marker || !alone {
                 return Ok(false);
             }
-            version::delete_version(txn, &okey, &sel)?;
+            version::delete_version(txn, &okey, &sel, false)?;
         }
         ActionKind::AbortUpload => {}
     }

@@ -37,6 +37,11 @@ impl BucketInfo {
 impl Engine {
     /// Creates a bucket.
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
+        self.create_bucket_with(name, false).await
+    }
+
+    /// Creates a bucket, with object lock (and versioning) enabled or not.
+    pub(crate) async fn create_bucket_with(&self, name: &str, object_lock: bool) -> Result<()> {
         validate_bucket_name(name)?;
         let name = name.to_string();
         self.commit(move |txn| {
@@ -46,8 +51,9 @@ impl Engine {
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
                 tags: BTreeMap::new(),
-                versioning: None,
+                versioning: object_lock.then_some(Versioning::Enabled),
                 lifecycle: None,
+                object_lock: object_lock.then(super::retention::LockConfig::default),
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())
@@ -108,8 +114,22 @@ impl Engine {
     /// Turns versioning on (`Enabled`) or pauses it (`Suspended`). A bucket that has had
     /// versioning never returns to unversioned, as in S3.
     pub async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> Result<()> {
-        self.update_bucket(name, move |rec| rec.versioning = Some(state))
-            .await
+        let name = name.to_string();
+        self.commit(move |txn| {
+            let mut rec = super::version::bucket_record(txn, &name)?;
+            if rec.object_lock.is_some() && state != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "versioning cannot be suspended on a bucket with object lock",
+                ));
+            }
+            rec.versioning = Some(state);
+            txn.put(
+                Table::Buckets,
+                name.as_bytes(),
+                &rmp_serde::to_vec_named(&rec)?,
+            )
+        })
+        .await
     }
 
     /// Applies `change` to a bucket's record in one commit.

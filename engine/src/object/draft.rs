@@ -286,7 +286,14 @@ impl Engine {
                 if let (Some(vid), Some(o)) = (&c.replaces, &old) {
                     let enabled = super::version::bucket_record(txn, &b)?.versioning
                         == Some(crate::meta::Versioning::Enabled);
-                    if enabled && o.versioned && o.vid == *vid && o.size == 0 && !o.delete_marker {
+                    let unlocked = o.lock_reason(now_ns(), false).is_none();
+                    if enabled
+                        && unlocked
+                        && o.versioned
+                        && o.vid == *vid
+                        && o.size == 0
+                        && !o.delete_marker
+                    {
                         crate::meta::release_manifest(txn, &o.data_id)?;
                         old = None;
                     }

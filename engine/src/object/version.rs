@@ -164,7 +164,9 @@ pub(crate) fn install(
     manifest: &crate::meta::Manifest,
     old: Option<ObjectMeta>,
 ) -> Result<()> {
-    let state = bucket_record(txn, bucket)?.versioning;
+    let rec = bucket_record(txn, bucket)?;
+    let state = rec.versioning;
+    super::retention::apply_on_write(rec.object_lock.as_ref(), meta)?;
     txn.put(
         Table::Manifests,
         meta.data_id.as_bytes(),
@@ -351,11 +353,13 @@ pub(crate) fn delete_latest(
 }
 
 /// Deletes the version `sel` names for good (a version or a delete marker); when it was the
-/// latest, the newest remaining one becomes the latest. Nothing there: nothing done.
+/// latest, the newest remaining one becomes the latest. Nothing there: nothing done. A version
+/// under object lock is refused ([`Error::ObjectLocked`]; `bypass`: GOVERNANCE bypassed).
 pub(crate) fn delete_version(
     txn: &mut dyn Write,
     okey: &[u8],
     sel: &VersionSel,
+    bypass: bool,
 ) -> Result<DeleteOutcome> {
     let latest = crate::meta::current_object(txn, okey)?;
     let (place, m) = match latest {
@@ -366,6 +370,7 @@ pub(crate) fn delete_version(
         },
         None => return Ok(DeleteOutcome::default()),
     };
+    super::retention::check_deletable(&m, bypass)?;
     match place {
         Place::Latest => {
             txn.delete(Table::Objects, okey)?;

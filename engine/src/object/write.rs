@@ -163,13 +163,26 @@ impl Engine {
         key: &str,
         sel: VersionSel,
     ) -> Result<DeleteOutcome> {
+        self.delete_object_version_bypassing(bucket, key, sel, false)
+            .await
+    }
+
+    /// [`Engine::delete_object_version`]; with `bypass_governance`, a version under
+    /// GOVERNANCE retention may be deleted (`x-amz-bypass-governance-retention`).
+    pub async fn delete_object_version_bypassing(
+        &self,
+        bucket: &str,
+        key: &str,
+        sel: VersionSel,
+        bypass_governance: bool,
+    ) -> Result<DeleteOutcome> {
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
         self.commit(move |txn| {
             let state = version::bucket_record(txn, &bucket)?.versioning;
             match sel {
                 VersionSel::Latest => version::delete_latest(txn, state, &okey),
-                sel => version::delete_version(txn, &okey, &sel),
+                sel => version::delete_version(txn, &okey, &sel, bypass_governance),
             }
         })
         .await

@@ -64,7 +64,11 @@ pub(super) async fn create_bucket(s: &Store, i: CreateBucketInput) -> S3Result<C
             ));
         }
     }
-    s.engine.create_bucket(b).await.map_err(s3_err)?;
+    if i.object_lock_enabled_for_bucket == Some(true) {
+        s.engine.create_locked_bucket(b).await.map_err(s3_err)?;
+    } else {
+        s.engine.create_bucket(b).await.map_err(s3_err)?;
+    }
     Ok(CreateBucketOutput {
         location: Some(format!("/{b}")),
     })
@@ -170,7 +174,6 @@ macro_rules! not_set_getters {
 not_set_getters! {
     get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput: NoSuchBucketPolicy, "bucket policy";
     get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput: NoSuchBucketPolicy, "bucket policy";
-    get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput: ObjectLockConfigurationNotFoundError, "object lock configuration";
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput: ServerSideEncryptionConfigurationNotFoundError, "server-side encryption configuration";
     get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput: NoSuchCORSConfiguration, "CORS configuration";
 }

@@ -87,6 +87,18 @@ macro_rules! attrs_of {
     };
 }
 
+/// The object lock (`x-amz-object-lock-*` headers) a PutObject, CreateMultipartUpload or
+/// CopyObject input asks for.
+macro_rules! lock_of {
+    ($i:expr) => {
+        object_lock::lock_request(
+            $i.object_lock_mode.as_ref(),
+            $i.object_lock_retain_until_date.as_ref(),
+            $i.object_lock_legal_hold_status.as_ref(),
+        )
+    };
+}
+
 /// An output with an object's checksums (`$c`, from [`checksums_out`]), plus `$extra`.
 macro_rules! with_checksums {
     ($ty:ident, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {
@@ -118,6 +130,9 @@ macro_rules! object_output {
             expires: expires_of($m),
             metadata: user_metadata($m),
             version_id: version_of($m),
+            object_lock_mode: object_lock::lock_headers($m).0,
+            object_lock_retain_until_date: object_lock::lock_headers($m).1,
+            object_lock_legal_hold_status: object_lock::lock_headers($m).2,
             $($field: $val,)*
         })
     };
@@ -164,6 +179,7 @@ mod lifecycle;
 mod list;
 mod mpu_checksum;
 mod multipart;
+mod object_lock;
 mod object_read;
 mod object_write;
 mod tagging;
@@ -227,7 +243,12 @@ s3_operations! {
     lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput,
     bucket::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput,
     bucket::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput,
-    bucket::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput,
+    object_lock::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput,
+    object_lock::put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput,
+    object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput,
+    object_lock::put_object_retention(PutObjectRetentionInput) -> PutObjectRetentionOutput,
+    object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput,
+    object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput,
     bucket::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput,
     bucket::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput,
     tagging::get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput,

@@ -8,6 +8,7 @@ pub(super) async fn create_multipart_upload(
     i: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
     let mut attrs = attrs_of!(s, i, i.tagging)?;
+    attrs.lock = lock_of!(i)?;
     let algorithm = i
         .checksum_algorithm
         .as_ref()

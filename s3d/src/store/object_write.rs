@@ -7,7 +7,8 @@ pub(super) async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let (expected, i) = expected!(req)?;
-    let attrs = attrs_of!(s, i, i.tagging)?;
+    let mut attrs = attrs_of!(s, i, i.tagging)?;
+    attrs.lock = lock_of!(i)?;
     let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
     let opts = PutOptions {
         attrs,
@@ -47,9 +48,10 @@ pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<D
             Err(e) => return Err(s3_err(e)),
         }
     }
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
     let d = s
         .engine
-        .delete_object_version(&i.bucket, &i.key, sel)
+        .delete_object_version_bypassing(&i.bucket, &i.key, sel, bypass)
         .await
         .map_err(s3_err)?;
     Ok(DeleteObjectOutput {
@@ -68,6 +70,7 @@ pub(super) async fn delete_objects(
         return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema (at most 1000 keys)"));
     }
     let quiet = i.delete.quiet.unwrap_or(false);
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in i.delete.objects {
@@ -75,7 +78,7 @@ pub(super) async fn delete_objects(
             Err(e) => Err(e),
             Ok(sel) => s
                 .engine
-                .delete_object_version(&i.bucket, &o.key, sel)
+                .delete_object_version_bypassing(&i.bucket, &o.key, sel, bypass)
                 .await
                 .map_err(s3_err),
         };
