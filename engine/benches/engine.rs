@@ -311,5 +311,147 @@ fn inline_threshold(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, machine, engine_benches, inline_threshold);
+/// Versioning's cost: the same overwrites and reads in a bucket without versioning and in one
+/// with it (each overwrite there keeps the old version), side by side in one engine; and a
+/// ListObjectVersions page of 1,000 from a bucket of 1,000,000 versions.
+fn versioning(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = bench_dir();
+    let e = open(dir.path());
+    rt.block_on(async {
+        e.create_bucket("off").await.unwrap();
+        e.create_bucket("on").await.unwrap();
+        e.set_bucket_versioning("on", engine::Versioning::Enabled)
+            .await
+            .unwrap();
+    });
+    let mut g = c.benchmark_group("versioning");
+    g.measurement_time(Duration::from_secs(4));
+    let small = bytes(4096);
+    for bucket in ["off", "on"] {
+        g.throughput(Throughput::Elements(64));
+        let mut n = 0u64;
+        g.bench_function(format!("overwrite_4KiB_x64_concurrent/{bucket}"), |b| {
+            b.iter(|| {
+                n += 1;
+                rt.block_on(async {
+                    let mut tasks = Vec::new();
+                    for i in 0..64 {
+                        let e = e.clone();
+                        let mut body = small.clone();
+                        body[..8].copy_from_slice(&n.to_le_bytes());
+                        let key = format!("small/{i}");
+                        tasks.push(tokio::spawn(async move {
+                            e.put_object(bucket, &key, &body[..], PutOptions::default())
+                                .await
+                                .unwrap()
+                        }));
+                    }
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                })
+            })
+        });
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("get_4KiB/{bucket}"), |b| {
+            b.iter(|| {
+                let g = rt.block_on(e.get_object(bucket, "small/7", None)).unwrap();
+                rt.block_on(g.body.map(|b| b.unwrap().len()).collect::<Vec<_>>())
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("versioning");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(6));
+    let base = bytes(MIB);
+    for bucket in ["off", "on"] {
+        g.throughput(Throughput::Bytes(MIB as u64));
+        let mut i = 0u64;
+        g.bench_function(format!("overwrite_1MiB/{bucket}"), |b| {
+            b.iter_batched(
+                || {
+                    i += 1;
+                    let mut body = base.clone();
+                    body[..8].copy_from_slice(&i.to_le_bytes());
+                    body
+                },
+                |body| {
+                    rt.block_on(e.put_object(bucket, "big", &body[..], PutOptions::default()))
+                        .unwrap()
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+    drop(e);
+
+    // 1,000,000 versions: 10,000 keys × 100 versions, written without fsync (the listing's
+    // speed does not depend on how durably the records were written).
+    let dir = bench_dir();
+    let mut cfg = EngineConfig::new(dir.path());
+    cfg.durability = engine::Durability::None;
+    let e = Engine::open(cfg).unwrap();
+    rt.block_on(async {
+        e.create_bucket("many").await.unwrap();
+        e.set_bucket_versioning("many", engine::Versioning::Enabled)
+            .await
+            .unwrap();
+        for round in 0..100u32 {
+            for batch in 0..(10_000 / 500) {
+                let puts = (0..500).map(|i| {
+                    let e = e.clone();
+                    async move {
+                        let key = format!("k/{:05}", batch * 500 + i);
+                        e.put_object(
+                            "many",
+                            &key,
+                            &round.to_le_bytes()[..],
+                            PutOptions::default(),
+                        )
+                        .await
+                        .unwrap()
+                    }
+                });
+                futures::future::join_all(puts).await;
+            }
+        }
+    });
+    let mut g = c.benchmark_group("versioning");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("list_versions_1000_page_of_1M", |b| {
+        let mut k = 0u32;
+        b.iter(|| {
+            k = (k + 997) % 9_000;
+            let page = e
+                .list_object_versions(
+                    "many",
+                    &engine::VersionQuery {
+                        prefix: "k/".into(),
+                        key_marker: Some(format!("k/{k:05}")),
+                        max_keys: 1000,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            assert_eq!(page.versions.len(), 1000);
+            page
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    machine,
+    engine_benches,
+    inline_threshold,
+    versioning
+);
 criterion_main!(benches);
