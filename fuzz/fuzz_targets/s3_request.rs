@@ -46,6 +46,10 @@ const PARAMS: &[&str] = &[
     "key-marker",
     "max-uploads",
     "lifecycle",
+    "version-id-marker",
+    "object-lock",
+    "retention",
+    "legal-hold",
 ];
 
 /// Header names the fuzzer picks from.
@@ -74,6 +78,11 @@ const HEADERS: &[&str] = &[
     "x-amz-trailer",
     "x-amz-checksum-mode",
     "x-amz-decoded-content-length",
+    "x-amz-bucket-object-lock-enabled",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "x-amz-bypass-governance-retention",
 ];
 
 #[derive(Arbitrary, Debug)]

@@ -173,6 +173,30 @@ impl Metrics {
         if let Ok(n) = engine.repair_queue_len() {
             let _ = writeln!(o, "predastore_repair_queue {n}");
         }
+        let lc = engine.lifecycle_totals();
+        let _ = writeln!(
+            o,
+            "# HELP predastore_lifecycle_passes_total Lifecycle passes run by this process."
+        );
+        let _ = writeln!(o, "# TYPE predastore_lifecycle_passes_total counter");
+        let _ = writeln!(o, "predastore_lifecycle_passes_total {}", lc.passes);
+        let _ = writeln!(
+            o,
+            "# HELP predastore_lifecycle_actions_total Lifecycle actions done by this process, by action (skipped: the object changed meanwhile)."
+        );
+        let _ = writeln!(o, "# TYPE predastore_lifecycle_actions_total counter");
+        for (kind, n) in &lc.actions {
+            let _ = writeln!(
+                o,
+                "predastore_lifecycle_actions_total{{action=\"{}\"}} {n}",
+                kind.name()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "predastore_lifecycle_actions_total{{action=\"skipped\"}} {}",
+            lc.skipped
+        );
         o
     }
 }

@@ -616,12 +616,7 @@ pub async fn admin_lifecycle(s: Settings, dry_run: bool) -> Result<ExitCode, Str
     let r = engine.run_lifecycle(run).await.map_err(|e| e.to_string())?;
     let verb = if dry_run { "would" } else { "did" };
     for a in &r.actions {
-        let what = match a.kind {
-            engine::lifecycle::ActionKind::ExpireCurrent => "expire",
-            engine::lifecycle::ActionKind::DeleteNoncurrent => "delete-noncurrent",
-            engine::lifecycle::ActionKind::RemoveMarker => "remove-delete-marker",
-            engine::lifecycle::ActionKind::AbortUpload => "abort-upload",
-        };
+        let what = a.kind.name();
         println!("{what}\t{}/{}\t{}\trule={}", a.bucket, a.key, a.id, a.rule);
     }
     println!(

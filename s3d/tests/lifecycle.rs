@@ -15,6 +15,30 @@ const FAST: &str =
 fn lifecycle_suite() {
     let s = Server::with_config(FAST);
     s.python_suite("lifecycle_suite.py", &[]);
+    // The passes' work shows in the metrics, by action.
+    let o = Command::new("curl")
+        .args(["-sS", "--cacert", s.ca().to_str().unwrap()])
+        .arg(format!("https://127.0.0.1:{}/-/metrics", s.port))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&o.stdout);
+    let count = |action: &str| -> u64 {
+        let prefix = format!("predastore_lifecycle_actions_total{{action=\"{action}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {action} in {metrics}"))
+    };
+    assert!(
+        count("expire") >= 1 && count("delete-noncurrent") >= 1,
+        "{metrics}"
+    );
+    assert!(count("abort-upload") >= 1, "{metrics}");
+    assert!(
+        metrics.contains("predastore_lifecycle_passes_total "),
+        "{metrics}"
+    );
 }
 
 #[test]

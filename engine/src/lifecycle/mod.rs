@@ -5,4 +5,4 @@ pub mod rules;
 pub mod run;
 
 pub use rules::{LifecycleConfig, Rule};
-pub use run::{Action, ActionKind, LifecycleReport, LifecycleRun};
+pub use run::{Action, ActionKind, Counters, LifecycleReport, LifecycleRun, LifecycleTotals};

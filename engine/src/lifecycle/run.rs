@@ -4,7 +4,7 @@
 //! since the scan is never touched). Rate-limited, interruptible, resumable: the key reached
 //! is kept in the `state` table and the next pass starts there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,11 +83,63 @@ impl LifecycleReport {
     }
 }
 
+/// Running totals of what this engine instance's lifecycle passes did (not dry runs).
+#[derive(Debug, Default)]
+pub struct Counters {
+    passes: AtomicU64,
+    actions: [AtomicU64; 4],
+    skipped: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleTotals {
+    /// Passes completed or interrupted.
+    pub passes: u64,
+    /// Actions done, by kind.
+    pub actions: Vec<(ActionKind, u64)>,
+    /// Actions skipped because the object changed meanwhile.
+    pub skipped: u64,
+}
+
+const KINDS: [ActionKind; 4] = [
+    ActionKind::ExpireCurrent,
+    ActionKind::DeleteNoncurrent,
+    ActionKind::RemoveMarker,
+    ActionKind::AbortUpload,
+];
+
+impl ActionKind {
+    /// The action's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::ExpireCurrent => "expire",
+            ActionKind::DeleteNoncurrent => "delete-noncurrent",
+            ActionKind::RemoveMarker => "remove-delete-marker",
+            ActionKind::AbortUpload => "abort-upload",
+        }
+    }
+}
+
 fn cursor_key(bucket: &str) -> Vec<u8> {
     format!("lifecycle/{bucket}").into_bytes()
 }
 
 impl Engine {
+    /// What this instance's lifecycle passes have done since it was opened.
+    pub fn lifecycle_totals(&self) -> LifecycleTotals {
+        let c = &self.inner.lifecycle;
+        LifecycleTotals {
+            passes: c.passes.load(Ordering::Relaxed),
+            actions: KINDS
+                .iter()
+                .zip(&c.actions)
+                .map(|(k, n)| (k.clone(), n.load(Ordering::Relaxed)))
+                .collect(),
+            skipped: c.skipped.load(Ordering::Relaxed),
+        }
+    }
+
     /// A bucket's lifecycle configuration, or `None`.
     pub fn bucket_lifecycle(&self, bucket: &str) -> Result<Option<LifecycleConfig>> {
         let txn = self.read()?;
@@ -161,6 +213,9 @@ impl Engine {
                 report.complete = false;
                 break;
             }
+        }
+        if !run.dry_run {
+            self.inner.lifecycle.passes.fetch_add(1, Ordering::Relaxed);
         }
         Ok(report)
     }
@@ -266,7 +321,13 @@ impl Engine {
                 })
                 .await?;
             report.skipped += (n - done.len()) as u64;
+            let c = &self.inner.lifecycle;
+            c.skipped
+                .fetch_add((n - done.len()) as u64, Ordering::Relaxed);
             for a in &done {
+                if let Some(i) = KINDS.iter().position(|k| *k == a.kind) {
+                    c.actions[i].fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::info!(
                     bucket = a.bucket,
                     key = a.key,

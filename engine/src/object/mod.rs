@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) chunks: Arc<ChunkStore>,
     /// This instance's owner lock, taken with its first draft.
     pub(crate) owner: std::sync::OnceLock<OwnerLock>,
+    /// What this instance's lifecycle passes did (for metrics).
+    pub(crate) lifecycle: crate::lifecycle::Counters,
 }
 
 impl Drop for Inner {
@@ -69,6 +71,7 @@ impl Engine {
                 meta,
                 chunks,
                 owner: std::sync::OnceLock::new(),
+                lifecycle: Default::default(),
             }),
         })
     }
