@@ -693,8 +693,10 @@ def versioning_keeps_versions_and_deletes_make_markers():
     # Suspended: writes are the null version; the versions made before stay.
     s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Suspended"})
     assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Suspended"
-    assert s3.put_object(Bucket=vb, Key="k", Body=b"n1").get("VersionId") == "null"
-    assert s3.put_object(Bucket=vb, Key="k", Body=b"n2").get("VersionId") == "null"
+    # (A write of the null version says no version id, as S3; GET and HEAD say "null".)
+    assert "VersionId" not in s3.put_object(Bucket=vb, Key="k", Body=b"n1")
+    assert "VersionId" not in s3.put_object(Bucket=vb, Key="k", Body=b"n2")
+    assert s3.head_object(Bucket=vb, Key="k")["VersionId"] == "null"
     vs = s3.list_object_versions(Bucket=vb, Prefix="k")["Versions"]
     assert [v["VersionId"] for v in vs] == ["null"] + ids[::-1], vs
 
@@ -756,6 +758,12 @@ def object_lock_protects_versions_from_everyone():
     assert r["Mode"] == "COMPLIANCE" and r["RetainUntilDate"] > until, r
     assert s3.get_object(Bucket=lb, Key="c", VersionId=cv)["Body"].read() == b"kept"
 
+    # A version without retention says so with S3's 404.
+    s3.create_bucket(Bucket="boto-vault-plain", ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket="boto-vault-plain", Key="free", Body=b"x")
+    got = error_code(lambda: s3.get_object_retention(Bucket="boto-vault-plain", Key="free"))
+    assert got == ("NoSuchObjectLockConfiguration", 404), got
+    assert s3.get_object_legal_hold(Bucket="boto-vault-plain", Key="free")["LegalHold"]["Status"] == "OFF"
     # A legal hold: no delete, bypass or not, until it is lifted.
     hv = s3.put_object(Bucket=lb, Key="h", Body=b"held", ObjectLockLegalHoldStatus="ON")["VersionId"]
     assert s3.get_object_legal_hold(Bucket=lb, Key="h")["LegalHold"]["Status"] == "ON"
@@ -775,6 +783,9 @@ def object_lock_protects_versions_from_everyone():
     assert got == ("InvalidBucketState", 409), got
     got = error_code(lambda: s3.put_object(Bucket=lb, Key="x", Body=b"x", ObjectLockMode="GOVERNANCE"))
     assert got == ("InvalidArgument", 400), got
+    got = error_code(lambda: s3.put_object_lock_configuration(Bucket=lb, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 0}}}))
+    assert got == ("InvalidRetentionPeriod", 400), got
 
 
 failed = [n for n, e in results if e]

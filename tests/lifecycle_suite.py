@@ -105,6 +105,10 @@ def configurations_round_trip_and_bad_ones_change_nothing():
     assert 'rule-id="logs"' in s3.get_object(Bucket=b, Key="logs/today")["Expiration"]
     s3.put_object(Bucket=b, Key="other", Body=b"x")
     assert "Expiration" not in s3.head_object(Bucket=b, Key="other")
+    # A rule in the older form (Prefix outside any Filter) is answered in that form.
+    older = [{"ID": "old-form", "Status": "Enabled", "Prefix": "test1/", "Expiration": {"Days": 3}}]
+    put_rules(b, older)
+    assert s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"] == older
     s3.delete_bucket_lifecycle(Bucket=b)
     got = error_code(lambda: s3.get_bucket_lifecycle_configuration(Bucket=b))
     assert got == ("NoSuchLifecycleConfiguration", 404), got

@@ -44,7 +44,10 @@ pub use maintenance::{
     AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,
     HealReport, StoreStatus,
 };
-pub use meta::{ChunkRef, ObjectAttrs, ObjectMeta, PosixAttrs, Versioning};
+pub use meta::{
+    ChunkRef, DefaultRetention, LockConfig, LockMode, LockRequest, ObjectAttrs, ObjectMeta,
+    PosixAttrs, Retention, Versioning,
+};
 pub use object::bucket::BucketInfo;
 pub use object::copy::CopyOptions;
 pub use object::draft::{self, Draft, DraftBase, DraftCommit, DraftContent, DraftData, WriteGuard};
@@ -52,7 +55,6 @@ pub use object::list::{ListPage, ListQuery};
 pub use object::list_versions::{VersionEntry, VersionPage, VersionQuery};
 pub use object::multipart::{self, PartInfo, PartsPage, UploadInfo, UploadsPage, MIN_PART_SIZE};
 pub use object::read::{etag_matches, part_bounds, ByteRange, GetObject};
-pub use object::retention::{DefaultRetention, LockConfig, LockMode, LockRequest, Retention};
 pub use object::version::{DeleteOutcome, VersionSel};
 pub use object::write::{LateChecksums, PutOptions};
 pub use object::{Engine, ObjectBody};

@@ -49,7 +49,7 @@ pub struct BucketRecord {
     pub lifecycle: Option<crate::lifecycle::LifecycleConfig>,
     /// Object lock, once enabled (for good).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_lock: Option<crate::object::retention::LockConfig>,
+    pub object_lock: Option<LockConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -99,7 +99,56 @@ pub struct ObjectAttrs {
     /// Object lock asked for by the write (retention, legal hold): taken out into the
     /// version's own fields when it is installed, never kept here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock: Option<crate::object::retention::LockRequest>,
+    pub lock: Option<LockRequest>,
+}
+
+// Object lock records (the rules that use them: `crate::object::retention`).
+
+/// A retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    /// May be shortened or removed by a request that asks to bypass it.
+    Governance,
+    /// Nobody may shorten or remove it before it ends; it can only be extended.
+    Compliance,
+}
+
+/// A version's retention: its mode and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The mode.
+    pub mode: LockMode,
+    /// Retained until this time (ns since the epoch).
+    pub until_ns: i64,
+}
+
+/// A bucket's default retention for new versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// The mode.
+    pub mode: LockMode,
+    /// Days (a year counts 365).
+    pub days: u32,
+}
+
+/// A bucket's object lock configuration (present once object lock is enabled, which is for
+/// good).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockConfig {
+    /// Retention given to new versions that ask for none.
+    #[serde(default)]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// What a write asks for a new version (object lock headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRequest {
+    /// Retention for the version (none: the bucket's default, if any).
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// Legal hold on the version.
+    #[serde(default)]
+    pub legal_hold: bool,
 }
 
 /// Everything known about a stored object version (or delete marker) except its data.
@@ -142,7 +191,7 @@ pub struct ObjectMeta {
     pub delete_marker: bool,
     /// Object lock retention of this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::object::retention::Retention>,
+    pub retention: Option<Retention>,
     /// Object lock legal hold on this version.
     #[serde(default, skip_serializing_if = "is_false")]
     pub legal_hold: bool,

@@ -311,3 +311,39 @@ async fn the_background_job_applies_rules_by_itself() {
     }
     bg.stop().await;
 }
+
+#[tokio::test]
+async fn a_lone_delete_marker_goes_under_expiration_by_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    e.set_bucket_versioning("bkt", Versioning::Enabled)
+        .await
+        .unwrap();
+    let m = put(&e, "bkt", "k", b"x").await;
+    e.delete_object("bkt", "k").await.unwrap();
+    let id = VersionSel::parse(m.version_id().unwrap()).unwrap();
+    e.delete_object_version("bkt", "k", id).await.unwrap();
+    set(
+        &e,
+        vec![Rule {
+            expiration_days: Some(2),
+            ..rule("days")
+        }],
+    )
+    .await;
+    assert!(
+        pass_in(&e, 1, false).await.actions.is_empty(),
+        "not old enough"
+    );
+    let r = pass_in(&e, 3, false).await;
+    assert_eq!(r.count(ActionKind::RemoveMarker), 1);
+    let q = VersionQuery {
+        max_keys: 10,
+        ..Default::default()
+    };
+    assert!(e
+        .list_object_versions("bkt", &q)
+        .unwrap()
+        .versions
+        .is_empty());
+}

@@ -27,6 +27,9 @@ pub struct Rule {
     /// Only keys starting with this.
     #[serde(default)]
     pub prefix: String,
+    /// The prefix was given in S3's older form (`Rule/Prefix`, no `Filter`): answered in it.
+    #[serde(default)]
+    pub prefix_outside_filter: bool,
     /// Only objects carrying every one of these tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

@@ -379,9 +379,11 @@ fn plan_key(
             out.push(act(ActionKind::ExpireCurrent, &latest, &r.id));
         }
     }
-    let wants_versions = config
-        .enabled()
-        .any(|r| r.noncurrent_days.is_some() || r.expired_object_delete_marker);
+    let wants_versions = config.enabled().any(|r| {
+        r.noncurrent_days.is_some()
+            || r.expired_object_delete_marker
+            || (latest.delete_marker && r.expiration_days.is_some())
+    });
     if !wants_versions {
         return Ok(());
     }
@@ -417,10 +419,17 @@ fn plan_key(
             }
         }
     }
+    // A delete marker left alone (no version under it) goes under ExpiredObjectDeleteMarker,
+    // or, as in S3, under an Expiration by days once it is that old.
     if latest.delete_marker && older.len() == removed {
-        if let Some(r) = config.enabled().find(|r| {
-            r.expired_object_delete_marker && r.applies_to(&key, &latest.attrs.tags, None)
-        }) {
+        let age = now.saturating_sub(latest.last_modified_ns);
+        let removes = |r: &&super::rules::Rule| {
+            r.applies_to(&key, &latest.attrs.tags, None)
+                && (r.expired_object_delete_marker
+                    || r.expiration_days
+                        .is_some_and(|d| age >= (d as i64).saturating_mul(day)))
+        };
+        if let Some(r) = config.enabled().find(removes) {
             out.push(act(ActionKind::RemoveMarker, &latest, &r.id));
         }
     }

@@ -53,7 +53,7 @@ impl Engine {
                 tags: BTreeMap::new(),
                 versioning: object_lock.then_some(Versioning::Enabled),
                 lifecycle: None,
-                object_lock: object_lock.then(super::retention::LockConfig::default),
+                object_lock: object_lock.then(crate::meta::LockConfig::default),
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())

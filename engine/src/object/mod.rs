@@ -23,6 +23,7 @@ pub mod draft;
 pub(crate) mod list;
 pub(crate) mod list_versions;
 pub mod multipart;
+pub(crate) mod object_lock;
 pub(crate) mod read;
 pub mod retention;
 pub mod version;

@@ -40,6 +40,12 @@ pub(super) fn version_of(m: &ObjectMeta) -> Option<String> {
     m.version_id().map(str::to_string)
 }
 
+/// The version id a write answers with: the new version's own, none for a `null` version (S3
+/// says nothing when a write in a suspended bucket replaces it).
+pub(super) fn written_version(m: &ObjectMeta) -> Option<String> {
+    m.version_id().filter(|v| *v != "null").map(str::to_string)
+}
+
 /// The attributes of an object put (or copied with replaced metadata) to `key`, from the
 /// request's headers. POSIX attributes given as user metadata become the object's
 /// ([`engine::posix`]).

@@ -94,7 +94,7 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
             ..Default::default()
         }),
         copy_source_version_id: version_of(&src),
-        version_id: version_of(&m),
+        version_id: written_version(&m),
         ..Default::default()
     })
 }

@@ -103,7 +103,10 @@ fn rule_from(n: usize, r: LifecycleRule) -> S3Result<Rule> {
                 "A rule takes a Filter or the older Prefix, not both"
             ))
         }
-        (None, Some(p)) => rule.prefix = p,
+        (None, Some(p)) => {
+            rule.prefix = p;
+            rule.prefix_outside_filter = true;
+        }
         (None, None) => {}
         (Some(f), None) => {
             let parts = [
@@ -217,6 +220,10 @@ fn rule_to(r: &Rule) -> LifecycleRule {
     let has_expiration = r.expiration_days.is_some()
         || r.expiration_date_ns.is_some()
         || r.expired_object_delete_marker;
+    let (filter, prefix) = match r.prefix_outside_filter {
+        true => (None, Some(r.prefix.clone())),
+        false => (Some(filter), None),
+    };
     LifecycleRule {
         id: Some(r.id.clone()),
         status: ExpirationStatus::from_static(if r.enabled {
@@ -224,7 +231,7 @@ fn rule_to(r: &Rule) -> LifecycleRule {
         } else {
             ExpirationStatus::DISABLED
         }),
-        filter: Some(filter),
+        filter,
         expiration: has_expiration.then(|| LifecycleExpiration {
             days: r.expiration_days.map(|d| d as i32),
             date: r.expiration_date_ns.map(ts),
@@ -240,7 +247,7 @@ fn rule_to(r: &Rule) -> LifecycleRule {
             }
         }),
         noncurrent_version_transitions: None,
-        prefix: None,
+        prefix,
         transitions: None,
     }
 }

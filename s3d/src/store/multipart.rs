@@ -143,7 +143,7 @@ pub(super) async fn complete_multipart_upload(
         key: Some(i.key.clone()),
         e_tag: Some(etag(&m)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
-        version_id: version_of(&m),
+        version_id: written_version(&m),
     }))
 }
 

@@ -118,10 +118,12 @@ pub(super) async fn put_object_lock_configuration(
                 }
             };
             let days = u32::try_from(days).ok().filter(|d| *d > 0).ok_or_else(|| {
-                s3_error!(
-                    InvalidArgument,
-                    "The default retention period must be a positive number of days or years"
-                )
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                    "The default retention period must be a positive number of days or years",
+                );
+                e.set_status_code(http::StatusCode::BAD_REQUEST);
+                e
             })?;
             Some(EngineDefault { mode, days })
         }
@@ -201,10 +203,12 @@ pub(super) async fn get_object_retention(
         .head_object_version(&i.bucket, &i.key, &sel)
         .map_err(s3_err)?;
     let Some(r) = m.retention else {
-        return Err(S3Error::with_message(
+        let mut e = S3Error::with_message(
             S3ErrorCode::Custom("NoSuchObjectLockConfiguration".into()),
             "The specified object does not have a ObjectLock configuration",
-        ));
+        );
+        e.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(e);
     };
     Ok(GetObjectRetentionOutput {
         retention: Some(ObjectLockRetention {

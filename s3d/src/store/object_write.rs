@@ -26,7 +26,7 @@ pub(super) async fn put_object(
     );
     Ok(S3Response::new(with_checksums!(PutObjectOutput, c, {
         e_tag: Some(etag(&m)),
-        version_id: version_of(&m),
+        version_id: written_version(&m),
         expiration: lifecycle::expiration_header(s, &i.bucket, &m),
     })))
 }
