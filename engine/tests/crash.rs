@@ -8,6 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,17 +24,62 @@ fn crash_config(dir: &std::path::Path) -> EngineConfig {
     c
 }
 
+/// In a child run (the test binary re-run by a parent test): its data dir (from `var`) and
+/// seed; `None` in a normal run.
+fn child_args(var: &str) -> Option<(String, u64)> {
+    let dir = std::env::var(var).ok()?;
+    let seed = std::env::var("PREDASTORE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    Some((dir, seed))
+}
+
+/// Runs the child test `test` on `dir` with `seed` (its data dir in variable `var`), kills it
+/// with SIGKILL after `delay_ms`, and returns the fields of every protocol line it printed
+/// (whatever follows the last `@@` of a line: libtest may print before it on the same line).
+fn run_and_kill(test: &str, var: &str, dir: &Path, seed: u64, delay_ms: u64) -> Vec<Vec<String>> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(var, dir)
+        .env("PREDASTORE_CRASH_SEED", seed.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(pos) = line.rfind("@@") {
+            lines.push(line[pos + 2..].split(' ').map(str::to_string).collect());
+        }
+    }
+    killer.join().unwrap();
+    child.wait().unwrap();
+    lines
+}
+
+/// The next number of a xorshift sequence.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 /// The child's workload: endless ops, each announced before (`@@B`) and acknowledged after
 /// (`@@A`).
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var("PREDASTORE_CRASH_CHILD") else {
+    let Some((dir, seed)) = child_args("PREDASTORE_CRASH_CHILD") else {
         return;
     };
-    let seed: u64 = std::env::var("PREDASTORE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let e = Engine::open(crash_config(std::path::Path::new(&dir))).unwrap();
@@ -41,9 +87,7 @@ fn crash_child() {
         let mut x = seed | 1;
         let mut op = 0u64;
         loop {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             op += 1;
             let key = format!("k{}", x % KEYS as u64);
             if (x >> 8).is_multiple_of(5) {
@@ -68,37 +112,23 @@ fn sigkill_at_random_moments() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(25);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     // Acknowledged state of each key: Some(md5) or None (deleted / never written).
     let mut acked: HashMap<String, Option<String>> = HashMap::new();
     let mut total_acks = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("PREDASTORE_CRASH_CHILD", dir.path())
-            .env("PREDASTORE_CRASH_SEED", (round * 7919 + 13).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let pid = child.id();
         let delay = 150 + (round * 137) % 500;
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(delay));
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        });
+        let seed = round * 7919 + 13;
+        let lines = run_and_kill(
+            "crash_child",
+            "PREDASTORE_CRASH_CHILD",
+            dir.path(),
+            seed,
+            delay,
+        );
         let mut pending: Option<(String, Option<String>)> = None;
-        let mut log = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            log.push(line.clone());
-            // libtest may print "test crash_child ... " on the same line, before the child's
-            // first output: the protocol is whatever follows the last "@@".
-            let Some(pos) = line.rfind("@@") else {
-                continue;
-            };
-            let f: Vec<&str> = line[pos + 2..].split(' ').collect();
+        let log: Vec<String> = lines.iter().map(|f| f.join(" ")).collect();
+        for f in &lines {
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
             match f.as_slice() {
                 ["B", _, key, "delete", _] => pending = Some((key.to_string(), None)),
                 ["B", _, key, "put", md5] => {
@@ -113,8 +143,6 @@ fn sigkill_at_random_moments() {
                 _ => {}
             }
         }
-        killer.join().unwrap();
-        child.wait().unwrap();
 
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -160,13 +188,9 @@ fn sigkill_at_random_moments() {
 /// it made, each announced (`@@B`) and acknowledged with the version id it made (`@@A`).
 #[test]
 fn versioned_crash_child() {
-    let Ok(dir) = std::env::var("PREDASTORE_VCRASH_CHILD") else {
+    let Some((dir, seed)) = child_args("PREDASTORE_VCRASH_CHILD") else {
         return;
     };
-    let seed: u64 = std::env::var("PREDASTORE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let e = Engine::open(crash_config(std::path::Path::new(&dir))).unwrap();
@@ -178,9 +202,7 @@ fn versioned_crash_child() {
         let mut x = seed | 1;
         let mut op = 0u64;
         loop {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             op += 1;
             let key = format!("k{}", x % 3);
             match (x >> 8) % 6 {
@@ -227,39 +249,23 @@ fn sigkill_during_versioned_writes() {
         .map(|n: u64| n / 2)
         .unwrap_or(12);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     // Every acknowledged version still there: id → (key, md5 or marker).
     let mut acked: HashMap<String, Known> = HashMap::new();
     let mut total_acks = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "versioned_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("PREDASTORE_VCRASH_CHILD", dir.path())
-            .env("PREDASTORE_CRASH_SEED", (round * 7919 + 29).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let pid = child.id();
         let delay = 200 + (round * 173) % 500;
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(delay));
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        });
+        let seed = round * 7919 + 29;
+        let lines = run_and_kill(
+            "versioned_crash_child",
+            "PREDASTORE_VCRASH_CHILD",
+            dir.path(),
+            seed,
+            delay,
+        );
         // The announced op: (key, what, argument).
         let mut pending: Option<(String, String, String)> = None;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let Some(pos) = line.rfind("@@") else {
-                continue;
-            };
-            let f: Vec<&str> = line[pos + 2..].split(' ').collect();
+        for f in &lines {
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
             match f.as_slice() {
                 ["B", _, key, what, arg] => {
                     pending = Some((key.to_string(), what.to_string(), arg.to_string()))
@@ -284,8 +290,6 @@ fn sigkill_during_versioned_writes() {
                 _ => {}
             }
         }
-        killer.join().unwrap();
-        child.wait().unwrap();
 
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {

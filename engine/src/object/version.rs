@@ -244,12 +244,10 @@ pub(crate) fn locate(
     okey: &[u8],
     sel: &VersionSel,
 ) -> Result<(Place, ObjectMeta)> {
-    let latest = crate::meta::current_object(txn, okey)?;
-    let found = match (&latest, sel) {
-        (Some(m), VersionSel::Latest) => Some((Place::Latest, m.clone())),
-        (Some(m), s) if s.names(m) => Some((Place::Latest, m.clone())),
-        (Some(_), s) => find_noncurrent(txn, okey, s)?.map(|(k, m)| (Place::Noncurrent(k), m)),
-        (None, _) => None,
+    let found = match crate::meta::current_object(txn, okey)? {
+        Some(m) if *sel == VersionSel::Latest || sel.names(&m) => Some((Place::Latest, m)),
+        Some(_) => find_noncurrent(txn, okey, sel)?.map(|(k, m)| (Place::Noncurrent(k), m)),
+        None => None,
     };
     match found {
         Some((place, mut m)) => {

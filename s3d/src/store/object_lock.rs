@@ -196,12 +196,7 @@ pub(super) async fn get_object_retention(
     s: &Store,
     i: GetObjectRetentionInput,
 ) -> S3Result<GetObjectRetentionOutput> {
-    let sel = version_sel(&i.version_id)?;
-    require_lock(s, &i.bucket)?;
-    let m = s
-        .engine
-        .head_object_version(&i.bucket, &i.key, &sel)
-        .map_err(s3_err)?;
+    let m = locked_version(s, &i.bucket, &i.key, &i.version_id)?;
     let Some(r) = m.retention else {
         let mut e = S3Error::with_message(
             S3ErrorCode::Custom("NoSuchObjectLockConfiguration".into()),
@@ -239,12 +234,7 @@ pub(super) async fn get_object_legal_hold(
     s: &Store,
     i: GetObjectLegalHoldInput,
 ) -> S3Result<GetObjectLegalHoldOutput> {
-    let sel = version_sel(&i.version_id)?;
-    require_lock(s, &i.bucket)?;
-    let m = s
-        .engine
-        .head_object_version(&i.bucket, &i.key, &sel)
-        .map_err(s3_err)?;
+    let m = locked_version(s, &i.bucket, &i.key, &i.version_id)?;
     let status = if m.legal_hold {
         ObjectLockLegalHoldStatus::ON
     } else {
@@ -257,10 +247,19 @@ pub(super) async fn get_object_legal_hold(
     })
 }
 
-/// `InvalidRequest` unless the bucket has object lock.
-fn require_lock(s: &Store, bucket: &str) -> S3Result<()> {
-    match s.engine.object_lock(bucket).map_err(s3_err)? {
-        Some(_) => Ok(()),
-        None => Err(s3_err(engine::Error::LockNotEnabled)),
+/// The version a GetObjectRetention or GetObjectLegalHold names, in a bucket with object lock
+/// (`InvalidRequest` otherwise).
+fn locked_version(
+    s: &Store,
+    bucket: &str,
+    key: &str,
+    version_id: &Option<String>,
+) -> S3Result<ObjectMeta> {
+    let sel = version_sel(version_id)?;
+    if s.engine.object_lock(bucket).map_err(s3_err)?.is_none() {
+        return Err(s3_err(engine::Error::LockNotEnabled));
     }
+    s.engine
+        .head_object_version(bucket, key, &sel)
+        .map_err(s3_err)
 }
