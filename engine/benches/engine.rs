@@ -361,60 +361,71 @@ fn versioning(c: &mut Criterion) {
             }
         })
     };
+    // Paired: every iteration does the same work on both engines, back to back, in alternating
+    // order, and times each; criterion reports the versioned engine's time, and the ratio of the
+    // two totals (on / off) is printed at the end — the disk's fsync latency, which drifts by
+    // tens of percent within minutes here, is then the same for both sides.
     let mut g = c.benchmark_group("versioning");
     g.measurement_time(Duration::from_secs(4));
-    for (e, mode) in engines.iter().zip(modes) {
-        g.throughput(Throughput::Elements(64));
+    let paired = |g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+                  name: &str,
+                  op: &mut dyn FnMut(&Engine, u64)| {
+        let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
         let mut n = 0u64;
-        g.bench_function(format!("put_4KiB_x64_concurrent/{mode}"), |b| {
-            b.iter(|| {
-                n += 1;
-                put64(e, n, true)
+        g.bench_function(format!("{name}/versioning-on"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let order: [usize; 2] = if n.is_multiple_of(2) { [0, 1] } else { [1, 0] };
+                    for side in order {
+                        let t = std::time::Instant::now();
+                        op(&engines[side], n);
+                        let d = t.elapsed();
+                        if side == 1 {
+                            on += d;
+                            timed += d;
+                        } else {
+                            off += d;
+                        }
+                    }
+                }
+                timed
             })
         });
-    }
-    for (e, mode) in engines.iter().zip(modes) {
-        g.throughput(Throughput::Elements(1));
-        g.bench_function(format!("get_4KiB/{mode}"), |b| {
-            b.iter(|| rt.block_on(read_all(e, "new/1/7", None)))
-        });
-    }
+        println!(
+            "versioning/{name}: on/off = {:.3} (totals {:.3} s / {:.3} s over {n} paired iterations)",
+            on.as_secs_f64() / off.as_secs_f64(),
+            on.as_secs_f64(),
+            off.as_secs_f64()
+        );
+    };
+    g.throughput(Throughput::Elements(64));
+    paired(&mut g, "put_4KiB_x64_concurrent", &mut |e, n| {
+        put64(e, n, true)
+    });
+    g.throughput(Throughput::Elements(1));
+    paired(&mut g, "get_4KiB", &mut |e, _| {
+        rt.block_on(read_all(e, "new/1/7", None));
+    });
     // Overwrites: with versioning on each one keeps the version it supersedes (4 KiB objects
     // live inline, so their data stays in the metadata store): not the same work.
-    for (e, mode) in engines.iter().zip(modes) {
-        g.throughput(Throughput::Elements(64));
-        let mut n = 0u64;
-        g.bench_function(format!("overwrite_4KiB_x64_concurrent/{mode}"), |b| {
-            b.iter(|| {
-                n += 1;
-                put64(e, n, false)
-            })
-        });
-    }
+    g.throughput(Throughput::Elements(64));
+    paired(&mut g, "overwrite_4KiB_x64_concurrent", &mut |e, n| {
+        put64(e, n, false)
+    });
     g.finish();
     let mut g = c.benchmark_group("versioning");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(6));
     let base = bytes(MIB);
-    for (e, mode) in engines.iter().zip(modes) {
-        g.throughput(Throughput::Bytes(MIB as u64));
-        let mut i = 0u64;
-        g.bench_function(format!("overwrite_1MiB/{mode}"), |b| {
-            b.iter_batched(
-                || {
-                    i += 1;
-                    let mut body = base.clone();
-                    body[..8].copy_from_slice(&i.to_le_bytes());
-                    body
-                },
-                |body| {
-                    rt.block_on(e.put_object("bench", "big", &body[..], PutOptions::default()))
-                        .unwrap()
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    }
+    g.throughput(Throughput::Bytes(MIB as u64));
+    paired(&mut g, "overwrite_1MiB", &mut |e, i| {
+        let mut body = base.clone();
+        body[..8].copy_from_slice(&i.to_le_bytes());
+        rt.block_on(e.put_object("bench", "big", &body[..], PutOptions::default()))
+            .unwrap();
+    });
     g.finish();
     drop(engines);
 
