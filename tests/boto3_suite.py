@@ -5,11 +5,8 @@ Prints one line per check and a final 'N passed, N failed'; exits non-zero on fa
 """
 import hashlib
 import io
-import os
 import ssl
-import sys
 import time
-import traceback
 import urllib.error
 import urllib.request
 
@@ -17,37 +14,9 @@ import boto3
 import botocore
 from botocore.config import Config
 
-ENDPOINT = os.environ["S3_ENDPOINT"]
-CA = os.environ["S3_CA"]
-s3 = boto3.client(
-    "s3",
-    endpoint_url=ENDPOINT,
-    region_name="us-east-1",
-    verify=CA,
-    config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-)
+from s3suite import CA, ENDPOINT, check, error_code, finish, s3
+
 B = "boto-suite"
-results = []
-
-
-def check(fn):
-    try:
-        fn()
-        results.append((fn.__name__, None))
-        print("ok   ", fn.__name__)
-    except Exception:  # noqa: BLE001 - report every failure and go on
-        results.append((fn.__name__, traceback.format_exc()))
-        print("FAIL ", fn.__name__)
-        traceback.print_exc()
-    return fn
-
-
-def error_code(fn):
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("expected an error")
 
 
 def data(n, seed=1):
@@ -788,6 +757,4 @@ def object_lock_protects_versions_from_everyone():
     assert got == ("InvalidRetentionPeriod", 400), got
 
 
-failed = [n for n, e in results if e]
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish()

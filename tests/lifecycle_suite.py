@@ -3,43 +3,11 @@ is one second and whose lifecycle passes run every second (s3d/tests/lifecycle.r
 
 Prints one line per check and a final 'N passed, N failed'; exits non-zero on failure.
 """
-import os
-import sys
 import time
-import traceback
 
-import boto3
 import botocore
-from botocore.config import Config
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=os.environ["S3_ENDPOINT"],
-    region_name="us-east-1",
-    verify=os.environ["S3_CA"],
-    config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-)
-results = []
-
-
-def check(fn):
-    try:
-        fn()
-        results.append((fn.__name__, None))
-        print("ok   ", fn.__name__)
-    except Exception:  # noqa: BLE001 - report every failure and go on
-        results.append((fn.__name__, traceback.format_exc()))
-        print("FAIL ", fn.__name__)
-        traceback.print_exc()
-    return fn
-
-
-def error_code(fn):
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("expected an error")
+from s3suite import check, error_code, finish, s3
 
 
 def wait_until(what, cond, timeout=30):
@@ -155,6 +123,4 @@ def rules_expire_objects_versions_markers_and_uploads():
     assert len(markers) == 1 and markers[0]["IsLatest"], markers
 
 
-failed = [n for n, e in results if e]
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish()
