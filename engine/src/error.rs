@@ -76,6 +76,9 @@ pub enum Error {
         /// Whether S3 calls it malformed XML.
         malformed: bool,
     },
+    /// A default retention of no days.
+    #[error("the default retention period must be a positive number of days or years")]
+    InvalidRetentionPeriod,
     /// Object lock settings in a write or request to a bucket without object lock.
     #[error("the bucket has no object lock configuration")]
     LockNotEnabled,

@@ -77,6 +77,14 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             "The XML you provided was not well-formed or did not validate against our published schema: {reason}"
         ),
         E::InvalidLifecycle { reason, .. } => s3_error!(InvalidArgument, "{reason}"),
+        E::InvalidRetentionPeriod => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                "The default retention period must be a positive number of days or years",
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
         E::LockNotEnabled => s3_error!(
             InvalidRequest,
             "Bucket is missing Object Lock Configuration"

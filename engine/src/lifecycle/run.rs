@@ -155,17 +155,10 @@ impl Engine {
         if let Some(c) = &config {
             c.validate()?;
         }
-        let name = bucket.to_string();
-        self.commit(move |txn| {
-            let mut rec = version::bucket_record(txn, &name)?;
+        let cursor = cursor_key(bucket);
+        self.update_bucket(bucket, move |rec, txn| {
             rec.lifecycle = config;
-            txn.put(
-                Table::Buckets,
-                name.as_bytes(),
-                &rmp_serde::to_vec_named(&rec)?,
-            )?;
-            txn.delete(Table::State, &cursor_key(&name))?;
-            Ok(())
+            txn.delete(Table::State, &cursor).map(|_| ())
         })
         .await
     }

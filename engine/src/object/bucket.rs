@@ -108,39 +108,38 @@ impl Engine {
 
     /// Replaces a bucket's tags (empty: removes them).
     pub async fn set_bucket_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
-        self.update_bucket(name, move |rec| rec.tags = tags).await
+        self.update_bucket(name, move |rec, _| {
+            rec.tags = tags;
+            Ok(())
+        })
+        .await
     }
 
     /// Turns versioning on (`Enabled`) or pauses it (`Suspended`). A bucket that has had
     /// versioning never returns to unversioned, as in S3.
     pub async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> Result<()> {
-        let name = name.to_string();
-        self.commit(move |txn| {
-            let mut rec = super::version::bucket_record(txn, &name)?;
+        self.update_bucket(name, move |rec, _| {
             if rec.object_lock.is_some() && state != Versioning::Enabled {
                 return Err(Error::InvalidBucketState(
                     "versioning cannot be suspended on a bucket with object lock",
                 ));
             }
             rec.versioning = Some(state);
-            txn.put(
-                Table::Buckets,
-                name.as_bytes(),
-                &rmp_serde::to_vec_named(&rec)?,
-            )
+            Ok(())
         })
         .await
     }
 
-    /// Applies `change` to a bucket's record in one commit.
-    async fn update_bucket<F>(&self, name: &str, change: F) -> Result<()>
+    /// Applies `change` to a bucket's record (and, through the transaction it is given, to
+    /// what goes with it) in one commit; an error from `change` changes nothing.
+    pub(crate) async fn update_bucket<F>(&self, name: &str, change: F) -> Result<()>
     where
-        F: FnOnce(&mut BucketRecord) + Send + 'static,
+        F: FnOnce(&mut BucketRecord, &mut dyn crate::kv::Write) -> Result<()> + Send + 'static,
     {
         let name = name.to_string();
         self.commit(move |txn| {
             let mut rec = super::version::bucket_record(txn, &name)?;
-            change(&mut rec);
+            change(&mut rec, txn)?;
             txn.put(
                 Table::Buckets,
                 name.as_bytes(),

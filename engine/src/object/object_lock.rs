@@ -2,7 +2,7 @@
 //! legal hold (the rules they follow: `retention.rs`).
 
 use crate::error::{Error, Result};
-use crate::kv::{Table, Write};
+use crate::kv::Write;
 use crate::meta::{
     now_ns, object_key, DefaultRetention, LockConfig, LockMode, ObjectMeta, Retention, Versioning,
 };
@@ -30,26 +30,16 @@ impl Engine {
         default_retention: Option<DefaultRetention>,
     ) -> Result<()> {
         if default_retention.is_some_and(|d| d.days == 0) {
-            return Err(Error::InvalidLifecycle {
-                reason: "the default retention period must be a positive number of days or years"
-                    .into(),
-                malformed: false,
-            });
+            return Err(Error::InvalidRetentionPeriod);
         }
-        let name = bucket.to_string();
-        self.commit(move |txn| {
-            let mut rec = version::bucket_record(txn, &name)?;
+        self.update_bucket(bucket, move |rec, _| {
             if rec.object_lock.is_none() && rec.versioning != Some(Versioning::Enabled) {
                 return Err(Error::InvalidBucketState(
                     "object lock needs versioning enabled on the bucket",
                 ));
             }
             rec.object_lock = Some(LockConfig { default_retention });
-            txn.put(
-                Table::Buckets,
-                name.as_bytes(),
-                &rmp_serde::to_vec_named(&rec)?,
-            )
+            Ok(())
         })
         .await
     }

@@ -117,14 +117,9 @@ pub(super) async fn put_object_lock_configuration(
                     ))
                 }
             };
-            let days = u32::try_from(days).ok().filter(|d| *d > 0).ok_or_else(|| {
-                let mut e = S3Error::with_message(
-                    S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
-                    "The default retention period must be a positive number of days or years",
-                );
-                e.set_status_code(http::StatusCode::BAD_REQUEST);
-                e
-            })?;
+            // Negative or too large: the engine's error for a period of no days.
+            let days =
+                u32::try_from(days).map_err(|_| s3_err(engine::Error::InvalidRetentionPeriod))?;
             Some(EngineDefault { mode, days })
         }
     };
