@@ -31,6 +31,27 @@ pub enum Error {
     /// The bucket exists already.
     #[error("bucket {0:?} already exists")]
     BucketAlreadyExists(String),
+    /// The bucket exists and belongs to someone else than the one creating it.
+    #[error("bucket {0:?} already exists and belongs to another key")]
+    BucketTaken(String),
+    /// The request is not allowed (see [`crate::access`]).
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// No key has this access key id or name.
+    #[error("no key {0:?}")]
+    NoSuchAccessKey(String),
+    /// Another key has this name already.
+    #[error("a key named {0:?} exists already")]
+    KeyNameTaken(String),
+    /// A key name outside 1..=64 of `A-Za-z0-9+=,.@_-`.
+    #[error("invalid key name {0:?}: use 1 to 64 letters, digits and +=,.@_-")]
+    InvalidKeyName(String),
+    /// A bucket policy S3 would refuse, and why.
+    #[error("malformed policy: {0}")]
+    MalformedPolicy(String),
+    /// The bucket has no policy.
+    #[error("bucket {0:?} has no policy")]
+    NoSuchBucketPolicy(String),
     /// The bucket still holds objects.
     #[error("bucket {0:?} is not empty")]
     BucketNotEmpty(String),

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod background;
 mod chunk;
 pub mod config;
@@ -37,6 +38,7 @@ pub mod process;
 #[doc(hidden)]
 pub mod testing;
 
+pub use access::Principal;
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use config::{Durability, EngineConfig};
 pub use error::{Error, Result};

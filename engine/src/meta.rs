@@ -17,6 +17,7 @@
 //! - `state`: name → bytes (heal/scrub cursors)
 //! - `drafts`: draft id → owner and the chunks the draft pins (see [`crate::object::draft`])
 //! - `chunk_md5`: BLAKE3 hash → MD5 of the chunk, where known (for multipart-style ETags)
+//! - `keys`: access key id → [`crate::access::KeyRecord`] (secret, name, grants)
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,12 @@ pub struct BucketRecord {
     /// Object lock, once enabled (for good).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<LockConfig>,
+    /// The key that created the bucket (access key id); absent: the administrators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The bucket policy (PutBucketPolicy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::access::StoredPolicy>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -715,6 +722,8 @@ mod tests {
             versioning: Some(Versioning::Enabled),
             lifecycle: None,
             object_lock: None,
+            owner: Some("PKOWNER".into()),
+            policy: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

@@ -224,7 +224,7 @@ fn world() -> &'static World {
             access_key: AK.into(),
             secret_key: SK.into(),
         }];
-        let svc = s3d::server::s3_service(store, s3d::auth::KeyStore::new(&keys), &[]);
+        let svc = s3d::server::s3_service(store, s3d::auth::KeyStore::new(&keys, engine.clone()), &[]);
         World {
             rt,
             svc,

@@ -64,6 +64,16 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it: {b}"
         ),
+        E::BucketTaken(b) => s3_error!(
+            BucketAlreadyExists,
+            "The requested bucket name is not available: {b} belongs to another key. Please select a different name and try again."
+        ),
+        E::AccessDenied(why) => s3_error!(AccessDenied, "Access Denied: {why}"),
+        E::MalformedPolicy(why) => s3_error!(MalformedPolicy, "{why}"),
+        E::NoSuchBucketPolicy(b) => s3_error!(
+            NoSuchBucketPolicy,
+            "The bucket policy does not exist: {b}"
+        ),
         E::BucketNotEmpty(b) => s3_error!(
             BucketNotEmpty,
             "The bucket you tried to delete is not empty: {b}"

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod creds;
 pub mod errors;
 pub mod framing;
+pub mod keys_cli;
 pub mod metrics;
 pub mod precheck;
 pub mod routes;

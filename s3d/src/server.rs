@@ -74,7 +74,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         tracing::warn!("Anyone who has read the AWS documentation can use this server.");
         tracing::warn!("**************************************************************");
     }
-    let auth = crate::auth::KeyStore::new(&keys);
+    let auth = crate::auth::KeyStore::new(&keys, engine.clone());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let store = Store {
         engine: engine.clone(),
@@ -168,6 +168,10 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                 engine: engine.clone(),
                 rules: rules.clone(),
                 activity: activity.clone(),
+                origin: engine::access::Origin {
+                    secure_transport: acceptor.is_some(),
+                    source_ip: Some(peer.ip().to_canonical()),
+                },
             };
             service_fn(move |req| ctx.clone().handle(req))
         };
@@ -227,12 +231,16 @@ pub fn s3_service(
     auth: crate::auth::KeyStore,
     domains: &[String],
 ) -> s3s::service::S3Service {
+    let access = crate::access::Access {
+        admins: auth.admin_ids(),
+        engine: store.engine.clone(),
+    };
     let mut b = S3ServiceBuilder::new(store);
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3_layer_limits(),
     ))));
     b.set_auth(auth);
-    b.set_access(crate::access::Access);
+    b.set_access(access);
     b.set_host(crate::vhost::VirtualHosts::new(domains));
     b.build()
 }
@@ -302,6 +310,8 @@ struct RequestContext {
     engine: engine::Engine,
     rules: Arc<crate::precheck::Rules>,
     activity: Arc<crate::conn::Activity>,
+    /// Where the connection comes from (for policies' conditions).
+    origin: engine::access::Origin,
 }
 
 impl RequestContext {
@@ -309,8 +319,9 @@ impl RequestContext {
     /// headers, metrics and the access log.
     async fn handle(
         self,
-        req: http::Request<hyper::body::Incoming>,
+        mut req: http::Request<hyper::body::Incoming>,
     ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        req.extensions_mut().insert(self.origin);
         let _in_flight = self.activity.request();
         if let Some(r) =
             crate::routes::handle(req.method(), req.uri().path(), &self.engine, &self.metrics).await
@@ -631,6 +642,12 @@ pub async fn admin_lifecycle(s: Settings, dry_run: bool) -> Result<ExitCode, Str
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `s3d key …`.
+pub async fn admin_key(s: Settings, cmd: crate::keys_cli::KeyCommand) -> Result<ExitCode, String> {
+    let engine = open_engine(&s)?;
+    crate::keys_cli::run(&engine, cmd).await
 }
 
 /// `s3d status`.

@@ -53,11 +53,13 @@ pub enum Table {
     ChunkMd5,
     /// `bucket \0 key \0 inverted sort id` → record of a non-current object version.
     Versions,
+    /// Access key id → key record (secret, name, grants).
+    Keys,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -70,6 +72,7 @@ impl Table {
         Table::Drafts,
         Table::ChunkMd5,
         Table::Versions,
+        Table::Keys,
     ];
 
     /// The table's name in the store.
@@ -87,6 +90,7 @@ impl Table {
             Table::Drafts => "drafts",
             Table::ChunkMd5 => "chunk_md5",
             Table::Versions => "versions",
+            Table::Keys => "keys",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::access::Principal;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{now_ns, object_key, BucketRecord, Versioning};
@@ -20,6 +21,8 @@ pub struct BucketInfo {
     pub tags: BTreeMap<String, String>,
     /// Versioning (`None`: never turned on).
     pub versioning: Option<Versioning>,
+    /// The key that owns it (`None`: the administrators).
+    pub owner: Option<String>,
 }
 
 impl BucketInfo {
@@ -30,23 +33,38 @@ impl BucketInfo {
             created_ns: rec.created_ns,
             tags: rec.tags,
             versioning: rec.versioning,
+            owner: rec.owner,
         })
     }
 }
 
 impl Engine {
-    /// Creates a bucket.
+    /// Creates a bucket owned by the administrators.
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        self.create_bucket_with(name, false).await
+        self.create_bucket_as(name, &Principal::Admin, false).await
     }
 
-    /// Creates a bucket, with object lock (and versioning) enabled or not.
-    pub(crate) async fn create_bucket_with(&self, name: &str, object_lock: bool) -> Result<()> {
+    /// Creates a bucket owned by `who` (a key, or the administrators), with object lock (and
+    /// versioning) enabled or not. An existing bucket is `BucketAlreadyExists` for its owner
+    /// (and the administrators), `BucketTaken` for anyone else. Whether `who` may create
+    /// buckets at all is [`Engine::authorize`]'s question, asked before.
+    pub async fn create_bucket_as(
+        &self,
+        name: &str,
+        who: &Principal,
+        object_lock: bool,
+    ) -> Result<()> {
         validate_bucket_name(name)?;
         let name = name.to_string();
+        let owner = who.owner_id().map(str::to_string);
+        let admin = *who == Principal::Admin;
         self.commit(move |txn| {
-            if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
-                return Err(Error::BucketAlreadyExists(name));
+            if let Some(v) = txn.get(Table::Buckets, name.as_bytes())? {
+                let rec: BucketRecord = rmp_serde::from_slice(&v)?;
+                if admin || rec.owner == owner {
+                    return Err(Error::BucketAlreadyExists(name));
+                }
+                return Err(Error::BucketTaken(name));
             }
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
@@ -54,6 +72,8 @@ impl Engine {
                 versioning: object_lock.then_some(Versioning::Enabled),
                 lifecycle: None,
                 object_lock: object_lock.then(crate::meta::LockConfig::default),
+                owner,
+                policy: None,
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) owner: std::sync::OnceLock<OwnerLock>,
     /// What this instance's lifecycle passes did (for metrics).
     pub(crate) lifecycle: crate::lifecycle::Counters,
+    /// Parsed bucket policies.
+    pub(crate) policies: crate::access::PolicyCache,
 }
 
 impl Drop for Inner {
@@ -73,6 +75,7 @@ impl Engine {
                 chunks,
                 owner: std::sync::OnceLock::new(),
                 lifecycle: Default::default(),
+                policies: Default::default(),
             }),
         })
     }

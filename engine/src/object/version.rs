@@ -53,6 +53,25 @@ impl VersionSel {
     }
 }
 
+/// The tags of `key`'s version `version_id` (the latest when `None`): `None` when there is no
+/// such version, it is a delete marker, or the id is not one this store makes.
+pub(crate) fn tags_of(
+    txn: &dyn Read,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    let Ok(sel) = VersionSel::from_param(version_id) else {
+        return Ok(None);
+    };
+    let okey = crate::meta::object_key(bucket, key);
+    match locate(txn, bucket, key, &okey, &sel) {
+        Ok((_, m)) if !m.delete_marker => Ok(Some(m.attrs.tags)),
+        Ok(_) | Err(Error::NoSuchKey { .. } | Error::NoSuchVersion { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The position of a version among its key's versions: 8 bytes of time (ns, big-endian) and 8
 /// random bytes; a version without an id sorts by its modification time.
 pub(crate) fn sort_id(m: &ObjectMeta) -> [u8; 16] {

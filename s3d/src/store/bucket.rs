@@ -7,7 +7,12 @@ use s3s::{S3Error, S3ErrorCode};
 /// Buckets ListBuckets answers with at most, by default and at the most.
 const MAX_BUCKETS: usize = 10_000;
 
-pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<ListBucketsOutput> {
+/// ListBuckets: the buckets the caller may use (all of them for an administrator).
+pub(super) async fn list_buckets(
+    s: &Store,
+    caller: &Caller,
+    i: ListBucketsInput,
+) -> S3Result<ListBucketsOutput> {
     let max = match i.max_buckets {
         None => MAX_BUCKETS,
         Some(n) if (1..=MAX_BUCKETS as i32).contains(&n) => n as usize,
@@ -23,7 +28,7 @@ pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<Lis
     let prefix = i.prefix.clone().unwrap_or_default();
     let mut all = s
         .engine
-        .list_buckets()
+        .list_buckets_for(&caller.principal)
         .map_err(s3_err)?
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))
@@ -49,7 +54,12 @@ pub(super) async fn list_buckets(s: &Store, i: ListBucketsInput) -> S3Result<Lis
     })
 }
 
-pub(super) async fn create_bucket(s: &Store, i: CreateBucketInput) -> S3Result<CreateBucketOutput> {
+/// CreateBucket: the caller owns the new bucket (a key) or the administrators do.
+pub(super) async fn create_bucket(
+    s: &Store,
+    caller: &Caller,
+    i: CreateBucketInput,
+) -> S3Result<CreateBucketOutput> {
     let b = &i.bucket;
     if let Some(loc) = i
         .create_bucket_configuration
@@ -64,11 +74,11 @@ pub(super) async fn create_bucket(s: &Store, i: CreateBucketInput) -> S3Result<C
             ));
         }
     }
-    if i.object_lock_enabled_for_bucket == Some(true) {
-        s.engine.create_locked_bucket(b).await.map_err(s3_err)?;
-    } else {
-        s.engine.create_bucket(b).await.map_err(s3_err)?;
-    }
+    let locked = i.object_lock_enabled_for_bucket == Some(true);
+    s.engine
+        .create_bucket_as(b, &caller.principal, locked)
+        .await
+        .map_err(s3_err)?;
     Ok(CreateBucketOutput {
         location: Some(format!("/{b}")),
     })
@@ -172,8 +182,6 @@ macro_rules! not_set_getters {
 }
 
 not_set_getters! {
-    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput: NoSuchBucketPolicy, "bucket policy";
-    get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput: NoSuchBucketPolicy, "bucket policy";
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput: ServerSideEncryptionConfigurationNotFoundError, "server-side encryption configuration";
     get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput: NoSuchCORSConfiguration, "CORS configuration";
 }

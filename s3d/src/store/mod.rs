@@ -13,6 +13,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use tokio_util::io::StreamReader;
 
+use crate::access::Caller;
 use crate::body::{Expected, VerifyingBody, CHECKSUMS};
 use crate::errors::s3_err;
 
@@ -182,6 +183,7 @@ mod multipart;
 mod object_lock;
 mod object_read;
 mod object_write;
+mod policy;
 mod tagging;
 
 use conditions::*;
@@ -190,11 +192,15 @@ use convert::*;
 pub use tagging::parse_tagging;
 
 /// Implements s3s's `S3` trait: every operation is the function of the same name in its
-/// module. Most take the input and return the output; those listed after `whole request`
-/// take the request (they read the body and its trailers) and return the response.
+/// module. Most take the input and return the output; those listed after `with caller` also
+/// take who asks ([`Caller`]: whose bucket a new one is, which buckets a key may list); those
+/// listed after `whole request` take the request (they read the body and its trailers) and
+/// return the response.
 macro_rules! s3_operations {
     (
         $( $module:ident::$op:ident($input:ty) -> $output:ty, )*
+        ; with caller:
+        $( $cmodule:ident::$cop:ident($cinput:ty) -> $coutput:ty, )*
         ; whole request:
         $( $rmodule:ident::$rop:ident($rinput:ty) -> $routput:ty, )*
     ) => {
@@ -203,6 +209,12 @@ macro_rules! s3_operations {
             $(
                 async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     Ok(S3Response::new($module::$op(self, req.input).await?))
+                }
+            )*
+            $(
+                async fn $cop(&self, req: S3Request<$cinput>) -> S3Result<S3Response<$coutput>> {
+                    let caller = Caller::of(&req);
+                    Ok(S3Response::new($cmodule::$cop(self, &caller, req.input).await?))
                 }
             )*
             $(
@@ -215,8 +227,6 @@ macro_rules! s3_operations {
 }
 
 s3_operations! {
-    bucket::list_buckets(ListBucketsInput) -> ListBucketsOutput,
-    bucket::create_bucket(CreateBucketInput) -> CreateBucketOutput,
     bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput,
     bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput,
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput,
@@ -224,7 +234,6 @@ s3_operations! {
     bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput,
     object_read::get_object(GetObjectInput) -> GetObjectOutput,
     object_write::delete_object(DeleteObjectInput) -> DeleteObjectOutput,
-    object_write::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput,
     copy::copy_object(CopyObjectInput) -> CopyObjectOutput,
     list::list_objects(ListObjectsInput) -> ListObjectsOutput,
     list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output,
@@ -241,8 +250,10 @@ s3_operations! {
     lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput,
     lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput,
     lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput,
-    bucket::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput,
-    bucket::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput,
+    policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput,
+    policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput,
+    policy::put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput,
+    policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput,
     object_lock::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput,
     object_lock::put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput,
     object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput,
@@ -255,6 +266,10 @@ s3_operations! {
     tagging::put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput,
     tagging::delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput,
     object_read::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput,
+    ; with caller:
+    bucket::list_buckets(ListBucketsInput) -> ListBucketsOutput,
+    bucket::create_bucket(CreateBucketInput) -> CreateBucketOutput,
+    object_write::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput,
     ; whole request:
     object_read::head_object(HeadObjectInput) -> HeadObjectOutput,
     object_write::put_object(PutObjectInput) -> PutObjectOutput,

@@ -61,8 +61,11 @@ pub(super) async fn delete_object(s: &Store, i: DeleteObjectInput) -> S3Result<D
     })
 }
 
+/// DeleteObjects: each key is decided on its own (a key the caller may not delete is an
+/// `AccessDenied` entry among the errors, and stays).
 pub(super) async fn delete_objects(
     s: &Store,
+    caller: &Caller,
     i: DeleteObjectsInput,
 ) -> S3Result<DeleteObjectsOutput> {
     s.engine.head_bucket(&i.bucket).map_err(s3_err)?;
@@ -76,11 +79,14 @@ pub(super) async fn delete_objects(
     for o in i.delete.objects {
         let res = match version_sel(&o.version_id) {
             Err(e) => Err(e),
-            Ok(sel) => s
-                .engine
-                .delete_object_version_bypassing(&i.bucket, &o.key, sel, bypass)
-                .await
-                .map_err(s3_err),
+            Ok(sel) => match may_delete(s, caller, &i.bucket, &o, bypass) {
+                Err(e) => Err(e),
+                Ok(()) => s
+                    .engine
+                    .delete_object_version_bypassing(&i.bucket, &o.key, sel, bypass)
+                    .await
+                    .map_err(s3_err),
+            },
         };
         match res {
             Ok(d) => {
@@ -108,4 +114,29 @@ pub(super) async fn delete_objects(
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     })
+}
+
+/// Whether `caller` may delete `o` (its version, when named; bypassing governance retention,
+/// when asked).
+fn may_delete(
+    s: &Store,
+    caller: &Caller,
+    bucket: &str,
+    o: &ObjectIdentifier,
+    bypass: bool,
+) -> S3Result<()> {
+    use engine::access::{AccessRequest, Action};
+    let action = if o.version_id.is_some() {
+        Action::DeleteObjectVersion
+    } else {
+        Action::DeleteObject
+    };
+    let mut req = AccessRequest::new(action, bucket, Some(&o.key));
+    req.version_id = o.version_id.as_deref();
+    caller.authorize(&s.engine, req)?;
+    if bypass {
+        req.action = Action::BypassGovernanceRetention;
+        caller.authorize(&s.engine, req)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,299 @@
+//! Access control, decided here for every door (S3, the mount): who is asking
+//! ([`Principal`]), what for ([`AccessRequest`]), and [`Engine::authorize`], which reads the
+//! records involved (the key, the bucket's owner and policy, the object's tags when the policy
+//! needs them) and applies [`decide`]'s order. Nothing here knows HTTP or FUSE.
+//!
+//! - [`action`]: the actions, with S3's IAM names, and what a grant covers.
+//! - [`keys`]: the keys of the store, their secrets and grants.
+//! - [`policy`]: bucket policies, parsed and evaluated.
+//! - [`decide`]: the decision itself.
+
+pub mod action;
+pub mod decide;
+pub mod keys;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, Class};
+pub use decide::{decide, Ask, BucketRules, Decision, Refusal};
+pub use keys::{Grant, KeyChange, KeyInfo, KeyRecord, NewKey};
+pub use policy::{Facts, Policy, PolicyError};
+
+use crate::error::{Error, Result};
+use crate::kv::Read;
+use crate::meta::{now_ns, BucketRecord};
+use crate::object::Engine;
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A key of the configuration: may do everything a bucket policy does not deny.
+    Admin,
+    /// A key of the store, by its access key id.
+    Key(String),
+    /// A request nobody signed.
+    Anonymous,
+}
+
+impl Principal {
+    /// The owner recorded for a bucket this principal creates (`None`: the administrators).
+    pub fn owner_id(&self) -> Option<&str> {
+        match self {
+            Principal::Key(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request comes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin {
+    /// Over TLS (or from this machine's mount).
+    pub secure_transport: bool,
+    /// The client's address (none for the mount).
+    pub source_ip: Option<IpAddr>,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequest<'a> {
+    /// The action.
+    pub action: Action,
+    /// The bucket (empty for ListAllMyBuckets).
+    pub bucket: &'a str,
+    /// The object key, for actions on objects.
+    pub key: Option<&'a str>,
+    /// The version acted on (for the tags `s3:ExistingObjectTag` reads).
+    pub version_id: Option<&'a str>,
+    /// A listing's prefix (`Some("")` when it names none), delimiter and max-keys.
+    pub listing: Option<Listing<'a>>,
+}
+
+/// A listing's parameters, as conditions see them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listing<'a> {
+    /// `prefix` ("" when absent).
+    pub prefix: &'a str,
+    /// `delimiter`.
+    pub delimiter: Option<&'a str>,
+    /// `max-keys`.
+    pub max_keys: Option<&'a str>,
+}
+
+impl<'a> AccessRequest<'a> {
+    /// `action` on `bucket` (and `key`).
+    pub fn new(action: Action, bucket: &'a str, key: Option<&'a str>) -> Self {
+        AccessRequest {
+            action,
+            bucket,
+            key,
+            version_id: None,
+            listing: None,
+        }
+    }
+}
+
+/// A bucket policy as stored: the document as given, and an id that changes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    /// Random per PutBucketPolicy: the parsed form is cached under it.
+    pub id: u64,
+    /// The document.
+    pub text: String,
+}
+
+/// Parsed policies by bucket, so a request does not parse its bucket's policy again.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyCache(Mutex<HashMap<String, (u64, Arc<Policy>)>>);
+
+impl PolicyCache {
+    fn get(&self, bucket: &str, stored: &StoredPolicy) -> Result<Arc<Policy>> {
+        if let Ok(map) = self.0.lock() {
+            if let Some((id, p)) = map.get(bucket) {
+                if *id == stored.id {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let p = Arc::new(
+            Policy::parse(&stored.text, bucket)
+                .map_err(|e| Error::Decode(format!("policy of bucket {bucket}: {e}")))?,
+        );
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(bucket.to_string(), (stored.id, p.clone()));
+        }
+        Ok(p)
+    }
+}
+
+/// The key record of a usable key, or `AccessDenied`.
+fn usable_key(txn: &dyn Read, id: &str, now: i64) -> Result<KeyRecord> {
+    match keys::key_record(txn, id)? {
+        Some(k) if k.usable(now) => Ok(k),
+        _ => Err(Error::AccessDenied(format!(
+            "the key {id} is unknown, disabled or expired"
+        ))),
+    }
+}
+
+impl Engine {
+    /// Whether `who` may make `req` from `origin`: `Ok(())`, or `AccessDenied` with the
+    /// reason (`NoSuchBucket` when the bucket does not exist).
+    pub fn authorize(&self, who: &Principal, origin: Origin, req: AccessRequest<'_>) -> Result<()> {
+        let txn = self.read()?;
+        let now = now_ns();
+        let key = match who {
+            Principal::Key(id) => Some(usable_key(&txn, id, now)?),
+            _ => None,
+        };
+        if req.action.class() == Class::Service {
+            let ok = match (req.action, who) {
+                (_, Principal::Anonymous) => false,
+                (Action::ListAllMyBuckets, _) | (_, Principal::Admin) => true,
+                (_, Principal::Key(_)) => key.as_ref().is_some_and(|k| k.create_buckets),
+            };
+            return if ok { Ok(()) } else { Err(denied(who, req)) };
+        }
+        let rec = crate::object::version::bucket_record(&txn, req.bucket)?;
+        let policy = match &rec.policy {
+            Some(stored) => Some(self.inner.policies.get(req.bucket, stored)?),
+            None => None,
+        };
+        let tags = match (&policy, req.key) {
+            (Some(p), Some(k)) if p.reads_object_tags() => {
+                crate::object::version::tags_of(&txn, req.bucket, k, req.version_id)?
+            }
+            _ => None,
+        };
+        let facts = Facts {
+            secure_transport: origin.secure_transport,
+            source_ip: origin.source_ip,
+            now_ns: now,
+            username: key.as_ref().map(|k| k.name.as_str()),
+            prefix: req.listing.map(|l| l.prefix),
+            delimiter: req.listing.and_then(|l| l.delimiter),
+            max_keys: req.listing.and_then(|l| l.max_keys),
+            object_tags: tags.as_ref(),
+        };
+        let rules = BucketRules {
+            name: req.bucket,
+            owner: rec.owner.as_deref(),
+            policy: policy.as_deref(),
+        };
+        let ask = Ask {
+            action: req.action,
+            key: req.key,
+            prefix: req.listing.map(|l| l.prefix),
+        };
+        match decide(who, key.as_ref(), rules, ask, &facts) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(_) => Err(denied(who, req)),
+        }
+    }
+
+    /// The buckets `who` may see in ListBuckets: all for an administrator; for a key, those
+    /// it owns or has a grant on.
+    pub fn list_buckets_for(&self, who: &Principal) -> Result<Vec<crate::BucketInfo>> {
+        let all = self.list_buckets()?;
+        let id = match who {
+            Principal::Admin => return Ok(all),
+            Principal::Anonymous => return Ok(Vec::new()),
+            Principal::Key(id) => id,
+        };
+        let txn = self.read()?;
+        let k = usable_key(&txn, id, now_ns())?;
+        Ok(all
+            .into_iter()
+            .filter(|b| {
+                b.owner.as_deref() == Some(id.as_str())
+                    || k.grants.iter().any(|g| g.bucket == b.name)
+            })
+            .collect())
+    }
+
+    /// Sets a bucket's policy after checking it (`MalformedPolicy` with the reason), the
+    /// keys it names included.
+    pub async fn set_bucket_policy(&self, bucket: &str, text: &str) -> Result<()> {
+        let parsed = Policy::parse(text, bucket).map_err(|e| Error::MalformedPolicy(e.0))?;
+        let named: Vec<policy::Who> = parsed.named_keys().cloned().collect();
+        let stored = StoredPolicy {
+            id: rand::random(),
+            text: text.to_string(),
+        };
+        self.update_bucket(bucket, move |rec: &mut BucketRecord, txn| {
+            if !named.is_empty() {
+                let keys: Vec<KeyInfo> = keys::all_keys(txn)?;
+                for w in &named {
+                    let known = keys.iter().any(|k| match w {
+                        policy::Who::KeyId(id) => &k.id == id,
+                        policy::Who::KeyName(n) => &k.record.name == n,
+                        _ => true,
+                    });
+                    if !known {
+                        return Err(Error::MalformedPolicy(format!(
+                            "Invalid principal in policy: no key {}",
+                            match w {
+                                policy::Who::KeyId(s) | policy::Who::KeyName(s) => s.as_str(),
+                                _ => "",
+                            }
+                        )));
+                    }
+                }
+            }
+            rec.policy = Some(stored);
+            Ok(())
+        })
+        .await
+    }
+
+    /// A bucket's policy as it was given (`NoSuchBucketPolicy` when it has none).
+    pub fn bucket_policy(&self, bucket: &str) -> Result<String> {
+        let txn = self.read()?;
+        let rec = crate::object::version::bucket_record(&txn, bucket)?;
+        rec.policy
+            .map(|p| p.text)
+            .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))
+    }
+
+    /// Whether a bucket's policy makes it public (`NoSuchBucketPolicy` when it has none).
+    pub fn bucket_policy_is_public(&self, bucket: &str) -> Result<bool> {
+        let txn = self.read()?;
+        let rec = crate::object::version::bucket_record(&txn, bucket)?;
+        let stored = rec
+            .policy
+            .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))?;
+        Ok(self.inner.policies.get(bucket, &stored)?.is_public())
+    }
+
+    /// Removes a bucket's policy (nothing to remove is not an error).
+    pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<()> {
+        self.update_bucket(bucket, |rec, _| {
+            rec.policy = None;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The refusal of `req` by `who`, saying what was refused.
+fn denied(who: &Principal, req: AccessRequest<'_>) -> Error {
+    let resource = match req.key {
+        Some(k) if req.action.on_object() => format!("{}/{k}", req.bucket),
+        _ if req.bucket.is_empty() => "*".to_string(),
+        _ => req.bucket.to_string(),
+    };
+    let who = match who {
+        Principal::Admin => "an administrator".to_string(),
+        Principal::Key(id) => format!("key {id}"),
+        Principal::Anonymous => "an anonymous request".to_string(),
+    };
+    Error::AccessDenied(format!(
+        "{who} may not s3:{} on {resource}",
+        req.action.name()
+    ))
+}
