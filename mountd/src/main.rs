@@ -66,6 +66,11 @@ struct Cli {
     /// Log format: text or json (default: `server.log_format`, else text).
     #[arg(long, env = "PREDASTORE_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Act as this key of the store (access key id or name; see `s3d key`): only its buckets
+    /// are shown, and it may do on the mount what it may do over S3 (EACCES otherwise).
+    /// Default: `mount.access_key`; none: the mount acts as an administrator.
+    #[arg(long, env = "PREDASTORE_MOUNT_ACCESS_KEY")]
+    access_key: Option<String>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
@@ -73,6 +78,8 @@ struct Cli {
 /// What mountd takes from the configuration.
 struct Settings {
     engine: engine::EngineConfig,
+    /// The key the mount acts as (id or name).
+    access_key: Option<String>,
     schedule: engine::background::Schedule,
     log_format: startup::LogFormat,
 }
@@ -88,6 +95,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
     Ok(Settings {
+        access_key: cli.access_key.clone().or(file.mount.access_key.clone()),
         schedule: file.schedule(engine.gc_interval),
         engine,
         log_format,
@@ -167,6 +175,17 @@ fn run(
         Ok(e) => e,
         Err(e) => return Err((format!("{}: {e}", data_dir.display()), notify)),
     };
+    let principal = match &settings.access_key {
+        None => None,
+        Some(which) => match engine.key_info(which) {
+            Ok(k) if k.record.usable(engine::meta::now_ns()) => {
+                tracing::info!("acting as key {} ({})", k.id, k.record.name);
+                Some(engine::Principal::Key(k.id))
+            }
+            Ok(k) => return Err((format!("key {} is disabled or expired", k.id), notify)),
+            Err(e) => return Err((format!("--access-key: {e} (see s3d key list)"), notify)),
+        },
+    };
     if let Some(b) = &cli.bucket {
         if let Err(e) = engine.head_bucket(b) {
             return Err((format!("cannot mount bucket {b:?}: {e}"), notify));
@@ -188,6 +207,7 @@ fn run(
             ttl: Duration::from_secs_f64(cli.attr_timeout.max(0.0)),
             bucket: cli.bucket.clone(),
             write_buffer: cli.write_buffer_mib.saturating_mul(1 << 20),
+            principal,
         },
     ) {
         Ok(f) => f,

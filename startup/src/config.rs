@@ -127,6 +127,15 @@ pub struct LifecycleSection {
     pub day_secs: Option<f64>,
 }
 
+/// The `mount` section (mountd).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MountSection {
+    /// The key of the store the mount acts as (access key id or name); none: an
+    /// administrator's mount. `--access-key` / `PREDASTORE_MOUNT_ACCESS_KEY` override it.
+    pub access_key: Option<String>,
+}
+
 /// The whole file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -139,6 +148,8 @@ pub struct FileConfig {
     pub auth: AuthSection,
     /// `lifecycle`.
     pub lifecycle: LifecycleSection,
+    /// `mount`.
+    pub mount: MountSection,
 }
 
 impl FileConfig {

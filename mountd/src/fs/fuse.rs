@@ -19,17 +19,7 @@ impl Filesystem for PredaFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let res = (|| {
-            let name = name_str(name)?;
-            let path = join(&self.path(parent)?, name);
-            let node = self.resolve(&path)?;
-            let ino = self.ino(&path);
-            if let (Node::File(_), Some(f)) = (&node, self.open_file(ino)) {
-                return Ok(open_attr(ino, &*f.lock().map_err(|_| Errno::EIO)?));
-            }
-            Ok::<_, Errno>(self.attr_of(ino, &node))
-        })();
-        answer_entry(reply, &self.ttl, res)
+        answer_entry(reply, &self.ttl, self.look_up(parent, name))
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {

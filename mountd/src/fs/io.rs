@@ -22,6 +22,12 @@ impl PredaFs {
         }
         let trunc = flags & libc::O_TRUNC != 0;
         let path = self.path(ino)?;
+        if acc != libc::O_WRONLY {
+            self.allow(Action::GetObject, &path)?;
+        }
+        if writing {
+            self.allow(Action::PutObject, &path)?;
+        }
         let meta = match self.resolve(&path)? {
             Node::File(m) => m,
             _ => return Err(Errno::EISDIR),
@@ -188,6 +194,9 @@ impl PredaFs {
     /// `opendir`: a handle holding the directory's entries as they are now.
     pub(crate) fn open_dir(&self, ino: INodeNo) -> Result<u64, Errno> {
         let path = self.path(ino)?;
+        if !path.is_empty() {
+            self.allow_listing(&path)?;
+        }
         if let Node::File(_) = self.resolve(&path)? {
             return Err(Errno::ENOTDIR);
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::errno::errno;
 use base64::Engine as _;
+use engine::access::Action;
 use engine::posix::{self, Change};
 use engine::{Engine, ListQuery, ObjectAttrs, ObjectMeta, PosixAttrs, PutOptions};
 use fuser::{
@@ -29,12 +30,14 @@ use crate::readahead::ReadAhead;
 
 mod attr;
 mod fuse;
+mod gate;
 mod io;
 mod ops;
 #[cfg(test)]
 mod tests;
 
 use attr::*;
+pub use gate::Gate;
 pub(crate) use ops::NewEntry;
 
 /// What a path is.
@@ -78,6 +81,8 @@ pub struct PredaFs {
     /// other open drops them.
     page_versions: Mutex<HashMap<u64, (i64, String)>>,
     read_only: bool,
+    /// Who the mount acts as.
+    gate: Gate,
     ttl: Duration,
     write_buffer: usize,
     /// When the mount started: the times of the root and of directories without a marker.
@@ -103,6 +108,8 @@ pub struct Options {
     pub bucket: Option<String>,
     /// Bytes of modified chunks all open files may hold in memory before they are stored early.
     pub write_buffer: usize,
+    /// The key the mount acts as (`None`: an administrator).
+    pub principal: Option<engine::Principal>,
 }
 
 /// The Content-Type a new file gets: guessed from its name.
@@ -151,6 +158,7 @@ impl PredaFs {
             nlinks: Mutex::new(HashMap::new()),
             page_versions: Mutex::new(HashMap::new()),
             read_only: opts.read_only,
+            gate: Gate(opts.principal),
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
             started: SystemTime::now(),
@@ -210,6 +218,19 @@ impl PredaFs {
             Ok(page) => Ok(page.objects),
             Err(e) => Err(errno(&e)),
         }
+    }
+
+    /// `lookup` of `name` in `parent`: its attributes, if the mount's key may see it.
+    pub(crate) fn look_up(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, Errno> {
+        let name = name_str(name)?;
+        let path = join(&self.path(parent)?, name);
+        self.allow_lookup(&path)?;
+        let node = self.resolve(&path)?;
+        let ino = self.ino(&path);
+        if let (Node::File(_), Some(f)) = (&node, self.open_file(ino)) {
+            return Ok(open_attr(ino, &*f.lock().map_err(|_| Errno::EIO)?));
+        }
+        Ok(self.attr_of(ino, &node))
     }
 
     fn attr_of(&self, ino: u64, node: &Node) -> FileAttr {
@@ -337,7 +358,9 @@ impl PredaFs {
         if pp.is_empty() {
             return Err(Errno::EPERM);
         }
-        Ok(join(&pp, name_str(name)?))
+        let path = join(&pp, name_str(name)?);
+        self.allow(Action::PutObject, &path)?;
+        Ok(path)
     }
 
     /// Stores a new entry at `path` whose whole body is `body`: an empty file, FIFO, socket
@@ -568,7 +591,7 @@ impl PredaFs {
     fn list_dir(&self, path: &str) -> Result<Vec<(u64, FileType, String)>, Errno> {
         let mut out = Vec::new();
         if path.is_empty() {
-            for b in self.engine.list_buckets().map_err(|e| errno(&e))? {
+            for b in self.visible_buckets()? {
                 let ino = self.ino(&b.name);
                 out.push((ino, FileType::Directory, b.name));
             }

@@ -60,10 +60,13 @@ impl PredaFs {
         let pp = self.path(parent)?;
         let path = join(&pp, name);
         if pp.is_empty() {
+            let who = self.gate.0.clone().unwrap_or(engine::Principal::Admin);
+            self.allow(Action::CreateBucket, name)?;
             self.rt
-                .block_on(self.engine.create_bucket(name))
+                .block_on(self.engine.create_bucket_as(name, &who, false))
                 .map_err(|e| errno(&e))?;
         } else {
+            self.allow(Action::PutObject, &format!("{path}/"))?;
             if self.resolve(&path).is_ok() {
                 return Err(Errno::EEXIST);
             }
@@ -96,6 +99,7 @@ impl PredaFs {
             return Err(Errno::EROFS);
         }
         let path = join(&self.path(parent)?, name_str(name)?);
+        self.allow(Action::DeleteObject, &path)?;
         match self.resolve(&path)? {
             Node::File(_) => {}
             _ => return Err(Errno::EISDIR),
@@ -122,6 +126,7 @@ impl PredaFs {
             Node::Root => return Err(Errno::EBUSY),
             Node::Bucket(_) => {
                 let (b, _) = split(&path);
+                self.allow(Action::DeleteBucket, b)?;
                 let r = self
                     .rt
                     .block_on(self.engine.delete_bucket(b))
@@ -133,6 +138,7 @@ impl PredaFs {
             }
             Node::Dir(_) => {}
         }
+        self.allow(Action::DeleteObject, &format!("{path}/"))?;
         let (b, k) = split(&path);
         if self.dir_has_entries(b, k)? {
             self.log_hidden_keys(&path);
@@ -157,6 +163,7 @@ impl PredaFs {
         size: Option<u64>,
     ) -> Result<FileAttr, Errno> {
         let posix_change = !change.is_empty();
+        self.allow_entry(Action::PutObject, &self.path(ino)?)?;
         // A file open for writing: its shared state is the truth (also once unlinked).
         if let Some(f) = self.open_file(ino.0) {
             if self.read_only {
@@ -259,6 +266,13 @@ impl PredaFs {
         let (tb, tk) = split(&to);
         if fk.is_empty() || tk.is_empty() {
             return Err(Errno::EPERM); // buckets cannot be renamed
+        }
+        for (action, path) in [
+            (Action::GetObject, &from),
+            (Action::DeleteObject, &from),
+            (Action::PutObject, &to),
+        ] {
+            self.allow_entry(action, path)?;
         }
         let target = self.resolve(&to).ok();
         if no_replace && target.is_some() {
@@ -369,6 +383,7 @@ impl PredaFs {
     /// `readlink`: a symlink's target (anything else: `EINVAL`).
     pub(crate) fn read_link(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let path = self.path(ino)?;
+        self.allow(Action::GetObject, &path)?;
         let Node::File(m) = self.resolve(&path)? else {
             return Err(Errno::EINVAL);
         };
@@ -440,6 +455,7 @@ impl PredaFs {
             return Err(Errno::EROFS);
         }
         let path = self.path(ino)?;
+        self.allow(Action::PutObject, &path)?;
         let Node::File(m) = self.resolve(&path)? else {
             return Err(Errno::ENOTSUP);
         };
@@ -468,6 +484,7 @@ impl PredaFs {
     /// `getxattr`: the value of one extended attribute.
     pub(crate) fn get_xattr(&self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
         let path = self.path(ino)?;
+        self.allow_entry(Action::GetObject, &path)?;
         let Node::File(m) = self.resolve(&path)? else {
             return Err(Errno::NO_XATTR);
         };
@@ -483,6 +500,7 @@ impl PredaFs {
     /// `listxattr`: the names of a file's extended attributes, each ending in a NUL.
     pub(crate) fn list_xattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let path = self.path(ino)?;
+        self.allow_entry(Action::GetObject, &path)?;
         let mut out = Vec::new();
         if let Node::File(m) = self.resolve(&path)? {
             for k in m.attrs.user_metadata.keys() {
@@ -501,6 +519,7 @@ impl PredaFs {
             return Err(Errno::EROFS);
         }
         let path = self.path(ino)?;
+        self.allow(Action::PutObject, &path)?;
         let Node::File(m) = self.resolve(&path)? else {
             return Err(Errno::NO_XATTR);
         };

@@ -694,3 +694,145 @@ fn versioned_bucket_gets_one_version_per_close_and_markers_for_rm_and_mv() {
     assert_eq!(f.stat("bkt/d").err(), Some(Errno::ENOENT));
     assert!(f.engine.fsck().unwrap().is_clean());
 }
+
+/// A filesystem acting as key `which` of `f`'s engine.
+fn as_key(f: &Fixture, which: &str) -> PredaFs {
+    let id = f.engine.key_info(which).unwrap().id;
+    PredaFs::new(
+        f.engine.clone(),
+        f.rt.handle().clone(),
+        Options {
+            principal: Some(engine::Principal::Key(id)),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Makes key `name` with `grants` (scope, read, write) on `bkt`.
+fn make_key(f: &Fixture, name: &str, grants: &[(&str, bool, bool)]) {
+    use engine::access::{Grant, KeyChange, NewKey};
+    f.rt.block_on(f.engine.create_key(NewKey {
+        name: name.into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    for (prefix, read, write) in grants {
+        let g = Grant {
+            bucket: "bkt".into(),
+            prefix: prefix.to_string(),
+            read: *read,
+            write: *write,
+            owner: false,
+        };
+        f.rt.block_on(f.engine.change_key(name, KeyChange::Allow(g)))
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_key_sees_only_its_buckets_and_a_reader_changes_nothing() {
+    let f = fixture();
+    f.rt.block_on(f.engine.create_bucket("hidden")).unwrap();
+    f.put("doc.txt", b"text", &[]);
+    make_key(&f, "reader", &[("", true, false)]);
+    let fs = as_key(&f, "reader");
+    let root = INodeNo(ROOT);
+    let tops: Vec<String> = fs.list_dir("").unwrap().into_iter().map(|e| e.2).collect();
+    assert_eq!(tops, vec!["bkt".to_string()]);
+    assert_eq!(
+        fs.look_up(root, OsStr::new("hidden")).err(),
+        Some(Errno::ENOENT)
+    );
+    let bkt = INodeNo(fs.look_up(root, OsStr::new("bkt")).unwrap().ino.0);
+    let doc = fs.look_up(bkt, OsStr::new("doc.txt")).unwrap().ino;
+    let (fh, _) = fs.open_handle(doc, libc::O_RDONLY).unwrap();
+    assert_eq!(&fs.read_handle(fh, 0, 10).unwrap()[..], b"text");
+    fs.release_handle(fh).unwrap();
+    assert!(fs.open_dir(bkt).is_ok());
+    let denied = Some(Errno::EACCES);
+    assert_eq!(fs.open_handle(doc, libc::O_WRONLY).err(), denied);
+    assert_eq!(fs.open_handle(doc, libc::O_RDWR).err(), denied);
+    assert_eq!(fs.remove_file(bkt, OsStr::new("doc.txt")).err(), denied);
+    assert_eq!(
+        fs.create_file(at(bkt, OsStr::new("new")), 0o644).err(),
+        denied
+    );
+    assert_eq!(fs.make_dir(at(bkt, OsStr::new("d")), 0o755).err(), denied);
+    assert_eq!(
+        fs.make_dir(at(root, OsStr::new("mine")), 0o755).err(),
+        denied
+    );
+    assert_eq!(
+        fs.rename_entry(bkt, OsStr::new("doc.txt"), bkt, OsStr::new("moved"), false)
+            .err(),
+        denied
+    );
+    assert_eq!(
+        fs.set_xattr(doc, OsStr::new("user.a"), b"v", 0).err(),
+        denied
+    );
+    assert_eq!(
+        f.names("bkt"),
+        vec![("doc.txt".to_string(), FileType::RegularFile)]
+    );
+    assert_eq!(
+        f.rt.block_on(f.engine.get_object("bkt", "doc.txt", None))
+            .unwrap()
+            .meta
+            .size,
+        4
+    );
+}
+
+#[test]
+fn a_write_only_key_creates_under_its_prefix_and_nowhere_else() {
+    let f = fixture();
+    f.put("dev/old.jpg", b"old", &[]);
+    f.put("other/x", b"x", &[]);
+    make_key(&f, "camera", &[("dev/", false, true)]);
+    let fs = as_key(&f, "camera");
+    let root = INodeNo(ROOT);
+    let bkt = INodeNo(fs.look_up(root, OsStr::new("bkt")).unwrap().ino.0);
+    // It may not list, but may look up the directory it writes into, and create there.
+    assert_eq!(fs.open_dir(bkt).err(), Some(Errno::EACCES));
+    let dev = INodeNo(fs.look_up(bkt, OsStr::new("dev")).unwrap().ino.0);
+    assert_eq!(
+        fs.look_up(bkt, OsStr::new("other")).err(),
+        Some(Errno::EACCES)
+    );
+    let (attr, fh) = fs
+        .create_file(at(dev, OsStr::new("new.jpg")), 0o644)
+        .unwrap();
+    fs.write_handle(fh, 0, b"frame", false).unwrap();
+    fs.release_handle(fh).unwrap();
+    assert_eq!(
+        f.rt.block_on(f.engine.get_object("bkt", "dev/new.jpg", None))
+            .unwrap()
+            .meta
+            .size,
+        5
+    );
+    // Reading back is refused; so is anything outside dev/.
+    assert_eq!(
+        fs.open_handle(attr.ino, libc::O_RDONLY).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        fs.create_file(at(bkt, OsStr::new("top.jpg")), 0o644).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        fs.rename_entry(
+            dev,
+            OsStr::new("new.jpg"),
+            bkt,
+            OsStr::new("out.jpg"),
+            false
+        )
+        .err(),
+        Some(Errno::EACCES)
+    );
+    assert!(f.engine.head_object("bkt", "top.jpg").is_err());
+    assert!(f.engine.head_object("bkt", "out.jpg").is_err());
+}
