@@ -289,6 +289,74 @@ def an_administrator_can_always_remove_a_policy_that_locks_everyone_out():
     assert owner.get_object(Bucket=B, Key="private/report.txt")["Body"].read() == b"secret numbers"
 
 
+def preflight(origin, method, headers=None, key="public/firmware.bin"):
+    args = ["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert", CA, "-X", "OPTIONS"]
+    if origin:
+        args += ["-H", f"Origin: {origin}"]
+    if method:
+        args += ["-H", f"Access-Control-Request-Method: {method}"]
+    if headers:
+        args += ["-H", f"Access-Control-Request-Headers: {headers}"]
+    out = subprocess.run(args + [f"{ENDPOINT}/{B}/{key}"], capture_output=True, text=True, check=True).stdout
+    lines = out.replace("\r", "").split("\n")
+    status = int(lines[0].split()[1])
+    h = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            h[k.strip().lower()] = v.strip()
+    return status, h
+
+
+@check
+def cors_rules_answer_browsers():
+    assert preflight("https://app.example.com", "PUT")[0] == 403, "no rules: no CORS"
+    owner.put_bucket_cors(Bucket=B, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["PUT", "POST"],
+         "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600},
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"]},
+    ]})
+    rules = owner.get_bucket_cors(Bucket=B)["CORSRules"]
+    assert rules[0]["MaxAgeSeconds"] == 600 and rules[1]["AllowedOrigins"] == ["*"], rules
+    status, h = preflight("https://app.example.com", "PUT", "Content-Type, X-Amz-Date")
+    assert status == 200, (status, h)
+    assert h["access-control-allow-origin"] == "https://app.example.com", h
+    assert h["access-control-allow-methods"] == "PUT, POST", h
+    assert h["access-control-allow-headers"] == "content-type, x-amz-date", h
+    assert h["access-control-max-age"] == "600" and h["access-control-expose-headers"] == "ETag", h
+    assert preflight("https://evil.example.com", "PUT")[0] == 403
+    assert preflight("https://app.example.com", "PUT", "authorization")[0] == 403
+    assert preflight("https://app.example.com", "DELETE")[0] == 403
+    assert preflight(None, "PUT")[0] == 400
+    assert preflight("https://app.example.com", None)[0] == 400
+    status, h = preflight("https://anywhere.example", "GET")
+    assert status == 200 and h["access-control-allow-origin"] == "*", h
+    # The actual request: a browser's upload to a presigned URL gets the headers; a request
+    # without Origin gets none.
+    url = owner.generate_presigned_url("put_object", Params={"Bucket": B, "Key": "uploads/a.txt"})
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert", CA, "-X", "PUT", "--data-binary", "hi",
+         "-H", "Content-Type:", "-H", "Origin: https://app.example.com", url],
+        capture_output=True, text=True, check=True).stdout.lower()
+    assert " 200" in out.split("\n")[0] and "access-control-allow-origin: https://app.example.com" in out, out
+    assert "access-control-expose-headers: etag" in out, out
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert", CA,
+                          owner.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "uploads/a.txt"})],
+                         capture_output=True, text=True, check=True).stdout.lower()
+    assert "access-control" not in out, out
+    # Rules S3 refuses change nothing.
+    code, status = error_code(lambda: owner.put_bucket_cors(Bucket=B, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]}))
+    assert (code, status) == ("InvalidRequest", 400), (code, status)
+    assert len(owner.get_bucket_cors(Bucket=B)["CORSRules"]) == 2
+    denied(lambda: reader.put_bucket_cors(Bucket=B, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]}))
+    owner.delete_bucket_cors(Bucket=B)
+    assert error_code(lambda: owner.get_bucket_cors(Bucket=B)) == ("NoSuchCORSConfiguration", 404)
+    assert preflight("https://anywhere.example", "GET")[0] == 403
+    owner.delete_object(Bucket=B, Key="uploads/a.txt")
+
+
 @check
 def owner_deletes_its_objects_and_bucket_others_cannot():
     denied(lambda: other.delete_bucket(Bucket=B))

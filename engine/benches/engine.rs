@@ -484,11 +484,99 @@ fn versioning(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 20-statement policy of the kind the access benchmark puts on a bucket: none of it refuses
+/// the bench key, so every statement is evaluated on every request.
+fn twenty_statements(bucket: &str) -> String {
+    let mut st = Vec::new();
+    for i in 0..10 {
+        st.push(format!(
+            r#"{{"Effect":"Deny","Principal":"*","Action":["s3:DeleteObject","s3:PutObject"],"Resource":"arn:aws:s3:::{bucket}/locked-{i}/*","Condition":{{"NotIpAddress":{{"aws:SourceIp":["10.0.0.0/8","192.168.0.0/16"]}}}}}}"#
+        ));
+    }
+    for i in 0..9 {
+        st.push(format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/public-{i}/*","Condition":{{"StringEquals":{{"aws:username":"viewer-{i}"}}}}}}"#
+        ));
+    }
+    st.push(format!(
+        r#"{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"],"Condition":{{"Bool":{{"aws:SecureTransport":"false"}}}}}}"#
+    ));
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        st.join(",")
+    )
+}
+
+/// What authorization costs a request: `authorize` for a key with a read grant on a bucket
+/// without a policy and on one with a 20-statement policy, next to the engine's 4 KiB GET
+/// (the rest of the request's engine work) in the same run.
+fn access(c: &mut Criterion) {
+    use engine::access::{AccessRequest, Action, Grant, KeyChange, NewKey, Origin};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = bench_dir();
+    let e = open(dir.path());
+    let key = rt.block_on(async {
+        let k = e.create_key(NewKey::default()).await.unwrap();
+        for b in ["plain", "policed"] {
+            e.create_bucket(b).await.unwrap();
+            e.put_object(b, "k4", &bytes(4096)[..], PutOptions::default())
+                .await
+                .unwrap();
+            let g = Grant {
+                bucket: b.into(),
+                read: true,
+                ..Default::default()
+            };
+            e.change_key(&k.id, KeyChange::Allow(g)).await.unwrap();
+        }
+        e.set_bucket_policy("policed", &twenty_statements("policed"))
+            .await
+            .unwrap();
+        k
+    });
+    let who = engine::Principal::Key(key.id);
+    let origin = Origin {
+        secure_transport: true,
+        source_ip: Some("127.0.0.1".parse().unwrap()),
+    };
+    let mut g = c.benchmark_group("access");
+    for b in ["plain", "policed"] {
+        g.bench_function(format!("authorize_get_{b}"), |bn| {
+            bn.iter(|| {
+                e.authorize(
+                    &who,
+                    origin,
+                    AccessRequest::new(Action::GetObject, b, Some("k4")),
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.bench_function("engine_get_4KiB", |bn| {
+        bn.iter(|| {
+            rt.block_on(async {
+                let mut body = e.get_object("plain", "k4", None).await.unwrap().body;
+                let mut n = 0;
+                while let Some(b) = body.next().await {
+                    n += b.unwrap().len();
+                }
+                assert_eq!(n, 4096);
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     machine,
     engine_benches,
     inline_threshold,
-    versioning
+    versioning,
+    access
 );
 criterion_main!(benches);

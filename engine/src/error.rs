@@ -49,6 +49,9 @@ pub enum Error {
     /// A bucket policy S3 would refuse, and why.
     #[error("malformed policy: {0}")]
     MalformedPolicy(String),
+    /// CORS rules S3 would refuse, and why.
+    #[error("invalid CORS configuration: {0}")]
+    InvalidCors(String),
     /// The bucket has no policy.
     #[error("bucket {0:?} has no policy")]
     NoSuchBucketPolicy(String),

@@ -18,6 +18,7 @@
 //! - `drafts`: draft id → owner and the chunks the draft pins (see [`crate::object::draft`])
 //! - `chunk_md5`: BLAKE3 hash → MD5 of the chunk, where known (for multipart-style ETags)
 //! - `keys`: access key id → [`crate::access::KeyRecord`] (secret, name, grants)
+//! - `policies`: bucket name → its bucket policy as given (JSON text)
 
 use std::collections::BTreeMap;
 
@@ -54,9 +55,13 @@ pub struct BucketRecord {
     /// The key that created the bucket (access key id); absent: the administrators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// The bucket policy (PutBucketPolicy).
+    /// The bucket policy's id (PutBucketPolicy); the document is in the `policies` table, so
+    /// a request that only needs the parsed (cached) policy does not decode it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<crate::access::StoredPolicy>,
+    pub policy: Option<crate::access::PolicyId>,
+    /// CORS rules (PutBucketCors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::access::cors::CorsConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -724,6 +729,7 @@ mod tests {
             object_lock: None,
             owner: Some("PKOWNER".into()),
             policy: None,
+            cors: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

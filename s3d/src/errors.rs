@@ -70,6 +70,7 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         ),
         E::AccessDenied(why) => s3_error!(AccessDenied, "Access Denied: {why}"),
         E::MalformedPolicy(why) => s3_error!(MalformedPolicy, "{why}"),
+        E::InvalidCors(why) => s3_error!(InvalidRequest, "{why}"),
         E::NoSuchBucketPolicy(b) => s3_error!(
             NoSuchBucketPolicy,
             "The bucket policy does not exist: {b}"

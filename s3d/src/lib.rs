@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod conn;
+pub mod cors;
 pub mod creds;
 pub mod errors;
 pub mod framing;

@@ -69,7 +69,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             code,

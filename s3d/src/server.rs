@@ -135,6 +135,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let admission = connection_admission(&s);
+    let vhosts = Arc::new(crate::vhost::VirtualHosts::new(&s.domains));
     let idle_timeout = s.idle_timeout;
     let rules = Arc::new(crate::precheck::Rules {
         region: s.region.clone(),
@@ -172,6 +173,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                     secure_transport: acceptor.is_some(),
                     source_ip: Some(peer.ip().to_canonical()),
                 },
+                vhosts: vhosts.clone(),
             };
             service_fn(move |req| ctx.clone().handle(req))
         };
@@ -312,6 +314,8 @@ struct RequestContext {
     activity: Arc<crate::conn::Activity>,
     /// Where the connection comes from (for policies' conditions).
     origin: engine::access::Origin,
+    /// Virtual-hosted bucket names (CORS finds the bucket by them).
+    vhosts: Arc<crate::vhost::VirtualHosts>,
 }
 
 impl RequestContext {
@@ -331,6 +335,20 @@ impl RequestContext {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if method == http::Method::OPTIONS {
+            let resp = crate::cors::preflight(&self.engine, req.headers(), &path, &self.vhosts);
+            let status = resp.status().as_u16();
+            self.metrics.record(
+                "PreflightCORS",
+                status,
+                0,
+                0,
+                started.elapsed().as_secs_f64(),
+            );
+            tracing::info!(op = "PreflightCORS", %method, path = %bounded(&path, MAX_LOGGED_PATH), status, "request");
+            return Ok(resp);
+        }
+        let cors = crate::cors::Actual::of(&method, req.headers(), &path, &self.vhosts);
         let guessed_op = crate::metrics::operation(&method, &path, req.uri().query());
         let rid = request_id();
         let bytes_in = req
@@ -350,6 +368,9 @@ impl RequestContext {
         let (mut resp, error) =
             complete_error_body(resp, &method, &path, &rid, &self.metrics).await;
         let h = resp.headers_mut();
+        if let Some(c) = &cors {
+            c.decorate(&self.engine, h);
+        }
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
             h.insert("x-amz-request-id", v.clone());
             h.insert("x-amz-id-2", v);

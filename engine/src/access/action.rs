@@ -159,6 +159,11 @@ impl Action {
             .find(|a| a.name().eq_ignore_ascii_case(bare))
     }
 
+    /// Its position in [`Action::ALL`] (below 128: sets of actions are `u128` masks).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Whether the action applies to an object (its resource is `bucket/key`).
     pub fn on_object(self) -> bool {
         self.target() == Target::Object
@@ -174,6 +179,14 @@ pub(crate) fn strip_service(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indexes_fit_a_mask() {
+        assert!(Action::ALL.len() <= 128);
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+        }
+    }
 
     #[test]
     fn names_parse_back() {

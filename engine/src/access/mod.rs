@@ -7,8 +7,10 @@
 //! - [`keys`]: the keys of the store, their secrets and grants.
 //! - [`policy`]: bucket policies, parsed and evaluated.
 //! - [`decide`]: the decision itself.
+//! - [`cors`]: a bucket's CORS rules and which one answers a browser.
 
 pub mod action;
+pub mod cors;
 pub mod decide;
 pub mod keys;
 pub mod policy;
@@ -25,7 +27,7 @@ pub use keys::{Grant, KeyChange, KeyInfo, KeyRecord, NewKey};
 pub use policy::{Facts, Policy, PolicyError};
 
 use crate::error::{Error, Result};
-use crate::kv::Read;
+use crate::kv::{Read, Table};
 use crate::meta::{now_ns, BucketRecord};
 use crate::object::Engine;
 
@@ -98,37 +100,42 @@ impl<'a> AccessRequest<'a> {
     }
 }
 
-/// A bucket policy as stored: the document as given, and an id that changes with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredPolicy {
-    /// Random per PutBucketPolicy: the parsed form is cached under it.
-    pub id: u64,
-    /// The document.
-    pub text: String,
-}
+/// A bucket policy's id: random per PutBucketPolicy, so the parsed form is cached under it
+/// (the document itself is in the `policies` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyId(pub u64);
 
 /// Parsed policies by bucket, so a request does not parse its bucket's policy again.
 #[derive(Debug, Default)]
-pub(crate) struct PolicyCache(Mutex<HashMap<String, (u64, Arc<Policy>)>>);
+pub(crate) struct PolicyCache(Mutex<HashMap<String, (PolicyId, Arc<Policy>)>>);
 
 impl PolicyCache {
-    fn get(&self, bucket: &str, stored: &StoredPolicy) -> Result<Arc<Policy>> {
+    fn get(&self, txn: &dyn Read, bucket: &str, id: PolicyId) -> Result<Arc<Policy>> {
         if let Ok(map) = self.0.lock() {
-            if let Some((id, p)) = map.get(bucket) {
-                if *id == stored.id {
+            if let Some((cached, p)) = map.get(bucket) {
+                if *cached == id {
                     return Ok(p.clone());
                 }
             }
         }
+        let text = policy_text(txn, bucket)?;
         let p = Arc::new(
-            Policy::parse(&stored.text, bucket)
+            Policy::parse(&text, bucket)
                 .map_err(|e| Error::Decode(format!("policy of bucket {bucket}: {e}")))?,
         );
         if let Ok(mut map) = self.0.lock() {
-            map.insert(bucket.to_string(), (stored.id, p.clone()));
+            map.insert(bucket.to_string(), (id, p.clone()));
         }
         Ok(p)
     }
+}
+
+/// A bucket's policy document (`NoSuchBucketPolicy` when it has none).
+fn policy_text(txn: &dyn Read, bucket: &str) -> Result<String> {
+    let v = txn
+        .get(Table::Policies, bucket.as_bytes())?
+        .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))?;
+    String::from_utf8(v.into_owned()).map_err(|e| Error::Decode(e.to_string()))
 }
 
 /// The key record of a usable key, or `AccessDenied`.
@@ -160,8 +167,8 @@ impl Engine {
             return if ok { Ok(()) } else { Err(denied(who, req)) };
         }
         let rec = crate::object::version::bucket_record(&txn, req.bucket)?;
-        let policy = match &rec.policy {
-            Some(stored) => Some(self.inner.policies.get(req.bucket, stored)?),
+        let policy = match rec.policy {
+            Some(id) => Some(self.inner.policies.get(&txn, req.bucket, id)?),
             None => None,
         };
         let tags = match (&policy, req.key) {
@@ -221,10 +228,8 @@ impl Engine {
     pub async fn set_bucket_policy(&self, bucket: &str, text: &str) -> Result<()> {
         let parsed = Policy::parse(text, bucket).map_err(|e| Error::MalformedPolicy(e.0))?;
         let named: Vec<policy::Who> = parsed.named_keys().cloned().collect();
-        let stored = StoredPolicy {
-            id: rand::random(),
-            text: text.to_string(),
-        };
+        let id = PolicyId(rand::random());
+        let (text, name) = (text.to_string(), bucket.to_string());
         self.update_bucket(bucket, move |rec: &mut BucketRecord, txn| {
             if !named.is_empty() {
                 let keys: Vec<KeyInfo> = keys::all_keys(txn)?;
@@ -245,7 +250,8 @@ impl Engine {
                     }
                 }
             }
-            rec.policy = Some(stored);
+            txn.put(Table::Policies, name.as_bytes(), text.as_bytes())?;
+            rec.policy = Some(id);
             Ok(())
         })
         .await
@@ -254,25 +260,25 @@ impl Engine {
     /// A bucket's policy as it was given (`NoSuchBucketPolicy` when it has none).
     pub fn bucket_policy(&self, bucket: &str) -> Result<String> {
         let txn = self.read()?;
-        let rec = crate::object::version::bucket_record(&txn, bucket)?;
-        rec.policy
-            .map(|p| p.text)
-            .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))
+        crate::meta::require_bucket(&txn, bucket)?;
+        policy_text(&txn, bucket)
     }
 
     /// Whether a bucket's policy makes it public (`NoSuchBucketPolicy` when it has none).
     pub fn bucket_policy_is_public(&self, bucket: &str) -> Result<bool> {
         let txn = self.read()?;
         let rec = crate::object::version::bucket_record(&txn, bucket)?;
-        let stored = rec
+        let id = rec
             .policy
             .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))?;
-        Ok(self.inner.policies.get(bucket, &stored)?.is_public())
+        Ok(self.inner.policies.get(&txn, bucket, id)?.is_public())
     }
 
     /// Removes a bucket's policy (nothing to remove is not an error).
     pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<()> {
-        self.update_bucket(bucket, |rec, _| {
+        let name = bucket.to_string();
+        self.update_bucket(bucket, move |rec, txn| {
+            txn.delete(Table::Policies, name.as_bytes())?;
             rec.policy = None;
             Ok(())
         })

@@ -80,6 +80,9 @@ pub struct Statement {
     pub principals: Vec<Who>,
     /// `Action` (patterns over `GetObject`, …, without the `s3:` prefix) or `NotAction`.
     pub actions: Patterns,
+    /// The actions the statement is about, worked out from `actions` once (bit
+    /// [`Action::index`]).
+    pub action_mask: u128,
     /// `Resource` (patterns over `bucket` and `bucket/key`, after `arn:aws:s3:::`) or
     /// `NotResource`.
     pub resources: Patterns,
@@ -721,11 +724,16 @@ impl Policy {
             Some(c) => parse_conditions(c)?,
             None => Vec::new(),
         };
+        let action_mask = Action::ALL
+            .iter()
+            .filter(|a| actions.matches(a.name(), true))
+            .fold(0u128, |m, a| m | 1 << a.index());
         Ok(Statement {
             sid,
             effect,
             principals,
             actions,
+            action_mask,
             resources,
             conditions,
         })
@@ -773,7 +781,7 @@ impl Policy {
         let mut verdict = Verdict::Silent;
         for s in &self.statements {
             if !s.principals.iter().any(|w| who_matches(w, caller))
-                || !s.actions.matches(action.name(), true)
+                || s.action_mask & (1 << action.index()) == 0
                 || !s.resources.matches(resource, false)
                 || !s.conditions.iter().all(|c| c.holds(f))
             {

@@ -55,11 +55,13 @@ pub enum Table {
     Versions,
     /// Access key id → key record (secret, name, grants).
     Keys,
+    /// Bucket name → its policy document (the bucket record holds only its id).
+    Policies,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -73,6 +75,7 @@ impl Table {
         Table::ChunkMd5,
         Table::Versions,
         Table::Keys,
+        Table::Policies,
     ];
 
     /// The table's name in the store.
@@ -91,6 +94,7 @@ impl Table {
             Table::ChunkMd5 => "chunk_md5",
             Table::Versions => "versions",
             Table::Keys => "keys",
+            Table::Policies => "policies",
         }
     }
 }

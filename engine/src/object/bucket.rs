@@ -74,6 +74,7 @@ impl Engine {
                 object_lock: object_lock.then(crate::meta::LockConfig::default),
                 owner,
                 policy: None,
+                cors: None,
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())
@@ -101,6 +102,7 @@ impl Engine {
                 crate::object::multipart::drop_upload(txn, &uk, &upload_id)?;
             }
             txn.delete(Table::Buckets, name.as_bytes())?;
+            txn.delete(Table::Policies, name.as_bytes())?;
             Ok(())
         })
         .await

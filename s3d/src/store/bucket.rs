@@ -183,5 +183,4 @@ macro_rules! not_set_getters {
 
 not_set_getters! {
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput: ServerSideEncryptionConfigurationNotFoundError, "server-side encryption configuration";
-    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput: NoSuchCORSConfiguration, "CORS configuration";
 }

@@ -176,6 +176,7 @@ mod bucket;
 mod conditions;
 mod convert;
 mod copy;
+mod cors;
 mod lifecycle;
 mod list;
 mod mpu_checksum;
@@ -261,7 +262,9 @@ s3_operations! {
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput,
     object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput,
     bucket::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput,
-    bucket::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput,
+    cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput,
+    cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput,
+    cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput,
     tagging::get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput,
     tagging::put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput,
     tagging::delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput,
