@@ -242,6 +242,18 @@ def policy_object_tag_condition():
 
 
 @check
+def a_refused_read_of_a_missing_object_is_404_for_who_may_list_it():
+    set_policy([{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+                 "Resource": f"arn:aws:s3:::{B}", "Condition": {"StringLike": {"s3:prefix": "listed/*"}}}])
+    assert curl(f"{ENDPOINT}/{B}/listed/missing", "HEAD")[0] == 404
+    assert curl(f"{ENDPOINT}/{B}/private/missing", "HEAD")[0] == 403
+    # An object that exists stays 403: listing does not grant reading.
+    owner.put_object(Bucket=B, Key="listed/there", Body=b"x")
+    assert curl(f"{ENDPOINT}/{B}/listed/there")[0] == 403
+    owner.delete_object(Bucket=B, Key="listed/there")
+
+
+@check
 def malformed_policies_are_refused_and_change_nothing():
     before = owner.get_bucket_policy(Bucket=B)["Policy"]
     cases = [
@@ -255,7 +267,7 @@ def malformed_policies_are_refused_and_change_nothing():
                                    "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{B}/*"}]}),
         json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                                    "Resource": f"arn:aws:s3:::{B}/*",
-                                   "Condition": {"StringEquals": {"aws:Referer": "x"}}}]}),
+                                   "Condition": {"StringEquals": {"aws:SourceArn": "x"}}}]}),
     ]
     for p in cases:
         try:

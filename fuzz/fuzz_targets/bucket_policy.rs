@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         delimiter: Some("/"),
         max_keys: Some("1000"),
         object_tags: (head[2] & 2 == 2).then_some(&tags),
+        headers: None,
     };
     let caller = match head[0] % 4 {
         0 => Caller::Admin,

@@ -74,6 +74,16 @@ impl Caller {
     }
 }
 
+/// A request's headers, as policy conditions read them.
+#[derive(Debug)]
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl engine::access::policy::RequestHeaders for Headers<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// The access hook.
 pub struct Access {
     /// The configured keys: administrators.
@@ -114,6 +124,7 @@ impl S3Access for Access {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let versioned = param("versionId").is_some();
+        let headers = Headers(cx.headers());
         let listing = Listing {
             prefix: param("prefix").unwrap_or_default(),
             delimiter: param("delimiter"),
@@ -135,6 +146,7 @@ impl S3Access for Access {
                 key,
                 version_id: param("versionId"),
                 listing,
+                headers: Some(&headers),
             };
             caller.authorize(&self.engine, req)?;
         }

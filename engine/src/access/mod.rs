@@ -74,6 +74,8 @@ pub struct AccessRequest<'a> {
     pub version_id: Option<&'a str>,
     /// A listing's prefix (`Some("")` when it names none), delimiter and max-keys.
     pub listing: Option<Listing<'a>>,
+    /// The request's headers, for conditions on them (none for the mount).
+    pub headers: Option<&'a dyn policy::RequestHeaders>,
 }
 
 /// A listing's parameters, as conditions see them.
@@ -96,6 +98,7 @@ impl<'a> AccessRequest<'a> {
             key,
             version_id: None,
             listing: None,
+            headers: None,
         }
     }
 }
@@ -186,6 +189,7 @@ impl Engine {
             delimiter: req.listing.and_then(|l| l.delimiter),
             max_keys: req.listing.and_then(|l| l.max_keys),
             object_tags: tags.as_ref(),
+            headers: req.headers,
         };
         let rules = BucketRules {
             name: req.bucket,
@@ -197,10 +201,31 @@ impl Engine {
             key: req.key,
             prefix: req.listing.map(|l| l.prefix),
         };
-        match decide(who, key.as_ref(), rules, ask, &facts) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(_) => Err(denied(who, req)),
+        if decide(who, key.as_ref(), rules, ask, &facts) == Decision::Allow {
+            return Ok(());
         }
+        // As S3: a refused read of an object that does not exist is a 404 for a caller who may
+        // list that name anyway (it learns nothing it could not learn by listing).
+        if let (Action::GetObject | Action::GetObjectVersion, Some(k)) = (req.action, req.key) {
+            let list = Ask {
+                action: Action::ListBucket,
+                key: None,
+                prefix: Some(k),
+            };
+            let facts = Facts {
+                prefix: Some(k),
+                ..facts
+            };
+            if decide(who, key.as_ref(), rules, list, &facts) == Decision::Allow
+                && crate::object::version::tags_of(&txn, req.bucket, k, req.version_id)?.is_none()
+            {
+                return Err(Error::NoSuchKey {
+                    bucket: req.bucket.to_string(),
+                    key: k.to_string(),
+                });
+            }
+        }
+        Err(denied(who, req))
     }
 
     /// The buckets `who` may see in ListBuckets: all for an administrator; for a key, those

@@ -118,6 +118,70 @@ pub enum CondKey {
     MaxKeys,
     /// `s3:ExistingObjectTag/<tag>`: the tag's value on the object the request acts on.
     ExistingObjectTag(String),
+    /// `s3:RequestObjectTag/<tag>`: the tag's value in the request's `x-amz-tagging`.
+    RequestObjectTag(String),
+    /// A request header (lowercase name): `aws:Referer`, `aws:UserAgent`, and the
+    /// `s3:x-amz-…` keys named after their headers (`s3:x-amz-acl`, `s3:x-amz-copy-source`,
+    /// `s3:x-amz-metadata-directive`, …).
+    Header(String),
+}
+
+/// The `s3:x-amz-…` condition keys that are the request's header of the same name.
+const HEADER_KEYS: &[&str] = &[
+    "x-amz-acl",
+    "x-amz-copy-source",
+    "x-amz-metadata-directive",
+    "x-amz-server-side-encryption",
+    "x-amz-storage-class",
+    "x-amz-content-sha256",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+];
+
+/// Reads a request's headers for conditions (names lowercase).
+pub trait RequestHeaders: std::fmt::Debug + Sync {
+    /// The value of header `name`, if the request has it (and it is text).
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+/// The value of tag `tag` in an `x-amz-tagging` header (`k=v&k2=v2`, URL-encoded).
+fn tagging_value(header: &str, tag: &str) -> Option<String> {
+    fn decode(s: &str) -> Option<String> {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i], hex) {
+                (b'%', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+    header.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k)? == tag).then(|| decode(v)).flatten()
+    })
 }
 
 impl CondKey {
@@ -131,7 +195,25 @@ impl CondKey {
             "s3:prefix" => CondKey::Prefix,
             "s3:delimiter" => CondKey::Delimiter,
             "s3:max-keys" => CondKey::MaxKeys,
+            "aws:referer" => CondKey::Header("referer".into()),
+            "aws:useragent" => CondKey::Header("user-agent".into()),
+            other
+                if other
+                    .strip_prefix("s3:")
+                    .is_some_and(|h| HEADER_KEYS.contains(&h)) =>
+            {
+                CondKey::Header(other[3..].to_string())
+            }
             _ => {
+                const REQ_TAG: &str = "s3:RequestObjectTag/";
+                if let Some(tag) = name
+                    .get(..REQ_TAG.len())
+                    .filter(|p| p.eq_ignore_ascii_case(REQ_TAG))
+                    .map(|_| &name[REQ_TAG.len()..])
+                    .filter(|t| !t.is_empty())
+                {
+                    return Some(CondKey::RequestObjectTag(tag.to_string()));
+                }
                 // The tag's name keeps its case (tags are case-sensitive).
                 const TAG: &str = "s3:ExistingObjectTag/";
                 let tag = name
@@ -297,6 +379,8 @@ pub struct Facts<'a> {
     pub max_keys: Option<&'a str>,
     /// The tags of the object acted on, when it exists and the policy asks for them.
     pub object_tags: Option<&'a BTreeMap<String, String>>,
+    /// The request's headers (none for the mount).
+    pub headers: Option<&'a dyn RequestHeaders>,
 }
 
 /// Who made a request, as a policy sees it.
@@ -834,6 +918,10 @@ impl Condition {
             CondKey::Delimiter => Fact::Text(f.delimiter?.to_string()),
             CondKey::MaxKeys => Fact::Text(f.max_keys?.to_string()),
             CondKey::ExistingObjectTag(t) => Fact::Text(f.object_tags?.get(t)?.clone()),
+            CondKey::RequestObjectTag(t) => {
+                Fact::Text(tagging_value(f.headers?.header("x-amz-tagging")?, t)?)
+            }
+            CondKey::Header(h) => Fact::Text(f.headers?.header(h)?.to_string()),
         })
     }
 

@@ -46,7 +46,7 @@ fn malformed_policies_say_why() {
         .contains("invalid action"));
     assert!(reason(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}]}"#)
         .contains("invalid resource"));
-    assert!(reason(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cams/*","Condition":{"StringEquals":{"aws:Referer":"x"}}}]}"#)
+    assert!(reason(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cams/*","Condition":{"StringEquals":{"aws:SourceArn":"x"}}}]}"#)
         .contains("not supported"));
     assert!(reason(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cams/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/33"}}}]}"#)
         .contains("CIDR"));
@@ -226,4 +226,72 @@ fn negated_and_if_exists_and_null_on_absent_keys() {
         p.evaluate(key(), Action::DeleteObject, "cams/a", &g),
         Verdict::Silent
     );
+}
+
+#[derive(Debug)]
+struct H(Vec<(&'static str, &'static str)>);
+
+impl RequestHeaders for H {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+}
+
+#[test]
+fn conditions_on_request_headers_and_request_tags() {
+    let p = parse(
+        r#"{"Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::cams/*","Condition":{"StringEquals":{"s3:x-amz-acl":"bucket-owner-full-control","s3:RequestObjectTag/security":"public"}}},
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cams/*","Condition":{"StringLike":{"aws:Referer":"https://site.example/*"}}},
+            {"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::cams/*","Condition":{"StringNotLike":{"s3:x-amz-copy-source":"cams/*"},"Null":{"s3:x-amz-copy-source":"false"}}}
+        ]}"#,
+    )
+    .unwrap();
+    let eval = |a, h: H| {
+        let f = Facts {
+            headers: Some(&h),
+            ..Default::default()
+        };
+        p.evaluate(key(), a, "cams/x", &f)
+    };
+    let put = |h| eval(Action::PutObject, H(h));
+    assert_eq!(
+        put(vec![
+            ("x-amz-acl", "bucket-owner-full-control"),
+            ("x-amz-tagging", "a=1&security=public")
+        ]),
+        Verdict::Allow
+    );
+    assert_eq!(
+        put(vec![
+            ("x-amz-acl", "bucket-owner-full-control"),
+            ("x-amz-tagging", "security=secret")
+        ]),
+        Verdict::Silent
+    );
+    assert_eq!(
+        put(vec![
+            ("x-amz-acl", "private"),
+            ("x-amz-tagging", "security=public")
+        ]),
+        Verdict::Silent
+    );
+    assert_eq!(
+        put(vec![("x-amz-copy-source", "other/obj")]),
+        Verdict::Deny,
+        "a copy from another bucket is denied"
+    );
+    assert_eq!(
+        eval(
+            Action::GetObject,
+            H(vec![("referer", "https://site.example/page")])
+        ),
+        Verdict::Allow
+    );
+    assert_eq!(eval(Action::GetObject, H(vec![])), Verdict::Silent);
+    assert_eq!(
+        tagging_value("a=1&b%20c=x%2By&d", "b c").as_deref(),
+        Some("x+y")
+    );
+    assert_eq!(tagging_value("d", "d").as_deref(), Some(""));
 }
