@@ -11,6 +11,7 @@ from botocore.config import Config
 from s3suite import CA, ENDPOINT, check, error_code, finish, s3 as admin
 
 owner_ak, owner_sk, dev_ak, dev_sk, reader_ak, reader_sk, other_ak, other_sk = sys.argv[1:9]
+device_ak_ = dev_ak
 
 
 def client(ak, sk):
@@ -367,6 +368,80 @@ def cors_rules_answer_browsers():
     assert error_code(lambda: owner.get_bucket_cors(Bucket=B)) == ("NoSuchCORSConfiguration", 404)
     assert preflight("https://anywhere.example", "GET")[0] == 403
     owner.delete_object(Bucket=B, Key="uploads/a.txt")
+
+
+@check
+def canned_acls_open_a_bucket_and_objects():
+    owner.create_bucket(Bucket="acl-bucket", ACL="public-read")
+    owner.put_object(Bucket="acl-bucket", Key="open.txt", Body=b"open", ACL="public-read")
+    owner.put_object(Bucket="acl-bucket", Key="closed.txt", Body=b"closed")
+    owner.put_object(Bucket="acl-bucket", Key="signed.txt", Body=b"signed", ACL="authenticated-read")
+    status, body = curl(f"{ENDPOINT}/acl-bucket?list-type=2")
+    assert status == 200 and "closed.txt" in body, body
+    assert curl(f"{ENDPOINT}/acl-bucket/open.txt") == (200, "open")
+    assert curl(f"{ENDPOINT}/acl-bucket/closed.txt")[0] == 403
+    assert curl(f"{ENDPOINT}/acl-bucket/signed.txt")[0] == 403
+    assert device.get_object(Bucket="acl-bucket", Key="signed.txt")["Body"].read() == b"signed"
+    denied(lambda: device.get_object(Bucket="acl-bucket", Key="closed.txt"))
+    assert curl(f"{ENDPOINT}/acl-bucket/new.txt", "PUT", "anon")[0] == 403
+    acl = owner.get_bucket_acl(Bucket="acl-bucket")
+    assert acl["Owner"]["ID"] == owner_ak, acl
+    perms = {(g["Grantee"].get("URI", g["Grantee"].get("ID")), g["Permission"]) for g in acl["Grants"]}
+    assert perms == {("http://acs.amazonaws.com/groups/global/AllUsers", "READ"), (owner_ak, "FULL_CONTROL")}, perms
+    denied(lambda: reader.get_bucket_acl(Bucket="acl-bucket"))
+
+
+@check
+def acl_grants_to_a_key():
+    owner.put_object_acl(Bucket="acl-bucket", Key="closed.txt", GrantRead=f'id="{reader_ak}"')
+    assert reader.get_object(Bucket="acl-bucket", Key="closed.txt")["Body"].read() == b"closed"
+    denied(lambda: device.get_object(Bucket="acl-bucket", Key="closed.txt"))
+    grants = owner.get_object_acl(Bucket="acl-bucket", Key="closed.txt")["Grants"]
+    assert {"ID": reader_ak, "Type": "CanonicalUser", "DisplayName": reader_ak} in [g["Grantee"] for g in grants], grants
+    denied(lambda: reader.put_object_acl(Bucket="acl-bucket", Key="closed.txt", ACL="public-read"))
+    owner.put_bucket_acl(Bucket="acl-bucket", AccessControlPolicy={
+        "Owner": {"ID": owner_ak},
+        "Grants": [{"Grantee": {"Type": "CanonicalUser", "ID": device_ak_}, "Permission": "WRITE"}]})
+    device.put_object(Bucket="acl-bucket", Key="from-device.txt", Body=b"d")
+    assert curl(f"{ENDPOINT}/acl-bucket?list-type=2")[0] == 403, "the public READ went with the old ACL"
+    code, status = error_code(lambda: owner.put_bucket_acl(Bucket="acl-bucket", GrantRead='emailAddress="a@b.c"'))
+    assert (code, status) == ("UnresolvableGrantByEmailAddress", 400), (code, status)
+
+
+@check
+def public_access_block_blocks_and_ignores():
+    owner.put_public_access_block(Bucket="acl-bucket", PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    c = owner.get_public_access_block(Bucket="acl-bucket")["PublicAccessBlockConfiguration"]
+    assert all(c.values()), c
+    assert curl(f"{ENDPOINT}/acl-bucket/open.txt")[0] == 403, "IgnorePublicAcls"
+    denied(lambda: owner.put_object(Bucket="acl-bucket", Key="x.txt", Body=b"x", ACL="public-read"))
+    assert "x.txt" not in keys_in("acl-bucket")
+    denied(lambda: owner.put_bucket_acl(Bucket="acl-bucket", ACL="public-read"))
+    public = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acl-bucket/*"}]})
+    denied(lambda: owner.put_bucket_policy(Bucket="acl-bucket", Policy=public))
+    owner.put_public_access_block(Bucket="acl-bucket", PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": True})
+    owner.put_bucket_policy(Bucket="acl-bucket", Policy=public)
+    assert curl(f"{ENDPOINT}/acl-bucket/closed.txt")[0] == 403, "RestrictPublicBuckets"
+    assert curl(f"{ENDPOINT}/acl-bucket/open.txt")[0] == 200, "public ACLs count again"
+    owner.delete_public_access_block(Bucket="acl-bucket")
+    assert curl(f"{ENDPOINT}/acl-bucket/closed.txt")[0] == 200
+    assert error_code(lambda: owner.get_public_access_block(Bucket="acl-bucket"))[1] == 404
+    owner.delete_bucket_policy(Bucket="acl-bucket")
+
+
+@check
+def ownership_controls_are_kept():
+    assert error_code(lambda: owner.get_bucket_ownership_controls(Bucket="acl-bucket")) == ("OwnershipControlsNotFoundError", 404)
+    owner.put_bucket_ownership_controls(Bucket="acl-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    r = owner.get_bucket_ownership_controls(Bucket="acl-bucket")["OwnershipControls"]["Rules"]
+    assert r == [{"ObjectOwnership": "BucketOwnerEnforced"}], r
+    owner.delete_bucket_ownership_controls(Bucket="acl-bucket")
+    for k in keys_in("acl-bucket"):
+        owner.delete_object(Bucket="acl-bucket", Key=k)
+    owner.delete_bucket(Bucket="acl-bucket")
 
 
 @check

@@ -62,6 +62,19 @@ pub struct BucketRecord {
     /// CORS rules (PutBucketCors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<crate::access::cors::CorsConfig>,
+    /// The bucket's ACL beyond its owner's full control (absent: private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::access::acl::Acl>,
+    /// Whether an object of the bucket has ever been given an ACL (only then do reads look
+    /// at objects' ACLs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub object_acls: bool,
+    /// PublicAccessBlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<crate::access::acl::PublicAccessBlock>,
+    /// OwnershipControls' setting, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -112,6 +125,9 @@ pub struct ObjectAttrs {
     /// version's own fields when it is installed, never kept here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRequest>,
+    /// The version's ACL beyond its owner's full control (absent: private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::access::acl::Acl>,
 }
 
 // Object lock records (the rules that use them: `crate::object::retention`).
@@ -730,6 +746,10 @@ mod tests {
             owner: Some("PKOWNER".into()),
             policy: None,
             cors: None,
+            acl: None,
+            object_acls: false,
+            public_access_block: None,
+            ownership: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
         };

@@ -306,6 +306,9 @@ proptest! {
             name: BUCKET,
             owner: owner_alice.then_some("PKA"),
             policy: policy.as_ref(),
+            acl: None,
+            object_acl: None,
+            pab: Default::default(),
         };
         let got = decide(&principal, record, rules, Ask { action, key, prefix }, &facts) == Decision::Allow;
         let want = model(&stmts, owner_alice, &alice_grant, caller, action, key, prefix, ip10, tls);

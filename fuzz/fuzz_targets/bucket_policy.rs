@@ -76,6 +76,9 @@ fuzz_target!(|data: &[u8]| {
         name: "cams",
         owner: (head[3] & 2 == 2).then_some("PKDEV7"),
         policy: Some(&policy),
+        acl: None,
+        object_acl: None,
+        pab: Default::default(),
     };
     let d = decide(&principal, Some(&record), rules, ask, &facts);
     let denied = policy.evaluate(

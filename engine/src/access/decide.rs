@@ -9,6 +9,7 @@
 //! 5. A key's grant (`s3d key allow`) that covers the action and the object key allows.
 //! 6. Anything else is refused; an anonymous request only ever gets what a policy allows.
 
+use super::acl::{Acl, PublicAccessBlock};
 use super::action::{Action, Class};
 use super::keys::{Grant, KeyRecord};
 use super::policy::{Caller, Facts, Policy, Verdict};
@@ -23,6 +24,12 @@ pub struct BucketRules<'a> {
     pub owner: Option<&'a str>,
     /// Its policy.
     pub policy: Option<&'a Policy>,
+    /// Its ACL.
+    pub acl: Option<&'a Acl>,
+    /// The ACL of the object version acted on (when the bucket's objects have ACLs).
+    pub object_acl: Option<&'a Acl>,
+    /// Its PublicAccessBlock (all off when it has none).
+    pub pab: PublicAccessBlock,
 }
 
 /// What is asked, on the bucket of [`BucketRules`].
@@ -70,10 +77,18 @@ pub fn decide(
         (Principal::Key(_), None) => return Decision::Deny(Refusal::KeyUnusable),
         (Principal::Anonymous, _) => Caller::Anonymous,
     };
-    let verdict = match bucket.policy {
+    let mut verdict = match bucket.policy {
         Some(p) => p.evaluate(caller, ask.action, &resource(bucket.name, ask), facts),
         None => Verdict::Silent,
     };
+    // RestrictPublicBuckets: a public policy grants nothing to anonymous requests.
+    if verdict == Verdict::Allow
+        && matches!(principal, Principal::Anonymous)
+        && bucket.pab.restrict_public_buckets
+        && bucket.policy.is_some_and(|p| p.is_public())
+    {
+        verdict = Verdict::Silent;
+    }
     let policy_op = matches!(
         ask.action,
         Action::GetBucketPolicy | Action::PutBucketPolicy | Action::DeleteBucketPolicy
@@ -89,14 +104,28 @@ pub fn decide(
                 || k.grants
                     .iter()
                     .any(|g| g.bucket == bucket.name && grant_covers(g, ask))
+                || acl_allows(bucket, Some(id), ask)
         }
-        _ => verdict == Verdict::Allow,
+        _ => verdict == Verdict::Allow || acl_allows(bucket, None, ask),
     };
     if allowed {
         Decision::Allow
     } else {
         Decision::Deny(Refusal::NoGrant)
     }
+}
+
+/// Whether the bucket's ACL or the object's lets `caller` (a key's id; `None`: anonymous) do
+/// `ask` (IgnorePublicAcls: grants to groups count for nothing).
+fn acl_allows(bucket: BucketRules<'_>, caller: Option<&str>, ask: Ask<'_>) -> bool {
+    let ignore = bucket.pab.ignore_public_acls;
+    bucket
+        .acl
+        .is_some_and(|a| a.allows(caller, ask.action, false, ignore))
+        || (ask.action.on_object()
+            && bucket
+                .object_acl
+                .is_some_and(|a| a.allows(caller, ask.action, true, ignore)))
 }
 
 /// The resource a policy matches `ask` against: `bucket/key` for an object, else `bucket`.
@@ -147,6 +176,9 @@ mod tests {
             name: "cams",
             owner,
             policy: None,
+            acl: None,
+            object_acl: None,
+            pab: Default::default(),
         }
     }
 

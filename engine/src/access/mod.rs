@@ -8,12 +8,15 @@
 //! - [`policy`]: bucket policies, parsed and evaluated.
 //! - [`decide`]: the decision itself.
 //! - [`cors`]: a bucket's CORS rules and which one answers a browser.
+//! - [`acl`]: ACLs, PublicAccessBlock and OwnershipControls (their operations: `settings.rs`).
 
+pub mod acl;
 pub mod action;
 pub mod cors;
 pub mod decide;
 pub mod keys;
 pub mod policy;
+mod settings;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -191,10 +194,19 @@ impl Engine {
             object_tags: tags.as_ref(),
             headers: req.headers,
         };
+        let object_acl = match req.key {
+            Some(k) if rec.object_acls && req.action.on_object() => {
+                crate::object::version::acl_of(&txn, req.bucket, k, req.version_id)?
+            }
+            _ => None,
+        };
         let rules = BucketRules {
             name: req.bucket,
             owner: rec.owner.as_deref(),
             policy: policy.as_deref(),
+            acl: rec.acl.as_ref(),
+            object_acl: object_acl.as_ref(),
+            pab: rec.public_access_block.unwrap_or_default(),
         };
         let ask = Ask {
             action: req.action,
@@ -252,16 +264,23 @@ impl Engine {
     /// keys it names included.
     pub async fn set_bucket_policy(&self, bucket: &str, text: &str) -> Result<()> {
         let parsed = Policy::parse(text, bucket).map_err(|e| Error::MalformedPolicy(e.0))?;
+        let public = parsed.is_public();
         let named: Vec<policy::Who> = parsed.named_keys().cloned().collect();
         let id = PolicyId(rand::random());
         let (text, name) = (text.to_string(), bucket.to_string());
         self.update_bucket(bucket, move |rec: &mut BucketRecord, txn| {
+            if public && rec.public_access_block.is_some_and(|p| p.block_public_policy) {
+                return Err(Error::AccessDenied(
+                    "public policies are blocked by the bucket's PublicAccessBlock (BlockPublicPolicy)"
+                        .into(),
+                ));
+            }
             if !named.is_empty() {
                 let keys: Vec<KeyInfo> = keys::all_keys(txn)?;
                 for w in &named {
                     let known = keys.iter().any(|k| match w {
                         policy::Who::KeyId(id) => &k.id == id,
-                        policy::Who::KeyName(n) => &k.record.name == n,
+                        policy::Who::KeyName(n) => &k.record.name == n || &k.id == n,
                         _ => true,
                     });
                     if !known {

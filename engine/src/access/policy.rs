@@ -46,7 +46,7 @@ pub enum Who {
     Admins,
     /// A key by its access key id.
     KeyId(String),
-    /// A key by its name (`arn:aws:iam::ACCOUNT:user/NAME`).
+    /// A key by its name or id (`arn:aws:iam::ACCOUNT:user/NAME`).
     KeyName(String),
 }
 
@@ -885,7 +885,8 @@ fn who_matches(w: &Who, caller: Caller<'_>) -> bool {
         (Who::Anyone, _) => true,
         (Who::Admins, Caller::Admin) => true,
         (Who::KeyId(k), Caller::Key { id, .. }) => k == id,
-        (Who::KeyName(n), Caller::Key { name, .. }) => n == name,
+        // `user/NAME` names a key by its name, or by its id (S3's canonical user id here).
+        (Who::KeyName(n), Caller::Key { id, name }) => n == name || n == id,
         _ => false,
     }
 }

@@ -75,6 +75,10 @@ impl Engine {
                 owner,
                 policy: None,
                 cors: None,
+                acl: None,
+                object_acls: false,
+                public_access_block: None,
+                ownership: None,
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())

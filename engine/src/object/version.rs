@@ -72,6 +72,24 @@ pub(crate) fn tags_of(
     }
 }
 
+/// The ACL of `key`'s version `version_id` (the latest when `None`), if it has one.
+pub(crate) fn acl_of(
+    txn: &dyn Read,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<crate::access::acl::Acl>> {
+    let Ok(sel) = VersionSel::from_param(version_id) else {
+        return Ok(None);
+    };
+    let okey = crate::meta::object_key(bucket, key);
+    match locate(txn, bucket, key, &okey, &sel) {
+        Ok((_, m)) if !m.delete_marker => Ok(m.attrs.acl),
+        Ok(_) | Err(Error::NoSuchKey { .. } | Error::NoSuchVersion { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The position of a version among its key's versions: 8 bytes of time (ns, big-endian) and 8
 /// random bytes; a version without an id sorts by its modification time.
 pub(crate) fn sort_id(m: &ObjectMeta) -> [u8; 16] {

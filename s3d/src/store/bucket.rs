@@ -75,10 +75,17 @@ pub(super) async fn create_bucket(
         }
     }
     let locked = i.object_lock_enabled_for_bucket == Some(true);
+    let owner = super::acl::owner_of(caller.principal.owner_id());
+    let mut acl_req = super::acl::acl_request!(i, None);
+    acl_req.headers[1].0 = i.grant_write.as_ref();
+    let acl = acl_req.resolve(&owner)?;
     s.engine
         .create_bucket_as(b, &caller.principal, locked)
         .await
         .map_err(s3_err)?;
+    if let Some(acl) = acl.filter(|a| !a.grants.is_empty()) {
+        s.engine.set_bucket_acl(b, acl).await.map_err(s3_err)?;
+    }
     Ok(CreateBucketOutput {
         location: Some(format!("/{b}")),
     })

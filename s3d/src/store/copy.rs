@@ -66,8 +66,9 @@ pub(super) async fn copy_object(s: &Store, i: CopyObjectInput) -> S3Result<CopyO
     } else {
         src.attrs.clone()
     };
-    // A copy's lock is what the request asks, never the source's.
+    // A copy's lock and ACL are what the request asks, never the source's.
     attrs.lock = lock_of!(i)?;
+    attrs.acl = object_acl!(s, i)?;
     if tagging_replace {
         attrs.tags = parse_tagging(i.tagging.as_deref().unwrap_or(""))?;
     }

@@ -100,6 +100,16 @@ macro_rules! lock_of {
     };
 }
 
+/// The ACL (`x-amz-acl`, `x-amz-grant-*`) a PutObject, CreateMultipartUpload or CopyObject
+/// input asks for the new object ([`acl::acl_for_write`]).
+macro_rules! object_acl {
+    ($s:expr, $i:expr) => {{
+        let mut req = super::acl::acl_request!($i, None);
+        req.headers[1].0 = None;
+        super::acl::acl_for_write($s, &$i.bucket, req).await
+    }};
+}
+
 /// An output with an object's checksums (`$c`, from [`checksums_out`]), plus `$extra`.
 macro_rules! with_checksums {
     ($ty:ident, $c:expr, { $($field:ident: $val:expr),* $(,)? }) => {
@@ -172,6 +182,7 @@ async fn drain(reader: &mut StreamReader<VerifyingBody, bytes::Bytes>) {
 }
 
 // After the macros above: the groups use them.
+mod acl;
 mod bucket;
 mod conditions;
 mod convert;
@@ -262,6 +273,16 @@ s3_operations! {
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput,
     object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput,
     bucket::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput,
+    acl::get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput,
+    acl::put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput,
+    acl::get_object_acl(GetObjectAclInput) -> GetObjectAclOutput,
+    acl::put_object_acl(PutObjectAclInput) -> PutObjectAclOutput,
+    acl::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput,
+    acl::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput,
+    acl::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput,
+    acl::get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput,
+    acl::put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput,
+    acl::delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput,
     cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput,
     cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput,
     cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput,

@@ -9,6 +9,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<CreateMultipartUploadOutput> {
     let mut attrs = attrs_of!(s, i, i.tagging)?;
     attrs.lock = lock_of!(i)?;
+    attrs.acl = object_acl!(s, i)?;
     let algorithm = i
         .checksum_algorithm
         .as_ref()

@@ -9,6 +9,7 @@ pub(super) async fn put_object(
     let (expected, i) = expected!(req)?;
     let mut attrs = attrs_of!(s, i, i.tagging)?;
     attrs.lock = lock_of!(i)?;
+    attrs.acl = object_acl!(s, i)?;
     let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
     let opts = PutOptions {
         attrs,
