@@ -438,7 +438,23 @@ def ownership_controls_are_kept():
     owner.put_bucket_ownership_controls(Bucket="acl-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     r = owner.get_bucket_ownership_controls(Bucket="acl-bucket")["OwnershipControls"]["Rules"]
     assert r == [{"ObjectOwnership": "BucketOwnerEnforced"}], r
+    # Enforced: ACLs are refused (private ones pass) and the ones set before count for nothing.
+    r = curl(f"{ENDPOINT}/acl-bucket/open.txt")
+    assert r[0] == 403, r
+    code, status = error_code(lambda: owner.put_object(Bucket="acl-bucket", Key="y", Body=b"y", ACL="public-read"))
+    assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
+    owner.put_object(Bucket="acl-bucket", Key="y", Body=b"y", ACL="bucket-owner-full-control")
     owner.delete_bucket_ownership_controls(Bucket="acl-bucket")
+    assert curl(f"{ENDPOINT}/acl-bucket/open.txt")[0] == 200
+    code, status = error_code(lambda: owner.put_object_acl(Bucket="acl-bucket", Key="y", GrantRead='id="PKNOSUCHKEY000000000"'))
+    assert (code, status) == ("InvalidArgument", 400), (code, status)
+    code, status = error_code(lambda: owner.create_bucket(Bucket="enforced-bucket", ACL="public-read", ObjectOwnership="BucketOwnerEnforced"))
+    assert (code, status) == ("InvalidBucketAclWithObjectOwnership", 400), (code, status)
+    assert "enforced-bucket" not in [b["Name"] for b in admin.list_buckets()["Buckets"]]
+    owner.create_bucket(Bucket="enforced-bucket", ObjectOwnership="BucketOwnerEnforced")
+    r = owner.get_bucket_ownership_controls(Bucket="enforced-bucket")["OwnershipControls"]["Rules"]
+    assert r == [{"ObjectOwnership": "BucketOwnerEnforced"}], r
+    owner.delete_bucket(Bucket="enforced-bucket")
     for k in keys_in("acl-bucket"):
         owner.delete_object(Bucket="acl-bucket", Key=k)
     owner.delete_bucket(Bucket="acl-bucket")

@@ -46,6 +46,12 @@ pub enum Error {
     /// A key name outside 1..=64 of `A-Za-z0-9+=,.@_-`.
     #[error("invalid key name {0:?}: use 1 to 64 letters, digits and +=,.@_-")]
     InvalidKeyName(String),
+    /// An ACL in a bucket whose ownership setting (BucketOwnerEnforced) disables them.
+    #[error("the bucket does not allow ACLs")]
+    AclNotSupported,
+    /// An ACL grant names a key that does not exist.
+    #[error("no key {0:?} to grant to")]
+    InvalidGrantee(String),
     /// A bucket policy S3 would refuse, and why.
     #[error("malformed policy: {0}")]
     MalformedPolicy(String),

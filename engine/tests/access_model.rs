@@ -309,6 +309,7 @@ proptest! {
             acl: None,
             object_acl: None,
             pab: Default::default(),
+            acls_enabled: true,
         };
         let got = decide(&principal, record, rules, Ask { action, key, prefix }, &facts) == Decision::Allow;
         let want = model(&stmts, owner_alice, &alice_grant, caller, action, key, prefix, ip10, tls);

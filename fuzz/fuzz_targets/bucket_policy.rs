@@ -79,6 +79,7 @@ fuzz_target!(|data: &[u8]| {
         acl: None,
         object_acl: None,
         pab: Default::default(),
+        acls_enabled: true,
     };
     let d = decide(&principal, Some(&record), rules, ask, &facts);
     let denied = policy.evaluate(

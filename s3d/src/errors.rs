@@ -71,6 +71,15 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         E::AccessDenied(why) => s3_error!(AccessDenied, "Access Denied: {why}"),
         E::MalformedPolicy(why) => s3_error!(MalformedPolicy, "{why}"),
         E::InvalidCors(why) => s3_error!(InvalidRequest, "{why}"),
+        E::AclNotSupported => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("AccessControlListNotSupported".into()),
+                "The bucket does not allow ACLs (its object ownership is BucketOwnerEnforced)",
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
+        E::InvalidGrantee(id) => s3_error!(InvalidArgument, "Invalid id: no key {id}"),
         E::NoSuchBucketPolicy(b) => s3_error!(
             NoSuchBucketPolicy,
             "The bucket policy does not exist: {b}"

@@ -30,6 +30,8 @@ pub struct BucketRules<'a> {
     pub object_acl: Option<&'a Acl>,
     /// Its PublicAccessBlock (all off when it has none).
     pub pab: PublicAccessBlock,
+    /// Whether its ACLs count (not under `BucketOwnerEnforced` ownership).
+    pub acls_enabled: bool,
 }
 
 /// What is asked, on the bucket of [`BucketRules`].
@@ -118,14 +120,18 @@ pub fn decide(
 /// Whether the bucket's ACL or the object's lets `caller` (a key's id; `None`: anonymous) do
 /// `ask` (IgnorePublicAcls: grants to groups count for nothing).
 fn acl_allows(bucket: BucketRules<'_>, caller: Option<&str>, ask: Ask<'_>) -> bool {
+    if !bucket.acls_enabled {
+        return false;
+    }
     let ignore = bucket.pab.ignore_public_acls;
-    bucket
+    let by_bucket = bucket
         .acl
-        .is_some_and(|a| a.allows(caller, ask.action, false, ignore))
-        || (ask.action.on_object()
-            && bucket
-                .object_acl
-                .is_some_and(|a| a.allows(caller, ask.action, true, ignore)))
+        .is_some_and(|a| a.allows(caller, ask.action, false, ignore));
+    let by_object = ask.action.on_object()
+        && bucket
+            .object_acl
+            .is_some_and(|a| a.allows(caller, ask.action, true, ignore));
+    by_bucket || by_object
 }
 
 /// The resource a policy matches `ask` against: `bucket/key` for an object, else `bucket`.
@@ -179,6 +185,7 @@ mod tests {
             acl: None,
             object_acl: None,
             pab: Default::default(),
+            acls_enabled: true,
         }
     }
 
@@ -262,6 +269,39 @@ mod tests {
                 &f
             ),
             Decision::Deny(Refusal::NoGrant)
+        );
+    }
+
+    #[test]
+    fn acls_count_unless_disabled_or_ignored() {
+        let public = Acl::canned("public-read").unwrap();
+        let f = Facts::default();
+        let get = ask(Action::GetObject, Some("a"), None);
+        let mut b = BucketRules {
+            object_acl: Some(&public),
+            ..bucket(None)
+        };
+        let anon = |b| decide(&Principal::Anonymous, None, b, get, &f);
+        assert_eq!(anon(b), Decision::Allow);
+        b.acls_enabled = false;
+        assert_eq!(
+            anon(b),
+            Decision::Deny(Refusal::NoGrant),
+            "BucketOwnerEnforced"
+        );
+        b.acls_enabled = true;
+        b.pab.ignore_public_acls = true;
+        assert_eq!(
+            anon(b),
+            Decision::Deny(Refusal::NoGrant),
+            "IgnorePublicAcls"
+        );
+        b.pab.ignore_public_acls = false;
+        let list = ask(Action::ListBucket, None, Some(""));
+        assert_eq!(
+            decide(&Principal::Anonymous, None, b, list, &f),
+            Decision::Deny(Refusal::NoGrant),
+            "an object's ACL says nothing about its bucket"
         );
     }
 

@@ -207,6 +207,7 @@ impl Engine {
             acl: rec.acl.as_ref(),
             object_acl: object_acl.as_ref(),
             pab: rec.public_access_block.unwrap_or_default(),
+            acls_enabled: !settings::acls_disabled(&rec),
         };
         let ask = Ask {
             action: req.action,

@@ -6,10 +6,32 @@ use crate::meta::BucketRecord;
 use crate::object::version::{self, VersionSel};
 use crate::object::Engine;
 
-use super::acl::{Acl, PublicAccessBlock, OWNERSHIP};
+use crate::kv::Read;
 
-/// `AccessDenied` for a public ACL on a bucket whose PublicAccessBlock blocks them.
-fn check_public_acl(rec: &BucketRecord, acl: &Acl) -> Result<()> {
+use super::acl::{Acl, Grantee, PublicAccessBlock, OWNERSHIP};
+
+/// Whether the bucket's ownership setting disables ACLs (S3's `BucketOwnerEnforced`).
+pub(crate) fn acls_disabled(rec: &BucketRecord) -> bool {
+    rec.ownership.as_deref() == Some("BucketOwnerEnforced")
+}
+
+/// Whether `acl` may be set in the bucket of `rec`: `AclNotSupported` where ACLs are disabled,
+/// `AccessDenied` for a public ACL under BlockPublicAcls, `InvalidGrantee` for a key that does
+/// not exist.
+fn check_acl(txn: &dyn Read, rec: &BucketRecord, acl: &Acl) -> Result<()> {
+    if acl.grants.is_empty() {
+        return Ok(());
+    }
+    if acls_disabled(rec) {
+        return Err(Error::AclNotSupported);
+    }
+    for g in &acl.grants {
+        if let Grantee::Key(id) = &g.grantee {
+            if super::keys::key_record(txn, id)?.is_none() {
+                return Err(Error::InvalidGrantee(id.clone()));
+            }
+        }
+    }
     if acl.is_public() && rec.public_access_block.is_some_and(|p| p.block_public_acls) {
         return Err(Error::AccessDenied(
             "public ACLs are blocked by the bucket's PublicAccessBlock (BlockPublicAcls)".into(),
@@ -28,19 +50,18 @@ impl Engine {
 
     /// Sets a bucket's ACL (`AccessDenied` for a public one under BlockPublicAcls).
     pub async fn set_bucket_acl(&self, bucket: &str, acl: Acl) -> Result<()> {
-        self.update_bucket(bucket, move |rec, _| {
-            check_public_acl(rec, &acl)?;
+        self.update_bucket(bucket, move |rec, txn| {
+            check_acl(txn, rec, &acl)?;
             rec.acl = (!acl.grants.is_empty()).then_some(acl);
             Ok(())
         })
         .await
     }
 
-    /// Whether an object may be written with `acl` in `bucket` (`AccessDenied` for a public
-    /// one under BlockPublicAcls).
+    /// Whether an object may be written with `acl` in `bucket` (see `check_acl`).
     pub fn check_object_acl(&self, bucket: &str, acl: &Acl) -> Result<()> {
         let txn = self.read()?;
-        check_public_acl(&version::bucket_record(&txn, bucket)?, acl)
+        check_acl(&txn, &version::bucket_record(&txn, bucket)?, acl)
     }
 
     /// An object version's owner (its bucket's) and ACL.

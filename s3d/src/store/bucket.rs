@@ -79,10 +79,32 @@ pub(super) async fn create_bucket(
     let mut acl_req = super::acl::acl_request!(i, None);
     acl_req.headers[1].0 = i.grant_write.as_ref();
     let acl = acl_req.resolve(&owner)?;
+    if let Some(o) = &i.object_ownership {
+        if !engine::access::acl::OWNERSHIP.contains(&o.as_str()) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Invalid x-amz-object-ownership: {}",
+                o.as_str()
+            ));
+        }
+        if o.as_str() == "BucketOwnerEnforced" && acl.as_ref().is_some_and(|a| !a.grants.is_empty())
+        {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            ));
+        }
+    }
     s.engine
         .create_bucket_as(b, &caller.principal, locked)
         .await
         .map_err(s3_err)?;
+    if let Some(o) = &i.object_ownership {
+        s.engine
+            .set_ownership(b, Some(o.as_str().to_string()))
+            .await
+            .map_err(s3_err)?;
+    }
     if let Some(acl) = acl.filter(|a| !a.grants.is_empty()) {
         s.engine.set_bucket_acl(b, acl).await.map_err(s3_err)?;
     }
