@@ -172,6 +172,47 @@ def presigned_urls_carry_their_signers_permissions():
     assert admin.get_object(Bucket=B, Key="private/report.txt")["Body"].read() == b"secret numbers"
 
 
+def post_form(url, fields, body=b"form data", filename="f.bin"):
+    args = ["curl", "-sS", "-o", "/dev/stderr", "-w", "%{http_code}", "--cacert", CA]
+    for k, v in fields.items():
+        args += ["-F", f"{k}={v}"]
+    import tempfile
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(body)
+        f.flush()
+        args += ["-F", f"file=@{f.name};filename={filename}"]
+        r = subprocess.run(args + [url], capture_output=True, text=True, check=True)
+    return int(r.stdout), r.stderr
+
+
+@check
+def browser_form_uploads_carry_their_signers_permissions():
+    post = device.generate_presigned_post(B, "device-7/form.jpg", ExpiresIn=600)
+    assert post_form(post["url"], post["fields"])[0] == 204
+    assert admin.get_object(Bucket=B, Key="device-7/form.jpg")["Body"].read() == b"form data"
+    # The same key's signature on another key's form: the policy's conditions refuse it (the S3
+    # layer says which condition; AWS says 403 AccessDenied).
+    fields = dict(post["fields"], key="device-8/form.jpg")
+    r = post_form(post["url"], fields)
+    assert r[0] == 400 and "InvalidPolicyDocument" in r[1] and "device-7/form.jpg" in r[1], r
+    # A form the device key signs for a key outside its prefix: its permissions refuse it.
+    post = device.generate_presigned_post(B, "private/form.jpg", ExpiresIn=600)
+    assert post_form(post["url"], post["fields"])[0] == 403
+    # An expired form.
+    post = device.generate_presigned_post(B, "device-7/late.jpg", ExpiresIn=-60)
+    r = post_form(post["url"], post["fields"])
+    assert r[0] in (400, 403) and "xpired" in r[1], r
+    # Conditions: a size range the body breaks.
+    post = device.generate_presigned_post(B, "device-7/big.jpg", ExpiresIn=600,
+                                          Conditions=[["content-length-range", 1, 4]])
+    status, body = post_form(post["url"], post["fields"])
+    assert status == 400 and "EntityTooLarge" in body, (status, body)
+    # No signature at all: anonymous, refused without a policy.
+    assert post_form(f"{ENDPOINT}/{B}", {"key": "device-7/anon.jpg"})[0] == 403
+    assert sorted(k for k in keys_in(prefix="device-7/") if "form" in k or "big" in k or "anon" in k or "late" in k) == ["device-7/form.jpg"]
+    assert keys_in(prefix="device-8/") == [] and "private/form.jpg" not in keys_in()
+
+
 @check
 def anonymous_requests_are_refused_without_a_policy():
     assert curl(f"{ENDPOINT}/{B}/public/firmware.bin")[0] == 403

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use engine::access::{AccessRequest, Action, Listing, Origin};
 use engine::{Engine, Principal};
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::dto::{CopyObjectInput, CopySource, PostObjectInput, UploadPartCopyInput};
 use s3s::{S3Request, S3Result};
 
 use crate::errors::s3_err;
@@ -161,6 +161,17 @@ impl S3Access for Access {
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         authorize_source(&self.engine, &Caller::of(req), &req.input.copy_source)
     }
+
+    /// A browser form upload (its signature, expiry and policy conditions already checked by
+    /// the S3 layer): s3:PutObject on the key the form names, as its signer (or anonymous).
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let caller = Caller::of(req);
+        let headers = Headers(&req.headers);
+        let mut ask =
+            AccessRequest::new(Action::PutObject, &req.input.bucket, Some(&req.input.key));
+        ask.headers = Some(&headers);
+        caller.authorize(&self.engine, ask)
+    }
 }
 
 /// A copy reads its source: the caller needs GetObject (GetObjectVersion) on it.
@@ -188,7 +199,8 @@ fn authorize_source(engine: &Engine, caller: &Caller, source: &CopySource) -> S3
 
 /// The actions S3 operation `op` needs (several for some): `versioned` when it names a
 /// version, `bypass` when it asks to bypass governance retention. DeleteObjects needs none
-/// here: each of its keys is decided on its own by the operation. An operation this server
+/// here: each of its keys is decided on its own by the operation; nor does PostObject (its
+/// key is in the form, read after this). An operation this server
 /// does not map needs an action no key is granted (only administrators pass).
 pub fn wanted(op: &str, versioned: bool, bypass: bool) -> Vec<Action> {
     use Action as A;
@@ -210,8 +222,9 @@ pub fn wanted(op: &str, versioned: bool, bypass: bool) -> Vec<Action> {
         | "UploadPart"
         | "CompleteMultipartUpload"
         | "CopyObject"
-        | "UploadPartCopy"
-        | "PostObject" => A::PutObject,
+        | "UploadPartCopy" => A::PutObject,
+        // A browser form names its key in the form: decided once it is read (`post_object`).
+        "PostObject" => return Vec::new(),
         "DeleteObject" => v(A::DeleteObject, A::DeleteObjectVersion),
         "DeleteObjects" => return Vec::new(),
         "AbortMultipartUpload" => A::AbortMultipartUpload,
