@@ -476,6 +476,11 @@ def public_access_block_blocks_and_ignores():
 @check
 def ownership_controls_are_kept():
     assert error_code(lambda: owner.get_bucket_ownership_controls(Bucket="acl-bucket")) == ("OwnershipControlsNotFoundError", 404)
+    # A bucket with an ACL cannot be enforced: private first.
+    code, status = error_code(lambda: owner.put_bucket_ownership_controls(
+        Bucket="acl-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}))
+    assert (code, status) == ("InvalidBucketAclWithObjectOwnership", 400), (code, status)
+    owner.put_bucket_acl(Bucket="acl-bucket", ACL="private")
     owner.put_bucket_ownership_controls(Bucket="acl-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     r = owner.get_bucket_ownership_controls(Bucket="acl-bucket")["OwnershipControls"]["Rules"]
     assert r == [{"ObjectOwnership": "BucketOwnerEnforced"}], r
@@ -485,7 +490,17 @@ def ownership_controls_are_kept():
     code, status = error_code(lambda: owner.put_object(Bucket="acl-bucket", Key="y", Body=b"y", ACL="public-read"))
     assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
     owner.put_object(Bucket="acl-bucket", Key="y", Body=b"y", ACL="bucket-owner-full-control")
+    code, status = error_code(lambda: owner.put_object(Bucket="acl-bucket", Key="z", Body=b"z", ACL="private"))
+    assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
     owner.delete_bucket_ownership_controls(Bucket="acl-bucket")
+    owner.create_bucket(Bucket="public-bucket", ACL="public-read")
+    code, status = error_code(lambda: owner.put_bucket_ownership_controls(
+        Bucket="public-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}))
+    assert (code, status) == ("InvalidBucketAclWithObjectOwnership", 400), (code, status)
+    owner.put_bucket_acl(Bucket="public-bucket", ACL="private")
+    owner.put_bucket_ownership_controls(
+        Bucket="public-bucket", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    owner.delete_bucket(Bucket="public-bucket")
     assert curl(f"{ENDPOINT}/acl-bucket/open.txt")[0] == 200
     code, status = error_code(lambda: owner.put_object_acl(Bucket="acl-bucket", Key="y", GrantRead='id="PKNOSUCHKEY000000000"'))
     assert (code, status) == ("InvalidArgument", 400), (code, status)

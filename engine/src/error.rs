@@ -49,6 +49,9 @@ pub enum Error {
     /// An ACL in a bucket whose ownership setting (BucketOwnerEnforced) disables them.
     #[error("the bucket does not allow ACLs")]
     AclNotSupported,
+    /// BucketOwnerEnforced asked for a bucket that has an ACL.
+    #[error("the bucket has an ACL: BucketOwnerEnforced needs a private bucket")]
+    AclWithOwnership,
     /// An ACL grant names a key that does not exist.
     #[error("no key {0:?} to grant to")]
     InvalidGrantee(String),

@@ -79,6 +79,10 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             err.set_status_code(http::StatusCode::BAD_REQUEST);
             err
         }
+        E::AclWithOwnership => s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ),
         E::InvalidGrantee(id) => s3_error!(InvalidArgument, "Invalid id: no key {id}"),
         E::NoSuchBucketPolicy(b) => s3_error!(
             NoSuchBucketPolicy,

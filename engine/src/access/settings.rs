@@ -128,6 +128,12 @@ impl Engine {
         .await
     }
 
+    /// Whether the bucket's ownership setting disables ACLs (`BucketOwnerEnforced`).
+    pub fn acls_disabled(&self, bucket: &str) -> Result<bool> {
+        let txn = self.read()?;
+        Ok(acls_disabled(&version::bucket_record(&txn, bucket)?))
+    }
+
     /// A bucket's object ownership setting, if one was set.
     pub fn ownership(&self, bucket: &str) -> Result<Option<String>> {
         let txn = self.read()?;
@@ -145,6 +151,10 @@ impl Engine {
             }
         }
         self.update_bucket(bucket, move |rec, _| {
+            let enforced = ownership.as_deref() == Some("BucketOwnerEnforced");
+            if enforced && rec.acl.as_ref().is_some_and(|a| !a.grants.is_empty()) {
+                return Err(Error::AclWithOwnership);
+            }
             rec.ownership = ownership;
             Ok(())
         })

@@ -400,8 +400,14 @@ pub(super) async fn acl_for_write(
     bucket: &str,
     req: AclRequest<'_>,
 ) -> S3Result<Option<Acl>> {
-    if req.canned.is_none() && req.headers.iter().all(|(h, _)| h.is_none()) {
+    let has_headers = req.headers.iter().any(|(h, _)| h.is_some());
+    if req.canned.is_none() && !has_headers {
         return Ok(None);
+    }
+    // Where ACLs are disabled, a write may only say the owner has full control.
+    let owner_only = req.canned == Some("bucket-owner-full-control") && !has_headers;
+    if !owner_only && s.engine.acls_disabled(bucket).map_err(s3_err)? {
+        return Err(s3_err(engine::Error::AclNotSupported));
     }
     let (owner, _) = s.engine.bucket_acl(bucket).map_err(s3_err)?;
     let Some(acl) = req
