@@ -6,58 +6,75 @@ use std::process::ExitCode;
 use engine::access::{Grant, KeyChange, KeyInfo, NewKey};
 use engine::Engine;
 
-/// A `key` subcommand, parsed.
-#[derive(Debug, Clone)]
+/// `s3d key …`.
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum KeyCommand {
-    /// Make a key.
+    /// Make a key; prints its secret once.
     Create {
-        /// Its name.
+        /// A name for it (also how policies name it: arn:aws:iam::…:user/NAME).
+        #[arg(long)]
         name: Option<String>,
-        /// Its expiry (see [`parse_when`]).
+        /// When it stops working: never, 30d, 2027-01-31 or an RFC 3339 time.
+        #[arg(long)]
         expires: Option<String>,
-        /// May create buckets.
+        /// It may create buckets (which it then owns).
+        #[arg(long)]
         create_buckets: bool,
     },
-    /// Every key.
+    /// Every key, with its state and grants.
     List,
-    /// One key.
-    Info(String),
-    /// Remove a key.
-    Delete(String),
-    /// Give permissions (a grant on `BUCKET[/PREFIX]`, and/or bucket creation).
-    Allow {
-        /// The key.
+    /// One key (by access key id or name).
+    Info {
+        /// Access key id or name.
         key: String,
-        /// `BUCKET` or `BUCKET/PREFIX`.
-        scope: Option<String>,
-        /// Read.
-        read: bool,
-        /// Write.
-        write: bool,
-        /// Owner.
-        owner: bool,
-        /// Bucket creation.
-        create_buckets: bool,
     },
-    /// Take permissions away.
-    Deny {
-        /// The key.
+    /// Delete a key.
+    Delete {
+        /// Access key id or name.
         key: String,
-        /// `BUCKET` or `BUCKET/PREFIX`.
-        scope: Option<String>,
-        /// Read.
-        read: bool,
-        /// Write.
-        write: bool,
-        /// Owner.
-        owner: bool,
-        /// Bucket creation.
-        create_buckets: bool,
     },
-    /// Disable or enable.
-    Disable(String, bool),
-    /// Set or clear the expiry.
-    Expire(String, String),
+    /// Give a key permissions on BUCKET or BUCKET/PREFIX (and/or bucket creation).
+    Allow(GrantArgs),
+    /// Take permissions away (with no flag: all of them on that scope).
+    Deny(GrantArgs),
+    /// Refuse the key until enabled again.
+    Disable {
+        /// Access key id or name.
+        key: String,
+    },
+    /// Accept a disabled key again.
+    Enable {
+        /// Access key id or name.
+        key: String,
+    },
+    /// Set when the key stops working (never, 30d, a date or an RFC 3339 time).
+    Expire {
+        /// Access key id or name.
+        key: String,
+        /// never, 30d, 2027-01-31 or 2027-01-31T12:00:00Z.
+        when: String,
+    },
+}
+
+/// What `key allow` and `key deny` take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrantArgs {
+    /// Access key id or name.
+    pub key: String,
+    /// BUCKET or BUCKET/PREFIX.
+    pub scope: Option<String>,
+    /// Read objects and list them.
+    #[arg(long)]
+    pub read: bool,
+    /// Write and delete objects.
+    #[arg(long)]
+    pub write: bool,
+    /// Everything, the bucket's configuration included.
+    #[arg(long)]
+    pub owner: bool,
+    /// Creating buckets.
+    #[arg(long)]
+    pub create_buckets: bool,
 }
 
 /// Parses an expiry: `never`, a number of days (`30d`), a date (`2027-01-31`) or a time
@@ -160,18 +177,10 @@ fn flags(g: &Grant) -> String {
 pub async fn run(engine: &Engine, cmd: KeyCommand) -> Result<ExitCode, String> {
     let now = engine::meta::now_ns();
     let err = |e: engine::Error| e.to_string();
-    if let KeyCommand::Allow {
-        scope: None,
-        create_buckets: false,
-        ..
-    }
-    | KeyCommand::Deny {
-        scope: None,
-        create_buckets: false,
-        ..
-    } = &cmd
-    {
-        return Err("name a bucket (BUCKET or BUCKET/PREFIX) or --create-buckets".into());
+    if let KeyCommand::Allow(g) | KeyCommand::Deny(g) = &cmd {
+        if g.scope.is_none() && !g.create_buckets {
+            return Err("name a bucket (BUCKET or BUCKET/PREFIX) or --create-buckets".into());
+        }
     }
     match cmd {
         KeyCommand::Create {
@@ -215,67 +224,32 @@ pub async fn run(engine: &Engine, cmd: KeyCommand) -> Result<ExitCode, String> {
                 );
             }
         }
-        KeyCommand::Info(which) => show(&engine.key_info(&which).map_err(err)?),
-        KeyCommand::Delete(which) => {
-            let k = engine.delete_key(&which).await.map_err(err)?;
+        KeyCommand::Info { key } => show(&engine.key_info(&key).map_err(err)?),
+        KeyCommand::Delete { key } => {
+            let k = engine.delete_key(&key).await.map_err(err)?;
             println!("Deleted key {} ({})", k.id, k.record.name);
         }
-        KeyCommand::Allow {
-            key,
-            scope,
-            read,
-            write,
-            owner,
-            create_buckets,
-        } => {
-            if create_buckets {
-                engine
-                    .change_key(&key, KeyChange::CreateBuckets(true))
-                    .await
-                    .map_err(err)?;
+        KeyCommand::Allow(g) => {
+            if g.scope.is_some() && !(g.read || g.write || g.owner) {
+                return Err("say what to allow: --read, --write and/or --owner".into());
             }
-            if let Some(scope) = scope {
-                if !(read || write || owner) {
-                    return Err("say what to allow: --read, --write and/or --owner".into());
-                }
-                engine
-                    .change_key(&key, KeyChange::Allow(grant(&scope, read, write, owner)))
-                    .await
-                    .map_err(err)?;
-            }
-            show(&engine.key_info(&key).map_err(err)?);
+            change_grants(engine, g, true).await?;
         }
-        KeyCommand::Deny {
-            key,
-            scope,
-            read,
-            write,
-            owner,
-            create_buckets,
-        } => {
-            if create_buckets {
-                engine
-                    .change_key(&key, KeyChange::CreateBuckets(false))
-                    .await
-                    .map_err(err)?;
-            }
-            if let Some(scope) = scope {
-                engine
-                    .change_key(&key, KeyChange::Deny(grant(&scope, read, write, owner)))
-                    .await
-                    .map_err(err)?;
-            }
-            show(&engine.key_info(&key).map_err(err)?);
-        }
-        KeyCommand::Disable(key, disabled) => {
-            let k = engine
-                .change_key(&key, KeyChange::Disabled(disabled))
+        KeyCommand::Deny(g) => change_grants(engine, g, false).await?,
+        KeyCommand::Disable { key } => show(
+            &engine
+                .change_key(&key, KeyChange::Disabled(true))
                 .await
-                .map_err(err)?;
-            show(&k);
-        }
-        KeyCommand::Expire(key, w) => {
-            let t = parse_when(&w, now)?;
+                .map_err(err)?,
+        ),
+        KeyCommand::Enable { key } => show(
+            &engine
+                .change_key(&key, KeyChange::Disabled(false))
+                .await
+                .map_err(err)?,
+        ),
+        KeyCommand::Expire { key, when } => {
+            let t = parse_when(&when, now)?;
             let k = engine
                 .change_key(&key, KeyChange::Expires(t))
                 .await
@@ -284,6 +258,28 @@ pub async fn run(engine: &Engine, cmd: KeyCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `key allow` (`allow`) or `key deny`: bucket creation and the grant on the scope.
+async fn change_grants(engine: &Engine, g: GrantArgs, allow: bool) -> Result<(), String> {
+    let err = |e: engine::Error| e.to_string();
+    if g.create_buckets {
+        engine
+            .change_key(&g.key, KeyChange::CreateBuckets(allow))
+            .await
+            .map_err(err)?;
+    }
+    if let Some(scope) = &g.scope {
+        let grant = grant(scope, g.read, g.write, g.owner);
+        let change = if allow {
+            KeyChange::Allow(grant)
+        } else {
+            KeyChange::Deny(grant)
+        };
+        engine.change_key(&g.key, change).await.map_err(err)?;
+    }
+    show(&engine.key_info(&g.key).map_err(err)?);
+    Ok(())
 }
 
 #[cfg(test)]

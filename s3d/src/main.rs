@@ -101,122 +101,8 @@ enum Command {
     /// administrators).
     Key {
         #[command(subcommand)]
-        cmd: KeyCmd,
+        cmd: s3d::keys_cli::KeyCommand,
     },
-}
-
-/// `s3d key …`.
-#[derive(Subcommand, Debug)]
-enum KeyCmd {
-    /// Make a key; prints its secret once.
-    Create {
-        /// A name for it (also how policies name it: arn:aws:iam::…:user/NAME).
-        #[arg(long)]
-        name: Option<String>,
-        /// When it stops working: never, 30d, 2027-01-31 or an RFC 3339 time.
-        #[arg(long)]
-        expires: Option<String>,
-        /// It may create buckets (which it then owns).
-        #[arg(long)]
-        create_buckets: bool,
-    },
-    /// Every key, with its state and grants.
-    List,
-    /// One key (by access key id or name).
-    Info { key: String },
-    /// Delete a key.
-    Delete { key: String },
-    /// Give a key permissions on BUCKET or BUCKET/PREFIX (and/or bucket creation).
-    Allow {
-        key: String,
-        /// BUCKET or BUCKET/PREFIX.
-        scope: Option<String>,
-        /// Read objects and list them.
-        #[arg(long)]
-        read: bool,
-        /// Write and delete objects.
-        #[arg(long)]
-        write: bool,
-        /// Everything, the bucket's configuration included.
-        #[arg(long)]
-        owner: bool,
-        /// Creating buckets.
-        #[arg(long)]
-        create_buckets: bool,
-    },
-    /// Take permissions away (with no flag: all of them on that scope).
-    Deny {
-        key: String,
-        /// BUCKET or BUCKET/PREFIX.
-        scope: Option<String>,
-        #[arg(long)]
-        read: bool,
-        #[arg(long)]
-        write: bool,
-        #[arg(long)]
-        owner: bool,
-        #[arg(long)]
-        create_buckets: bool,
-    },
-    /// Refuse the key until enabled again.
-    Disable { key: String },
-    /// Accept a disabled key again.
-    Enable { key: String },
-    /// Set when the key stops working (never, 30d, a date or an RFC 3339 time).
-    Expire { key: String, when: String },
-}
-
-impl KeyCmd {
-    fn into_command(self) -> s3d::keys_cli::KeyCommand {
-        use s3d::keys_cli::KeyCommand as K;
-        match self {
-            KeyCmd::Create {
-                name,
-                expires,
-                create_buckets,
-            } => K::Create {
-                name,
-                expires,
-                create_buckets,
-            },
-            KeyCmd::List => K::List,
-            KeyCmd::Info { key } => K::Info(key),
-            KeyCmd::Delete { key } => K::Delete(key),
-            KeyCmd::Allow {
-                key,
-                scope,
-                read,
-                write,
-                owner,
-                create_buckets,
-            } => K::Allow {
-                key,
-                scope,
-                read,
-                write,
-                owner,
-                create_buckets,
-            },
-            KeyCmd::Deny {
-                key,
-                scope,
-                read,
-                write,
-                owner,
-                create_buckets,
-            } => K::Deny {
-                key,
-                scope,
-                read,
-                write,
-                owner,
-                create_buckets,
-            },
-            KeyCmd::Disable { key } => K::Disable(key, true),
-            KeyCmd::Enable { key } => K::Disable(key, false),
-            KeyCmd::Expire { key, when } => K::Expire(key, when),
-        }
-    }
 }
 
 fn settings(cli: &Cli) -> Result<Settings, String> {
@@ -290,7 +176,7 @@ fn main() -> ExitCode {
             Command::Gc => server::admin_gc(s).await,
             Command::Lifecycle { dry_run } => server::admin_lifecycle(s, dry_run).await,
             Command::Status => server::admin_status(s),
-            Command::Key { cmd } => server::admin_key(s, cmd.into_command()).await,
+            Command::Key { cmd } => server::admin_key(s, cmd).await,
         }
     });
     match res {
