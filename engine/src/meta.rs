@@ -36,7 +36,7 @@ pub fn now_ns() -> i64 {
 }
 
 /// A bucket.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BucketRecord {
     /// Creation time, ns since the epoch.
     pub created_ns: i64,
@@ -741,17 +741,10 @@ mod tests {
         assert_eq!(rmp_serde::to_vec_named(&rec).unwrap(), old);
         let tagged = BucketRecord {
             versioning: Some(Versioning::Enabled),
-            lifecycle: None,
-            object_lock: None,
             owner: Some("PKOWNER".into()),
-            policy: None,
-            cors: None,
-            acl: None,
-            object_acls: false,
-            public_access_block: None,
-            ownership: None,
             created_ns: 7,
             tags: [("team".to_string(), "edge".to_string())].into(),
+            ..Default::default()
         };
         let back: Before =
             rmp_serde::from_slice(&rmp_serde::to_vec_named(&tagged).unwrap()).unwrap();

@@ -68,17 +68,10 @@ impl Engine {
             }
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
-                tags: BTreeMap::new(),
                 versioning: object_lock.then_some(Versioning::Enabled),
-                lifecycle: None,
                 object_lock: object_lock.then(crate::meta::LockConfig::default),
                 owner,
-                policy: None,
-                cors: None,
-                acl: None,
-                object_acls: false,
-                public_access_block: None,
-                ownership: None,
+                ..Default::default()
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
             Ok(())
