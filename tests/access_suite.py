@@ -68,6 +68,16 @@ def owner_does_everything_on_its_bucket():
     owner.get_bucket_versioning(Bucket=B)
     owner.put_bucket_tagging(Bucket=B, Tagging={"TagSet": [{"Key": "site", "Value": "a"}]})
     assert [b["Name"] for b in owner.list_buckets()["Buckets"]] == [B]
+    # What belongs to a key's bucket is the key's, in every listing that names an owner.
+    assert owner.list_buckets()["Owner"]["ID"] == owner_ak
+    r = owner.list_objects_v2(Bucket=B, FetchOwner=True)
+    assert {o["Owner"]["ID"] for o in r["Contents"]} == {owner_ak}, r
+    up = owner.create_multipart_upload(Bucket=B, Key="private/mpu")
+    parts = owner.list_parts(Bucket=B, Key="private/mpu", UploadId=up["UploadId"])
+    assert parts["Owner"]["ID"] == owner_ak and parts["Initiator"]["ID"] == owner_ak, parts
+    uploads = owner.list_multipart_uploads(Bucket=B)["Uploads"]
+    assert [u["Owner"]["ID"] for u in uploads] == [owner_ak], uploads
+    owner.abort_multipart_upload(Bucket=B, Key="private/mpu", UploadId=up["UploadId"])
 
 
 @check

@@ -21,6 +21,20 @@ pub(super) fn owner_of(id: Option<&str>) -> Owner {
     }
 }
 
+/// The owner of `bucket` as answers name it (ACLs, listings of versions and uploads).
+pub(super) fn bucket_owner(s: &Store, bucket: &str) -> S3Result<Owner> {
+    let (owner, _) = s.engine.bucket_acl(bucket).map_err(s3_err)?;
+    Ok(owner_of(owner.as_deref()))
+}
+
+/// The initiator of an upload: the bucket's owner, as everything in it is.
+pub(super) fn initiator_of(o: &Owner) -> Initiator {
+    Initiator {
+        display_name: o.display_name.clone(),
+        id: o.id.clone(),
+    }
+}
+
 fn grantee_out(g: &G) -> Grantee {
     match g {
         G::AllUsers | G::AuthenticatedUsers => Grantee {

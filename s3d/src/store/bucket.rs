@@ -48,7 +48,7 @@ pub(super) async fn list_buckets(
         .collect();
     Ok(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(owner()),
+        owner: Some(super::acl::owner_of(caller.principal.owner_id())),
         continuation_token: token,
         prefix: i.prefix,
     })

@@ -109,7 +109,7 @@ impl Listing {
         )
     }
 
-    fn objects(&self, fetch_owner: bool) -> Option<ObjectList> {
+    fn objects(&self, owner: Option<&Owner>) -> Option<ObjectList> {
         Some(
             self.page
                 .objects
@@ -122,7 +122,7 @@ impl Listing {
                     storage_class: Some(ObjectStorageClass::from_static(
                         ObjectStorageClass::STANDARD,
                     )),
-                    owner: fetch_owner.then(owner),
+                    owner: owner.cloned(),
                     ..Default::default()
                 })
                 .collect(),
@@ -148,7 +148,7 @@ pub(super) async fn list_objects(s: &Store, i: ListObjectsInput) -> S3Result<Lis
         max_keys: Some(i.max_keys.unwrap_or(MAX_KEYS)),
         is_truncated: Some(l.page.is_truncated),
         next_marker: l.next_marker().map(|m| l.enc(m)),
-        contents: l.objects(true),
+        contents: l.objects(Some(&super::acl::bucket_owner(s, &i.bucket)?)),
         common_prefixes: l.common_prefixes(),
         delimiter: l.delimiter(),
         name: Some(i.bucket),
@@ -185,7 +185,13 @@ pub(super) async fn list_objects_v2(
         continuation_token: i.continuation_token,
         is_truncated: Some(l.page.is_truncated),
         next_continuation_token: l.next_marker().map(|m| continuation_token(&m)),
-        contents: l.objects(i.fetch_owner.unwrap_or(false)),
+        contents: l.objects(
+            match i.fetch_owner {
+                Some(true) => Some(super::acl::bucket_owner(s, &i.bucket)?),
+                _ => None,
+            }
+            .as_ref(),
+        ),
         common_prefixes: l.common_prefixes(),
         delimiter: l.delimiter(),
         start_after: i.start_after.map(|m| l.enc(m)),
@@ -222,6 +228,7 @@ pub(super) async fn list_object_versions(
         .engine
         .list_object_versions(&i.bucket, &q)
         .map_err(s3_err)?;
+    let bucket_owner = super::acl::bucket_owner(s, &i.bucket)?;
     let enc = |s: String| encoded(url, s);
     let mut versions = Vec::new();
     let mut markers = Vec::new();
@@ -233,7 +240,7 @@ pub(super) async fn list_object_versions(
                 is_latest: Some(v.is_latest),
                 key: Some(enc(m.key.clone())),
                 last_modified: Some(ts(m.last_modified_ns)),
-                owner: Some(owner()),
+                owner: Some(bucket_owner.clone()),
                 version_id,
             });
         } else {
@@ -242,7 +249,7 @@ pub(super) async fn list_object_versions(
                 is_latest: Some(v.is_latest),
                 key: Some(enc(m.key.clone())),
                 last_modified: Some(ts(m.last_modified_ns)),
-                owner: Some(owner()),
+                owner: Some(bucket_owner.clone()),
                 size: Some(m.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from_static(
                     ObjectVersionStorageClass::STANDARD,

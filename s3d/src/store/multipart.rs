@@ -249,6 +249,7 @@ pub(super) async fn list_parts(s: &Store, i: ListPartsInput) -> S3Result<ListPar
         .engine
         .list_parts(&i.bucket, &i.key, &i.upload_id, marker, max)
         .map_err(s3_err)?;
+    let bucket_owner = super::acl::bucket_owner(s, &i.bucket)?;
     Ok(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -257,11 +258,8 @@ pub(super) async fn list_parts(s: &Store, i: ListPartsInput) -> S3Result<ListPar
         next_part_number_marker: page.next_marker.map(|n| n as i32),
         max_parts: Some(max as i32),
         is_truncated: Some(page.is_truncated),
-        owner: Some(owner()),
-        initiator: Some(Initiator {
-            display_name: Some("predastore".into()),
-            id: Some("predastore".into()),
-        }),
+        initiator: Some(super::acl::initiator_of(&bucket_owner)),
+        owner: Some(bucket_owner),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
         parts: Some(
             page.parts
@@ -294,6 +292,7 @@ pub(super) async fn list_multipart_uploads(
             max,
         )
         .map_err(s3_err)?;
+    let bucket_owner = super::acl::bucket_owner(s, &i.bucket)?;
     let last = page
         .uploads
         .last()
@@ -317,11 +316,8 @@ pub(super) async fn list_multipart_uploads(
                     key: Some(u.key),
                     upload_id: Some(u.upload_id),
                     initiated: Some(ts(u.initiated_ns)),
-                    owner: Some(owner()),
-                    initiator: Some(Initiator {
-                        display_name: Some("predastore".into()),
-                        id: Some("predastore".into()),
-                    }),
+                    owner: Some(bucket_owner.clone()),
+                    initiator: Some(super::acl::initiator_of(&bucket_owner)),
                     storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                     ..Default::default()
                 })
