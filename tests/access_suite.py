@@ -502,6 +502,10 @@ def ownership_controls_are_kept():
     owner.put_object(Bucket="acl-bucket", Key="y", Body=b"y", ACL="bucket-owner-full-control")
     code, status = error_code(lambda: owner.put_object(Bucket="acl-bucket", Key="z", Body=b"z", ACL="private"))
     assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
+    code, status = error_code(lambda: owner.put_bucket_acl(Bucket="acl-bucket", ACL="private"))
+    assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
+    code, status = error_code(lambda: owner.put_object_acl(Bucket="acl-bucket", Key="y", ACL="private"))
+    assert (code, status) == ("AccessControlListNotSupported", 400), (code, status)
     owner.delete_bucket_ownership_controls(Bucket="acl-bucket")
     owner.create_bucket(Bucket="public-bucket", ACL="public-read")
     code, status = error_code(lambda: owner.put_bucket_ownership_controls(

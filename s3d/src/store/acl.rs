@@ -35,6 +35,17 @@ pub(super) fn initiator_of(o: &Owner) -> Initiator {
     }
 }
 
+/// Where ACLs are disabled (BucketOwnerEnforced), PutBucketAcl and PutObjectAcl fail unless
+/// they only say the owner has full control.
+fn refuse_where_disabled(s: &Store, bucket: &str, canned: Option<&str>) -> S3Result<()> {
+    if canned != Some("bucket-owner-full-control")
+        && s.engine.acls_disabled(bucket).map_err(s3_err)?
+    {
+        return Err(s3_err(engine::Error::AclNotSupported));
+    }
+    Ok(())
+}
+
 fn grantee_out(g: &G) -> Grantee {
     match g {
         G::AllUsers | G::AuthenticatedUsers => Grantee {
@@ -252,6 +263,7 @@ pub(super) async fn put_bucket_acl(
     s: &Store,
     i: PutBucketAclInput,
 ) -> S3Result<PutBucketAclOutput> {
+    refuse_where_disabled(s, &i.bucket, i.acl.as_ref().map(|a| a.as_str()))?;
     let (owner, _) = s.engine.bucket_acl(&i.bucket).map_err(s3_err)?;
     let owner = owner_of(owner.as_deref());
     let mut req = acl_request!(i, i.access_control_policy.as_ref());
@@ -291,6 +303,7 @@ pub(super) async fn put_object_acl(
     i: PutObjectAclInput,
 ) -> S3Result<PutObjectAclOutput> {
     let sel = version_sel(&i.version_id)?;
+    refuse_where_disabled(s, &i.bucket, i.acl.as_ref().map(|a| a.as_str()))?;
     let (owner, _) = s.engine.bucket_acl(&i.bucket).map_err(s3_err)?;
     let owner = owner_of(owner.as_deref());
     let acl = acl_request!(i, i.access_control_policy.as_ref())

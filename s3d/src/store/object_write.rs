@@ -6,10 +6,26 @@ pub(super) async fn put_object(
     s: &Store,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let (expected, i) = expected!(req)?;
-    let mut attrs = attrs_of!(s, i, i.tagging)?;
-    attrs.lock = lock_of!(i)?;
-    attrs.acl = object_acl!(s, i)?;
+    let (expected, mut i) = expected!(req)?;
+    // Refused before its body is read (a bad header, an ACL the bucket refuses): the client is
+    // still sending it, so a small body is read and dropped first — the client then sees the
+    // error rather than a reset connection.
+    let refused = |e, body| async move {
+        drain_small(body, s.body_idle).await;
+        Err(e)
+    };
+    let mut attrs = match attrs_of!(s, i, i.tagging.clone()) {
+        Ok(a) => a,
+        Err(e) => return refused(e, i.body.take()).await,
+    };
+    attrs.lock = match lock_of!(i) {
+        Ok(l) => l,
+        Err(e) => return refused(e, i.body.take()).await,
+    };
+    attrs.acl = match object_acl!(s, i) {
+        Ok(a) => a,
+        Err(e) => return refused(e, i.body.take()).await,
+    };
     let (if_none_match, if_match) = write_conditions(i.if_match.as_ref(), i.if_none_match.as_ref());
     let opts = PutOptions {
         attrs,
@@ -140,4 +156,22 @@ fn may_delete(
         caller.authorize(&s.engine, req)?;
     }
     Ok(())
+}
+
+/// Bodies up to this size are read and dropped when a write is refused before its body.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads and drops what is left of a refused write's body, if it is small and keeps coming
+/// (each piece within `idle`); a larger one is left, and the connection closes.
+async fn drain_small(body: Option<StreamingBlob>, idle: std::time::Duration) {
+    let Some(mut body) = body else {
+        return;
+    };
+    let mut read = 0;
+    while read <= DRAIN_LIMIT {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(b))) => read += b.len(),
+            _ => return,
+        }
+    }
 }
