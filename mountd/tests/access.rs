@@ -24,21 +24,6 @@ fn key(data: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn errno_of<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
-    r.expect_err("expected a failure")
-        .raw_os_error()
-        .unwrap_or(0)
-}
-
-fn names(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(p)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_mount_acts_as_its_key() {
     // An administrator's mount makes the buckets and files.

@@ -16,26 +16,12 @@ mod held_files;
 use held_files::held_files;
 
 mod common;
-use common::{mounted, Mount, S3dBeside};
+use common::{errno_of, mounted, names, Mount, S3dBeside};
 
 use engine::testing::pseudo_random as data;
 
 fn md5(b: &[u8]) -> String {
     hex::encode(md5::Md5::digest(b))
-}
-
-/// The names in a directory, sorted.
-fn names(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(p)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn errno_of<T>(r: std::io::Result<T>) -> i32 {
-    r.err().and_then(|e| e.raw_os_error()).unwrap_or(0)
 }
 
 #[test]

@@ -12,6 +12,21 @@ pub struct Mount {
     pub dir: tempfile::TempDir,
 }
 
+/// The names in a directory, sorted.
+pub fn names(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The errno a call failed with (0 if it succeeded).
+pub fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    r.err().and_then(|e| e.raw_os_error()).unwrap_or(0)
+}
+
 /// Whether something is mounted at `mnt`.
 pub fn mounted(mnt: &Path) -> bool {
     let m = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
