@@ -5,35 +5,9 @@
 //! its bucket's owner whoever wrote it, and an ACL only ever grants more — to everyone
 //! (`AllUsers`), to every signed request (`AuthenticatedUsers`), or to keys of the store.
 
-use serde::{Deserialize, Serialize};
+pub use crate::meta::access::{Acl, AclGrant, Grantee, Permission, PublicAccessBlock};
 
 use super::action::{Action, Class};
-
-/// Who an ACL grant is for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Grantee {
-    /// Everyone, anonymous requests included.
-    AllUsers,
-    /// Every signed request.
-    AuthenticatedUsers,
-    /// A key of the store (its access key id; S3's canonical user id here).
-    Key(String),
-}
-
-/// What an ACL grant allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Permission {
-    /// Bucket: list it. Object: read it.
-    Read,
-    /// Bucket: write and delete its objects.
-    Write,
-    /// Read the ACL.
-    ReadAcp,
-    /// Write the ACL.
-    WriteAcp,
-    /// All four.
-    FullControl,
-}
 
 impl Permission {
     /// S3's name (`READ`, `FULL_CONTROL`, …).
@@ -59,22 +33,6 @@ impl Permission {
         .into_iter()
         .find(|p| p.name() == s)
     }
-}
-
-/// One grant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AclGrant {
-    /// To whom.
-    pub grantee: Grantee,
-    /// What.
-    pub permission: Permission,
-}
-
-/// An ACL: the owner's full control is implied; these are the grants beyond it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acl {
-    /// The grants.
-    pub grants: Vec<AclGrant>,
 }
 
 /// The group URIs of S3's ACLs.
@@ -169,19 +127,6 @@ fn covers(p: Permission, action: Action, on_object: bool) -> bool {
         Permission::WriteAcp => write_acp,
         Permission::FullControl => read || write || read_acp || write_acp,
     }
-}
-
-/// A bucket's PublicAccessBlock.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicAccessBlock {
-    /// Refuse requests that set a public ACL.
-    pub block_public_acls: bool,
-    /// Public ACLs grant nothing.
-    pub ignore_public_acls: bool,
-    /// Refuse a public bucket policy.
-    pub block_public_policy: bool,
-    /// A public policy grants nothing to anonymous requests.
-    pub restrict_public_buckets: bool,
 }
 
 /// S3's object ownership settings (`OwnershipControls`); the behaviour is always

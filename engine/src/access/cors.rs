@@ -2,7 +2,7 @@
 //! side (preflight answers, `Access-Control-*` headers) is the S3 door's; the rules and their
 //! matching are here, with the bucket record that keeps them.
 
-use serde::{Deserialize, Serialize};
+pub use crate::meta::access::{CorsConfig, CorsRule};
 
 use crate::error::{Error, Result};
 use crate::object::Engine;
@@ -13,34 +13,6 @@ use super::policy::glob;
 pub const MAX_RULES: usize = 100;
 /// The methods a rule may allow.
 pub const METHODS: [&str; 5] = ["GET", "PUT", "HEAD", "POST", "DELETE"];
-
-/// One rule.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CorsRule {
-    /// `ID`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// `AllowedOrigin`: origins, each with at most one `*`.
-    pub allowed_origins: Vec<String>,
-    /// `AllowedMethod`.
-    pub allowed_methods: Vec<String>,
-    /// `AllowedHeader`: request headers a preflight may ask for (each with at most one `*`).
-    #[serde(default)]
-    pub allowed_headers: Vec<String>,
-    /// `ExposeHeader`: response headers scripts may read.
-    #[serde(default)]
-    pub expose_headers: Vec<String>,
-    /// `MaxAgeSeconds`: how long a browser may keep a preflight's answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age_secs: Option<i32>,
-}
-
-/// A bucket's rules.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CorsConfig {
-    /// In order: the first that matches answers.
-    pub rules: Vec<CorsRule>,
-}
 
 fn invalid(why: String) -> Error {
     Error::InvalidCors(why)

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+pub use crate::meta::access::PolicyId;
 
 pub use action::{Action, Class};
 pub use decide::{decide, Ask, BucketRules, Decision, Refusal};
@@ -106,11 +106,6 @@ impl<'a> AccessRequest<'a> {
     }
 }
 
-/// A bucket policy's id: random per PutBucketPolicy, so the parsed form is cached under it
-/// (the document itself is in the `policies` table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyId(pub u64);
-
 /// Parsed policies by bucket, so a request does not parse its bucket's policy again.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyCache(Mutex<HashMap<String, (PolicyId, Arc<Policy>)>>);
@@ -155,6 +150,15 @@ fn usable_key(txn: &dyn Read, id: &str, now: i64) -> Result<KeyRecord> {
 }
 
 impl Engine {
+    /// The access layer's parsed policies, kept with this engine.
+    fn policy_cache(&self) -> Result<&PolicyCache> {
+        self.inner
+            .above
+            .get_or_init(|| Arc::new(PolicyCache::default()))
+            .downcast_ref::<PolicyCache>()
+            .ok_or_else(|| Error::Decode("the engine's access state is of another type".into()))
+    }
+
     /// Whether `who` may make `req` from `origin`: `Ok(())`, or `AccessDenied` with the
     /// reason (`NoSuchBucket` when the bucket does not exist).
     pub fn authorize(&self, who: &Principal, origin: Origin, req: AccessRequest<'_>) -> Result<()> {
@@ -174,7 +178,7 @@ impl Engine {
         }
         let rec = crate::object::version::bucket_record(&txn, req.bucket)?;
         let policy = match rec.policy {
-            Some(id) => Some(self.inner.policies.get(&txn, req.bucket, id)?),
+            Some(id) => Some(self.policy_cache()?.get(&txn, req.bucket, id)?),
             None => None,
         };
         let tags = match (&policy, req.key) {
@@ -316,7 +320,7 @@ impl Engine {
         let id = rec
             .policy
             .ok_or_else(|| Error::NoSuchBucketPolicy(bucket.to_string()))?;
-        Ok(self.inner.policies.get(&txn, bucket, id)?.is_public())
+        Ok(self.policy_cache()?.get(&txn, bucket, id)?.is_public())
     }
 
     /// Removes a bucket's policy (nothing to remove is not an error).

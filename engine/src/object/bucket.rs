@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::access::Principal;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{now_ns, object_key, BucketRecord, Versioning};
@@ -41,23 +40,24 @@ impl BucketInfo {
 impl Engine {
     /// Creates a bucket owned by the administrators.
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        self.create_bucket_as(name, &Principal::Admin, false).await
+        self.create_bucket_as(name, None, false).await
     }
 
-    /// Creates a bucket owned by `who` (a key, or the administrators), with object lock (and
-    /// versioning) enabled or not. An existing bucket is `BucketAlreadyExists` for its owner
-    /// (and the administrators), `BucketTaken` for anyone else. Whether `who` may create
-    /// buckets at all is [`Engine::authorize`]'s question, asked before.
+    /// Creates a bucket owned by key `owner` (`None`: the administrators), with object lock
+    /// (and versioning) enabled or not. An existing bucket is `BucketAlreadyExists` for its
+    /// owner (and the administrators), `BucketTaken` for anyone else. Whether the caller may
+    /// create buckets at all is the access layer's question (`Engine::authorize`), asked
+    /// before.
     pub async fn create_bucket_as(
         &self,
         name: &str,
-        who: &Principal,
+        owner: Option<&str>,
         object_lock: bool,
     ) -> Result<()> {
         validate_bucket_name(name)?;
         let name = name.to_string();
-        let owner = who.owner_id().map(str::to_string);
-        let admin = *who == Principal::Admin;
+        let admin = owner.is_none();
+        let owner = owner.map(str::to_string);
         self.commit(move |txn| {
             if let Some(v) = txn.get(Table::Buckets, name.as_bytes())? {
                 let rec: BucketRecord = rmp_serde::from_slice(&v)?;

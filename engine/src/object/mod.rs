@@ -48,8 +48,9 @@ pub(crate) struct Inner {
     pub(crate) owner: std::sync::OnceLock<OwnerLock>,
     /// What this instance's lifecycle passes did (for metrics).
     pub(crate) lifecycle: crate::lifecycle::Counters,
-    /// Parsed bucket policies.
-    pub(crate) policies: crate::access::PolicyCache,
+    /// What a layer above keeps per engine (the access layer: its parsed bucket policies),
+    /// made by that layer on first use; the object layer does not know its type.
+    pub(crate) above: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Drop for Inner {
@@ -75,7 +76,7 @@ impl Engine {
                 chunks,
                 owner: std::sync::OnceLock::new(),
                 lifecycle: Default::default(),
-                policies: Default::default(),
+                above: std::sync::OnceLock::new(),
             }),
         })
     }

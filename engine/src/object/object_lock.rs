@@ -13,8 +13,7 @@ use super::Engine;
 impl Engine {
     /// Creates a bucket with object lock enabled (and so versioning, for good).
     pub async fn create_locked_bucket(&self, name: &str) -> Result<()> {
-        self.create_bucket_as(name, &crate::access::Principal::Admin, true)
-            .await
+        self.create_bucket_as(name, None, true).await
     }
 
     /// A bucket's object lock configuration, or `None` when object lock is not enabled.

@@ -78,7 +78,7 @@ pub(crate) fn acl_of(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
-) -> Result<Option<crate::access::acl::Acl>> {
+) -> Result<Option<crate::meta::access::Acl>> {
     let Ok(sel) = VersionSel::from_param(version_id) else {
         return Ok(None);
     };

@@ -60,10 +60,10 @@ impl PredaFs {
         let pp = self.path(parent)?;
         let path = join(&pp, name);
         if pp.is_empty() {
-            let who = self.gate.0.clone().unwrap_or(engine::Principal::Admin);
             self.allow(Action::CreateBucket, name)?;
+            let owner = self.gate.0.as_ref().and_then(|p| p.owner_id());
             self.rt
-                .block_on(self.engine.create_bucket_as(name, &who, false))
+                .block_on(self.engine.create_bucket_as(name, owner, false))
                 .map_err(|e| errno(&e))?;
         } else {
             self.allow(Action::PutObject, &format!("{path}/"))?;

@@ -96,7 +96,7 @@ pub(super) async fn create_bucket(
         }
     }
     s.engine
-        .create_bucket_as(b, &caller.principal, locked)
+        .create_bucket_as(b, caller.principal.owner_id(), locked)
         .await
         .map_err(s3_err)?;
     if let Some(o) = &i.object_ownership {

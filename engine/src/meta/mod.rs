@@ -22,6 +22,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod access;
+
 use crate::kv::{Read, Table, Write};
 use serde::{Deserialize, Serialize};
 
@@ -58,20 +60,20 @@ pub struct BucketRecord {
     /// The bucket policy's id (PutBucketPolicy); the document is in the `policies` table, so
     /// a request that only needs the parsed (cached) policy does not decode it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<crate::access::PolicyId>,
+    pub policy: Option<access::PolicyId>,
     /// CORS rules (PutBucketCors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors: Option<crate::access::cors::CorsConfig>,
+    pub cors: Option<access::CorsConfig>,
     /// The bucket's ACL beyond its owner's full control (absent: private).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acl: Option<crate::access::acl::Acl>,
+    pub acl: Option<access::Acl>,
     /// Whether an object of the bucket has ever been given an ACL (only then do reads look
     /// at objects' ACLs).
     #[serde(default, skip_serializing_if = "is_false")]
     pub object_acls: bool,
     /// PublicAccessBlock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_access_block: Option<crate::access::acl::PublicAccessBlock>,
+    pub public_access_block: Option<access::PublicAccessBlock>,
     /// OwnershipControls' setting, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<String>,
@@ -127,7 +129,7 @@ pub struct ObjectAttrs {
     pub lock: Option<LockRequest>,
     /// The version's ACL beyond its owner's full control (absent: private).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acl: Option<crate::access::acl::Acl>,
+    pub acl: Option<access::Acl>,
 }
 
 // Object lock records (the rules that use them: `crate::object::retention`).
