@@ -1,5 +1,5 @@
 //! The metadata seam: a transactional, ordered key-value store in tables. Everything above it
-//! (the records of `meta.rs` and the layers that use them) reads and writes through [`Read`]
+//! (the records of `meta` and the layers that use them) reads and writes through [`Read`]
 //! and [`Write`]; nothing above it names the store underneath.
 //!
 //! The operations are the ones a distributed store offers as well (etcd, TiKV, FoundationDB):
