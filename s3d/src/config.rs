@@ -19,6 +19,10 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// TLS key.
     pub tls_key: Option<PathBuf>,
+    /// Names of the generated self-signed certificate.
+    pub tls_names: Vec<String>,
+    /// `Strict-Transport-Security: max-age` over HTTPS (0: no header).
+    pub hsts_max_age: u64,
     /// Plain HTTP.
     pub insecure_http: bool,
     /// Region.
@@ -60,6 +64,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key` / `PREDASTORE_TLS_KEY`.
     pub tls_key: Option<PathBuf>,
+    /// `--tls-name` / `PREDASTORE_TLS_NAMES` (comma-separated).
+    pub tls_names: Option<Vec<String>>,
     /// `--data-dir` / `PREDASTORE_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--chunk-size` / `PREDASTORE_CHUNK_SIZE`.
@@ -138,6 +144,13 @@ impl Settings {
             port: o.port.or(file.server.port).unwrap_or(8443),
             tls_cert,
             tls_key,
+            tls_names: o.tls_names.or(file.server.tls.names).unwrap_or_else(|| {
+                crate::tls::DEFAULT_NAMES
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect()
+            }),
+            hsts_max_age: file.server.hsts_max_age_secs.unwrap_or(31_536_000),
             insecure_http: o.insecure_http || file.server.insecure_http.unwrap_or(false),
             region: file.server.region.unwrap_or_else(|| "us-east-1".into()),
             log_format,

@@ -14,6 +14,7 @@ pub mod keys_cli;
 pub mod metrics;
 pub mod precheck;
 pub mod routes;
+pub mod security_headers;
 pub mod server;
 pub mod store;
 pub mod tls;

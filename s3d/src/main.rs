@@ -29,6 +29,15 @@ struct Cli {
     /// TLS private key (PEM).
     #[arg(long, global = true, env = "PREDASTORE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A name of the self-signed certificate made when none is given (repeat the flag, or
+    /// separate with commas; default localhost, *.s3.localhost, 127.0.0.1, ::1).
+    #[arg(
+        long = "tls-name",
+        global = true,
+        env = "PREDASTORE_TLS_NAMES",
+        value_delimiter = ','
+    )]
+    tls_names: Option<Vec<String>>,
     /// Data directory (default ./data).
     #[arg(long, global = true, env = "PREDASTORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -114,6 +123,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
             port: cli.port,
             tls_cert: cli.tls_cert.clone(),
             tls_key: cli.tls_key.clone(),
+            tls_names: cli.tls_names.clone(),
             data_dir: cli.data_dir.clone(),
             chunk_size: cli.chunk_size,
             access_key: cli.access_key.clone(),

@@ -83,24 +83,31 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         allow_setid_and_devices: s.allow_setid_and_devices,
     };
     let service = s3_service(store, auth, &s.domains);
-    let acceptor = if s.insecure_http {
+    let tls = if s.insecure_http {
         tracing::warn!("serving plain HTTP: use only behind a TLS-terminating proxy");
         None
     } else {
         let (cert, key) = match (&s.tls_cert, &s.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => {
-                let (c, k, created) =
-                    tls::ensure_self_signed(&s.engine.data_dir).map_err(|e| e.to_string())?;
+                let (c, k, created) = tls::ensure_self_signed(&s.engine.data_dir, &s.tls_names)
+                    .map_err(|e| e.to_string())?;
                 if created {
-                    println!("Generated a self-signed TLS certificate: {}", c.display());
+                    println!(
+                        "Generated a self-signed TLS certificate for {}: {}",
+                        s.tls_names.join(", "),
+                        c.display()
+                    );
                 }
                 (c, k)
             }
         };
-        let cfg = tls::server_config(&cert, &key).map_err(|e| e.to_string())?;
-        Some(tokio_rustls::TlsAcceptor::from(cfg))
+        Some(Arc::new(
+            tls::Reloadable::load(&cert, &key).map_err(|e| e.to_string())?,
+        ))
     };
+    let security_headers =
+        crate::security_headers::SecurityHeaders::new(tls.is_some(), s.hsts_max_age);
     let addr: SocketAddr = format!("{}:{}", s.host, s.port)
         .parse()
         .or_else(|_| {
@@ -114,7 +121,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!("Predastore s3d listening on {scheme}://{local}");
     let shown_host = if s.host == "0.0.0.0" {
         "localhost"
@@ -143,6 +150,8 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     });
     let shutdown = startup::shutdown_requested();
     tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -154,6 +163,10 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                 }
             },
             _ = &mut shutdown => break,
+            _ = hangup.recv() => {
+                reload_certificate(tls.as_deref());
+                continue;
+            }
         };
         // Over a cap: the connection is closed at once (the admission logs why).
         let Ok(ticket) = admission.admit(peer.ip()) else {
@@ -169,8 +182,9 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                 engine: engine.clone(),
                 rules: rules.clone(),
                 activity: activity.clone(),
+                security_headers: security_headers.clone(),
                 origin: engine::access::Origin {
-                    secure_transport: acceptor.is_some(),
+                    secure_transport: tls.is_some(),
                     source_ip: Some(peer.ip().to_canonical()),
                 },
                 vhosts: vhosts.clone(),
@@ -178,7 +192,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
             service_fn(move |req| ctx.clone().handle(req))
         };
         let http = http.clone();
-        let acceptor = acceptor.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _ticket = ticket;
@@ -224,6 +238,23 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: the certificate and key are read again (a renewal, e.g. by Let's Encrypt);
+/// connections open keep theirs. A file that does not load leaves the certificate of before.
+fn reload_certificate(tls: Option<&tls::Reloadable>) {
+    let Some(tls) = tls else {
+        tracing::info!("SIGHUP: serving plain HTTP, no certificate to reload");
+        return;
+    };
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate reloaded")
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: TLS certificate not reloaded, the previous one stays: {e}")
+        }
+    }
 }
 
 /// The S3 layer over `store`, checking signatures against `auth`, with virtual hosts under
@@ -316,12 +347,25 @@ struct RequestContext {
     origin: engine::access::Origin,
     /// Virtual-hosted bucket names (CORS finds the bucket by them).
     vhosts: Arc<crate::vhost::VirtualHosts>,
+    /// Headers every response carries.
+    security_headers: crate::security_headers::SecurityHeaders,
 }
 
 impl RequestContext {
+    /// One request, answered with the headers every response carries.
+    async fn handle(
+        self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        let headers = self.security_headers.clone();
+        let mut resp = self.respond(req).await?;
+        headers.apply(resp.headers_mut());
+        Ok(resp)
+    }
+
     /// One request: admin paths, the checks before the S3 layer, the S3 layer; response
     /// headers, metrics and the access log.
-    async fn handle(
+    async fn respond(
         self,
         mut req: http::Request<hyper::body::Incoming>,
     ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
@@ -375,10 +419,6 @@ impl RequestContext {
             h.insert("x-amz-request-id", v.clone());
             h.insert("x-amz-id-2", v);
         }
-        h.insert(
-            http::header::SERVER,
-            http::HeaderValue::from_static("Predastore"),
-        );
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         if let Ok(v) = http::HeaderValue::from_str(&date) {
             h.insert(http::header::DATE, v);

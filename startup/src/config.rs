@@ -45,6 +45,9 @@ pub struct TlsSection {
     /// PEM private key (`key_file` is read as the same).
     #[serde(alias = "key_file")]
     pub key: Option<PathBuf>,
+    /// Names (DNS names or IP addresses) of the self-signed certificate made when no
+    /// certificate is configured; default `[localhost, "*.s3.localhost", 127.0.0.1, ::1]`.
+    pub names: Option<Vec<String>>,
 }
 
 /// `server`.
@@ -84,6 +87,9 @@ pub struct ServerSection {
     pub scrub_interval_hours: Option<u64>,
     /// Scrub read rate limit in MB/s (default 20).
     pub scrub_rate_mb: Option<u64>,
+    /// `max-age` of the `Strict-Transport-Security` header sent over HTTPS, in seconds
+    /// (default 31536000, a year; 0: no header).
+    pub hsts_max_age_secs: Option<u64>,
 }
 
 /// One access key pair.
