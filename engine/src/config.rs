@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// `DaysAfterInitiation`): a real day, unless shortened so tests run rules in seconds (as
     /// other S3 servers allow for their test suites). Default 1 day.
     pub lifecycle_day: std::time::Duration,
+    /// Compression of new data in buckets without a setting of their own (`storage.compression`:
+    /// `off`, `zstd`, `zstd:LEVEL`). Default off.
+    pub compression: crate::compression::Compression,
 }
 
 impl EngineConfig {
@@ -92,6 +95,7 @@ impl EngineConfig {
             gc_interval: std::time::Duration::from_secs(5),
             gc_starvation: std::time::Duration::from_secs(30),
             lifecycle_day: std::time::Duration::from_secs(86_400),
+            compression: crate::compression::Compression::Off,
         }
     }
 
@@ -225,6 +229,9 @@ pub struct StorageSection {
     /// Seconds between background collections of unreferenced chunks; 0 turns them off (see
     /// [`EngineConfig::gc_interval`]).
     pub gc_interval: Option<f64>,
+    /// `off`, `zstd` or `zstd:LEVEL`: compression of new data in buckets without their own
+    /// setting (see [`EngineConfig::compression`]).
+    pub compression: Option<crate::compression::Compression>,
 }
 
 impl StorageSection {
@@ -265,6 +272,9 @@ impl StorageSection {
             c.gc_interval = std::time::Duration::try_from_secs_f64(g).map_err(|_| {
                 Error::Config("gc_interval must be a number of seconds, 0 or more".into())
             })?;
+        }
+        if let Some(z) = self.compression {
+            c.compression = z;
         }
         c.validate()?;
         Ok(c)
@@ -311,6 +321,31 @@ mod tests {
         let e = s3.engine_config(None, None).unwrap_err().to_string();
         assert!(e.contains("\"file\""), "{e}");
         assert!(serde_yaml_ng::from_str::<StorageSection>("chunk_size: 4XB").is_err());
+    }
+
+    #[test]
+    fn compression_off_by_default_and_from_the_file() {
+        use crate::compression::Compression;
+        let none = StorageSection::default();
+        assert_eq!(
+            none.engine_config(None, None).unwrap().compression,
+            Compression::Off
+        );
+        for (yaml, want) in [
+            ("compression: zstd", Compression::Zstd(3)),
+            ("compression: \"zstd:12\"", Compression::Zstd(12)),
+            ("compression: \"off\"", Compression::Off),
+            ("compression: off", Compression::Off),
+        ] {
+            let y: StorageSection = serde_yaml_ng::from_str(yaml).unwrap();
+            assert_eq!(
+                y.engine_config(None, None).unwrap().compression,
+                want,
+                "{yaml}"
+            );
+        }
+        let e = serde_yaml_ng::from_str::<StorageSection>("compression: brotli").unwrap_err();
+        assert!(e.to_string().contains("zstd:LEVEL"), "{e}");
     }
 
     #[test]

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk format this build writes (see docs/format.md).
-pub const FORMAT_VERSION: u32 = 5;
-/// The oldest version this build reads: version 4 only added holes to manifests and version 5
-/// object versions (a `versions` table, optional fields in object and bucket records), so a
-/// version 3 or 4 directory is valid version 5 and is upgraded in place (its format file
-/// rewritten) at open. Older builds refuse a version 5 directory, which may hold versions they
-/// would not see.
+pub const FORMAT_VERSION: u32 = 6;
+/// The oldest version this build reads: version 4 only added holes to manifests, version 5
+/// object versions (a `versions` table, optional fields in object and bucket records) and
+/// version 6 compressed chunks and inline objects (an optional tail on chunk records, a third
+/// manifest variant), so a version 3 to 5 directory is valid version 6 and is upgraded in place
+/// (its format file rewritten) at open. Older builds refuse a version 6 directory, which may
+/// hold data they would read as garbage.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Name of the format file in the data directory.
 pub const FORMAT_FILE: &str = "predastore.json";

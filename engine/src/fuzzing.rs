@@ -11,6 +11,8 @@ pub fn decode_records(b: &[u8]) {
     let _ = ChunkRecord::decode(b);
     let _ = ObjectMeta::decode("k", b);
     let _ = ShardHeader::decode(b);
+    // A stored zstd frame (a compressed chunk or inline object) claiming a plain length.
+    let _ = crate::compression::decompress(b, crate::compression::Encoding::Zstd, 1 << 16);
     let _ = rmp_serde::from_slice::<UploadRecord>(b);
     let _ = rmp_serde::from_slice::<PartRecord>(b);
     let _ = crate::object::draft::decode_record(b);
@@ -20,6 +22,7 @@ pub fn decode_records(b: &[u8]) {
         let _ = crate::chunk::volume::parse_volume_name(s);
         let _ = crate::names::validate_key(s);
         let _ = crate::names::validate_bucket_name(s);
+        let _ = s.parse::<crate::compression::Compression>();
     }
 }
 

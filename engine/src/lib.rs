@@ -18,6 +18,7 @@
 pub mod access;
 pub mod background;
 mod chunk;
+pub mod compression;
 pub mod config;
 pub mod error;
 mod format;
@@ -40,6 +41,7 @@ pub mod testing;
 
 pub use access::Principal;
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
+pub use compression::Compression;
 pub use config::{Durability, EngineConfig};
 pub use error::{Error, Result};
 pub use maintenance::{

@@ -61,10 +61,15 @@ pub struct StoreStatus {
     pub delete_markers: u64,
     /// Distinct chunks stored.
     pub chunks: u64,
-    /// Sum of distinct chunk sizes (before erasure coding).
+    /// Sum of distinct chunk sizes as stored (compressed or not; before erasure coding).
     pub chunk_bytes: u64,
-    /// Bytes referenced by all manifests (counting repeats) over `chunk_bytes`.
+    /// Bytes referenced by all manifests (counting repeats) over the distinct chunks' plain
+    /// bytes.
     pub dedup_ratio: f64,
+    /// Distinct chunks stored compressed.
+    pub compressed_chunks: u64,
+    /// Bytes compression saves: of the distinct chunks, and of inline objects.
+    pub compression_saved_bytes: u64,
     /// Chunks queued for repair.
     pub repair_queue: u64,
     /// Unreferenced chunks awaiting GC.
@@ -189,15 +194,24 @@ impl Engine {
         st.buckets = txn.count(Table::Buckets)?;
         st.repair_queue = txn.count(Table::Repair)?;
         st.gc_candidates = txn.count(Table::ZeroRefs)?;
-        let mut referenced = 0u64;
+        let (mut referenced, mut plain) = (0u64, 0u64);
         for r in txn.all(Table::Chunks)? {
             let (_, b) = r?;
             let c = ChunkRecord::decode(&b)?;
             if c.refs > 0 {
                 st.chunks += 1;
                 st.chunk_bytes += c.len as u64;
-                referenced += c.len as u64 * c.refs;
+                plain += c.plain_len as u64;
+                referenced += c.plain_len as u64 * c.refs;
+                if c.encoding != crate::compression::Encoding::Plain {
+                    st.compressed_chunks += 1;
+                    st.compression_saved_bytes += (c.plain_len as u64).saturating_sub(c.len as u64);
+                }
             }
+        }
+        for r in txn.all(Table::Manifests)? {
+            let (_, b) = r?;
+            st.compression_saved_bytes += crate::meta::Manifest::saved_bytes(&b);
         }
         for r in txn.all(Table::Objects)? {
             let (_, b) = r?;
@@ -219,8 +233,8 @@ impl Engine {
                 st.noncurrent_bytes += m.size;
             }
         }
-        st.dedup_ratio = if st.chunk_bytes > 0 {
-            referenced as f64 / st.chunk_bytes as f64
+        st.dedup_ratio = if plain > 0 {
+            referenced as f64 / plain as f64
         } else {
             1.0
         };

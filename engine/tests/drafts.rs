@@ -70,7 +70,7 @@ async fn pins_survive_overwrite_delete_and_gc_and_commit_replaces_one_chunk() {
     let guard = e.write_guard().await.unwrap();
     let e2 = e.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        let r = e2.store_draft_data(&guard, &third);
+        let r = e2.store_draft_data(&guard, engine::Compression::Off, &third);
         (r, guard)
     })
     .await

@@ -34,6 +34,10 @@ struct Cli {
     /// Chunk size for new data: bytes, or with a unit (4MB = 4MiB; default 4 MiB).
     #[arg(long, env = "PREDASTORE_CHUNK_SIZE", value_parser = engine::config::parse_size)]
     chunk_size: Option<usize>,
+    /// Compression of new data in buckets without their own setting: off, zstd or
+    /// zstd:LEVEL (default off; `storage.compression`).
+    #[arg(long, env = "PREDASTORE_COMPRESSION")]
+    compression: Option<engine::Compression>,
     /// Mount one bucket as the root instead of all buckets as top-level directories.
     #[arg(long)]
     bucket: Option<String>,
@@ -92,6 +96,9 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
         .engine_config(cli.data_dir.clone(), cli.chunk_size)
         .map_err(|e| format!("invalid configuration: {e}"))?;
     engine.lifecycle_day = file.lifecycle_day().map_err(|e| e.to_string())?;
+    if let Some(c) = cli.compression {
+        engine.compression = c;
+    }
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
     Ok(Settings {

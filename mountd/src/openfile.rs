@@ -617,9 +617,13 @@ impl OpenFile {
         // being written from start to end.
         let want_md5 = self.seq.is_none();
         let engine = self.engine.clone();
+        // The bucket's setting now (a bucket gone meanwhile fails the commit anyway).
+        let compression = engine
+            .compression_of(split(&self.path).0)
+            .unwrap_or(engine.config().compression);
         let task = self.rt.spawn_blocking(move || {
             let _permit = StorePermit::take();
-            let pieces = engine.store_draft_data(&guard, &data.v)?;
+            let pieces = engine.store_draft_data(&guard, compression, &data.v)?;
             let mut at = 0usize;
             Ok(pieces
                 .into_iter()

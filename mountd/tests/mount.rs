@@ -2184,3 +2184,76 @@ fn versioned_bucket_through_the_kernel() {
     ]);
     assert_eq!(md5(&std::fs::read(&back).unwrap()), md5(&first));
 }
+
+/// Log-like text that compresses well.
+fn log_text(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 100);
+    let mut i = 0u64;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!(
+                "ts={i} level=info msg=\"frame stored\" camera=7 bytes={}\n",
+                i * 31 % 9000
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn compressed_store_through_the_mount_and_over_s3() {
+    let m = Mount::start_args(&["--compression", "zstd"]);
+    let b = m.mnt.join("camlogs");
+    std::fs::create_dir(&b).unwrap();
+    let big = log_text(9_000_000);
+    let small = log_text(20_000);
+    let noise = data(5, 3_000_000);
+    std::fs::write(b.join("big.log"), &big).unwrap();
+    std::fs::write(b.join("small.log"), &small).unwrap();
+    std::fs::write(b.join("noise.bin"), &noise).unwrap();
+    // Read back through the kernel, in the page cache's pieces, and at an offset.
+    assert_eq!(std::fs::read(b.join("big.log")).unwrap(), big);
+    let mut f = std::fs::File::open(b.join("big.log")).unwrap();
+    f.seek(SeekFrom::Start(5_000_001)).unwrap();
+    let mut piece = vec![0u8; 100_000];
+    std::io::Read::read_exact(&mut f, &mut piece).unwrap();
+    assert_eq!(piece, &big[5_000_001..5_100_001]);
+    drop(f);
+    // Over S3, byte-exact with the plain MD5 as ETag.
+    let server = S3dBeside::start(&m);
+    let got = m.dir.path().join("got.log");
+    server.aws(&["s3", "cp", "s3://camlogs/big.log", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&got).unwrap(), big);
+    let head = server.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "camlogs",
+        "--key",
+        "small.log",
+    ]);
+    assert!(head.contains(&md5(&small)), "{head}");
+    drop(server);
+    let dir = m.unmount();
+    let status = Command::new(PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    // 9 MB of text in 4 MiB chunks: 3 chunks compressed, the random file's not.
+    assert!(text.contains("compression: 3 chunks compressed"), "{text}");
+    // Remounted without the flag: the data reads the same.
+    let m = Mount::start_in(dir);
+    let b = m.mnt.join("camlogs");
+    assert_eq!(std::fs::read(b.join("big.log")).unwrap(), big);
+    assert_eq!(std::fs::read(b.join("small.log")).unwrap(), small);
+    assert_eq!(
+        md5(&std::fs::read(b.join("noise.bin")).unwrap()),
+        md5(&noise)
+    );
+}

@@ -70,6 +70,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--chunk-size` / `PREDASTORE_CHUNK_SIZE`.
     pub chunk_size: Option<usize>,
+    /// `--compression` / `PREDASTORE_COMPRESSION`.
+    pub compression: Option<engine::Compression>,
     /// `--access-key` / `PREDASTORE_ACCESS_KEY`.
     pub access_key: Option<String>,
     /// `--secret-key` / `PREDASTORE_SECRET_KEY`.
@@ -88,6 +90,9 @@ impl Settings {
             .engine_config(o.data_dir, o.chunk_size)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         ec.lifecycle_day = file.lifecycle_day()?;
+        if let Some(c) = o.compression {
+            ec.compression = c;
+        }
         let log_format = LogFormat::resolve(o.log_format.as_deref(), &file)?;
         let schedule = file.schedule(ec.gc_interval);
         let mut keys = file.auth.keys.clone();

@@ -44,6 +44,10 @@ struct Cli {
     /// Chunk size: bytes, or with a unit (4MB = 4MiB = 4194304; default 4 MiB).
     #[arg(long, global = true, env = "PREDASTORE_CHUNK_SIZE", value_parser = engine::config::parse_size)]
     chunk_size: Option<usize>,
+    /// Compression of new data in buckets without their own setting: off, zstd or
+    /// zstd:LEVEL (default off; `storage.compression`; per bucket: `s3d bucket compression`).
+    #[arg(long, global = true, env = "PREDASTORE_COMPRESSION")]
+    compression: Option<engine::Compression>,
     /// Access key (with --secret-key); default: generated on first start.
     #[arg(long, global = true, env = "PREDASTORE_ACCESS_KEY")]
     access_key: Option<String>,
@@ -112,6 +116,11 @@ enum Command {
         #[command(subcommand)]
         cmd: s3d::keys_cli::KeyCommand,
     },
+    /// Settings of a bucket beyond the S3 API (works beside a running server).
+    Bucket {
+        #[command(subcommand)]
+        cmd: s3d::bucket_cli::BucketCommand,
+    },
 }
 
 fn settings(cli: &Cli) -> Result<Settings, String> {
@@ -126,6 +135,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
             tls_names: cli.tls_names.clone(),
             data_dir: cli.data_dir.clone(),
             chunk_size: cli.chunk_size,
+            compression: cli.compression,
             access_key: cli.access_key.clone(),
             secret_key: secret_key(cli)?,
             insecure_http: cli.insecure_http,
@@ -187,6 +197,7 @@ fn main() -> ExitCode {
             Command::Lifecycle { dry_run } => server::admin_lifecycle(s, dry_run).await,
             Command::Status => server::admin_status(s),
             Command::Key { cmd } => server::admin_key(s, cmd).await,
+            Command::Bucket { cmd } => server::admin_bucket(s, cmd).await,
         }
     });
     match res {

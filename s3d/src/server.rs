@@ -711,6 +711,15 @@ pub async fn admin_key(s: Settings, cmd: crate::keys_cli::KeyCommand) -> Result<
     crate::keys_cli::run(&engine, cmd).await
 }
 
+/// `s3d bucket …`.
+pub async fn admin_bucket(
+    s: Settings,
+    cmd: crate::bucket_cli::BucketCommand,
+) -> Result<ExitCode, String> {
+    let engine = open_engine(&s)?;
+    crate::bucket_cli::run(&engine, cmd).await
+}
+
 /// `s3d status`.
 pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
@@ -735,7 +744,7 @@ pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
         );
     }
     println!(
-        "buckets: {}  objects: {}  data: {}\nold versions: {} ({})  delete markers: {}\nchunks: {} ({})  dedup ratio: {:.2}\nrepair queue: {}  awaiting gc: {}",
+        "buckets: {}  objects: {}  data: {}\nold versions: {} ({})  delete markers: {}\nchunks: {} ({})  dedup ratio: {:.2}\ncompression: {} chunks compressed, {} saved\nrepair queue: {}  awaiting gc: {}",
         st.buckets,
         st.objects,
         human(st.logical_bytes),
@@ -745,6 +754,8 @@ pub fn admin_status(s: Settings) -> Result<ExitCode, String> {
         st.chunks,
         human(st.chunk_bytes),
         st.dedup_ratio,
+        st.compressed_chunks,
+        human(st.compression_saved_bytes),
         st.repair_queue,
         st.gc_candidates
     );

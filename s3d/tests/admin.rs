@@ -138,3 +138,85 @@ fn the_seeds_config_file_starts_the_server_and_flags_follow_subcommands() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a size"));
 }
+
+/// Runs `s3d ARGS…` on the server's data dir.
+fn admin_args(s: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .arg("--data-dir")
+        .arg(s.dir.path().join("data"))
+        .args(args)
+        .output()
+        .expect("s3d admin");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn bucket_compression_beside_a_running_server() {
+    let s = Server::start();
+    ok(s.aws_line("s3 mb s3://logs"));
+    ok(s.aws_line("s3 mb s3://media"));
+    let (good, out) = admin_args(&s, &["bucket", "compression", "logs"]);
+    assert!(
+        good && out.contains("logs: compression off (the store's default)"),
+        "{out}"
+    );
+    let (good, out) = admin_args(&s, &["bucket", "compression", "logs", "zstd:6"]);
+    assert!(good && out.contains("logs: compression zstd:6"), "{out}");
+    let (good, out) = admin_args(&s, &["bucket", "compression", "logs", "brotli"]);
+    assert!(!good && out.contains("zstd:LEVEL"), "{out}");
+    let (good, out) = admin_args(&s, &["bucket", "compression", "nosuchbucket", "zstd"]);
+    assert!(!good && out.contains("nosuchbucket"), "{out}");
+    // Text into the compressed bucket (multipart: 12 MB), the same random bytes into both.
+    let text_file = s.dir.path().join("app.log");
+    let mut text = Vec::new();
+    let mut i = 0u64;
+    while text.len() < 12_000_000 {
+        text.extend_from_slice(format!("{i} GET /index.html 200 {}\n", i % 977).as_bytes());
+        i += 1;
+    }
+    std::fs::write(&text_file, &text).unwrap();
+    let noise = s.dir.path().join("noise.bin");
+    write_file(&noise, 3, 5_000_000);
+    ok(s.aws_line(&format!("s3 cp {} s3://logs/app.log", text_file.display())));
+    ok(s.aws_line(&format!("s3 cp {} s3://logs/noise.bin", noise.display())));
+    ok(s.aws_line(&format!("s3 cp {} s3://media/noise.bin", noise.display())));
+    let (good, out) = admin(&s, "status");
+    assert!(good, "{out}");
+    assert!(out.contains("objects: 3"), "{out}");
+    let saved = out
+        .lines()
+        .find(|l| l.starts_with("compression: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        saved.contains(" chunks compressed, ") && !saved.starts_with("compression: 0 "),
+        "{out}"
+    );
+    // Bytes back whole and in a range, the ETags those of the plain data.
+    let back = s.dir.path().join("back.log");
+    ok(s.aws_line(&format!("s3 cp s3://logs/app.log {}", back.display())));
+    assert_eq!(md5_file(&back), md5_file(&text_file));
+    ok(s.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "logs",
+        "--key",
+        "app.log",
+        "--range",
+        "bytes=8388600-8388700",
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&back).unwrap(), &text[8_388_600..=8_388_700]);
+    for bucket in ["logs", "media"] {
+        ok(s.aws_line(&format!("s3 cp s3://{bucket}/noise.bin {}", back.display())));
+        assert_eq!(md5_file(&back), md5_file(&noise), "{bucket}");
+    }
+    // Dedup across the two settings: the random file is stored once.
+    assert!(out.contains("dedup ratio: "), "{out}");
+    let (good, out) = admin_args(&s, &["bucket", "compression", "logs", "default"]);
+    assert!(good && out.contains("(the store's default)"), "{out}");
+}

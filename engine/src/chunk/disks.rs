@@ -135,13 +135,14 @@ impl DiskSet {
         scored.into_iter().take(n).map(|(_, i)| i).collect()
     }
 
-    /// Writes every shard of a chunk to its disk (in parallel), filling in each shard's
-    /// header; the outcome's `unsynced` says what to make durable before a commit refers to
+    /// Writes every shard of a chunk (`chunk_len` bytes stored with `encoding`) to its disk (in
+    /// parallel), filling in each shard's header; the outcome's `unsynced` says what to make durable before a commit refers to
     /// them. Disks that are offline or fail are reported in the outcome's `missing` mask.
     pub fn write_shards(
         &self,
         chunk: &[u8; 32],
         chunk_len: usize,
+        encoding: crate::compression::Encoding,
         k: usize,
         m: usize,
         shards: &mut [ShardBuf],
@@ -157,7 +158,8 @@ impl DiskSet {
                         if !self.disks[disk_index].is_online() {
                             return Err(false);
                         }
-                        let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload());
+                        let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload())
+                            .encoded(encoding);
                         buf.set_header(&h);
                         // Parity is read only when a disk fails: never kept cached.
                         let r = match self.disks[disk_index].append(buf, i < k) {

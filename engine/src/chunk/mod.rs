@@ -18,6 +18,7 @@ use crate::kv::{Read, Table, Write};
 use crate::lock::GcLock;
 use crate::meta::{chunk_known, incref, new_id, ChunkRecord, ChunkRef, FreshShards};
 
+pub(crate) mod decoded;
 pub(crate) mod disks;
 pub(crate) mod erasure;
 pub(crate) mod gc;
@@ -49,6 +50,8 @@ pub(crate) struct ChunkStore {
     chunk_size: usize,
     pipeline_depth: usize,
     gc_starvation: Duration,
+    /// Compressed chunks read lately, decompressed.
+    decoded: decoded::DecodedCache,
 }
 
 impl ChunkStore {
@@ -118,6 +121,7 @@ impl ChunkStore {
             chunk_size: cfg.chunk_size,
             pipeline_depth: cfg.pipeline_depth,
             gc_starvation: cfg.gc_starvation,
+            decoded: decoded::DecodedCache::default(),
         })
     }
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::hole::zeros;
 use super::shard_io::{ShardAt, ShardRead};
+use crate::compression::{decompress, Encoding};
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{ChunkRecord, ChunkRef};
@@ -21,7 +22,9 @@ impl ChunkStore {
         self.read_chunk_at(c, &rec, a, b)
     }
 
-    /// [`ChunkStore::read_chunk`] with the shard locations given.
+    /// [`ChunkStore::read_chunk`] with the shard locations given. A compressed chunk is read
+    /// whole (its blocks verified) and decompressed once for the readers of the next moments
+    /// ([`super::decoded`]); a plain one only in the blocks the range touches.
     pub(crate) fn read_chunk_at(
         &self,
         c: &ChunkRef,
@@ -29,16 +32,47 @@ impl ChunkStore {
         a: usize,
         b: usize,
     ) -> Result<Vec<Bytes>> {
+        if rec.encoding == Encoding::Plain {
+            if let Some(pieces) = self.read_stored(&c.hash, rec, a, b) {
+                return Ok(pieces);
+            }
+            let data = self.read_chunk_degraded(c, rec)?;
+            return Ok(vec![Bytes::from(data).slice(a..b)]);
+        }
+        if let Some(plain) = self.decoded.get(&c.hash) {
+            return Ok(vec![plain.slice(a..b)]);
+        }
+        let stored = self.read_stored(&c.hash, rec, 0, rec.len as usize);
+        let plain =
+            match stored.map(|pieces| decompress(&pieces.concat(), rec.encoding, c.len as usize)) {
+                Some(Ok(plain)) => plain,
+                // Verified blocks that do not decompress: rebuilt from parity (and repaired) too.
+                Some(Err(_)) | None => self.read_chunk_degraded(c, rec)?,
+            };
+        let plain = Bytes::from(plain);
+        self.decoded.put(c.hash, plain.clone());
+        Ok(vec![plain.slice(a..b)])
+    }
+
+    /// Bytes `[a, b)` of a chunk's stored form, from its data shards, every block read
+    /// verified; `None` when a shard the range needs is missing or corrupt.
+    fn read_stored(
+        &self,
+        hash: &[u8; 32],
+        rec: &ChunkRecord,
+        a: usize,
+        b: usize,
+    ) -> Option<Vec<Bytes>> {
         let codec = self.codec;
-        let s = codec.shard_len(c.len as usize);
-        let place = self.disks.placement(&c.hash, codec.n());
+        let s = codec.shard_len(rec.len as usize);
+        let place = self.disks.placement(hash, codec.n());
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
         let disks = &self.disks;
         // Only the blocks of each shard the range touches are read (and verified).
         let read = |j: usize| {
             let lo = a.max(j * s) - j * s;
             let hi = b.min((j + 1) * s) - j * s;
-            disks.read_shard(place[j], ShardAt::of(&c.hash, j, rec, s), lo, hi)
+            disks.read_shard(place[j], ShardAt::of(hash, j, rec, s), lo, hi)
         };
         // The shards a range needs are on different disks: read them at the same time.
         let reads: Vec<ShardRead> = if first == last {
@@ -52,22 +86,14 @@ impl ChunkStore {
                     .collect()
             })
         };
-        let mut pieces = Vec::with_capacity(reads.len());
-        for r in reads {
-            match r {
-                ShardRead::Ok(p) => pieces.push(p),
-                _ => {
-                    pieces.clear();
-                    break;
-                }
-            }
-        }
-        if pieces.is_empty() {
-            let data = self.read_chunk_degraded(c, rec)?;
-            pieces.push(Bytes::from(data).slice(a..b));
-        }
         // Slices of the shards as read: no copy.
-        Ok(pieces)
+        reads
+            .into_iter()
+            .map(|r| match r {
+                ShardRead::Ok(p) => Some(p),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The chunk record of `hash`; a chunk a manifest refers to always has one.
@@ -82,10 +108,11 @@ impl ChunkStore {
         }
     }
 
-    /// Reads a whole chunk from any `k` intact shards and checks it against its hash.
+    /// Reads a whole chunk from any `k` intact shards, decompresses it if it is stored
+    /// compressed, and checks the plain bytes against the chunk's name.
     pub(crate) fn read_chunk_degraded(&self, c: &ChunkRef, rec: &ChunkRecord) -> Result<Vec<u8>> {
         let codec = self.codec;
-        let len = c.len as usize;
+        let len = rec.len as usize;
         let s = codec.shard_len(len);
         let place = self.disks.placement(&c.hash, codec.n());
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
@@ -109,7 +136,12 @@ impl ChunkStore {
             });
         }
         codec.reconstruct(&mut shards)?;
-        let data = codec.join(&shards, len)?;
+        let stored = codec.join(&shards, len)?;
+        let data = match rec.encoding {
+            Encoding::Plain => stored,
+            e => decompress(&stored, e, c.len as usize)
+                .map_err(|_| Error::Corrupt(hex::encode(c.hash)))?,
+        };
         if blake3::hash(&data).as_bytes() != &c.hash {
             return Err(Error::Corrupt(hex::encode(c.hash)));
         }

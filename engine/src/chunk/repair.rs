@@ -302,7 +302,11 @@ impl ChunkStore {
             }
         }
         let rebuilt = codec.reconstruct(&mut shards).and_then(|_| {
-            let data = codec.join(&shards, len)?;
+            let stored = codec.join(&shards, len)?;
+            let data = match rec.encoding {
+                crate::compression::Encoding::Plain => stored,
+                e => crate::compression::decompress(&stored, e, rec.plain_len as usize)?,
+            };
             if blake3::hash(&data).as_bytes() != h {
                 return Err(Error::Corrupt(hex::encode(h)));
             }
@@ -320,7 +324,8 @@ impl ChunkStore {
                 still_missing |= 1 << i;
                 continue;
             };
-            let header = ShardHeader::new(h, i, codec.k, codec.m, rec.len, payload);
+            let header =
+                ShardHeader::new(h, i, codec.k, codec.m, rec.len, payload).encoded(rec.encoding);
             if !disks.disks[place[i]].is_online() {
                 still_missing |= 1 << i;
                 continue;

@@ -8,8 +8,8 @@
 //!     40    1 shard index
 //!     41    1 data shards (k)
 //!     42    1 parity shards (m)
-//!     43    1 reserved (0)
-//!     44    4 chunk length in bytes (little endian)
+//!     43    1 encoding of the stored chunk (0 plain, 1 zstd)
+//!     44    4 length in bytes of the chunk as stored (little endian)
 //!     48   32 BLAKE3 hash of the block hash table below
 //!     80   16 reserved (0)
 //!     96  512 block hash table: BLAKE3 of each of the payload's 16 blocks
@@ -55,8 +55,11 @@ pub struct ShardHeader {
     pub k: u8,
     /// Parity shards.
     pub m: u8,
-    /// Length of the chunk.
+    /// Length of the chunk as stored (erasure-coded).
     pub chunk_len: u32,
+    /// Encoding of the stored chunk ([`crate::compression::Encoding`] as a byte: informative,
+    /// for tools that scan volumes; the chunk record is what reads go by).
+    pub encoding: u8,
     /// Hashes of the payload's blocks.
     pub blocks: [[u8; 32]; BLOCKS],
 }
@@ -77,8 +80,15 @@ impl ShardHeader {
             k: k as u8,
             m: m as u8,
             chunk_len,
+            encoding: 0,
             blocks: block_hashes(payload),
         }
+    }
+
+    /// The same header for a chunk stored with `encoding`.
+    pub fn encoded(mut self, encoding: crate::compression::Encoding) -> Self {
+        self.encoding = encoding as u8;
+        self
     }
 
     /// Serialises the header.
@@ -89,6 +99,7 @@ impl ShardHeader {
         h[40] = self.index;
         h[41] = self.k;
         h[42] = self.m;
+        h[43] = self.encoding;
         h[44..48].copy_from_slice(&self.chunk_len.to_le_bytes());
         for (i, b) in self.blocks.iter().enumerate() {
             h[96 + 32 * i..128 + 32 * i].copy_from_slice(b);
@@ -118,6 +129,7 @@ impl ShardHeader {
             k: b[41],
             m: b[42],
             chunk_len: u32::from_le_bytes([b[44], b[45], b[46], b[47]]),
+            encoding: b[43],
             blocks,
         })
     }
@@ -160,7 +172,8 @@ mod tests {
     fn block_table_round_trips_and_catches_damage() {
         for len in [1usize, 4095, 4096, 70_000, 1 << 20, (1 << 20) + 1] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-            let h = ShardHeader::new(&[7; 32], 3, 4, 2, 1234, &payload);
+            let h = ShardHeader::new(&[7; 32], 3, 4, 2, 1234, &payload)
+                .encoded(crate::compression::Encoding::Zstd);
             let enc = h.encode();
             let dec = ShardHeader::decode(&enc).unwrap();
             assert_eq!(dec, h);

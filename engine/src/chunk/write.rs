@@ -12,6 +12,7 @@ use super::hole::zero_runs;
 use super::shard_io::Pending;
 use super::volume::ShardBuf;
 use super::{StoredChunk, StoredStream};
+use crate::compression::{Compression, Encoding};
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{ChunkRef, FreshShards};
@@ -28,20 +29,22 @@ impl ChunkStore {
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for (r, f) in surplus {
-                let s = me.codec.shard_len(r.len as usize);
+                let s = me.codec.shard_len(f.stored_len as usize);
                 me.disks.release(&r.hash, s, &f.locs);
             }
         })
         .await;
     }
 
-    /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards, hashing,
+    /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards (compressed
+    /// where `compression` asks and it pays, [`ChunkStore::store_chunk`]), hashing,
     /// encoding and writing up to `pipeline_depth` chunks at a time while the next is read.
     /// The caller must hold a shared GC lock until it commits or abandons the chunks.
     pub(crate) async fn store_stream<R>(
         self: &Arc<Self>,
         first: Vec<u8>,
         body: &mut R,
+        compression: Compression,
     ) -> Result<StoredStream>
     where
         R: AsyncRead + Unpin + Send,
@@ -72,7 +75,9 @@ impl ChunkStore {
                 h
             }));
             let me = self.clone();
-            inflight.push_back(tokio::task::spawn_blocking(move || me.store_data(&bytes)));
+            inflight.push_back(tokio::task::spawn_blocking(move || {
+                me.store_data(&bytes, compression)
+            }));
             while inflight.len() >= depth {
                 match inflight.next().await {
                     Some(Ok(Ok(c))) => done.extend(c),
@@ -129,14 +134,18 @@ impl ChunkStore {
     /// Stores the bytes of one chunk: runs of zeros (see [`zero_runs`]) become holes, which
     /// take no space, and every other run a chunk ([`ChunkStore::store_chunk`]). Blocking. On error
     /// nothing it stored is left behind.
-    pub(crate) fn store_data(&self, data: &[u8]) -> Result<Vec<StoredChunk>> {
+    pub(crate) fn store_data(
+        &self,
+        data: &[u8],
+        compression: Compression,
+    ) -> Result<Vec<StoredChunk>> {
         let mut out = Vec::new();
         let mut at = 0usize;
         for (len, hole) in zero_runs(data) {
             if hole {
                 out.push(StoredChunk::hole(len as u32));
             } else {
-                match self.store_chunk(&data[at..at + len]) {
+                match self.store_chunk(&data[at..at + len], compression) {
                     Ok(c) => out.push(c),
                     Err(e) => {
                         self.abandon_now(out);
@@ -149,8 +158,9 @@ impl ChunkStore {
         Ok(out)
     }
 
-    /// Hashes one chunk and, unless it is already stored, erasure-codes it and writes its shards.
-    pub(crate) fn store_chunk(&self, data: &[u8]) -> Result<StoredChunk> {
+    /// Hashes one chunk and, unless it is already stored, compresses it (when `compression`
+    /// asks and it saves enough), erasure-codes what is to be stored and writes its shards.
+    pub(crate) fn store_chunk(&self, data: &[u8], compression: Compression) -> Result<StoredChunk> {
         let hash = *blake3::hash(data).as_bytes();
         let r = ChunkRef {
             hash,
@@ -162,19 +172,23 @@ impl ChunkStore {
                 return Ok(StoredChunk::existing(r));
             }
         }
+        let compressed = crate::compression::compress(data, compression);
+        let (stored, encoding) = match &compressed {
+            Some(z) => (z.as_slice(), Encoding::Zstd),
+            None => (data, Encoding::Plain),
+        };
         let codec = self.codec;
-        let s = codec.shard_len(data.len());
+        let s = codec.shard_len(stored.len());
         let mut shards: Vec<ShardBuf> = (0..codec.n()).map(|_| ShardBuf::new(s)).collect();
         {
             let mut out: Vec<&mut [u8]> = shards.iter_mut().map(|b| b.payload_mut()).collect();
-            codec.encode_into(data, &mut out)?;
+            codec.encode_into(stored, &mut out)?;
         }
-        let out = self
-            .disks
-            .write_shards(&hash, data.len(), codec.k, codec.m, &mut shards);
-        if out.written < codec.k {
+        let out =
             self.disks
-                .release(&hash, codec.shard_len(data.len()), &out.locs);
+                .write_shards(&hash, stored.len(), encoding, codec.k, codec.m, &mut shards);
+        if out.written < codec.k {
+            self.disks.release(&hash, s, &out.locs);
             self.disks.refresh();
             if out.written + out.full >= codec.k {
                 // Full disks, not failing ones, stand between this write and its quorum.
@@ -197,6 +211,8 @@ impl ChunkStore {
             fresh: Some(FreshShards {
                 missing: out.missing,
                 locs: out.locs,
+                stored_len: stored.len() as u32,
+                encoding,
             }),
             unsynced: out.unsynced,
         })
@@ -278,7 +294,7 @@ impl ChunkStore {
     pub(crate) fn abandon_now(&self, chunks: Vec<StoredChunk>) {
         for c in chunks {
             if let Some(f) = c.fresh {
-                let s = self.codec.shard_len(c.r.len as usize);
+                let s = self.codec.shard_len(f.stored_len as usize);
                 self.disks.release(&c.r.hash, s, &f.locs);
             }
         }

@@ -27,6 +27,7 @@ pub mod access;
 use crate::kv::{Read, Table, Write};
 use serde::{Deserialize, Serialize};
 
+use crate::compression::{Compression, Encoding};
 use crate::error::{Error, Result};
 
 /// Nanoseconds since the Unix epoch, now.
@@ -77,6 +78,9 @@ pub struct BucketRecord {
     /// OwnershipControls' setting, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<String>,
+    /// Compression of new data (`s3d bucket compression`); absent: the store's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is
@@ -308,6 +312,37 @@ pub enum Manifest {
 }
 
 impl Manifest {
+    /// Largest plain length a compressed inline manifest may claim (inline objects are at
+    /// most 1 MiB): a damaged length never makes a large allocation.
+    const MAX_INLINE: usize = 1 << 20;
+
+    /// [`Manifest::encode`], with an inline object's bytes compressed when `c` asks for it and
+    /// it saves enough (variant 2).
+    pub fn encode_compressed(&self, c: Compression) -> Vec<u8> {
+        if let Manifest::Inline(d) = self {
+            if let Some(z) = crate::compression::compress(d, c) {
+                let mut out = Vec::with_capacity(10 + z.len());
+                out.extend_from_slice(&[1, 2]);
+                out.extend_from_slice(&(d.len() as u32).to_le_bytes());
+                out.extend_from_slice(&(z.len() as u32).to_le_bytes());
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+        self.encode()
+    }
+
+    /// Bytes an encoded manifest saves by compression (its plain length less its stored one),
+    /// read from its head without decompressing.
+    pub fn saved_bytes(b: &[u8]) -> u64 {
+        if b.len() < 10 || b[0] != 1 || b[1] != 2 {
+            return 0;
+        }
+        let plain = u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as u64;
+        let stored = u32::from_le_bytes([b[6], b[7], b[8], b[9]]) as u64;
+        plain.saturating_sub(stored)
+    }
+
     /// Compact binary encoding (see docs/format.md).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![1u8];
@@ -363,6 +398,17 @@ impl Manifest {
                     part_sizes.push(r.u64().ok_or_else(bad)?);
                 }
                 Ok(Manifest::Chunks { chunks, part_sizes })
+            }
+            2 => {
+                let plain = r.u32().ok_or_else(bad)? as usize;
+                let n = r.u32().ok_or_else(bad)? as usize;
+                if plain > Self::MAX_INLINE {
+                    return Err(bad());
+                }
+                let z = r.take(n).ok_or_else(bad)?;
+                let d = crate::compression::decompress(z, Encoding::Zstd, plain)
+                    .map_err(|e| Error::Decode(format!("manifest: {e}")))?;
+                Ok(Manifest::Inline(d))
             }
             _ => Err(bad()),
         }
@@ -440,12 +486,16 @@ impl ShardLoc {
 pub struct ChunkRecord {
     /// How many manifest entries refer to the chunk.
     pub refs: u64,
-    /// Length of the chunk.
+    /// Length of the chunk as stored (erasure-coded): the plain length, or the compressed one.
     pub len: u32,
     /// Bit `i` set: shard `i` is known to be missing.
     pub missing: u64,
     /// Location of shard `i` (on the disk placement gives it), for every shard.
     pub locs: Vec<ShardLoc>,
+    /// How the stored bytes encode the chunk.
+    pub encoding: Encoding,
+    /// Length of the plain chunk (`len` when stored plain).
+    pub plain_len: u32,
 }
 
 impl ChunkRecord {
@@ -454,9 +504,11 @@ impl ChunkRecord {
         self.locs.get(i).copied().unwrap_or(ShardLoc::NONE)
     }
 
-    /// Encoding: refs u64le, len u32le, missing u64le, u8 n, n × (volume u64le, offset u64le).
+    /// Encoding: refs u64le, len u32le, missing u64le, u8 n, n × (volume u64le, offset u64le);
+    /// then, for a chunk not stored plain only, encoding u8 and plain length u32le (a plain
+    /// chunk's record is as before compression existed).
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(21 + 16 * self.locs.len());
+        let mut b = Vec::with_capacity(26 + 16 * self.locs.len());
         b.extend_from_slice(&self.refs.to_le_bytes());
         b.extend_from_slice(&self.len.to_le_bytes());
         b.extend_from_slice(&self.missing.to_le_bytes());
@@ -464,6 +516,10 @@ impl ChunkRecord {
         for l in &self.locs {
             b.extend_from_slice(&l.volume.to_le_bytes());
             b.extend_from_slice(&l.offset.to_le_bytes());
+        }
+        if self.encoding != Encoding::Plain {
+            b.push(self.encoding as u8);
+            b.extend_from_slice(&self.plain_len.to_le_bytes());
         }
         b
     }
@@ -483,11 +539,20 @@ impl ChunkRecord {
                 offset: r.u64().ok_or_else(bad)?,
             });
         }
+        let (encoding, plain_len) = match r.u8() {
+            None => (Encoding::Plain, len),
+            Some(e) => (
+                Encoding::from_u8(e).ok_or_else(bad)?,
+                r.u32().ok_or_else(bad)?,
+            ),
+        };
         Ok(ChunkRecord {
             refs,
             len,
             missing,
             locs,
+            encoding,
+            plain_len,
         })
     }
 }
@@ -500,6 +565,24 @@ pub struct FreshShards {
     pub missing: u64,
     /// Location of every shard.
     pub locs: Vec<ShardLoc>,
+    /// Length of the stored (erasure-coded) bytes.
+    pub stored_len: u32,
+    /// How the stored bytes encode the chunk.
+    pub encoding: Encoding,
+}
+
+impl FreshShards {
+    /// The record these shards get for a chunk of `plain_len` bytes with `refs` references.
+    pub fn record(&self, refs: u64, plain_len: u32) -> ChunkRecord {
+        ChunkRecord {
+            refs,
+            len: self.stored_len,
+            missing: self.missing,
+            locs: self.locs.clone(),
+            encoding: self.encoding,
+            plain_len,
+        }
+    }
 }
 
 /// A multipart upload in progress.
@@ -613,12 +696,7 @@ pub(crate) fn incref(
             if fresh.missing != 0 {
                 txn.put(Table::Repair, hash, &[])?;
             }
-            ChunkRecord {
-                refs: n,
-                len,
-                missing: fresh.missing,
-                locs: fresh.locs.clone(),
-            }
+            fresh.record(n, len)
         }
     };
     if rec.refs == 0 {
@@ -709,7 +787,9 @@ mod tests {
             };
             prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
             let i = Manifest::Inline(inline);
-            prop_assert_eq!(Manifest::decode(&i.encode()).unwrap(), i);
+            prop_assert_eq!(Manifest::decode(&i.encode()).unwrap(), i.clone());
+            let z = i.encode_compressed(Compression::Zstd(3));
+            prop_assert_eq!(Manifest::decode(&z).unwrap(), i);
         }
 
         #[test]
@@ -718,12 +798,17 @@ mod tests {
             len in any::<u32>(),
             missing in any::<u64>(),
             locs in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..12),
+            zstd in any::<bool>(),
+            plain_len in any::<u32>(),
         ) {
+            let (encoding, plain_len) = if zstd { (Encoding::Zstd, plain_len) } else { (Encoding::Plain, len) };
             let r = ChunkRecord {
                 refs,
                 len,
                 missing,
                 locs: locs.into_iter().map(|(volume, offset)| ShardLoc { volume, offset }).collect(),
+                encoding,
+                plain_len,
             };
             prop_assert_eq!(ChunkRecord::decode(&r.encode()).unwrap(), r);
         }
@@ -773,5 +858,21 @@ mod tests {
         assert_eq!(Manifest::decode(&i.encode()).unwrap(), i);
         assert!(Manifest::decode(&[1, 1, 255, 255, 255, 255]).is_err());
         assert!(Manifest::decode(&[]).is_err());
+        // Inline text compressed: smaller, the same object back, the saving readable.
+        let text = Manifest::Inline(b"key=value status=ok\n".repeat(200));
+        let z = text.encode_compressed(Compression::Zstd(3));
+        assert!(z.len() * 10 < text.encode().len());
+        assert_eq!(Manifest::decode(&z).unwrap(), text);
+        assert_eq!(Manifest::saved_bytes(&z), 4000 - (z.len() as u64 - 10));
+        assert_eq!(Manifest::saved_bytes(&text.encode()), 0);
+        assert_eq!(text.encode_compressed(Compression::Off), text.encode());
+        // A damaged frame or a lying length is an error, not other bytes or a huge buffer.
+        let mut bad = z.clone();
+        let at = bad.len() - 6;
+        bad[at] ^= 0x40;
+        assert!(Manifest::decode(&bad).is_err());
+        let mut huge = z.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Manifest::decode(&huge).is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{now_ns, object_key, BucketRecord, Versioning};
@@ -22,6 +23,8 @@ pub struct BucketInfo {
     pub versioning: Option<Versioning>,
     /// The key that owns it (`None`: the administrators).
     pub owner: Option<String>,
+    /// Its own compression setting (`None`: the store's default).
+    pub compression: Option<Compression>,
 }
 
 impl BucketInfo {
@@ -33,6 +36,7 @@ impl BucketInfo {
             tags: rec.tags,
             versioning: rec.versioning,
             owner: rec.owner,
+            compression: rec.compression,
         })
     }
 }
@@ -147,6 +151,28 @@ impl Engine {
             Ok(())
         })
         .await
+    }
+
+    /// Sets the compression of data written to the bucket from now on (`None`: follow the
+    /// store's default). Data already stored keeps its form.
+    pub async fn set_bucket_compression(
+        &self,
+        name: &str,
+        compression: Option<Compression>,
+    ) -> Result<()> {
+        self.update_bucket(name, move |rec, _| {
+            rec.compression = compression;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The compression new data in bucket `name` gets: its own setting or the store's.
+    pub fn compression_of(&self, name: &str) -> Result<Compression> {
+        Ok(self
+            .head_bucket(name)?
+            .compression
+            .unwrap_or(self.inner.cfg.compression))
     }
 
     /// Applies `change` to a bucket's record (and, through the transaction it is given, to

@@ -35,10 +35,18 @@ struct SourceAndTarget {
     src_key: String,
     dst_bucket: String,
     dst_key: String,
+    /// The store's compression, for an inline object the target bucket has no setting for.
+    default_compression: crate::compression::Compression,
 }
 
 impl SourceAndTarget {
-    fn new(src_bucket: &str, src_key: &str, dst_bucket: &str, dst_key: &str) -> Result<Self> {
+    fn new(
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        default_compression: crate::compression::Compression,
+    ) -> Result<Self> {
         validate_key(dst_key)?;
         Ok(SourceAndTarget {
             src: object_key(src_bucket, src_key),
@@ -47,6 +55,7 @@ impl SourceAndTarget {
             src_key: src_key.to_string(),
             dst_bucket: dst_bucket.to_string(),
             dst_key: dst_key.to_string(),
+            default_compression,
         })
     }
 
@@ -81,7 +90,15 @@ impl SourceAndTarget {
             ..Default::default()
         };
         ref_manifest(txn, &manifest)?;
-        version::install(txn, &self.dst_bucket, &self.dst, &mut meta, &manifest, old)?;
+        version::install(
+            txn,
+            &self.dst_bucket,
+            &self.dst,
+            &mut meta,
+            &manifest,
+            old,
+            self.default_compression,
+        )?;
         Ok(meta)
     }
 }
@@ -97,7 +114,13 @@ impl Engine {
         dst_key: &str,
         opts: CopyOptions,
     ) -> Result<ObjectMeta> {
-        let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
+        let p = SourceAndTarget::new(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            self.inner.cfg.compression,
+        )?;
         self.commit(move |txn| {
             let smeta = p.source(txn, &opts.source_version)?;
             if let Some(want) = &opts.source_if_match {
@@ -125,7 +148,13 @@ impl Engine {
         dst_bucket: &str,
         dst_key: &str,
     ) -> Result<ObjectMeta> {
-        let p = SourceAndTarget::new(src_bucket, src_key, dst_bucket, dst_key)?;
+        let p = SourceAndTarget::new(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            self.inner.cfg.compression,
+        )?;
         self.commit(move |txn| {
             let mut meta = p.source(txn, &VersionSel::Latest)?;
             if p.src == p.dst {

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::kv::{Read, Table, Write};
 use crate::lock::{GcGuard, OwnerLock};
 use crate::meta::{
-    current_object, decref, incref, new_id, now_ns, object_key, ChunkRecord, ChunkRef, Manifest,
-    ObjectAttrs, ObjectMeta,
+    current_object, decref, incref, new_id, now_ns, object_key, ChunkRef, Manifest, ObjectAttrs,
+    ObjectMeta,
 };
 use crate::names::validate_key;
 
@@ -204,13 +204,19 @@ impl Engine {
         })
     }
 
-    /// Stores the bytes of one chunk for a later draft commit (deduplicated, erasure-coded): the
+    /// Stores the bytes of one chunk for a later draft commit (deduplicated, compressed as
+    /// `compression` asks, erasure-coded; see [`Engine::compression_of`]): the
     /// pieces it became, in order, runs of zeros as holes ([`crate::chunk::zero_runs`]).
     /// Blocking: call it from a blocking thread. The pieces stay protected only while `guard` is
     /// held; hand them to [`Engine::commit_draft`] (which makes them durable) or give them up
     /// with [`Engine::abandon_chunks_now`].
-    pub fn store_draft_data(&self, _guard: &WriteGuard, data: &[u8]) -> Result<Vec<StoredChunk>> {
-        self.inner.chunks.store_data(data)
+    pub fn store_draft_data(
+        &self,
+        _guard: &WriteGuard,
+        compression: crate::compression::Compression,
+        data: &[u8],
+    ) -> Result<Vec<StoredChunk>> {
+        self.inner.chunks.store_data(data, compression)
     }
 
     /// Frees the shards of stored chunks that will not be committed. Blocking.
@@ -249,6 +255,7 @@ impl Engine {
         };
         let nid = new_id_.clone();
         let data_id = new_id();
+        let default_compression = self.inner.cfg.compression;
         // Chunks stored for the draft become durable (one sync per volume) before the commit.
         let data = match data {
             DraftData::Chunks(chunks) => {
@@ -333,7 +340,15 @@ impl Engine {
                     hole_bytes: manifest.hole_bytes(),
                     ..Default::default()
                 };
-                super::version::install(txn, &b, &okey, &mut meta, &manifest, old)?;
+                super::version::install(
+                    txn,
+                    &b,
+                    &okey,
+                    &mut meta,
+                    &manifest,
+                    old,
+                    default_compression,
+                )?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {
@@ -430,12 +445,7 @@ impl Engine {
         }
         match &c.fresh {
             Some(f) => {
-                let rec = ChunkRecord {
-                    refs: 0,
-                    len: c.r.len,
-                    missing: f.missing,
-                    locs: f.locs.clone(),
-                };
+                let rec = f.record(0, c.r.len);
                 self.inner.chunks.read_chunk_at(&c.r, &rec, a, b)
             }
             None => self.inner.chunks.read_chunk(&c.r, a, b),

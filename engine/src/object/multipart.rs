@@ -160,7 +160,11 @@ impl Engine {
                 md5: Md5::digest([]).into(),
             }
         } else {
-            self.inner.chunks.store_stream(first, &mut body).await?
+            let compression = self.compression_of(bucket)?;
+            self.inner
+                .chunks
+                .store_stream(first, &mut body, compression)
+                .await?
         };
         let checksums = checksums
             .and_then(|c| c.lock().ok().map(|c| c.clone()))
@@ -416,7 +420,15 @@ impl Engine {
                 ..Default::default()
             };
             crate::meta::ref_manifest(txn, &manifest)?;
-            super::version::install(txn, &bucket_name, &okey, &mut meta, &manifest, old)?;
+            super::version::install(
+                txn,
+                &bucket_name,
+                &okey,
+                &mut meta,
+                &manifest,
+                old,
+                crate::compression::Compression::Off,
+            )?;
             drop_upload(txn, &ukey, &uid)?;
             Ok(meta)
         })

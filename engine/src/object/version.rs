@@ -192,7 +192,8 @@ pub(crate) fn supersede(
 
 /// Makes `meta` (whose data is `manifest`) the latest version of the object under `okey` in
 /// `bucket`, in place of `old` ([`supersede`]): the last step of every commit that writes an
-/// object. `meta` gets its version id here.
+/// object. `meta` gets its version id here. An inline object is compressed as the bucket asks
+/// (or, without a setting of its own, as `default_compression` does).
 pub(crate) fn install(
     txn: &mut dyn Write,
     bucket: &str,
@@ -200,14 +201,16 @@ pub(crate) fn install(
     meta: &mut ObjectMeta,
     manifest: &crate::meta::Manifest,
     old: Option<ObjectMeta>,
+    default_compression: crate::compression::Compression,
 ) -> Result<()> {
     let rec = bucket_record(txn, bucket)?;
     let state = rec.versioning;
     super::retention::apply_on_write(rec.object_lock.as_ref(), meta)?;
+    let compression = rec.compression.unwrap_or(default_compression);
     txn.put(
         Table::Manifests,
         meta.data_id.as_bytes(),
-        &manifest.encode(),
+        &manifest.encode_compressed(compression),
     )?;
     supersede(txn, state, okey, meta, old)?;
     txn.put(Table::Objects, okey, &meta.encode()?)

@@ -49,7 +49,7 @@ impl Engine {
         R: AsyncRead + Unpin + Send,
     {
         validate_key(key)?;
-        self.head_bucket(bucket)?;
+        let compression = self.compression_of(bucket)?;
         let cs = self.inner.cfg.chunk_size;
         let first = read_up_to(&mut body, cs).await?;
         if first.len() < cs && first.len() <= self.inner.cfg.inline_threshold {
@@ -69,7 +69,11 @@ impl Engine {
                 .await;
         }
         let guard = self.inner.chunks.gc_lock.shared().await?;
-        let stored = self.inner.chunks.store_stream(first, &mut body).await?;
+        let stored = self
+            .inner
+            .chunks
+            .store_stream(first, &mut body, compression)
+            .await?;
         let chunks = stored.chunks;
         let manifest = Manifest::Chunks {
             chunks: chunks.iter().map(|c| c.r).collect(),
@@ -127,6 +131,7 @@ impl Engine {
         };
         let okey = object_key(bucket, key);
         let bucket = bucket.to_string();
+        let default_compression = self.inner.cfg.compression;
         let if_none_match = opts.if_none_match;
         let if_match = opts.if_match;
         let (meta, surplus) = self
@@ -136,7 +141,15 @@ impl Engine {
                 let (inm, im) = (if_none_match.as_deref(), if_match.as_deref());
                 check_preconditions(old.as_ref(), inm, im, &bucket, &meta.key)?;
                 let surplus = reference(txn, &stored)?;
-                version::install(txn, &bucket, &okey, &mut meta, &manifest, old)?;
+                version::install(
+                    txn,
+                    &bucket,
+                    &okey,
+                    &mut meta,
+                    &manifest,
+                    old,
+                    default_compression,
+                )?;
                 Ok((meta, surplus))
             })
             .await?;
