@@ -1,7 +1,8 @@
 # Predastore — build, test, benchmark.
 CARGO ?= cargo
 
-.PHONY: build test bench run dev install clean fmt lint
+.PHONY: build test bench run dev install clean fmt lint docker docker_s3d docker_compose_up \
+	docker_compose_down docker_clean docker_test
 
 # Where `make install` puts s3d and mountd.
 PREFIX ?= /usr/local
@@ -14,10 +15,11 @@ DEV_SECRET_KEY ?= wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 build:
 	$(CARGO) build --workspace --release
 
-## test: the whole test suite (what CI runs)
+## test: the whole test suite (what CI runs): every crate's tests, then the Docker images
 test:
 	$(CARGO) build --workspace --examples
 	$(CARGO) test --workspace --lib --tests --benches
+	scripts/docker-test.sh
 
 ## bench: criterion benchmarks of the engine next to the machine's own limits
 bench:
@@ -36,6 +38,28 @@ dev:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 target/release/s3d target/release/mountd $(DESTDIR)$(PREFIX)/bin/
+
+## docker (= docker_s3d): images FROM scratch, no registry needed (scripts/docker-build.sh)
+docker: docker_s3d
+
+docker_s3d:
+	scripts/docker-build.sh
+
+## docker_compose_up: s3d (port 8443 on the host's loopback) and NATS, in the background
+docker_compose_up: docker
+	docker-compose -f docker-compose.yml up -d
+
+docker_compose_down:
+	docker-compose -f docker-compose.yml down
+
+## docker_clean: the compose's containers and volumes (its data!), and the images
+docker_clean:
+	-docker-compose -f docker-compose.yml down -v --remove-orphans
+	-docker image rm predastore/s3d:latest predastore/nats:latest
+
+## docker_test: build, compose up, the aws cli against it, mountd in a container, compose down
+docker_test:
+	scripts/docker-test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod creds;
 pub mod errors;
 pub mod framing;
+pub mod health_cli;
 pub mod keys_cli;
 pub mod metrics;
 pub mod precheck;

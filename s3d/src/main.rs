@@ -116,6 +116,13 @@ enum Command {
         #[command(subcommand)]
         cmd: s3d::keys_cli::KeyCommand,
     },
+    /// Whether the server this configuration describes answers (exit 0) or not (exit 1): for
+    /// container health checks.
+    Health {
+        /// Ask /-/ready (the metadata can be read) instead of /-/health.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Settings of a bucket beyond the S3 API (works beside a running server).
     Bucket {
         #[command(subcommand)]
@@ -198,6 +205,9 @@ fn main() -> ExitCode {
             Command::Status => server::admin_status(s),
             Command::Key { cmd } => server::admin_key(s, cmd).await,
             Command::Bucket { cmd } => server::admin_bucket(s, cmd).await,
+            Command::Health { ready } => {
+                Ok(s3d::health_cli::run(&s.host, s.port, !s.insecure_http, ready).await)
+            }
         }
     });
     match res {

@@ -220,3 +220,42 @@ fn bucket_compression_beside_a_running_server() {
     let (good, out) = admin_args(&s, &["bucket", "compression", "logs", "default"]);
     assert!(good && out.contains("(the store's default)"), "{out}");
 }
+
+#[test]
+fn health_probe_answers_for_the_configured_server() {
+    let probe = |port: u16, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_s3d"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
+            .arg("health")
+            .env_remove("PREDASTORE_CONFIG")
+            .output()
+            .expect("s3d health")
+    };
+    // Nothing listens: exit 1 with the reason.
+    let o = probe(free_port(), &[]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot connect"),
+        "{o:?}"
+    );
+    let s = Server::start();
+    let o = probe(s.port, &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/-/health: HTTP/1.1 200"));
+    let o = probe(s.port, &[]);
+    assert!(o.status.success());
+    let ready = Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .args(["--host", "0.0.0.0", "--port", &s.port.to_string()])
+        .args(["health", "--ready"])
+        .output()
+        .unwrap();
+    assert!(ready.status.success(), "{ready:?}");
+    // Plain HTTP spoken to a TLS port is no answer.
+    let o = probe(s.port, &["--insecure-http"]);
+    assert!(!o.status.success(), "{o:?}");
+    drop(s);
+    let s = Server::start_with(tempfile::tempdir().unwrap(), &["--insecure-http"], None);
+    let o = probe(s.port, &["--insecure-http"]);
+    assert!(o.status.success(), "{o:?}");
+}
