@@ -51,6 +51,8 @@ pub struct Settings {
     pub allow_setid_and_devices: bool,
     /// `auth.allow_sigv2`.
     pub allow_sigv2: bool,
+    /// The NATS door (`None`: off).
+    pub nats: Option<crate::nats::NatsSettings>,
 }
 
 /// Values given on the command line or in the environment (clap merges those two).
@@ -180,6 +182,8 @@ impl Settings {
             keys,
             allow_setid_and_devices: file.auth.allow_setid_and_devices.unwrap_or(false),
             allow_sigv2: file.auth.allow_sigv2.unwrap_or(true),
+            nats: crate::nats::settings::resolve(&file.nats, |k| std::env::var(k).ok())
+                .map_err(ConfigError::Invalid)?,
         })
     }
 }

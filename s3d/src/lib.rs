@@ -14,6 +14,7 @@ pub mod framing;
 pub mod health_cli;
 pub mod keys_cli;
 pub mod metrics;
+pub mod nats;
 pub mod precheck;
 pub mod routes;
 pub mod security_headers;

@@ -200,3 +200,45 @@ impl Metrics {
         o
     }
 }
+
+/// The NATS door's lines.
+pub fn render_nats(n: &crate::nats::NatsStatus) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# HELP predastore_nats_connected 1 while connected to NATS."
+    );
+    let _ = writeln!(o, "# TYPE predastore_nats_connected gauge");
+    let _ = writeln!(
+        o,
+        "predastore_nats_connected {}",
+        n.connected.load(Relaxed) as u8
+    );
+    let _ = writeln!(
+        o,
+        "# HELP predastore_nats_disconnects_total Connections to NATS lost."
+    );
+    let _ = writeln!(o, "# TYPE predastore_nats_disconnects_total counter");
+    let _ = writeln!(
+        o,
+        "predastore_nats_disconnects_total {}",
+        n.disconnects.load(Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP predastore_nats_requests_total NATS requests answered, by outcome."
+    );
+    let _ = writeln!(o, "# TYPE predastore_nats_requests_total counter");
+    let _ = writeln!(
+        o,
+        "predastore_nats_requests_total{{outcome=\"ok\"}} {}",
+        n.answered_ok.load(Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "predastore_nats_requests_total{{outcome=\"error\"}} {}",
+        n.answered_error.load(Relaxed)
+    );
+    o
+}

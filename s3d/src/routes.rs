@@ -12,6 +12,7 @@ pub async fn handle(
     path: &str,
     engine: &engine::Engine,
     metrics: &Arc<Metrics>,
+    nats: Option<&crate::nats::NatsStatus>,
 ) -> Option<http::Response<s3s::Body>> {
     if !path.starts_with("/-/") {
         return None;
@@ -34,8 +35,19 @@ pub async fn handle(
     }
     match path {
         "/-/health" => reply(http::StatusCode::OK, "text/plain", "ok\n".into()),
+        // NATS being away does not make S3 unready: it is said, not failed.
         "/-/ready" => match engine.list_buckets() {
-            Ok(_) => reply(http::StatusCode::OK, "text/plain", "ready\n".into()),
+            Ok(_) => reply(
+                http::StatusCode::OK,
+                "text/plain",
+                match nats {
+                    Some(n) if n.connected.load(std::sync::atomic::Ordering::Relaxed) => {
+                        "ready\nnats: connected\n".into()
+                    }
+                    Some(_) => "ready\nnats: disconnected (reconnecting)\n".into(),
+                    None => "ready\n".into(),
+                },
+            ),
             Err(e) => reply(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
@@ -44,9 +56,12 @@ pub async fn handle(
         },
         "/-/metrics" => {
             let (engine, metrics) = (engine.clone(), metrics.clone());
-            let text = tokio::task::spawn_blocking(move || metrics.render(&engine))
+            let mut text = tokio::task::spawn_blocking(move || metrics.render(&engine))
                 .await
                 .unwrap_or_default();
+            if let Some(n) = nats {
+                text.push_str(&crate::metrics::render_nats(n));
+            }
             reply(http::StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         _ => reply(

@@ -75,6 +75,18 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         tracing::warn!("**************************************************************");
     }
     let auth = crate::auth::KeyStore::new(&keys, engine.clone());
+    let nats = s.nats.clone().map(|n| {
+        println!(
+            "NATS: {} (subjects {}.*, queue group {})",
+            n.url, n.prefix, n.queue_group
+        );
+        crate::nats::start(
+            n,
+            engine.clone(),
+            crate::auth::KeyStore::new(&keys, engine.clone()),
+        )
+    });
+    let nats_status = nats.as_ref().map(|d| d.status.clone());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let store = Store {
         engine: engine.clone(),
@@ -183,6 +195,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
                 rules: rules.clone(),
                 activity: activity.clone(),
                 security_headers: security_headers.clone(),
+                nats: nats_status.clone(),
                 origin: engine::access::Origin {
                     secure_transport: tls.is_some(),
                     source_ip: Some(peer.ip().to_canonical()),
@@ -235,6 +248,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
     background.stop().await;
+    drop(nats);
     drop(service);
     drop(engine);
     Ok(ExitCode::SUCCESS)
@@ -349,6 +363,8 @@ struct RequestContext {
     vhosts: Arc<crate::vhost::VirtualHosts>,
     /// Headers every response carries.
     security_headers: crate::security_headers::SecurityHeaders,
+    /// The NATS door's state, when it is configured.
+    nats: Option<Arc<crate::nats::NatsStatus>>,
 }
 
 impl RequestContext {
@@ -371,8 +387,14 @@ impl RequestContext {
     ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
         req.extensions_mut().insert(self.origin);
         let _in_flight = self.activity.request();
-        if let Some(r) =
-            crate::routes::handle(req.method(), req.uri().path(), &self.engine, &self.metrics).await
+        if let Some(r) = crate::routes::handle(
+            req.method(),
+            req.uri().path(),
+            &self.engine,
+            &self.metrics,
+            self.nats.as_deref(),
+        )
+        .await
         {
             return Ok(r);
         }

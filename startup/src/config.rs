@@ -156,6 +156,46 @@ pub struct FileConfig {
     pub lifecycle: LifecycleSection,
     /// `mount`.
     pub mount: MountSection,
+    /// `nats`.
+    pub nats: NatsSection,
+}
+
+/// `nats.tls`: a CA to trust and a client certificate to present.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsTlsSection {
+    /// PEM CA certificate(s) the server's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (with `key`).
+    pub cert: Option<PathBuf>,
+    /// PEM client key.
+    pub key: Option<PathBuf>,
+}
+
+/// `nats`: S3 operations and events on a NATS server (off unless `url` is set).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Server URL(s), comma-separated: `nats://host:4222`, `tls://host:4222`.
+    pub url: Option<String>,
+    /// User (with `password`).
+    pub user: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Token.
+    pub token: Option<String>,
+    /// NKey seed (`SU…`), or a file holding it (`nkey_seed_file`).
+    pub nkey_seed: Option<String>,
+    /// File with the NKey seed.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// TLS to the server.
+    pub tls: NatsTlsSection,
+    /// First token of every subject (default `s3`).
+    pub subject_prefix: Option<String>,
+    /// Queue group the servers share requests in (default `predastore`).
+    pub queue_group: Option<String>,
+    /// Seconds a signed request stays valid either side of its date (default 300).
+    pub replay_window_secs: Option<u64>,
 }
 
 impl FileConfig {

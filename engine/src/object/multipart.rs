@@ -375,12 +375,13 @@ impl Engine {
                 }
                 records.push((*num, p));
             }
+            let min = opts.min_part_size.unwrap_or(MIN_PART_SIZE);
             for (i, (num, p)) in records.iter().enumerate() {
-                if i + 1 < n && p.size < MIN_PART_SIZE {
+                if i + 1 < n && p.size < min {
                     return Err(Error::EntityTooSmall {
                         part: *num,
                         size: p.size,
-                        min: MIN_PART_SIZE,
+                        min,
                     });
                 }
             }

@@ -30,6 +30,9 @@ pub struct PutOptions {
     /// Checksums learnt only once the body has been read (e.g. from HTTP trailers): merged into
     /// `attrs.checksums` at commit time.
     pub late_checksums: Option<LateChecksums>,
+    /// Smallest part but the last a multipart completion accepts (`None`: S3's 5 MiB). The
+    /// NATS door lowers it: a message is at most the server's max payload (1 MiB by default).
+    pub min_part_size: Option<u64>,
 }
 
 /// Checksums filled in by the body reader while the put runs.

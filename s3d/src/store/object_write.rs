@@ -32,6 +32,7 @@ pub(super) async fn put_object(
         if_none_match,
         if_match,
         late_checksums: None,
+        min_part_size: None,
     };
     let m = s
         .store_body(&i.bucket, &i.key, i.body, expected, opts)

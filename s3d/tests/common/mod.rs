@@ -254,3 +254,9 @@ pub fn md5_file(path: &Path) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(std::fs::read(path).expect("read")))
 }
+
+/// MD5 hex of bytes.
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(b))
+}
