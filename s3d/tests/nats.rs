@@ -677,3 +677,72 @@ async fn nats_restarted_under_load_s3_unaffected_requests_resume() {
     assert!(!m.contains("predastore_nats_disconnects_total 0"), "{m}");
     assert!(s.log().contains("NATS: disconnected"));
 }
+
+/// Runs the Python client of docs/nats.md (nats-py: an implementation of the wire format
+/// written apart from s3d's).
+fn python_client(url: &str, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let script = format!(
+        "{}/../docs/examples/nats_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(url)
+        .args(args)
+        .env("PREDASTORE_ACCESS_KEY", AK)
+        .env("PREDASTORE_SECRET_KEY", SK)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_python_client_works() {
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let s = server_on(&nats.url());
+    let c = async_nats::connect(nats.url()).await.unwrap();
+    wait_served(&c).await;
+    let url = nats.url();
+    let o = python_client(&url, &["s3.createbucket", "Bucket=py-docs"], b"");
+    assert!(o.status.success(), "{o:?}");
+    let body = engine::testing::pseudo_random(3, 200_000);
+    let o = python_client(
+        &url,
+        &[
+            "s3.putobject",
+            "Bucket=py-docs",
+            "Key=a/b.bin",
+            "Content-Type=application/x-test",
+        ],
+        &body,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let o = python_client(
+        &url,
+        &["s3.getobject", "Bucket=py-docs", "Key=a/b.bin"],
+        b"",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(o.stdout, body);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Content-Type: application/x-test"));
+    let o = python_client(
+        &url,
+        &["s3.getobject", "Bucket=py-docs", "Key=missing"],
+        b"",
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Error-Code: NoSuchKey"),
+        "{o:?}"
+    );
+    // Over S3, the same object.
+    let back = s.dir.path().join("b.bin");
+    ok(s.aws_line(&format!("s3 cp s3://py-docs/a/b.bin {}", back.display())));
+    assert_eq!(std::fs::read(back).unwrap(), body);
+}
