@@ -583,7 +583,7 @@ impl Door {
 }
 
 /// `bytes=A-B`, `bytes=A-` or `bytes=-N`.
-fn parse_range(v: &str) -> Result<engine::ByteRange, Failure> {
+pub fn parse_range(v: &str) -> Result<engine::ByteRange, Failure> {
     let bad = || {
         Failure::invalid(format!(
             "Range {v:?}: expected bytes=A-B, bytes=A- or bytes=-N"
@@ -607,7 +607,7 @@ fn parse_range(v: &str) -> Result<engine::ByteRange, Failure> {
 }
 
 /// The body of `multipart.complete`: `{"Parts": [{"PartNumber": 1, "ETag": "…"}, …]}`.
-fn parse_parts(body: &[u8]) -> Result<Vec<(u32, String)>, Failure> {
+pub fn parse_parts(body: &[u8]) -> Result<Vec<(u32, String)>, Failure> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Part {
