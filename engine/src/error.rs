@@ -61,6 +61,9 @@ pub enum Error {
     /// CORS rules S3 would refuse, and why.
     #[error("invalid CORS configuration: {0}")]
     InvalidCors(String),
+    /// A notification configuration S3 would refuse, and why.
+    #[error("invalid notification configuration: {0}")]
+    InvalidNotification(String),
     /// The bucket has no policy.
     #[error("bucket {0:?} has no policy")]
     NoSuchBucketPolicy(String),

@@ -21,6 +21,7 @@ mod chunk;
 pub mod compression;
 pub mod config;
 pub mod error;
+pub mod events;
 mod format;
 mod fsutil;
 #[doc(hidden)]

@@ -71,6 +71,7 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         E::AccessDenied(why) => s3_error!(AccessDenied, "Access Denied: {why}"),
         E::MalformedPolicy(why) => s3_error!(MalformedPolicy, "{why}"),
         E::InvalidCors(why) => s3_error!(InvalidRequest, "{why}"),
+        E::InvalidNotification(why) => s3_error!(InvalidArgument, "{why}"),
         E::AclNotSupported => {
             let mut err = S3Error::with_message(
                 S3ErrorCode::Custom("AccessControlListNotSupported".into()),

@@ -24,7 +24,7 @@ impl Store {
     /// `fsync`, commits are not flushed (tests, benchmarks).
     pub fn open(dir: &Path, map_size: usize, fsync: bool) -> Result<Store> {
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-        opts.map_size(map_size).max_dbs(16).max_readers(512);
+        opts.map_size(map_size).max_dbs(24).max_readers(512);
         if !fsync {
             // SAFETY: NO_SYNC only weakens durability, which the caller asked for.
             unsafe {

@@ -57,11 +57,14 @@ pub enum Table {
     Keys,
     /// Bucket name → its policy document (the bucket record holds only its id).
     Policies,
+    /// `time ns (u64 big-endian) ‖ u32 count ‖ 4 random bytes` → an event notification waiting to be
+    /// published (the outbox: written in the transaction of the change it reports).
+    Events,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -76,6 +79,7 @@ impl Table {
         Table::Versions,
         Table::Keys,
         Table::Policies,
+        Table::Events,
     ];
 
     /// The table's name in the store.
@@ -95,6 +99,7 @@ impl Table {
             Table::Versions => "versions",
             Table::Keys => "keys",
             Table::Policies => "policies",
+            Table::Events => "events",
         }
     }
 }

@@ -502,13 +502,15 @@ fn apply_one(txn: &mut dyn Write, a: &Action) -> Result<bool> {
                 return Ok(false);
             }
             let state = version::bucket_record(txn, &a.bucket)?.versioning;
-            version::delete_latest(txn, state, &okey)?;
+            let out = version::delete_latest(txn, state, &okey)?;
+            version::emit_delete(txn, &a.bucket, &okey, &out, true)?;
         }
         ActionKind::DeleteNoncurrent => {
             if is_latest || m.lock_reason(now_ns(), false).is_some() {
                 return Ok(false);
             }
-            version::delete_version(txn, &okey, &sel, false)?;
+            let out = version::delete_version(txn, &okey, &sel, false)?;
+            version::emit_delete(txn, &a.bucket, &okey, &out, true)?;
         }
         ActionKind::RemoveMarker => {
             let alone = txn
@@ -518,7 +520,8 @@ fn apply_one(txn: &mut dyn Write, a: &Action) -> Result<bool> {
             if !is_latest || !m.delete_marker || !alone {
                 return Ok(false);
             }
-            version::delete_version(txn, &okey, &sel, false)?;
+            let out = version::delete_version(txn, &okey, &sel, false)?;
+            version::emit_delete(txn, &a.bucket, &okey, &out, true)?;
         }
         ActionKind::AbortUpload => {}
     }

@@ -81,6 +81,9 @@ pub struct BucketRecord {
     /// Compression of new data (`s3d bucket compression`); absent: the store's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// Event notifications (PutBucketNotificationConfiguration); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<crate::events::NotificationConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is

@@ -167,6 +167,31 @@ impl Engine {
         .await
     }
 
+    /// Replaces the bucket's event notification rules (`None`: none), checked first.
+    pub async fn set_bucket_notifications(
+        &self,
+        name: &str,
+        cfg: Option<crate::events::NotificationConfig>,
+    ) -> Result<()> {
+        if let Some(c) = &cfg {
+            c.validate()?;
+        }
+        let cfg = cfg.filter(|c| !c.rules.is_empty());
+        self.update_bucket(name, move |rec, _| {
+            rec.notifications = cfg;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The bucket's event notification rules (empty: none).
+    pub fn bucket_notifications(&self, name: &str) -> Result<crate::events::NotificationConfig> {
+        let txn = self.read()?;
+        Ok(super::version::bucket_record(&txn, name)?
+            .notifications
+            .unwrap_or_default())
+    }
+
     /// The compression new data in bucket `name` gets: its own setting or the store's.
     pub fn compression_of(&self, name: &str) -> Result<Compression> {
         Ok(self

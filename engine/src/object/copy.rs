@@ -97,7 +97,10 @@ impl SourceAndTarget {
             &mut meta,
             &manifest,
             old,
-            self.default_compression,
+            super::version::Installing {
+                event: crate::events::EventName::Copy,
+                default_compression: self.default_compression,
+            },
         )?;
         Ok(meta)
     }
@@ -166,7 +169,8 @@ impl Engine {
             if src_state.is_some() || dst_state.is_some() {
                 let attrs = meta.attrs.clone();
                 let meta = p.install_copy(txn, &meta, attrs, old)?;
-                version::delete_latest(txn, src_state, &p.src)?;
+                let out = version::delete_latest(txn, src_state, &p.src)?;
+                version::emit_delete(txn, &p.src_bucket, &p.src, &out, false)?;
                 return Ok(meta);
             }
             if let Some(old) = old {
@@ -174,7 +178,29 @@ impl Engine {
             }
             txn.delete(Table::Objects, &p.src)?;
             txn.put(Table::Objects, &p.dst, &meta.encode()?)?;
-            meta.key = p.dst_key;
+            meta.key = p.dst_key.clone();
+            // A rename is, to a subscriber, the object copied to its new name and removed from
+            // its old one.
+            let dst_rec = version::bucket_record(txn, &p.dst_bucket)?;
+            crate::events::emit(
+                txn,
+                &dst_rec,
+                &p.dst_bucket,
+                &p.dst_key,
+                crate::events::EventName::Copy,
+                Some(&meta),
+                None,
+            )?;
+            let src_rec = version::bucket_record(txn, &p.src_bucket)?;
+            crate::events::emit(
+                txn,
+                &src_rec,
+                &p.src_bucket,
+                &p.src_key,
+                crate::events::EventName::Delete,
+                None,
+                None,
+            )?;
             Ok(meta)
         })
         .await

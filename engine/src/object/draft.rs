@@ -347,7 +347,10 @@ impl Engine {
                     &mut meta,
                     &manifest,
                     old,
-                    default_compression,
+                    super::version::Installing {
+                        event: crate::events::EventName::Put,
+                        default_compression,
+                    },
                 )?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {

@@ -428,7 +428,10 @@ impl Engine {
                 &mut meta,
                 &manifest,
                 old,
-                crate::compression::Compression::Off,
+                super::version::Installing {
+                    event: crate::events::EventName::CompleteMultipartUpload,
+                    default_compression: crate::compression::Compression::Off,
+                },
             )?;
             drop_upload(txn, &ukey, &uid)?;
             Ok(meta)

@@ -190,6 +190,15 @@ pub(crate) fn supersede(
     }
 }
 
+/// What kind of write an [`install`] is: the event it reports, and the store's compression (an
+/// inline object goes by its bucket's setting, or by this one).
+pub(crate) struct Installing {
+    /// The event subscribers get.
+    pub event: crate::events::EventName,
+    /// The store's default compression.
+    pub default_compression: crate::compression::Compression,
+}
+
 /// Makes `meta` (whose data is `manifest`) the latest version of the object under `okey` in
 /// `bucket`, in place of `old` ([`supersede`]): the last step of every commit that writes an
 /// object. `meta` gets its version id here. An inline object is compressed as the bucket asks
@@ -201,8 +210,12 @@ pub(crate) fn install(
     meta: &mut ObjectMeta,
     manifest: &crate::meta::Manifest,
     old: Option<ObjectMeta>,
-    default_compression: crate::compression::Compression,
+    how: Installing,
 ) -> Result<()> {
+    let Installing {
+        event,
+        default_compression,
+    } = how;
     let rec = bucket_record(txn, bucket)?;
     let state = rec.versioning;
     super::retention::apply_on_write(rec.object_lock.as_ref(), meta)?;
@@ -213,7 +226,47 @@ pub(crate) fn install(
         &manifest.encode_compressed(compression),
     )?;
     supersede(txn, state, okey, meta, old)?;
-    txn.put(Table::Objects, okey, &meta.encode()?)
+    txn.put(Table::Objects, okey, &meta.encode()?)?;
+    crate::events::emit(txn, &rec, bucket, key_of(okey), event, Some(meta), None)
+}
+
+/// The object key of `bucket \0 key`.
+pub(crate) fn key_of(okey: &[u8]) -> &str {
+    let at = okey
+        .iter()
+        .position(|b| *b == 0)
+        .map_or(okey.len(), |i| i + 1);
+    std::str::from_utf8(&okey[at..]).unwrap_or("")
+}
+
+/// Records the event of a delete (`lifecycle`: made by a lifecycle rule) that `out` describes.
+pub(crate) fn emit_delete(
+    txn: &mut dyn Write,
+    bucket: &str,
+    okey: &[u8],
+    out: &DeleteOutcome,
+    lifecycle: bool,
+) -> Result<()> {
+    use crate::events::EventName as E;
+    if !out.existed && !out.delete_marker {
+        return Ok(());
+    }
+    let rec = bucket_record(txn, bucket)?;
+    let name = match (out.delete_marker && out.version_id.is_some(), lifecycle) {
+        (true, false) => E::DeleteMarkerCreated,
+        (false, false) => E::Delete,
+        (true, true) => E::LifecycleDeleteMarkerCreated,
+        (false, true) => E::LifecycleDelete,
+    };
+    crate::events::emit(
+        txn,
+        &rec,
+        bucket,
+        key_of(okey),
+        name,
+        None,
+        out.version_id.as_deref(),
+    )
 }
 
 /// After the latest version of `okey` was removed: makes the newest non-current version the

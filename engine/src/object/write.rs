@@ -151,7 +151,10 @@ impl Engine {
                     &mut meta,
                     &manifest,
                     old,
-                    default_compression,
+                    super::version::Installing {
+                        event: crate::events::EventName::Put,
+                        default_compression,
+                    },
                 )?;
                 Ok((meta, surplus))
             })
@@ -196,10 +199,12 @@ impl Engine {
         let bucket = bucket.to_string();
         self.commit(move |txn| {
             let state = version::bucket_record(txn, &bucket)?.versioning;
-            match sel {
-                VersionSel::Latest => version::delete_latest(txn, state, &okey),
-                sel => version::delete_version(txn, &okey, &sel, bypass_governance),
-            }
+            let out = match sel {
+                VersionSel::Latest => version::delete_latest(txn, state, &okey)?,
+                sel => version::delete_version(txn, &okey, &sel, bypass_governance)?,
+            };
+            version::emit_delete(txn, &bucket, &okey, &out, false)?;
+            Ok(out)
         })
         .await
     }
