@@ -127,3 +127,56 @@ async fn changes_leave_their_events_in_the_outbox() {
     put(&e, "bkt", "after.txt", b"x").await;
     assert_eq!(e.event_backlog().unwrap(), 1, "only last.txt's");
 }
+
+#[tokio::test]
+async fn lifecycle_expirations_are_events_of_their_own() {
+    use engine::lifecycle::{LifecycleConfig, LifecycleRun, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.lifecycle_day = std::time::Duration::from_secs(1);
+    let e = Engine::open(cfg).unwrap();
+    e.create_bucket("bkt").await.unwrap();
+    e.set_bucket_notifications(
+        "bkt",
+        Some(NotificationConfig {
+            rules: vec![rule("expiry", &["s3:LifecycleExpiration:*"], "", "")],
+        }),
+    )
+    .await
+    .unwrap();
+    put(&e, "bkt", "tmp/x", b"scratch").await;
+    e.delete_object("bkt", "never-there").await.unwrap();
+    assert!(
+        e.pending_events(10).unwrap().is_empty(),
+        "the rule wants expirations only"
+    );
+    e.set_bucket_lifecycle(
+        "bkt",
+        Some(LifecycleConfig {
+            rules: vec![Rule {
+                id: "scratch".into(),
+                enabled: true,
+                prefix: "tmp/".into(),
+                expiration_days: Some(1),
+                ..Default::default()
+            }],
+        }),
+    )
+    .await
+    .unwrap();
+    e.run_lifecycle(LifecycleRun {
+        now_ns: Some(engine::meta::now_ns() + 2_000_000_000),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ev = drain(&e);
+    assert_eq!(
+        ev,
+        [(
+            EventName::LifecycleDelete,
+            "tmp/x".to_string(),
+            "s3.events.expiry".to_string()
+        )]
+    );
+}

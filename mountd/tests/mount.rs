@@ -2257,3 +2257,97 @@ fn compressed_store_through_the_mount_and_over_s3() {
         md5(&noise)
     );
 }
+
+/// The event records of the stream s3d's publisher fills, from `*next` on, until `n` (30 s).
+fn stream_events(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    next: &mut u64,
+    n: usize,
+) -> Vec<(String, String)> {
+    rt.block_on(async {
+        let c = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let t = Instant::now();
+        let stream = loop {
+            if let Ok(s) = js.get_stream("PREDASTORE_EVENTS").await {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "no events stream");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut out = Vec::new();
+        while out.len() < n {
+            match stream.get_raw_message(*next).await {
+                Ok(m) => {
+                    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                    let r = &v["Records"][0];
+                    out.push((
+                        r["eventName"].as_str().unwrap_or("").to_string(),
+                        r["s3"]["object"]["key"].as_str().unwrap_or("").to_string(),
+                    ));
+                    *next += 1;
+                }
+                Err(_) => {
+                    assert!(t.elapsed() < Duration::from_secs(30), "{out:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn mount_changes_are_published_as_events() {
+    let m = Mount::start();
+    let store = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut nats = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    let url = format!("nats://127.0.0.1:{port}");
+    let server = S3dBeside::start_env(&m, &[], &[("PREDASTORE_NATS_URL", url.as_str())]);
+    std::fs::create_dir(m.mnt.join("cams")).unwrap();
+    server.aws(&[
+        "s3api",
+        "put-bucket-notification-configuration",
+        "--bucket",
+        "cams",
+        "--notification-configuration",
+        r#"{"TopicConfigurations":[{"Id":"all","TopicArn":"arn:predastore:nats:::s3.events.cams","Events":["s3:ObjectCreated:*","s3:ObjectRemoved:*"]}]}"#,
+    ]);
+    let b = m.mnt.join("cams");
+    // Written and closed, renamed, removed — through the kernel, by the mount's process.
+    std::fs::write(b.join("frame.jpg"), b"jpeg").unwrap();
+    std::fs::rename(b.join("frame.jpg"), b.join("kept.jpg")).unwrap();
+    std::fs::write(b.join("tmp.txt"), b"x").unwrap();
+    std::fs::remove_file(b.join("tmp.txt")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut next = 1;
+    let ev = stream_events(&rt, &url, &mut next, 7);
+    // A file is an (empty) object from its creation on, as S3 clients see it, then its contents
+    // at close: each is an object version, each has its event (docs/semantics.md).
+    let want = [
+        ("s3:ObjectCreated:Put", "frame.jpg"),
+        ("s3:ObjectCreated:Put", "frame.jpg"),
+        ("s3:ObjectCreated:Copy", "kept.jpg"),
+        ("s3:ObjectRemoved:Delete", "frame.jpg"),
+        ("s3:ObjectCreated:Put", "tmp.txt"),
+        ("s3:ObjectCreated:Put", "tmp.txt"),
+        ("s3:ObjectRemoved:Delete", "tmp.txt"),
+    ];
+    let got: Vec<(&str, &str)> = ev.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(got, want, "{}", server.log());
+    drop(server);
+    let _ = nats.kill();
+    let _ = nats.wait();
+}

@@ -84,6 +84,7 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
             n,
             engine.clone(),
             crate::auth::KeyStore::new(&keys, engine.clone()),
+            s.region.clone(),
         )
     });
     let nats_status = nats.as_ref().map(|d| d.status.clone());

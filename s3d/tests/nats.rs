@@ -602,6 +602,14 @@ async fn nats_restarted_under_load_s3_unaffected_requests_resume() {
     wait_served(&c).await;
     assert!(ready(&s).contains("nats: connected"), "{}", ready(&s));
     ok(s.aws_line("s3 mb s3://steady"));
+    ok(s.aws(&[
+        "s3api",
+        "put-bucket-notification-configuration",
+        "--bucket",
+        "steady",
+        "--notification-configuration",
+        r#"{"TopicConfigurations":[{"Id":"puts","TopicArn":"arn:predastore:nats:::s3.events.steady","Events":["s3:ObjectCreated:Put"]}]}"#,
+    ]));
     // S3 traffic the whole time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -676,6 +684,21 @@ async fn nats_restarted_under_load_s3_unaffected_requests_resume() {
     assert!(m.contains("predastore_nats_connected 1"), "{m}");
     assert!(!m.contains("predastore_nats_disconnects_total 0"), "{m}");
     assert!(s.log().contains("NATS: disconnected"));
+    // The events of every put, those made while NATS was away included, reach the stream
+    // (JetStream kept its store across the restart), each once.
+    let js = async_nats::jetstream::new(c.clone());
+    let mut reader = events_consumer(&js).await;
+    let ev = next_events(&mut reader, puts + 1).await;
+    let mut keys: Vec<String> = ev.iter().map(|r| name_and_key(r).1).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), puts + 1);
+    assert!(keys.contains(&"after.txt".to_string()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        reader.stream.get_raw_message(reader.next).await.is_err(),
+        "no duplicate after them"
+    );
 }
 
 /// Runs the Python client of docs/nats.md (nats-py: an implementation of the wire format
@@ -745,4 +768,159 @@ async fn the_documented_python_client_works() {
     let back = s.dir.path().join("b.bin");
     ok(s.aws_line(&format!("s3 cp s3://py-docs/a/b.bin {}", back.display())));
     assert_eq!(std::fs::read(back).unwrap(), body);
+}
+
+/// Reads the events stream (made by s3d's publisher: waited for) in order, from its start.
+struct EventsReader {
+    stream: async_nats::jetstream::stream::Stream,
+    next: u64,
+}
+
+async fn events_consumer(js: &async_nats::jetstream::Context) -> EventsReader {
+    let t = Instant::now();
+    let stream = loop {
+        if let Ok(s) = js.get_stream("PREDASTORE_EVENTS").await {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no events stream");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    EventsReader { stream, next: 1 }
+}
+
+/// The next `n` event records (`Records[0]`) of the stream, waiting up to 30 s.
+async fn next_events(r: &mut EventsReader, n: usize) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let t = Instant::now();
+    while out.len() < n {
+        match r.stream.get_raw_message(r.next).await {
+            Ok(m) => {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                out.push(v["Records"][0].clone());
+                r.next += 1;
+            }
+            Err(_) => {
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "{} of {n} events: {out:?}",
+                    out.len()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    out
+}
+
+fn name_and_key(r: &serde_json::Value) -> (String, String) {
+    (
+        r["eventName"].as_str().unwrap_or("").to_string(),
+        r["s3"]["object"]["key"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+const NOTIFY_ALL: &str = r#"{"TopicConfigurations":[
+  {"Id":"all","TopicArn":"arn:predastore:nats:::s3.events.cams","Events":["s3:ObjectCreated:*","s3:ObjectRemoved:*","s3:LifecycleExpiration:*"]},
+  {"Id":"jpg","TopicArn":"arn:predastore:nats:::camera.jpg","Events":["s3:ObjectCreated:Put"],
+   "Filter":{"Key":{"FilterRules":[{"Name":"suffix","Value":".jpg"}]}}}]}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_changes_are_published_as_event_records() {
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let s = server_on(&nats.url());
+    let c = async_nats::connect(nats.url()).await.unwrap();
+    wait_served(&c).await;
+    let js = async_nats::jetstream::new(c.clone());
+    let mut consumer = events_consumer(&js).await;
+    let mut jpg = c.subscribe("camera.jpg").await.unwrap();
+    c.flush().await.unwrap();
+
+    ok(s.aws_line("s3 mb s3://cams"));
+    // A target that is no NATS subject: refused, nothing set.
+    s.aws_fails(
+        r#"s3api put-bucket-notification-configuration --bucket cams --notification-configuration {"TopicConfigurations":[{"TopicArn":"arn:aws:sns:us-east-1:1:t","Events":["s3:ObjectCreated:*"]}]}"#,
+        "InvalidArgument",
+    );
+    ok(s.aws(&[
+        "s3api",
+        "put-bucket-notification-configuration",
+        "--bucket",
+        "cams",
+        "--notification-configuration",
+        NOTIFY_ALL,
+    ]));
+    let got = ok(s.aws_line("s3api get-bucket-notification-configuration --bucket cams"));
+    assert!(
+        got.contains("arn:predastore:nats:::camera.jpg") && got.contains(".jpg"),
+        "{got}"
+    );
+
+    let f = s.dir.path().join("a.jpg");
+    std::fs::write(&f, b"jpeg bytes").unwrap();
+    ok(s.aws_line(&format!("s3 cp {} s3://cams/a.jpg", f.display())));
+    ok(s.aws_line("s3 cp s3://cams/a.jpg s3://cams/b.jpg"));
+    let big = s.dir.path().join("big.bin");
+    write_file(&big, 1, 12_000_000);
+    ok(s.aws_line(&format!("s3 cp {} s3://cams/big.bin", big.display())));
+    ok(s.aws_line("s3 rm s3://cams/b.jpg"));
+    let ev = next_events(&mut consumer, 4).await;
+    let names: Vec<(String, String)> = ev.iter().map(name_and_key).collect();
+    assert_eq!(
+        names,
+        [
+            ("s3:ObjectCreated:Put".to_string(), "a.jpg".to_string()),
+            ("s3:ObjectCreated:Copy".into(), "b.jpg".into()),
+            (
+                "s3:ObjectCreated:CompleteMultipartUpload".into(),
+                "big.bin".into()
+            ),
+            ("s3:ObjectRemoved:Delete".into(), "b.jpg".into()),
+        ]
+    );
+    let put = &ev[0];
+    assert_eq!(put["s3"]["bucket"]["name"], "cams");
+    assert_eq!(put["s3"]["object"]["size"], 10);
+    assert_eq!(put["s3"]["object"]["eTag"], md5_hex(b"jpeg bytes"));
+    assert_eq!(put["s3"]["configurationId"], "all");
+    assert_eq!(put["awsRegion"], "us-east-1");
+    // The .jpg rule's subject has no stream: core NATS, and only the put of a.jpg.
+    let m = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut jpg))
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        name_and_key(&v["Records"][0]),
+        ("s3:ObjectCreated:Put".into(), "a.jpg".into())
+    );
+
+    // A subscriber that never reads does not hold writes back: 150 puts go through, and the
+    // stream gets every event.
+    let slow = async_nats::ConnectOptions::new()
+        .subscription_capacity(1)
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let _never_read = slow.subscribe("s3.events.>").await.unwrap();
+    slow.flush().await.unwrap();
+    for i in 0..150 {
+        call(
+            &c,
+            (AK, SK),
+            "s3.putobject",
+            &[("Bucket", "cams"), ("Key", &format!("burst/{i:03}"))],
+            b"x",
+        )
+        .await
+        .ok();
+    }
+    ok(s.aws_line(&format!("s3 cp {} s3://cams/after-burst.jpg", f.display())));
+    let ev = next_events(&mut consumer, 151).await;
+    assert_eq!(name_and_key(&ev[0]).1, "burst/000");
+    assert_eq!(name_and_key(&ev[150]).1, "after-burst.jpg");
+    let mut keys: Vec<String> = ev.iter().map(|r| name_and_key(r).1).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 151, "every event once");
 }

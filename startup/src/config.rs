@@ -196,6 +196,9 @@ pub struct NatsSection {
     pub queue_group: Option<String>,
     /// Seconds a signed request stays valid either side of its date (default 300).
     pub replay_window_secs: Option<u64>,
+    /// JetStream stream s3d makes for event notifications (default `PREDASTORE_EVENTS`; empty:
+    /// none, events on core NATS).
+    pub events_stream: Option<String>,
 }
 
 impl FileConfig {

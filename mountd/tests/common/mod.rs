@@ -147,6 +147,11 @@ impl S3dBeside {
 
     /// With extra s3d arguments; its log goes to `s3d.log` in the mount's directory.
     pub fn start_with(m: &Mount, args: &[&str]) -> S3dBeside {
+        S3dBeside::start_env(m, args, &[])
+    }
+
+    /// With extra arguments and environment variables.
+    pub fn start_env(m: &Mount, args: &[&str], envs: &[(&str, &str)]) -> S3dBeside {
         let s3d = PathBuf::from(env!("CARGO_BIN_EXE_mountd")).with_file_name("s3d");
         assert!(
             s3d.exists(),
@@ -162,6 +167,7 @@ impl S3dBeside {
             .arg("--data-dir")
             .arg(m.dir.path().join("data"))
             .args(args)
+            .envs(envs.iter().copied())
             .env("PREDASTORE_ACCESS_KEY", Self::AK)
             .env("PREDASTORE_SECRET_KEY", Self::SK)
             .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! over S3. Off unless `nats.url` is set; while the server is away S3 goes on and the client
 //! reconnects by itself (logged, in `/-/ready` and in the metrics).
 
+pub mod events;
 pub mod ops;
 pub mod settings;
 pub mod wire;
@@ -73,6 +74,15 @@ fn connect_options(s: &NatsSettings, status: Arc<NatsStatus>) -> async_nats::Con
         })
 }
 
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The running door: its status, and the task serving it (stopped on drop).
 pub struct NatsDoor {
     /// For `/-/ready` and the metrics.
@@ -88,7 +98,12 @@ impl Drop for NatsDoor {
 
 /// Starts serving the request subjects; returns at once (the connection is made, and remade,
 /// in the background).
-pub fn start(s: NatsSettings, engine: engine::Engine, keys: crate::auth::KeyStore) -> NatsDoor {
+pub fn start(
+    s: NatsSettings,
+    engine: engine::Engine,
+    keys: crate::auth::KeyStore,
+    region: String,
+) -> NatsDoor {
     let status = Arc::new(NatsStatus::default());
     let st = status.clone();
     let task = tokio::spawn(async move {
@@ -102,6 +117,14 @@ pub fn start(s: NatsSettings, engine: engine::Engine, keys: crate::auth::KeyStor
                 return;
             }
         };
+        let publisher = tokio::spawn(events::publish_outbox(
+            client.clone(),
+            engine.clone(),
+            s.events_stream.clone(),
+            s.prefix.clone(),
+            region,
+        ));
+        let _publisher = AbortOnDrop(publisher);
         let door = Arc::new(ops::Door::new(client.clone(), engine, keys, &s, st));
         let subjects = [
             format!("{}.*", s.prefix),

@@ -34,6 +34,8 @@ pub struct NatsSettings {
     pub queue_group: String,
     /// Seconds a signed request stays valid either side of its date.
     pub replay_window: u64,
+    /// The JetStream stream s3d makes for `PREFIX.events.>` (`None`: events on core NATS).
+    pub events_stream: Option<String>,
 }
 
 impl NatsSettings {
@@ -131,6 +133,17 @@ pub fn resolve(
         ));
     }
     let replay_window = file.replay_window_secs.unwrap_or(300).clamp(1, 3600);
+    let events_stream = match file.events_stream.as_deref() {
+        None => Some("PREDASTORE_EVENTS".to_string()),
+        Some("") => None,
+        Some(n)
+            if n.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') =>
+        {
+            Some(n.to_string())
+        }
+        Some(n) => return Err(format!("nats: events_stream {n:?} is not a stream name")),
+    };
     Ok(Some(NatsSettings {
         url,
         auth,
@@ -139,6 +152,7 @@ pub fn resolve(
         prefix,
         queue_group,
         replay_window,
+        events_stream,
     }))
 }
 

@@ -128,7 +128,7 @@ pub(super) fn urldecode(s: &str) -> Option<String> {
 }
 
 /// URL-encodes a key for `encoding-type=url` (everything but unreserved characters and `/`).
-pub(super) fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {

@@ -192,6 +192,7 @@ mod lifecycle;
 mod list;
 mod mpu_checksum;
 mod multipart;
+mod notification;
 mod object_lock;
 mod object_read;
 mod object_write;
@@ -199,8 +200,8 @@ mod policy;
 mod tagging;
 
 use conditions::*;
-pub use convert::range_of;
 use convert::*;
+pub use convert::{range_of, urlencode};
 pub use tagging::parse_tagging;
 
 /// Implements s3s's `S3` trait: every operation is the function of the same name in its
@@ -284,6 +285,8 @@ s3_operations! {
     acl::put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput,
     acl::delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput,
     cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput,
+    notification::get_bucket_notification_configuration(GetBucketNotificationConfigurationInput) -> GetBucketNotificationConfigurationOutput,
+    notification::put_bucket_notification_configuration(PutBucketNotificationConfigurationInput) -> PutBucketNotificationConfigurationOutput,
     cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput,
     cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput,
     tagging::get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput,
