@@ -924,3 +924,223 @@ async fn s3_changes_are_published_as_event_records() {
     keys.dedup();
     assert_eq!(keys.len(), 151, "every event once");
 }
+
+/// s3d with the NATS door configured by `envs`.
+fn server_env(envs: &[(&str, String)]) -> Server {
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    Server::start_custom(tempfile::tempdir().unwrap(), &[], None, move |cmd| {
+        cmd.envs(envs);
+    })
+}
+
+/// A nats-server with extra arguments (credentials, TLS), stopped on drop.
+fn nats_with(port: u16, store: &Path, extra: &[&str]) -> Nats {
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    wait_for_port(port);
+    Nats { child, port }
+}
+
+/// Waits until `/-/ready` says `nats: WHAT`.
+fn wait_ready(s: &Server, what: &str) {
+    let t = Instant::now();
+    while !ready(s).contains(what) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{}\n{}",
+            ready(s),
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3d_authenticates_to_nats_by_password_token_nkey_and_tls() {
+    let store = tempfile::tempdir().unwrap();
+    // User and password: the right ones serve, a wrong one leaves S3 serving and says so.
+    let port = free_port();
+    let nats = nats_with(
+        port,
+        store.path(),
+        &["--user", "predastore", "--pass", "s3cr3t-pass"],
+    );
+    let url = nats.url();
+    let s = server_env(&[
+        ("PREDASTORE_NATS_URL", url.clone()),
+        ("PREDASTORE_NATS_USER", "predastore".into()),
+        ("PREDASTORE_NATS_PASSWORD", "s3cr3t-pass".into()),
+    ]);
+    let c = async_nats::ConnectOptions::with_user_and_password(
+        "predastore".into(),
+        "s3cr3t-pass".into(),
+    )
+    .connect(&url)
+    .await
+    .unwrap();
+    wait_served(&c).await;
+    wait_ready(&s, "nats: connected");
+    let wrong = server_env(&[
+        ("PREDASTORE_NATS_URL", url.clone()),
+        ("PREDASTORE_NATS_USER", "predastore".into()),
+        ("PREDASTORE_NATS_PASSWORD", "wrong".into()),
+    ]);
+    wait_ready(&wrong, "nats: disconnected");
+    ok(wrong.aws_line("s3 mb s3://still-serving"));
+    assert!(!wrong.log().contains("wrong\""), "a password in the log");
+    drop((s, wrong, c, nats));
+
+    // Token.
+    let port = free_port();
+    let nats = nats_with(port, store.path(), &["--auth", "tok-0123456789"]);
+    let s = server_env(&[
+        ("PREDASTORE_NATS_URL", nats.url()),
+        ("PREDASTORE_NATS_TOKEN", "tok-0123456789".into()),
+    ]);
+    let c = async_nats::ConnectOptions::with_token("tok-0123456789".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    wait_served(&c).await;
+    drop((s, c, nats));
+
+    // NKey: the seed from a file, the server knowing only the public key.
+    let kp = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nkey.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            kp.public_key()
+        ),
+    )
+    .unwrap();
+    let seed_file = dir.path().join("s3d.nk");
+    std::fs::write(&seed_file, format!("{}\n", kp.seed().unwrap())).unwrap();
+    let port = free_port();
+    let nats = nats_with(port, store.path(), &["-c", conf.to_str().unwrap()]);
+    let s = server_env(&[
+        ("PREDASTORE_NATS_URL", nats.url()),
+        (
+            "PREDASTORE_NATS_NKEY_SEED_FILE",
+            seed_file.display().to_string(),
+        ),
+    ]);
+    let c = async_nats::ConnectOptions::with_nkey(kp.seed().unwrap())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    wait_served(&c).await;
+    wait_ready(&s, "nats: connected");
+    drop((s, c, nats));
+
+    // TLS, the server's certificate checked against a CA file.
+    let ca = dir.path().join("ca.pem");
+    let cert = dir.path().join("nats.pem");
+    let key = dir.path().join("nats-key.pem");
+    let ext = dir.path().join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=predastore test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("nats-key.pem"),
+            "-out",
+            &p("nats.csr"),
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("nats.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &p("nats.pem"),
+        ],
+    ] {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(made.status.success(), "{made:?}");
+    }
+    let port = free_port();
+    let nats = nats_with(
+        port,
+        store.path(),
+        &[
+            "--tls",
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ],
+    );
+    let tls_url = format!("tls://127.0.0.1:{port}");
+    let s = server_env(&[
+        ("PREDASTORE_NATS_URL", tls_url.clone()),
+        ("PREDASTORE_NATS_CA", ca.display().to_string()),
+    ]);
+    let c = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca.clone())
+        .require_tls(true)
+        .connect(&tls_url)
+        .await
+        .unwrap();
+    wait_served(&c).await;
+    wait_ready(&s, "nats: connected");
+    // Without the CA the certificate is not trusted: not connected, S3 unaffected.
+    let untrusting = server_env(&[("PREDASTORE_NATS_URL", tls_url.clone())]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        ready(&untrusting).contains("nats: disconnected"),
+        "{}",
+        ready(&untrusting)
+    );
+    ok(untrusting.aws_line("s3 mb s3://tls-unaffected"));
+    drop((s, untrusting, c, nats));
+}
