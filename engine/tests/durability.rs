@@ -141,40 +141,6 @@ async fn swapped_disks_are_recognised_and_refused() {
     }
 }
 
-/// Flips a byte inside the payload of up to `per_chunk` shards of every chunk, found by
-/// scanning the volume files (as a disk's bitrot would hit them, without asking the engine).
-fn rot(dir: &Path, per_chunk: usize) -> usize {
-    use std::os::unix::fs::FileExt;
-    let mut by_chunk: std::collections::BTreeMap<[u8; 32], Vec<(std::path::PathBuf, u64, usize)>> =
-        Default::default();
-    for (path, off, h) in scan_shards(dir) {
-        let codec = engine::testing::Codec {
-            k: h.k as usize,
-            m: h.m as usize,
-        };
-        let s = codec.shard_len(h.chunk_len as usize);
-        by_chunk.entry(h.chunk).or_default().push((path, off, s));
-    }
-    let mut n = 0;
-    for (_, mut shards) in by_chunk {
-        shards.sort();
-        for (path, off, s) in shards.into_iter().take(per_chunk) {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .unwrap();
-            let at = off + engine::testing::HEADER_LEN as u64 + (s as u64) / 2;
-            let mut b = [0u8; 1];
-            f.read_exact_at(&mut b, at).unwrap();
-            b[0] ^= 0x5a;
-            f.write_all_at(&b, at).unwrap();
-            n += 1;
-        }
-    }
-    n
-}
-
 #[tokio::test]
 async fn bitrot_is_detected_read_through_and_scrubbed() {
     let dir = tempfile::tempdir().unwrap();

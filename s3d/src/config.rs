@@ -52,7 +52,7 @@ pub struct Settings {
     /// `auth.allow_sigv2`.
     pub allow_sigv2: bool,
     /// The NATS door (`None`: off).
-    pub nats: Option<crate::nats::NatsSettings>,
+    pub nats: Option<crate::nats::settings::NatsSettings>,
 }
 
 /// Values given on the command line or in the environment (clap merges those two).

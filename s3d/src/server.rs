@@ -88,6 +88,14 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         )
     });
     let nats_status = nats.as_ref().map(|d| d.status.clone());
+    if nats.is_none() {
+        match engine.event_backlog() {
+            Ok(0) | Err(_) => {}
+            Ok(n) => tracing::warn!(
+                "{n} event notifications wait in the outbox, and nats.url is not set: they are published once it is"
+            ),
+        }
+    }
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let store = Store {
         engine: engine.clone(),

@@ -53,28 +53,6 @@ fn server_on(url: &str) -> Server {
     })
 }
 
-fn key_cmd(s: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_s3d"))
-        .arg("--data-dir")
-        .arg(s.dir.path().join("data"))
-        .arg("key")
-        .args(args)
-        .env_remove("PREDASTORE_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn create_key(s: &Server, args: &[&str]) -> (String, String) {
-    let out = ok(key_cmd(s, &[&["create"], args].concat()));
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in {out}"))
-    };
-    (field("Access key:"), field("Secret key:"))
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 
 pub mod access;
+pub mod notify;
 
 use crate::kv::{Read, Table, Write};
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,7 @@ pub struct BucketRecord {
     pub compression: Option<Compression>,
     /// Event notifications (PutBucketNotificationConfiguration); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notifications: Option<crate::events::NotificationConfig>,
+    pub notifications: Option<notify::NotificationConfig>,
 }
 
 /// A bucket's versioning state once it has been set (a bucket that never had it is

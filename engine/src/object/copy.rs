@@ -107,6 +107,22 @@ impl SourceAndTarget {
 }
 
 impl Engine {
+    fn source_and_target(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<SourceAndTarget> {
+        SourceAndTarget::new(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            self.inner.cfg.compression,
+        )
+    }
+
     /// Copies an object without copying data: the new object refers to the same chunks.
     /// Copying an object onto itself with new attributes changes its metadata.
     pub async fn copy_object(
@@ -117,13 +133,7 @@ impl Engine {
         dst_key: &str,
         opts: CopyOptions,
     ) -> Result<ObjectMeta> {
-        let p = SourceAndTarget::new(
-            src_bucket,
-            src_key,
-            dst_bucket,
-            dst_key,
-            self.inner.cfg.compression,
-        )?;
+        let p = self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?;
         self.commit(move |txn| {
             let smeta = p.source(txn, &opts.source_version)?;
             if let Some(want) = &opts.source_if_match {
@@ -151,13 +161,7 @@ impl Engine {
         dst_bucket: &str,
         dst_key: &str,
     ) -> Result<ObjectMeta> {
-        let p = SourceAndTarget::new(
-            src_bucket,
-            src_key,
-            dst_bucket,
-            dst_key,
-            self.inner.cfg.compression,
-        )?;
+        let p = self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?;
         self.commit(move |txn| {
             let mut meta = p.source(txn, &VersionSel::Latest)?;
             if p.src == p.dst {

@@ -260,3 +260,28 @@ pub fn md5_hex(b: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(b))
 }
+
+/// Runs `s3d key ARGS` on the server's data dir.
+pub fn key_cmd(s: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s3d"))
+        .arg("--data-dir")
+        .arg(s.dir.path().join("data"))
+        .arg("key")
+        .args(args)
+        .env_remove("PREDASTORE_CONFIG")
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap()
+}
+
+/// Makes a key; returns its access key id and secret.
+pub fn create_key(s: &Server, args: &[&str]) -> (String, String) {
+    let out = ok(key_cmd(s, &[&["create"], args].concat()));
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    (field("Access key:"), field("Secret key:"))
+}
