@@ -2307,13 +2307,23 @@ fn mount_changes_are_published_as_events() {
         .local_addr()
         .unwrap()
         .port();
-    let mut nats = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(store.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server");
+    /// Stops the NATS server however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _nats = Stop(
+        Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server"),
+    );
     let url = format!("nats://127.0.0.1:{port}");
     let server = S3dBeside::start_env(&m, &[], &[("PREDASTORE_NATS_URL", url.as_str())]);
     std::fs::create_dir(m.mnt.join("cams")).unwrap();
@@ -2347,7 +2357,4 @@ fn mount_changes_are_published_as_events() {
     ];
     let got: Vec<(&str, &str)> = ev.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(got, want, "{}", server.log());
-    drop(server);
-    let _ = nats.kill();
-    let _ = nats.wait();
 }
