@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use engine::{ByteRange, Compression, Engine, HealMode, HealOptions};
+use engine::{ByteRange, Compression, Engine};
 
 /// Log-like text: compresses about tenfold.
 fn text(n: usize, seed: u64) -> Vec<u8> {
@@ -193,16 +193,7 @@ async fn compressed_chunks_survive_rot_are_scrubbed_and_never_read_wrong() {
     // A fresh process: nothing decompressed in memory yet.
     let e = Engine::open(zstd_config(dir.path())).unwrap();
     check_ranges(&e, "bkt", "k", &log).await;
-    let rep = e
-        .heal(
-            HealOptions {
-                mode: HealMode::Scrub,
-                ..Default::default()
-            },
-            Box::new(|_| {}),
-        )
-        .await
-        .unwrap();
+    let rep = scrub(&e).await;
     assert_eq!(rep.shards_corrupt as usize, flipped);
     assert_eq!(rep.shards_repaired as usize, flipped);
     assert!(rep.unrecoverable.is_empty());

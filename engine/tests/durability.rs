@@ -31,13 +31,6 @@ fn disk(dir: &Path, i: usize) -> std::path::PathBuf {
     dir.join("disks").join(format!("disk{i}"))
 }
 
-/// A full scrub (every shard verified, the bad ones rewritten); its report.
-async fn scrub(e: &Engine) -> engine::HealReport {
-    e.heal(heal_opts(HealMode::Scrub), Box::new(|_| {}))
-        .await
-        .unwrap()
-}
-
 fn heal_opts(mode: HealMode) -> HealOptions {
     HealOptions {
         mode,

@@ -10,7 +10,7 @@ use small_fs::SmallFs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use engine::{ByteRange, CopyOptions, Engine, EngineConfig, Error, HealMode, HealOptions};
+use engine::{ByteRange, CopyOptions, Engine, EngineConfig, Error};
 
 const KIB: usize = 1024;
 const MIB: usize = 1 << 20;
@@ -96,16 +96,7 @@ fn zero_runs_are_whole_pages_of_at_least_min_hole() {
 
 /// A scrub of every chunk finds nothing missing or corrupt.
 async fn scrub_finds_nothing(e: &Engine) {
-    let rep = e
-        .heal(
-            HealOptions {
-                mode: HealMode::Scrub,
-                ..Default::default()
-            },
-            Box::new(|_| {}),
-        )
-        .await
-        .unwrap();
+    let rep = scrub(e).await;
     assert!(rep.unrecoverable.is_empty(), "{rep:?}");
     assert_eq!(rep.shards_corrupt + rep.shards_missing, 0, "{rep:?}");
 }

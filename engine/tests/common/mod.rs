@@ -142,3 +142,16 @@ pub fn rot(dir: &Path, per_chunk: usize) -> usize {
     }
     n
 }
+
+/// A full scrub (every shard verified, the bad ones rewritten); its report.
+pub async fn scrub(e: &Engine) -> engine::HealReport {
+    e.heal(
+        engine::HealOptions {
+            mode: engine::HealMode::Scrub,
+            ..Default::default()
+        },
+        Box::new(|_| {}),
+    )
+    .await
+    .unwrap()
+}
