@@ -44,6 +44,11 @@ pub struct EngineConfig {
     pub durability: Durability,
     /// LMDB map size (virtual address space reserved for metadata).
     pub map_size: usize,
+    /// Write-back window (`None`: every commit is durable before it returns, as S3 needs).
+    /// With a window, a commit is visible to this engine at once and becomes durable, and
+    /// visible to other processes, within the window, which many commits share (one fsync);
+    /// [`crate::Engine::flush`] makes everything durable at once. The mount's `close`.
+    pub writeback: Option<std::time::Duration>,
     /// Chunks processed concurrently by one put or get (bounds memory: about
     /// `2.5 × pipeline_depth × chunk_size`).
     pub pipeline_depth: usize,
@@ -88,6 +93,7 @@ impl EngineConfig {
             parity_shards: 2,
             inline_threshold: DEFAULT_INLINE_THRESHOLD,
             durability: Durability::Fsync,
+            writeback: None,
             map_size: 1 << 40,
             pipeline_depth: 2,
             direct_io: false,
@@ -137,6 +143,13 @@ impl EngineConfig {
         }
         if self.pipeline_depth == 0 {
             return Err(Error::Config("pipeline_depth must be at least 1".into()));
+        }
+        if let Some(w) = self.writeback {
+            if w.is_zero() || w > std::time::Duration::from_secs(60) {
+                return Err(Error::Config(
+                    "the write-back window must be between 1 ms and 60 s".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -38,6 +38,8 @@ impl ChunkStore {
     /// holds new writers back and waits (up to [`DRAIN_WAIT`]) for those in flight.
     pub(crate) fn collect_unreferenced(&self, wait: bool, rep: &mut GcReport) -> Result<()> {
         loop {
+            // This process's queued changes hold the GC lock until they are committed.
+            self.meta.committer().settle();
             let guard = if wait {
                 self.gc_lock.exclusive_blocking()?
             } else {
@@ -106,7 +108,7 @@ impl ChunkStore {
             return Ok(false);
         }
         let removed: Vec<([u8; 32], ChunkRecord)> =
-            self.meta.committer().run_blocking(move |txn| {
+            self.meta.committer().run_durable_blocking(move |txn| {
                 let mut out = Vec::new();
                 for h in candidates {
                     txn.delete(Table::ZeroRefs, &h)?;
@@ -137,6 +139,7 @@ impl ChunkStore {
     /// writer is between writing a shard and recording it.
     pub(crate) fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
         use std::collections::HashMap;
+        self.meta.committer().settle();
         let _g = self.gc_lock.exclusive_blocking()?;
         let disks = &self.disks;
         let n = self.codec.n();

@@ -126,7 +126,7 @@ impl ChunkStore {
     }
 
     /// A read transaction on the metadata store (for the chunk records).
-    fn read(&self) -> Result<crate::kv::lmdb::LmdbRead<'_>> {
+    fn read(&self) -> Result<crate::kv::Snapshot<'_>> {
         self.meta.read()
     }
 

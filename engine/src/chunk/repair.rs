@@ -132,7 +132,7 @@ impl ChunkStore {
             }
             let unrecoverable = rep.unrecoverable.contains(&hex::encode(h));
             if !unrecoverable {
-                self.meta.committer().run_blocking(move |txn| {
+                self.meta.committer().run_durable_blocking(move |txn| {
                     txn.delete(Table::Repair, &h)?;
                     Ok(())
                 })?;
@@ -214,7 +214,7 @@ impl ChunkStore {
     }
 
     fn save_cursor(&self, name: &'static str, c: Option<[u8; 32]>) -> Result<()> {
-        self.meta.committer().run_blocking(move |txn| {
+        self.meta.committer().run_durable_blocking(move |txn| {
             match c {
                 Some(c) => txn.put(Table::State, name.as_bytes(), &c)?,
                 None => {
@@ -350,7 +350,7 @@ impl ChunkStore {
         }
         if still_missing != rec.missing || !moved.is_empty() {
             let h = *h;
-            let res = self.meta.committer().run_blocking(move |txn| {
+            let res = self.meta.committer().run_durable_blocking(move |txn| {
                 if let Some(b) = txn.get(Table::Chunks, &h)? {
                     let mut r = ChunkRecord::decode(&b)?;
                     r.missing = still_missing;

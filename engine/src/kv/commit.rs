@@ -6,13 +6,14 @@
 //! seam ([`crate::kv::Write`]).
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use heed::{Env, RwTxn, WithoutTls};
 use tokio::sync::oneshot;
 
 use super::lmdb::{LmdbWrite, Tables};
+use super::writeback::Writeback;
 use super::Write;
 use crate::error::{Error, Result};
 
@@ -62,15 +63,21 @@ where
     }
 }
 
-/// The committer thread and the channel to it.
+/// The committer thread and the channel to it; in write-back mode, the write-back queue that
+/// takes the jobs instead.
 pub struct Committer {
     tx: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    wb: Option<Arc<Writeback>>,
 }
 
 impl Committer {
     /// Starts the thread.
-    pub(crate) fn start(env: Env<WithoutTls>, tables: Tables) -> Committer {
+    pub(crate) fn start(
+        env: Env<WithoutTls>,
+        tables: Tables,
+        wb: Option<Arc<Writeback>>,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let handle = std::thread::Builder::new()
             .name("predastore-commit".into())
@@ -79,7 +86,13 @@ impl Committer {
         Committer {
             tx: Mutex::new(Some(tx)),
             handle: Mutex::new(handle),
+            wb,
         }
+    }
+
+    /// The write-back queue, in write-back mode.
+    pub(crate) fn writeback(&self) -> Option<&Arc<Writeback>> {
+        self.wb.as_ref()
     }
 
     fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<Result<R>>>
@@ -102,12 +115,16 @@ impl Committer {
         Ok(rx)
     }
 
-    /// Applies `f` in the next batch and waits until it is durable.
+    /// Applies `f` in the next batch and waits until it is durable (in write-back mode: applies
+    /// it now, visible to this process, durable with the next flush).
     pub async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
+        if let Some(wb) = &self.wb {
+            return wb.defer(f, true);
+        }
         self.submit(f)?.await.map_err(|_| Error::ShuttingDown)?
     }
 
@@ -117,6 +134,25 @@ impl Committer {
         R: Send + 'static,
         F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
+        if let Some(wb) = &self.wb {
+            return wb.defer(f, true);
+        }
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Like [`Committer::run_blocking`], but durable when it returns in every mode: in
+    /// write-back mode the queue is committed first, then `f` on its own (GC and repair, whose
+    /// next steps rely on the commit).
+    pub fn run_durable_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+    {
+        if let Some(wb) = &self.wb {
+            wb.settle();
+        }
         self.submit(f)?
             .blocking_recv()
             .map_err(|_| Error::ShuttingDown)?
@@ -127,11 +163,38 @@ impl Committer {
     where
         F: FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
     {
+        if let Some(wb) = &self.wb {
+            if let Err(e) = wb.defer(f, false) {
+                tracing::warn!("metadata change not made: {e}");
+            }
+            return;
+        }
         let _ = self.submit(f);
     }
 
-    /// Stops the thread after the jobs already queued.
+    /// In write-back mode, waits until the changes queued so far are committed (a failure is
+    /// left for the next [`Committer::flush_blocking`] to report); nothing otherwise. GC calls
+    /// it before it takes its lock: a queued change holds the GC lock until its commit.
+    pub fn settle(&self) {
+        if let Some(wb) = &self.wb {
+            wb.settle();
+        }
+    }
+
+    /// Waits until every change made so far is durable (at once outside write-back mode);
+    /// an error if a write-back commit failed, or dropped a change, since the last flush.
+    pub fn flush_blocking(&self) -> Result<()> {
+        match &self.wb {
+            Some(wb) => wb.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the thread after the jobs already queued (and commits the write-back queue).
     pub fn shutdown(&self) {
+        if let Some(wb) = &self.wb {
+            wb.shutdown();
+        }
         if let Ok(mut g) = self.tx.lock() {
             g.take();
         }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
+use super::writeback::{Snapshot, Writeback};
 use super::{Committer, Read, Scan, Table, Write};
 use crate::error::Result;
 
@@ -22,7 +23,14 @@ pub struct Store {
 impl Store {
     /// Opens (creating when missing) the store in `dir` with a map of `map_size` bytes. Without
     /// `fsync`, commits are not flushed (tests, benchmarks).
-    pub fn open(dir: &Path, map_size: usize, fsync: bool) -> Result<Store> {
+    /// With `writeback`, commits are visible to this process at once and durable within that
+    /// window ([`super::writeback`]).
+    pub fn open(
+        dir: &Path,
+        map_size: usize,
+        fsync: bool,
+        writeback: Option<std::time::Duration>,
+    ) -> Result<Store> {
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(24).max_readers(512);
         if !fsync {
@@ -35,7 +43,8 @@ impl Store {
         // same path) and the files are only modified through LMDB.
         let env = unsafe { opts.open(dir)? };
         let tables = Tables::create(&env)?;
-        let committer = Committer::start(env.clone(), tables);
+        let wb = writeback.map(|w| Writeback::start(env.clone(), tables, w));
+        let committer = Committer::start(env.clone(), tables, wb);
         Ok(Store {
             env,
             tables,
@@ -43,9 +52,31 @@ impl Store {
         })
     }
 
-    /// A read transaction: a consistent snapshot.
-    pub fn read(&self) -> Result<LmdbRead<'_>> {
+    /// A read transaction: a consistent snapshot (with this process's pending write-back
+    /// changes on top).
+    pub fn read(&self) -> Result<Snapshot<'_>> {
+        match self.committer.writeback() {
+            Some(wb) => wb.snapshot(),
+            None => Ok(Snapshot::plain(LmdbRead::begin(&self.env, self.tables)?)),
+        }
+    }
+
+    /// What is committed in LMDB now, as another process sees it (tests).
+    #[cfg(test)]
+    pub(crate) fn committed(&self) -> Result<LmdbRead<'_>> {
         LmdbRead::begin(&self.env, self.tables)
+    }
+
+    /// A write straight to LMDB, as another process makes one (tests).
+    #[cfg(test)]
+    pub(crate) fn write_directly(
+        &self,
+        f: impl FnOnce(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
+        let mut txn = self.env.write_txn()?;
+        f(&mut LmdbWrite::new(&mut txn, self.tables))?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The group committer: write jobs, each applied in a nested transaction and made durable
@@ -94,6 +125,11 @@ impl<'e> LmdbRead<'e> {
             txn: env.read_txn()?,
             tables,
         })
+    }
+
+    /// The LMDB transaction this snapshot is of.
+    pub(crate) fn txn_id(&self) -> usize {
+        self.txn.id()
     }
 }
 

@@ -143,6 +143,209 @@ fn lmdb_conforms() {
     ranges_and_prefixes_are_ordered_bytewise(&lmdb());
 }
 
+/// The write-back store: jobs applied to the overlay; with `flush`, committed after each.
+struct WritebackHarness {
+    store: Store,
+    flush: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn writeback(flush: bool) -> WritebackHarness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        64 << 20,
+        true,
+        Some(std::time::Duration::from_secs(3600)),
+    )
+    .unwrap();
+    WritebackHarness {
+        store,
+        flush,
+        _dir: dir,
+    }
+}
+
+impl WritebackHarness {
+    fn wb(&self) -> &std::sync::Arc<super::writeback::Writeback> {
+        self.store.committer().writeback().unwrap()
+    }
+}
+
+impl Harness for WritebackHarness {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<()> {
+        self.wb().defer(|w| f(w), false)?;
+        if self.flush {
+            self.wb().flush()?;
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> Box<dyn Read + '_> {
+        Box::new(self.store.read().unwrap())
+    }
+}
+
+#[test]
+fn writeback_conforms_before_and_after_its_commits() {
+    for flush in [false, true] {
+        puts_gets_deletes_and_sees_its_own_writes(&writeback(flush));
+        a_snapshot_does_not_see_later_commits_and_a_failed_write_leaves_nothing(&writeback(flush));
+        ranges_and_prefixes_are_ordered_bytewise(&writeback(flush));
+    }
+}
+
+fn committed(h: &WritebackHarness, k: &[u8]) -> Option<Vec<u8>> {
+    h.store
+        .committed()
+        .unwrap()
+        .get(Table::Objects, k)
+        .unwrap()
+        .map(|v| v.into_owned())
+}
+
+#[test]
+fn writeback_is_seen_here_at_once_and_elsewhere_after_the_flush() {
+    let h = writeback(false);
+    h.write(&mut |w| w.put(Table::Objects, b"k", b"v1"))
+        .unwrap();
+    let r = h.read();
+    assert_eq!(
+        r.get(Table::Objects, b"k").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(committed(&h, b"k"), None, "not committed before the window");
+    h.write(&mut |w| w.delete(Table::Objects, b"k").map(|_| ()))
+        .unwrap();
+    assert_eq!(h.read().get(Table::Objects, b"k").unwrap(), None);
+    // The snapshot taken before the delete keeps what it saw.
+    assert_eq!(
+        r.get(Table::Objects, b"k").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    drop(r);
+    h.write(&mut |w| w.put(Table::Objects, b"k", b"v2"))
+        .unwrap();
+    h.wb().flush().unwrap();
+    assert_eq!(committed(&h, b"k"), Some(b"v2".to_vec()));
+    assert_eq!(h.read().count(Table::Objects).unwrap(), 1);
+}
+
+#[test]
+fn writeback_drops_a_change_whose_reads_another_writer_changed_and_those_built_on_it() {
+    let h = writeback(false);
+    h.store
+        .write_directly(|w| w.put(Table::Objects, b"count", b"1"))
+        .unwrap();
+    // A read-modify-write here…
+    h.write(&mut |w| {
+        let n = w.get(Table::Objects, b"count")?.map(|v| v.into_owned());
+        assert_eq!(n.as_deref(), Some(&b"1"[..]));
+        w.put(Table::Objects, b"count", b"2")
+    })
+    .unwrap();
+    // …and one built on it…
+    h.write(&mut |w| {
+        let n = w.get(Table::Objects, b"count")?.map(|v| v.into_owned());
+        assert_eq!(n.as_deref(), Some(&b"2"[..]));
+        w.put(Table::Objects, b"derived", b"from 2")
+    })
+    .unwrap();
+    // …an independent one…
+    h.write(&mut |w| w.put(Table::Objects, b"other", b"x"))
+        .unwrap();
+    // …while another process changes what the first one read.
+    h.store
+        .write_directly(|w| w.put(Table::Objects, b"count", b"5"))
+        .unwrap();
+    let e = h.wb().flush().unwrap_err();
+    assert!(e.to_string().contains("dropped"), "{e}");
+    assert_eq!(committed(&h, b"count"), Some(b"5".to_vec()));
+    assert_eq!(committed(&h, b"derived"), None);
+    assert_eq!(committed(&h, b"other"), Some(b"x".to_vec()));
+    assert_eq!(h.wb().conflicts(), 2);
+    // The overlay is gone: this process sees what is committed.
+    assert_eq!(
+        h.read().get(Table::Objects, b"count").unwrap().as_deref(),
+        Some(&b"5"[..])
+    );
+    // Reported once.
+    h.wb().flush().unwrap();
+}
+
+#[test]
+fn writeback_drops_a_change_whose_scan_another_writer_changed() {
+    for (what, other) in [
+        ("a key added inside the scan", &b"p/b"[..]),
+        ("a key added past the end it reached", &b"p/z"[..]),
+    ] {
+        let h = writeback(false);
+        h.store
+            .write_directly(|w| w.put(Table::Objects, b"p/a", b"1"))
+            .unwrap();
+        h.write(&mut |w| {
+            let n = w.prefix(Table::Objects, b"p/")?.count();
+            w.put(Table::Objects, b"n", n.to_string().as_bytes())
+        })
+        .unwrap();
+        h.store
+            .write_directly(|w| w.put(Table::Objects, other, b"2"))
+            .unwrap();
+        assert!(h.wb().flush().is_err(), "{what}");
+        assert_eq!(committed(&h, b"n"), None, "{what}");
+    }
+    // A change outside the scanned range is no conflict.
+    let h = writeback(false);
+    h.write(&mut |w| {
+        let first = w.prefix(Table::Objects, b"p/")?.next().is_some();
+        w.put(Table::Objects, b"n", if first { b"1" } else { b"0" })
+    })
+    .unwrap();
+    h.store
+        .write_directly(|w| w.put(Table::Objects, b"q", b"2"))
+        .unwrap();
+    h.wb().flush().unwrap();
+    assert_eq!(committed(&h, b"n"), Some(b"0".to_vec()));
+}
+
+#[test]
+fn writeback_commits_on_its_own_within_the_window_and_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        64 << 20,
+        true,
+        Some(std::time::Duration::from_millis(20)),
+    )
+    .unwrap();
+    let wb = store.committer().writeback().unwrap().clone();
+    wb.defer(|w| w.put(Table::Objects, b"a", b"1"), false)
+        .unwrap();
+    let t = std::time::Instant::now();
+    while store
+        .committed()
+        .unwrap()
+        .get(Table::Objects, b"a")
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    wb.defer(|w| w.put(Table::Objects, b"b", b"2"), false)
+        .unwrap();
+    store.committer().shutdown();
+    assert!(store
+        .committed()
+        .unwrap()
+        .get(Table::Objects, b"b")
+        .unwrap()
+        .is_some());
+}
+
 #[test]
 fn prefix_ends() {
     assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));

@@ -68,8 +68,21 @@ impl Engine {
         crate::private::create_dir_all(&cfg.data_dir)?;
         let meta_dir = cfg.data_dir.join("meta");
         crate::private::create_dir_all(&meta_dir)?;
-        let meta = Arc::new(crate::kv::Store::open(&meta_dir, cfg.map_size, fsync)?);
+        let meta = Arc::new(crate::kv::Store::open(
+            &meta_dir,
+            cfg.map_size,
+            fsync,
+            cfg.writeback,
+        )?);
         let chunks = Arc::new(ChunkStore::open(&cfg, meta.clone())?);
+        if let Some(wb) = meta.committer().writeback() {
+            // Chunks a pending change refers to stay safe from GC (in any process) until
+            // the change is committed: the window holds the GC lock as a writer does.
+            let gc = chunks.gc_lock.clone();
+            wb.set_hold_source(Box::new(move || {
+                Ok(Box::new(gc.shared_blocking()?) as Box<dyn std::any::Any + Send>)
+            }));
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -93,7 +106,7 @@ impl Engine {
     }
 
     /// A read transaction: a consistent snapshot of the metadata.
-    pub(crate) fn read(&self) -> Result<crate::kv::lmdb::LmdbRead<'_>> {
+    pub(crate) fn read(&self) -> Result<crate::kv::Snapshot<'_>> {
         self.inner.meta.read()
     }
 
@@ -114,6 +127,31 @@ impl Engine {
         F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         self.inner.meta.committer().run_blocking(f)
+    }
+
+    /// Waits until every change this engine made is durable. In write-back mode
+    /// ([`EngineConfig::writeback`]) changes become durable within the window, and this is
+    /// how `fsync` makes them so at once; an error if a write-back commit failed or dropped a
+    /// change since the last flush. At once otherwise.
+    pub async fn flush(&self) -> Result<()> {
+        let meta = self.inner.meta.clone();
+        tokio::task::spawn_blocking(move || meta.committer().flush_blocking()).await?
+    }
+
+    /// [`Engine::flush`] from a blocking thread.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.inner.meta.committer().flush_blocking()
+    }
+
+    /// Changes dropped at a write-back commit since this engine opened, because another
+    /// writer had changed what they were based on.
+    pub fn writeback_conflicts(&self) -> u64 {
+        self.inner
+            .meta
+            .committer()
+            .writeback()
+            .map(|w| w.conflicts())
+            .unwrap_or(0)
     }
 
     /// Re-probes the disks (identity files), e.g. after one was replaced.
