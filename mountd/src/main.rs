@@ -75,6 +75,12 @@ struct Cli {
     /// Default: `mount.access_key`; none: the mount acts as an administrator.
     #[arg(long, env = "PREDASTORE_MOUNT_ACCESS_KEY")]
     access_key: Option<String>,
+    /// Write-back window in milliseconds: a closed file is visible on this mount at once and
+    /// durable (and visible over S3) within the window, which many closes share; `fsync` is
+    /// durable before it returns. 0: every close is durable before it returns. Default:
+    /// `mount.writeback_ms`, else 100.
+    #[arg(long, env = "PREDASTORE_MOUNT_WRITEBACK_MS")]
+    writeback_ms: Option<u64>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
@@ -99,6 +105,14 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     if let Some(c) = cli.compression {
         engine.compression = c;
     }
+    let window = cli
+        .writeback_ms
+        .or(file.mount.writeback_ms)
+        .unwrap_or(startup::config::DEFAULT_WRITEBACK_MS);
+    if window > 60_000 {
+        return Err("the write-back window (writeback_ms) must be at most 60000".into());
+    }
+    engine.writeback = (window > 0).then(|| Duration::from_millis(window));
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
     Ok(Settings {
@@ -206,6 +220,7 @@ fn run(
         let _in_runtime = rt.enter();
         engine.spawn_background(settings.schedule.clone())
     });
+    let at_exit = engine.clone();
     let filesystem = match fs::PredaFs::new(
         engine,
         rt.handle().clone(),
@@ -292,6 +307,11 @@ fn run(
     if let Some(b) = background {
         rt.block_on(b.stop());
     }
+    // What the write-back window still holds is committed before the process ends.
+    if let Err(e) = at_exit.flush_blocking() {
+        tracing::error!("committing the last changes: {e}");
+    }
+    drop(at_exit);
     tracing::info!("unmounted {}", cli.mountpoint.display());
     println!("unmounted {}", cli.mountpoint.display());
     Ok(())

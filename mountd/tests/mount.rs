@@ -200,7 +200,7 @@ fn files_dirs_errors_and_attributes() {
     // A directory that exists only as a prefix (a key put over S3, no marker) gets a marker
     // when its attributes change. The key is put by a second engine on the same data dir.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let e = engine::Engine::open(engine::EngineConfig::new(m.dir.path().join("data"))).unwrap();
+        let e = engine_of(&m);
         e.put_object("files", "implied/child.txt", &b"x"[..], Default::default())
             .await
             .unwrap();
@@ -841,6 +841,7 @@ fn restic_repository_on_the_mount() {
 fn directory_of_100k_entries() {
     let m = Mount::start();
     std::fs::create_dir(m.mnt.join("huge")).unwrap();
+    m.settle();
     let data_dir = m.dir.path().join("data");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -1114,6 +1115,7 @@ fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
 
 /// An engine handle on the mount's data dir, from this (second) process, as s3d would have.
 fn engine_of(m: &Mount) -> engine::Engine {
+    m.settle();
     engine::Engine::open(engine::EngineConfig::new(m.dir.path().join("data"))).unwrap()
 }
 
@@ -1180,6 +1182,7 @@ fn writes_change_only_the_chunks_they_touch() {
     // Before close, another handle sees the write.
     assert_eq!(std::fs::read(&path).unwrap(), model);
     drop(f);
+    m.settle();
     let after = live_chunks(&e);
     assert_eq!(after.difference(&before).count(), 1, "one new chunk");
     assert_eq!(before.difference(&after).count(), 1, "one chunk replaced");
@@ -1221,6 +1224,7 @@ fn writes_change_only_the_chunks_they_touch() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), model.len() as u64);
     assert!(std::fs::read(&path).unwrap() == model, "mount view");
     // The runs of zeros the holes left are stored as holes: parts are the pieces stored.
+    m.settle();
     let meta = e.head_object("cow", "big.bin").unwrap();
     assert!(
         meta.hole_bytes >= (2 * MIB + 16 * MIB) as u64,
@@ -1331,6 +1335,7 @@ fn random_writes_truncates_and_reopens_match_a_local_model() {
     for name in names {
         let want = std::fs::read(local.path().join(name)).unwrap();
         assert!(std::fs::read(mdir.join(name)).unwrap() == want, "{name}");
+        m.settle();
         let meta = e.head_object("model", name).unwrap();
         assert_eq!(meta.size, want.len() as u64);
         if meta.parts_count == 0 {
@@ -1395,6 +1400,7 @@ fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
     w.write_all(&data(12, 9 * MIB)).unwrap();
     w.sync_all().unwrap();
     std::fs::remove_file(d.join("scratch")).unwrap();
+    m.settle();
     rt.block_on(e.gc(true)).unwrap();
     w.write_all(b"more").unwrap();
     w.seek(SeekFrom::Start(0)).unwrap();
@@ -1407,6 +1413,7 @@ fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
     assert_eq!(w.metadata().unwrap().nlink(), 0, "no name left");
     drop(w);
     assert_eq!(errno_of(std::fs::metadata(d.join("scratch"))), libc::ENOENT);
+    m.settle();
     assert!(matches!(
         e.head_object("unlinked", "scratch"),
         Err(engine::Error::NoSuchKey { .. })
@@ -1426,6 +1433,7 @@ fn open_files_keep_their_contents_when_unlinked_replaced_or_collected() {
     old.write_all(b" and more").unwrap();
     drop(old);
     assert_eq!(std::fs::read(d.join("target")).unwrap(), b"replacement");
+    m.settle();
     assert_eq!(
         rt.block_on(async {
             let g = e.get_object("unlinked", "target", None).await.unwrap();
@@ -1574,6 +1582,7 @@ fn sparse_files_store_only_their_data() {
     };
     check_layout(&f);
     drop(f);
+    m.settle();
     let chunks: Vec<u32> = e
         .chunk_records()
         .unwrap()
@@ -1621,6 +1630,7 @@ fn sparse_files_store_only_their_data() {
         .arg("if=/dev/zero")
         .arg(format!("of={}", z.display()))
         .args(["bs=1M", "count=64", "status=none"]));
+    m.settle();
     let zm = e.head_object("sparse", "zeros").unwrap();
     assert_eq!((zm.size, zm.hole_bytes), (64 * MIB, 64 * MIB));
     assert_eq!(
@@ -1628,6 +1638,7 @@ fn sparse_files_store_only_their_data() {
         md5(&vec![0u8; 64 << 20]),
         "written in order: plain MD5"
     );
+    m.settle();
     assert_eq!(live_chunks(&e).len(), 1);
     assert_eq!(std::fs::metadata(&z).unwrap().blocks(), 0);
     drop(e);
@@ -1696,6 +1707,7 @@ fn fallocate_punches_zeroes_and_extends() {
     assert!(std::fs::read(&p).unwrap() == model, "mount view while open");
     drop(f);
     assert!(std::fs::read(&p).unwrap() == model, "mount view");
+    m.settle();
     let meta = e.head_object("falloc", "f.bin").unwrap();
     assert_eq!(meta.size, model.len() as u64);
     assert!(
@@ -1788,6 +1800,7 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
             "not a prefix of what was written"
         );
     }
+    m.settle();
     assert!(e.fsck().unwrap().is_clean());
     // Removing it gives the space back (the background GC collects what it committed), also
     // the space of whatever was stored and not committed (the kernel sends the release after
@@ -1819,6 +1832,7 @@ fn full_disks_give_enospc_and_keep_what_was_committed() {
     // 10 MiB of data, 15 MiB of shards.
     let before = free();
     std::fs::remove_file(m.mnt.join("full/fits")).unwrap();
+    m.settle();
     std::fs::remove_file(m.mnt.join("full/kept")).unwrap();
     let t = Instant::now();
     while !e.chunk_records().unwrap().is_empty() || free() < before + (9 << 20) {
@@ -1974,6 +1988,7 @@ fn reads_sequential_random_and_after_a_change_over_s3() {
     assert_eq!(resident, total, "cached pages dropped at reopen");
     // ...but not once the object has changed, even with the same size and POSIX mtime (which is
     // all the kernel could compare).
+    m.settle();
     let old = e.head_object("reads", "f.bin").unwrap();
     let v3 = data(23, v2.len());
     let opts = engine::PutOptions {

@@ -140,7 +140,15 @@ pub struct MountSection {
     /// The key of the store the mount acts as (access key id or name); none: an
     /// administrator's mount. `--access-key` / `PREDASTORE_MOUNT_ACCESS_KEY` override it.
     pub access_key: Option<String>,
+    /// The write-back window in milliseconds (default [`DEFAULT_WRITEBACK_MS`]; 0: every
+    /// `close` durable before it returns). `--writeback-ms` / `PREDASTORE_MOUNT_WRITEBACK_MS`
+    /// override it.
+    pub writeback_ms: Option<u64>,
 }
+
+/// The mount's default write-back window: a closed file is visible over S3, and durable,
+/// within this many milliseconds (docs/semantics.md).
+pub const DEFAULT_WRITEBACK_MS: u64 = 100;
 
 /// The whole file.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -229,7 +229,21 @@ impl Filesystem for PredaFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        answer(reply, self.commit_handle(fh))
+        answer(
+            reply,
+            self.commit_handle(fh).and_then(|_| self.make_durable()),
+        )
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        answer(reply, self.make_durable())
     }
 
     fn release(

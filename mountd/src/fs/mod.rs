@@ -295,13 +295,18 @@ impl PredaFs {
 
     /// An entry of the directory holding `path` was created or removed: its mtime and ctime
     /// move to now — at once on the mount (in memory), and on its marker object (when it has
-    /// one) in the next metadata commit, without waiting for it.
-    fn touch_parent(&self, path: &str) {
+    /// one) in the next metadata commit, without waiting for it. With `dirs_changed` (the
+    /// entry is, or may be, a directory) its subdirectory count is taken again; a file leaves
+    /// it alone (counting scans the directory: once per file would make filling a directory
+    /// quadratic).
+    fn touch_parent(&self, path: &str, dirs_changed: bool) {
         let Some((parent, _)) = path.rsplit_once('/') else {
             return;
         };
-        if let Ok(mut c) = self.nlinks.lock() {
-            c.remove(parent);
+        if dirs_changed {
+            if let Ok(mut c) = self.nlinks.lock() {
+                c.remove(parent);
+            }
         }
         let (b, k) = split(parent);
         let now = ns_of(SystemTime::now());
@@ -313,7 +318,7 @@ impl PredaFs {
         }
         let (e, b, mk) = (self.engine.clone(), b.to_string(), format!("{k}/"));
         let (times, parent) = (self.dir_times.clone(), parent.to_string());
-        self.rt.spawn(async move {
+        let update = async move {
             let _ = e
                 .update_object_attrs(&b, &mk, move |a: &mut ObjectAttrs| {
                     if let Some(p) = &mut a.posix {
@@ -328,7 +333,13 @@ impl PredaFs {
                     t.remove(&parent);
                 }
             }
-        });
+        };
+        if self.engine.config().writeback.is_some() {
+            // A write-back commit does not wait for a disk: done here, no task to wake.
+            self.rt.block_on(update);
+        } else {
+            self.rt.spawn(update);
+        }
     }
 
     fn new_fh(&self, h: Handle) -> u64 {
@@ -382,7 +393,7 @@ impl PredaFs {
             .map_err(|e| errno(&e))?;
         let ino = self.ino(path);
         self.forget_pages(ino);
-        self.touch_parent(path);
+        self.touch_parent(path, false);
         Ok((ino, m))
     }
 
@@ -412,6 +423,16 @@ impl PredaFs {
             Some(f) => f.lock().map_err(|_| Errno::EIO)?.commit(true),
             None => Ok(()),
         }
+    }
+
+    /// `fsync`: everything changed through the mount so far becomes durable (and visible over
+    /// S3) before this returns; `EIO` if a write-back commit failed or dropped a change since
+    /// the last `fsync`.
+    fn make_durable(&self) -> Result<(), Errno> {
+        self.engine.flush_blocking().map_err(|e| {
+            tracing::error!("fsync: {e}");
+            Errno::EIO
+        })
     }
 
     /// The shared state of `ino` while it is open for writing.

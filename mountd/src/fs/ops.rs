@@ -87,7 +87,7 @@ impl PredaFs {
                     },
                 ))
                 .map_err(|e| errno(&e))?;
-            self.touch_parent(&path);
+            self.touch_parent(&path, true);
             return Ok(marker_attr(self.ino(&path), &m));
         }
         Ok(dir_attr(self.ino(&path), SystemTime::now()))
@@ -110,7 +110,7 @@ impl PredaFs {
             .block_on(self.engine.delete_object(b, k))
             .map_err(|e| errno(&e))?;
         self.detached(ino, &path);
-        self.touch_parent(&path);
+        self.touch_parent(&path, false);
         Ok(())
     }
 
@@ -150,7 +150,7 @@ impl PredaFs {
         if let Ok(mut t) = self.dir_times.lock() {
             t.remove(&path);
         }
-        self.touch_parent(&path);
+        self.touch_parent(&path, true);
         Ok(())
     }
 
@@ -326,8 +326,8 @@ impl PredaFs {
             t.rename(&from, &to);
         }
         self.retarget(&from, &to);
-        self.touch_parent(&from);
-        self.touch_parent(&to);
+        self.touch_parent(&from, true);
+        self.touch_parent(&to, true);
         Ok(())
     }
 

@@ -12,6 +12,14 @@ pub struct Mount {
     pub dir: tempfile::TempDir,
 }
 
+/// Makes what the mount at `mnt` changed durable, and visible to other processes, now: an
+/// fsync of its root directory commits the write-back window (docs/semantics.md).
+pub fn settle(mnt: &Path) {
+    std::fs::File::open(mnt)
+        .and_then(|d| d.sync_all())
+        .unwrap_or_else(|e| panic!("fsync of {}: {e}", mnt.display()));
+}
+
 /// The names in a directory, sorted.
 pub fn names(p: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
@@ -105,6 +113,11 @@ impl Mount {
         Mount { child, mnt, dir }
     }
 
+    /// See [`settle`].
+    pub fn settle(&self) {
+        settle(&self.mnt);
+    }
+
     /// Unmounts and waits for mountd to exit; returns the directory (data dir inside) for a
     /// look at what is left.
     pub fn unmount(mut self) -> tempfile::TempDir {
@@ -132,6 +145,9 @@ impl Drop for Mount {
 /// An s3d on the mount's data dir (the two doors side by side), stopped on drop.
 pub struct S3dBeside {
     pub child: std::process::Child,
+    /// The mount beside it: settled before each aws call, so that S3 sees what the mount
+    /// wrote before it (a window later, it would anyway).
+    pub mnt: PathBuf,
     pub port: u16,
     pub ca: PathBuf,
     pub log_path: PathBuf,
@@ -183,6 +199,7 @@ impl S3dBeside {
         }
         S3dBeside {
             child,
+            mnt: m.mnt.clone(),
             port,
             ca: m.dir.path().join("data/tls/cert.pem"),
             log_path: m.dir.path().join("s3d.log"),
@@ -194,8 +211,17 @@ impl S3dBeside {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Runs the aws cli against it; panics unless it succeeds; its output.
+    /// Runs the aws cli against it, once the mount beside it has settled (see
+    /// [`settle`]); panics unless it succeeds; its output.
     pub fn aws(&self, args: &[&str]) -> String {
+        if mounted(&self.mnt) {
+            let _ = std::fs::File::open(&self.mnt).and_then(|d| d.sync_all());
+        }
+        self.aws_now(args)
+    }
+
+    /// [`S3dBeside::aws`] without settling the mount first: S3 as it is now.
+    pub fn aws_now(&self, args: &[&str]) -> String {
         let o = Command::new("aws")
             .args([
                 "--endpoint-url",
