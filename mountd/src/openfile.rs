@@ -296,6 +296,11 @@ impl OpenFile {
         Ok(f)
     }
 
+    /// Whether it has changes not committed yet.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// Current size.
     pub fn size(&self) -> u64 {
         self.size

@@ -568,6 +568,50 @@ fn symlinks_xattrs_and_unsupported_calls() {
             unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         assert_eq!(&buf[..got as usize], b"blue");
     }
+    // Metadata an S3 client wrote under another namespace's name is never an attribute of
+    // that namespace on the mount (a `security.capability` from S3 would give a file
+    // capabilities).
+    let e = engine_of(&m);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut attrs = engine::ObjectAttrs::default();
+    for (k, v) in [
+        ("xattr-security.capability", "AQAAAgAgAAAAAAAAAAAAAAAAAAA="),
+        ("xattr-trusted.x", "eA=="),
+        ("xattr-user.ok", "eQ=="),
+    ] {
+        attrs.user_metadata.insert(k.into(), v.into());
+    }
+    rt.block_on(e.put_object(
+        "links",
+        "from-s3",
+        &b"x"[..],
+        engine::PutOptions {
+            attrs,
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let p = std::ffi::CString::new(b.join("from-s3").to_string_lossy().as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    for (name, want) in [
+        ("security.capability", None),
+        ("trusted.x", None),
+        ("user.ok", Some(&b"y"[..])),
+    ] {
+        let n = std::ffi::CString::new(name).unwrap();
+        let got =
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match want {
+            Some(v) => assert_eq!(&buf[..got.max(0) as usize], v, "{name}"),
+            None => assert_eq!(
+                (got, std::io::Error::last_os_error().raw_os_error()),
+                (-1, Some(libc::ENODATA)),
+                "{name}"
+            ),
+        }
+    }
+    let n = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(&buf[..n.max(0) as usize], b"user.ok\0");
     let _ = m.unmount();
 }
 

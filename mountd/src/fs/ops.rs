@@ -175,8 +175,12 @@ impl PredaFs {
             }
             if posix_change {
                 g.posix.apply(&change, engine::meta::now_ns());
-                if !g.detached {
-                    // Visible over S3 at once, not only at the next commit.
+                // With unflushed writes in write-back mode, the change rides with the file's
+                // commit (close or fsync), as `tar x` does it: three attribute changes per
+                // file, no commit of their own.
+                let rides = g.is_dirty() && self.engine.config().writeback.is_some();
+                if !g.detached && !rides {
+                    // Visible over S3 now, not only at the next commit.
                     let path = g.path.clone();
                     match self.set_posix(&path, change) {
                         Ok(_) | Err(Errno::ENOENT) => {}
@@ -484,11 +488,18 @@ impl PredaFs {
     /// `getxattr`: the value of one extended attribute.
     pub(crate) fn get_xattr(&self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
         let path = self.path(ino)?;
+        let name = name.to_str().ok_or(Errno::EINVAL)?;
+        // Only `user.*` can be set (setxattr refuses the rest): metadata an S3 client wrote
+        // under another namespace's name (`security.capability`, say) is never one. The
+        // kernel asks for `security.capability` before every write: answered here, without
+        // a lookup.
+        if !name.starts_with("user.") {
+            return Err(Errno::NO_XATTR);
+        }
         self.allow_entry(Action::GetObject, &path)?;
         let Node::File(m) = self.resolve(&path)? else {
             return Err(Errno::NO_XATTR);
         };
-        let name = name.to_str().ok_or(Errno::EINVAL)?;
         let v = m
             .attrs
             .user_metadata
@@ -504,7 +515,10 @@ impl PredaFs {
         let mut out = Vec::new();
         if let Node::File(m) = self.resolve(&path)? {
             for k in m.attrs.user_metadata.keys() {
-                if let Some(n) = k.strip_prefix(posix::XATTR_PREFIX) {
+                if let Some(n) = k
+                    .strip_prefix(posix::XATTR_PREFIX)
+                    .filter(|n| n.starts_with("user."))
+                {
                     out.extend_from_slice(n.as_bytes());
                     out.push(0);
                 }
