@@ -17,10 +17,11 @@ use crate::error::Result;
 
 pub mod commit;
 pub mod lmdb;
+pub mod store;
 pub mod writeback;
 
 pub use commit::Committer;
-pub use lmdb::Store;
+pub use store::Store;
 pub use writeback::Snapshot;
 
 pub use crate::error::StoreError;
