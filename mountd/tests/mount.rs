@@ -1147,14 +1147,7 @@ fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
         }
     }
     let dir = m.unmount();
-    // The killed mounts' drafts are released by GC, and then the metadata adds up and no
-    // shard is left that no record refers to.
-    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let gc = rt.block_on(e.gc(true)).unwrap();
-    assert_eq!(e.draft_count().unwrap(), 0, "{gc:?}");
-    let fsck = e.fsck().unwrap();
-    assert!(fsck.is_clean(), "{fsck:?}");
+    common::assert_collected_and_clean(&dir.path().join("data"));
 }
 
 /// An engine handle on the mount's data dir, from this (second) process, as s3d would have.

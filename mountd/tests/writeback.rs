@@ -239,10 +239,5 @@ fn kill_9_in_a_stream_of_closes_loses_at_most_the_window_and_never_an_fsynced_fi
         "too few files old enough to check: {checked_old}"
     );
     let dir = m.unmount();
-    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let gc = rt.block_on(e.gc(true)).unwrap();
-    assert_eq!(e.draft_count().unwrap(), 0, "{gc:?}");
-    let fsck = e.fsck().unwrap();
-    assert!(fsck.is_clean(), "{fsck:?}");
+    common::assert_collected_and_clean(&dir.path().join("data"));
 }

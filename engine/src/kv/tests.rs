@@ -150,15 +150,15 @@ struct WritebackHarness {
     _dir: tempfile::TempDir,
 }
 
+/// A synced store in write-back mode with a window of `window`.
+fn writeback_store(dir: &std::path::Path, window: std::time::Duration) -> Store {
+    Store::open(dir, 64 << 20, true, Some(window)).unwrap()
+}
+
 fn writeback(flush: bool) -> WritebackHarness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        64 << 20,
-        true,
-        Some(std::time::Duration::from_secs(3600)),
-    )
-    .unwrap();
+    // Longer than any test: only flushes commit.
+    let store = writeback_store(dir.path(), std::time::Duration::from_secs(3600));
     WritebackHarness {
         store,
         flush,
@@ -311,13 +311,7 @@ fn writeback_drops_a_change_whose_scan_another_writer_changed() {
 #[test]
 fn writeback_commits_on_its_own_within_the_window_and_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        64 << 20,
-        true,
-        Some(std::time::Duration::from_millis(20)),
-    )
-    .unwrap();
+    let store = writeback_store(dir.path(), std::time::Duration::from_millis(20));
     let wb = store.committer().writeback().unwrap().clone();
     wb.defer(|w| w.put(Table::Objects, b"a", b"1"), false)
         .unwrap();

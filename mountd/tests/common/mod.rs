@@ -20,6 +20,17 @@ pub fn settle(mnt: &Path) {
         .unwrap_or_else(|e| panic!("fsync of {}: {e}", mnt.display()));
 }
 
+/// After mounts that were killed: GC releases their drafts, and then no draft is left and
+/// fsck finds the metadata and the shards in agreement.
+pub fn assert_collected_and_clean(data_dir: &Path) {
+    let e = engine::Engine::open(engine::EngineConfig::new(data_dir)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gc = rt.block_on(e.gc(true)).unwrap();
+    assert_eq!(e.draft_count().unwrap(), 0, "{gc:?}");
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
 /// The names in a directory, sorted.
 pub fn names(p: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
