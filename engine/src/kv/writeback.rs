@@ -568,22 +568,22 @@ impl Writeback {
         if writes.is_empty() {
             return Ok(r);
         }
-        let needs_hold = hold && lock(&self.queue).hold.is_none();
-        let taken = if needs_hold {
-            match self
-                .hold_source
-                .read()
-                .ok()
-                .as_ref()
-                .and_then(|g| g.as_ref())
-            {
-                Some(src) => Some(src()?),
-                None => None,
+        // The window's GC hold is in place before the job is queued, and stays until its
+        // commit: taken outside the queue's lock (it may wait for a GC), checked again under it
+        // (the flusher may have taken the window, and its hold, meanwhile).
+        let mut taken: Option<Box<dyn Any + Send>> = None;
+        let mut q = loop {
+            let q = lock(&self.queue);
+            if !hold || q.hold.is_some() || taken.is_some() {
+                break q;
             }
-        } else {
-            None
+            drop(q);
+            let src = self.hold_source.read().unwrap_or_else(|e| e.into_inner());
+            match src.as_ref() {
+                Some(src) => taken = Some(src()?),
+                None => break lock(&self.queue),
+            }
         };
-        let mut q = lock(&self.queue);
         let seq = q.next_seq;
         q.next_seq += 1;
         {
@@ -599,7 +599,7 @@ impl Writeback {
                 );
             }
         }
-        if taken.is_some() && q.hold.is_none() {
+        if q.hold.is_none() {
             q.hold = taken;
         }
         q.pending.push(Deferred { seq, seen, writes });
