@@ -76,8 +76,10 @@ fn stat(p: &Path) -> (u32, i64) {
     (m.mode(), m.mtime())
 }
 
-/// Waits out the mount's attribute cache (1 s by default).
-fn settle() {
+/// Commits what the mount changed (its write-back window), then waits out the mount's
+/// attribute cache (1 s by default), which covers s3fs's too.
+fn settle(m: &Mount) {
+    m.settle();
     std::thread::sleep(Duration::from_millis(1200));
 }
 
@@ -97,6 +99,7 @@ fn s3fs_rclone_s3cmd_and_the_mount_read_each_others_files() {
     std::fs::write(root.join("m-file"), b"from the mount").unwrap();
     std::fs::set_permissions(root.join("m-file"), PermissionsExt::from_mode(0o640)).unwrap();
     std::os::unix::fs::symlink("m-file", root.join("m-link")).unwrap();
+    m.settle();
 
     // Made through s3fs: cp, mkdir, ln -s, chmod.
     let s3fs = S3fs::mount(&s3, "tools", &work, "s3fs");
@@ -182,7 +185,7 @@ fn s3fs_rclone_s3cmd_and_the_mount_read_each_others_files() {
         ("rcl/r-file", 0o100604, Some(1_500_000_000)),
         ("s3c/c-file", 0o100620, Some(1_400_000_000)),
     ];
-    settle();
+    settle(&m);
     s3fs.unmount();
     let s3fs = S3fs::mount(&s3, "tools", &work, "s3fs-again");
     for base in [&root, &s3fs.mnt] {
@@ -213,7 +216,7 @@ fn s3fs_rclone_s3cmd_and_the_mount_read_each_others_files() {
         .arg("644")
         .arg(s3fs.mnt.join("s-file")));
     std::fs::set_permissions(root.join("m-file"), PermissionsExt::from_mode(0o604)).unwrap();
-    settle();
+    settle(&m);
     assert_eq!(stat(&root.join("s-file")).0, 0o100644);
     assert_eq!(stat(&s3fs.mnt.join("m-file")).0, 0o100604);
 
@@ -239,7 +242,7 @@ fn s3fs_rclone_s3cmd_and_the_mount_read_each_others_files() {
     // A file s3cmd put, rewritten on the mount: s3cmd gets the new contents without calling
     // them corrupt (its record's md5 of the old contents is gone).
     std::fs::write(root.join("s3c/c-file"), b"rewritten on the mount, longer").unwrap();
-    settle();
+    settle(&m);
     let got = work.join("c-again");
     let o = Command::new("s3cmd")
         .arg("-c")
