@@ -360,6 +360,20 @@ def requests_group():
         return {"content-type": f"multipart/form-data; boundary={boundary}"}, out
 
     @check
+    def form_uploads_are_not_cut_where_a_frame_ends_in_part_of_the_boundary():
+        # A file of carriage returns: every frame of it ends with the first byte of the
+        # closing `\r\n--boundary`, which s3s 0.14.1's form parser joined with the whole next
+        # frame and refused above 64 KiB ("failed to read file stream"); binary uploads hit
+        # it at random. s3d hands the parser frames of at most 32 KiB.
+        body = b"\r" * 3_000_000
+        post = s3v4.generate_presigned_post(B, "cr.bin", ExpiresIn=600)
+        for _ in range(3):
+            h, b = form(post["fields"], body)
+            st, _, resp = send("POST", f"/{B}", h, b)
+            assert st in (200, 204), (st, resp[:300])
+        assert s3.get_object(Bucket=B, Key="cr.bin")["Body"].read() == body
+
+    @check
     def signed_browser_post_uploads_stream_and_unlisted_fields_are_refused():
         big = os.urandom(3_000_000)
         post = s3v4.generate_presigned_post(B, "form.bin", ExpiresIn=600)

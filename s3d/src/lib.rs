@@ -10,6 +10,7 @@ pub mod conn;
 pub mod cors;
 pub mod creds;
 pub mod errors;
+pub mod form_frames;
 pub mod framing;
 pub mod health_cli;
 pub mod keys_cli;

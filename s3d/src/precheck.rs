@@ -447,16 +447,7 @@ pub fn has_document_body(head: &Head<'_>) -> bool {
     let has = |name: &str| pairs.iter().any(|(k, _)| k == name);
     if head.method == http::Method::POST {
         // Browser form uploads stream their file; everything else POSTed is a document.
-        let form = head
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/form-data")
-            });
-        return !form;
+        return !crate::form_frames::is_form_upload(head.method, head.headers);
     }
     head.method == http::Method::PUT && CONFIG_SUBRESOURCES.iter().any(|s| has(s))
 }

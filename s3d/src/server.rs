@@ -540,6 +540,10 @@ where
     s3s::Body: From<B>,
     s3s::StdError: From<B::Error>,
 {
+    if crate::form_frames::is_form_upload(req.method(), req.headers()) {
+        // s3s's form parser fails on large frames (see `form_frames`).
+        return req.map(|b| s3s::Body::http_body(crate::form_frames::SmallFrames::new(b)));
+    }
     if !crate::framing::is_streaming(req.headers()) {
         return req.map(s3s::Body::from);
     }
