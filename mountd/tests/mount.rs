@@ -1112,17 +1112,9 @@ fn kill_9_loses_only_what_was_not_closed_or_fsynced() {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis((round * 37) % 150));
-        m.child.kill().unwrap();
-        m.child.wait().unwrap();
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(&m.mnt)
-            .status();
+        m.kill_9();
         writer.join().unwrap();
-        let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
-        drop(m);
-        m = Mount::start_in(dir);
+        m = m.restart();
         // Every acknowledged file is intact; the overwritten one is old or new, never torn.
         for (name, body) in &acked {
             let got = std::fs::read(m.mnt.join("crash").join(name)).unwrap();

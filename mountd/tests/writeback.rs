@@ -190,16 +190,9 @@ fn kill_9_in_a_stream_of_closes_loses_at_most_the_window_and_never_an_fsynced_fi
             .unwrap();
         std::thread::sleep(Duration::from_millis(4500 + round * 700));
         let killed_at = monotonic();
-        m.child.kill().unwrap();
-        m.child.wait().unwrap();
-        let _ = Command::new("fusermount3")
-            .args(["-u", "-z"])
-            .arg(&m.mnt)
-            .status();
+        m.kill_9();
         writer.wait().unwrap();
-        let data = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
-        drop(m);
-        m = Mount::start_in(data);
+        m = m.restart();
         let files = parse_log(&log);
         assert!(files.len() > 50, "round {round}: the writer wrote little");
         for (name, versions) in &files {

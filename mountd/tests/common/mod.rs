@@ -124,6 +124,20 @@ impl Mount {
         Mount { child, mnt, dir }
     }
 
+    /// `kill -9` of mountd, and its dead mount taken away (lazily, as after a crash).
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        lazy_unmount(&self.mnt);
+    }
+
+    /// A new mountd on the same data dir and mount point (after [`Mount::kill_9`]).
+    pub fn restart(mut self) -> Mount {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Mount::start_in(dir)
+    }
+
     /// See [`settle`].
     pub fn settle(&self) {
         settle(&self.mnt);
