@@ -50,7 +50,8 @@ pub struct EngineConfig {
     /// [`crate::Engine::flush`] makes everything durable at once. The mount's `close`.
     pub writeback: Option<std::time::Duration>,
     /// Chunks processed concurrently by one put or get (bounds memory: about
-    /// `2.5 × pipeline_depth × chunk_size`).
+    /// `3.5 × pipeline_depth × chunk_size` for a put: the chunks being stored with their
+    /// shards, and up to as many again queued for the MD5 thread so that it never waits).
     pub pipeline_depth: usize,
     /// Write shards with `O_DIRECT` (no copy through the page cache) instead of buffered
     /// writes whose writeback starts at once. Off by default: on the development machine

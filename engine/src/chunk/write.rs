@@ -53,8 +53,7 @@ impl ChunkStore {
         let depth = self.pipeline_depth;
         let mut inflight = futures::stream::FuturesOrdered::new();
         let mut done: Vec<StoredChunk> = Vec::new();
-        let mut md5_task: Option<tokio::task::JoinHandle<Md5>> = None;
-        let mut md5 = Some(Md5::new());
+        let (md5_queue, md5_task) = md5_worker(depth);
         let mut size = 0u64;
         let mut buf = first;
         let mut failure: Option<Error> = None;
@@ -65,15 +64,8 @@ impl ChunkStore {
             let last = buf.len() < cs;
             let bytes = Bytes::from(buf);
             size += bytes.len() as u64;
-            let mut h = match md5_task.take() {
-                Some(t) => t.await?,
-                None => md5.take().unwrap_or_default(),
-            };
-            let b2 = bytes.clone();
-            md5_task = Some(tokio::task::spawn_blocking(move || {
-                h.update(&b2);
-                h
-            }));
+            // The worker only stops early if it panicked: the join below reports that.
+            let _ = md5_queue.send(bytes.clone()).await;
             let me = self.clone();
             inflight.push_back(tokio::task::spawn_blocking(move || {
                 me.store_data(&bytes, compression)
@@ -104,10 +96,8 @@ impl ChunkStore {
                 Err(e) => failure = failure.or(Some(e.into())),
             }
         }
-        let md5 = match md5_task {
-            Some(t) => t.await?.finalize().into(),
-            None => [0u8; 16],
-        };
+        drop(md5_queue);
+        let md5 = md5_task.await?.finalize().into();
         if failure.is_none() {
             // Durable before any commit refers to them.
             let me = self.clone();
@@ -326,4 +316,25 @@ pub(crate) async fn read_up_to<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> R
         }
     }
     Ok(buf)
+}
+
+/// The MD5 of a stream (its ETag) on a thread of its own, fed chunk by chunk through a queue
+/// of `depth` chunks: MD5 is the slowest step of a put (one core's worth), so it must never
+/// wait for the loop that reads the body and starts the stores, only for the body itself.
+/// Dropping the sender ends the stream; the task returns the hasher.
+fn md5_worker(
+    depth: usize,
+) -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<Md5>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(depth.max(1));
+    let task = tokio::task::spawn_blocking(move || {
+        let mut h = Md5::new();
+        while let Some(b) = rx.blocking_recv() {
+            h.update(&b);
+        }
+        h
+    });
+    (tx, task)
 }
