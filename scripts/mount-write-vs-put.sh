@@ -27,7 +27,7 @@ fio_write() { # FILE-NAME: MB/s of a fresh sequential write on the mount
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 FIRSTS= REPEATS=
-for r in $(seq "$ROUNDS"); do
+mount_side() { # sets mf, mr
     "$BIN/mountd" --data-dir "$WORK/data" "$MNT" > "$WORK/mountd.out" 2> "$WORK/mountd.log" &
     PID=$!
     for _ in $(seq 100); do grep -q " $MNT " /proc/self/mounts && break; sleep 0.1; done
@@ -35,10 +35,18 @@ for r in $(seq "$ROUNDS"); do
     mf=$(fio_write first); mr=$(fio_write repeat)
     fusermount3 -u "$MNT"; wait "$PID" 2>/dev/null || true; PID=
     rm -rf "$WORK/data"
+}
+engine_side() { # sets ef, er
+    local out
     out=$(LOAD_REPEAT=2 LOAD_NO_LIMITS=1 "$BIN/examples/load" "$WORK/engine" "$SIZE")
     rm -rf "$WORK/engine"
     ef=$(echo "$out" | sed -n 's/^put 1: \([0-9.]*\) MB\/s.*/\1/p')
     er=$(echo "$out" | tr ' ' '\n' | sed -n 's/^put_MBps=//p')
+}
+# Whichever side runs second gets the memory the first just freed, still mapped by the VM's
+# host: the order alternates from round to round.
+for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then mount_side; engine_side; else engine_side; mount_side; fi
     echo "round $r: first write: mount $mf MB/s, engine $ef MB/s, ratio $(ratio "$mf" "$ef");" \
         "repeat: mount $mr, engine $er, ratio $(ratio "$mr" "$er")"
     FIRSTS+="$(ratio "$mf" "$ef") " REPEATS+="$(ratio "$mr" "$er") "

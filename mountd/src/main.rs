@@ -1,5 +1,6 @@
 //! `mountd`: mounts Predastore's buckets as directories and objects as files (FUSE).
 
+mod chunkbuf;
 mod daemon;
 mod errno;
 mod fs;
@@ -7,6 +8,7 @@ mod inodes;
 mod names;
 mod openfile;
 mod readahead;
+mod seqmd5;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

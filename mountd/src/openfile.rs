@@ -15,7 +15,6 @@
 //! are protected by the engine's write guard, held while there are any.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,10 +26,10 @@ use engine::{
 use fuser::Errno;
 use md5::{Digest, Md5};
 
+pub use crate::chunkbuf::buffered;
+use crate::chunkbuf::Buf;
 use crate::inodes::split;
-
-/// Bytes of modified chunks all open files hold in memory.
-static BUFFERED: AtomicUsize = AtomicUsize::new(0);
+use crate::seqmd5::SeqMd5;
 
 /// Chunks one file may have in flight to the engine at a time. A sequential writer waits for
 /// the oldest once this many are being stored; with two, the writer's FUSE requests stalled
@@ -73,39 +72,6 @@ impl Drop for StorePermit {
 /// Largest file: S3's largest object, 5 TiB.
 pub const MAX_FILE_SIZE: u64 = 5 << 40;
 
-/// Bytes of modified chunks held in memory by all open files together.
-pub fn buffered() -> usize {
-    BUFFERED.load(Ordering::Relaxed)
-}
-
-/// A chunk's bytes in memory, counted in [`BUFFERED`].
-struct Buf {
-    v: Vec<u8>,
-}
-
-impl Buf {
-    fn new(v: Vec<u8>) -> Buf {
-        BUFFERED.fetch_add(v.len(), Ordering::Relaxed);
-        Buf { v }
-    }
-
-    fn resize(&mut self, n: usize) {
-        let old = self.v.len();
-        self.v.resize(n, 0);
-        if n > old {
-            BUFFERED.fetch_add(n - old, Ordering::Relaxed);
-        } else {
-            BUFFERED.fetch_sub(old - n, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        BUFFERED.fetch_sub(self.v.len(), Ordering::Relaxed);
-    }
-}
-
 /// One piece of a stored slot: a chunk or a hole, with its MD5 when known.
 #[derive(Clone)]
 struct Part {
@@ -146,8 +112,8 @@ impl Slot {
     fn len(&self) -> u64 {
         match self {
             Slot::Stored { len, .. } => *len,
-            Slot::Mem(b) => b.v.len() as u64,
-            Slot::Storing { data, .. } => data.v.len() as u64,
+            Slot::Mem(b) => b.len() as u64,
+            Slot::Storing { data, .. } => data.len() as u64,
             Slot::Hole(n) => *n,
         }
     }
@@ -182,8 +148,13 @@ pub struct OpenFile {
     slots: Vec<Slot>,
     starts: Vec<u64>,
     dirty: bool,
-    /// MD5 of the contents while they are exactly the bytes appended since the file was empty.
-    seq: Option<Md5>,
+    /// MD5 of the file from its start, while no byte it has hashed has changed.
+    seq: Option<SeqMd5>,
+    /// Where the last write ended (the next write of a sequential writer starts there).
+    write_end: u64,
+    /// The end of the furthest write: past it the file holds zeros it was extended with, which
+    /// a write may still fill (not hashed yet).
+    written_to: u64,
     inflight: VecDeque<Inflight>,
     gen: u64,
     guard: Option<Arc<WriteGuard>>,
@@ -245,6 +216,8 @@ impl OpenFile {
             starts: Vec::new(),
             dirty: false,
             seq: None,
+            write_end: 0,
+            written_to: 0,
             inflight: VecDeque::new(),
             gen: 0,
             guard: None,
@@ -260,7 +233,7 @@ impl OpenFile {
                     for piece in d.chunks(f.chunk_size) {
                         f.starts.push(f.size);
                         f.size += piece.len() as u64;
-                        f.slots.push(Slot::Mem(Buf::new(piece.to_vec())));
+                        f.slots.push(Slot::Mem(Buf::copy_of(piece)));
                     }
                 }
                 DraftContent::Chunks(chunks) => {
@@ -291,7 +264,7 @@ impl OpenFile {
             f.touch();
         }
         if f.size == 0 {
-            f.seq = Some(Md5::new());
+            f.seq = Some(SeqMd5::new());
         }
         Ok(f)
     }
@@ -377,13 +350,13 @@ impl OpenFile {
     fn make_mem(&mut self, i: usize) -> Result<&mut Buf, Errno> {
         let replace = match &self.slots[i] {
             Slot::Mem(_) => None,
-            Slot::Hole(n) => Some(Buf::new(vec![0u8; *n as usize])),
-            Slot::Storing { data, .. } => Some(Buf::new(data.v.clone())),
+            Slot::Hole(n) => Some(Buf::zeroed(*n as usize)),
+            Slot::Storing { data, .. } => Some(Buf::copy_of(data.bytes())),
             Slot::Stored { parts, len } => {
-                let mut v = Vec::with_capacity(*len as usize);
+                let mut v = Buf::with_capacity(*len as usize);
                 for part in parts {
                     if part.c.is_hole() {
-                        v.resize(v.len() + part.len() as usize, 0);
+                        v.resize(v.len() + part.len() as usize);
                         continue;
                     }
                     for p in self
@@ -391,10 +364,10 @@ impl OpenFile {
                         .read_stored_chunk(&part.c, 0, part.len() as usize)
                         .map_err(|e| crate::errno::errno(&e))?
                     {
-                        v.extend_from_slice(&p);
+                        v.extend(&p);
                     }
                 }
-                Some(Buf::new(v))
+                Some(v)
             }
         };
         if let Some(b) = replace {
@@ -422,7 +395,7 @@ impl OpenFile {
                         *n += ext;
                     } else {
                         let b = self.make_mem(l)?;
-                        let n = b.v.len() + ext as usize;
+                        let n = b.len() + ext as usize;
                         b.resize(n);
                     }
                     self.size += ext;
@@ -450,7 +423,14 @@ impl OpenFile {
             self.failed = None;
             self.spill()?;
         }
-        let appending = off == self.size;
+        // A sequential writer (one that goes on where it stopped, or appends) has its chunks
+        // stored as it fills them, in the background.
+        let sequential = off == self.size || off == self.write_end;
+        if self.seq.as_ref().is_some_and(|h| off < h.covered()) {
+            // Changes bytes already hashed.
+            self.seq = None;
+        }
+        self.written_to = self.written_to.max(end);
         if off > self.size {
             self.grow(off)?;
         }
@@ -460,7 +440,7 @@ impl OpenFile {
         while !rest.is_empty() {
             let i = match self.slot_at(pos) {
                 Some(i) => i,
-                None => self.new_slot(Slot::Mem(Buf::new(Vec::with_capacity(cs)))),
+                None => self.new_slot(Slot::Mem(Buf::with_capacity(cs))),
             };
             let start = self.starts[i];
             let within = (pos - start) as usize;
@@ -472,26 +452,19 @@ impl OpenFile {
             };
             let n = (cap - within).min(rest.len());
             let b = self.make_mem(i)?;
-            if within + n > b.v.len() {
-                b.resize(within + n);
-            }
-            b.v[within..within + n].copy_from_slice(&rest[..n]);
-            let full = b.v.len() >= cs && within + n == b.v.len();
+            b.write_at(within, &rest[..n]);
+            let full = b.len() >= cs && within + n == b.len();
             pos += n as u64;
             rest = &rest[n..];
             if pos > self.size {
                 self.size = pos;
             }
-            // A sequential writer has filled this chunk: store it now, in the background.
-            if appending && full {
+            if sequential && full {
                 self.start_store(i)?;
             }
         }
         debug_assert_eq!(pos, end);
-        match (&mut self.seq, appending) {
-            (Some(h), true) => h.update(data),
-            _ => self.seq = None,
-        }
+        self.write_end = end;
         self.dirty = true;
         self.touch();
         Ok(())
@@ -504,9 +477,7 @@ impl OpenFile {
         }
         self.reap();
         if new_size >= self.size {
-            if new_size > self.size {
-                self.seq = None;
-            }
+            // Zeros past the end: hashed once written over, or the commit does without.
             self.grow(new_size)?;
         } else if new_size == 0 {
             for s in std::mem::take(&mut self.slots) {
@@ -516,7 +487,8 @@ impl OpenFile {
             }
             self.starts.clear();
             self.size = 0;
-            self.seq = Some(Md5::new());
+            self.written_to = 0;
+            self.seq = Some(SeqMd5::new());
         } else {
             let i = self.starts.partition_point(|s| *s < new_size) - 1;
             for s in self.slots.drain(i + 1..).collect::<Vec<_>>() {
@@ -534,7 +506,10 @@ impl OpenFile {
                 }
             }
             self.size = new_size;
-            self.seq = None;
+            self.written_to = self.written_to.min(new_size);
+            if self.seq.as_ref().is_some_and(|h| new_size < h.covered()) {
+                self.seq = None;
+            }
         }
         self.dirty = true;
         self.touch();
@@ -555,8 +530,8 @@ impl OpenFile {
             let a = (pos - start) as usize;
             let b = ((end - start).min(self.slots[i].len())) as usize;
             match &self.slots[i] {
-                Slot::Mem(buf) => out.extend_from_slice(&buf.v[a..b]),
-                Slot::Storing { data, .. } => out.extend_from_slice(&data.v[a..b]),
+                Slot::Mem(buf) => out.extend_from_slice(&buf.bytes()[a..b]),
+                Slot::Storing { data, .. } => out.extend_from_slice(&data.bytes()[a..b]),
                 Slot::Hole(_) => out.resize(out.len() + (b - a), 0),
                 Slot::Stored { parts, .. } => {
                     let mut at = 0usize;
@@ -618,9 +593,21 @@ impl OpenFile {
             data: data.clone(),
             gen,
         };
-        // Per-chunk MD5s are needed for a multipart-style ETag only, i.e. unless the file is
-        // being written from start to end.
-        let want_md5 = self.seq.is_none();
+        // The file's MD5 hashes the slot beside the store if it has got into the slot (up to
+        // the furthest write). Slots it does not hash whole get an MD5 of their own, for a
+        // multipart-style ETag.
+        let (start, end) = (self.starts[i], self.starts[i] + data.len() as u64);
+        let mut want_md5 = true;
+        if let Some(h) = &mut self.seq {
+            let (c, upto) = (h.covered(), end.min(self.written_to));
+            if start <= c && c < upto {
+                let range = (c - start) as usize..(upto - start) as usize;
+                if !h.push(data.clone(), range) {
+                    self.seq = None;
+                }
+            }
+            want_md5 = self.seq.as_ref().is_none_or(|h| h.covered() < end);
+        }
         let engine = self.engine.clone();
         // The bucket's setting now (a bucket gone meanwhile fails the commit anyway).
         let compression = engine
@@ -628,7 +615,7 @@ impl OpenFile {
             .unwrap_or(engine.config().compression);
         let task = self.rt.spawn_blocking(move || {
             let _permit = StorePermit::take();
-            let pieces = engine.store_draft_data(&guard, compression, &data.v)?;
+            let pieces = engine.store_draft_data(&guard, compression, data.bytes())?;
             let mut at = 0usize;
             Ok(pieces
                 .into_iter()
@@ -636,7 +623,7 @@ impl OpenFile {
                     let n = c.chunk_ref().len as usize;
                     let md5 = want_md5.then(|| match c.is_hole() {
                         true => engine::draft::zeros_md5(n as u32),
-                        false => Md5::digest(&data.v[at..at + n]).into(),
+                        false => Md5::digest(&data.bytes()[at..at + n]).into(),
                     });
                     at += n;
                     Part { c, md5 }
@@ -675,7 +662,7 @@ impl OpenFile {
         // The data goes back to memory; the commit tries again and reports a second failure.
         if current {
             if let Slot::Storing { data, .. } = &self.slots[slot] {
-                let b = Buf::new(data.v.clone());
+                let b = Buf::copy_of(data.bytes());
                 self.slots[slot] = Slot::Mem(b);
             }
         }
@@ -746,11 +733,13 @@ impl OpenFile {
                     self.abandon(parts);
                 }
             } else if !matches!(self.slots[i], Slot::Hole(_)) {
-                self.make_mem(i)?.v[a as usize..b as usize].fill(0);
+                self.make_mem(i)?.bytes_mut()[a as usize..b as usize].fill(0);
             }
             i += 1;
         }
-        self.seq = None;
+        if self.seq.as_ref().is_some_and(|h| off < h.covered()) {
+            self.seq = None;
+        }
         self.dirty = true;
         self.touch();
         Ok(())
@@ -783,7 +772,7 @@ impl OpenFile {
             self.starts.clear();
             if !bytes.is_empty() {
                 self.starts.push(0);
-                self.slots.push(Slot::Mem(Buf::new(bytes.clone())));
+                self.slots.push(Slot::Mem(Buf::copy_of(&bytes)));
             }
             (etag, DraftData::Inline(bytes), Vec::new())
         } else {
@@ -812,8 +801,14 @@ impl OpenFile {
                     _ => return Err(self.failed.unwrap_or(Errno::EIO)),
                 }
             }
-            let (etag, part_sizes) = match &self.seq {
-                Some(h) => (hex::encode(h.clone().finalize()), Vec::new()),
+            // The file's MD5 if it has hashed the whole file (not when part of it was written
+            // out of order, or is zeros never written).
+            let whole = match &self.seq {
+                Some(h) if h.covered() == self.size => h.snapshot(),
+                _ => None,
+            };
+            let (etag, part_sizes) = match whole {
+                Some(h) => (hex::encode(h.finalize()), Vec::new()),
                 None => {
                     let missing: Vec<StoredChunk> = chunks
                         .iter()

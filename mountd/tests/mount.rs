@@ -1270,6 +1270,86 @@ fn writes_change_only_the_chunks_they_touch() {
     assert!(fsck.is_clean(), "{fsck:?}");
 }
 
+/// A file written in order from its start has the plain MD5 of its body as ETag, like a single
+/// PUT — also when it was preallocated or extended first (as fio and download tools do) and
+/// when fsync commits it along the way; a change to bytes already hashed falls back to S3's
+/// multipart rule over the chunks.
+#[test]
+fn files_written_in_order_get_the_plain_md5_etag() {
+    const MIB: usize = 1 << 20;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("seq")).unwrap();
+    let e = engine_of(&m);
+    let etag = |key: &str| e.head_object("seq", key).unwrap().etag;
+    use std::os::unix::fs::FileExt;
+
+    // Preallocated, then written in 1 MiB blocks, as fio lays out its files.
+    let body = data(21, 18 * MIB + 5);
+    let f = std::fs::File::create(m.mnt.join("seq/falloc.bin")).unwrap();
+    fallocate(&f, 0, 0, body.len() as u64).unwrap();
+    for (i, block) in body.chunks(MIB).enumerate() {
+        f.write_all_at(block, (i * MIB) as u64).unwrap();
+    }
+    f.sync_all().unwrap();
+    assert_eq!(etag("falloc.bin"), md5(&body), "preallocated");
+    drop(f);
+
+    // Appended with an fsync along the way.
+    let body = data(22, 19 * MIB + 11);
+    let mut f = std::fs::File::create(m.mnt.join("seq/log.bin")).unwrap();
+    f.write_all(&body[..6 * MIB + 1]).unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(etag("log.bin"), md5(&body[..6 * MIB + 1]), "first fsync");
+    f.write_all(&body[6 * MIB + 1..]).unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(etag("log.bin"), md5(&body), "second fsync");
+    drop(f);
+
+    // Extended to its size first; an fsync half-way commits zeros never written: S3's rule
+    // over the chunks then, the plain MD5 once all of it is written.
+    let body = data(23, 10 * MIB);
+    let f = std::fs::File::create(m.mnt.join("seq/grown.bin")).unwrap();
+    f.set_len(body.len() as u64).unwrap();
+    f.write_all_at(&body[..5 * MIB], 0).unwrap();
+    f.sync_all().unwrap();
+    let mut half = body[..5 * MIB].to_vec();
+    half.resize(body.len(), 0);
+    assert_eq!(
+        etag("grown.bin"),
+        etag_of_parts(&e, "seq", "grown.bin", &half)
+    );
+    assert_eq!(
+        e.head_object("seq", "grown.bin").unwrap().size,
+        body.len() as u64
+    );
+    f.write_all_at(&body[5 * MIB..], 5 * MIB as u64).unwrap();
+    drop(f);
+    m.settle();
+    assert_eq!(etag("grown.bin"), md5(&body), "written over");
+
+    // A block rewritten after it was hashed: S3's rule over the chunks.
+    let mut body = data(24, 9 * MIB);
+    let f = std::fs::File::create(m.mnt.join("seq/rewritten.bin")).unwrap();
+    f.write_all_at(&body, 0).unwrap();
+    let patch = data(25, 4096);
+    f.write_all_at(&patch, MIB as u64).unwrap();
+    body[MIB..MIB + 4096].copy_from_slice(&patch);
+    drop(f);
+    m.settle();
+    let meta = e.head_object("seq", "rewritten.bin").unwrap();
+    assert!(meta.parts_count > 1, "{meta:?}");
+    assert_eq!(meta.etag, etag_of_parts(&e, "seq", "rewritten.bin", &body));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(get_all(&rt, &e, "seq", "rewritten.bin") == body, "S3 view");
+    assert!(get_all(&rt, &e, "seq", "falloc.bin") == data(21, 18 * MIB + 5));
+    drop(e);
+    let dir = m.unmount();
+    let e = engine::Engine::open(engine::EngineConfig::new(dir.path().join("data"))).unwrap();
+    rt.block_on(e.gc(true)).unwrap();
+    let fsck = e.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
 /// A tiny deterministic generator for the model test.
 struct Rng(u64);
 
