@@ -109,6 +109,9 @@ pub struct Change {
     pub atime_ns: Option<i64>,
     /// New modification time, ns.
     pub mtime_ns: Option<i64>,
+    /// Clear the set-user-ID bit, and set-group-ID when the group may execute, of a file that
+    /// is not a directory: what a write, a truncate or a chown does (see [`PosixAttrs::kill_setid`]).
+    pub kill_setid: bool,
 }
 
 impl Change {
@@ -181,7 +184,23 @@ impl PosixAttrs {
         if let Some(m) = c.mtime_ns {
             self.mtime_ns = m;
         }
+        if c.kill_setid {
+            self.kill_setid();
+        }
         self.ctime_ns = now_ns;
+    }
+
+    /// Clears set-user-ID, and set-group-ID when the group may execute (without group execute
+    /// it marks mandatory locking, and stays), as Linux does when a file that is not a directory
+    /// is written, truncated or changes owner.
+    pub fn kill_setid(&mut self) {
+        if self.mode & S_IFMT == S_IFDIR {
+            return;
+        }
+        self.mode &= !0o4000;
+        if self.mode & 0o010 != 0 {
+            self.mode &= !0o2000;
+        }
     }
 }
 

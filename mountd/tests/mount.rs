@@ -523,6 +523,70 @@ fn other_users_get_in_by_default_and_permission_bits_hold() {
     let _ = m.unmount();
 }
 
+/// The mount clears set-ID bits itself (`FUSE_HANDLE_KILLPRIV_V2`), as Linux does: a write or
+/// truncate by a user without `CAP_FSETID` and any chown clear set-user-ID, and set-group-ID
+/// when the group may execute; root's writes keep them, and so do directories.
+#[test]
+fn set_id_bits_are_cleared_by_write_truncate_and_chown() {
+    let m = Mount::start();
+    std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = m.mnt.join("setid");
+    std::fs::create_dir(&d).unwrap();
+    let file = |name: &str, mode: u32| {
+        std::fs::write(d.join(name), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        d.join(name).display().to_string()
+    };
+    let e = engine_of(&m);
+    // What is stored, and what the mount shows once the kernel's attributes have expired.
+    let modes = |name: &str| {
+        m.settle();
+        let stored = e.head_object("setid", name).unwrap().posix().mode;
+        std::thread::sleep(Duration::from_millis(1100));
+        let shown = std::fs::metadata(d.join(name)).unwrap().mode();
+        (stored & 0o7777, shown & 0o7777)
+    };
+    let w = file("written", 0o6777);
+    let (ok, err) = as_nobody(&format!("echo x >> {w}"));
+    assert!(ok, "{err}");
+    assert_eq!(modes("written"), (0o777, 0o777));
+    let t = file("truncated", 0o6777);
+    let (ok, err) = as_nobody(&format!("truncate -s 1 {t}"));
+    assert!(ok, "{err}");
+    assert_eq!(modes("truncated"), (0o777, 0o777));
+    // Set-group-ID without group execute marks mandatory locking: it stays.
+    let l = file("locking", 0o2767);
+    let (ok, err) = as_nobody(&format!("echo x >> {l}"));
+    assert!(ok, "{err}");
+    assert_eq!(modes("locking"), (0o2767, 0o2767));
+    // Root has CAP_FSETID: its writes and truncates keep the bits.
+    let r = file("by-root", 0o6755);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&r)
+        .unwrap()
+        .write_all(b"echo\n")
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&r)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    assert_eq!(modes("by-root"), (0o6755, 0o6755));
+    // A chown clears them, also root's.
+    let c = file("chowned", 0o6755);
+    std::os::unix::fs::chown(&c, Some(65534), None).unwrap();
+    assert_eq!(modes("chowned"), (0o755, 0o755));
+    let sub = d.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    std::os::unix::fs::chown(&sub, Some(65534), None).unwrap();
+    assert_eq!(std::fs::metadata(&sub).unwrap().mode() & 0o7777, 0o2775);
+    drop(e);
+    let _ = m.unmount();
+}
+
 #[test]
 fn symlinks_xattrs_and_unsupported_calls() {
     let m = Mount::start();

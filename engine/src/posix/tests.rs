@@ -255,6 +255,32 @@ fn a_change_moves_ctime_only() {
 }
 
 #[test]
+fn killing_set_id_bits_follows_linux() {
+    let kill = |mode: u32| {
+        let mut p = PosixAttrs::new(mode, 0, 0, 1);
+        p.apply(
+            &Change {
+                kill_setid: true,
+                ..Default::default()
+            },
+            2,
+        );
+        p.mode
+    };
+    assert_eq!(kill(S_IFREG | 0o4755), S_IFREG | 0o755);
+    assert_eq!(kill(S_IFREG | 0o6755), S_IFREG | 0o755);
+    // Set-group-ID without group execute (mandatory locking) stays.
+    assert_eq!(kill(S_IFREG | 0o6745), S_IFREG | 0o2745);
+    assert_eq!(kill(S_IFDIR | 0o2775), S_IFDIR | 0o2775);
+    assert_eq!(kill(S_IFREG | 0o1777), S_IFREG | 0o1777);
+    assert!(!Change {
+        kill_setid: true,
+        ..Default::default()
+    }
+    .is_empty());
+}
+
+#[test]
 fn xattrs_live_under_lowercased_names() {
     assert_eq!(xattr_key("user.Comment"), "xattr-user.comment");
 }

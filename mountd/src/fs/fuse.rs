@@ -15,6 +15,10 @@ impl Filesystem for PredaFs {
         // When the attributes of a file show it changed (an overwrite over S3), the kernel drops
         // its cached pages of it, also for descriptors that were already open.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_AUTO_INVAL_DATA);
+        // The mount clears set-ID bits itself on write, truncate and chown: the kernel then
+        // does not ask for `security.capability` before every write nor fetch the attributes
+        // before every chown — two round trips per file that `tar x` writes.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         Ok(())
     }
 
@@ -37,7 +41,7 @@ impl Filesystem for PredaFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -66,6 +70,9 @@ impl Filesystem for PredaFs {
             gid,
             atime_ns: atime.map(t),
             mtime_ns: mtime.map(t),
+            // A chown always; a truncate by a caller without CAP_FSETID (fuser does not pass
+            // the kernel's FATTR_KILL_SUIDGID: root stands for the capability).
+            kill_setid: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
         };
         let res = self.set_attr(ino, change, size);
         answer_attr(reply, &self.ttl, res)
@@ -109,8 +116,17 @@ impl Filesystem for PredaFs {
         answer(reply, res)
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.open_handle(ino, flags.0) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // open(O_TRUNC) by a caller without CAP_FSETID clears set-ID bits (fuser does not pass
+        // the kernel's FUSE_OPEN_KILL_SUIDGID: root stands for the capability).
+        let kill_setid = flags.0 & libc::O_TRUNC != 0 && req.uid() != 0;
+        let opened = self.open_handle(ino, flags.0).and_then(|(fh, keep)| {
+            if kill_setid {
+                self.clear_setid(ino)?;
+            }
+            Ok((fh, keep))
+        });
+        match opened {
             Ok((fh, keep)) => reply.opened(
                 FileHandle(fh),
                 if keep {
@@ -170,13 +186,21 @@ impl Filesystem for PredaFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let append = flags.0 & libc::O_APPEND != 0;
-        match self.write_handle(fh.0, offset, data, append) {
+        // Set by the kernel when the file has a set-ID bit and the writer lacks CAP_FSETID.
+        let kill_setid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let written = self.write_handle(fh.0, offset, data, append).and_then(|n| {
+            if kill_setid {
+                self.clear_setid(INodeNo(self.writable_ino(fh)?))?;
+            }
+            Ok(n)
+        });
+        match written {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }

@@ -92,6 +92,26 @@ impl PredaFs {
         Ok(data.len() as u32)
     }
 
+    /// Clears the set-ID bits of `ino` if it has any, as a write, a truncate or a chown does
+    /// (the kernel leaves that to the mount: `FUSE_HANDLE_KILLPRIV_V2`).
+    pub(crate) fn clear_setid(&self, ino: INodeNo) -> Result<(), Errno> {
+        let mode = match self.open_file(ino.0) {
+            Some(f) => f.lock().map_err(|_| Errno::EIO)?.posix.mode,
+            None => match self.resolve(&self.path(ino)?)? {
+                Node::File(m) => m.posix().mode,
+                _ => return Ok(()),
+            },
+        };
+        if mode & 0o6000 == 0 {
+            return Ok(());
+        }
+        let change = engine::posix::Change {
+            kill_setid: true,
+            ..Default::default()
+        };
+        self.set_attr(ino, change, None).map(|_| ())
+    }
+
     /// `fallocate` through a writable handle: punching a hole or zeroing a range (the file
     /// grows unless `FALLOC_FL_KEEP_SIZE`), or allocating, which checks the space is free now
     /// and sets the size (copy-on-write stores every write anew, so nothing can be set aside).
