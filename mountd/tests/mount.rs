@@ -1414,6 +1414,88 @@ fn files_written_in_order_get_the_plain_md5_etag() {
     assert!(fsck.is_clean(), "{fsck:?}");
 }
 
+/// Pages of `f`'s file in the page cache (`cachestat(2)`, which needs no read access).
+fn cached_pages(f: &std::fs::File) -> u64 {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451;
+    let range = Range { off: 0, len: 0 };
+    let mut st = Stat::default();
+    // SAFETY: a valid descriptor, and pointers to structs of the layout the call expects.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            f.as_raw_fd(),
+            &range as *const Range,
+            &mut st as *mut Stat,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "cachestat: {}", std::io::Error::last_os_error());
+    st.nr_cache
+}
+
+/// A handle opened write-only bypasses the page cache (`cp`, `tar`, `dd` write that way), and
+/// what it writes is what every other handle reads, also one that had the old bytes cached.
+#[test]
+fn write_only_handles_bypass_the_page_cache_and_readers_see_their_writes() {
+    const MIB: usize = 1 << 20;
+    use std::os::unix::fs::FileExt;
+    let m = Mount::start();
+    std::fs::create_dir(m.mnt.join("direct")).unwrap();
+    let p = m.mnt.join("direct/f.bin");
+    let mut model = data(31, 3 * MIB);
+    let mut w = std::fs::File::create(&p).unwrap();
+    w.write_all(&model).unwrap();
+    assert_eq!(cached_pages(&w), 0, "a write-only handle caches nothing");
+    drop(w);
+    // Read and writable handles cache as before.
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    rw.write_all_at(b"through the cache", 0).unwrap();
+    model[..17].copy_from_slice(b"through the cache");
+    assert!(cached_pages(&rw) > 0, "a read-write handle caches");
+    drop(rw);
+    // A reader with the file cached, then a write-only writer over part of it.
+    let r = std::fs::File::open(&p).unwrap();
+    let mut got = vec![0u8; model.len()];
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert!(got == model);
+    assert!(cached_pages(&r) > 0);
+    let w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    let patch = data(32, 3 * 4096 + 5);
+    w.write_all_at(&patch, MIB as u64 + 100).unwrap();
+    model[MIB + 100..MIB + 100 + patch.len()].copy_from_slice(&patch);
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert!(got == model, "the reader sees the write while the writer is open");
+    drop(w);
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert!(got == model, "and after it closed");
+    drop(r);
+    m.settle();
+    let e = engine_of(&m);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(get_all(&rt, &e, "direct", "f.bin") == model, "S3 view");
+    drop(e);
+    let _ = m.unmount();
+}
+
 /// A tiny deterministic generator for the model test.
 struct Rng(u64);
 

@@ -132,7 +132,7 @@ impl Filesystem for PredaFs {
                 if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
                 } else {
-                    FopenFlags::empty()
+                    page_cache_use(flags.0)
                 },
             ),
             Err(e) => reply.error(e),
@@ -146,7 +146,7 @@ impl Filesystem for PredaFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let res = self.create_file(NewEntry::of(req, parent, name), mode & !umask);
@@ -156,7 +156,7 @@ impl Filesystem for PredaFs {
                 &a,
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                page_cache_use(flags),
             ),
             Err(e) => reply.error(e),
         }
@@ -418,6 +418,20 @@ impl Filesystem for PredaFs {
             255,
             bs as u32,
         );
+    }
+}
+
+/// How a new handle uses the kernel's page cache. One opened write-only bypasses it
+/// (`FOPEN_DIRECT_IO`): its writes go from the writer's buffer to the mount without being
+/// copied into cache pages nobody reads through this handle (`cp`, `tar`, `rsync` and `dd`
+/// write that way), which on a large copy also spares the memory of a second copy of the file.
+/// The kernel drops cached pages of the range a direct write covers, so other handles still
+/// read what was written. A handle that may read keeps the cache (and `mmap`).
+fn page_cache_use(open_flags: i32) -> FopenFlags {
+    if open_flags & libc::O_ACCMODE == libc::O_WRONLY {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
     }
 }
 
