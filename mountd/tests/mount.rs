@@ -1483,7 +1483,10 @@ fn write_only_handles_bypass_the_page_cache_and_readers_see_their_writes() {
     w.write_all_at(&patch, MIB as u64 + 100).unwrap();
     model[MIB + 100..MIB + 100 + patch.len()].copy_from_slice(&patch);
     r.read_exact_at(&mut got, 0).unwrap();
-    assert!(got == model, "the reader sees the write while the writer is open");
+    assert!(
+        got == model,
+        "the reader sees the write while the writer is open"
+    );
     drop(w);
     r.read_exact_at(&mut got, 0).unwrap();
     assert!(got == model, "and after it closed");
