@@ -122,7 +122,11 @@ impl Filesystem for PredaFs {
         let kill_setid = flags.0 & libc::O_TRUNC != 0 && req.uid() != 0;
         let opened = self.open_handle(ino, flags.0).and_then(|(fh, keep)| {
             if kill_setid {
-                self.clear_setid(ino)?;
+                if let Err(e) = self.clear_setid(ino) {
+                    // The kernel never learns of the handle: nothing else would release it.
+                    let _ = self.release_handle(fh);
+                    return Err(e);
+                }
             }
             Ok((fh, keep))
         });
