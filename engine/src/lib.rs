@@ -41,6 +41,7 @@ pub mod process;
 pub mod testing;
 
 pub use access::Principal;
+pub use chunk::placement::{Layout, LayoutError, Member, Place};
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use compression::Compression;
 pub use config::{Durability, EngineConfig};

@@ -24,6 +24,7 @@ pub(crate) mod erasure;
 pub(crate) mod gc;
 pub(crate) mod hole;
 pub(crate) mod local;
+pub mod placement;
 pub(crate) mod read;
 pub(crate) mod repair;
 pub(crate) mod shard;
