@@ -7,8 +7,8 @@
 //! of many writers' jobs, each of which succeeds or leaves no trace ([`Store::commit`] via the
 //! committer). JuiceFS's transactional-KV metadata engine is the model.
 //!
-//! [`lmdb`] is the one implementation (heed over LMDB); `tests.rs` is a conformance suite any
-//! implementation must pass.
+//! [`lmdb`] is the implementation every store uses (heed over LMDB); `etcd` (feature `etcd`),
+//! for cluster mode, passes the same conformance suite (`tests.rs`) but nothing opens it yet.
 
 use std::borrow::Cow;
 use std::ops::Bound;
@@ -16,6 +16,8 @@ use std::ops::Bound;
 use crate::error::Result;
 
 pub mod commit;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod lmdb;
 pub mod store;
 pub mod writeback;

@@ -347,3 +347,6 @@ fn prefix_ends() {
     assert_eq!(prefix_end(b"\xff\xff"), None);
     assert_eq!(prefix_end(b""), None);
 }
+
+#[cfg(feature = "etcd")]
+mod on_etcd;

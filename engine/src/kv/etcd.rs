@@ -1,0 +1,452 @@
+//! The metadata seam on etcd, for cluster mode (step 3 of `docs/cluster-plan.md`; nothing opens
+//! it outside its tests yet).
+//!
+//! A table is the key prefix `<prefix><table name>/`. A read transaction is a revision: every
+//! read of it asks etcd for the keys as they were then. A write transaction is optimistic: its
+//! reads are taken at a revision and remembered, its writes buffered (its own reads see them),
+//! and its commit is one etcd `Txn` that applies the writes only if nothing it read has changed
+//! since — every key read still has the revision it had (a key read as absent is still absent),
+//! no key in a range it scanned is newer. When something has, [`EtcdStore::write`] runs the
+//! transaction again from a new revision.
+//!
+//! The seam is synchronous and etcd's client is not: calls go to a runtime the store owns and
+//! the caller waits for the answer, so a caller on any thread (also one of another runtime's)
+//! works — blocking that thread for the round trip, which is why the plan moves the engine's
+//! metadata work off async workers before a cluster uses this store.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::mpsc;
+
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, GetResponse, KvClient, SortOrder, SortTarget, Txn,
+    TxnOp,
+};
+
+use super::{prefix_end, Pair, Read, Scan, Table, Write};
+use crate::error::{Error, Result, StoreError};
+
+/// Keys a range read asks for at a time.
+const PAGE: i64 = 512;
+
+/// Times a write transaction is run while concurrent changes keep failing its commit.
+const ATTEMPTS: usize = 64;
+
+/// What can go wrong talking to etcd.
+#[derive(Debug, thiserror::Error)]
+enum EtcdFailure {
+    #[error("etcd: {0}")]
+    Client(#[from] etcd_client::Error),
+    #[error("etcd: a write transaction met concurrent changes {0} times in a row")]
+    Contention(usize),
+    #[error("etcd: the store's client runtime has stopped")]
+    Stopped,
+}
+
+fn failure(e: EtcdFailure) -> Error {
+    // etcd answers a write over its space quota (its NOSPACE alarm) with RESOURCE_EXHAUSTED.
+    let no_space = matches!(
+        &e,
+        EtcdFailure::Client(etcd_client::Error::GRpcStatus(s))
+            if s.code() == tonic::Code::ResourceExhausted
+    );
+    Error::Meta(StoreError::new(e, no_space))
+}
+
+/// The metadata store on an etcd cluster, under one key prefix.
+pub struct EtcdStore {
+    rt: Option<tokio::runtime::Runtime>,
+    kv: KvClient,
+    prefix: Vec<u8>,
+}
+
+impl EtcdStore {
+    /// Connects to `endpoints` (`http://host:port`); every key goes under `prefix`.
+    pub fn connect(endpoints: &[String], prefix: &[u8]) -> Result<EtcdStore> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
+            .enable_all()
+            .build()?;
+        let eps = endpoints.to_vec();
+        let (tx, rx) = mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let _ = tx.send(Client::connect(eps, None).await);
+        });
+        let client = rx
+            .recv()
+            .map_err(|_| failure(EtcdFailure::Stopped))?
+            .map_err(|e| failure(e.into()))?;
+        Ok(EtcdStore {
+            kv: client.kv_client(),
+            rt: Some(rt),
+            prefix: prefix.to_vec(),
+        })
+    }
+
+    /// Runs a call of the client on the store's runtime and waits for its answer.
+    fn call<T, F>(&self, f: impl FnOnce(KvClient) -> F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let rt = self.rt.as_ref().ok_or(failure(EtcdFailure::Stopped))?;
+        let fut = f(self.kv.clone());
+        let (tx, rx) = mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| failure(EtcdFailure::Stopped))?
+            .map_err(|e| failure(e.into()))
+    }
+
+    /// `<prefix><table>/`: where a table's keys start.
+    fn table_prefix(&self, table: Table) -> Vec<u8> {
+        let mut p = self.prefix.clone();
+        p.extend_from_slice(table.name().as_bytes());
+        p.push(b'/');
+        p
+    }
+
+    fn full_key(&self, table: Table, key: &[u8]) -> Vec<u8> {
+        let mut k = self.table_prefix(table);
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// The etcd key range `[start, end)` of keys of `table` between `from` and `to`.
+    fn key_range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+        let tp = self.table_prefix(table);
+        let at = |k: &[u8], past: bool| {
+            let mut v = tp.clone();
+            v.extend_from_slice(k);
+            if past {
+                v.push(0); // the smallest key after `k`
+            }
+            v
+        };
+        let start = match from {
+            Bound::Included(k) => at(k, false),
+            Bound::Excluded(k) => at(k, true),
+            Bound::Unbounded => tp.clone(),
+        };
+        let end = match to {
+            Bound::Included(k) => at(k, true),
+            Bound::Excluded(k) => at(k, false),
+            // The prefix ends in '/', so it has an end.
+            Bound::Unbounded => prefix_end(&tp).unwrap_or_default(),
+        };
+        (start, end)
+    }
+
+    /// The store's revision now.
+    fn revision(&self) -> Result<i64> {
+        let key = self.prefix.clone();
+        let r: GetResponse = self.call(move |mut kv| async move {
+            kv.get(key, Some(GetOptions::new().with_count_only())).await
+        })?;
+        Ok(r.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    /// The value and modification revision of `key` at revision `rev`.
+    fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<Option<(Vec<u8>, i64)>> {
+        let mut r: GetResponse = self.call(move |mut kv| async move {
+            kv.get(key, Some(GetOptions::new().with_revision(rev)))
+                .await
+        })?;
+        Ok(r.take_kvs().into_iter().next().map(|kv| {
+            let m = kv.mod_revision();
+            (kv.into_key_value().1, m)
+        }))
+    }
+
+    /// Up to [`PAGE`] keys of `[start, end)` at revision `rev`, ascending, with their
+    /// modification revisions; and whether there are more.
+    #[allow(clippy::type_complexity)]
+    fn page(
+        &self,
+        rev: i64,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>, i64)>, bool)> {
+        let mut r: GetResponse = self.call(move |mut kv| async move {
+            let o = GetOptions::new()
+                .with_range(end)
+                .with_revision(rev)
+                .with_limit(PAGE)
+                .with_sort(SortTarget::Key, SortOrder::Ascend);
+            kv.get(start, Some(o)).await
+        })?;
+        let more = r.more();
+        let kvs = r
+            .take_kvs()
+            .into_iter()
+            .map(|kv| {
+                let m = kv.mod_revision();
+                let (k, v) = kv.into_key_value();
+                (k, v, m)
+            })
+            .collect();
+        Ok((kvs, more))
+    }
+
+    /// Every key of `[start, end)` at revision `rev`.
+    #[allow(clippy::type_complexity)]
+    fn all_at(
+        &self,
+        rev: i64,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>> {
+        let mut out = Vec::new();
+        let mut from = start;
+        loop {
+            let (kvs, more) = self.page(rev, from, end.clone())?;
+            let last = kvs.last().map(|(k, _, _)| k.clone());
+            out.extend(kvs);
+            match (more, last) {
+                (true, Some(mut k)) => {
+                    k.push(0);
+                    from = k;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// A read transaction: the store as it is now.
+    pub fn read(&self) -> Result<EtcdRead<'_>> {
+        Ok(EtcdRead {
+            store: self,
+            rev: self.revision()?,
+        })
+    }
+
+    /// Runs `f` as a write transaction and commits it; runs it again from the current state
+    /// when a concurrent change touched what it read (so `f` must have no effect outside the
+    /// transaction). An error from `f` ends it with nothing written.
+    pub fn write<R>(&self, mut f: impl FnMut(&mut dyn Write) -> Result<R>) -> Result<R> {
+        for _ in 0..ATTEMPTS {
+            let mut w = EtcdWrite {
+                store: self,
+                rev: self.revision()?,
+                writes: BTreeMap::new(),
+                reads: RefCell::new(Reads::default()),
+            };
+            let r = f(&mut w)?;
+            if w.commit()? {
+                return Ok(r);
+            }
+        }
+        Err(failure(EtcdFailure::Contention(ATTEMPTS)))
+    }
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which a caller on another runtime may not.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A snapshot: the store at one revision.
+pub struct EtcdRead<'s> {
+    store: &'s EtcdStore,
+    rev: i64,
+}
+
+/// The keys of a table at one revision, page by page.
+struct Pages<'s> {
+    store: &'s EtcdStore,
+    rev: i64,
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    strip: usize,
+    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'s> Iterator for Pages<'s> {
+    type Item = Result<Pair<'s>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            let from = self.next.take()?;
+            match self.store.page(self.rev, from, self.end.clone()) {
+                Err(e) => return Some(Err(e)),
+                Ok((kvs, more)) => {
+                    if more {
+                        self.next = kvs.last().map(|(k, _, _)| {
+                            let mut n = k.clone();
+                            n.push(0);
+                            n
+                        });
+                    }
+                    self.buf.extend(kvs.into_iter().map(|(k, v, _)| (k, v)));
+                }
+            }
+        }
+        let (k, v) = self.buf.pop_front()?;
+        Some(Ok((Cow::Owned(k[self.strip..].to_vec()), Cow::Owned(v))))
+    }
+}
+
+impl Read for EtcdRead<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
+        let k = self.store.full_key(table, key);
+        Ok(self.store.get_at(self.rev, k)?.map(|(v, _)| Cow::Owned(v)))
+    }
+
+    fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
+        let (start, end) = self.store.key_range(table, from, to);
+        if start >= end {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        Ok(Box::new(Pages {
+            store: self.store,
+            rev: self.rev,
+            next: Some(start),
+            end,
+            strip: self.store.table_prefix(table).len(),
+            buf: VecDeque::new(),
+        }))
+    }
+
+    fn count(&self, table: Table) -> Result<u64> {
+        let (start, end) = self
+            .store
+            .key_range(table, Bound::Unbounded, Bound::Unbounded);
+        let rev = self.rev;
+        let r: GetResponse = self.store.call(move |mut kv| async move {
+            let o = GetOptions::new()
+                .with_range(end)
+                .with_revision(rev)
+                .with_count_only();
+            kv.get(start, Some(o)).await
+        })?;
+        Ok(r.count().max(0) as u64)
+    }
+}
+
+/// What a write transaction read: each key with the revision it had (0: absent), and the
+/// ranges it scanned.
+#[derive(Default)]
+struct Reads {
+    keys: BTreeMap<Vec<u8>, i64>,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An optimistic write transaction (see the module's documentation).
+pub struct EtcdWrite<'s> {
+    store: &'s EtcdStore,
+    rev: i64,
+    /// Full key → new value, or `None` for a delete.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    reads: RefCell<Reads>,
+}
+
+impl EtcdWrite<'_> {
+    /// The keys of `[start, end)` as this transaction sees them (the store at its revision with
+    /// its own writes on top), remembered for the commit's check.
+    fn merged(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let stored = self.store.all_at(self.rev, start.clone(), end.clone())?;
+        let mut view: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        {
+            let mut reads = self.reads.borrow_mut();
+            for (k, v, m) in stored {
+                reads.keys.entry(k.clone()).or_insert(m);
+                view.insert(k, v);
+            }
+            reads.ranges.push((start.clone(), end.clone()));
+        }
+        for (k, v) in self.writes.range(start..end) {
+            match v {
+                Some(v) => view.insert(k.clone(), v.clone()),
+                None => view.remove(k),
+            };
+        }
+        Ok(view.into_iter().collect())
+    }
+
+    /// Applies the writes if nothing read has changed since; whether it did.
+    fn commit(self) -> Result<bool> {
+        if self.writes.is_empty() {
+            return Ok(true);
+        }
+        let reads = self.reads.into_inner();
+        let mut when: Vec<Compare> = reads
+            .keys
+            .into_iter()
+            .map(|(k, m)| Compare::mod_revision(k, CompareOp::Equal, m))
+            .collect();
+        // Nothing in a scanned range is newer than the snapshot (a key added since would be).
+        when.extend(reads.ranges.into_iter().map(|(start, end)| {
+            Compare::mod_revision(start, CompareOp::Less, self.rev + 1).with_range(end)
+        }));
+        let ops: Vec<TxnOp> = self
+            .writes
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(v) => TxnOp::put(k, v, None),
+                None => TxnOp::delete(k, None),
+            })
+            .collect();
+        let txn = Txn::new().when(when).and_then(ops);
+        let r = self
+            .store
+            .call(move |mut kv| async move { kv.txn(txn).await })?;
+        Ok(r.succeeded())
+    }
+}
+
+impl Read for EtcdWrite<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
+        let k = self.store.full_key(table, key);
+        if let Some(w) = self.writes.get(&k) {
+            return Ok(w.as_deref().map(Cow::Borrowed));
+        }
+        let got = self.store.get_at(self.rev, k.clone())?;
+        let m = got.as_ref().map(|(_, m)| *m).unwrap_or(0);
+        self.reads.borrow_mut().keys.entry(k).or_insert(m);
+        Ok(got.map(|(v, _)| Cow::Owned(v)))
+    }
+
+    fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
+        let (start, end) = self.store.key_range(table, from, to);
+        if start >= end {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let strip = self.store.table_prefix(table).len();
+        let view = self.merged(start, end)?;
+        Ok(Box::new(view.into_iter().map(move |(k, v)| {
+            Ok((Cow::Owned(k[strip..].to_vec()), Cow::Owned(v)))
+        })))
+    }
+
+    fn count(&self, table: Table) -> Result<u64> {
+        let (start, end) = self
+            .store
+            .key_range(table, Bound::Unbounded, Bound::Unbounded);
+        Ok(self.merged(start, end)?.len() as u64)
+    }
+}
+
+impl Write for EtcdWrite<'_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        let k = self.store.full_key(table, key);
+        self.writes.insert(k, Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        let existed = self.get(table, key)?.is_some();
+        let k = self.store.full_key(table, key);
+        self.writes.insert(k, None);
+        Ok(existed)
+    }
+}

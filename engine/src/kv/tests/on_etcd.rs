@@ -1,0 +1,164 @@
+//! The conformance suite run against a real etcd server started by each test (Debian's
+//! `etcd-server`), and what an optimistic store must add: writers that collide are run again.
+
+use super::*;
+
+/// An etcd server of a test's own (Debian's `etcd-server`): a new data directory and free
+/// ports on 127.0.0.1; killed and removed when dropped.
+struct Etcd {
+    child: std::process::Child,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let child = std::process::Command::new("etcd")
+            .arg("--name=test")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={endpoint}"))
+            .arg(format!("--advertise-client-urls={endpoint}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=test={peer_url}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian's etcd-server) runs the etcd store's tests");
+        let etcd = Etcd {
+            child,
+            endpoint,
+            dir,
+        };
+        let t = std::time::Instant::now();
+        while etcd
+            .connect(b"/probe/")
+            .and_then(|s| s.read().map(|_| ()))
+            .is_err()
+        {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "etcd did not answer: {}",
+                std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        etcd
+    }
+
+    fn connect(&self, prefix: &[u8]) -> Result<crate::kv::etcd::EtcdStore> {
+        crate::kv::etcd::EtcdStore::connect(std::slice::from_ref(&self.endpoint), prefix)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct EtcdHarness {
+    store: crate::kv::etcd::EtcdStore,
+    _etcd: Etcd,
+}
+
+fn etcd_store() -> EtcdHarness {
+    let e = Etcd::start();
+    EtcdHarness {
+        store: e.connect(b"/predastore/test/").unwrap(),
+        _etcd: e,
+    }
+}
+
+impl Harness for EtcdHarness {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<()> {
+        self.store.write(|w| f(w))
+    }
+
+    fn read(&self) -> Box<dyn Read + '_> {
+        Box::new(self.store.read().unwrap())
+    }
+}
+
+#[test]
+fn etcd_conforms() {
+    puts_gets_deletes_and_sees_its_own_writes(&etcd_store());
+    a_snapshot_does_not_see_later_commits_and_a_failed_write_leaves_nothing(&etcd_store());
+    let h = etcd_store();
+    ranges_and_prefixes_are_ordered_bytewise(&h);
+    // A store under another prefix of the same etcd sees none of it.
+    let other = h._etcd.connect(b"/predastore/other/").unwrap();
+    assert_eq!(other.read().unwrap().count(Table::Objects).unwrap(), 0);
+}
+
+#[test]
+fn etcd_writers_that_collide_are_run_again_and_lose_nothing() {
+    let h = etcd_store();
+    let b = h._etcd.connect(b"/predastore/test/").unwrap();
+    let bump = |s: &crate::kv::etcd::EtcdStore| {
+        for _ in 0..40 {
+            s.write(|w| {
+                let n = match w.get(Table::State, b"n")? {
+                    Some(v) => u64::from_le_bytes(v.as_ref().try_into().unwrap()),
+                    None => 0,
+                };
+                w.put(Table::State, b"n", &(n + 1).to_le_bytes())
+            })
+            .unwrap();
+        }
+    };
+    std::thread::scope(|sc| {
+        sc.spawn(|| bump(&h.store));
+        sc.spawn(|| bump(&b));
+    });
+    let r = h.store.read().unwrap();
+    let v = r.get(Table::State, b"n").unwrap();
+    assert_eq!(v.as_deref(), Some(&80u64.to_le_bytes()[..]));
+}
+
+#[test]
+fn etcd_write_runs_again_when_a_range_it_scanned_changed() {
+    let h = etcd_store();
+    let other = h._etcd.connect(b"/predastore/test/").unwrap();
+    h.store
+        .write(|w| w.put(Table::Objects, b"p/a", b"1"))
+        .unwrap();
+    // A key added to the range, then a key removed from it, by another writer between the
+    // scan and the commit: each time the transaction runs again and sees the change.
+    for (change, want) in [(&b"p/b"[..], &b"2"[..]), (&b"p/a"[..], &b"1"[..])] {
+        let mut runs = 0;
+        h.store
+            .write(|w| {
+                runs += 1;
+                let seen = w.prefix(Table::Objects, b"p/")?.count();
+                if runs == 1 {
+                    other.write(|o| {
+                        if change == b"p/b" {
+                            o.put(Table::Objects, change, b"x")
+                        } else {
+                            o.delete(Table::Objects, change).map(|_| ())
+                        }
+                    })?;
+                }
+                w.put(Table::Objects, b"n", seen.to_string().as_bytes())
+            })
+            .unwrap();
+        assert_eq!(runs, 2);
+        let r = h.store.read().unwrap();
+        assert_eq!(r.get(Table::Objects, b"n").unwrap().as_deref(), Some(want));
+    }
+}
