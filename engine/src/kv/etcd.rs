@@ -93,7 +93,10 @@ impl EtcdStore {
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let rt = self.rt.as_ref().ok_or(failure(EtcdFailure::Stopped))?;
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| failure(EtcdFailure::Stopped))?;
         let fut = f(self.kv.clone());
         let (tx, rx) = mpsc::sync_channel(1);
         rt.spawn(async move {

@@ -20,6 +20,18 @@ fn equal(n: usize, disks: u32) -> Vec<Member> {
         .collect()
 }
 
+/// Members `m0`, `m1`, … with these numbers of disks.
+fn numbered(disks: &[u32]) -> Vec<Member> {
+    disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Member {
+            id: format!("m{i}"),
+            disks: *d,
+        })
+        .collect()
+}
+
 fn chunk(i: u64) -> [u8; 32] {
     blake3::hash(&i.to_le_bytes()).into()
 }
@@ -103,11 +115,7 @@ proptest! {
         (data, parity) in prop_oneof![Just((4, 2)), Just((2, 1)), Just((6, 3)), Just((3, 2)), Just((8, 4))],
         seed in any::<u64>(),
     ) {
-        let ms: Vec<Member> = disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Member { id: format!("m{i}"), disks: *d })
-            .collect();
+        let ms = numbered(&disks);
         let n = data + parity;
         match Layout::new(ms.clone(), data, parity) {
             Err(_) => {
@@ -143,11 +151,7 @@ proptest! {
         rotate in 0usize..8,
         seed in any::<u64>(),
     ) {
-        let ms: Vec<Member> = disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Member { id: format!("m{i}"), disks: *d })
-            .collect();
+        let ms = numbered(&disks);
         let mut other = ms.clone();
         other.rotate_left(rotate % ms.len());
         other.swap(0, ms.len() - 1);
