@@ -20,10 +20,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, GetResponse, KvClient, SortOrder, SortTarget, Txn,
-    TxnOp,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KvClient, SortOrder,
+    SortTarget, Txn, TxnOp,
 };
 
 use super::{prefix_end, Pair, Read, Scan, Table, Write};
@@ -73,8 +74,14 @@ impl EtcdStore {
             .build()?;
         let eps = endpoints.to_vec();
         let (tx, rx) = mpsc::sync_channel(1);
+        // A member that is gone or cut off fails a request in seconds, not never: the caller
+        // tries again, and the client turns to the other members.
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
         rt.spawn(async move {
-            let _ = tx.send(Client::connect(eps, None).await);
+            let _ = tx.send(Client::connect(eps, Some(opts)).await);
         });
         let client = rx
             .recv()
