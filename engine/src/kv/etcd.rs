@@ -6,8 +6,9 @@
 //! reads are taken at a revision and remembered, its writes buffered (its own reads see them),
 //! and its commit is one etcd `Txn` that applies the writes only if nothing it read has changed
 //! since — every key read still has the revision it had (a key read as absent is still absent),
-//! no key in a range it scanned is newer. When something has, [`EtcdStore::write`] runs the
-//! transaction again from a new revision.
+//! no key in a range it scanned is newer, and nothing was deleted from a table it scanned (a
+//! per-table deletion mark that every deleting transaction moves on). When something has,
+//! [`EtcdStore::write`] runs the transaction again from a new revision.
 //!
 //! The seam is synchronous and etcd's client is not: calls go to a runtime the store owns and
 //! the caller waits for the answer, so a caller on any thread (also one of another runtime's)
@@ -16,7 +17,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
 use std::sync::mpsc;
@@ -119,6 +120,16 @@ impl EtcdStore {
         let mut p = self.prefix.clone();
         p.extend_from_slice(table.name().as_bytes());
         p.push(b'/');
+        p
+    }
+
+    /// `<prefix><table>~`, outside the table's keys (`~` sorts after `/` and after the end of
+    /// its range): moved on by every write transaction that deletes from the table, so that a
+    /// transaction that scanned the table learns of a deletion from one compare.
+    fn deletion_mark(&self, table: Table) -> Vec<u8> {
+        let mut p = self.prefix.clone();
+        p.extend_from_slice(table.name().as_bytes());
+        p.push(b'~');
         p
     }
 
@@ -245,6 +256,7 @@ impl EtcdStore {
                 store: self,
                 rev: self.revision()?,
                 writes: BTreeMap::new(),
+                deletes_in: BTreeSet::new(),
                 reads: RefCell::new(Reads::default()),
             };
             let r = f(&mut w)?;
@@ -343,12 +355,13 @@ impl Read for EtcdRead<'_> {
     }
 }
 
-/// What a write transaction read: each key with the revision it had (0: absent), and the
-/// ranges it scanned.
+/// What a write transaction read: each key it got with the revision it had (0: absent), the
+/// ranges it scanned, and the tables those were in.
 #[derive(Default)]
 struct Reads {
     keys: BTreeMap<Vec<u8>, i64>,
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    scanned: BTreeSet<Table>,
 }
 
 /// An optimistic write transaction (see the module's documentation).
@@ -357,22 +370,27 @@ pub struct EtcdWrite<'s> {
     rev: i64,
     /// Full key → new value, or `None` for a delete.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Tables it deletes from (their deletion marks move on at its commit).
+    deletes_in: BTreeSet<Table>,
     reads: RefCell<Reads>,
 }
 
 impl EtcdWrite<'_> {
     /// The keys of `[start, end)` as this transaction sees them (the store at its revision with
     /// its own writes on top), remembered for the commit's check.
-    fn merged(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn merged(
+        &self,
+        table: Table,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let stored = self.store.all_at(self.rev, start.clone(), end.clone())?;
-        let mut view: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut view: BTreeMap<Vec<u8>, Vec<u8>> =
+            stored.into_iter().map(|(k, v, _)| (k, v)).collect();
         {
             let mut reads = self.reads.borrow_mut();
-            for (k, v, m) in stored {
-                reads.keys.entry(k.clone()).or_insert(m);
-                view.insert(k, v);
-            }
             reads.ranges.push((start.clone(), end.clone()));
+            reads.scanned.insert(table);
         }
         for (k, v) in self.writes.range(start..end) {
             match v {
@@ -394,11 +412,17 @@ impl EtcdWrite<'_> {
             .into_iter()
             .map(|(k, m)| Compare::mod_revision(k, CompareOp::Equal, m))
             .collect();
-        // Nothing in a scanned range is newer than the snapshot (a key added since would be).
+        // Nothing in a scanned range is newer than the snapshot (a key added or changed since
+        // would be), and nothing was deleted from its table since (its deletion mark would be).
+        // Two compares a table, however many keys the scans saw: etcd caps a transaction's
+        // compares and operations (`--max-txn-ops`, 128 by default).
         when.extend(reads.ranges.into_iter().map(|(start, end)| {
             Compare::mod_revision(start, CompareOp::Less, self.rev + 1).with_range(end)
         }));
-        let ops: Vec<TxnOp> = self
+        when.extend(reads.scanned.iter().map(|t| {
+            Compare::mod_revision(self.store.deletion_mark(*t), CompareOp::Less, self.rev + 1)
+        }));
+        let mut ops: Vec<TxnOp> = self
             .writes
             .into_iter()
             .map(|(k, v)| match v {
@@ -406,6 +430,11 @@ impl EtcdWrite<'_> {
                 None => TxnOp::delete(k, None),
             })
             .collect();
+        ops.extend(
+            self.deletes_in
+                .iter()
+                .map(|t| TxnOp::put(self.store.deletion_mark(*t), [], None)),
+        );
         let txn = Txn::new().when(when).and_then(ops);
         let r = self
             .store
@@ -432,7 +461,7 @@ impl Read for EtcdWrite<'_> {
             return Ok(Box::new(std::iter::empty()));
         }
         let strip = self.store.table_prefix(table).len();
-        let view = self.merged(start, end)?;
+        let view = self.merged(table, start, end)?;
         Ok(Box::new(view.into_iter().map(move |(k, v)| {
             Ok((Cow::Owned(k[strip..].to_vec()), Cow::Owned(v)))
         })))
@@ -442,7 +471,7 @@ impl Read for EtcdWrite<'_> {
         let (start, end) = self
             .store
             .key_range(table, Bound::Unbounded, Bound::Unbounded);
-        Ok(self.merged(start, end)?.len() as u64)
+        Ok(self.merged(table, start, end)?.len() as u64)
     }
 }
 
@@ -457,6 +486,7 @@ impl Write for EtcdWrite<'_> {
         let existed = self.get(table, key)?.is_some();
         let k = self.store.full_key(table, key);
         self.writes.insert(k, None);
+        self.deletes_in.insert(table);
         Ok(existed)
     }
 }

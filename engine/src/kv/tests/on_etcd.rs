@@ -162,3 +162,32 @@ fn etcd_write_runs_again_when_a_range_it_scanned_changed() {
         assert_eq!(r.get(Table::Objects, b"n").unwrap().as_deref(), Some(want));
     }
 }
+
+#[test]
+fn etcd_a_write_may_scan_more_keys_than_a_transaction_may_compare() {
+    let h = etcd_store();
+    for batch in 0..6 {
+        h.store
+            .write(|w| {
+                for i in 0..100 {
+                    let k = format!("c{:04}", batch * 100 + i);
+                    w.put(Table::Chunks, k.as_bytes(), b"x")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    // 600 keys scanned, one written: the commit compares per table, not per key, so it stays
+    // within etcd's 128 compares and operations a transaction.
+    h.store
+        .write(|w| {
+            let n = w.all(Table::Chunks)?.count();
+            w.put(Table::State, b"chunks", n.to_string().as_bytes())
+        })
+        .unwrap();
+    let r = h.store.read().unwrap();
+    assert_eq!(
+        r.get(Table::State, b"chunks").unwrap().as_deref(),
+        Some(&b"600"[..])
+    );
+}
