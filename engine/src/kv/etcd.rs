@@ -3,9 +3,9 @@
 //!
 //! A table is the key prefix `<prefix><table name>/`. A read transaction is a revision: every
 //! read of it asks etcd for the keys as they were then. A write transaction is optimistic: its
-//! reads are taken at a revision and remembered, its writes buffered (its own reads see them),
-//! and its commit is one etcd `Txn` that applies the writes only if nothing it read has changed
-//! since — every key read still has the revision it had (a key read as absent is still absent),
+//! reads are taken at the revision of its first (no round trip of its own) and remembered, its
+//! writes buffered (its own reads see them), and its commit is one etcd `Txn` that applies the
+//! writes only if nothing it read has changed since — every key read still has the revision it had (a key read as absent is still absent),
 //! no key in a range it scanned is newer, and nothing was deleted from a table it scanned (a
 //! per-table deletion mark that every deleting transaction moves on). When something has,
 //! [`EtcdStore::write`] runs the transaction again from a new revision.
@@ -16,7 +16,7 @@
 //! metadata work off async workers before a cluster uses this store.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
@@ -56,6 +56,23 @@ fn failure(e: EtcdFailure) -> Error {
             if s.code() == tonic::Code::ResourceExhausted
     );
     Error::Meta(StoreError::new(e, no_space))
+}
+
+/// A key, its value, and the revision that last modified it.
+type Entry = (Vec<u8>, Vec<u8>, i64);
+
+fn entry(kv: etcd_client::KeyValue) -> Entry {
+    let m = kv.mod_revision();
+    let (k, v) = kv.into_key_value();
+    (k, v, m)
+}
+
+/// The revision a response was read at: the one asked for, else the store's then.
+fn read_at(r: &GetResponse, asked: i64) -> i64 {
+    match asked {
+        0 => r.header().map(|h| h.revision()).unwrap_or(0),
+        rev => rev,
+    }
 }
 
 /// The metadata store on an etcd cluster, under one key prefix.
@@ -173,27 +190,21 @@ impl EtcdStore {
         Ok(r.header().map(|h| h.revision()).unwrap_or(0))
     }
 
-    /// The value and modification revision of `key` at revision `rev`.
-    fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<Option<(Vec<u8>, i64)>> {
+    /// The value and modification revision of `key` at revision `rev` (0: the latest), and the
+    /// revision read at.
+    fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<(Option<Entry>, i64)> {
         let mut r: GetResponse = self.call(move |mut kv| async move {
             kv.get(key, Some(GetOptions::new().with_revision(rev)))
                 .await
         })?;
-        Ok(r.take_kvs().into_iter().next().map(|kv| {
-            let m = kv.mod_revision();
-            (kv.into_key_value().1, m)
-        }))
+        let at = read_at(&r, rev);
+        let got = r.take_kvs().into_iter().next().map(entry);
+        Ok((got, at))
     }
 
-    /// Up to [`PAGE`] keys of `[start, end)` at revision `rev`, ascending, with their
-    /// modification revisions; and whether there are more.
-    #[allow(clippy::type_complexity)]
-    fn page(
-        &self,
-        rev: i64,
-        start: Vec<u8>,
-        end: Vec<u8>,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>, i64)>, bool)> {
+    /// Up to [`PAGE`] keys of `[start, end)` at revision `rev` (0: the latest), ascending, with
+    /// their modification revisions; whether there are more; the revision read at.
+    fn page(&self, rev: i64, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, bool, i64)> {
         let mut r: GetResponse = self.call(move |mut kv| async move {
             let o = GetOptions::new()
                 .with_range(end)
@@ -203,30 +214,19 @@ impl EtcdStore {
             kv.get(start, Some(o)).await
         })?;
         let more = r.more();
-        let kvs = r
-            .take_kvs()
-            .into_iter()
-            .map(|kv| {
-                let m = kv.mod_revision();
-                let (k, v) = kv.into_key_value();
-                (k, v, m)
-            })
-            .collect();
-        Ok((kvs, more))
+        let at = read_at(&r, rev);
+        let kvs = r.take_kvs().into_iter().map(entry).collect();
+        Ok((kvs, more, at))
     }
 
-    /// Every key of `[start, end)` at revision `rev`.
-    #[allow(clippy::type_complexity)]
-    fn all_at(
-        &self,
-        rev: i64,
-        start: Vec<u8>,
-        end: Vec<u8>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>> {
+    /// Every key of `[start, end)` at revision `rev` (0: the latest), and the revision read at.
+    fn all_at(&self, mut rev: i64, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, i64)> {
         let mut out = Vec::new();
         let mut from = start;
         loop {
-            let (kvs, more) = self.page(rev, from, end.clone())?;
+            // Later pages at the revision of the first.
+            let (kvs, more, at) = self.page(rev, from, end.clone())?;
+            rev = at;
             let last = kvs.last().map(|(k, _, _)| k.clone());
             out.extend(kvs);
             match (more, last) {
@@ -234,7 +234,7 @@ impl EtcdStore {
                     k.push(0);
                     from = k;
                 }
-                _ => return Ok(out),
+                _ => return Ok((out, rev)),
             }
         }
     }
@@ -254,7 +254,7 @@ impl EtcdStore {
         for _ in 0..ATTEMPTS {
             let mut w = EtcdWrite {
                 store: self,
-                rev: self.revision()?,
+                rev: Cell::new(0),
                 writes: BTreeMap::new(),
                 deletes_in: BTreeSet::new(),
                 reads: RefCell::new(Reads::default()),
@@ -301,7 +301,7 @@ impl<'s> Iterator for Pages<'s> {
             let from = self.next.take()?;
             match self.store.page(self.rev, from, self.end.clone()) {
                 Err(e) => return Some(Err(e)),
-                Ok((kvs, more)) => {
+                Ok((kvs, more, _)) => {
                     if more {
                         self.next = kvs.last().map(|(k, _, _)| {
                             let mut n = k.clone();
@@ -321,7 +321,8 @@ impl<'s> Iterator for Pages<'s> {
 impl Read for EtcdRead<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         let k = self.store.full_key(table, key);
-        Ok(self.store.get_at(self.rev, k)?.map(|(v, _)| Cow::Owned(v)))
+        let (got, _) = self.store.get_at(self.rev, k)?;
+        Ok(got.map(|(_, v, _)| Cow::Owned(v)))
     }
 
     fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
@@ -367,7 +368,9 @@ struct Reads {
 /// An optimistic write transaction (see the module's documentation).
 pub struct EtcdWrite<'s> {
     store: &'s EtcdStore,
-    rev: i64,
+    /// The revision it reads at: that of its first read (0 before it, so that the first read
+    /// costs no extra round trip).
+    rev: Cell<i64>,
     /// Full key → new value, or `None` for a delete.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Tables it deletes from (their deletion marks move on at its commit).
@@ -384,7 +387,10 @@ impl EtcdWrite<'_> {
         start: Vec<u8>,
         end: Vec<u8>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let stored = self.store.all_at(self.rev, start.clone(), end.clone())?;
+        let (stored, at) = self
+            .store
+            .all_at(self.rev.get(), start.clone(), end.clone())?;
+        self.rev.set(at);
         let mut view: BTreeMap<Vec<u8>, Vec<u8>> =
             stored.into_iter().map(|(k, v, _)| (k, v)).collect();
         {
@@ -407,6 +413,7 @@ impl EtcdWrite<'_> {
             return Ok(true);
         }
         let reads = self.reads.into_inner();
+        let rev = self.rev.get();
         let mut when: Vec<Compare> = reads
             .keys
             .into_iter()
@@ -417,10 +424,10 @@ impl EtcdWrite<'_> {
         // Two compares a table, however many keys the scans saw: etcd caps a transaction's
         // compares and operations (`--max-txn-ops`, 128 by default).
         when.extend(reads.ranges.into_iter().map(|(start, end)| {
-            Compare::mod_revision(start, CompareOp::Less, self.rev + 1).with_range(end)
+            Compare::mod_revision(start, CompareOp::Less, rev + 1).with_range(end)
         }));
         when.extend(reads.scanned.iter().map(|t| {
-            Compare::mod_revision(self.store.deletion_mark(*t), CompareOp::Less, self.rev + 1)
+            Compare::mod_revision(self.store.deletion_mark(*t), CompareOp::Less, rev + 1)
         }));
         let mut ops: Vec<TxnOp> = self
             .writes
@@ -449,10 +456,11 @@ impl Read for EtcdWrite<'_> {
         if let Some(w) = self.writes.get(&k) {
             return Ok(w.as_deref().map(Cow::Borrowed));
         }
-        let got = self.store.get_at(self.rev, k.clone())?;
-        let m = got.as_ref().map(|(_, m)| *m).unwrap_or(0);
+        let (got, at) = self.store.get_at(self.rev.get(), k.clone())?;
+        self.rev.set(at);
+        let m = got.as_ref().map(|(_, _, m)| *m).unwrap_or(0);
         self.reads.borrow_mut().keys.entry(k).or_insert(m);
-        Ok(got.map(|(v, _)| Cow::Owned(v)))
+        Ok(got.map(|(_, v, _)| Cow::Owned(v)))
     }
 
     fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
