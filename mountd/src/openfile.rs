@@ -850,7 +850,9 @@ impl OpenFile {
         let base_attrs = self.base_attrs.clone();
         let key = k.to_string();
         let attrs = Box::new(move |old: Option<&engine::ObjectMeta>| {
-            let mut a = old.map(|m| m.attrs.clone()).unwrap_or(base_attrs);
+            let mut a = old
+                .map(|m| m.attrs.clone())
+                .unwrap_or_else(|| base_attrs.clone());
             a.posix = Some(posix);
             // New contents: what described the old ones goes.
             a.checksums.clear();

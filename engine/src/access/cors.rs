@@ -95,7 +95,7 @@ impl Engine {
     pub async fn set_bucket_cors(&self, bucket: &str, cors: CorsConfig) -> Result<()> {
         cors.validate()?;
         self.update_bucket(bucket, move |rec, _| {
-            rec.cors = Some(cors);
+            rec.cors = Some(cors.clone());
             Ok(())
         })
         .await

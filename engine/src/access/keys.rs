@@ -290,7 +290,7 @@ impl Engine {
                     crate::names::validate_key(&g.prefix)?;
                 }
             }
-            apply(&mut k.record, change);
+            apply(&mut k.record, change.clone());
             put_key(txn, &k.id, &k.record)?;
             Ok(k)
         })

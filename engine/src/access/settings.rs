@@ -52,7 +52,7 @@ impl Engine {
     pub async fn set_bucket_acl(&self, bucket: &str, acl: Acl) -> Result<()> {
         self.update_bucket(bucket, move |rec, txn| {
             check_acl(txn, rec, &acl)?;
-            rec.acl = (!acl.grants.is_empty()).then_some(acl);
+            rec.acl = (!acl.grants.is_empty()).then(|| acl.clone());
             Ok(())
         })
         .await
@@ -91,7 +91,7 @@ impl Engine {
             self.note_object_acls(bucket).await?;
         }
         self.update_version_attrs(bucket, key, sel, move |a| {
-            a.acl = (!acl.grants.is_empty()).then_some(acl);
+            a.acl = (!acl.grants.is_empty()).then(|| acl.clone());
         })
         .await
         .map(|_| ())
@@ -155,7 +155,7 @@ impl Engine {
             if enforced && rec.acl.as_ref().is_some_and(|a| !a.grants.is_empty()) {
                 return Err(Error::AclWithOwnership);
             }
-            rec.ownership = ownership;
+            rec.ownership = ownership.clone();
             Ok(())
         })
         .await

@@ -110,7 +110,7 @@ impl ChunkStore {
         let removed: Vec<([u8; 32], ChunkRecord)> =
             self.meta.committer().run_durable_blocking(move |txn| {
                 let mut out = Vec::new();
-                for h in candidates {
+                for &h in &candidates {
                     txn.delete(Table::ZeroRefs, &h)?;
                     if let Some(b) = txn.get(Table::Chunks, &h)? {
                         let r = ChunkRecord::decode(&b)?;

@@ -3,7 +3,10 @@
 //!
 //! Each job runs in a nested transaction, so a job that fails (a precondition, say) leaves no
 //! trace while the others in its batch commit. Jobs see the store only through the metadata
-//! seam ([`crate::kv::Write`]).
+//! seam ([`crate::kv::Write`]), and are `FnMut`: a store with optimistic transactions (etcd)
+//! runs a job again when a concurrent change touched what it read, so a job has no effect
+//! outside its transaction (it computes its result from what it reads and what it captured,
+//! which it clones rather than moves out).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -34,10 +37,10 @@ struct TypedJob<R, F> {
 impl<R, F> Job for TypedJob<R, F>
 where
     R: Send,
-    F: FnOnce(&mut dyn Write) -> Result<R> + Send,
+    F: FnMut(&mut dyn Write) -> Result<R> + Send,
 {
     fn apply(&mut self, env: &Env<WithoutTls>, txn: &mut RwTxn, tables: Tables) {
-        let Some(f) = self.f.take() else { return };
+        let Some(mut f) = self.f.take() else { return };
         let res = match env.nested_write_txn(txn) {
             Ok(mut nested) => match f(&mut LmdbWrite::new(&mut nested, tables)) {
                 Ok(v) => nested.commit().map(|_| v).map_err(Error::from),
@@ -98,7 +101,7 @@ impl Committer {
     fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<Result<R>>>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(TypedJob {
@@ -120,7 +123,7 @@ impl Committer {
     pub async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         if let Some(wb) = &self.wb {
             return wb.defer(f, true);
@@ -132,7 +135,7 @@ impl Committer {
     pub fn run_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         if let Some(wb) = &self.wb {
             return wb.defer(f, true);
@@ -148,7 +151,7 @@ impl Committer {
     pub fn run_durable_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         if let Some(wb) = &self.wb {
             wb.settle();
@@ -161,7 +164,7 @@ impl Committer {
     /// Queues `f` without waiting for it.
     pub fn spawn<F>(&self, f: F)
     where
-        F: FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<()> + Send + 'static,
     {
         if let Some(wb) = &self.wb {
             if let Err(e) = wb.defer(f, false) {

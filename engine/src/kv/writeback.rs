@@ -546,9 +546,9 @@ impl Writeback {
 
     /// Runs `f` now, visible to this process at once, durable with the next flush. With
     /// `hold`, the GC hold is taken for the window (the caller may have stored chunks).
-    pub(crate) fn defer<R, F>(&self, f: F, hold: bool) -> Result<R>
+    pub(crate) fn defer<R, F>(&self, mut f: F, hold: bool) -> Result<R>
     where
-        F: FnOnce(&mut dyn Write) -> Result<R>,
+        F: FnMut(&mut dyn Write) -> Result<R>,
     {
         {
             let mut q = lock(&self.queue);

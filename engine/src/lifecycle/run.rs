@@ -157,7 +157,7 @@ impl Engine {
         }
         let cursor = cursor_key(bucket);
         self.update_bucket(bucket, move |rec, txn| {
-            rec.lifecycle = config;
+            rec.lifecycle = config.clone();
             txn.delete(Table::State, &cursor).map(|_| ())
         })
         .await
@@ -305,9 +305,9 @@ impl Engine {
             let done = self
                 .commit(move |txn| {
                     let mut done = Vec::new();
-                    for a in batch {
-                        if apply_one(txn, &a)? {
-                            done.push(a);
+                    for a in &batch {
+                        if apply_one(txn, a)? {
+                            done.push(a.clone());
                         }
                     }
                     Ok(done)

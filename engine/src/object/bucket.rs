@@ -66,15 +66,15 @@ impl Engine {
             if let Some(v) = txn.get(Table::Buckets, name.as_bytes())? {
                 let rec: BucketRecord = rmp_serde::from_slice(&v)?;
                 if admin || rec.owner == owner {
-                    return Err(Error::BucketAlreadyExists(name));
+                    return Err(Error::BucketAlreadyExists(name.clone()));
                 }
-                return Err(Error::BucketTaken(name));
+                return Err(Error::BucketTaken(name.clone()));
             }
             let rec = rmp_serde::to_vec_named(&BucketRecord {
                 created_ns: now_ns(),
                 versioning: object_lock.then_some(Versioning::Enabled),
                 object_lock: object_lock.then(crate::meta::LockConfig::default),
-                owner,
+                owner: owner.clone(),
                 ..Default::default()
             })?;
             txn.put(Table::Buckets, name.as_bytes(), &rec)?;
@@ -90,7 +90,7 @@ impl Engine {
             crate::meta::require_bucket(txn, &name)?;
             let prefix = object_key(&name, "");
             if txn.prefix(Table::Objects, &prefix)?.next().is_some() {
-                return Err(Error::BucketNotEmpty(name));
+                return Err(Error::BucketNotEmpty(name.clone()));
             }
             let uploads: Vec<Vec<u8>> = txn
                 .prefix(Table::Uploads, &prefix)?
@@ -132,7 +132,7 @@ impl Engine {
     /// Replaces a bucket's tags (empty: removes them).
     pub async fn set_bucket_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
         self.update_bucket(name, move |rec, _| {
-            rec.tags = tags;
+            rec.tags = tags.clone();
             Ok(())
         })
         .await
@@ -178,7 +178,7 @@ impl Engine {
         }
         let cfg = cfg.filter(|c| !c.rules.is_empty());
         self.update_bucket(name, move |rec, _| {
-            rec.notifications = cfg;
+            rec.notifications = cfg.clone();
             Ok(())
         })
         .await
@@ -204,9 +204,10 @@ impl Engine {
     /// what goes with it) in one commit; an error from `change` changes nothing.
     pub(crate) async fn update_bucket<F>(&self, name: &str, change: F) -> Result<()>
     where
-        F: FnOnce(&mut BucketRecord, &mut dyn crate::kv::Write) -> Result<()> + Send + 'static,
+        F: FnMut(&mut BucketRecord, &mut dyn crate::kv::Write) -> Result<()> + Send + 'static,
     {
         let name = name.to_string();
+        let mut change = change;
         self.commit(move |txn| {
             let mut rec = super::version::bucket_record(txn, &name)?;
             change(&mut rec, txn)?;

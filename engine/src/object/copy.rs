@@ -144,7 +144,10 @@ impl Engine {
             let old = current_object(txn, &p.dst)?;
             let if_none_match = opts.if_none_match.then_some("*");
             check_preconditions(old.as_ref(), if_none_match, None, &p.dst_bucket, &p.dst_key)?;
-            let attrs = opts.replace_attrs.unwrap_or_else(|| smeta.attrs.clone());
+            let attrs = opts
+                .replace_attrs
+                .clone()
+                .unwrap_or_else(|| smeta.attrs.clone());
             p.install_copy(txn, &smeta, attrs, old)
         })
         .await
@@ -239,7 +242,7 @@ impl Engine {
     /// ETag and modification time.
     pub async fn update_object_attrs<F>(&self, bucket: &str, key: &str, f: F) -> Result<ObjectMeta>
     where
-        F: FnOnce(&mut ObjectAttrs) + Send + 'static,
+        F: FnMut(&mut ObjectAttrs) + Send + 'static,
     {
         self.update_version_attrs(bucket, key, VersionSel::Latest, f)
             .await
@@ -255,8 +258,9 @@ impl Engine {
         f: F,
     ) -> Result<ObjectMeta>
     where
-        F: FnOnce(&mut ObjectAttrs) + Send + 'static,
+        F: FnMut(&mut ObjectAttrs) + Send + 'static,
     {
+        let mut f = f;
         self.update_object_attrs_with(bucket, key, sel, move |a, _| f(a))
             .await
     }
@@ -270,8 +274,9 @@ impl Engine {
         f: F,
     ) -> Result<ObjectMeta>
     where
-        F: FnOnce(&mut ObjectAttrs, i64) + Send + 'static,
+        F: FnMut(&mut ObjectAttrs, i64) + Send + 'static,
     {
+        let mut f = f;
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
         self.commit(move |txn| {

@@ -63,7 +63,8 @@ pub enum DraftData {
 }
 
 /// Computes a committed object's attributes from the object it replaces (if any).
-pub type AttrsFn = Box<dyn FnOnce(Option<&ObjectMeta>) -> ObjectAttrs + Send>;
+/// (A commit may run more than once: see [`crate::kv::Committer`].)
+pub type AttrsFn = Box<dyn Fn(Option<&ObjectMeta>) -> ObjectAttrs + Send>;
 
 /// What a draft commit gives the object besides its data.
 pub struct DraftCommit {
@@ -306,16 +307,16 @@ impl Engine {
                     }
                 }
                 let mut surplus = Vec::new();
-                let (manifest, size, pins) = match data {
+                let (manifest, size, pins) = match &data {
                     DraftData::Inline(d) => {
                         let n = d.len() as u64;
-                        (Manifest::Inline(d), n, Vec::new())
+                        (Manifest::Inline(d.clone()), n, Vec::new())
                     }
                     DraftData::Chunks(chunks) => {
                         let mut size = 0u64;
                         let mut refs = Vec::with_capacity(chunks.len());
                         surplus = crate::chunk::reference(txn, chunks.iter().map(|c| &c.0))?;
-                        for (sc, md5) in &chunks {
+                        for (sc, md5) in chunks {
                             if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
                                 txn.put(Table::ChunkMd5, &sc.r.hash, &m)?;
                             }
@@ -332,7 +333,7 @@ impl Engine {
                 let mut meta = ObjectMeta {
                     key: k.clone(),
                     size,
-                    etag: c.etag,
+                    etag: c.etag.clone(),
                     last_modified_ns: now_ns(),
                     parts_count: c.part_sizes.len() as u32,
                     attrs: (c.attrs)(old.as_ref().filter(|o| !o.delete_marker)),
@@ -418,8 +419,8 @@ impl Engine {
         let n = stale.len() as u64;
         if n > 0 {
             self.commit_blocking(move |txn| {
-                for k in stale {
-                    release_draft(txn, &k)?;
+                for k in &stale {
+                    release_draft(txn, k)?;
                 }
                 Ok(())
             })?;
@@ -494,7 +495,8 @@ impl Engine {
         }
         if !learnt.is_empty() {
             self.inner.meta.committer().spawn(move |txn| {
-                for (h, m) in learnt {
+                for (h, m) in &learnt {
+                    let (h, m) = (*h, *m);
                     // Only for chunks that still exist (GC removes the entry with the chunk).
                     if txn.get(Table::Chunks, &h)?.is_some() {
                         txn.put(Table::ChunkMd5, &h, &m)?;

@@ -115,7 +115,7 @@ impl Engine {
     pub(crate) async fn commit<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         self.inner.meta.committer().run(f).await
     }
@@ -124,7 +124,7 @@ impl Engine {
     pub(crate) fn commit_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut dyn Write) -> Result<R> + Send + 'static,
+        F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         self.inner.meta.committer().run_blocking(f)
     }

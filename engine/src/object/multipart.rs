@@ -194,7 +194,7 @@ impl Engine {
         let res = self
             .commit(move |txn| {
                 if txn.get(Table::Uploads, &ukey)?.is_none() {
-                    return Err(Error::NoSuchUpload(uid));
+                    return Err(Error::NoSuchUpload(uid.clone()));
                 }
                 let surplus = crate::chunk::reference(txn, &chunks)?;
                 if let Some(old) = txn.get(Table::Parts, &pkey)? {
@@ -347,7 +347,7 @@ impl Engine {
         let bucket_name = bucket.to_string();
         self.commit(move |txn| {
             let Some(u) = txn.get(Table::Uploads, &ukey)? else {
-                return Err(Error::NoSuchUpload(uid));
+                return Err(Error::NoSuchUpload(uid.clone()));
             };
             let upload: UploadRecord = rmp_serde::from_slice(&u)?;
             let mut prev = 0u32;
@@ -404,12 +404,12 @@ impl Engine {
             )?;
             let size = part_sizes.iter().sum();
             let manifest = Manifest::Chunks { chunks, part_sizes };
-            let mut attrs = upload.attrs;
+            let mut attrs = upload.attrs.clone();
             if let Some(late) = opts.late_checksums.as_ref().and_then(|l| l.lock().ok()) {
                 attrs.checksums.extend(late.clone());
             }
             let mut meta = ObjectMeta {
-                key,
+                key: key.clone(),
                 size,
                 etag: format!("{}-{n}", hex::encode(md5s.finalize())),
                 last_modified_ns: now_ns(),
@@ -451,7 +451,7 @@ impl Engine {
         let uid = upload_id.to_string();
         self.commit(move |txn| {
             if txn.get(Table::Uploads, &ukey)?.is_none() {
-                return Err(Error::NoSuchUpload(uid));
+                return Err(Error::NoSuchUpload(uid.clone()));
             }
             drop_upload(txn, &ukey, &uid)
         })

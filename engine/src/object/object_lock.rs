@@ -100,8 +100,9 @@ impl Engine {
         change: F,
     ) -> Result<ObjectMeta>
     where
-        F: FnOnce(&mut ObjectMeta) -> Result<()> + Send + 'static,
+        F: FnMut(&mut ObjectMeta) -> Result<()> + Send + 'static,
     {
+        let mut change = change;
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
         self.commit(move |txn: &mut dyn Write| {

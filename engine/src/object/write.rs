@@ -139,7 +139,7 @@ impl Engine {
         let if_match = opts.if_match;
         let (meta, surplus) = self
             .commit(move |txn| {
-                let mut meta = meta;
+                let mut meta = meta.clone();
                 let old = current_object(txn, &okey)?;
                 let (inm, im) = (if_none_match.as_deref(), if_match.as_deref());
                 check_preconditions(old.as_ref(), inm, im, &bucket, &meta.key)?;
@@ -199,9 +199,9 @@ impl Engine {
         let bucket = bucket.to_string();
         self.commit(move |txn| {
             let state = version::bucket_record(txn, &bucket)?.versioning;
-            let out = match sel {
+            let out = match &sel {
                 VersionSel::Latest => version::delete_latest(txn, state, &okey)?,
-                sel => version::delete_version(txn, &okey, &sel, bypass_governance)?,
+                sel => version::delete_version(txn, &okey, sel, bypass_governance)?,
             };
             version::emit_delete(txn, &bucket, &okey, &out, false)?;
             Ok(out)

@@ -479,7 +479,7 @@ impl PredaFs {
         let (b, k) = split(&path);
         self.rt
             .block_on(self.engine.update_object_attrs(b, k, move |a| {
-                a.user_metadata.insert(key, v);
+                a.user_metadata.insert(key.clone(), v.clone());
             }))
             .map(|_| ())
             .map_err(|e| errno(&e))

@@ -86,7 +86,7 @@ pub(super) async fn put_object_tagging(
     let tags = tag_set(i.tagging.tag_set, 10, "Object")?;
     let m = s
         .engine
-        .update_version_attrs(&i.bucket, &i.key, sel, move |a| a.tags = tags)
+        .update_version_attrs(&i.bucket, &i.key, sel, move |a| a.tags = tags.clone())
         .await
         .map_err(s3_err)?;
     Ok(PutObjectTaggingOutput {
