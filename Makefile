@@ -19,10 +19,12 @@ DEV_SECRET_KEY ?= wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 build:
 	$(CARGO) build --workspace --release
 
-## test: the whole test suite (what CI runs): every crate's tests, then the Docker images
+## test: the whole test suite (what CI runs): every crate's tests, the engine's integration tests
+## again with the metadata on etcd, then the Docker images
 test:
 	$(CARGO) build --workspace --examples $(TEST_FEATURES)
 	$(CARGO) test --workspace --lib --tests --benches $(TEST_FEATURES)
+	scripts/engine-tests-on-etcd.sh
 	scripts/docker-test.sh
 
 ## bench: criterion benchmarks of the engine next to the machine's own limits

@@ -81,6 +81,25 @@ pub struct EngineConfig {
     /// Compression of new data in buckets without a setting of their own (`storage.compression`:
     /// `off`, `zstd`, `zstd:LEVEL`). Default off.
     pub compression: crate::compression::Compression,
+    /// Where the metadata lives: LMDB in the data directory (one machine, the default) or an
+    /// etcd cluster (cluster mode).
+    pub metadata: Metadata,
+}
+
+/// Where an engine keeps its metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Metadata {
+    /// LMDB in `data_dir/meta`: one machine, no network.
+    #[default]
+    Local,
+    /// An etcd cluster: its client endpoints (`http://host:port`) and the key prefix under which
+    /// this store's keys live (`/predastore/<cluster id>/`). Needs the engine's `etcd` feature.
+    Etcd {
+        /// Client URLs of the etcd members.
+        endpoints: Vec<String>,
+        /// Prefix of every key of this store.
+        prefix: String,
+    },
 }
 
 impl EngineConfig {
@@ -103,6 +122,7 @@ impl EngineConfig {
             gc_starvation: std::time::Duration::from_secs(30),
             lifecycle_day: std::time::Duration::from_secs(86_400),
             compression: crate::compression::Compression::Off,
+            metadata: Metadata::Local,
         }
     }
 
@@ -149,6 +169,30 @@ impl EngineConfig {
             if w.is_zero() || w > std::time::Duration::from_secs(60) {
                 return Err(Error::Config(
                     "the write-back window must be between 1 ms and 60 s".into(),
+                ));
+            }
+        }
+        if let Metadata::Etcd { endpoints, prefix } = &self.metadata {
+            if endpoints.is_empty() {
+                return Err(Error::Config(
+                    "metadata on etcd needs at least one endpoint".into(),
+                ));
+            }
+            if prefix.is_empty() {
+                return Err(Error::Config("metadata on etcd needs a key prefix".into()));
+            }
+            if self.writeback.is_some() {
+                return Err(Error::Config(
+                    "the write-back window is for metadata on this machine only (LMDB), \
+                     not on etcd"
+                        .into(),
+                ));
+            }
+            if !cfg!(feature = "etcd") {
+                return Err(Error::Config(
+                    "metadata on etcd: this build has no etcd support \
+                     (the engine's `etcd` feature)"
+                        .into(),
                 ));
             }
         }
@@ -379,5 +423,30 @@ mod tests {
         assert!(s(f64::NAN).engine_config(None, None).is_err());
         let d = StorageSection::default().engine_config(None, None).unwrap();
         assert_eq!(d.gc_interval, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn metadata_on_etcd_needs_endpoints_a_prefix_and_no_writeback() {
+        let etcd = |eps: &[&str], prefix: &str| {
+            let mut c = EngineConfig::new("/tmp/x");
+            c.metadata = Metadata::Etcd {
+                endpoints: eps.iter().map(|s| s.to_string()).collect(),
+                prefix: prefix.into(),
+            };
+            c
+        };
+        let msg = |c: EngineConfig| c.validate().unwrap_err().to_string();
+        assert!(msg(etcd(&[], "/p/")).contains("endpoint"));
+        assert!(msg(etcd(&["http://127.0.0.1:2379"], "")).contains("prefix"));
+        let mut wb = etcd(&["http://127.0.0.1:2379"], "/p/");
+        wb.writeback = Some(std::time::Duration::from_millis(5));
+        assert!(msg(wb).contains("write-back"));
+        let ok = etcd(&["http://127.0.0.1:2379"], "/p/");
+        if cfg!(feature = "etcd") {
+            ok.validate().unwrap();
+        } else {
+            assert!(msg(ok).contains("no etcd support"));
+        }
+        assert_eq!(EngineConfig::new("/tmp/x").metadata, Metadata::Local);
     }
 }

@@ -44,7 +44,7 @@ pub use access::Principal;
 pub use chunk::placement::{Layout, LayoutError, Member, Place};
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use compression::Compression;
-pub use config::{Durability, EngineConfig};
+pub use config::{Durability, EngineConfig, Metadata};
 pub use error::{Error, Result};
 pub use maintenance::{
     AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,

@@ -67,11 +67,14 @@ where
 }
 
 /// The committer thread and the channel to it; in write-back mode, the write-back queue that
-/// takes the jobs instead.
+/// takes the jobs instead; on etcd, the store whose blocking threads run each job as an
+/// optimistic transaction.
 pub struct Committer {
     tx: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
     wb: Option<Arc<Writeback>>,
+    #[cfg(feature = "etcd")]
+    etcd: Option<Arc<super::etcd::EtcdStore>>,
 }
 
 impl Committer {
@@ -90,6 +93,21 @@ impl Committer {
             tx: Mutex::new(Some(tx)),
             handle: Mutex::new(handle),
             wb,
+            #[cfg(feature = "etcd")]
+            etcd: None,
+        }
+    }
+
+    /// The committer of a store on etcd: each job is one optimistic transaction, run (and run
+    /// again while concurrent changes conflict with it) on a blocking thread of the store's
+    /// runtime; jobs of different callers go to etcd side by side.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn on_etcd(store: Arc<super::etcd::EtcdStore>) -> Committer {
+        Committer {
+            tx: Mutex::new(None),
+            handle: Mutex::new(None),
+            wb: None,
+            etcd: Some(store),
         }
     }
 
@@ -104,6 +122,15 @@ impl Committer {
         F: FnMut(&mut dyn Write) -> Result<R> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
+        #[cfg(feature = "etcd")]
+        if let Some(store) = &self.etcd {
+            let s = store.clone();
+            let mut f = f;
+            store.spawn_blocking(move || {
+                let _ = reply.send(s.write(&mut f));
+            })?;
+            return Ok(rx);
+        }
         let job = Box::new(TypedJob {
             f: Some(f),
             result: None,

@@ -1,5 +1,5 @@
-//! The metadata seam on etcd, for cluster mode (step 3 of `docs/cluster-plan.md`; nothing opens
-//! it outside its tests yet).
+//! The metadata seam on etcd, for cluster mode (step 3 of `docs/cluster-plan.md`): an engine
+//! opens it when its configuration says so ([`crate::Metadata::Etcd`]).
 //!
 //! A table is the key prefix `<prefix><table name>/`. A read transaction is a revision: every
 //! read of it asks etcd for the keys as they were then. A write transaction is optimistic: its
@@ -12,8 +12,8 @@
 //!
 //! The seam is synchronous and etcd's client is not: calls go to a runtime the store owns and
 //! the caller waits for the answer, so a caller on any thread (also one of another runtime's)
-//! works — blocking that thread for the round trip, which is why the plan moves the engine's
-//! metadata work off async workers before a cluster uses this store.
+//! works — blocking that thread for the round trip; a worker of a multi-threaded tokio runtime
+//! first hands its other tasks to the rest of the runtime (`wait_off_worker`).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -75,6 +75,21 @@ fn read_at(r: &GetResponse, asked: i64) -> i64 {
     }
 }
 
+/// Runs `wait` (which blocks for a round trip to etcd), first handing this thread's other tasks
+/// to the rest of the runtime when it is a worker of a multi-threaded tokio runtime: the
+/// engine's async operations read metadata in place, which costs LMDB a memory read and etcd a
+/// round trip that must not stall the tasks queued behind it. Elsewhere (a blocking thread, a
+/// single-threaded runtime, no runtime) it just waits.
+fn wait_off_worker<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
 /// The metadata store on an etcd cluster, under one key prefix.
 pub struct EtcdStore {
     rt: Option<tokio::runtime::Runtime>,
@@ -112,6 +127,16 @@ impl EtcdStore {
         })
     }
 
+    /// Runs `f` on a blocking thread of the store's runtime.
+    pub(crate) fn spawn_blocking(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| failure(EtcdFailure::Stopped))?;
+        rt.spawn_blocking(f);
+        Ok(())
+    }
+
     /// Runs a call of the client on the store's runtime and waits for its answer.
     fn call<T, F>(&self, f: impl FnOnce(KvClient) -> F) -> Result<T>
     where
@@ -127,7 +152,7 @@ impl EtcdStore {
         rt.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
+        wait_off_worker(|| rx.recv())
             .map_err(|_| failure(EtcdFailure::Stopped))?
             .map_err(|e| failure(e.into()))
     }

@@ -7,8 +7,10 @@
 //! of many writers' jobs, each of which succeeds or leaves no trace ([`Store::commit`] via the
 //! committer). JuiceFS's transactional-KV metadata engine is the model.
 //!
-//! [`lmdb`] is the implementation every store uses (heed over LMDB); `etcd` (feature `etcd`),
-//! for cluster mode, passes the same conformance suite (`tests.rs`) but nothing opens it yet.
+//! [`lmdb`] (heed over LMDB) is the store of one machine, the default; `etcd` (feature `etcd`),
+//! for cluster mode, passes the same conformance suite (`tests.rs`), and the engine's
+//! integration tests run on it too (`scripts/engine-tests-on-etcd.sh`). [`Store`] is the choice
+//! of one ([`crate::Metadata`]).
 
 use std::borrow::Cow;
 use std::ops::Bound;
@@ -23,8 +25,8 @@ pub mod store;
 pub mod writeback;
 
 pub use commit::Committer;
+pub use store::Snapshot;
 pub use store::Store;
-pub use writeback::Snapshot;
 
 pub use crate::error::StoreError;
 

@@ -1,29 +1,87 @@
-//! The metadata store: the LMDB environment, its tables, the group committer and, for the
-//! mount, the write-back queue; reads are snapshots ([`Snapshot`]).
+//! The metadata store: LMDB in the data directory (with, for the mount, the write-back queue)
+//! or, in cluster mode, etcd — one [`Store`] with the same reads ([`Snapshot`]) and the same
+//! group committer either way.
 
+use std::borrow::Cow;
+use std::ops::Bound;
 use std::path::Path;
+#[cfg(feature = "etcd")]
+use std::sync::Arc;
 
 use heed::{Env, EnvFlags, EnvOpenOptions, WithoutTls};
 
+#[cfg(feature = "etcd")]
+use super::etcd::{EtcdRead, EtcdStore};
 #[cfg(test)]
 use super::lmdb::LmdbWrite;
 use super::lmdb::{LmdbRead, Tables};
-use super::writeback::{Snapshot, Writeback};
-use super::Committer;
+use super::writeback::{LocalSnapshot, Writeback};
 #[cfg(test)]
 use super::Write;
+use super::{Committer, Read, Scan, Table};
 use crate::error::Result;
 
-/// The metadata store on LMDB: the environment, its tables and the group committer.
+/// Where the store's data is.
+// One per store: the size of LMDB's table handles does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    /// The LMDB environment and its tables.
+    Lmdb {
+        env: Env<WithoutTls>,
+        tables: Tables,
+    },
+    /// An etcd cluster.
+    #[cfg(feature = "etcd")]
+    Etcd(Arc<EtcdStore>),
+}
+
+/// The metadata store and its group committer.
 pub struct Store {
-    env: Env<WithoutTls>,
-    tables: Tables,
+    backend: Backend,
     committer: Committer,
 }
 
+/// A consistent view of the store (a read transaction).
+// The local snapshot is the common one and lives on the stack: boxing it would cost every
+// LMDB read an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Snapshot<'s> {
+    /// An LMDB snapshot, under this process's pending write-back changes.
+    Local(LocalSnapshot<'s>),
+    /// The etcd cluster at one revision.
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdRead<'s>),
+}
+
+impl Read for Snapshot<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
+        match self {
+            Snapshot::Local(s) => s.get(table, key),
+            #[cfg(feature = "etcd")]
+            Snapshot::Etcd(s) => s.get(table, key),
+        }
+    }
+
+    fn range(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Scan<'_>> {
+        match self {
+            Snapshot::Local(s) => s.range(table, from, to),
+            #[cfg(feature = "etcd")]
+            Snapshot::Etcd(s) => s.range(table, from, to),
+        }
+    }
+
+    fn count(&self, table: Table) -> Result<u64> {
+        match self {
+            Snapshot::Local(s) => s.count(table),
+            #[cfg(feature = "etcd")]
+            Snapshot::Etcd(s) => s.count(table),
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating when missing) the store in `dir` with a map of `map_size` bytes. Without
-    /// `fsync`, commits are not flushed (tests, benchmarks).
+    /// Opens (creating when missing) the LMDB store in `dir` with a map of `map_size` bytes.
+    /// Without `fsync`, commits are not flushed (tests, benchmarks).
     /// With `writeback`, commits are visible to this process at once and durable within that
     /// window ([`super::writeback`]).
     pub fn open(
@@ -47,25 +105,57 @@ impl Store {
         let wb = writeback.map(|w| Writeback::start(env.clone(), tables, w));
         let committer = Committer::start(env.clone(), tables, wb);
         Ok(Store {
-            env,
-            tables,
+            backend: Backend::Lmdb { env, tables },
             committer,
         })
+    }
+
+    /// Connects to the etcd cluster at `endpoints`, the store's keys under `prefix`.
+    #[cfg(feature = "etcd")]
+    pub fn connect_etcd(endpoints: &[String], prefix: &[u8]) -> Result<Store> {
+        let etcd = Arc::new(EtcdStore::connect(endpoints, prefix)?);
+        Ok(Store {
+            committer: Committer::on_etcd(etcd.clone()),
+            backend: Backend::Etcd(etcd),
+        })
+    }
+
+    /// Whether the store is LMDB on this machine (not a remote one, whose every read is a
+    /// round trip).
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Lmdb { .. })
     }
 
     /// A read transaction: a consistent snapshot (with this process's pending write-back
     /// changes on top).
     pub fn read(&self) -> Result<Snapshot<'_>> {
-        match self.committer.writeback() {
-            Some(wb) => wb.snapshot(),
-            None => Ok(Snapshot::plain(LmdbRead::begin(&self.env, self.tables)?)),
+        match &self.backend {
+            Backend::Lmdb { env, tables } => match self.committer.writeback() {
+                Some(wb) => wb.snapshot().map(Snapshot::Local),
+                None => Ok(Snapshot::Local(LocalSnapshot::plain(LmdbRead::begin(
+                    env, *tables,
+                )?))),
+            },
+            #[cfg(feature = "etcd")]
+            Backend::Etcd(etcd) => etcd.read().map(Snapshot::Etcd),
+        }
+    }
+
+    /// The LMDB environment (tests that act as another process).
+    #[cfg(test)]
+    fn lmdb(&self) -> (&Env<WithoutTls>, Tables) {
+        match &self.backend {
+            Backend::Lmdb { env, tables } => (env, *tables),
+            #[cfg(feature = "etcd")]
+            Backend::Etcd(_) => panic!("an LMDB test on the etcd store"),
         }
     }
 
     /// What is committed in LMDB now, as another process sees it (tests).
     #[cfg(test)]
     pub(crate) fn committed(&self) -> Result<LmdbRead<'_>> {
-        LmdbRead::begin(&self.env, self.tables)
+        let (env, tables) = self.lmdb();
+        LmdbRead::begin(env, tables)
     }
 
     /// A write straight to LMDB, as another process makes one (tests).
@@ -74,14 +164,15 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Write) -> Result<()>,
     ) -> Result<()> {
-        let mut txn = self.env.write_txn()?;
-        f(&mut LmdbWrite::new(&mut txn, self.tables))?;
+        let (env, tables) = self.lmdb();
+        let mut txn = env.write_txn()?;
+        f(&mut LmdbWrite::new(&mut txn, tables))?;
         txn.commit()?;
         Ok(())
     }
 
-    /// The group committer: write jobs, each applied in a nested transaction and made durable
-    /// with its batch.
+    /// The group committer: write jobs, each applied in a transaction of its own and made
+    /// durable with its batch.
     pub fn committer(&self) -> &Committer {
         &self.committer
     }

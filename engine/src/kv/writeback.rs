@@ -1,7 +1,7 @@
 //! Write-back: commits that are visible to this process at once and durable within a window
 //! that many of them share (the mount's `close`; see docs/semantics.md).
 //!
-//! A job runs at once against a [`Snapshot`] (LMDB's committed state under this process's
+//! A job runs at once against a [`LocalSnapshot`] (LMDB's committed state under this process's
 //! pending changes) through a [`Recorder`], which keeps what the job read and what it wrote.
 //! Its writes join the overlay that every read of this process sees; the job waits in a queue.
 //! Every window (or when asked to flush) one LMDB write transaction takes the queue: each job's
@@ -79,16 +79,16 @@ struct Overlay {
 }
 
 /// A consistent view: an LMDB snapshot, under this process's pending writes in write-back mode.
-pub struct Snapshot<'e> {
+pub struct LocalSnapshot<'e> {
     base: LmdbRead<'e>,
     over: Option<Arc<Map>>,
     /// Entries of jobs up to this one are in `base` already.
     skip_upto: u64,
 }
 
-impl<'e> Snapshot<'e> {
-    pub(crate) fn plain(base: LmdbRead<'e>) -> Snapshot<'e> {
-        Snapshot {
+impl<'e> LocalSnapshot<'e> {
+    pub(crate) fn plain(base: LmdbRead<'e>) -> LocalSnapshot<'e> {
+        LocalSnapshot {
             base,
             over: None,
             skip_upto: 0,
@@ -123,7 +123,7 @@ impl<'e> Snapshot<'e> {
     }
 }
 
-impl Read for Snapshot<'_> {
+impl Read for LocalSnapshot<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         if self.over.is_some() {
             if let Some(s) = self.slot(&okey(table, key)) {
@@ -239,13 +239,13 @@ fn borrow(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 /// Runs a deferred job over a snapshot: its reads are recorded, its writes kept aside.
 struct Recorder<'s, 'e> {
-    snap: &'s Snapshot<'e>,
+    snap: &'s LocalSnapshot<'e>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     seen: RefCell<Vec<Seen>>,
 }
 
 impl<'s, 'e> Recorder<'s, 'e> {
-    fn new(snap: &'s Snapshot<'e>) -> Self {
+    fn new(snap: &'s LocalSnapshot<'e>) -> Self {
         Recorder {
             snap,
             writes: BTreeMap::new(),
@@ -530,14 +530,14 @@ impl Writeback {
     }
 
     /// A snapshot: LMDB now, under the overlay.
-    pub(crate) fn snapshot(&self) -> Result<Snapshot<'_>> {
+    pub(crate) fn snapshot(&self) -> Result<LocalSnapshot<'_>> {
         let ov = self.overlay.read().unwrap_or_else(|e| e.into_inner());
         let base = LmdbRead::begin(&self.env, self.tables)?;
         let skip_upto = match ov.inflight {
             Some((upto, txn)) if base.txn_id() >= txn => upto,
             _ => 0,
         };
-        Ok(Snapshot {
+        Ok(LocalSnapshot {
             base,
             over: Some(ov.map.clone()),
             skip_upto,

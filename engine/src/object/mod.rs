@@ -60,20 +60,33 @@ impl Drop for Inner {
     }
 }
 
+/// The metadata store `cfg` names.
+fn open_metadata(cfg: &EngineConfig, fsync: bool) -> Result<crate::kv::Store> {
+    match &cfg.metadata {
+        crate::config::Metadata::Local => {
+            let meta_dir = cfg.data_dir.join("meta");
+            crate::private::create_dir_all(&meta_dir)?;
+            crate::kv::Store::open(&meta_dir, cfg.map_size, fsync, cfg.writeback)
+        }
+        #[cfg(feature = "etcd")]
+        crate::config::Metadata::Etcd { endpoints, prefix } => {
+            crate::kv::Store::connect_etcd(endpoints, prefix.as_bytes())
+        }
+        // `validate` refuses etcd in a build without it.
+        #[cfg(not(feature = "etcd"))]
+        crate::config::Metadata::Etcd { .. } => Err(crate::error::Error::Config(
+            "metadata on etcd: this build has no etcd support".into(),
+        )),
+    }
+}
+
 impl Engine {
     /// Opens (creating on first use) the data directory described by `cfg`.
     pub fn open(cfg: EngineConfig) -> Result<Engine> {
         cfg.validate()?;
         let fsync = cfg.durability == Durability::Fsync;
         crate::private::create_dir_all(&cfg.data_dir)?;
-        let meta_dir = cfg.data_dir.join("meta");
-        crate::private::create_dir_all(&meta_dir)?;
-        let meta = Arc::new(crate::kv::Store::open(
-            &meta_dir,
-            cfg.map_size,
-            fsync,
-            cfg.writeback,
-        )?);
+        let meta = Arc::new(open_metadata(&cfg, fsync)?);
         let chunks = Arc::new(ChunkStore::open(&cfg, meta.clone())?);
         if let Some(wb) = meta.committer().writeback() {
             // Chunks a pending change refers to stay safe from GC (in any process) until

@@ -7,11 +7,22 @@ use engine::{Durability, Engine, EngineConfig, PutOptions};
 use futures::StreamExt;
 
 /// A small-chunk configuration so tests cross chunk boundaries with little data.
+///
+/// With `PREDASTORE_TEST_ETCD` set (client URLs, comma-separated), the metadata is on that etcd
+/// cluster instead of LMDB, under a prefix of the data directory's own: the same tests then
+/// run against the etcd store (`scripts/engine-tests-on-etcd.sh`), and an engine opened again
+/// on the same directory finds its metadata.
 pub fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
     c.chunk_size = 64 * 1024;
     c.inline_threshold = 4 * 1024;
     c.durability = Durability::None;
+    if let Ok(eps) = std::env::var("PREDASTORE_TEST_ETCD") {
+        c.metadata = engine::Metadata::Etcd {
+            endpoints: eps.split(',').map(str::to_string).collect(),
+            prefix: format!("/predastore-test{}/", dir.display()),
+        };
+    }
     c
 }
 
