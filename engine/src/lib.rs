@@ -42,6 +42,8 @@ pub mod testing;
 
 pub use access::Principal;
 pub use chunk::placement::{Layout, LayoutError, Member, Place};
+pub use chunk::remote::{LocalShards, RemoteDisk, ShardRange, ShardTransport};
+pub use chunk::shard_io::ShardRead;
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use compression::Compression;
 pub use config::{Durability, EngineConfig, Metadata};
@@ -52,7 +54,7 @@ pub use maintenance::{
 };
 pub use meta::{
     ChunkRef, DefaultRetention, LockConfig, LockMode, LockRequest, ObjectAttrs, ObjectMeta,
-    PosixAttrs, Retention, Versioning,
+    PosixAttrs, Retention, ShardLoc, Versioning,
 };
 pub use object::bucket::BucketInfo;
 pub use object::copy::CopyOptions;

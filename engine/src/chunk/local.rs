@@ -204,126 +204,58 @@ impl ShardIo for LocalDisk {
     }
 }
 
-/// The [`ShardIo`] contract, run against the local implementation: what any other
-/// implementation (a disk on another machine) must pass as well.
+/// The [`ShardIo`] contract (`shard_io/contract.rs`) run against the local implementation.
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SHARD_LEN: usize = 10_000;
+    use crate::chunk::shard_io::contract;
 
     /// An online disk in a fresh directory (kept while the `TempDir` lives).
     fn disk() -> (tempfile::TempDir, LocalDisk) {
         let dir = tempfile::tempdir().unwrap();
-        let d = disk_in(dir.path());
-        (dir, d)
-    }
-
-    fn disk_in(dir: &std::path::Path) -> LocalDisk {
         let policy = WritePolicy {
             fsync: true,
             direct: false,
             cache_writes: true,
         };
-        std::fs::create_dir_all(dir.join(volume::VOLUME_DIR)).unwrap();
-        let d = LocalDisk::new(0, dir.to_path_buf(), policy);
+        std::fs::create_dir_all(dir.path().join(volume::VOLUME_DIR)).unwrap();
+        let d = LocalDisk::new(0, dir.path().to_path_buf(), policy);
         d.set_state(DiskState::Online);
-        d
-    }
-
-    fn shard(chunk: &[u8; 32], index: usize, fill: u8) -> ShardBuf {
-        let payload: Vec<u8> = (0..SHARD_LEN).map(|i| (i as u8) ^ fill).collect();
-        let mut b = ShardBuf::from_payload(&payload);
-        b.set_header(&ShardHeader::new(chunk, index, 4, 2, 40_000, &payload));
-        b
-    }
-
-    fn at(chunk: &[u8; 32], index: usize, loc: ShardLoc) -> ShardAt<'_> {
-        ShardAt {
-            chunk,
-            index,
-            loc,
-            len: SHARD_LEN,
-        }
-    }
-
-    fn read_all(d: &LocalDisk, chunk: &[u8; 32], index: usize, loc: ShardLoc) -> ShardRead {
-        d.read(at(chunk, index, loc), 0, SHARD_LEN)
+        (dir, d)
     }
 
     #[test]
     fn appended_shards_read_back_verified_in_whole_and_in_part() {
         let (_dir, d) = disk();
         let chunk = [7u8; 32];
-        let (a, pa) = d.append(&shard(&chunk, 1, 0), true).unwrap();
-        let (b, pb) = d.append(&shard(&chunk, 5, 9), false).unwrap();
+        let (_, pa) = d.append(&contract::shard(&chunk, 1, 0), true).unwrap();
+        let (_, pb) = d.append(&contract::shard(&chunk, 5, 9), false).unwrap();
         assert_eq!(pa.key(), pb.key(), "one volume: one flush covers both");
         assert!(pb.seq() > pa.seq());
-        pb.make_durable().unwrap();
-        assert!(d.present(a, SHARD_LEN) && d.present(b, SHARD_LEN));
-        let ShardRead::Ok(whole) = read_all(&d, &chunk, 5, b) else {
-            panic!("shard 5 unreadable")
-        };
-        assert_eq!(whole.as_ref(), shard(&chunk, 5, 9).payload());
-        let ShardRead::Ok(part) = d.read(at(&chunk, 1, a), 4_000, 4_100) else {
-            panic!("range unreadable")
-        };
-        assert_eq!(part.as_ref(), &shard(&chunk, 1, 0).payload()[4_000..4_100]);
-        // The header names the shard: asking for another chunk or index finds it corrupt.
-        assert!(matches!(read_all(&d, &[8u8; 32], 1, a), ShardRead::Corrupt));
-        assert!(matches!(read_all(&d, &chunk, 2, a), ShardRead::Corrupt));
-        // Out of bounds and absent places are missing, never a panic.
-        assert!(matches!(
-            d.read(at(&chunk, 1, a), 5, SHARD_LEN + 1),
-            ShardRead::Missing
-        ));
-        let nowhere = ShardLoc {
-            volume: a.volume ^ 1,
-            offset: 0,
-        };
-        assert!(matches!(
-            read_all(&d, &chunk, 1, nowhere),
-            ShardRead::Missing
-        ));
-        assert!(!d.present(nowhere, SHARD_LEN));
+        contract::appended_shards_read_back_verified_in_whole_and_in_part(&d);
     }
 
     #[test]
     fn a_corrupt_shard_is_detected_and_rewritten_in_place() {
         let (_dir, d) = disk();
-        let chunk = [3u8; 32];
-        let good = shard(&chunk, 0, 1);
-        let (loc, p) = d.append(&good, true).unwrap();
-        p.make_durable().unwrap();
-        let f = OpenOptions::new()
-            .write(true)
-            .open(d.volume_path(loc.volume))
-            .unwrap();
-        f.write_all_at(b"rot", loc.offset + HEADER_LEN as u64 + 777)
-            .unwrap();
-        assert!(matches!(read_all(&d, &chunk, 0, loc), ShardRead::Corrupt));
-        d.rewrite(loc, &good).unwrap();
-        let ShardRead::Ok(back) = read_all(&d, &chunk, 0, loc) else {
-            panic!("rewritten shard unreadable")
-        };
-        assert_eq!(back.as_ref(), good.payload());
+        contract::a_corrupt_shard_is_detected_and_rewritten_in_place(&d, |loc, at, bytes| {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(d.volume_path(loc.volume))
+                .unwrap();
+            f.write_all_at(bytes, loc.offset + at).unwrap();
+        });
     }
 
     #[test]
     fn released_shards_read_as_missing_and_offline_disks_serve_nothing() {
         let (_dir, d) = disk();
-        let chunk = [5u8; 32];
-        let (loc, p) = d.append(&shard(&chunk, 2, 4), true).unwrap();
-        p.make_durable().unwrap();
-        d.release(loc, SHARD_LEN);
-        assert!(!matches!(read_all(&d, &chunk, 2, loc), ShardRead::Ok(_)));
-        let (loc, p) = d.append(&shard(&chunk, 3, 4), true).unwrap();
-        p.make_durable().unwrap();
-        d.set_state(DiskState::Missing);
-        assert!(!d.is_online());
-        assert!(matches!(read_all(&d, &chunk, 3, loc), ShardRead::Missing));
-        assert!(!d.present(loc, SHARD_LEN));
-        d.set_state(DiskState::Online);
-        assert!(matches!(read_all(&d, &chunk, 3, loc), ShardRead::Ok(_)));
+        contract::released_shards_read_as_missing_and_offline_disks_serve_nothing(&d, |on| {
+            d.set_state(if on {
+                DiskState::Online
+            } else {
+                DiskState::Missing
+            })
+        });
     }
 }

@@ -26,6 +26,7 @@ pub(crate) mod hole;
 pub(crate) mod local;
 pub mod placement;
 pub(crate) mod read;
+pub mod remote;
 pub(crate) mod repair;
 pub(crate) mod shard;
 pub(crate) mod shard_io;

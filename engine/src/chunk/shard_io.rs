@@ -4,6 +4,9 @@
 //! disk on another machine would be one more implementation of the same trait.
 
 use super::volume::ShardBuf;
+
+#[cfg(test)]
+pub(crate) mod contract;
 use crate::error::Result;
 use crate::meta::{ChunkRecord, ShardLoc};
 

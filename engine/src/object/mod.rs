@@ -167,6 +167,14 @@ impl Engine {
             .unwrap_or(0)
     }
 
+    /// This node's disks, serving the shard operations of other nodes (cluster mode: a shard
+    /// service hands its requests to it).
+    pub fn local_shards(&self) -> crate::LocalShards {
+        crate::LocalShards {
+            chunks: self.inner.chunks.clone(),
+        }
+    }
+
     /// Re-probes the disks (identity files), e.g. after one was replaced.
     pub fn refresh_disks(&self) {
         self.inner.chunks.disks.refresh();
