@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod background;
+pub mod blocking;
 mod chunk;
 pub mod compression;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod testing;
 pub use access::Principal;
 pub use chunk::placement::{Layout, LayoutError, Member, Place};
 pub use chunk::remote::{LocalShards, RemoteDisk, ShardRange, ShardTransport};
+pub use chunk::shard::HEADER_LEN as SHARD_HEADER_LEN;
 pub use chunk::shard_io::ShardRead;
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use compression::Compression;

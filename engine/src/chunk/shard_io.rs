@@ -5,7 +5,8 @@
 
 use super::volume::ShardBuf;
 
-#[cfg(test)]
+/// The contract every implementation meets, as functions the test suites (also of other
+/// crates, through [`crate::testing`]) run.
 pub(crate) mod contract;
 use crate::error::Result;
 use crate::meta::{ChunkRecord, ShardLoc};

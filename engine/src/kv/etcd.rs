@@ -13,7 +13,7 @@
 //! The seam is synchronous and etcd's client is not: calls go to a runtime the store owns and
 //! the caller waits for the answer, so a caller on any thread (also one of another runtime's)
 //! works — blocking that thread for the round trip; a worker of a multi-threaded tokio runtime
-//! first hands its other tasks to the rest of the runtime (`wait_off_worker`).
+//! first hands its other tasks to the rest of the runtime ([`crate::blocking`]).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -72,21 +72,6 @@ fn read_at(r: &GetResponse, asked: i64) -> i64 {
     match asked {
         0 => r.header().map(|h| h.revision()).unwrap_or(0),
         rev => rev,
-    }
-}
-
-/// Runs `wait` (which blocks for a round trip to etcd), first handing this thread's other tasks
-/// to the rest of the runtime when it is a worker of a multi-threaded tokio runtime: the
-/// engine's async operations read metadata in place, which costs LMDB a memory read and etcd a
-/// round trip that must not stall the tasks queued behind it. Elsewhere (a blocking thread, a
-/// single-threaded runtime, no runtime) it just waits.
-fn wait_off_worker<T>(wait: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(wait)
-        }
-        _ => wait(),
     }
 }
 
@@ -152,7 +137,7 @@ impl EtcdStore {
         rt.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        wait_off_worker(|| rx.recv())
+        crate::blocking::wait_off_worker(|| rx.recv())
             .map_err(|_| failure(EtcdFailure::Stopped))?
             .map_err(|e| failure(e.into()))
     }

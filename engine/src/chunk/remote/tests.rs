@@ -2,11 +2,8 @@
 //! [`RemoteDisk`] over a real engine's [`LocalShards`] (the other node's end, without the
 //! network between), and what that end refuses from a peer.
 
-use std::os::unix::fs::FileExt;
-
 use super::*;
 use crate::chunk::shard_io::contract::{self, SHARD_LEN};
-use crate::chunk::shard_io::DiskState;
 use crate::config::{Durability, EngineConfig};
 use crate::Engine;
 
@@ -26,23 +23,7 @@ fn a_remote_disk_meets_the_shard_io_contract() {
     let (_dir, e, shards) = node();
     assert_eq!(shards.disks(), 6);
     for disk in [0, 5] {
-        let d = RemoteDisk::new(shards.clone(), disk);
-        let local = &e.inner.chunks.disks.disks[disk as usize];
-        contract::appended_shards_read_back_verified_in_whole_and_in_part(&d);
-        contract::a_corrupt_shard_is_detected_and_rewritten_in_place(&d, |loc, at, bytes| {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(local.volume_path(loc.volume))
-                .unwrap();
-            f.write_all_at(bytes, loc.offset + at).unwrap();
-        });
-        contract::released_shards_read_as_missing_and_offline_disks_serve_nothing(&d, |on| {
-            local.set_state(if on {
-                DiskState::Online
-            } else {
-                DiskState::Missing
-            })
-        });
+        crate::testing::shard_transport_contract(&e, shards.clone(), disk);
     }
 }
 
