@@ -84,6 +84,31 @@ pub struct EngineConfig {
     /// Where the metadata lives: LMDB in the data directory (one machine, the default) or an
     /// etcd cluster (cluster mode).
     pub metadata: Metadata,
+    /// In cluster mode, the nodes whose disks hold the shards and how to reach each
+    /// (`None`: one machine, shards over this data directory's disks).
+    pub cluster: Option<ClusterShards>,
+}
+
+/// Where shards go in cluster mode: over the disks of every member of `layout`, this node's
+/// own (member `me`, whose disk count must be this data directory's) and, through
+/// `transports[i]`, member `i`'s. The metadata must be shared by them all (etcd).
+#[derive(Clone)]
+pub struct ClusterShards {
+    /// The members and how many shards of a chunk each may hold.
+    pub layout: crate::Layout,
+    /// This node's position among the layout's members.
+    pub me: usize,
+    /// How to reach each member's disks (the entry of `me` is not used).
+    pub transports: Vec<Option<std::sync::Arc<dyn crate::ShardTransport>>>,
+}
+
+impl std::fmt::Debug for ClusterShards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterShards")
+            .field("members", &self.layout.members())
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an engine keeps its metadata.
@@ -123,6 +148,7 @@ impl EngineConfig {
             lifecycle_day: std::time::Duration::from_secs(86_400),
             compression: crate::compression::Compression::Off,
             metadata: Metadata::Local,
+            cluster: None,
         }
     }
 
@@ -146,7 +172,8 @@ impl EngineConfig {
         if n > 64 {
             return Err(Error::Config("at most 64 shards per chunk".into()));
         }
-        if self.disk_paths().len() < n {
+        // In a cluster the shards go over every member's disks (the layout checks them).
+        if self.cluster.is_none() && self.disk_paths().len() < n {
             return Err(Error::Config(format!(
                 "{} disks configured, data_shards + parity_shards = {n} needed",
                 self.disks.len()
@@ -172,6 +199,9 @@ impl EngineConfig {
                 ));
             }
         }
+        if let Some(c) = &self.cluster {
+            self.validate_cluster(c)?;
+        }
         if let Metadata::Etcd { endpoints, prefix } = &self.metadata {
             if endpoints.is_empty() {
                 return Err(Error::Config(
@@ -195,6 +225,62 @@ impl EngineConfig {
                         .into(),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl EngineConfig {
+    /// Checks a cluster's shards against this node's configuration.
+    fn validate_cluster(&self, c: &ClusterShards) -> Result<()> {
+        let members = c.layout.members();
+        let Some(me) = members.get(c.me) else {
+            return Err(Error::Config(format!(
+                "this node is member {} of a layout of {}",
+                c.me,
+                members.len()
+            )));
+        };
+        if me.disks as usize != self.disk_paths().len() {
+            return Err(Error::Config(format!(
+                "member {} has {} disks in the layout, {} configured here",
+                me.id,
+                me.disks,
+                self.disk_paths().len()
+            )));
+        }
+        if c.layout.data_shards() != self.data_shards
+            || c.layout.parity_shards() != self.parity_shards
+        {
+            return Err(Error::Config(format!(
+                "the layout is for {}+{} shards, this node for {}+{}",
+                c.layout.data_shards(),
+                c.layout.parity_shards(),
+                self.data_shards,
+                self.parity_shards
+            )));
+        }
+        if c.transports.len() != members.len() {
+            return Err(Error::Config(format!(
+                "{} transports for {} members",
+                c.transports.len(),
+                members.len()
+            )));
+        }
+        if let Some((i, m)) = members
+            .iter()
+            .enumerate()
+            .find(|(i, _)| *i != c.me && c.transports[*i].is_none())
+        {
+            return Err(Error::Config(format!(
+                "no way to reach member {} ({})",
+                i, m.id
+            )));
+        }
+        if self.metadata == Metadata::Local {
+            return Err(Error::Config(
+                "cluster mode needs the metadata on etcd, shared by every node".into(),
+            ));
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::local::LocalDisk;
+use super::placement::Layout;
+use super::remote::RemoteDisk;
 use super::shard::ShardHeader;
 use super::shard_io::{DiskState, Pending, ShardAt, ShardIo, ShardRead};
 use super::volume::{self, PendingSync, ShardBuf};
@@ -35,13 +37,109 @@ pub struct DiskIdentity {
     pub index: usize,
 }
 
-/// The disks of one data directory.
+/// The disks shards go to: this data directory's own and, in cluster mode, those of the
+/// other members. Placement and the shard operations name a disk by its slot: in one machine
+/// slot `i` is local disk `i`; in a cluster the slots are every member's disks, in the
+/// layout's order.
 #[derive(Debug)]
 pub struct DiskSet {
-    /// All disks, by index.
+    /// This data directory's disks, by index.
     pub disks: Vec<LocalDisk>,
+    slots: Vec<Slot>,
+    cluster: Option<ClusterPlacement>,
     set_id: String,
     fsync: bool,
+}
+
+/// Where one of a chunk's shards may go.
+#[derive(Debug)]
+enum Slot {
+    /// A disk of this node (its index in [`DiskSet::disks`]).
+    Local(usize),
+    /// A disk of another member.
+    Remote {
+        /// The member's id (for messages).
+        member: String,
+        /// Its disk, through the member's transport.
+        disk: RemoteDisk,
+    },
+}
+
+/// Placement in a cluster: the layout, and the slot of each member's each disk.
+#[derive(Debug)]
+struct ClusterPlacement {
+    layout: Layout,
+    slot_of: Vec<Vec<usize>>,
+}
+
+/// One slot's disk, to dispatch a shard operation to.
+enum SlotDisk<'a> {
+    Local(&'a LocalDisk),
+    Remote(&'a str, &'a RemoteDisk),
+}
+
+impl SlotDisk<'_> {
+    fn is_online(&self) -> bool {
+        match self {
+            SlotDisk::Local(d) => d.is_online(),
+            SlotDisk::Remote(_, d) => d.is_online(),
+        }
+    }
+
+    /// Whether to try writing to it: a local disk that is online; a remote one always (its
+    /// owner refuses an append to a disk that is not, so asking first would only cost a round
+    /// trip per shard).
+    fn may_write(&self) -> bool {
+        match self {
+            SlotDisk::Local(d) => d.is_online(),
+            SlotDisk::Remote(..) => true,
+        }
+    }
+
+    /// Appends a shard; what is left to make it durable (nothing for a remote disk, whose
+    /// owner acknowledges only durable appends).
+    fn append(&self, buf: &ShardBuf, data: bool) -> Result<(ShardLoc, Option<PendingSync>)> {
+        match self {
+            SlotDisk::Local(d) => d.append(buf, data).map(|(l, p)| (l, Some(p))),
+            SlotDisk::Remote(_, d) => d.append(buf, data).map(|(l, _)| (l, None)),
+        }
+    }
+
+    fn rewrite(&self, loc: ShardLoc, buf: &ShardBuf) -> Result<()> {
+        match self {
+            SlotDisk::Local(d) => d.rewrite(loc, buf),
+            SlotDisk::Remote(_, d) => d.rewrite(loc, buf),
+        }
+    }
+
+    fn read(&self, at: ShardAt<'_>, lo: usize, hi: usize) -> ShardRead {
+        match self {
+            SlotDisk::Local(d) => d.read(at, lo, hi),
+            SlotDisk::Remote(_, d) => d.read(at, lo, hi),
+        }
+    }
+
+    fn present(&self, loc: ShardLoc, shard_len: usize) -> bool {
+        match self {
+            SlotDisk::Local(d) => d.present(loc, shard_len),
+            SlotDisk::Remote(_, d) => d.present(loc, shard_len),
+        }
+    }
+
+    fn release(&self, loc: ShardLoc, shard_len: usize) {
+        match self {
+            SlotDisk::Local(d) => d.release(loc, shard_len),
+            SlotDisk::Remote(_, d) => d.release(loc, shard_len),
+        }
+    }
+
+    /// The disk, for messages.
+    fn describe(&self) -> String {
+        match self {
+            SlotDisk::Local(d) => d.path.display().to_string(),
+            SlotDisk::Remote(m, d) => format!("member {m}, {d:?}"),
+        }
+    }
 }
 
 /// Outcome of writing the shards of one chunk.
@@ -62,18 +160,74 @@ pub struct WriteOutcome {
 impl DiskSet {
     /// Opens the disks at `paths` for set `set_id`, probing each one's state.
     pub fn open(paths: &[PathBuf], set_id: &str, policy: volume::WritePolicy) -> DiskSet {
-        let disks = paths
+        let disks: Vec<LocalDisk> = paths
             .iter()
             .enumerate()
             .map(|(index, path)| LocalDisk::new(index, path.clone(), policy))
             .collect();
         let set = DiskSet {
+            slots: (0..disks.len()).map(Slot::Local).collect(),
             disks,
+            cluster: None,
             set_id: set_id.to_string(),
             fsync: policy.fsync,
         };
         set.refresh();
         set
+    }
+
+    /// The same disks as this node's part of a cluster: shards go over every member's disks
+    /// as `c`'s layout places them (`EngineConfig::validate` checked `c` against this node).
+    pub(crate) fn in_cluster(mut self, c: &crate::config::ClusterShards) -> DiskSet {
+        let mut slots = Vec::new();
+        let mut slot_of = Vec::new();
+        for (i, m) in c.layout.members().iter().enumerate() {
+            let mut of = Vec::new();
+            for d in 0..m.disks {
+                of.push(slots.len());
+                let transport = c.transports.get(i).cloned().flatten();
+                slots.push(match transport {
+                    Some(t) if i != c.me => Slot::Remote {
+                        member: m.id.clone(),
+                        disk: RemoteDisk::new(t, d),
+                    },
+                    _ => Slot::Local(d as usize),
+                });
+            }
+            slot_of.push(of);
+        }
+        self.slots = slots;
+        self.cluster = Some(ClusterPlacement {
+            layout: c.layout.clone(),
+            slot_of,
+        });
+        self
+    }
+
+    /// Whether shards go over the disks of several nodes.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The disk of slot `slot` (`None`: no such slot).
+    fn slot(&self, slot: usize) -> Option<SlotDisk<'_>> {
+        match self.slots.get(slot)? {
+            Slot::Local(i) => self.disks.get(*i).map(SlotDisk::Local),
+            Slot::Remote { member, disk } => Some(SlotDisk::Remote(member, disk)),
+        }
+    }
+
+    /// The local disk slot `slot` is, if it is one of this node's.
+    pub fn local_index(&self, slot: usize) -> Option<usize> {
+        match self.slots.get(slot)? {
+            Slot::Local(i) => Some(*i),
+            Slot::Remote { .. } => None,
+        }
+    }
+
+    /// Whether the disk of slot `slot` takes reads and writes now.
+    pub fn slot_online(&self, slot: usize) -> bool {
+        self.slot(slot).is_some_and(|d| d.is_online())
     }
 
     /// Re-reads every disk's identity file and updates its state.
@@ -119,8 +273,18 @@ impl DiskSet {
         }
     }
 
-    /// Disk indices holding shards `0..n` of `chunk`, by rendezvous hashing over disk positions.
+    /// Slots holding shards `0..n` of `chunk`: in a cluster as the layout places them, else by
+    /// rendezvous hashing over disk positions.
     pub fn placement(&self, chunk: &[u8; 32], n: usize) -> Vec<usize> {
+        if let Some(c) = &self.cluster {
+            return c
+                .layout
+                .place(chunk)
+                .into_iter()
+                .take(n)
+                .map(|p| c.slot_of[p.member][p.disk as usize])
+                .collect();
+        }
         let mut scored: Vec<(u64, usize)> = (0..self.disks.len())
             .map(|i| {
                 let mut h = blake3::Hasher::new();
@@ -148,31 +312,30 @@ impl DiskSet {
         shards: &mut [ShardBuf],
     ) -> WriteOutcome {
         let place = self.placement(chunk, shards.len());
-        let results: Vec<Result<(ShardLoc, PendingSync), bool>> = std::thread::scope(|s| {
+        let results: Vec<Result<(ShardLoc, Option<PendingSync>), bool>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
                 .iter_mut()
                 .enumerate()
                 .map(|(i, buf)| {
-                    let disk_index = place[i];
+                    let slot = place[i];
                     s.spawn(move || {
-                        if !self.disks[disk_index].is_online() {
+                        let Some(disk) = self.slot(slot).filter(|d| d.may_write()) else {
                             return Err(false);
-                        }
+                        };
                         let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload())
                             .encoded(encoding);
                         buf.set_header(&h);
                         // Parity is read only when a disk fails: never kept cached.
-                        let r = match self.disks[disk_index].append(buf, i < k) {
+                        let r = match disk.append(buf, i < k) {
                             // Space held ahead by volumes (of this disk or of disks sharing
                             // its filesystem) is given back, then the shard tried once more.
                             Err(e) if e.is_no_space() && self.trim_preallocation() > 0 => {
-                                self.disks[disk_index].append(buf, i < k)
+                                disk.append(buf, i < k)
                             }
                             r => r,
                         };
                         r.map_err(|e| {
-                            let disk = &self.disks[disk_index];
-                            tracing::warn!(disk = %disk.path.display(), "shard write failed: {e}");
+                            tracing::warn!(disk = %disk.describe(), "shard write failed: {e}");
                             e.is_no_space()
                         })
                     })
@@ -193,7 +356,9 @@ impl DiskSet {
                 Ok((loc, pending)) => {
                     written += 1;
                     locs.push(loc);
-                    unsynced.push((i, pending));
+                    if let Some(p) = pending {
+                        unsynced.push((i, p));
+                    }
                 }
                 Err(no_space) => {
                     full += no_space as usize;
@@ -221,60 +386,67 @@ impl DiskSet {
         n
     }
 
-    /// Appends one shard to disk `disk_index`'s volume, durably; returns where it went. Used by
+    /// Appends one shard to the disk of slot `slot`, durably; returns where it went. Used by
     /// heal.
     pub fn write_shard(
         &self,
-        disk_index: usize,
+        slot: usize,
         header: &ShardHeader,
         payload: &[u8],
     ) -> Result<ShardLoc> {
+        let disk = self.slot(slot).ok_or_else(|| no_slot(slot))?;
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
-        let (loc, pending) = self.disks[disk_index].append(&buf, header.index < header.k)?;
-        pending.make_durable()?;
+        let (loc, pending) = disk.append(&buf, header.index < header.k)?;
+        if let Some(p) = pending {
+            p.make_durable()?;
+        }
         Ok(loc)
     }
 
     /// Overwrites a (corrupt) shard where it is, durably. Used by heal.
     pub fn rewrite_shard_at(
         &self,
-        disk_index: usize,
+        slot: usize,
         loc: ShardLoc,
         header: &ShardHeader,
         payload: &[u8],
     ) -> Result<()> {
+        let disk = self.slot(slot).ok_or_else(|| no_slot(slot))?;
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
-        self.disks[disk_index].rewrite(loc, &buf)
+        disk.rewrite(loc, &buf)
     }
 
-    /// Reads bytes `[lo, hi)` of the payload of shard `at` on disk `disk_index`, verified
-    /// (see [`ShardIo::read`]).
-    pub fn read_shard(
-        &self,
-        disk_index: usize,
-        at: ShardAt<'_>,
-        lo: usize,
-        hi: usize,
-    ) -> ShardRead {
-        self.disks[disk_index].read(at, lo, hi)
+    /// Reads bytes `[lo, hi)` of the payload of shard `at` on the disk of slot `slot`,
+    /// verified (see [`ShardIo::read`]).
+    pub fn read_shard(&self, slot: usize, at: ShardAt<'_>, lo: usize, hi: usize) -> ShardRead {
+        match self.slot(slot) {
+            Some(d) => d.read(at, lo, hi),
+            None => ShardRead::Missing,
+        }
     }
 
-    /// Whether a shard is present at `loc` on disk `disk_index`, without reading it.
-    pub fn shard_present(&self, disk_index: usize, loc: ShardLoc, shard_len: usize) -> bool {
-        self.disks[disk_index].present(loc, shard_len)
+    /// Whether a shard is present at `loc` on the disk of slot `slot`, without reading it.
+    pub fn shard_present(&self, slot: usize, loc: ShardLoc, shard_len: usize) -> bool {
+        self.slot(slot).is_some_and(|d| d.present(loc, shard_len))
     }
 
-    /// Frees the space of a chunk's shards (`locs[i]` on the disk placement gives shard `i`).
+    /// Frees the space of a chunk's shards (`locs[i]` on the slot placement gives shard `i`).
     pub fn release(&self, chunk: &[u8; 32], shard_len: usize, locs: &[ShardLoc]) {
         let place = self.placement(chunk, locs.len());
         for (i, loc) in locs.iter().enumerate() {
             if loc.is_some() {
-                self.disks[place[i]].release(*loc, shard_len);
+                if let Some(d) = place.get(i).and_then(|s| self.slot(*s)) {
+                    d.release(*loc, shard_len);
+                }
             }
         }
     }
+}
+
+fn no_slot(slot: usize) -> Error {
+    Error::Corrupt(format!("no disk slot {slot}"))
 }
 
 fn probe(path: &Path, set_id: &str, index: usize) -> DiskState {

@@ -139,6 +139,13 @@ impl ChunkStore {
     /// writer is between writing a shard and recording it.
     pub(crate) fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
         use std::collections::HashMap;
+        if self.disks.is_cluster() {
+            // The GC lock keeps out this node's writers only: a shard another node's writer
+            // stored here and has not committed yet looks like an orphan. Until the cluster
+            // has a lock of its own (docs/cluster-plan.md, step 5), orphans stay.
+            tracing::debug!("orphan sweep skipped: cluster mode");
+            return Ok(());
+        }
         self.meta.committer().settle();
         let _g = self.gc_lock.exclusive_blocking()?;
         let disks = &self.disks;
@@ -156,8 +163,8 @@ impl ChunkStore {
                 let region = super::volume::region_len(self.codec.shard_len(rec.len as usize));
                 let place = disks.placement(&h, n);
                 for (i, loc) in rec.locs.iter().enumerate().take(n) {
-                    if loc.is_some() {
-                        live[place[i]]
+                    if let (true, Some(d)) = (loc.is_some(), disks.local_index(place[i])) {
+                        live[d]
                             .entry(loc.volume)
                             .or_default()
                             .push((loc.offset, region));

@@ -111,8 +111,12 @@ impl ChunkStore {
                 info
             }
         };
+        let mut disks = DiskSet::open(&disk_paths, &info.set_id, policy);
+        if let Some(c) = &cfg.cluster {
+            disks = disks.in_cluster(c);
+        }
         Ok(ChunkStore {
-            disks: DiskSet::open(&disk_paths, &info.set_id, policy),
+            disks,
             codec: Codec {
                 k: cfg.data_shards,
                 m: cfg.parity_shards,
@@ -155,7 +159,11 @@ impl ChunkStore {
                 let loc = rec.loc(i);
                 loc.is_some().then(|| ShardPlace {
                     disk: place[i],
-                    volume: self.disks.disks[place[i]].volume_path(loc.volume),
+                    // A shard on another node: its volume's name, on that node.
+                    volume: match self.disks.local_index(place[i]) {
+                        Some(d) => self.disks.disks[d].volume_path(loc.volume),
+                        None => volume::volume_path(std::path::Path::new(""), loc.volume),
+                    },
                     offset: loc.offset,
                     len: volume::region_len(s),
                 })
@@ -167,9 +175,9 @@ impl ChunkStore {
 /// Where one shard is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlace {
-    /// Disk index.
+    /// Disk index (in a cluster, the slot: the disks of every member in layout order).
     pub disk: usize,
-    /// Volume file.
+    /// Volume file (of a shard on another node: its path relative to that node's disk).
     pub volume: std::path::PathBuf,
     /// Offset of the shard's region in the volume.
     pub offset: u64,

@@ -127,6 +127,16 @@ impl Layout {
         &self.members
     }
 
+    /// Data shards of the codec it is for.
+    pub fn data_shards(&self) -> usize {
+        self.data
+    }
+
+    /// Parity shards of the codec it is for.
+    pub fn parity_shards(&self) -> usize {
+        self.parity
+    }
+
     /// Shards of one chunk a member may hold.
     pub fn cap(&self) -> usize {
         self.cap

@@ -227,6 +227,11 @@ impl ShardTransport for LocalShards {
 
     fn append(&self, disk: u32, header: &[u8], payload: &[u8], data: bool) -> Result<ShardLoc> {
         let d = self.disk(disk)?;
+        if !d.is_online() {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "disk {disk} is offline"
+            ))));
+        }
         let buf = Self::shard(header, payload)?;
         let (loc, pending) = match d.append(&buf, data) {
             Err(e) if e.is_no_space() && self.chunks.disks.trim_preallocation() > 0 => {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::shard::{ShardHeader, HEADER_LEN};
-use super::shard_io::ShardIo;
 use super::shard_io::{DiskState, ShardAt, ShardRead};
 use super::ChunkStore;
 use crate::error::{Error, Result};
@@ -326,7 +325,7 @@ impl ChunkStore {
             };
             let header =
                 ShardHeader::new(h, i, codec.k, codec.m, rec.len, payload).encoded(rec.encoding);
-            if !disks.disks[place[i]].is_online() {
+            if !disks.slot_online(place[i]) {
                 still_missing |= 1 << i;
                 continue;
             }

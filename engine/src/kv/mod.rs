@@ -67,11 +67,13 @@ pub enum Table {
     /// `time ns (u64 big-endian) ‖ u32 count ‖ 4 random bytes` → an event notification waiting to be
     /// published (the outbox: written in the transaction of the change it reports).
     Events,
+    /// Cluster mode: member id → the member (its shard service's address, disks, state).
+    Members,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -87,6 +89,7 @@ impl Table {
         Table::Keys,
         Table::Policies,
         Table::Events,
+        Table::Members,
     ];
 
     /// The table's name in the store.
@@ -107,6 +110,7 @@ impl Table {
             Table::Keys => "keys",
             Table::Policies => "policies",
             Table::Events => "events",
+            Table::Members => "members",
         }
     }
 }

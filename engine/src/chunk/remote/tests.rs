@@ -83,6 +83,12 @@ fn a_node_refuses_shards_that_do_not_match_their_header_and_stores_nothing() {
     assert!(matches!(shards.read(1, &huge), ShardRead::Missing));
     assert!(!shards.present(9, loc, SHARD_LEN as u32));
     shards.release(9, loc, SHARD_LEN as u32);
+    // An offline disk takes nothing (a writer does not ask first: it is told).
+    let local = &e.inner.chunks.disks.disks[1];
+    local.set_state(crate::chunk::shard_io::DiskState::Missing);
+    let before = volumes(&e);
+    assert!(shards.append(1, header, good.payload(), true).is_err());
+    assert_eq!(volumes(&e), before);
 }
 
 /// A transport that answers reads with the wrong number of bytes.
