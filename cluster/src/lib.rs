@@ -7,10 +7,14 @@
 //!   its peers over HTTP/2 on a port of its own.
 //! - [`client`]: a peer's disks as the engine uses them ([`engine::ShardTransport`]), with
 //!   timeouts, so that a slow or dead node fails a request instead of stalling it.
+//! - [`membership`]: the CA and the members, kept in the cluster's metadata store.
+//! - [`node`]: this node's identity on disk, and the shard placement it starts with.
 //! - [`wire`]: the requests both ends speak.
 
 pub mod ca;
 pub mod client;
+pub mod membership;
+pub mod node;
 pub mod service;
 mod tls;
 pub mod wire;
@@ -22,6 +26,12 @@ pub use service::ShardService;
 /// What can go wrong setting up cluster parts.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// Reading or writing the cluster's records.
+    #[error("cluster records: {0}")]
+    Store(String),
+    /// The members cannot make a layout.
+    #[error("layout: {0}")]
+    Layout(String),
     /// Making or reading a certificate or key.
     #[error("certificate: {0}")]
     Certificate(String),

@@ -3,72 +3,13 @@
 
 use super::*;
 
-/// An etcd server of a test's own (Debian's `etcd-server`): a new data directory and free
-/// ports on 127.0.0.1; killed and removed when dropped.
-struct Etcd {
-    child: std::process::Child,
-    endpoint: String,
-    dir: tempfile::TempDir,
-}
+#[path = "../../../../tests/support/etcd.rs"]
+mod etcd_server;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use etcd_server::Etcd;
 
-impl Etcd {
-    fn start() -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = std::process::Command::new("etcd")
-            .arg("--name=test")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={endpoint}"))
-            .arg(format!("--advertise-client-urls={endpoint}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=test={peer_url}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd (Debian's etcd-server) runs the etcd store's tests");
-        let etcd = Etcd {
-            child,
-            endpoint,
-            dir,
-        };
-        let t = std::time::Instant::now();
-        while etcd
-            .connect(b"/probe/")
-            .and_then(|s| s.read().map(|_| ()))
-            .is_err()
-        {
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(30),
-                "etcd did not answer: {}",
-                std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        etcd
-    }
-
-    fn connect(&self, prefix: &[u8]) -> Result<crate::kv::etcd::EtcdStore> {
-        crate::kv::etcd::EtcdStore::connect(std::slice::from_ref(&self.endpoint), prefix)
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn connect(e: &Etcd, prefix: &[u8]) -> Result<crate::kv::etcd::EtcdStore> {
+    crate::kv::etcd::EtcdStore::connect(std::slice::from_ref(&e.endpoint), prefix)
 }
 
 struct EtcdHarness {
@@ -77,9 +18,10 @@ struct EtcdHarness {
 }
 
 fn etcd_store() -> EtcdHarness {
-    let e = Etcd::start();
+    // etcd's own limits: the store must work within them.
+    let e = Etcd::start(&[]);
     EtcdHarness {
-        store: e.connect(b"/predastore/test/").unwrap(),
+        store: connect(&e, b"/predastore/test/").unwrap(),
         _etcd: e,
     }
 }
@@ -101,14 +43,14 @@ fn etcd_conforms() {
     let h = etcd_store();
     ranges_and_prefixes_are_ordered_bytewise(&h);
     // A store under another prefix of the same etcd sees none of it.
-    let other = h._etcd.connect(b"/predastore/other/").unwrap();
+    let other = connect(&h._etcd, b"/predastore/other/").unwrap();
     assert_eq!(other.read().unwrap().count(Table::Objects).unwrap(), 0);
 }
 
 #[test]
 fn etcd_writers_that_collide_are_run_again_and_lose_nothing() {
     let h = etcd_store();
-    let b = h._etcd.connect(b"/predastore/test/").unwrap();
+    let b = connect(&h._etcd, b"/predastore/test/").unwrap();
     let bump = |s: &crate::kv::etcd::EtcdStore| {
         for _ in 0..40 {
             s.write(|w| {
@@ -133,7 +75,7 @@ fn etcd_writers_that_collide_are_run_again_and_lose_nothing() {
 #[test]
 fn etcd_write_runs_again_when_a_range_it_scanned_changed() {
     let h = etcd_store();
-    let other = h._etcd.connect(b"/predastore/test/").unwrap();
+    let other = connect(&h._etcd, b"/predastore/test/").unwrap();
     h.store
         .write(|w| w.put(Table::Objects, b"p/a", b"1"))
         .unwrap();
