@@ -1,12 +1,13 @@
 # Predastore — build, test, benchmark.
 CARGO ?= cargo
 
-.PHONY: build test bench run dev install clean fmt lint docker docker_s3d docker_compose_up \
+.PHONY: build build-cluster test bench run dev install clean fmt lint docker docker_s3d docker_compose_up \
 	docker_compose_down docker_clean docker_test
 
-# Features the tests add: the metadata store on etcd (cluster mode in progress; its build needs
-# protoc, its tests etcd — both installed by .ci/run).
-TEST_FEATURES ?= --features predastore-engine/etcd
+# Features the tests add: cluster mode — the metadata store on etcd, the cluster crate's
+# multi-node tests, s3d's cluster commands (the etcd client's build needs protoc, the tests etcd —
+# both installed by .ci/run).
+TEST_FEATURES ?= --features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster
 
 # Where `make install` puts s3d and mountd.
 PREFIX ?= /usr/local
@@ -19,12 +20,16 @@ DEV_SECRET_KEY ?= wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 build:
 	$(CARGO) build --workspace --release
 
+## build-cluster: the release build with cluster mode (needs protobuf-compiler: docs/cluster.md)
+build-cluster:
+	$(CARGO) build --workspace --release --features s3d/cluster
+
 ## test: the whole test suite (what CI runs): every crate's tests, the engine's integration tests
 ## again with the metadata on etcd, then the Docker images
 test:
 	$(CARGO) build --workspace --examples $(TEST_FEATURES)
 	$(CARGO) test --workspace --lib --tests --benches $(TEST_FEATURES)
-	scripts/engine-tests-on-etcd.sh
+	TEST_FEATURES="$(TEST_FEATURES)" scripts/engine-tests-on-etcd.sh
 	scripts/docker-test.sh
 
 ## bench: criterion benchmarks of the engine next to the machine's own limits

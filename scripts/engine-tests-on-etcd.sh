@@ -3,7 +3,7 @@
 # starts an etcd server of its own (Debian's etcd-server) on free loopback ports in a temporary
 # directory, runs the test binaries named below with PREDASTORE_TEST_ETCD pointing at it (their
 # `common::config` then opens engines on etcd), stops etcd and removes its directory.
-# Extra arguments go to `cargo test` (e.g. a test name filter after `--`).
+# Extra arguments go to each test binary (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +46,31 @@ curl -sf "$client/health" | grep -q '"health":"true"' || {
     exit 1
 }
 
-args=()
-for t in "${TESTS[@]}"; do args+=(--test "$t"); done
 echo "engine-tests-on-etcd: ${TESTS[*]} against etcd at $client"
-PREDASTORE_TEST_ETCD="$client" $CARGO test --workspace --features predastore-engine/etcd "${args[@]}" "$@"
+# The test binaries `make test` built (the same command and features: nothing is built again),
+# run one by one as cargo runs them: from the package's directory.
+read -r -a features <<<"${TEST_FEATURES:---features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster}"
+mapfile -t bins < <($CARGO test --workspace --lib --tests --benches "${features[@]}" --no-run \
+    --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+want = set(sys.argv[1:])
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    t = m.get("target", {})
+    if (m.get("reason") == "compiler-artifact" and m.get("executable")
+            and "test" in t.get("kind", []) and t.get("name") in want
+            and "predastore-engine" in m.get("package_id", "")):
+        print(m["executable"])
+' "${TESTS[@]}")
+if [ ${#bins[@]} -ne ${#TESTS[@]} ]; then
+    echo "engine-tests-on-etcd: found ${#bins[@]} of ${#TESTS[@]} test binaries" >&2
+    exit 1
+fi
+cd engine
+for bin in "${bins[@]}"; do
+    echo "engine-tests-on-etcd: $(basename "$bin")"
+    PREDASTORE_TEST_ETCD="$client" CARGO_MANIFEST_DIR="$PWD" "$bin" "$@"
+done

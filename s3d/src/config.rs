@@ -53,6 +53,96 @@ pub struct Settings {
     pub allow_sigv2: bool,
     /// The NATS door (`None`: off).
     pub nats: Option<crate::nats::settings::NatsSettings>,
+    /// This node's part in a cluster (`None`: one machine).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// A node of a cluster (docs/cluster.md): its metadata is on etcd under
+/// `/predastore/<id>/` (set in [`Settings::engine`]), its shards over the members' disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The cluster's id.
+    pub id: String,
+    /// This node's id.
+    pub node_id: String,
+    /// etcd client URLs.
+    pub etcd: Vec<String>,
+    /// Where the shard service listens.
+    pub listen: String,
+    /// The shard service's address as the other nodes reach it.
+    pub advertise: Option<String>,
+}
+
+/// Where the shard service listens unless told.
+pub const DEFAULT_CLUSTER_LISTEN: &str = "0.0.0.0:8444";
+
+/// `cluster` from the file under the flags and variables; `None` without a cluster id.
+fn cluster_settings(
+    file: &startup::config::ClusterSection,
+    o: &ClusterOverrides,
+) -> Result<Option<ClusterSettings>, ConfigError> {
+    let Some(id) = o.id.clone().or_else(|| file.id.clone()) else {
+        if o.node_id.is_some() || !file.etcd.is_empty() || o.etcd.is_some() {
+            return Err(ConfigError::Invalid(
+                "cluster settings without a cluster id (cluster.id, PREDASTORE_CLUSTER_ID)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let node_id = o
+        .node_id
+        .clone()
+        .or_else(|| file.node_id.clone())
+        .ok_or_else(|| {
+            ConfigError::Invalid(
+                "cluster mode needs a node id (cluster.node_id, PREDASTORE_NODE_ID)".into(),
+            )
+        })?;
+    for (what, v) in [("cluster id", &id), ("node id", &node_id)] {
+        if !valid(v) {
+            return Err(ConfigError::Invalid(format!(
+                "{what} {v:?}: 1 to 63 lowercase letters, digits and dashes"
+            )));
+        }
+    }
+    let etcd = o.etcd.clone().unwrap_or_else(|| file.etcd.clone());
+    if etcd.is_empty() {
+        return Err(ConfigError::Invalid(
+            "cluster mode needs etcd endpoints (cluster.etcd, PREDASTORE_ETCD)".into(),
+        ));
+    }
+    Ok(Some(ClusterSettings {
+        id,
+        node_id,
+        etcd,
+        listen: o
+            .listen
+            .clone()
+            .or_else(|| file.listen.clone())
+            .unwrap_or_else(|| DEFAULT_CLUSTER_LISTEN.into()),
+        advertise: o.advertise.clone().or_else(|| file.advertise.clone()),
+    }))
+}
+
+/// Cluster values given on the command line or in the environment.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterOverrides {
+    /// `--cluster-id` / `PREDASTORE_CLUSTER_ID`.
+    pub id: Option<String>,
+    /// `--node-id` / `PREDASTORE_NODE_ID`.
+    pub node_id: Option<String>,
+    /// `--etcd` / `PREDASTORE_ETCD` (comma-separated).
+    pub etcd: Option<Vec<String>>,
+    /// `--cluster-listen` / `PREDASTORE_CLUSTER_LISTEN`.
+    pub listen: Option<String>,
+    /// `--cluster-advertise` / `PREDASTORE_CLUSTER_ADVERTISE`.
+    pub advertise: Option<String>,
 }
 
 /// Values given on the command line or in the environment (clap merges those two).
@@ -82,6 +172,8 @@ pub struct Overrides {
     pub insecure_http: bool,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// The cluster flags and variables.
+    pub cluster: ClusterOverrides,
 }
 
 impl Settings {
@@ -96,6 +188,13 @@ impl Settings {
             ec.compression = c;
         }
         let log_format = LogFormat::resolve(o.log_format.as_deref(), &file)?;
+        let cluster = cluster_settings(&file.cluster, &o.cluster)?;
+        if let Some(c) = &cluster {
+            ec.metadata = engine::Metadata::Etcd {
+                endpoints: c.etcd.clone(),
+                prefix: format!("/predastore/{}/", c.id),
+            };
+        }
         let schedule = file.schedule(ec.gc_interval);
         let mut keys = file.auth.keys.clone();
         match (&file.auth.access_key, &file.auth.secret_key) {
@@ -184,6 +283,7 @@ impl Settings {
             allow_sigv2: file.auth.allow_sigv2.unwrap_or(true),
             nats: crate::nats::settings::resolve(&file.nats, |k| std::env::var(k).ok())
                 .map_err(ConfigError::Invalid)?,
+            cluster,
         })
     }
 }
@@ -223,6 +323,60 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_cluster_section_under_flags_and_variables() {
+        let file: FileConfig = serde_yaml_ng::from_str(
+            "cluster: {id: prod, node_id: n1, etcd: [\"http://10.0.0.1:2379\"], advertise: \"10.0.0.2:8444\"}\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file.clone(), Overrides::default()).unwrap();
+        let c = s.cluster.clone().unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.node_id.as_str(), c.listen.as_str()),
+            ("prod", "n1", DEFAULT_CLUSTER_LISTEN)
+        );
+        assert_eq!(
+            s.engine.metadata,
+            engine::Metadata::Etcd {
+                endpoints: vec!["http://10.0.0.1:2379".into()],
+                prefix: "/predastore/prod/".into()
+            }
+        );
+        let o = Overrides {
+            cluster: ClusterOverrides {
+                node_id: Some("n7".into()),
+                etcd: Some(vec!["http://e:1".into(), "http://f:1".into()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Settings::resolve(file, o).unwrap().cluster.unwrap();
+        assert_eq!((c.node_id.as_str(), c.etcd.len()), ("n7", 2));
+        // No cluster: one machine, LMDB.
+        let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert!(d.cluster.is_none());
+        assert_eq!(d.engine.metadata, engine::Metadata::Local);
+        for (yaml, why) in [
+            (
+                "cluster: {node_id: n1, etcd: [\"http://e:1\"]}",
+                "without a cluster id",
+            ),
+            ("cluster: {id: c, etcd: [\"http://e:1\"]}", "node id"),
+            ("cluster: {id: c, node_id: n1}", "etcd endpoints"),
+            (
+                "cluster: {id: C_1, node_id: n1, etcd: [\"http://e:1\"]}",
+                "lowercase",
+            ),
+        ] {
+            let f: FileConfig = serde_yaml_ng::from_str(yaml).unwrap();
+            let e = Settings::resolve(f, Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{yaml}: {e}");
+        }
+        assert!(serde_yaml_ng::from_str::<FileConfig>("cluster: {nodes: 3}").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth;
 pub mod body;
 pub mod bucket_cli;
+pub mod cluster_cli;
 pub mod config;
 pub mod conn;
 pub mod cors;

@@ -73,6 +73,22 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, global = true, env = "PREDASTORE_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Cluster mode: the cluster's id (`cluster.id`).
+    #[arg(long, global = true, env = "PREDASTORE_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// Cluster mode: this node's id (`cluster.node_id`).
+    #[arg(long, global = true, env = "PREDASTORE_NODE_ID")]
+    node_id: Option<String>,
+    /// Cluster mode: etcd client URLs, comma-separated (`cluster.etcd`).
+    #[arg(long, global = true, env = "PREDASTORE_ETCD", value_delimiter = ',')]
+    etcd: Option<Vec<String>>,
+    /// Cluster mode: where the shard service listens (`cluster.listen`, default 0.0.0.0:8444).
+    #[arg(long, global = true, env = "PREDASTORE_CLUSTER_LISTEN")]
+    cluster_listen: Option<String>,
+    /// Cluster mode: the shard service's address as other nodes reach it
+    /// (`cluster.advertise`).
+    #[arg(long, global = true, env = "PREDASTORE_CLUSTER_ADVERTISE")]
+    cluster_advertise: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -128,6 +144,11 @@ enum Command {
         #[command(subcommand)]
         cmd: s3d::bucket_cli::BucketCommand,
     },
+    /// Cluster mode: make the cluster, join this node, see the members (docs/cluster.md).
+    Cluster {
+        #[command(subcommand)]
+        cmd: s3d::cluster_cli::ClusterCommand,
+    },
 }
 
 fn settings(cli: &Cli) -> Result<Settings, String> {
@@ -147,6 +168,13 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
             secret_key: secret_key(cli)?,
             insecure_http: cli.insecure_http,
             log_format: cli.log_format.clone(),
+            cluster: s3d::config::ClusterOverrides {
+                id: cli.cluster_id.clone(),
+                node_id: cli.node_id.clone(),
+                etcd: cli.etcd.clone(),
+                listen: cli.cluster_listen.clone(),
+                advertise: cli.cluster_advertise.clone(),
+            },
         },
     )
     .map_err(|e| e.to_string())
@@ -205,6 +233,7 @@ fn main() -> ExitCode {
             Command::Status => server::admin_status(s),
             Command::Key { cmd } => server::admin_key(s, cmd).await,
             Command::Bucket { cmd } => server::admin_bucket(s, cmd).await,
+            Command::Cluster { cmd } => s3d::cluster_cli::run(s, cmd).await,
             Command::Health { ready } => {
                 Ok(s3d::health_cli::run(&s.host, s.port, !s.insecure_http, ready).await)
             }

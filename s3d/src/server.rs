@@ -21,8 +21,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn open_engine(s: &Settings) -> Result<engine::Engine, String> {
-    engine::Engine::open(s.engine.clone())
+/// Opens the engine this configuration describes (in cluster mode: its shards over the
+/// members' disks, which are read from etcd).
+pub(crate) fn open_engine(s: &Settings) -> Result<engine::Engine, String> {
+    engine::Engine::open(crate::cluster_cli::engine_config(s)?)
         .map_err(|e| format!("cannot open {}: {e}", s.engine.data_dir.display()))
 }
 
@@ -33,6 +35,7 @@ fn request_id() -> String {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
+    let node = crate::cluster_cli::Node::start(&s, &engine).await?;
     let mut keys = s.keys.clone();
     if keys.is_empty() {
         let (k, created) =
@@ -257,6 +260,9 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
     background.stop().await;
+    if let Some(n) = node {
+        n.stop().await;
+    }
     drop(nats);
     drop(service);
     drop(engine);

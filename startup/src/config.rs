@@ -146,6 +146,23 @@ pub struct MountSection {
     pub writeback_ms: Option<u64>,
 }
 
+/// The `cluster` section: this node's part in a cluster (docs/cluster.md). Absent (no `id`):
+/// one machine, metadata in LMDB.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The cluster's id: its keys in etcd live under `/predastore/<id>/`.
+    pub id: Option<String>,
+    /// This node's id (lowercase letters, digits, dashes; its certificate's name).
+    pub node_id: Option<String>,
+    /// etcd client URLs (`http://host:2379`).
+    pub etcd: Vec<String>,
+    /// Where the shard service listens (default `0.0.0.0:8444`).
+    pub listen: Option<String>,
+    /// The shard service's address as the other nodes reach it (`host:port`).
+    pub advertise: Option<String>,
+}
+
 /// The mount's default write-back window: a closed file is visible over S3, and durable,
 /// within this many milliseconds (docs/semantics.md).
 pub const DEFAULT_WRITEBACK_MS: u64 = 100;
@@ -166,6 +183,8 @@ pub struct FileConfig {
     pub mount: MountSection,
     /// `nats`.
     pub nats: NatsSection,
+    /// `cluster`.
+    pub cluster: ClusterSection,
 }
 
 /// `nats.tls`: a CA to trust and a client certificate to present.

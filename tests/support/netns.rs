@@ -93,6 +93,11 @@ impl Net {
         Ipv4Addr::new(10, 231, self.subnet, h as u8 + 1)
     }
 
+    /// The bridge's address: the test's own, reachable from every host.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 231, self.subnet, 254)
+    }
+
     /// `program args…` to run inside host `h`.
     pub fn command(&self, h: usize, program: &str) -> Command {
         let mut c = Command::new("ip");
