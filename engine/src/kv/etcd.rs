@@ -1,8 +1,9 @@
 //! The metadata seam on etcd, for cluster mode (step 3 of `docs/cluster-plan.md`): an engine
 //! opens it when its configuration says so ([`crate::Metadata::Etcd`]).
 //!
-//! A table is the key prefix `<prefix><table name>/`. A read transaction is a revision: every
-//! read of it asks etcd for the keys as they were then. A write transaction is optimistic: its
+//! A table is the key prefix `<prefix><table name>/`. A read transaction is a revision, that
+//! of its first read (which costs no round trip of its own): every later read of it asks etcd
+//! for the keys as they were then. A write transaction is optimistic: its
 //! reads are taken at the revision of its first (no round trip of its own) and remembered, its
 //! writes buffered (its own reads see them), and its commit is one etcd `Txn` that applies the
 //! writes only if nothing it read has changed since — every key read still has the revision it had (a key read as absent is still absent),
@@ -191,15 +192,6 @@ impl EtcdStore {
         (start, end)
     }
 
-    /// The store's revision now.
-    fn revision(&self) -> Result<i64> {
-        let key = self.prefix.clone();
-        let r: GetResponse = self.call(move |mut kv| async move {
-            kv.get(key, Some(GetOptions::new().with_count_only())).await
-        })?;
-        Ok(r.header().map(|h| h.revision()).unwrap_or(0))
-    }
-
     /// The value and modification revision of `key` at revision `rev` (0: the latest), and the
     /// revision read at.
     fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<(Option<Entry>, i64)> {
@@ -249,11 +241,12 @@ impl EtcdStore {
         }
     }
 
-    /// A read transaction: the store as it is now.
+    /// A read transaction: the store as its first read finds it (every later read of it at
+    /// that revision), which costs no round trip of its own.
     pub fn read(&self) -> Result<EtcdRead<'_>> {
         Ok(EtcdRead {
             store: self,
-            rev: self.revision()?,
+            rev: Cell::new(0),
         })
     }
 
@@ -287,16 +280,16 @@ impl Drop for EtcdStore {
     }
 }
 
-/// A snapshot: the store at one revision.
+/// A snapshot: the store at one revision, that of its first read (0 before it).
 pub struct EtcdRead<'s> {
     store: &'s EtcdStore,
-    rev: i64,
+    rev: Cell<i64>,
 }
 
-/// The keys of a table at one revision, page by page.
+/// The keys of a table at one revision (that of the first page when it is 0), page by page.
 struct Pages<'s> {
     store: &'s EtcdStore,
-    rev: i64,
+    rev: &'s Cell<i64>,
     next: Option<Vec<u8>>,
     end: Vec<u8>,
     strip: usize,
@@ -309,9 +302,10 @@ impl<'s> Iterator for Pages<'s> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() {
             let from = self.next.take()?;
-            match self.store.page(self.rev, from, self.end.clone()) {
+            match self.store.page(self.rev.get(), from, self.end.clone()) {
                 Err(e) => return Some(Err(e)),
-                Ok((kvs, more, _)) => {
+                Ok((kvs, more, at)) => {
+                    self.rev.set(at);
                     if more {
                         self.next = kvs.last().map(|(k, _, _)| {
                             let mut n = k.clone();
@@ -331,7 +325,8 @@ impl<'s> Iterator for Pages<'s> {
 impl Read for EtcdRead<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         let k = self.store.full_key(table, key);
-        let (got, _) = self.store.get_at(self.rev, k)?;
+        let (got, at) = self.store.get_at(self.rev.get(), k)?;
+        self.rev.set(at);
         Ok(got.map(|(_, v, _)| Cow::Owned(v)))
     }
 
@@ -342,7 +337,7 @@ impl Read for EtcdRead<'_> {
         }
         Ok(Box::new(Pages {
             store: self.store,
-            rev: self.rev,
+            rev: &self.rev,
             next: Some(start),
             end,
             strip: self.store.table_prefix(table).len(),
@@ -354,7 +349,7 @@ impl Read for EtcdRead<'_> {
         let (start, end) = self
             .store
             .key_range(table, Bound::Unbounded, Bound::Unbounded);
-        let rev = self.rev;
+        let rev = self.rev.get();
         let r: GetResponse = self.store.call(move |mut kv| async move {
             let o = GetOptions::new()
                 .with_range(end)
@@ -362,6 +357,7 @@ impl Read for EtcdRead<'_> {
                 .with_count_only();
             kv.get(start, Some(o)).await
         })?;
+        self.rev.set(read_at(&r, rev));
         Ok(r.count().max(0) as u64)
     }
 }

@@ -123,7 +123,8 @@ pub type Pair<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
 pub type Scan<'t> = Box<dyn Iterator<Item = Result<Pair<'t>>> + 't>;
 
 /// A consistent view of the store (a snapshot): what a read transaction sees, or a write
-/// transaction including its own changes.
+/// transaction including its own changes. The snapshot is taken when the transaction begins
+/// or, at the latest, at its first read; every read of it sees the same state.
 pub trait Read {
     /// The value under `key`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>>;

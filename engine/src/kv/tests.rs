@@ -79,13 +79,26 @@ fn puts_gets_deletes_and_sees_its_own_writes(h: &dyn Harness) {
 fn a_snapshot_does_not_see_later_commits_and_a_failed_write_leaves_nothing(h: &dyn Harness) {
     h.write(&mut |w| w.put(Table::Buckets, b"x", b"old"))
         .unwrap();
+    // A snapshot is fixed by its first read at the latest (a store may take it then, as the
+    // etcd store does, to save a round trip): what commits after is not seen by its reads.
     let before = h.read();
+    assert_eq!(
+        before.get(Table::Buckets, b"x").unwrap().as_deref(),
+        Some(&b"old"[..])
+    );
     h.write(&mut |w| w.put(Table::Buckets, b"x", b"new"))
         .unwrap();
     assert_eq!(
         before.get(Table::Buckets, b"x").unwrap().as_deref(),
         Some(&b"old"[..])
     );
+    let seen: Vec<Vec<u8>> = before
+        .all(Table::Buckets)
+        .unwrap()
+        .map(|r| r.unwrap().1.into_owned())
+        .collect();
+    assert_eq!(seen, [b"old".to_vec()]);
+    assert_eq!(before.count(Table::Buckets).unwrap(), 1);
     assert_eq!(
         h.read().get(Table::Buckets, b"x").unwrap().as_deref(),
         Some(&b"new"[..])
