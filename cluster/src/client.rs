@@ -40,9 +40,9 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: Duration::from_secs(2),
-            read: Duration::from_secs(10),
+            read: Duration::from_secs(5),
             write: Duration::from_secs(30),
-            down_for: Duration::from_secs(1),
+            down_for: Duration::from_secs(3),
         }
     }
 }
@@ -261,9 +261,16 @@ impl Inner {
                 addr: self.addr.clone(),
             }),
         };
-        if out.is_err() {
-            // A connection that failed a request is not trusted with the next.
+        if let Err(f) = &out {
+            // A connection that failed a request is not trusted with the next; a peer that
+            // did not answer in time (cut off, overloaded) is left alone for a moment too, so
+            // that the requests behind this one fail at once and read other shards.
             *self.conn.lock().await = None;
+            if matches!(f, Failure::Deadline { .. }) {
+                if let Ok(mut d) = self.down_until.lock() {
+                    *d = Some(Instant::now() + self.timeouts.down_for);
+                }
+            }
         }
         out
     }

@@ -2,7 +2,8 @@
 //! bridge) with its own data directory and six disks, their metadata on an etcd of the test's
 //! own, made a cluster with `s3d cluster init` and `join`. Through the aws cli and boto3: what
 //! is written through one node is read bit-exact through another and listed through the third;
-//! after `kill -9` of one node the other two still read everything and take new writes.
+//! after `kill -9` of one node the other two still read everything and take new writes, and
+//! so they do while a node is cut off (its link down), which reads them once connected again.
 //! Needs root, `ip`, Debian's `etcd-server`, the aws cli and boto3.
 
 #[path = "../../tests/support/netns.rs"]
@@ -343,4 +344,37 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
         ],
     ));
     same_file(&more, &back);
+    // Node 1 cut off (its link down, connections left hanging): node 0 still reads and takes a
+    // write; node 1, connected again, reads that write.
+    c.net.cut(1);
+    let back = work.path().join("back-cut");
+    let src_key = "s3://photos/2026/ten-mib";
+    let got = c.aws(0, &["s3", "cp", src_key, back.to_str().unwrap()]);
+    assert!(
+        got.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&got.stderr),
+        c.logs()
+    );
+    same_file(&src, &back);
+    let during = work.path().join("during-cut");
+    write_file(&during, 9, 3 << 20);
+    let key = "s3://photos/while-1-is-cut";
+    let put = c.aws(0, &["s3", "cp", during.to_str().unwrap(), key]);
+    assert!(
+        put.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&put.stderr),
+        c.logs()
+    );
+    c.net.reconnect(1);
+    let back = work.path().join("back-after-cut");
+    let got = c.aws(1, &["s3", "cp", key, back.to_str().unwrap()]);
+    assert!(
+        got.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&got.stderr),
+        c.logs()
+    );
+    same_file(&during, &back);
 }
