@@ -98,3 +98,45 @@ pub fn shards(
         transports,
     })
 }
+
+/// The identity under `data_dir`, which must be node `node_id`'s.
+pub fn identity_of(data_dir: &Path, node_id: &str) -> Result<NodeIdentity, ClusterError> {
+    let identity = load_identity(data_dir)?;
+    if identity.node_id != node_id {
+        return Err(ClusterError::Store(format!(
+            "{} holds the identity of node {}, not {node_id}",
+            identity_dir(data_dir).display(),
+            identity.node_id
+        )));
+    }
+    Ok(identity)
+}
+
+/// The cluster's records: its keys in etcd (`/predastore/<cluster id>/`).
+#[cfg(feature = "etcd")]
+pub fn open_store(cluster_id: &str, etcd: &[String]) -> Result<Store, ClusterError> {
+    Store::connect_etcd(etcd, format!("/predastore/{cluster_id}/").as_bytes())
+        .map_err(|e| ClusterError::Store(format!("etcd at {}: {e}", etcd.join(","))))
+}
+
+/// `cfg` (its metadata already on the cluster's etcd) made node `node_id`'s of cluster
+/// `cluster_id`: its shards over the members' disks, as recorded in etcd now. Both doors open
+/// their engine with it.
+#[cfg(feature = "etcd")]
+pub fn engine_config(
+    mut cfg: engine::EngineConfig,
+    cluster_id: &str,
+    node_id: &str,
+    etcd: &[String],
+) -> Result<engine::EngineConfig, ClusterError> {
+    let identity = identity_of(&cfg.data_dir, node_id)?;
+    let st = open_store(cluster_id, etcd)?;
+    cfg.cluster = Some(shards(
+        &st,
+        &identity,
+        cfg.disk_paths().len(),
+        cfg.data_shards,
+        cfg.parity_shards,
+    )?);
+    Ok(cfg)
+}

@@ -84,8 +84,7 @@ mod built {
 
     /// The cluster's records (on etcd).
     fn store(c: &ClusterSettings) -> Result<Store, String> {
-        Store::connect_etcd(&c.etcd, format!("/predastore/{}/", c.id).as_bytes())
-            .map_err(|e| format!("etcd at {}: {e}", c.etcd.join(",")))
+        node::open_store(&c.id, &c.etcd).map_err(|e| e.to_string())
     }
 
     /// Runs a cluster command.
@@ -165,39 +164,11 @@ mod built {
     /// The engine's configuration for this node: in cluster mode its shards over the members'
     /// disks (blocking: it reads the members from etcd).
     pub fn engine_config(s: &Settings) -> Result<engine::EngineConfig, String> {
-        let mut cfg = s.engine.clone();
-        let Some(c) = &s.cluster else {
-            return Ok(cfg);
-        };
-        let identity = identity(s, c)?;
-        let st = store(c)?;
-        let shards = node::shards(
-            &st,
-            &identity,
-            cfg.disk_paths().len(),
-            cfg.data_shards,
-            cfg.parity_shards,
-        )
-        .map_err(|e| e.to_string())?;
-        cfg.cluster = Some(shards);
-        Ok(cfg)
-    }
-
-    /// This node's identity, which must be that of the configured node id.
-    fn identity(
-        s: &Settings,
-        c: &ClusterSettings,
-    ) -> Result<predastore_cluster::NodeIdentity, String> {
-        let identity = node::load_identity(&s.engine.data_dir).map_err(|e| e.to_string())?;
-        if identity.node_id != c.node_id {
-            return Err(format!(
-                "{} holds the identity of node {}, not {}",
-                node::identity_dir(&s.engine.data_dir).display(),
-                identity.node_id,
-                c.node_id
-            ));
+        match &s.cluster {
+            None => Ok(s.engine.clone()),
+            Some(c) => node::engine_config(s.engine.clone(), &c.id, &c.node_id, &c.etcd)
+                .map_err(|e| e.to_string()),
         }
-        Ok(identity)
     }
 
     /// A running node's cluster parts: its shard service.
@@ -211,7 +182,8 @@ mod built {
             let Some(c) = &s.cluster else {
                 return Ok(None);
             };
-            let identity = identity(s, c)?;
+            let identity =
+                node::identity_of(&s.engine.data_dir, &c.node_id).map_err(|e| e.to_string())?;
             let listen = c
                 .listen
                 .parse()

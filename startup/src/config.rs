@@ -163,6 +163,105 @@ pub struct ClusterSection {
     pub advertise: Option<String>,
 }
 
+/// A node of a cluster (docs/cluster.md): its metadata is on etcd under `/predastore/<id>/`
+/// ([`ClusterSettings::metadata`]), its shards over the members' disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The cluster's id.
+    pub id: String,
+    /// This node's id.
+    pub node_id: String,
+    /// etcd client URLs.
+    pub etcd: Vec<String>,
+    /// Where the shard service listens.
+    pub listen: String,
+    /// The shard service's address as the other nodes reach it.
+    pub advertise: Option<String>,
+}
+
+/// Where the shard service listens unless told.
+pub const DEFAULT_CLUSTER_LISTEN: &str = "0.0.0.0:8444";
+
+impl ClusterSection {
+    /// The section under the flags and variables; `None` without a cluster id.
+    pub fn resolve(&self, o: &ClusterOverrides) -> Result<Option<ClusterSettings>, ConfigError> {
+        let file = self;
+        let Some(id) = o.id.clone().or_else(|| file.id.clone()) else {
+            if o.node_id.is_some() || !file.etcd.is_empty() || o.etcd.is_some() {
+                return Err(ConfigError::Invalid(
+                    "cluster settings without a cluster id (cluster.id, PREDASTORE_CLUSTER_ID)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let node_id = o
+            .node_id
+            .clone()
+            .or_else(|| file.node_id.clone())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "cluster mode needs a node id (cluster.node_id, PREDASTORE_NODE_ID)".into(),
+                )
+            })?;
+        for (what, v) in [("cluster id", &id), ("node id", &node_id)] {
+            if !valid(v) {
+                return Err(ConfigError::Invalid(format!(
+                    "{what} {v:?}: 1 to 63 lowercase letters, digits and dashes"
+                )));
+            }
+        }
+        let etcd = o.etcd.clone().unwrap_or_else(|| file.etcd.clone());
+        if etcd.is_empty() {
+            return Err(ConfigError::Invalid(
+                "cluster mode needs etcd endpoints (cluster.etcd, PREDASTORE_ETCD)".into(),
+            ));
+        }
+        Ok(Some(ClusterSettings {
+            id,
+            node_id,
+            etcd,
+            listen: o
+                .listen
+                .clone()
+                .or_else(|| file.listen.clone())
+                .unwrap_or_else(|| DEFAULT_CLUSTER_LISTEN.into()),
+            advertise: o.advertise.clone().or_else(|| file.advertise.clone()),
+        }))
+    }
+}
+
+impl ClusterSettings {
+    /// Where the node's metadata is: the cluster's keys in etcd.
+    pub fn metadata(&self) -> engine::Metadata {
+        engine::Metadata::Etcd {
+            endpoints: self.etcd.clone(),
+            prefix: format!("/predastore/{}/", self.id),
+        }
+    }
+}
+
+/// Cluster values given on the command line or in the environment.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterOverrides {
+    /// `--cluster-id` / `PREDASTORE_CLUSTER_ID`.
+    pub id: Option<String>,
+    /// `--node-id` / `PREDASTORE_NODE_ID`.
+    pub node_id: Option<String>,
+    /// `--etcd` / `PREDASTORE_ETCD` (comma-separated).
+    pub etcd: Option<Vec<String>>,
+    /// `--cluster-listen` / `PREDASTORE_CLUSTER_LISTEN`.
+    pub listen: Option<String>,
+    /// `--cluster-advertise` / `PREDASTORE_CLUSTER_ADVERTISE`.
+    pub advertise: Option<String>,
+}
+
 /// The mount's default write-back window: a closed file is visible over S3, and durable,
 /// within this many milliseconds (docs/semantics.md).
 pub const DEFAULT_WRITEBACK_MS: u64 = 100;

@@ -1,0 +1,237 @@
+//! Cluster mode's test harness: s3d nodes, each a host of its own (network namespaces on one
+//! bridge, `netns.rs`, which the including test declares as `netns`) with its own data
+//! directory and six disks, their metadata on an etcd on the bridge's address, made a cluster
+//! with `s3d cluster init` and `join`; the aws cli against any node. Everything started is
+//! stopped when dropped. Needs root, `ip`, Debian's `etcd-server` and the aws cli.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::netns;
+
+/// The keys every node is given.
+pub const AK: &str = "PSTESTACCESSKEY00001";
+/// Their secret.
+pub const SK: &str = "test-secret-key-0123456789abcdefghijklmn";
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Nodes of the cluster.
+pub const NODES: usize = 3;
+const S3_PORT: u16 = 8443;
+const SHARD_PORT: u16 = 8444;
+
+/// etcd on the bridge's address, for every host.
+struct Etcd(Child);
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The cluster.
+pub struct Cluster {
+    /// Its hosts.
+    pub net: netns::Net,
+    /// etcd's client URL.
+    pub etcd_url: String,
+    /// Where the data directories and logs are.
+    pub dir: tempfile::TempDir,
+    s3d: PathBuf,
+    nodes: Vec<Option<Child>>,
+    _etcd: Etcd,
+}
+
+impl Cluster {
+    /// etcd, and the nodes initialised and joined (not serving yet); `s3d` is the binary.
+    pub fn start(s3d: PathBuf) -> Cluster {
+        let net = netns::Net::new(NODES);
+        let dir = tempfile::tempdir().unwrap();
+        let gw = net.gateway();
+        let (client, peer) = (free_port(), free_port());
+        let etcd_url = format!("http://{gw}:{client}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let etcd = Command::new("etcd")
+            .arg("--name=e0")
+            .arg(format!("--data-dir={}", dir.path().join("etcd").display()))
+            .arg(format!("--listen-client-urls={etcd_url}"))
+            .arg(format!("--advertise-client-urls={etcd_url}"))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
+            .arg(format!("--initial-cluster=e0=http://127.0.0.1:{peer}"))
+            .args(["--max-txn-ops=10000", "--max-request-bytes=8388608"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian's etcd-server) runs this test");
+        let c = Cluster {
+            net,
+            etcd_url,
+            dir,
+            s3d,
+            nodes: (0..NODES).map(|_| None).collect(),
+            _etcd: Etcd(etcd),
+        };
+        c.wait_for_etcd(gw, client);
+        c.s3d_ok(0, &["cluster", "init"]);
+        for i in 0..NODES {
+            let out = c.s3d_ok(i, &["cluster", "join"]);
+            assert!(out.contains("is a member"), "{out}");
+        }
+        let status = c.s3d_ok(0, &["cluster", "status"]);
+        assert!(status.contains("3 member(s)"), "{status}");
+        c
+    }
+
+    /// Waits until etcd says it is healthy.
+    fn wait_for_etcd(&self, ip: std::net::Ipv4Addr, port: u16) {
+        use std::io::{Read, Write};
+        let t = Instant::now();
+        loop {
+            let mut answer = String::new();
+            let healthy = std::net::TcpStream::connect((ip, port)).is_ok_and(|mut s| {
+                s.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_ok()
+                    && s.read_to_string(&mut answer).is_ok()
+                    && answer.contains("\"health\":\"true\"")
+            });
+            if healthy {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "etcd did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn data(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{i}"))
+    }
+
+    /// `s3d` on host `i`, configured as node `node-i` through its variables.
+    pub fn s3d(&self, i: usize, args: &[&str]) -> Command {
+        let addr = self.net.addr(i);
+        let mut c = self.net.command(i, self.s3d.to_str().unwrap_or_default());
+        c.args(args)
+            .env("PREDASTORE_DATA_DIR", self.data(i))
+            .env("PREDASTORE_HOST", addr.to_string())
+            .env("PREDASTORE_PORT", S3_PORT.to_string())
+            .env("PREDASTORE_TLS_NAMES", addr.to_string())
+            .env("PREDASTORE_ACCESS_KEY", AK)
+            .env("PREDASTORE_SECRET_KEY", SK)
+            .env("PREDASTORE_CLUSTER_ID", "test")
+            .env("PREDASTORE_NODE_ID", format!("node-{i}"))
+            .env("PREDASTORE_ETCD", &self.etcd_url)
+            .env("PREDASTORE_CLUSTER_LISTEN", format!("{addr}:{SHARD_PORT}"))
+            .env(
+                "PREDASTORE_CLUSTER_ADVERTISE",
+                format!("{addr}:{SHARD_PORT}"),
+            );
+        c
+    }
+
+    pub fn s3d_ok(&self, i: usize, args: &[&str]) -> String {
+        ok(self.s3d(i, args).output().unwrap())
+    }
+
+    pub fn log(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{i}.log"))
+    }
+
+    /// Starts node `i`'s server and waits until it answers.
+    pub fn serve(&mut self, i: usize) {
+        let log = std::fs::File::create(self.log(i)).unwrap();
+        let child = self
+            .s3d(i, &[])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i] = Some(child);
+        let t = Instant::now();
+        while std::net::TcpStream::connect((self.net.addr(i), S3_PORT)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "node {i} did not start: {}",
+                std::fs::read_to_string(self.log(i)).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9` of node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("https://{}:{S3_PORT}", self.net.addr(i))
+    }
+
+    pub fn ca(&self, i: usize) -> PathBuf {
+        self.data(i).join("tls").join("cert.pem")
+    }
+
+    /// The aws cli against node `i`.
+    pub fn aws(&self, i: usize, args: &[&str]) -> Output {
+        Command::new("aws")
+            .args(["--endpoint-url", &self.endpoint(i), "--region", "us-east-1"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", AK)
+            .env("AWS_SECRET_ACCESS_KEY", SK)
+            .env("AWS_CA_BUNDLE", self.ca(i))
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .expect("run aws (is the aws cli installed?)")
+    }
+
+    pub fn logs(&self) -> String {
+        (0..NODES)
+            .map(|i| {
+                let t = std::fs::read_to_string(self.log(i)).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(8).collect();
+                format!("node-{i}: {}", tail.join(" | "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..NODES {
+            self.kill(i);
+        }
+    }
+}
