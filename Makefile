@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Features the tests add: cluster mode — the metadata store on etcd, the cluster crate's
 # multi-node tests, s3d's cluster commands (the etcd client's build needs protoc, the tests etcd —
 # both installed by .ci/run).
-TEST_FEATURES ?= --features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster
+TEST_FEATURES ?= --features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster,mountd/cluster
 
 # Where `make install` puts s3d and mountd.
 PREFIX ?= /usr/local
@@ -20,9 +20,10 @@ DEV_SECRET_KEY ?= wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 build:
 	$(CARGO) build --workspace --release
 
-## build-cluster: the release build with cluster mode (needs protobuf-compiler: docs/cluster.md)
+## build-cluster: the release build with cluster mode, s3d's and mountd's (needs protobuf-compiler:
+## docs/cluster.md)
 build-cluster:
-	$(CARGO) build --workspace --release --features s3d/cluster
+	$(CARGO) build --workspace --release --features s3d/cluster,mountd/cluster
 
 ## test: the whole test suite (what CI runs): every crate's tests, the engine's integration tests
 ## again with the metadata on etcd, then the Docker images

@@ -49,7 +49,7 @@ curl -sf "$client/health" | grep -q '"health":"true"' || {
 echo "engine-tests-on-etcd: ${TESTS[*]} against etcd at $client"
 # The test binaries `make test` built (the same command and features: nothing is built again),
 # run one by one as cargo runs them: from the package's directory.
-read -r -a features <<<"${TEST_FEATURES:---features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster}"
+read -r -a features <<<"${TEST_FEATURES:---features predastore-engine/etcd,predastore-cluster/etcd,s3d/cluster,mountd/cluster}"
 mapfile -t bins < <($CARGO test --workspace --lib --tests --benches "${features[@]}" --no-run \
     --message-format=json 2>/dev/null | python3 -c '
 import json, sys

@@ -83,6 +83,16 @@ struct Cli {
     /// `mount.writeback_ms`, else 100.
     #[arg(long, env = "PREDASTORE_MOUNT_WRITEBACK_MS")]
     writeback_ms: Option<u64>,
+    /// Cluster mode: the cluster's id (`cluster.id`): the mount is one of a node's doors, on
+    /// its data directory beside its s3d (docs/cluster.md).
+    #[arg(long, env = "PREDASTORE_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// Cluster mode: this node's id (`cluster.node_id`).
+    #[arg(long, env = "PREDASTORE_NODE_ID")]
+    node_id: Option<String>,
+    /// Cluster mode: etcd client URLs, comma-separated (`cluster.etcd`).
+    #[arg(long, env = "PREDASTORE_ETCD", value_delimiter = ',')]
+    etcd: Option<Vec<String>>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
@@ -90,6 +100,8 @@ struct Cli {
 /// What mountd takes from the configuration.
 struct Settings {
     engine: engine::EngineConfig,
+    /// The node's part in a cluster (`None`: one machine).
+    cluster: Option<startup::config::ClusterSettings>,
     /// The key the mount acts as (id or name).
     access_key: Option<String>,
     schedule: engine::background::Schedule,
@@ -115,12 +127,27 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
         return Err("the write-back window (writeback_ms) must be at most 60000".into());
     }
     engine.writeback = (window > 0).then(|| Duration::from_millis(window));
+    let cluster = file
+        .cluster
+        .resolve(&startup::config::ClusterOverrides {
+            id: cli.cluster_id.clone(),
+            node_id: cli.node_id.clone(),
+            etcd: cli.etcd.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(c) = &cluster {
+        // The write-back window is LMDB's: in a cluster every close commits to etcd.
+        engine.writeback = None;
+        engine.metadata = c.metadata();
+    }
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;
     Ok(Settings {
         access_key: cli.access_key.clone().or(file.mount.access_key.clone()),
         schedule: file.schedule(engine.gc_interval),
         engine,
+        cluster,
         log_format,
     })
 }
@@ -177,6 +204,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The engine's configuration: on a node of a cluster, its shards over the members' disks (read
+/// from etcd; the node has joined with `s3d cluster join`).
+fn cluster_config(
+    cfg: engine::EngineConfig,
+    cluster: Option<&startup::config::ClusterSettings>,
+) -> Result<engine::EngineConfig, String> {
+    let Some(c) = cluster else {
+        return Ok(cfg);
+    };
+    #[cfg(feature = "cluster")]
+    {
+        predastore_cluster::node::engine_config(cfg, &c.id, &c.node_id, &c.etcd)
+            .map_err(|e| e.to_string())
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (cfg, c);
+        Err(
+            "this mountd is built without cluster mode: build it with `cargo build --release \
+             --features mountd/cluster` (needs Debian's protobuf-compiler), or `make \
+             build-cluster`"
+                .into(),
+        )
+    }
+}
+
 fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
 }
@@ -188,8 +241,11 @@ fn run(
     settings: Settings,
     notify: Option<daemon::Notifier>,
 ) -> Result<(), (String, Option<daemon::Notifier>)> {
-    let cfg = settings.engine;
-    let data_dir = cfg.data_dir.clone();
+    let data_dir = settings.engine.data_dir.clone();
+    let cfg = match cluster_config(settings.engine, settings.cluster.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return Err((e, notify)),
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return Err((e.to_string(), notify)),
