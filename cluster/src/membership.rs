@@ -84,7 +84,11 @@ pub fn ca(store: &Store) -> Result<ClusterCa, ClusterError> {
 }
 
 /// Registers node `id` (its shard service at `address`, `disks` disks) and issues its identity;
-/// a node that joined before is registered again with what it says now.
+/// a node that joined before is registered again with what it says now (a new address).
+///
+/// Refused once the cluster holds chunks, when it would change the layout (a new member, or a
+/// member's disk count): shards are found where the layout places them, and moving them to a
+/// new layout (rebalance, step 5 of docs/cluster-plan.md) is not built yet.
 pub fn join(
     store: &Store,
     id: &str,
@@ -109,11 +113,39 @@ pub fn join(
     };
     let key = id.as_bytes().to_vec();
     let value = json(&rec);
-    store
-        .committer()
-        .run_blocking(move |txn: &mut dyn Write| txn.put(Table::Members, &key, &value))
+    // Whether the cluster holds chunks, from a snapshot: its first page of keys, where a scan
+    // inside the write transaction would fetch every chunk record from etcd. (A first chunk
+    // written between this look and the join's commit would slip by: join is an operator's
+    // step before the cluster takes data or with rebalance, step 5.)
+    let holds_chunks = store
+        .read()
+        .and_then(|t| Ok(t.all(Table::Chunks)?.next().is_some()))
         .map_err(meta)?;
-    Ok(identity)
+    let refused = store
+        .committer()
+        .run_blocking(move |txn: &mut dyn Write| {
+            let was: Option<MemberRecord> = txn
+                .get(Table::Members, &key)?
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let changes_layout = was.as_ref().is_none_or(|w| w.disks != disks);
+            if changes_layout && holds_chunks {
+                return Ok(Some(was.map(|w| w.disks)));
+            }
+            txn.put(Table::Members, &key, &value)?;
+            Ok(None)
+        })
+        .map_err(meta)?;
+    match refused {
+        None => Ok(identity),
+        Some(was) => Err(ClusterError::Store(format!(
+            "the cluster holds data and {}: the shards of its chunks would no longer be where \
+             the layout places them, and moving them (rebalance) is not built yet",
+            match was {
+                None => format!("{id} is not a member yet"),
+                Some(n) => format!("{id} joined with {n} disks, not {disks}"),
+            }
+        ))),
+    }
 }
 
 /// Every member, by id.
@@ -179,6 +211,30 @@ mod tests {
         assert!(e.contains("lose"), "{e}");
         assert!(join(&s, "Bad_Id", "h:1", 1).is_err());
         assert!(join(&s, "ok", "no-port", 1).is_err());
+    }
+
+    #[test]
+    fn once_the_cluster_holds_chunks_the_layout_stays() {
+        let (_d, s) = store();
+        init(&s, "c").unwrap();
+        for i in 0..3 {
+            join(&s, &format!("n{i}"), "10.0.0.1:8444", 2).unwrap();
+        }
+        s.committer()
+            .run_blocking(|txn: &mut dyn Write| txn.put(Table::Chunks, &[7; 32], b"rec"))
+            .unwrap();
+        // A new address is fine; a new member or another disk count is not.
+        join(&s, "n1", "10.0.0.9:8444", 2).unwrap();
+        let e = join(&s, "n3", "10.0.0.3:8444", 2).unwrap_err().to_string();
+        assert!(
+            e.contains("n3 is not a member yet") && e.contains("rebalance"),
+            "{e}"
+        );
+        let e = join(&s, "n2", "10.0.0.2:8444", 3).unwrap_err().to_string();
+        assert!(e.contains("joined with 2 disks, not 3"), "{e}");
+        let ms = members(&s).unwrap();
+        assert_eq!(ms.len(), 3);
+        assert_eq!((ms[1].address.as_str(), ms[2].disks), ("10.0.0.9:8444", 2));
     }
 
     #[test]
