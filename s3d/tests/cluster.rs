@@ -35,14 +35,29 @@ fn boto3(c: &Cluster, i: usize, script: &str) -> String {
         .unwrap())
 }
 
-fn same_file(a: &Path, b: &Path) {
-    assert_eq!(
-        md5_file(a),
-        md5_file(b),
-        "{} and {}",
-        a.display(),
-        b.display()
+/// Uploads `file` as `key` through node `i`.
+fn put(c: &Cluster, i: usize, file: &Path, key: &str) {
+    let out = c.aws(i, &["s3", "cp", file.to_str().unwrap(), key]);
+    assert!(
+        out.status.success(),
+        "put through node {i}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.logs()
     );
+}
+
+/// Downloads `key` through node `i` and checks it is `file`, byte for byte.
+fn read_back(c: &Cluster, i: usize, key: &str, file: &Path) {
+    let back = file.with_extension(format!("back-{i}"));
+    let out = c.aws(i, &["s3", "cp", key, back.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "get through node {i}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.logs()
+    );
+    assert_eq!(md5_file(file), md5_file(&back), "{key} through node {i}");
+    let _ = std::fs::remove_file(back);
 }
 
 #[test]
@@ -52,36 +67,12 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
         c.serve(i);
     }
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("ten-mib");
+    let (src, big) = (work.path().join("ten-mib"), "s3://photos/2026/ten-mib");
     write_file(&src, 7, 10 << 20);
     // Write through node 0, read through node 1, list through node 2.
     ok(c.aws(0, &["s3", "mb", "s3://photos"]));
-    ok(c.aws(
-        0,
-        &[
-            "s3",
-            "cp",
-            src.to_str().unwrap(),
-            "s3://photos/2026/ten-mib",
-        ],
-    ));
-    let back = work.path().join("back-1");
-    let got = c.aws(
-        1,
-        &[
-            "s3",
-            "cp",
-            "s3://photos/2026/ten-mib",
-            back.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        got.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&got.stderr),
-        c.logs()
-    );
-    same_file(&src, &back);
+    put(&c, 0, &src, big);
+    read_back(&c, 1, big, &src);
     let listed = ok(c.aws(2, &["s3", "ls", "--recursive", "s3://photos"]));
     assert!(
         listed.contains("2026/ten-mib") && listed.contains("10485760"),
@@ -102,89 +93,21 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
     assert_eq!(out.trim(), "hello from node 2");
     // Node 2 is killed: nodes 0 and 1 read everything from the shards left, and take writes.
     c.kill(2);
-    let back = work.path().join("back-0");
-    ok(c.aws(
-        0,
-        &[
-            "s3",
-            "cp",
-            "s3://photos/2026/ten-mib",
-            back.to_str().unwrap(),
-        ],
-    ));
-    same_file(&src, &back);
-    let more = work.path().join("more");
+    read_back(&c, 0, big, &src);
+    let (more, down) = (work.path().join("more"), "s3://photos/while-2-is-down");
     write_file(&more, 8, 5 << 20);
-    let put = c.aws(
-        1,
-        &[
-            "s3",
-            "cp",
-            more.to_str().unwrap(),
-            "s3://photos/while-2-is-down",
-        ],
-    );
-    assert!(
-        put.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&put.stderr),
-        c.logs()
-    );
-    let back = work.path().join("back-more");
-    ok(c.aws(
-        0,
-        &[
-            "s3",
-            "cp",
-            "s3://photos/while-2-is-down",
-            back.to_str().unwrap(),
-        ],
-    ));
-    same_file(&more, &back);
+    put(&c, 1, &more, down);
+    read_back(&c, 0, down, &more);
     // Node 2 back: it reads what was written while it was away.
     c.serve(2);
-    let back = work.path().join("back-2");
-    ok(c.aws(
-        2,
-        &[
-            "s3",
-            "cp",
-            "s3://photos/while-2-is-down",
-            back.to_str().unwrap(),
-        ],
-    ));
-    same_file(&more, &back);
+    read_back(&c, 2, down, &more);
     // Node 1 cut off (its link down, connections left hanging): node 0 still reads and takes a
     // write; node 1, connected again, reads that write.
     c.net.cut(1);
-    let back = work.path().join("back-cut");
-    let src_key = "s3://photos/2026/ten-mib";
-    let got = c.aws(0, &["s3", "cp", src_key, back.to_str().unwrap()]);
-    assert!(
-        got.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&got.stderr),
-        c.logs()
-    );
-    same_file(&src, &back);
-    let during = work.path().join("during-cut");
+    read_back(&c, 0, big, &src);
+    let (during, cut) = (work.path().join("during-cut"), "s3://photos/while-1-is-cut");
     write_file(&during, 9, 3 << 20);
-    let key = "s3://photos/while-1-is-cut";
-    let put = c.aws(0, &["s3", "cp", during.to_str().unwrap(), key]);
-    assert!(
-        put.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&put.stderr),
-        c.logs()
-    );
+    put(&c, 0, &during, cut);
     c.net.reconnect(1);
-    let back = work.path().join("back-after-cut");
-    let got = c.aws(1, &["s3", "cp", key, back.to_str().unwrap()]);
-    assert!(
-        got.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&got.stderr),
-        c.logs()
-    );
-    same_file(&during, &back);
+    read_back(&c, 1, cut, &during);
 }
