@@ -111,3 +111,44 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
     c.net.reconnect(1);
     read_back(&c, 1, cut, &during);
 }
+
+#[test]
+fn a_replaced_node_is_rebuilt_by_heal_and_then_carries_its_shards() {
+    let mut c = Cluster::start(env!("CARGO_BIN_EXE_s3d").into());
+    for i in 0..NODES {
+        c.serve(i);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (src, key) = (work.path().join("twelve-mib"), "s3://kept/twelve-mib");
+    write_file(&src, 21, 12 << 20);
+    ok(c.aws(0, &["s3", "mb", "s3://kept"]));
+    put(&c, 0, &src, key);
+    // Node 2 is lost with its disks; a new machine takes its name: joined again, empty.
+    c.kill(2);
+    std::fs::remove_dir_all(c.data(2)).unwrap();
+    let out = c.s3d_ok(2, &["cluster", "join"]);
+    assert!(out.contains("is a member"), "{out}");
+    c.serve(2);
+    let healed = c.s3d_ok(2, &["heal"]);
+    assert!(
+        healed.contains(" repaired;") && !healed.contains(" 0 repaired"),
+        "{healed}"
+    );
+    // Nothing is missing now (the node's background repair may have taken some first), and
+    // every one of the 18 shards (3 chunks of 4 MiB, 6 shards each) reads back verified.
+    let again = c.s3d_ok(2, &["heal"]);
+    assert!(
+        again.contains(" 0 missing, 0 corrupt, 0 repaired"),
+        "{again}"
+    );
+    let scrub = c.s3d_ok(2, &["scrub"]);
+    assert!(
+        scrub.contains("18 shards checked; 0 missing, 0 corrupt")
+            && scrub.contains("18.0 MiB read"),
+        "{scrub}"
+    );
+    // Node 0 lost now: nodes 1 and 2 hold four shards of every chunk, two of them rebuilt.
+    c.kill(0);
+    read_back(&c, 1, key, &src);
+    read_back(&c, 2, key, &src);
+}
