@@ -134,7 +134,7 @@ fn a_replaced_node_is_rebuilt_by_heal_and_then_carries_its_shards() {
         healed.contains(" repaired;") && !healed.contains(" 0 repaired"),
         "{healed}"
     );
-    // Nothing is missing now (the node's background repair may have taken some first), and
+    // Nothing is missing now (the scrub a server starts with may have repaired some first), and
     // every one of the 18 shards (3 chunks of 4 MiB, 6 shards each) reads back verified.
     let again = c.s3d_ok(2, &["heal"]);
     assert!(
