@@ -34,27 +34,7 @@ request = function()
     return wrk.format("PUT", paths[i], nil, string.rep("x", 4096))
 end
 EOT
-presign() { # METHOD PORT CA
-    python3 - "$1" "$2" "$3" <<EOT
-import sys, boto3
-from botocore.config import Config
-m, port, ca = sys.argv[1], sys.argv[2], sys.argv[3]
-c = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{port}", region_name="us-east-1",
-                 aws_access_key_id="$CLUSTER_AK", aws_secret_access_key="$CLUSTER_SK", verify=ca,
-                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-if m == "setup":
-    c.create_bucket(Bucket="small")
-    c.put_object(Bucket="small", Key="k4", Body=b"y" * 4096)
-elif m == "MANY":
-    from urllib.parse import urlsplit
-    for i in range(20000):
-        u = urlsplit(c.generate_presigned_url("put_object", Params={"Bucket": "small", "Key": f"d/{i}"}, ExpiresIn=3600))
-        print(u.path + "?" + u.query)
-else:
-    op = "get_object" if m == "GET" else "put_object"
-    print(c.generate_presigned_url(op, Params={"Bucket": "small", "Key": "k4" if m == "GET" else "p4"}, ExpiresIn=3600))
-EOT
-}
+presign() { python3 "$ROOT/scripts/lib/presign.py" "$1" "$2" "$3" "$CLUSTER_AK" "$CLUSTER_SK"; } # METHOD PORT CA
 rps() { awk '/Requests\/sec/ {print $2}'; }
 mbps() { echo "$1 / 1000000" | bc -l; }
 

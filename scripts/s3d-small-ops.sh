@@ -46,22 +46,8 @@ wrk.method = "PUT"
 wrk.body = string.rep("x", 4096)
 EOF
 
-presign() { # METHOD PORT CA
-    python3 - "$1" "$2" "$3" <<EOF
-import sys, boto3
-from botocore.config import Config
-m, port, ca = sys.argv[1], sys.argv[2], sys.argv[3]
-c = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{port}", region_name="us-east-1",
-                 aws_access_key_id="$AK", aws_secret_access_key="$SK", verify=ca,
-                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-if m == "setup":
-    c.create_bucket(Bucket="small")
-    c.put_object(Bucket="small", Key="k4", Body=b"y" * 4096)
-else:
-    op = "get_object" if m == "GET" else "put_object"
-    print(c.generate_presigned_url(op, Params={"Bucket": "small", "Key": "k4" if m == "GET" else "p4"}, ExpiresIn=3600))
-EOF
-}
+LIB=$(cd "$(dirname "$0")" && pwd)/lib
+presign() { python3 "$LIB/presign.py" "$1" "$2" "$3" "$AK" "$SK"; } # METHOD PORT CA
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 fsync_rate() { # one writer, each 4 KiB write followed by fsync, 10 s, on $WORK's filesystem
