@@ -117,14 +117,33 @@ impl ChunkStore {
         let place = self.disks.placement(&c.hash, codec.n());
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
         let mut intact = 0;
-        for (i, slot) in shards.iter_mut().enumerate() {
-            if intact == codec.k {
-                break;
-            }
-            let at = ShardAt::of(&c.hash, i, rec, s);
-            if let ShardRead::Ok(p) = self.disks.read_shard(place[i], at, 0, s) {
-                *slot = Some(p.into());
-                intact += 1;
+        // Shards known to be missing last; as many read at once as are still needed, so that a
+        // slow or gone disk (or node) costs one wait per round, not one per shard.
+        let known_missing = |i: &usize| rec.missing & (1 << i) != 0;
+        let order: Vec<usize> = (0..codec.n())
+            .filter(|i| !known_missing(i))
+            .chain((0..codec.n()).filter(known_missing))
+            .collect();
+        let mut next = 0;
+        while intact < codec.k && next < order.len() {
+            let round = &order[next..(next + codec.k - intact).min(order.len())];
+            next += round.len();
+            let reads: Vec<(usize, ShardRead)> = std::thread::scope(|sc| {
+                let handles: Vec<_> = round
+                    .iter()
+                    .map(|&i| {
+                        let at = ShardAt::of(&c.hash, i, rec, s);
+                        let slot = place[i];
+                        sc.spawn(move || (i, self.disks.read_shard(slot, at, 0, s)))
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            for (i, r) in reads {
+                if let ShardRead::Ok(p) = r {
+                    shards[i] = Some(p.into());
+                    intact += 1;
+                }
             }
         }
         self.queue_repair(c.hash);
