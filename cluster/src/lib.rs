@@ -7,12 +7,16 @@
 //!   its peers over HTTP/2 on a port of its own.
 //! - [`client`]: a peer's disks as the engine uses them ([`engine::ShardTransport`]), with
 //!   timeouts, so that a slow or dead node fails a request instead of stalling it.
-//! - [`membership`]: the CA and the members, kept in the cluster's metadata store.
-//! - [`node`]: this node's identity on disk, and the shard placement it starts with.
+//! - [`membership`]: the CA, the members and the layout generations, kept in the cluster's
+//!   metadata store.
+//! - [`node`]: this node's identity on disk, its shard placement, and the [`node::Follower`]
+//!   that keeps a running engine's placement in step with the records.
+//! - [`leader`]: the election that lets one node at a time do the background work.
 //! - [`wire`]: the requests both ends speak.
 
 pub mod ca;
 pub mod client;
+pub mod leader;
 pub mod membership;
 pub mod node;
 pub mod service;

@@ -3,15 +3,18 @@
 //! and the shard placement it starts with — the members recorded in the store, a client of
 //! each other member's shard service.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine::kv::Store;
 use engine::{ClusterShards, ShardTransport};
 
 use crate::ca::NodeIdentity;
 use crate::client::{ShardClient, Timeouts};
-use crate::membership;
+use crate::membership::{self, LayoutRecord, MemberRecord};
 use crate::ClusterError;
 
 /// `<data dir>/cluster`.
@@ -60,8 +63,8 @@ pub fn load_identity(data_dir: &Path) -> Result<NodeIdentity, ClusterError> {
     })
 }
 
-/// Where shards go for node `me`: the layout of the members in `store` (this node among them,
-/// with `disks` disks, as it joined), and a client of each other member's shard service.
+/// Where shards go for node `me` (with `disks` disks, a `data + parity` codec): every layout
+/// generation recorded in `store`, and a client of each other member's shard service.
 pub fn shards(
     store: &Store,
     me: &NodeIdentity,
@@ -70,33 +73,181 @@ pub fn shards(
     parity: usize,
 ) -> Result<ClusterShards, ClusterError> {
     let members = membership::members(store)?;
-    let Some(pos) = members.iter().position(|m| m.id == me.node_id) else {
+    let layouts = membership::layouts(store)?;
+    build_shards(
+        &members,
+        &layouts,
+        me,
+        disks,
+        data,
+        parity,
+        &mut Clients::new(),
+    )
+}
+
+/// Clients of the other members' shard services, by (member id, address): kept from one
+/// membership change to the next, with their connections.
+type Clients = BTreeMap<(String, String), Arc<dyn ShardTransport>>;
+
+/// [`shards`] from records already read.
+fn build_shards(
+    members: &[MemberRecord],
+    layouts: &[LayoutRecord],
+    me: &NodeIdentity,
+    disks: usize,
+    data: usize,
+    parity: usize,
+    clients: &mut Clients,
+) -> Result<ClusterShards, ClusterError> {
+    let Some(mine) = members.iter().find(|m| m.id == me.node_id) else {
         return Err(ClusterError::Store(format!(
             "node {} is not a member: run `s3d cluster join` on it",
             me.node_id
         )));
     };
-    if members[pos].disks as usize != disks {
+    if mine.state == membership::REMOVED {
         return Err(ClusterError::Store(format!(
-            "node {} joined with {} disks and has {disks} now: join again",
-            me.node_id, members[pos].disks
+            "node {} was removed from the cluster: run `s3d cluster join` on it to come back",
+            me.node_id
         )));
     }
-    let layout = membership::layout(&members, data, parity)?;
-    let mut transports = Vec::with_capacity(members.len());
-    for (i, m) in members.iter().enumerate() {
-        transports.push(if i == pos {
-            None
-        } else {
-            let c = ShardClient::new(me, &m.id, &m.address, Timeouts::default())?;
-            Some(Arc::new(c) as Arc<dyn ShardTransport>)
-        });
+    if mine.disks as usize != disks {
+        return Err(ClusterError::Store(format!(
+            "node {} joined with {} disks and has {disks} now: join again",
+            me.node_id, mine.disks
+        )));
     }
+    if layouts.is_empty() {
+        let active = members.iter().filter(|m| m.state == membership::ACTIVE);
+        let why = LayoutRecord {
+            generation: 0,
+            members: active.map(|m| (m.id.clone(), m.disks)).collect(),
+            made_unix_ms: 0,
+        }
+        .layout(data, parity)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "no member has joined since".into());
+        return Err(ClusterError::Layout(format!(
+            "the cluster has no layout yet: {why}"
+        )));
+    }
+    let mut gens = BTreeMap::new();
+    for l in layouts {
+        gens.insert(l.generation, l.layout(data, parity)?);
+    }
+    let mut transports = BTreeMap::new();
+    let mut kept = Clients::new();
+    for m in members {
+        if m.id == me.node_id || m.state == membership::REMOVED {
+            continue;
+        }
+        let key = (m.id.clone(), m.address.clone());
+        let t = match clients.get(&key) {
+            Some(t) => t.clone(),
+            None => {
+                let c = ShardClient::new(me, &m.id, &m.address, Timeouts::default())?;
+                Arc::new(c) as Arc<dyn ShardTransport>
+            }
+        };
+        transports.insert(m.id.clone(), t.clone());
+        kept.insert(key, t);
+    }
+    *clients = kept;
     Ok(ClusterShards {
-        layout,
-        me: pos,
+        layouts: gens,
+        me: me.node_id.clone(),
         transports,
     })
+}
+
+/// Keeps a running engine's placement in step with the cluster's records: every `every`, reads
+/// the members and layout generations and, when they changed (a join, a drain, a removal, a
+/// new address), places shards by them from then on ([`engine::Engine::set_cluster`]).
+/// Stops when dropped.
+pub struct Follower {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Follows the records in `store` for `engine`, node `me` of a `data + parity` cluster.
+    pub fn start(
+        engine: engine::Engine,
+        store: Arc<Store>,
+        me: NodeIdentity,
+        every: Duration,
+    ) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cluster-follower".into())
+            .spawn(move || follow_records(engine, store, me, every, flag))
+            .ok();
+        Follower { stop, thread }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn follow_records(
+    engine: engine::Engine,
+    store: Arc<Store>,
+    me: NodeIdentity,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let cfg = engine.config().clone();
+    let mut seen: Option<(Vec<MemberRecord>, Vec<LayoutRecord>)> = None;
+    let mut clients = Clients::new();
+    while !stop.load(Ordering::Relaxed) {
+        let records =
+            membership::members(&store).and_then(|m| Ok((m, membership::layouts(&store)?)));
+        match records {
+            Ok(now) if seen.as_ref() != Some(&now) => {
+                let (members, layouts) = &now;
+                let applied = build_shards(
+                    members,
+                    layouts,
+                    &me,
+                    cfg.disk_paths().len(),
+                    cfg.data_shards,
+                    cfg.parity_shards,
+                    &mut clients,
+                )
+                .and_then(|c| {
+                    engine
+                        .set_cluster(&c)
+                        .map_err(|e| ClusterError::Layout(e.to_string()))
+                });
+                match applied {
+                    Ok(()) => {
+                        if seen.is_some() {
+                            tracing::info!(
+                                generation = engine.current_layout(),
+                                "cluster membership changed: shards placed by the new layout"
+                            );
+                        }
+                        seen = Some(now);
+                    }
+                    Err(e) => tracing::warn!("cluster membership not applied: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cluster records unreadable: {e}"),
+        }
+        let until = std::time::Instant::now() + every;
+        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// The identity under `data_dir`, which must be node `node_id`'s.
@@ -139,4 +290,26 @@ pub fn engine_config(
         cfg.parity_shards,
     )?);
     Ok(cfg)
+}
+
+/// How often a node reads the membership records for changes.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// A [`Follower`] for `engine`, node `node_id` of cluster `cluster_id` (its own connection to
+/// the cluster's etcd).
+#[cfg(feature = "etcd")]
+pub fn follow(
+    engine: &engine::Engine,
+    cluster_id: &str,
+    node_id: &str,
+    etcd: &[String],
+) -> Result<Follower, ClusterError> {
+    let identity = identity_of(&engine.config().data_dir, node_id)?;
+    let st = open_store(cluster_id, etcd)?;
+    Ok(Follower::start(
+        engine.clone(),
+        Arc::new(st),
+        identity,
+        FOLLOW_EVERY,
+    ))
 }

@@ -30,40 +30,78 @@ fn free_addr() -> SocketAddr {
 struct Node {
     engine: Engine,
     service: Option<ShardService>,
+    identity: predastore_cluster::NodeIdentity,
     _dir: tempfile::TempDir,
 }
 
-/// Three nodes: ids `node-0..2`, each serving its two disks at a free address.
-async fn cluster(etcd: &etcd::Etcd) -> Vec<Node> {
-    let ca = ClusterCa::generate("three").unwrap();
-    let ids: Vec<String> = (0..NODES).map(|i| format!("node-{i}")).collect();
-    let addrs: Vec<SocketAddr> = (0..NODES).map(|_| free_addr()).collect();
-    let members: Vec<Member> = ids
-        .iter()
-        .map(|id| Member {
-            id: id.clone(),
-            disks: 2,
-        })
-        .collect();
-    let layout = Layout::new(members, 4, 2).unwrap();
-    assert_eq!(layout.cap(), 2);
-    let mut nodes = Vec::new();
-    for me in 0..NODES {
-        let identity = ca.issue(&ids[me], &["127.0.0.1".into()]).unwrap();
-        let transports = (0..NODES)
-            .map(|peer| {
-                (peer != me).then(|| {
-                    let c = ShardClient::new(
-                        &identity,
-                        &ids[peer],
-                        &addrs[peer].to_string(),
-                        Timeouts::default(),
-                    )
-                    .unwrap();
-                    Arc::new(c) as Arc<dyn ShardTransport>
-                })
+/// The nodes' ids and shard service addresses.
+struct Names {
+    ids: Vec<String>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Names {
+    fn new(n: usize) -> Names {
+        Names {
+            ids: (0..n).map(|i| format!("node-{i}")).collect(),
+            addrs: (0..n).map(|_| free_addr()).collect(),
+        }
+    }
+
+    /// The layout of members `of` (two disks each).
+    fn layout(&self, of: &[usize]) -> Layout {
+        let members = of
+            .iter()
+            .map(|&i| Member {
+                id: self.ids[i].clone(),
+                disks: 2,
             })
             .collect();
+        Layout::new(members, 4, 2).unwrap()
+    }
+
+    /// Node `me`'s placement: generations `gens` (number, members), clients of `reach`.
+    fn shards(
+        &self,
+        me: &predastore_cluster::NodeIdentity,
+        gens: &[(u32, &[usize])],
+        reach: &[usize],
+    ) -> ClusterShards {
+        let transports = reach
+            .iter()
+            .filter(|&&peer| self.ids[peer] != me.node_id)
+            .map(|&peer| {
+                let c = ShardClient::new(
+                    me,
+                    &self.ids[peer],
+                    &self.addrs[peer].to_string(),
+                    Timeouts::default(),
+                )
+                .unwrap();
+                (
+                    self.ids[peer].clone(),
+                    Arc::new(c) as Arc<dyn ShardTransport>,
+                )
+            })
+            .collect();
+        ClusterShards {
+            layouts: gens.iter().map(|(g, of)| (*g, self.layout(of))).collect(),
+            me: me.node_id.clone(),
+            transports,
+        }
+    }
+}
+
+/// Nodes `0..n` of `names`, placing by generation 1 over the first `first` of them.
+async fn cluster(etcd: &etcd::Etcd, names: &Names, first: usize) -> Vec<Node> {
+    let ca = ClusterCa::generate("three").unwrap();
+    let n = names.ids.len();
+    let all: Vec<usize> = (0..n).collect();
+    let gen1: Vec<usize> = (0..first).collect();
+    assert_eq!(names.layout(&gen1).cap(), 2);
+    let mut nodes = Vec::new();
+    for me in 0..n {
+        let identity = ca.issue(&names.ids[me], &["127.0.0.1".into()]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = EngineConfig::new(dir.path());
         cfg.disks = vec![dir.path().join("d0"), dir.path().join("d1")];
@@ -75,22 +113,34 @@ async fn cluster(etcd: &etcd::Etcd) -> Vec<Node> {
             endpoints: vec![etcd.endpoint.clone()],
             prefix: "/predastore/three/".into(),
         };
-        cfg.cluster = Some(ClusterShards {
-            layout: layout.clone(),
-            me,
-            transports,
-        });
+        cfg.cluster = Some(names.shards(&identity, &[(1, &gen1)], &all));
         let engine = Engine::open(cfg).unwrap();
-        let service = ShardService::start(addrs[me], &identity, engine.local_shards())
+        let service = ShardService::start(names.addrs[me], &identity, engine.local_shards())
             .await
             .unwrap();
         nodes.push(Node {
             engine,
             service: Some(service),
+            identity,
             _dir: dir,
         });
     }
     nodes
+}
+
+/// Shards of each chunk per node (slots are numbered two per node, in node order).
+fn shards_per_node(e: &Engine, nodes: usize) -> Vec<Vec<usize>> {
+    let records = e.chunk_records().unwrap();
+    records
+        .keys()
+        .map(|h| {
+            let mut of_chunk = vec![0usize; nodes];
+            for p in e.shard_locations(h).unwrap().iter().flatten() {
+                of_chunk[p.disk / 2] += 1;
+            }
+            of_chunk
+        })
+        .collect()
 }
 
 async fn get(e: &Engine, bucket: &str, key: &str) -> engine::Result<Vec<u8>> {
@@ -116,7 +166,8 @@ fn keys(e: &Engine, bucket: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_one_node_writes_the_others_read_and_one_node_may_be_lost() {
     let etcd = etcd::Etcd::start(etcd::DEPLOYMENT_LIMITS);
-    let mut nodes = cluster(&etcd).await;
+    let names = Names::new(NODES);
+    let mut nodes = cluster(&etcd, &names, NODES).await;
     let e0 = nodes[0].engine.clone();
     e0.create_bucket("bkt").await.unwrap();
     let big = engine::testing::pseudo_random(1, 1 << 20);
@@ -139,12 +190,7 @@ async fn what_one_node_writes_the_others_read_and_one_node_may_be_lost() {
     let records = e0.chunk_records().unwrap();
     assert_eq!(records.len(), 16, "1 MiB in 64 KiB chunks");
     let mut per_node = [0usize; NODES];
-    for h in records.keys() {
-        let places = e0.shard_locations(h).unwrap();
-        let mut of_chunk = [0usize; NODES];
-        for p in places.iter().flatten() {
-            of_chunk[p.disk / 2] += 1;
-        }
+    for of_chunk in shards_per_node(&e0, NODES) {
         assert!(of_chunk.iter().all(|&c| c <= 2), "{of_chunk:?}");
         assert_eq!(of_chunk.iter().sum::<usize>(), 6);
         for (t, c) in per_node.iter_mut().zip(of_chunk) {
@@ -169,4 +215,110 @@ async fn what_one_node_writes_the_others_read_and_one_node_may_be_lost() {
         .await
         .unwrap();
     assert_eq!(get(&e0, "bkt", "while-node-2-is-down").await.unwrap(), more);
+}
+
+/// Membership changes under data: a fourth node joins (generation 2) and rebalance moves
+/// the chunks to it; then a node is lost and removed (generation 3) and rebalance rebuilds
+/// its shards on the others from parity. After each, every object reads bit-exact with any
+/// one node of the newest layout gone, and no node holds more shards of a chunk than the
+/// layout allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_and_a_lost_node_are_rebalanced_and_every_object_survives() {
+    let etcd = etcd::Etcd::start(etcd::DEPLOYMENT_LIMITS);
+    let names = Names::new(4);
+    let mut nodes = cluster(&etcd, &names, 3).await;
+    let e0 = nodes[0].engine.clone();
+    e0.create_bucket("bkt").await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..4u64 {
+        let body = engine::testing::pseudo_random(10 + i, 300 << 10);
+        nodes[i as usize % 3]
+            .engine
+            .put_object("bkt", &format!("o{i}"), &body[..], PutOptions::default())
+            .await
+            .unwrap();
+        objects.push(body);
+    }
+    let check_all = |nodes: &[Node], readers: Vec<usize>| {
+        let objects = objects.clone();
+        let engines: Vec<Engine> = readers.iter().map(|&r| nodes[r].engine.clone()).collect();
+        async move {
+            for e in engines {
+                for (i, body) in objects.iter().enumerate() {
+                    let got = get(&e, "bkt", &format!("o{i}")).await.unwrap();
+                    assert!(got == *body, "o{i} differs");
+                }
+            }
+        }
+    };
+    assert!(shards_per_node(&e0, 4).iter().all(|c| c[3] == 0));
+
+    // Node 3 joins: generation 2 over all four; every node follows; node 0 rebalances.
+    let all: Vec<usize> = (0..4).collect();
+    for n in &nodes {
+        let c = names.shards(&n.identity, &[(1, &[0, 1, 2]), (2, &all)], &all);
+        n.engine.set_cluster(&c).unwrap();
+    }
+    assert_eq!(e0.current_layout(), 2);
+    let rep = e0.rebalance(Default::default()).await.unwrap();
+    let chunks = e0.chunk_records().unwrap().len() as u64;
+    assert_eq!(rep.chunks_moved, chunks, "{rep:?}");
+    assert_eq!((rep.chunks_failed, rep.chunks_left), (0, 0), "{rep:?}");
+    assert_eq!(
+        rep.shards_rebuilt, 0,
+        "every old place was readable: {rep:?}"
+    );
+    // Only the shards whose place changed moved: node 3's share and what its cap pushed.
+    assert!(rep.shards_moved < chunks * 6 / 2, "{rep:?}");
+    let spread = shards_per_node(&e0, 4);
+    assert!(spread
+        .iter()
+        .all(|c| c.iter().all(|&n| n <= 2) && c.iter().sum::<usize>() == 6));
+    assert!(spread.iter().any(|c| c[3] > 0), "node 3 got shards");
+    assert_eq!(
+        e0.chunks_by_layout()
+            .await
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        [&2]
+    );
+    // A second pass finds nothing to do.
+    let again = e0.rebalance(Default::default()).await.unwrap();
+    assert_eq!((again.chunks_moved, again.chunks_left), (0, 0));
+    // Any one node may be lost: node 0's service goes away, the others read everything.
+    let s0 = nodes[0].service.take().unwrap();
+    s0.stop().await;
+    check_all(&nodes, vec![1, 2, 3]).await;
+    nodes[0].service = Some(
+        ShardService::start(names.addrs[0], &nodes[0].identity, e0.local_shards())
+            .await
+            .unwrap(),
+    );
+
+    // Node 1 is lost for good and removed: generation 3 over 0, 2, 3, nobody reads node 1.
+    nodes[1].service.take().unwrap().stop().await;
+    let left = [0usize, 2, 3];
+    for &i in &left {
+        let c = names.shards(
+            &nodes[i].identity,
+            &[(1, &[0, 1, 2]), (2, &all), (3, &left)],
+            &left,
+        );
+        nodes[i].engine.set_cluster(&c).unwrap();
+    }
+    let rep = e0.rebalance(Default::default()).await.unwrap();
+    assert_eq!(rep.chunks_moved, chunks, "{rep:?}");
+    assert!(
+        rep.shards_rebuilt > 0,
+        "node 1's shards were rebuilt: {rep:?}"
+    );
+    assert_eq!(rep.chunks_left, 0, "{rep:?}");
+    let spread = shards_per_node(&e0, 4);
+    assert!(spread
+        .iter()
+        .all(|c| c[1] == 0 && c.iter().all(|&n| n <= 2)));
+    // Now node 3 goes too: 0 and 2 still hold four shards of every chunk.
+    nodes[3].service.take().unwrap().stop().await;
+    check_all(&nodes, vec![0, 2]).await;
 }

@@ -89,23 +89,36 @@ pub struct EngineConfig {
     pub cluster: Option<ClusterShards>,
 }
 
-/// Where shards go in cluster mode: over the disks of every member of `layout`, this node's
-/// own (member `me`, whose disk count must be this data directory's) and, through
-/// `transports[i]`, member `i`'s. The metadata must be shared by them all (etcd).
+/// Where shards go in cluster mode: over the disks of the members of the cluster's layouts,
+/// this node's own (member `me`, whose disk count must be this data directory's) and, through
+/// `transports`, the others'. The metadata must be shared by them all (etcd).
+///
+/// A chunk's record names the layout generation that placed its shards; new chunks go by the
+/// newest, and rebalance moves chunks of older generations to it. Every generation some
+/// chunk may still name is here, so that its shards are found.
 #[derive(Clone)]
 pub struct ClusterShards {
-    /// The members and how many shards of a chunk each may hold.
-    pub layout: crate::Layout,
-    /// This node's position among the layout's members.
-    pub me: usize,
-    /// How to reach each member's disks (the entry of `me` is not used).
-    pub transports: Vec<Option<std::sync::Arc<dyn crate::ShardTransport>>>,
+    /// The layouts by generation; the highest places new chunks.
+    pub layouts: std::collections::BTreeMap<u32, crate::Layout>,
+    /// This node's member id.
+    pub me: String,
+    /// How to reach each other member's disks, by member id. A member of an older layout
+    /// without one (a lost node, removed) holds no shard that can be read.
+    pub transports: std::collections::BTreeMap<String, std::sync::Arc<dyn crate::ShardTransport>>,
+}
+
+impl ClusterShards {
+    /// The generation new chunks are placed by, and its layout.
+    pub fn current(&self) -> Option<(u32, &crate::Layout)> {
+        self.layouts.iter().next_back().map(|(g, l)| (*g, l))
+    }
 }
 
 impl std::fmt::Debug for ClusterShards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterShards")
-            .field("members", &self.layout.members())
+            .field("generations", &self.layouts.keys().collect::<Vec<_>>())
+            .field("members", &self.current().map(|(_, l)| l.members()))
             .field("me", &self.me)
             .finish_non_exhaustive()
     }
@@ -232,50 +245,39 @@ impl EngineConfig {
 
 impl EngineConfig {
     /// Checks a cluster's shards against this node's configuration.
-    fn validate_cluster(&self, c: &ClusterShards) -> Result<()> {
-        let members = c.layout.members();
-        let Some(me) = members.get(c.me) else {
-            return Err(Error::Config(format!(
-                "this node is member {} of a layout of {}",
-                c.me,
-                members.len()
-            )));
+    pub(crate) fn validate_cluster(&self, c: &ClusterShards) -> Result<()> {
+        let Some((_, current)) = c.current() else {
+            return Err(Error::Config("a cluster without a layout".into()));
         };
-        if me.disks as usize != self.disk_paths().len() {
-            return Err(Error::Config(format!(
-                "member {} has {} disks in the layout, {} configured here",
-                me.id,
-                me.disks,
-                self.disk_paths().len()
-            )));
+        for (g, layout) in &c.layouts {
+            if layout.data_shards() != self.data_shards
+                || layout.parity_shards() != self.parity_shards
+            {
+                return Err(Error::Config(format!(
+                    "layout {g} is for {}+{} shards, this node for {}+{}",
+                    layout.data_shards(),
+                    layout.parity_shards(),
+                    self.data_shards,
+                    self.parity_shards
+                )));
+            }
+            for m in layout.members() {
+                if m.id == c.me && m.disks as usize != self.disk_paths().len() {
+                    return Err(Error::Config(format!(
+                        "member {} has {} disks in layout {g}, {} configured here",
+                        m.id,
+                        m.disks,
+                        self.disk_paths().len()
+                    )));
+                }
+            }
         }
-        if c.layout.data_shards() != self.data_shards
-            || c.layout.parity_shards() != self.parity_shards
-        {
-            return Err(Error::Config(format!(
-                "the layout is for {}+{} shards, this node for {}+{}",
-                c.layout.data_shards(),
-                c.layout.parity_shards(),
-                self.data_shards,
-                self.parity_shards
-            )));
-        }
-        if c.transports.len() != members.len() {
-            return Err(Error::Config(format!(
-                "{} transports for {} members",
-                c.transports.len(),
-                members.len()
-            )));
-        }
-        if let Some((i, m)) = members
+        if let Some(m) = current
+            .members()
             .iter()
-            .enumerate()
-            .find(|(i, _)| *i != c.me && c.transports[*i].is_none())
+            .find(|m| m.id != c.me && !c.transports.contains_key(&m.id))
         {
-            return Err(Error::Config(format!(
-                "no way to reach member {} ({})",
-                i, m.id
-            )));
+            return Err(Error::Config(format!("no way to reach member {}", m.id)));
         }
         if self.metadata == Metadata::Local {
             return Err(Error::Config(

@@ -189,6 +189,10 @@ pub enum Error {
         /// Shards required.
         needed: usize,
     },
+    /// A chunk's shards were placed by a cluster layout this node does not know yet (another
+    /// node made it moments ago; the node reloads the layouts within a second or two).
+    #[error("chunk placed by cluster layout {0}, which this node has not loaded yet; retry")]
+    LayoutUnknown(u32),
     /// Data read back does not match its hash even after reconstruction.
     #[error("data corruption in chunk {0}")]
     Corrupt(String),

@@ -43,6 +43,7 @@ pub mod testing;
 
 pub use access::Principal;
 pub use chunk::placement::{Layout, LayoutError, Member, Place};
+pub use chunk::rebalance::chunks_by_layout;
 pub use chunk::remote::{LocalShards, RemoteDisk, ShardRange, ShardTransport};
 pub use chunk::shard::HEADER_LEN as SHARD_HEADER_LEN;
 pub use chunk::shard_io::ShardRead;
@@ -52,7 +53,7 @@ pub use config::{ClusterShards, Durability, EngineConfig, Metadata};
 pub use error::{Error, Result};
 pub use maintenance::{
     AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,
-    HealReport, StoreStatus,
+    HealReport, RebalanceOptions, RebalanceReport, StoreStatus,
 };
 pub use meta::{
     ChunkRef, DefaultRetention, LockConfig, LockMode, LockRequest, ObjectAttrs, ObjectMeta,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::chunk::gc::GcReport;
+pub use crate::chunk::rebalance::{RebalanceOptions, RebalanceReport};
 pub use crate::chunk::repair::{HealMode, HealOptions, HealProgress, HealReport};
 pub use crate::chunk::shard_io::DiskState;
 use crate::error::Result;
@@ -87,6 +88,33 @@ impl Engine {
     ) -> Result<HealReport> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.inner.chunks.heal(&opts, progress)).await?
+    }
+
+    /// Moves the chunks an older cluster layout generation placed to where the newest places
+    /// them (cluster mode; nothing to do on one machine).
+    pub async fn rebalance(&self, opts: RebalanceOptions) -> Result<RebalanceReport> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.inner.chunks.rebalance(&opts)).await?
+    }
+
+    /// How many chunks each layout generation placed (all generation 0 on one machine).
+    pub async fn chunks_by_layout(&self) -> Result<std::collections::BTreeMap<u32, u64>> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.inner.chunks.chunks_by_layout()).await?
+    }
+
+    /// Places shards by the cluster `c` describes from now on (a member joined, is draining or
+    /// was removed): new chunks by its newest layout generation. Refused when `c` does not fit
+    /// this node (its disks, its codec).
+    pub fn set_cluster(&self, c: &crate::ClusterShards) -> Result<()> {
+        self.inner.cfg.validate_cluster(c)?;
+        self.inner.chunks.disks.set_cluster(c);
+        Ok(())
+    }
+
+    /// The layout generation new chunks are placed by (0 on one machine).
+    pub fn current_layout(&self) -> u32 {
+        self.inner.chunks.disks.current_layout()
     }
 
     /// Removes unreferenced chunks; with `sweep_orphans`, also shard and temporary files that no

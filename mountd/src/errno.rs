@@ -23,7 +23,7 @@ pub fn errno(e: &engine::Error) -> Errno {
         E::BucketNotEmpty(_) => Errno::ENOTEMPTY,
         E::PreconditionFailed(_) => Errno::EEXIST,
         E::ObjectLocked { .. } | E::LockNotEnabled | E::InvalidBucketState(_) => Errno::EPERM,
-        E::WriteQuorum { .. } | E::ReadQuorum { .. } => Errno::EIO,
+        E::WriteQuorum { .. } | E::ReadQuorum { .. } | E::LayoutUnknown(_) => Errno::EIO,
         other => {
             tracing::error!("engine error: {other}");
             Errno::EIO

@@ -254,6 +254,15 @@ fn run(
         Ok(e) => e,
         Err(e) => return Err((format!("{}: {e}", data_dir.display()), notify)),
     };
+    // On a node of a cluster: joins, drains and removals reach the mount's placement too.
+    #[cfg(feature = "cluster")]
+    let _follower = match &settings.cluster {
+        Some(c) => match predastore_cluster::node::follow(&engine, &c.id, &c.node_id, &c.etcd) {
+            Ok(f) => Some(f),
+            Err(e) => return Err((e.to_string(), notify)),
+        },
+        None => None,
+    };
     let principal = match &settings.access_key {
         None => None,
         Some(which) => match engine.key_info(which) {
@@ -273,8 +282,9 @@ fn run(
     // The background jobs: space of removed and overwritten files comes back by itself,
     // chunks queued by degraded reads are repaired, the scheduled scrub runs (repair and scrub
     // in one process of those that have the data dir open). A read-only mount changes
-    // nothing, not even that. They stop with the mount.
-    let background = (!cli.read_only).then(|| {
+    // nothing, not even that. They stop with the mount. In a cluster they are the work of
+    // the s3d that leads it.
+    let background = (!cli.read_only && settings.cluster.is_none()).then(|| {
         let _in_runtime = rt.enter();
         engine.spawn_background(settings.schedule.clone())
     });

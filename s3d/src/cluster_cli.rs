@@ -1,5 +1,7 @@
-//! Cluster mode in s3d (docs/cluster.md): `s3d cluster init | join | status`, and a node's
-//! start — its shard placement over the members, its shard service beside the S3 port. Built
+//! Cluster mode in s3d (docs/cluster.md): `s3d cluster init | join | drain | remove | status`,
+//! and a node's start — its shard placement over the members (followed as they change), its
+//! shard service beside the S3 port, and its part in the election of the node that does the
+//! cluster's background work (scrub, repair, GC, lifecycle, rebalance). Built
 //! with the `cluster` feature (the etcd client's build needs protoc); without it, a
 //! configuration that asks for a cluster is refused with how to get one.
 
@@ -17,7 +19,22 @@ pub enum ClusterCommand {
     /// Make this node a member: issue its certificate into <data dir>/cluster/ and record its
     /// shard service's address (cluster.advertise) and its disks. Again after a change.
     Join,
-    /// The members, and whether this node reaches each one's shard service.
+    /// Take a member out of the layout while it keeps running: new chunks go to the others
+    /// at once, and rebalance copies its shards off. `status` shows when nothing is left on
+    /// it; then `remove` it and stop it.
+    Drain {
+        /// The member's node id.
+        node_id: String,
+    },
+    /// Take a member out for good (a lost or drained node): its shards are no longer read,
+    /// and rebalance rebuilds what was left on it from the others.
+    Remove {
+        /// The member's node id.
+        node_id: String,
+    },
+    /// The members, whether this node reaches each one's shard service, the layout
+    /// generations, how many chunks each placed (rebalance moves them to the newest), and
+    /// which node leads the background work.
     Status,
 }
 
@@ -51,7 +68,11 @@ pub struct Node;
 #[cfg(not(feature = "cluster"))]
 impl Node {
     /// Nothing to start without cluster mode.
-    pub async fn start(_s: &Settings, _engine: &engine::Engine) -> Result<Option<Node>, String> {
+    pub async fn start(
+        _s: &Settings,
+        _engine: &engine::Engine,
+        _schedule: engine::background::Schedule,
+    ) -> Result<Option<Node>, String> {
         Ok(None)
     }
 
@@ -66,9 +87,14 @@ pub use built::*;
 mod built {
     use std::process::ExitCode;
 
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
     use engine::kv::Store;
     use engine::ShardTransport;
     use predastore_cluster::client::{ShardClient, Timeouts};
+    use predastore_cluster::leader::Leadership;
     use predastore_cluster::{membership, node, ShardService};
 
     use super::ClusterCommand;
@@ -112,8 +138,15 @@ mod built {
                      (cluster.advertise, PREDASTORE_CLUSTER_ADVERTISE)",
                 )?;
                 let disks = s.engine.disk_paths().len() as u32;
-                let id = membership::join(&st, &c.node_id, advertise, disks)
-                    .map_err(|e| e.to_string())?;
+                let (id, change) = membership::join(
+                    &st,
+                    &c.node_id,
+                    advertise,
+                    disks,
+                    s.engine.data_shards,
+                    s.engine.parity_shards,
+                )
+                .map_err(|e| e.to_string())?;
                 node::save_identity(&s.engine.data_dir, &id).map_err(|e| e.to_string())?;
                 println!(
                     "Node {} is a member of cluster {} ({disks} disks, shard service at \
@@ -122,43 +155,119 @@ mod built {
                     c.id,
                     node::identity_dir(&s.engine.data_dir).display()
                 );
+                print_change(&change);
             }
-            ClusterCommand::Status => {
-                let members = membership::members(&st).map_err(|e| e.to_string())?;
-                let me = node::load_identity(&s.engine.data_dir).ok();
-                println!("cluster {}: {} member(s)", c.id, members.len());
-                for m in &members {
-                    let reach = match &me {
-                        Some(me) if me.node_id == m.id => "this node".to_string(),
-                        Some(me) => {
-                            let cl = ShardClient::new(me, &m.id, &m.address, Timeouts::default())
-                                .map_err(|e| e.to_string())?;
-                            if cl.is_online(0) {
-                                "reachable".into()
-                            } else {
-                                "UNREACHABLE".into()
-                            }
-                        }
-                        None => "not checked (this node has not joined)".into(),
-                    };
-                    println!(
-                        "  {:<20} {:<24} {} disk(s)  {:<8} {reach}",
-                        m.id, m.address, m.disks, m.state
-                    );
-                }
-                match membership::layout(&members, s.engine.data_shards, s.engine.parity_shards) {
-                    Ok(l) => println!(
-                        "layout: {}+{} shards, at most {} per member: any {} member(s) may be lost",
-                        s.engine.data_shards,
-                        s.engine.parity_shards,
-                        l.cap(),
-                        l.tolerated_member_losses()
-                    ),
-                    Err(e) => println!("no layout yet: {e}"),
-                }
+            ClusterCommand::Drain { node_id } => {
+                let change = membership::retire(
+                    &st,
+                    &node_id,
+                    membership::DRAINING,
+                    s.engine.data_shards,
+                    s.engine.parity_shards,
+                )
+                .map_err(|e| e.to_string())?;
+                println!(
+                    "{node_id} is draining: it takes no new chunks, and rebalance copies its \
+                     shards off. Keep it running until `s3d cluster status` shows no chunk on \
+                     a layout that names it, then `s3d cluster remove {node_id}`."
+                );
+                print_change(&change);
             }
+            ClusterCommand::Remove { node_id } => {
+                let change = membership::retire(
+                    &st,
+                    &node_id,
+                    membership::REMOVED,
+                    s.engine.data_shards,
+                    s.engine.parity_shards,
+                )
+                .map_err(|e| e.to_string())?;
+                println!(
+                    "{node_id} is removed: its shards are no longer read; rebalance rebuilds \
+                     what was left on it from the other members' shards."
+                );
+                print_change(&change);
+            }
+            ClusterCommand::Status => status(s, c, &st)?,
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    fn print_change(change: &membership::LayoutChange) {
+        match change {
+            membership::LayoutChange::New(g) => println!(
+                "Layout generation {g} places new chunks from now on; the leading node's \
+                 rebalance moves the older ones to it."
+            ),
+            membership::LayoutChange::Same => println!("The layout is unchanged."),
+            membership::LayoutChange::NotYet(why) => {
+                println!("No layout yet: {why}")
+            }
+        }
+    }
+
+    /// `s3d cluster status`.
+    fn status(s: &Settings, c: &ClusterSettings, st: &Store) -> Result<(), String> {
+        let members = membership::members(st).map_err(|e| e.to_string())?;
+        let me = node::load_identity(&s.engine.data_dir).ok();
+        println!("cluster {}: {} member(s)", c.id, members.len());
+        for m in &members {
+            let reach = match &me {
+                Some(me) if me.node_id == m.id => "this node".to_string(),
+                _ if m.state == membership::REMOVED => "-".into(),
+                Some(me) => {
+                    let cl = ShardClient::new(me, &m.id, &m.address, Timeouts::default())
+                        .map_err(|e| e.to_string())?;
+                    if cl.is_online(0) {
+                        "reachable".into()
+                    } else {
+                        "UNREACHABLE".into()
+                    }
+                }
+                None => "not checked (this node has not joined)".into(),
+            };
+            println!(
+                "  {:<20} {:<24} {} disk(s)  {:<8} {reach}",
+                m.id, m.address, m.disks, m.state
+            );
+        }
+        let layouts = membership::layouts(st).map_err(|e| e.to_string())?;
+        let counts = engine::chunks_by_layout(st).map_err(|e| e.to_string())?;
+        let Some(newest) = layouts.last() else {
+            println!("no layout yet: too few active members to lose one");
+            return Ok(());
+        };
+        let l = newest
+            .layout(s.engine.data_shards, s.engine.parity_shards)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "layout: generation {}, {}+{} shards, at most {} per member: any {} member(s) may be lost",
+            newest.generation,
+            s.engine.data_shards,
+            s.engine.parity_shards,
+            l.cap(),
+            l.tolerated_member_losses()
+        );
+        let mut older = 0;
+        for g in &layouts {
+            let n = counts.get(&g.generation).copied().unwrap_or(0);
+            if g.generation != newest.generation {
+                older += n;
+            }
+            let ids: Vec<&str> = g.members.iter().map(|(id, _)| id.as_str()).collect();
+            println!(
+                "  generation {:<4} {:>10} chunk(s)  {}",
+                g.generation,
+                n,
+                ids.join(" ")
+            );
+        }
+        println!("rebalance: {older} chunk(s) on older generations");
+        match predastore_cluster::leader::holder(st).map_err(|e| e.to_string())? {
+            Some(n) => println!("background work: led by {n}"),
+            None => println!("background work: no leader yet"),
+        }
+        Ok(())
     }
 
     /// The engine's configuration for this node: in cluster mode its shards over the members'
@@ -171,14 +280,26 @@ mod built {
         }
     }
 
-    /// A running node's cluster parts: its shard service.
+    /// A running node's cluster parts: its shard service, the follower of the membership
+    /// records, and the task that does the background work while this node leads.
     pub struct Node {
         service: ShardService,
+        _follower: node::Follower,
+        stop: Arc<AtomicBool>,
+        lead: tokio::task::JoinHandle<()>,
     }
 
+    /// How long the leader's lease lasts unrenewed.
+    const LEADER_TTL: Duration = Duration::from_secs(6);
+
     impl Node {
-        /// In cluster mode, serves `engine`'s disks to the other members on `cluster.listen`.
-        pub async fn start(s: &Settings, engine: &engine::Engine) -> Result<Option<Node>, String> {
+        /// In cluster mode, serves `engine`'s disks to the other members on `cluster.listen`,
+        /// follows the membership, and campaigns to do the background work on `schedule`.
+        pub async fn start(
+            s: &Settings,
+            engine: &engine::Engine,
+            schedule: engine::background::Schedule,
+        ) -> Result<Option<Node>, String> {
             let Some(c) = &s.cluster else {
                 return Ok(None);
             };
@@ -191,18 +312,131 @@ mod built {
             let service = ShardService::start(listen, &identity, engine.local_shards())
                 .await
                 .map_err(|e| format!("shard service on {}: {e}", c.listen))?;
+            let records = {
+                let c = c.clone();
+                tokio::task::spawn_blocking(move || node::open_store(&c.id, &c.etcd))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+            };
+            let records = Arc::new(records);
+            let follower = node::Follower::start(
+                engine.clone(),
+                records.clone(),
+                identity,
+                node::FOLLOW_EVERY,
+            );
+            let leadership = Leadership::start(records, &c.node_id, LEADER_TTL);
+            let stop = Arc::new(AtomicBool::new(false));
+            let lead = tokio::spawn(lead(
+                engine.clone(),
+                leadership,
+                schedule,
+                c.rebalance_rate,
+                stop.clone(),
+            ));
             println!(
                 "Cluster {}: node {}, shard service on {}",
                 c.id,
                 c.node_id,
                 service.local_addr()
             );
-            Ok(Some(Node { service }))
+            Ok(Some(Node {
+                service,
+                _follower: follower,
+                stop,
+                lead,
+            }))
         }
 
-        /// Stops the shard service.
+        /// Stops the background work (if this node leads), then the shard service.
         pub async fn stop(self) {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = self.lead.await;
             self.service.stop().await;
         }
+    }
+
+    /// While this node leads: the background jobs (GC, repair, scrub, lifecycle) and rebalance
+    /// passes, one whenever the layout has a generation not yet balanced, and one more a while
+    /// after a clean pass (for chunks a node still on the older layout wrote meanwhile).
+    async fn lead(
+        engine: engine::Engine,
+        leadership: Leadership,
+        schedule: engine::background::Schedule,
+        rate: Option<u64>,
+        stop: Arc<AtomicBool>,
+    ) {
+        let mut background: Option<engine::background::Background> = None;
+        let mut balanced: Option<u32> = None;
+        let mut next_pass = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !leadership.is_leader() {
+                if let Some(b) = background.take() {
+                    b.stop().await;
+                }
+                balanced = None;
+                continue;
+            }
+            if background.is_none() {
+                background = Some(engine.spawn_background(schedule.clone()));
+            }
+            let generation = engine.current_layout();
+            let due = match balanced {
+                // The layout changed since the last clean pass.
+                Some(g) if g != generation => true,
+                // The check after a clean pass, or the retry after a failed one.
+                _ => Instant::now() >= next_pass,
+            };
+            if !due {
+                continue;
+            }
+            let opts = engine::RebalanceOptions {
+                rate_limit: rate,
+                cancel: Some(stop.clone()),
+            };
+            match engine.rebalance(opts).await {
+                Ok(r) => {
+                    if r.chunks_moved > 0 || r.chunks_failed > 0 {
+                        tracing::info!(
+                            "rebalance to layout {}: {} chunks moved ({} shards, {} rebuilt, \
+                             {} bytes) in {:?}; {} left{}",
+                            r.to_layout,
+                            r.chunks_moved,
+                            r.shards_moved,
+                            r.shards_rebuilt,
+                            r.bytes_written,
+                            r.elapsed,
+                            r.chunks_left,
+                            r.last_error
+                                .map(|e| format!(" (last failure: {e})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                    if r.chunks_left == 0 && r.complete {
+                        // Clean: once more after a while, then idle until the layout changes.
+                        next_pass = match balanced == Some(r.to_layout) {
+                            true => Instant::now() + Duration::from_secs(3600),
+                            false => Instant::now() + Duration::from_secs(10),
+                        };
+                        balanced = Some(r.to_layout);
+                    } else {
+                        balanced = None;
+                        next_pass = Instant::now() + Duration::from_secs(5);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("rebalance: {e}");
+                    balanced = None;
+                    next_pass = Instant::now() + Duration::from_secs(5);
+                }
+            }
+        }
+        if let Some(b) = background.take() {
+            b.stop().await;
+        }
+        // Its thread may be waiting on etcd: not on a runtime worker.
+        let _ = tokio::task::spawn_blocking(move || drop(leadership)).await;
     }
 }

@@ -161,7 +161,7 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         E::InvalidPartNumber(n) => {
             s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive: {n}")
         }
-        E::WriteQuorum { .. } | E::ReadQuorum { .. } => {
+        E::WriteQuorum { .. } | E::ReadQuorum { .. } | E::LayoutUnknown(_) => {
             tracing::error!("storage unavailable: {e}");
             let mut err = S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,

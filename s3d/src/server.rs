@@ -35,7 +35,7 @@ fn request_id() -> String {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     let engine = open_engine(&s)?;
-    let node = crate::cluster_cli::Node::start(&s, &engine).await?;
+    let node = crate::cluster_cli::Node::start(&s, &engine, s.schedule.clone()).await?;
     let mut keys = s.keys.clone();
     if keys.is_empty() {
         let (k, created) =
@@ -156,7 +156,10 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
 
     // GC (space of deleted and overwritten objects comes back by itself), repair of chunks
     // queued by degraded reads, the scheduled scrub: until the server stops.
-    let background = engine.spawn_background(s.schedule.clone());
+    // In a cluster they are the work of one node at a time, the one the election made leader.
+    let background = node
+        .is_none()
+        .then(|| engine.spawn_background(s.schedule.clone()));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Slow or silent clients: the request head must arrive within this time.
     builder
@@ -259,7 +262,9 @@ pub async fn serve(s: Settings) -> Result<ExitCode, String> {
     {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
-    background.stop().await;
+    if let Some(b) = background {
+        b.stop().await;
+    }
     if let Some(n) = node {
         n.stop().await;
     }

@@ -152,3 +152,81 @@ fn a_replaced_node_is_rebuilt_by_heal_and_then_carries_its_shards() {
     read_back(&c, 1, key, &src);
     read_back(&c, 2, key, &src);
 }
+
+/// Membership changes under data: a fourth machine joins a cluster that holds objects and the
+/// leader's rebalance moves chunks onto it; one of the first three is lost, removed, and its
+/// shards rebuilt on the others; then another is lost, and the two left read everything.
+#[test]
+fn a_joining_node_takes_shards_and_a_lost_one_is_rebuilt_on_the_others() {
+    let mut c = Cluster::start_with(env!("CARGO_BIN_EXE_s3d").into(), 4, 3);
+    for i in 0..3 {
+        c.serve(i);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let files: Vec<(std::path::PathBuf, String)> = [(31, 12 << 20), (32, 5 << 20)]
+        .into_iter()
+        .map(|(seed, len)| {
+            let f = work.path().join(format!("obj-{seed}"));
+            write_file(&f, seed, len);
+            (f, format!("s3://grow/obj-{seed}"))
+        })
+        .collect();
+    ok(c.aws(0, &["s3", "mb", "s3://grow"]));
+    for (f, key) in &files {
+        put(&c, 0, f, key);
+    }
+    let before = c.wait_balanced(0, 1);
+    assert!(before.contains("5 chunk(s)"), "{before}");
+
+    // A fourth machine joins: generation 2 over four members; chunks move onto it.
+    let joined = c.s3d_ok(3, &["cluster", "join"]);
+    assert!(joined.contains("Layout generation 2"), "{joined}");
+    c.serve(3);
+    let status = c.wait_balanced(1, 2);
+    assert!(status.contains("4 member(s)"), "{status}");
+    let volumes = volume_bytes(&c.data(3));
+    assert!(volumes > 0, "node 3 holds no shard after the rebalance");
+    for (f, key) in &files {
+        read_back(&c, 3, key, f);
+    }
+
+    // Node 1 is lost for good and removed: generation 3 over nodes 0, 2 and 3; its shards are
+    // rebuilt on them from parity.
+    c.kill(1);
+    let removed = c.s3d_ok(0, &["cluster", "remove", "node-1"]);
+    assert!(removed.contains("Layout generation 3"), "{removed}");
+    c.wait_balanced(0, 3);
+    // Three members left with 4 + 2: none may leave now, and the refusal changes nothing.
+    let out = c.s3d(0, &["cluster", "drain", "node-2"]).output().unwrap();
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && why.contains("could not hold the data"),
+        "{why}"
+    );
+    c.wait_balanced(0, 3);
+
+    // Node 2 lost as well: nodes 0 and 3 hold four shards of every chunk.
+    c.kill(2);
+    for (f, key) in &files {
+        read_back(&c, 0, key, f);
+        read_back(&c, 3, key, f);
+    }
+}
+
+/// Bytes in the volume files of a node's disks.
+fn volume_bytes(data: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(disks) = std::fs::read_dir(data.join("disks")) else {
+        return 0;
+    };
+    for d in disks.flatten() {
+        if let Ok(vols) = std::fs::read_dir(d.path().join("volumes")) {
+            for v in vols.flatten() {
+                // Allocated bytes: regions freed are holes.
+                use std::os::unix::fs::MetadataExt;
+                total += v.metadata().map(|m| m.blocks() * 512).unwrap_or(0);
+            }
+        }
+    }
+    total
+}

@@ -161,6 +161,8 @@ pub struct ClusterSection {
     pub listen: Option<String>,
     /// The shard service's address as the other nodes reach it (`host:port`).
     pub advertise: Option<String>,
+    /// Rebalance write rate limit in MB/s (default 100; 0: unlimited).
+    pub rebalance_rate_mb: Option<u64>,
 }
 
 /// A node of a cluster (docs/cluster.md): its metadata is on etcd under `/predastore/<id>/`
@@ -177,6 +179,8 @@ pub struct ClusterSettings {
     pub listen: String,
     /// The shard service's address as the other nodes reach it.
     pub advertise: Option<String>,
+    /// Bytes per second rebalance may write (`None`: unlimited).
+    pub rebalance_rate: Option<u64>,
 }
 
 /// Where the shard service listens unless told.
@@ -233,6 +237,10 @@ impl ClusterSection {
                 .or_else(|| file.listen.clone())
                 .unwrap_or_else(|| DEFAULT_CLUSTER_LISTEN.into()),
             advertise: o.advertise.clone().or_else(|| file.advertise.clone()),
+            rebalance_rate: match file.rebalance_rate_mb.unwrap_or(100) {
+                0 => None,
+                mb => Some(mb.saturating_mul(1_000_000)),
+            },
         }))
     }
 }

@@ -67,7 +67,13 @@ pub struct Cluster {
 impl Cluster {
     /// etcd, and the nodes initialised and joined (not serving yet); `s3d` is the binary.
     pub fn start(s3d: PathBuf) -> Cluster {
-        let net = netns::Net::new(NODES);
+        Cluster::start_with(s3d, NODES, NODES)
+    }
+
+    /// [`Cluster::start`] with `hosts` hosts, of which the first `joined` join at once (the
+    /// others are machines standing by: `s3d cluster join` on them makes them members).
+    pub fn start_with(s3d: PathBuf, hosts: usize, joined: usize) -> Cluster {
+        let net = netns::Net::new(hosts);
         let dir = tempfile::tempdir().unwrap();
         let gw = net.gateway();
         let (client, peer) = (free_port(), free_port());
@@ -93,18 +99,38 @@ impl Cluster {
             etcd_url,
             dir,
             s3d,
-            nodes: (0..NODES).map(|_| None).collect(),
+            nodes: (0..hosts).map(|_| None).collect(),
             _etcd: Etcd(etcd),
         };
         c.wait_for_etcd(gw, client);
         c.s3d_ok(0, &["cluster", "init"]);
-        for i in 0..NODES {
+        for i in 0..joined {
             let out = c.s3d_ok(i, &["cluster", "join"]);
             assert!(out.contains("is a member"), "{out}");
         }
         let status = c.s3d_ok(0, &["cluster", "status"]);
-        assert!(status.contains("3 member(s)"), "{status}");
+        assert!(status.contains(&format!("{joined} member(s)")), "{status}");
         c
+    }
+
+    /// Waits until the leader's rebalance has moved every chunk to layout generation
+    /// `generation` (`s3d cluster status` through node `i`); returns that status.
+    pub fn wait_balanced(&self, i: usize, generation: u32) -> String {
+        let t = Instant::now();
+        loop {
+            let status = self.s3d_ok(i, &["cluster", "status"]);
+            if status.contains(&format!("layout: generation {generation},"))
+                && status.contains("rebalance: 0 chunk(s) on older generations")
+            {
+                return status;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "not rebalanced to generation {generation}: {status}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// Waits until etcd says it is healthy.
@@ -217,7 +243,7 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        (0..NODES)
+        (0..self.nodes.len())
             .map(|i| {
                 let t = std::fs::read_to_string(self.log(i)).unwrap_or_default();
                 let tail: Vec<&str> = t.lines().rev().take(8).collect();
@@ -230,7 +256,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for i in 0..NODES {
+        for i in 0..self.nodes.len() {
             self.kill(i);
         }
     }

@@ -5,9 +5,11 @@
 //! append-only volume files its shards live in (see [`super::local`]). Where a shard is comes
 //! from its chunk record ([`ShardLoc`]); which disk it is on, from placement.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,16 +41,26 @@ pub struct DiskIdentity {
 
 /// The disks shards go to: this data directory's own and, in cluster mode, those of the
 /// other members. Placement and the shard operations name a disk by its slot: in one machine
-/// slot `i` is local disk `i`; in a cluster the slots are every member's disks, in the
-/// layout's order.
+/// slot `i` is local disk `i`; in a cluster each (member, disk) of every layout generation
+/// known gets a slot, numbered as first seen and never renumbered while the process runs, so
+/// a slot found by one topology means the same disk in the next.
 #[derive(Debug)]
 pub struct DiskSet {
     /// This data directory's disks, by index.
     pub disks: Vec<LocalDisk>,
-    slots: Vec<Slot>,
-    cluster: Option<ClusterPlacement>,
+    topology: RwLock<Arc<Topology>>,
     set_id: String,
     fsync: bool,
+}
+
+/// The slots and, in a cluster, the layouts that place chunks on them: replaced whole when the
+/// cluster's membership changes ([`DiskSet::set_cluster`]).
+#[derive(Debug)]
+struct Topology {
+    slots: Vec<Slot>,
+    /// In a cluster, the (member id, disk) of each slot.
+    keys: Vec<(String, u32)>,
+    cluster: Option<ClusterPlacement>,
 }
 
 /// Where one of a chunk's shards may go.
@@ -63,13 +75,68 @@ enum Slot {
         /// Its disk, through the member's transport.
         disk: RemoteDisk,
     },
+    /// A disk of a member that cannot be reached any more (lost, removed): its shards count
+    /// as missing.
+    Gone,
 }
 
-/// Placement in a cluster: the layout, and the slot of each member's each disk.
+/// Placement in a cluster: every layout generation chunks may name, with the slot of each of
+/// its members' disks.
 #[derive(Debug)]
 struct ClusterPlacement {
-    layout: Layout,
-    slot_of: Vec<Vec<usize>>,
+    generations: BTreeMap<u32, (Layout, Vec<Vec<usize>>)>,
+    current: u32,
+}
+
+impl Topology {
+    fn slot<'a>(&'a self, disks: &'a [LocalDisk], slot: usize) -> Option<SlotDisk<'a>> {
+        match self.slots.get(slot)? {
+            Slot::Local(i) => disks.get(*i).map(SlotDisk::Local),
+            Slot::Remote { member, disk } => Some(SlotDisk::Remote(member, disk)),
+            Slot::Gone => None,
+        }
+    }
+
+    /// Slots holding shards `0..n` of `chunk` as layout generation `layout` placed them.
+    fn placement(
+        &self,
+        n_disks: usize,
+        chunk: &[u8; 32],
+        layout: u32,
+        n: usize,
+    ) -> Result<Vec<usize>> {
+        let Some(c) = &self.cluster else {
+            if layout != 0 {
+                return Err(Error::LayoutUnknown(layout));
+            }
+            return Ok(single_node_placement(n_disks, chunk, n));
+        };
+        let (l, slot_of) = c
+            .generations
+            .get(&layout)
+            .ok_or(Error::LayoutUnknown(layout))?;
+        Ok(l.place(chunk)
+            .into_iter()
+            .take(n)
+            .map(|p| slot_of[p.member][p.disk as usize])
+            .collect())
+    }
+}
+
+/// Rendezvous hashing over the positions of one machine's disks.
+fn single_node_placement(n_disks: usize, chunk: &[u8; 32], n: usize) -> Vec<usize> {
+    let mut scored: Vec<(u64, usize)> = (0..n_disks)
+        .map(|i| {
+            let mut h = blake3::Hasher::new();
+            h.update(chunk);
+            h.update(&(i as u32).to_le_bytes());
+            let b = h.finalize();
+            let score = u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+            (score, i)
+        })
+        .collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    scored.into_iter().take(n).map(|(_, i)| i).collect()
 }
 
 /// One slot's disk, to dispatch a shard operation to.
@@ -155,6 +222,8 @@ pub struct WriteOutcome {
     pub locs: Vec<ShardLoc>,
     /// The writes still to be made durable: shard index and its pending sync.
     pub unsynced: Vec<(usize, PendingSync)>,
+    /// The layout generation that placed the shards.
+    pub layout: u32,
 }
 
 impl DiskSet {
@@ -166,9 +235,12 @@ impl DiskSet {
             .map(|(index, path)| LocalDisk::new(index, path.clone(), policy))
             .collect();
         let set = DiskSet {
-            slots: (0..disks.len()).map(Slot::Local).collect(),
+            topology: RwLock::new(Arc::new(Topology {
+                slots: (0..disks.len()).map(Slot::Local).collect(),
+                keys: Vec::new(),
+                cluster: None,
+            })),
             disks,
-            cluster: None,
             set_id: set_id.to_string(),
             fsync: policy.fsync,
         };
@@ -176,58 +248,100 @@ impl DiskSet {
         set
     }
 
-    /// The same disks as this node's part of a cluster: shards go over every member's disks
-    /// as `c`'s layout places them (`EngineConfig::validate` checked `c` against this node).
-    pub(crate) fn in_cluster(mut self, c: &crate::config::ClusterShards) -> DiskSet {
-        let mut slots = Vec::new();
-        let mut slot_of = Vec::new();
-        for (i, m) in c.layout.members().iter().enumerate() {
-            let mut of = Vec::new();
-            for d in 0..m.disks {
-                of.push(slots.len());
-                let transport = c.transports.get(i).cloned().flatten();
-                slots.push(match transport {
-                    Some(t) if i != c.me => Slot::Remote {
-                        member: m.id.clone(),
-                        disk: RemoteDisk::new(t, d),
-                    },
-                    _ => Slot::Local(d as usize),
-                });
+    /// Places shards over the disks of the cluster `c` describes from now on: new chunks by
+    /// its newest layout, chunks of older generations where those placed them. Slots already
+    /// numbered keep their numbers (`EngineConfig::validate_cluster` checked `c` against this
+    /// node).
+    pub(crate) fn set_cluster(&self, c: &crate::config::ClusterShards) {
+        let old = self.topology();
+        let mut keys = old.keys.clone();
+        let mut index: BTreeMap<(String, u32), usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        let mut generations = BTreeMap::new();
+        for (g, layout) in &c.layouts {
+            let mut slot_of = Vec::new();
+            for m in layout.members() {
+                let mut of = Vec::new();
+                for d in 0..m.disks {
+                    let key = (m.id.clone(), d);
+                    let slot = *index.entry(key.clone()).or_insert_with(|| {
+                        keys.push(key);
+                        keys.len() - 1
+                    });
+                    of.push(slot);
+                }
+                slot_of.push(of);
             }
-            slot_of.push(of);
+            generations.insert(*g, (layout.clone(), slot_of));
         }
-        self.slots = slots;
-        self.cluster = Some(ClusterPlacement {
-            layout: c.layout.clone(),
-            slot_of,
+        let slots = keys
+            .iter()
+            .map(|(member, d)| {
+                if *member == c.me {
+                    match (*d as usize) < self.disks.len() {
+                        true => Slot::Local(*d as usize),
+                        false => Slot::Gone,
+                    }
+                } else {
+                    match c.transports.get(member) {
+                        Some(t) => Slot::Remote {
+                            member: member.clone(),
+                            disk: RemoteDisk::new(t.clone(), *d),
+                        },
+                        None => Slot::Gone,
+                    }
+                }
+            })
+            .collect();
+        let current = c.current().map(|(g, _)| g).unwrap_or(0);
+        *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Topology {
+            slots,
+            keys,
+            cluster: Some(ClusterPlacement {
+                generations,
+                current,
+            }),
         });
-        self
+    }
+
+    /// The slots and layouts as they are now.
+    fn topology(&self) -> Arc<Topology> {
+        self.topology
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether shards go over the disks of several nodes.
     pub fn is_cluster(&self) -> bool {
-        self.cluster.is_some()
+        self.topology().cluster.is_some()
     }
 
-    /// The disk of slot `slot` (`None`: no such slot).
-    fn slot(&self, slot: usize) -> Option<SlotDisk<'_>> {
-        match self.slots.get(slot)? {
-            Slot::Local(i) => self.disks.get(*i).map(SlotDisk::Local),
-            Slot::Remote { member, disk } => Some(SlotDisk::Remote(member, disk)),
-        }
+    /// The layout generation new chunks are placed by (0 on one machine).
+    pub fn current_layout(&self) -> u32 {
+        self.topology()
+            .cluster
+            .as_ref()
+            .map(|c| c.current)
+            .unwrap_or(0)
     }
 
     /// The local disk slot `slot` is, if it is one of this node's.
     pub fn local_index(&self, slot: usize) -> Option<usize> {
-        match self.slots.get(slot)? {
+        match self.topology().slots.get(slot)? {
             Slot::Local(i) => Some(*i),
-            Slot::Remote { .. } => None,
+            _ => None,
         }
     }
 
     /// Whether the disk of slot `slot` takes reads and writes now.
     pub fn slot_online(&self, slot: usize) -> bool {
-        self.slot(slot).is_some_and(|d| d.is_online())
+        self.topology()
+            .slot(&self.disks, slot)
+            .is_some_and(|d| d.is_online())
     }
 
     /// Re-reads every disk's identity file and updates its state.
@@ -273,30 +387,12 @@ impl DiskSet {
         }
     }
 
-    /// Slots holding shards `0..n` of `chunk`: in a cluster as the layout places them, else by
-    /// rendezvous hashing over disk positions.
-    pub fn placement(&self, chunk: &[u8; 32], n: usize) -> Vec<usize> {
-        if let Some(c) = &self.cluster {
-            return c
-                .layout
-                .place(chunk)
-                .into_iter()
-                .take(n)
-                .map(|p| c.slot_of[p.member][p.disk as usize])
-                .collect();
-        }
-        let mut scored: Vec<(u64, usize)> = (0..self.disks.len())
-            .map(|i| {
-                let mut h = blake3::Hasher::new();
-                h.update(chunk);
-                h.update(&(i as u32).to_le_bytes());
-                let b = h.finalize();
-                let score = u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]));
-                (score, i)
-            })
-            .collect();
-        scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored.into_iter().take(n).map(|(_, i)| i).collect()
+    /// Slots holding shards `0..n` of `chunk` as layout generation `layout` placed them: in a
+    /// cluster by that generation's layout, on one machine (generation 0) by rendezvous
+    /// hashing over disk positions. A generation this node does not know (yet) is an error.
+    pub fn placement(&self, chunk: &[u8; 32], layout: u32, n: usize) -> Result<Vec<usize>> {
+        self.topology()
+            .placement(self.disks.len(), chunk, layout, n)
     }
 
     /// Writes every shard of a chunk (`chunk_len` bytes stored with `encoding`) to its disk (in
@@ -311,7 +407,14 @@ impl DiskSet {
         m: usize,
         shards: &mut [ShardBuf],
     ) -> WriteOutcome {
-        let place = self.placement(chunk, shards.len());
+        let topology = self.topology();
+        let layout = topology.cluster.as_ref().map(|c| c.current).unwrap_or(0);
+        let place = match topology.placement(self.disks.len(), chunk, layout, shards.len()) {
+            Ok(p) => p,
+            // The newest generation is always known: nothing to place by only if it is not.
+            Err(_) => vec![usize::MAX; shards.len()],
+        };
+        let topology = &topology;
         let results: Vec<Result<(ShardLoc, Option<PendingSync>), bool>> = std::thread::scope(|s| {
             let handles: Vec<_> = shards
                 .iter_mut()
@@ -319,7 +422,8 @@ impl DiskSet {
                 .map(|(i, buf)| {
                     let slot = place[i];
                     s.spawn(move || {
-                        let Some(disk) = self.slot(slot).filter(|d| d.may_write()) else {
+                        let Some(disk) = topology.slot(&self.disks, slot).filter(|d| d.may_write())
+                        else {
                             return Err(false);
                         };
                         let h = ShardHeader::new(chunk, i, k, m, chunk_len as u32, buf.payload())
@@ -373,6 +477,7 @@ impl DiskSet {
             full,
             locs,
             unsynced,
+            layout,
         }
     }
 
@@ -394,7 +499,10 @@ impl DiskSet {
         header: &ShardHeader,
         payload: &[u8],
     ) -> Result<ShardLoc> {
-        let disk = self.slot(slot).ok_or_else(|| no_slot(slot))?;
+        let topology = self.topology();
+        let disk = topology
+            .slot(&self.disks, slot)
+            .ok_or_else(|| no_slot(slot))?;
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
         let (loc, pending) = disk.append(&buf, header.index < header.k)?;
@@ -412,7 +520,10 @@ impl DiskSet {
         header: &ShardHeader,
         payload: &[u8],
     ) -> Result<()> {
-        let disk = self.slot(slot).ok_or_else(|| no_slot(slot))?;
+        let topology = self.topology();
+        let disk = topology
+            .slot(&self.disks, slot)
+            .ok_or_else(|| no_slot(slot))?;
         let mut buf = ShardBuf::from_payload(payload);
         buf.set_header(header);
         disk.rewrite(loc, &buf)
@@ -421,7 +532,8 @@ impl DiskSet {
     /// Reads bytes `[lo, hi)` of the payload of shard `at` on the disk of slot `slot`,
     /// verified (see [`ShardIo::read`]).
     pub fn read_shard(&self, slot: usize, at: ShardAt<'_>, lo: usize, hi: usize) -> ShardRead {
-        match self.slot(slot) {
+        let topology = self.topology();
+        match topology.slot(&self.disks, slot) {
             Some(d) => d.read(at, lo, hi),
             None => ShardRead::Missing,
         }
@@ -429,15 +541,30 @@ impl DiskSet {
 
     /// Whether a shard is present at `loc` on the disk of slot `slot`, without reading it.
     pub fn shard_present(&self, slot: usize, loc: ShardLoc, shard_len: usize) -> bool {
-        self.slot(slot).is_some_and(|d| d.present(loc, shard_len))
+        self.topology()
+            .slot(&self.disks, slot)
+            .is_some_and(|d| d.present(loc, shard_len))
     }
 
-    /// Frees the space of a chunk's shards (`locs[i]` on the slot placement gives shard `i`).
-    pub fn release(&self, chunk: &[u8; 32], shard_len: usize, locs: &[ShardLoc]) {
-        let place = self.placement(chunk, locs.len());
+    /// Frees the space of one shard at `loc` on the disk of slot `slot` (if it can be reached).
+    pub fn release_shard(&self, slot: usize, loc: ShardLoc, shard_len: usize) {
+        let topology = self.topology();
+        if let Some(d) = topology.slot(&self.disks, slot) {
+            d.release(loc, shard_len);
+        }
+    }
+
+    /// Frees the space of a chunk's shards (`locs[i]` on the slot layout generation `layout`
+    /// placed shard `i` on).
+    pub fn release(&self, chunk: &[u8; 32], layout: u32, shard_len: usize, locs: &[ShardLoc]) {
+        let topology = self.topology();
+        let Ok(place) = topology.placement(self.disks.len(), chunk, layout, locs.len()) else {
+            tracing::warn!(chunk = %hex::encode(chunk), "shards of unknown layout {layout} not freed");
+            return;
+        };
         for (i, loc) in locs.iter().enumerate() {
             if loc.is_some() {
-                if let Some(d) = place.get(i).and_then(|s| self.slot(*s)) {
+                if let Some(d) = place.get(i).and_then(|s| topology.slot(&self.disks, *s)) {
                     d.release(*loc, shard_len);
                 }
             }

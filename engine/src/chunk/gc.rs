@@ -126,7 +126,7 @@ impl ChunkStore {
             })?;
         for (h, r) in &removed {
             let s = self.codec.shard_len(r.len as usize);
-            self.disks.release(h, s, &r.locs);
+            self.disks.release(h, r.layout, s, &r.locs);
             rep.chunks_removed += 1;
             rep.bytes_freed += r.len as u64;
         }
@@ -161,7 +161,7 @@ impl ChunkStore {
                 };
                 let rec = ChunkRecord::decode(&b)?;
                 let region = super::volume::region_len(self.codec.shard_len(rec.len as usize));
-                let place = disks.placement(&h, n);
+                let place = disks.placement(&h, rec.layout, n)?;
                 for (i, loc) in rec.locs.iter().enumerate().take(n) {
                     if let (true, Some(d)) = (loc.is_some(), disks.local_index(place[i])) {
                         live[d]

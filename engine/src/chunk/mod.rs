@@ -3,7 +3,8 @@
 //! [`ChunkStore`] is everything below objects: the codec ([`erasure`]), placement and the disk
 //! set ([`disks`]), shard I/O for one disk behind the [`shard_io::ShardIo`] trait (the local
 //! implementation is [`local`], over the volume files of [`volume`]), verification ([`shard`]
-//! headers), degraded reads and the repair queue ([`read`], [`repair`]), and chunk GC ([`gc`]).
+//! headers), degraded reads and the repair queue ([`read`], [`repair`]), chunk GC ([`gc`]),
+//! and in a cluster the moves between layout generations ([`rebalance`]).
 //! Chunk records live in the metadata store ([`crate::kv`]); the object layer takes references
 //! to chunks in its own transactions through [`reference`].
 
@@ -26,6 +27,7 @@ pub(crate) mod hole;
 pub(crate) mod local;
 pub mod placement;
 pub(crate) mod read;
+pub(crate) mod rebalance;
 pub mod remote;
 pub(crate) mod repair;
 pub(crate) mod shard;
@@ -111,9 +113,9 @@ impl ChunkStore {
                 info
             }
         };
-        let mut disks = DiskSet::open(&disk_paths, &info.set_id, policy);
+        let disks = DiskSet::open(&disk_paths, &info.set_id, policy);
         if let Some(c) = &cfg.cluster {
-            disks = disks.in_cluster(c);
+            disks.set_cluster(c);
         }
         Ok(ChunkStore {
             disks,
@@ -153,7 +155,7 @@ impl ChunkStore {
     pub(crate) fn shard_locations(&self, hash: &[u8; 32]) -> Result<Vec<Option<ShardPlace>>> {
         let rec = self.chunk_record(hash)?;
         let s = self.codec.shard_len(rec.len as usize);
-        let place = self.disks.placement(hash, self.codec.n());
+        let place = self.disks.placement(hash, rec.layout, self.codec.n())?;
         Ok((0..self.codec.n())
             .map(|i| {
                 let loc = rec.loc(i);
@@ -175,7 +177,8 @@ impl ChunkStore {
 /// Where one shard is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlace {
-    /// Disk index (in a cluster, the slot: the disks of every member in layout order).
+    /// Disk index (in a cluster, the slot: a (member, disk) of the layouts, numbered as this
+    /// process first met it).
     pub disk: usize,
     /// Volume file (of a shard on another node: its path relative to that node's disk).
     pub volume: std::path::PathBuf,

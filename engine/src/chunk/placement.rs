@@ -13,8 +13,9 @@
 //! members' order does not matter, and a member joining or leaving moves the shards whose best
 //! place it is or was, plus those its cap pushes along (1.17–1.43 × the minimum for 4 + 2 on
 //! 3–11 members: see the tests). The single-node engine keeps its own placement over disk
-//! positions ([`super::disks::DiskSet::placement`]): this one is for stores formatted as a
-//! cluster (issue 20), which nothing opens yet.
+//! positions ([`super::disks::DiskSet::placement`]): this one is for the nodes of a cluster,
+//! one layout per generation of its membership (a chunk's record names the generation that
+//! placed it; rebalance moves chunks to the newest, [`super::rebalance`]).
 
 use std::collections::HashSet;
 

@@ -65,7 +65,7 @@ impl ChunkStore {
     ) -> Option<Vec<Bytes>> {
         let codec = self.codec;
         let s = codec.shard_len(rec.len as usize);
-        let place = self.disks.placement(hash, codec.n());
+        let place = self.disks.placement(hash, rec.layout, codec.n()).ok()?;
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
         let disks = &self.disks;
         // Only the blocks of each shard the range touches are read (and verified).
@@ -114,7 +114,7 @@ impl ChunkStore {
         let codec = self.codec;
         let len = rec.len as usize;
         let s = codec.shard_len(len);
-        let place = self.disks.placement(&c.hash, codec.n());
+        let place = self.disks.placement(&c.hash, rec.layout, codec.n())?;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
         let mut intact = 0;
         // Shards known to be missing last; as many read at once as are still needed, so that a

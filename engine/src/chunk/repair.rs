@@ -232,7 +232,13 @@ impl ChunkStore {
         let n = codec.n();
         let len = rec.len as usize;
         let s = codec.shard_len(len);
-        let place = disks.placement(h, n);
+        let place = match disks.placement(h, rec.layout, n) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(chunk = %hex::encode(h), "not healed: {e}");
+                return;
+            }
+        };
         rep.chunks_checked += 1;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; n];
         // (shard, corrupt in place) of every shard to rewrite.
@@ -272,8 +278,9 @@ impl ChunkStore {
                 return;
             }
         };
+        let placed_by = rec.layout;
         let rec = match self.chunk_record(h) {
-            Ok(r) if r.refs > 0 => r,
+            Ok(r) if r.refs > 0 && r.layout == placed_by => r,
             _ => return,
         };
         // Gather k intact shards (heal mode has not read them yet).
@@ -349,9 +356,14 @@ impl ChunkStore {
         }
         if still_missing != rec.missing || !moved.is_empty() {
             let h = *h;
+            let layout = rec.layout;
             let res = self.meta.committer().run_durable_blocking(move |txn| {
                 if let Some(b) = txn.get(Table::Chunks, &h)? {
                     let mut r = ChunkRecord::decode(&b)?;
+                    if r.layout != layout {
+                        // Rebalance moved the chunk meanwhile: what was rewritten is surplus.
+                        return Ok(());
+                    }
                     r.missing = still_missing;
                     for (i, loc) in &moved {
                         if r.locs.len() <= *i {

@@ -30,7 +30,7 @@ impl ChunkStore {
         let _ = tokio::task::spawn_blocking(move || {
             for (r, f) in surplus {
                 let s = me.codec.shard_len(f.stored_len as usize);
-                me.disks.release(&r.hash, s, &f.locs);
+                me.disks.release(&r.hash, f.layout, s, &f.locs);
             }
         })
         .await;
@@ -178,7 +178,7 @@ impl ChunkStore {
             self.disks
                 .write_shards(&hash, stored.len(), encoding, codec.k, codec.m, &mut shards);
         if out.written < codec.k {
-            self.disks.release(&hash, s, &out.locs);
+            self.disks.release(&hash, out.layout, s, &out.locs);
             self.disks.refresh();
             if out.written + out.full >= codec.k {
                 // Full disks, not failing ones, stand between this write and its quorum.
@@ -203,6 +203,7 @@ impl ChunkStore {
                 locs: out.locs,
                 stored_len: stored.len() as u32,
                 encoding,
+                layout: out.layout,
             }),
             unsynced: out.unsynced,
         })
@@ -285,7 +286,7 @@ impl ChunkStore {
         for c in chunks {
             if let Some(f) = c.fresh {
                 let s = self.codec.shard_len(f.stored_len as usize);
-                self.disks.release(&c.r.hash, s, &f.locs);
+                self.disks.release(&c.r.hash, f.layout, s, &f.locs);
             }
         }
     }

@@ -500,6 +500,8 @@ pub struct ChunkRecord {
     pub encoding: Encoding,
     /// Length of the plain chunk (`len` when stored plain).
     pub plain_len: u32,
+    /// The cluster layout generation that placed the shards (always 0 on one machine).
+    pub layout: u32,
 }
 
 impl ChunkRecord {
@@ -509,8 +511,9 @@ impl ChunkRecord {
     }
 
     /// Encoding: refs u64le, len u32le, missing u64le, u8 n, n × (volume u64le, offset u64le);
-    /// then, for a chunk not stored plain only, encoding u8 and plain length u32le (a plain
-    /// chunk's record is as before compression existed).
+    /// then, for a chunk not stored plain or placed by a cluster layout other than 0 only,
+    /// encoding u8 and plain length u32le, and then for the latter the layout u32le (a plain
+    /// chunk's record on one machine is as before compression and clusters existed).
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(26 + 16 * self.locs.len());
         b.extend_from_slice(&self.refs.to_le_bytes());
@@ -521,9 +524,12 @@ impl ChunkRecord {
             b.extend_from_slice(&l.volume.to_le_bytes());
             b.extend_from_slice(&l.offset.to_le_bytes());
         }
-        if self.encoding != Encoding::Plain {
+        if self.encoding != Encoding::Plain || self.layout != 0 {
             b.push(self.encoding as u8);
             b.extend_from_slice(&self.plain_len.to_le_bytes());
+        }
+        if self.layout != 0 {
+            b.extend_from_slice(&self.layout.to_le_bytes());
         }
         b
     }
@@ -550,6 +556,10 @@ impl ChunkRecord {
                 r.u32().ok_or_else(bad)?,
             ),
         };
+        let layout = r.u32().unwrap_or(0);
+        if r.pos != b.len() {
+            return Err(bad());
+        }
         Ok(ChunkRecord {
             refs,
             len,
@@ -557,6 +567,7 @@ impl ChunkRecord {
             locs,
             encoding,
             plain_len,
+            layout,
         })
     }
 }
@@ -573,6 +584,8 @@ pub struct FreshShards {
     pub stored_len: u32,
     /// How the stored bytes encode the chunk.
     pub encoding: Encoding,
+    /// The cluster layout generation that placed them (0 on one machine).
+    pub layout: u32,
 }
 
 impl FreshShards {
@@ -585,6 +598,7 @@ impl FreshShards {
             locs: self.locs.clone(),
             encoding: self.encoding,
             plain_len,
+            layout: self.layout,
         }
     }
 }
@@ -804,6 +818,7 @@ mod tests {
             locs in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..12),
             zstd in any::<bool>(),
             plain_len in any::<u32>(),
+            layout in prop_oneof![Just(0u32), any::<u32>()],
         ) {
             let (encoding, plain_len) = if zstd { (Encoding::Zstd, plain_len) } else { (Encoding::Plain, len) };
             let r = ChunkRecord {
@@ -813,6 +828,7 @@ mod tests {
                 locs: locs.into_iter().map(|(volume, offset)| ShardLoc { volume, offset }).collect(),
                 encoding,
                 plain_len,
+                layout,
             };
             prop_assert_eq!(ChunkRecord::decode(&r.encode()).unwrap(), r);
         }
