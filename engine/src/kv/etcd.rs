@@ -32,6 +32,58 @@ use etcd_client::{
 use super::{prefix_end, Pair, Read, Scan, Table, Write};
 use crate::error::{Error, Result, StoreError};
 
+/// How long a call is tried again while no member answers it ([`EtcdStore::call`]).
+const RETRY_FOR: Duration = Duration::from_secs(6);
+
+/// What a call to etcd is, for whether it may be made again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// A read: making it again changes nothing.
+    Read,
+    /// A transaction: made again only if it never reached etcd.
+    Txn,
+}
+
+impl Call {
+    fn may_retry(self, e: &etcd_client::Error) -> bool {
+        use tonic::Code;
+        match (self, e) {
+            (Call::Read, etcd_client::Error::GRpcStatus(s)) => matches!(
+                s.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+            ),
+            (Call::Read, etcd_client::Error::TransportError(_)) => true,
+            (Call::Txn, etcd_client::Error::GRpcStatus(s)) => {
+                s.code() == Code::Unavailable && never_connected(s)
+            }
+            (Call::Txn, etcd_client::Error::TransportError(t)) => never_connected(t),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the failure `e` (or one it was caused by) is a connection refused or never made:
+/// the request was not sent.
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Keys a range read asks for at a time.
 const PAGE: i64 = 512;
 
@@ -123,8 +175,12 @@ impl EtcdStore {
         Ok(())
     }
 
-    /// Runs a call of the client on the store's runtime and waits for its answer.
-    fn call<T, F>(&self, f: impl FnOnce(KvClient) -> F) -> Result<T>
+    /// Runs a call of the client on the store's runtime and waits for its answer. A call that
+    /// failed for want of a member to answer it is made again for up to [`RETRY_FOR`] (the
+    /// client then turns to another member): a read whatever the failure, a transaction only
+    /// when it provably never reached etcd (its connection was refused or never made), since
+    /// one that did may have been applied.
+    fn call<T, F>(&self, kind: Call, f: impl Fn(KvClient) -> F) -> Result<T>
     where
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
@@ -133,14 +189,25 @@ impl EtcdStore {
             .rt
             .as_ref()
             .ok_or_else(|| failure(EtcdFailure::Stopped))?;
-        let fut = f(self.kv.clone());
-        let (tx, rx) = mpsc::sync_channel(1);
-        rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        crate::blocking::wait_off_worker(|| rx.recv())
-            .map_err(|_| failure(EtcdFailure::Stopped))?
-            .map_err(|e| failure(e.into()))
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let fut = f(self.kv.clone());
+            let (tx, rx) = mpsc::sync_channel(1);
+            rt.spawn(async move {
+                let _ = tx.send(fut.await);
+            });
+            let answer = crate::blocking::wait_off_worker(|| rx.recv())
+                .map_err(|_| failure(EtcdFailure::Stopped))?;
+            match answer {
+                Err(e) if kind.may_retry(&e) && started.elapsed() < RETRY_FOR => {
+                    tracing::debug!("etcd call failed, trying again: {e}");
+                    crate::blocking::wait_off_worker(|| std::thread::sleep(pause));
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                r => return r.map_err(|e| failure(e.into())),
+            }
+        }
     }
 
     /// `<prefix><table>/`: where a table's keys start.
@@ -195,9 +262,12 @@ impl EtcdStore {
     /// The value and modification revision of `key` at revision `rev` (0: the latest), and the
     /// revision read at.
     fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<(Option<Entry>, i64)> {
-        let mut r: GetResponse = self.call(move |mut kv| async move {
-            kv.get(key, Some(GetOptions::new().with_revision(rev)))
-                .await
+        let mut r: GetResponse = self.call(Call::Read, move |mut kv| {
+            let key = key.clone();
+            async move {
+                kv.get(key, Some(GetOptions::new().with_revision(rev)))
+                    .await
+            }
         })?;
         let at = read_at(&r, rev);
         let got = r.take_kvs().into_iter().next().map(entry);
@@ -207,13 +277,16 @@ impl EtcdStore {
     /// Up to [`PAGE`] keys of `[start, end)` at revision `rev` (0: the latest), ascending, with
     /// their modification revisions; whether there are more; the revision read at.
     fn page(&self, rev: i64, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, bool, i64)> {
-        let mut r: GetResponse = self.call(move |mut kv| async move {
-            let o = GetOptions::new()
-                .with_range(end)
-                .with_revision(rev)
-                .with_limit(PAGE)
-                .with_sort(SortTarget::Key, SortOrder::Ascend);
-            kv.get(start, Some(o)).await
+        let mut r: GetResponse = self.call(Call::Read, move |mut kv| {
+            let (start, end) = (start.clone(), end.clone());
+            async move {
+                let o = GetOptions::new()
+                    .with_range(end)
+                    .with_revision(rev)
+                    .with_limit(PAGE)
+                    .with_sort(SortTarget::Key, SortOrder::Ascend);
+                kv.get(start, Some(o)).await
+            }
         })?;
         let more = r.more();
         let at = read_at(&r, rev);
@@ -350,12 +423,15 @@ impl Read for EtcdRead<'_> {
             .store
             .key_range(table, Bound::Unbounded, Bound::Unbounded);
         let rev = self.rev.get();
-        let r: GetResponse = self.store.call(move |mut kv| async move {
-            let o = GetOptions::new()
-                .with_range(end)
-                .with_revision(rev)
-                .with_count_only();
-            kv.get(start, Some(o)).await
+        let r: GetResponse = self.store.call(Call::Read, move |mut kv| {
+            let (start, end) = (start.clone(), end.clone());
+            async move {
+                let o = GetOptions::new()
+                    .with_range(end)
+                    .with_revision(rev)
+                    .with_count_only();
+                kv.get(start, Some(o)).await
+            }
         })?;
         self.rev.set(read_at(&r, rev));
         Ok(r.count().max(0) as u64)
@@ -449,9 +525,10 @@ impl EtcdWrite<'_> {
                 .map(|t| TxnOp::put(self.store.deletion_mark(*t), [], None)),
         );
         let txn = Txn::new().when(when).and_then(ops);
-        let r = self
-            .store
-            .call(move |mut kv| async move { kv.txn(txn).await })?;
+        let r = self.store.call(Call::Txn, move |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })?;
         Ok(r.succeeded())
     }
 }
