@@ -70,6 +70,19 @@ pub struct UploadsPage {
 
 /// Removes an upload and all its parts, dropping their chunk references.
 pub(crate) fn drop_upload(txn: &mut dyn Write, ukey: &[u8], upload_id: &str) -> Result<()> {
+    drop_upload_handing_over(txn, ukey, upload_id, &[])
+}
+
+/// [`drop_upload`], except that the parts whose manifests are `handed_over` (by data id) give
+/// their chunk references to the object completed from them: their manifests go, their
+/// references stay. A completion then touches no chunk record (each part's references become
+/// the object's), so its transaction grows with the parts, not with the chunks.
+fn drop_upload_handing_over(
+    txn: &mut dyn Write,
+    ukey: &[u8],
+    upload_id: &str,
+    handed_over: &[String],
+) -> Result<()> {
     let parts: Vec<(Vec<u8>, PartRecord)> = txn
         .prefix(Table::Parts, upload_id.as_bytes())?
         .map(|r| {
@@ -78,7 +91,11 @@ pub(crate) fn drop_upload(txn: &mut dyn Write, ukey: &[u8], upload_id: &str) -> 
         })
         .collect::<Result<_>>()?;
     for (k, p) in parts {
-        release_manifest(txn, &p.data_id)?;
+        if handed_over.contains(&p.data_id) {
+            txn.delete(Table::Manifests, p.data_id.as_bytes())?;
+        } else {
+            release_manifest(txn, &p.data_id)?;
+        }
         txn.delete(Table::Parts, &k)?;
     }
     txn.delete(Table::Uploads, ukey)?;
@@ -420,7 +437,8 @@ impl Engine {
                 upload_id: Some(uid.clone()),
                 ..Default::default()
             };
-            crate::meta::ref_manifest(txn, &manifest)?;
+            // The parts' references become the object's (drop_upload_handing_over).
+            let handed_over: Vec<String> = records.iter().map(|(_, p)| p.data_id.clone()).collect();
             super::version::install(
                 txn,
                 &bucket_name,
@@ -433,7 +451,7 @@ impl Engine {
                     default_compression: crate::compression::Compression::Off,
                 },
             )?;
-            drop_upload(txn, &ukey, &uid)?;
+            drop_upload_handing_over(txn, &ukey, &uid, &handed_over)?;
             Ok(meta)
         })
         .await
