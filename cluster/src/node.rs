@@ -163,8 +163,10 @@ fn build_shards(
 
 /// Keeps a running engine's placement in step with the cluster's records: every `every`, reads
 /// the members and layout generations and, when they changed (a join, a drain, a removal, a
-/// new address), places shards by them from then on ([`engine::Engine::set_cluster`]).
-/// Stops when dropped.
+/// new address), places shards by them from then on ([`engine::Engine::set_cluster`]). It
+/// also re-probes the node's own disks every few ticks, so that a disk replaced and formatted
+/// by `s3d heal` in another process serves the other nodes again without a restart. Stops
+/// when dropped.
 pub struct Follower {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -207,7 +209,12 @@ fn follow_records(
     let cfg = engine.config().clone();
     let mut seen: Option<(Vec<MemberRecord>, Vec<LayoutRecord>)> = None;
     let mut clients = Clients::new();
+    let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        tick += 1;
+        if tick.is_multiple_of(DISK_PROBE_TICKS) {
+            engine.refresh_disks();
+        }
         let records =
             membership::members(&store).and_then(|m| Ok((m, membership::layouts(&store)?)));
         match records {
@@ -291,6 +298,9 @@ pub fn engine_config(
     )?);
     Ok(cfg)
 }
+
+/// Every how many ticks of the follower the node's own disks are probed again.
+const DISK_PROBE_TICKS: u64 = 5;
 
 /// How often a node reads the membership records for changes.
 pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);

@@ -348,8 +348,12 @@ impl DiskSet {
     pub fn refresh(&self) {
         for d in &self.disks {
             let s = probe(&d.path, &self.set_id, d.index);
-            if let DiskState::Foreign(why) = &s {
-                tracing::error!(disk = %d.path.display(), "refusing disk: {why}");
+            match &s {
+                // Said once, not at every probe.
+                DiskState::Foreign(why) if d.state() != s => {
+                    tracing::error!(disk = %d.path.display(), "refusing disk: {why}");
+                }
+                _ => {}
             }
             d.set_state(s);
         }
