@@ -1,8 +1,9 @@
 //! Cluster mode's test harness: s3d nodes, each a host of its own (network namespaces on one
 //! bridge, `netns.rs`, which the including test declares as `netns`) with its own data
-//! directory and six disks, their metadata on an etcd on the bridge's address, made a cluster
-//! with `s3d cluster init` and `join`; the aws cli against any node. Everything started is
-//! stopped when dropped. Needs root, `ip`, Debian's `etcd-server` and the aws cli.
+//! directory and six disks, their metadata on a three-member etcd cluster listening on the
+//! bridge's address, made a cluster with `s3d cluster init` and `join`; the aws cli against
+//! any node. Everything started is stopped when dropped. Needs root, `ip`, Debian's
+//! `etcd-server` and the aws cli.
 
 #![allow(dead_code)]
 
@@ -41,13 +42,18 @@ pub const NODES: usize = 3;
 const S3_PORT: u16 = 8443;
 const SHARD_PORT: u16 = 8444;
 
-/// etcd on the bridge's address, for every host.
-struct Etcd(Child);
+/// Members of the etcd cluster under the nodes.
+pub const ETCD_MEMBERS: usize = 3;
 
-impl Drop for Etcd {
+/// An etcd member on the bridge's address (its peers talk over loopback).
+struct EtcdMember(Option<Child>);
+
+impl Drop for EtcdMember {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -55,13 +61,13 @@ impl Drop for Etcd {
 pub struct Cluster {
     /// Its hosts.
     pub net: netns::Net,
-    /// etcd's client URL.
+    /// etcd's client URLs, comma-separated (as `PREDASTORE_ETCD` takes them).
     pub etcd_url: String,
     /// Where the data directories and logs are.
     pub dir: tempfile::TempDir,
     s3d: PathBuf,
     nodes: Vec<Option<Child>>,
-    _etcd: Etcd,
+    etcd: Vec<EtcdMember>,
 }
 
 impl Cluster {
@@ -76,33 +82,56 @@ impl Cluster {
         let net = netns::Net::new(hosts);
         let dir = tempfile::tempdir().unwrap();
         let gw = net.gateway();
-        let (client, peer) = (free_port(), free_port());
-        let etcd_url = format!("http://{gw}:{client}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let etcd = Command::new("etcd")
-            .arg("--name=e0")
-            .arg(format!("--data-dir={}", dir.path().join("etcd").display()))
-            .arg(format!("--listen-client-urls={etcd_url}"))
-            .arg(format!("--advertise-client-urls={etcd_url}"))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-            ))
-            .arg(format!("--initial-cluster=e0=http://127.0.0.1:{peer}"))
-            .args(["--max-txn-ops=10000", "--max-request-bytes=8388608"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd (Debian's etcd-server) runs this test");
+        let ports: Vec<(u16, u16)> = (0..ETCD_MEMBERS)
+            .map(|_| (free_port(), free_port()))
+            .collect();
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|(client, _)| format!("http://{gw}:{client}"))
+            .collect();
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(m, (_, peer))| format!("e{m}=http://127.0.0.1:{peer}"))
+            .collect();
+        let mut etcd = Vec::new();
+        for (m, (_, peer)) in ports.iter().enumerate() {
+            let log = std::fs::File::create(dir.path().join(format!("etcd-{m}.log"))).unwrap();
+            let child = Command::new("etcd")
+                .arg(format!("--name=e{m}"))
+                .arg(format!(
+                    "--data-dir={}",
+                    dir.path().join(format!("etcd-{m}")).display()
+                ))
+                .arg(format!("--listen-client-urls={}", urls[m]))
+                .arg(format!("--advertise-client-urls={}", urls[m]))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+                ))
+                .arg(format!("--initial-cluster={}", initial.join(",")))
+                .args([
+                    "--initial-cluster-state=new",
+                    "--initial-cluster-token=predastore-test",
+                ])
+                .args(["--max-txn-ops=10000", "--max-request-bytes=8388608"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("etcd (Debian's etcd-server) runs this test");
+            etcd.push(EtcdMember(Some(child)));
+        }
         let c = Cluster {
             net,
-            etcd_url,
+            etcd_url: urls.join(","),
             dir,
             s3d,
             nodes: (0..hosts).map(|_| None).collect(),
-            _etcd: Etcd(etcd),
+            etcd,
         };
-        c.wait_for_etcd(gw, client);
+        for (client, _) in &ports {
+            c.wait_for_etcd(gw, *client);
+        }
         c.s3d_ok(0, &["cluster", "init"]);
         for i in 0..joined {
             let out = c.s3d_ok(i, &["cluster", "join"]);
@@ -149,8 +178,8 @@ impl Cluster {
             }
             assert!(
                 t.elapsed() < Duration::from_secs(30),
-                "etcd did not start: {}",
-                std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+                "etcd on port {port} did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("etcd-0.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -208,6 +237,24 @@ impl Cluster {
                 std::fs::read_to_string(self.log(i)).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9` of etcd member `m`.
+    pub fn kill_etcd(&mut self, m: usize) {
+        if let Some(mut c) = self.etcd[m].0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops node `i` as an operator would (SIGTERM: in-flight requests finish) and waits.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
         }
     }
 
