@@ -426,3 +426,64 @@ fn six_nodes_may_lose_any_two() {
         read_back(&c, i, key, &src);
     }
 }
+
+/// A member drained while it runs: new chunks avoid it at once, rebalance copies its shards to
+/// the others and frees them on it; removed and stopped, it takes nothing with it — the four
+/// left may still lose one.
+#[test]
+fn a_drained_node_leaves_with_nothing_on_it() {
+    let mut c = Cluster::start_with(env!("CARGO_BIN_EXE_s3d").into(), 5, 5);
+    for i in 0..5 {
+        c.serve(i);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (src, key) = (work.path().join("twenty-mib"), "s3://drain/twenty-mib");
+    write_file(&src, 61, 20 << 20);
+    ok(c.aws(0, &["s3", "mb", "s3://drain"]));
+    put(&c, 0, &src, key);
+    let held = written_bytes(&c.data(4));
+    assert!(held > 0, "node 4 holds shards before the drain");
+    // Five joins made generations 1 (three members) to 3 (five); the drain makes the fourth.
+    let drained = c.s3d_ok(1, &["cluster", "drain", "node-4"]);
+    assert!(drained.contains("Layout generation 4"), "{drained}");
+    let status = c.wait_balanced(2, 4);
+    assert!(status.contains("draining"), "{status}");
+    // Written during the drain: none of it goes to node 4.
+    let (more, during) = (work.path().join("more"), "s3://drain/during");
+    write_file(&more, 62, 8 << 20);
+    put(&c, 3, &more, during);
+    c.wait_balanced(2, 4);
+    let left = written_bytes(&c.data(4));
+    assert!(
+        left == 0,
+        "node 4 still holds {left} of its {held} bytes after the drain"
+    );
+    let removed = c.s3d_ok(1, &["cluster", "remove", "node-4"]);
+    assert!(removed.contains("The layout is unchanged"), "{removed}");
+    c.stop(4);
+    c.kill(0);
+    read_back(&c, 1, key, &src);
+    read_back(&c, 2, during, &more);
+}
+
+/// Bytes of a node's volume files in 4 KiB blocks that are not all zero: its shards (space
+/// preallocated ahead and regions freed read as zeros).
+fn written_bytes(data: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(disks) = std::fs::read_dir(data.join("disks")) else {
+        return 0;
+    };
+    for d in disks.flatten() {
+        if let Ok(vols) = std::fs::read_dir(d.path().join("volumes")) {
+            for v in vols.flatten() {
+                let bytes = std::fs::read(v.path()).unwrap_or_default();
+                total += bytes
+                    .chunks(4096)
+                    .filter(|b| b.iter().any(|&x| x != 0))
+                    .count() as u64
+                    * 4096;
+            }
+        }
+    }
+    total
+}
