@@ -1,8 +1,9 @@
 //! `make bench`: engine put/get next to the machine's own limits, measured in the same run.
 //!
 //! Groups: `machine/*` (memcpy, BLAKE3, MD5, hole detection, Reed-Solomon with both candidate
-//! crates, sequential disk write with fsync) and `engine/*` (small-object put rate, 1 MiB and 64 MiB put/get,
-//! range reads, degraded reads with 2 of 6 disks missing).
+//! crates, sequential disk write with fsync), `placement/*` (a cluster's shard placement of one
+//! chunk over 3 to 100 members) and `engine/*` (small-object put rate, 1 MiB and 64 MiB
+//! put/get, range reads, degraded reads with 2 of 6 disks missing).
 
 use std::io::Write;
 use std::time::Duration;
@@ -571,9 +572,37 @@ fn access(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where a cluster places one chunk's 4 + 2 shards (`Layout::place`: a BLAKE3 score per
+/// shard, member and disk, sorted), for clusters of growing size — next to `machine/blake3_4MiB`,
+/// the hashing every 4 MiB chunk costs anyway.
+fn placement(c: &mut Criterion) {
+    let mut g = c.benchmark_group("placement");
+    g.measurement_time(Duration::from_secs(3));
+    for (members, disks) in [(3u32, 6u32), (12, 6), (100, 12)] {
+        let ms = (0..members)
+            .map(|i| engine::Member {
+                id: format!("node-{i}"),
+                disks,
+            })
+            .collect();
+        let layout = engine::Layout::new(ms, 4, 2).unwrap();
+        let mut chunk = [0u8; 32];
+        let mut n = 0u64;
+        g.bench_function(format!("place_{members}x{disks}"), |b| {
+            b.iter(|| {
+                n += 1;
+                chunk[..8].copy_from_slice(&n.to_le_bytes());
+                std::hint::black_box(layout.place(&chunk))
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     machine,
+    placement,
     engine_benches,
     inline_threshold,
     versioning,
