@@ -262,8 +262,19 @@ mod tests {
             },
             ..Default::default()
         };
-        let c = Settings::resolve(file, o).unwrap().cluster.unwrap();
+        let c = Settings::resolve(file.clone(), o).unwrap().cluster.unwrap();
         assert_eq!((c.node_id.as_str(), c.etcd.len()), ("n7", 2));
+        // Rebalance's rate: 100 MB/s unless told; 0 is no limit.
+        assert_eq!(c.rebalance_rate, Some(100_000_000));
+        let o = Overrides {
+            cluster: ClusterOverrides {
+                rebalance_rate_mb: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Settings::resolve(file, o).unwrap().cluster.unwrap();
+        assert_eq!(c.rebalance_rate, None);
         // No cluster: one machine, LMDB.
         let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert!(d.cluster.is_none());

@@ -89,6 +89,10 @@ struct Cli {
     /// (`cluster.advertise`).
     #[arg(long, global = true, env = "PREDASTORE_CLUSTER_ADVERTISE")]
     cluster_advertise: Option<String>,
+    /// Cluster mode: MB/s rebalance may write, 0 for no limit (`cluster.rebalance_rate_mb`,
+    /// default 100).
+    #[arg(long, global = true, env = "PREDASTORE_REBALANCE_RATE_MB")]
+    rebalance_rate_mb: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -174,6 +178,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
                 etcd: cli.etcd.clone(),
                 listen: cli.cluster_listen.clone(),
                 advertise: cli.cluster_advertise.clone(),
+                rebalance_rate_mb: cli.rebalance_rate_mb,
             },
         },
     )

@@ -33,6 +33,7 @@ cluster_start() {
         --listen-peer-urls="http://127.0.0.1:$peer" --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
         --initial-cluster="demo=http://127.0.0.1:$peer" \
         --max-txn-ops=10000 --max-request-bytes=8388608 --quota-backend-bytes=$((8 << 30)) \
+        --auto-compaction-retention=1h \
         > "$work/etcd.log" 2>&1 &
     ETCD_PID=$!
     for _ in $(seq 100); do curl -sf "$ETCD_URL/health" | grep -q '"health":"true"' && break; sleep 0.1; done

@@ -237,7 +237,11 @@ impl ClusterSection {
                 .or_else(|| file.listen.clone())
                 .unwrap_or_else(|| DEFAULT_CLUSTER_LISTEN.into()),
             advertise: o.advertise.clone().or_else(|| file.advertise.clone()),
-            rebalance_rate: match file.rebalance_rate_mb.unwrap_or(100) {
+            rebalance_rate: match o
+                .rebalance_rate_mb
+                .or(file.rebalance_rate_mb)
+                .unwrap_or(100)
+            {
                 0 => None,
                 mb => Some(mb.saturating_mul(1_000_000)),
             },
@@ -268,6 +272,8 @@ pub struct ClusterOverrides {
     pub listen: Option<String>,
     /// `--cluster-advertise` / `PREDASTORE_CLUSTER_ADVERTISE`.
     pub advertise: Option<String>,
+    /// `--rebalance-rate-mb` / `PREDASTORE_REBALANCE_RATE_MB`.
+    pub rebalance_rate_mb: Option<u64>,
 }
 
 /// The mount's default write-back window: a closed file is visible over S3, and durable,
