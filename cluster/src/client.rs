@@ -149,12 +149,12 @@ impl Drop for ShardClient {
 }
 
 impl Inner {
-    /// The connection, made when there is none.
-    async fn connection(&self) -> std::result::Result<SendRequest<Full<Bytes>>, Failure> {
+    /// The connection, made when there is none; whether it was open already.
+    async fn connection(&self) -> std::result::Result<(SendRequest<Full<Bytes>>, bool), Failure> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             if !c.is_closed() {
-                return Ok(c.clone());
+                return Ok((c.clone(), true));
             }
         }
         *guard = None;
@@ -175,7 +175,7 @@ impl Inner {
         match made {
             Ok(c) => {
                 *guard = Some(c.clone());
-                Ok(c)
+                Ok((c, false))
             }
             Err(e) => {
                 if let Ok(mut d) = self.down_until.lock() {
@@ -229,29 +229,48 @@ impl Inner {
             peer: self.peer.clone(),
             what,
         };
+        let once = |send: SendRequest<Full<Bytes>>| {
+            let (body, fail, req) = (body.clone(), &fail, req.clone());
+            async move {
+                let mut send = send;
+                let r = http::Request::builder()
+                    .method(req.method())
+                    .uri(format!(
+                        "https://{}{}",
+                        node_name(&self.peer),
+                        req.path_and_query()
+                    ))
+                    .body(Full::new(body))
+                    .map_err(|e| fail(e.to_string()))?;
+                let resp = send
+                    .send_request(r)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let status = resp.status();
+                let bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .to_bytes();
+                Ok((status, bytes))
+            }
+        };
         let exchange = async {
-            let mut send = self.connection().await?;
-            let r = http::Request::builder()
-                .method(req.method())
-                .uri(format!(
-                    "https://{}{}",
-                    node_name(&self.peer),
-                    req.path_and_query()
-                ))
-                .body(Full::new(body))
-                .map_err(|e| fail(e.to_string()))?;
-            let resp = send
-                .send_request(r)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .to_bytes();
-            Ok((status, bytes))
+            let (send, reused) = self.connection().await?;
+            match once(send).await {
+                // A connection kept from earlier that fails at once was most likely closed by
+                // the peer meanwhile (it restarted): the request goes once more on a new one.
+                // Every request may be repeated: reads, checks, releases and rewrites are
+                // idempotent; an append repeated stores its shard twice, of which the place
+                // returned is recorded and the other is never referred to.
+                Err(Failure::Request { .. }) if reused => {
+                    *self.conn.lock().await = None;
+                    let (send, _) = self.connection().await?;
+                    once(send).await
+                }
+                r => r,
+            }
         };
         let out = match tokio::time::timeout(deadline, exchange).await {
             Ok(r) => r,
