@@ -226,6 +226,15 @@ impl Engine {
                 )
             }
         };
+        // The first piece is read before answering: a chunk that cannot be read (too few
+        // shards reachable) fails the get with its error, instead of a response whose body
+        // breaks off after its headers promised a length.
+        let mut body = body;
+        let body: ObjectBody = match body.next().await {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(first)) => Box::pin(stream::once(async move { Ok(first) }).chain(body)),
+            None => body,
+        };
         Ok(Ok(GetObject {
             meta,
             range: (start, end),
