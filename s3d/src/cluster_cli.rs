@@ -291,6 +291,9 @@ mod built {
 
     /// How long the leader's lease lasts unrenewed.
     const LEADER_TTL: Duration = Duration::from_secs(6);
+    /// The wait before a rebalance pass that left chunks behind is tried again, and its most.
+    const RETRY_FIRST: Duration = Duration::from_secs(5);
+    const RETRY_MAX: Duration = Duration::from_secs(300);
 
     impl Node {
         /// In cluster mode, serves `engine`'s disks to the other members on `cluster.listen`,
@@ -370,6 +373,8 @@ mod built {
         let mut background: Option<engine::background::Background> = None;
         let mut balanced: Option<u32> = None;
         let mut next_pass = Instant::now();
+        // After a pass that left chunks behind (a member down, say): 5 s, doubling to 5 min.
+        let mut retry = RETRY_FIRST;
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if !leadership.is_leader() {
@@ -421,15 +426,18 @@ mod built {
                             false => Instant::now() + Duration::from_secs(10),
                         };
                         balanced = Some(r.to_layout);
+                        retry = RETRY_FIRST;
                     } else {
                         balanced = None;
-                        next_pass = Instant::now() + Duration::from_secs(5);
+                        next_pass = Instant::now() + retry;
+                        retry = (retry * 2).min(RETRY_MAX);
                     }
                 }
                 Err(e) => {
                     tracing::warn!("rebalance: {e}");
                     balanced = None;
-                    next_pass = Instant::now() + Duration::from_secs(5);
+                    next_pass = Instant::now() + retry;
+                    retry = (retry * 2).min(RETRY_MAX);
                 }
             }
         }
