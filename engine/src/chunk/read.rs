@@ -154,15 +154,26 @@ impl ChunkStore {
                 needed: codec.k,
             });
         }
-        codec.reconstruct(&mut shards)?;
-        let stored = codec.join(&shards, len)?;
+        self.rebuild(&c.hash, rec, &mut shards)
+    }
+
+    /// Fills the empty entries of `shards` (at least `k` of them intact) from the others, and
+    /// returns the plain chunk they make, checked against its name `hash`.
+    pub(crate) fn rebuild(
+        &self,
+        hash: &[u8; 32],
+        rec: &ChunkRecord,
+        shards: &mut [Option<Vec<u8>>],
+    ) -> Result<Vec<u8>> {
+        self.codec.reconstruct(shards)?;
+        let stored = self.codec.join(shards, rec.len as usize)?;
         let data = match rec.encoding {
             Encoding::Plain => stored,
-            e => decompress(&stored, e, c.len as usize)
-                .map_err(|_| Error::Corrupt(hex::encode(c.hash)))?,
+            e => decompress(&stored, e, rec.plain_len as usize)
+                .map_err(|_| Error::Corrupt(hex::encode(hash)))?,
         };
-        if blake3::hash(&data).as_bytes() != &c.hash {
-            return Err(Error::Corrupt(hex::encode(c.hash)));
+        if blake3::hash(&data).as_bytes() != hash {
+            return Err(Error::Corrupt(hex::encode(hash)));
         }
         Ok(data)
     }

@@ -263,16 +263,7 @@ impl ChunkStore {
                 needed: codec.k,
             });
         }
-        codec.reconstruct(shards)?;
-        let stored = codec.join(shards, rec.len as usize)?;
-        let data = match rec.encoding {
-            crate::compression::Encoding::Plain => stored,
-            e => crate::compression::decompress(&stored, e, rec.plain_len as usize)?,
-        };
-        if blake3::hash(&data).as_bytes() != h {
-            return Err(Error::Corrupt(hex::encode(h)));
-        }
-        Ok(())
+        self.rebuild(h, rec, shards).map(|_| ())
     }
 
     /// Frees copies written by a move that will not be recorded.

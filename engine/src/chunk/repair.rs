@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::shard::{ShardHeader, HEADER_LEN};
 use super::shard_io::{DiskState, ShardAt, ShardRead};
 use super::ChunkStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kv::{Read, Table};
 use crate::meta::{ChunkRecord, ShardLoc};
 
@@ -307,18 +307,7 @@ impl ChunkStore {
                 }
             }
         }
-        let rebuilt = codec.reconstruct(&mut shards).and_then(|_| {
-            let stored = codec.join(&shards, len)?;
-            let data = match rec.encoding {
-                crate::compression::Encoding::Plain => stored,
-                e => crate::compression::decompress(&stored, e, rec.plain_len as usize)?,
-            };
-            if blake3::hash(&data).as_bytes() != h {
-                return Err(Error::Corrupt(hex::encode(h)));
-            }
-            Ok(())
-        });
-        if let Err(e) = rebuilt {
+        if let Err(e) = self.rebuild(h, &rec, &mut shards) {
             tracing::error!(chunk = %hex::encode(h), "cannot rebuild chunk: {e}");
             rep.unrecoverable.push(hex::encode(h));
             return;
