@@ -16,7 +16,7 @@ mod s3d_cluster;
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{md5_file, write_file};
@@ -49,6 +49,23 @@ fn put(c: &Cluster, i: usize, file: &Path, key: &str) {
     );
 }
 
+/// A file of `len` bytes made from `seed` under `work`, put through node `i` as
+/// `s3://<bucket>/obj-<seed>`: the file and the key.
+fn stored(
+    c: &Cluster,
+    i: usize,
+    work: &Path,
+    bucket: &str,
+    seed: u64,
+    len: usize,
+) -> (PathBuf, String) {
+    let file = work.join(format!("obj-{seed}"));
+    write_file(&file, seed, len);
+    let key = format!("s3://{bucket}/obj-{seed}");
+    put(c, i, &file, &key);
+    (file, key)
+}
+
 /// Downloads `key` through node `i` and checks it is `file`, byte for byte.
 fn read_back(c: &Cluster, i: usize, key: &str, file: &Path) {
     let back = file.with_extension(format!("back-{i}"));
@@ -65,10 +82,7 @@ fn read_back(c: &Cluster, i: usize, key: &str, file: &Path) {
 
 #[test]
 fn three_nodes_one_store_write_read_list_and_lose_a_node() {
-    let mut c = Cluster::start(env!("CARGO_BIN_EXE_s3d").into());
-    for i in 0..NODES {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), NODES, NODES);
     let work = tempfile::tempdir().unwrap();
     let (src, big) = (work.path().join("ten-mib"), "s3://photos/2026/ten-mib");
     write_file(&src, 7, 10 << 20);
@@ -117,15 +131,11 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
 
 #[test]
 fn a_replaced_node_is_rebuilt_by_heal_and_then_carries_its_shards() {
-    let mut c = Cluster::start(env!("CARGO_BIN_EXE_s3d").into());
-    for i in 0..NODES {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), NODES, NODES);
     let work = tempfile::tempdir().unwrap();
-    let (src, key) = (work.path().join("twelve-mib"), "s3://kept/twelve-mib");
-    write_file(&src, 21, 12 << 20);
     ok(c.aws(0, &["s3", "mb", "s3://kept"]));
-    put(&c, 0, &src, key);
+    let (src, key) = stored(&c, 0, work.path(), "kept", 21, 12 << 20);
+    let key = key.as_str();
     // Node 2 is lost with its disks; a new machine takes its name: joined again, empty.
     c.kill(2);
     std::fs::remove_dir_all(c.data(2)).unwrap();
@@ -161,23 +171,13 @@ fn a_replaced_node_is_rebuilt_by_heal_and_then_carries_its_shards() {
 /// shards rebuilt on the others; then another is lost, and the two left read everything.
 #[test]
 fn a_joining_node_takes_shards_and_a_lost_one_is_rebuilt_on_the_others() {
-    let mut c = Cluster::start_with(env!("CARGO_BIN_EXE_s3d").into(), 4, 3);
-    for i in 0..3 {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), 4, 3);
     let work = tempfile::tempdir().unwrap();
-    let files: Vec<(std::path::PathBuf, String)> = [(31, 12 << 20), (32, 5 << 20)]
-        .into_iter()
-        .map(|(seed, len)| {
-            let f = work.path().join(format!("obj-{seed}"));
-            write_file(&f, seed, len);
-            (f, format!("s3://grow/obj-{seed}"))
-        })
-        .collect();
     ok(c.aws(0, &["s3", "mb", "s3://grow"]));
-    for (f, key) in &files {
-        put(&c, 0, f, key);
-    }
+    let files = [
+        stored(&c, 0, work.path(), "grow", 31, 12 << 20),
+        stored(&c, 0, work.path(), "grow", 32, 5 << 20),
+    ];
     let before = c.wait_balanced(0, 1);
     assert!(before.contains("5 chunk(s)"), "{before}");
 
@@ -314,10 +314,7 @@ fn start_load(c: &Cluster, nodes: &[usize], stop: &Path, acks: &Path) -> std::pr
 /// bit-exact through every node.
 #[test]
 fn an_etcd_member_killed_and_a_rolling_restart_under_load_lose_nothing() {
-    let mut c = Cluster::start(env!("CARGO_BIN_EXE_s3d").into());
-    for i in 0..NODES {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), NODES, NODES);
     ok(c.aws(0, &["s3", "mb", "s3://load"]));
     let work = tempfile::tempdir().unwrap();
     let (stop, acks) = (work.path().join("stop"), work.path().join("acks"));
@@ -371,15 +368,11 @@ fn an_etcd_member_killed_and_a_rolling_restart_under_load_lose_nothing() {
 /// another node may be lost.
 #[test]
 fn a_disk_lost_on_one_node_is_rebuilt_in_place_by_heal_on_that_node() {
-    let mut c = Cluster::start(env!("CARGO_BIN_EXE_s3d").into());
-    for i in 0..NODES {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), NODES, NODES);
     let work = tempfile::tempdir().unwrap();
-    let (src, key) = (work.path().join("sixteen-mib"), "s3://disks/sixteen-mib");
-    write_file(&src, 41, 16 << 20);
     ok(c.aws(0, &["s3", "mb", "s3://disks"]));
-    put(&c, 0, &src, key);
+    let (src, key) = stored(&c, 0, work.path(), "disks", 41, 16 << 20);
+    let key = key.as_str();
     c.kill(1);
     let lost = c.data(1).join("disks").join("disk0");
     let held = volume_bytes(&c.data(1));
@@ -408,20 +401,16 @@ fn a_disk_lost_on_one_node_is_rebuilt_in_place_by_heal_on_that_node() {
 /// Six nodes with 4 + 2: each holds at most one shard of a chunk, so any two may be lost.
 #[test]
 fn six_nodes_may_lose_any_two() {
-    let mut c = Cluster::start_with(env!("CARGO_BIN_EXE_s3d").into(), 6, 6);
-    for i in 0..6 {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), 6, 6);
     let status = c.s3d_ok(3, &["cluster", "status"]);
     assert!(
         status.contains("at most 1 per member: any 2 member(s) may be lost"),
         "{status}"
     );
     let work = tempfile::tempdir().unwrap();
-    let (src, key) = (work.path().join("twenty-mib"), "s3://six/twenty-mib");
-    write_file(&src, 51, 20 << 20);
     ok(c.aws(5, &["s3", "mb", "s3://six"]));
-    put(&c, 5, &src, key);
+    let (src, key) = stored(&c, 5, work.path(), "six", 51, 20 << 20);
+    let key = key.as_str();
     // Every node holds some of it.
     for i in 0..6 {
         assert!(volume_bytes(&c.data(i)) > 0, "node {i} holds nothing");
@@ -438,15 +427,11 @@ fn six_nodes_may_lose_any_two() {
 /// left may still lose one.
 #[test]
 fn a_drained_node_leaves_with_nothing_on_it() {
-    let mut c = Cluster::start_with(env!("CARGO_BIN_EXE_s3d").into(), 5, 5);
-    for i in 0..5 {
-        c.serve(i);
-    }
+    let mut c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), 5, 5);
     let work = tempfile::tempdir().unwrap();
-    let (src, key) = (work.path().join("twenty-mib"), "s3://drain/twenty-mib");
-    write_file(&src, 61, 20 << 20);
     ok(c.aws(0, &["s3", "mb", "s3://drain"]));
-    put(&c, 0, &src, key);
+    let (src, key) = stored(&c, 0, work.path(), "drain", 61, 20 << 20);
+    let key = key.as_str();
     let held = written_bytes(&c.data(4));
     assert!(held > 0, "node 4 holds shards before the drain");
     // Five joins made generations 1 (three members) to 3 (five); the drain makes the fourth.
@@ -455,9 +440,8 @@ fn a_drained_node_leaves_with_nothing_on_it() {
     let status = c.wait_balanced(2, 4);
     assert!(status.contains("draining"), "{status}");
     // Written during the drain: none of it goes to node 4.
-    let (more, during) = (work.path().join("more"), "s3://drain/during");
-    write_file(&more, 62, 8 << 20);
-    put(&c, 3, &more, during);
+    let (more, during) = stored(&c, 3, work.path(), "drain", 62, 8 << 20);
+    let during = during.as_str();
     c.wait_balanced(2, 4);
     let left = written_bytes(&c.data(4));
     assert!(

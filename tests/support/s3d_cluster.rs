@@ -142,6 +142,15 @@ impl Cluster {
         c
     }
 
+    /// [`Cluster::start_with`], with the `joined` nodes serving.
+    pub fn serving(s3d: PathBuf, hosts: usize, joined: usize) -> Cluster {
+        let mut c = Cluster::start_with(s3d, hosts, joined);
+        for i in 0..joined {
+            c.serve(i);
+        }
+        c
+    }
+
     /// Waits until the leader's rebalance has moved every chunk to layout generation
     /// `generation` (`s3d cluster status` through node `i`); returns that status.
     pub fn wait_balanced(&self, i: usize, generation: u32) -> String {
