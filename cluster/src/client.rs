@@ -4,8 +4,9 @@
 //!
 //! Every request has a deadline, so a slow or dead node fails a request instead of stalling
 //! it: the engine then reads the chunk's other shards, or counts the write as degraded. After
-//! a failed connection attempt the peer is taken for down for a moment, and requests to it
-//! fail at once instead of each waiting for its own connect timeout.
+//! a connection attempt or a request that ran out of time the peer is taken for down for a
+//! moment, and requests to it fail at once instead of each waiting for its own timeout; a
+//! refused connection is tried again at the next request (it costs nothing).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -178,8 +179,14 @@ impl Inner {
                 Ok((c, false))
             }
             Err(e) => {
-                if let Ok(mut d) = self.down_until.lock() {
-                    *d = Some(Instant::now() + self.timeouts.down_for);
+                // Only a peer that let a connection attempt run out its time is left alone: a
+                // refused connection fails at once anyway, and a node that restarted must be
+                // reachable again as soon as it listens (its shards may be the ones a
+                // degraded chunk still has).
+                if matches!(e, Failure::Deadline { .. }) {
+                    if let Ok(mut d) = self.down_until.lock() {
+                        *d = Some(Instant::now() + self.timeouts.down_for);
+                    }
                 }
                 Err(e)
             }
