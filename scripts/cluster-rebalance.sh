@@ -37,14 +37,7 @@ per_gb() { python3 -c "import sys; print(f'{float(sys.argv[1]) / (int(sys.argv[2
 for r in $(seq "$ROUNDS"); do
     WORK=$(mktemp -d -p "${TMPDIR:-/tmp}" predastore-rebalance.XXXXXX)
     cluster_start "$WORK" 3 "$S3D"
-    C=(curl -sS --fail --cacert "$WORK/node-0/tls/cert.pem" --aws-sigv4 "aws:amz:us-east-1:s3"
-        --user "$CLUSTER_AK:$CLUSTER_SK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
-    "${C[@]}" -X PUT "https://127.0.0.1:${S3_PORTS[0]}/data" > /dev/null
-    # Objects of 64 MiB, fresh bytes each (no dedup).
-    for i in $(seq 1 $((SIZE_MIB / 64))); do
-        head -c $((64 << 20)) /dev/urandom > "$SRC"
-        "${C[@]}" -T "$SRC" -o /dev/null "https://127.0.0.1:${S3_PORTS[0]}/data/obj$i"
-    done
+    cluster_fill "$WORK" "$SIZE_MIB" "$SRC"
     balanced 0 1
     sync
 

@@ -19,14 +19,7 @@ trap 'cluster_stop; rm -rf "$WORK" "$SRC"' EXIT
 for r in $(seq "$ROUNDS"); do
     WORK=$(mktemp -d -p "${TMPDIR:-/tmp}" predastore-rebuild.XXXXXX)
     cluster_start "$WORK" 3 "$S3D"
-    C=(curl -sS --fail --cacert "$WORK/node-0/tls/cert.pem" --aws-sigv4 "aws:amz:us-east-1:s3"
-        --user "$CLUSTER_AK:$CLUSTER_SK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
-    "${C[@]}" -X PUT "https://127.0.0.1:${S3_PORTS[0]}/data" > /dev/null
-    # Objects of 64 MiB, fresh bytes each (no dedup).
-    for i in $(seq 1 $((SIZE_MIB / 64))); do
-        head -c $((64 << 20)) /dev/urandom > "$SRC"
-        "${C[@]}" -T "$SRC" -o /dev/null "https://127.0.0.1:${S3_PORTS[0]}/data/obj$i"
-    done
+    cluster_fill "$WORK" "$SIZE_MIB" "$SRC"
     kill "${NODE_PIDS[2]}"; wait "${NODE_PIDS[2]}" 2>/dev/null || true
     rm -rf "$WORK/node-2"
     env $(node_env "$WORK" 2) "$S3D" cluster join > /dev/null

@@ -5,6 +5,8 @@
 # (make build-cluster).
 #   cluster_start WORK NODES S3D   — starts everything; sets ETCD_PID, NODE_PIDS, S3_PORTS
 #   cluster_stop                   — stops what cluster_start started
+#   cluster_fill WORK MIB SRC      — bucket `data` through node 0, MIB of 64 MiB objects
+#                                    (fresh bytes each, staged in SRC)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -59,4 +61,16 @@ cluster_stop() {
     for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ -n "$ETCD_PID" ]; then kill "$ETCD_PID" 2>/dev/null || true; wait "$ETCD_PID" 2>/dev/null || true; fi
     NODE_PIDS=() ETCD_PID=
+}
+
+cluster_fill() {
+    local work=$1 mib=$2 src=$3 i
+    local c=(curl -sS --fail --cacert "$work/node-0/tls/cert.pem" --aws-sigv4 "aws:amz:us-east-1:s3"
+        --user "$CLUSTER_AK:$CLUSTER_SK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+    "${c[@]}" -X PUT "https://127.0.0.1:${S3_PORTS[0]}/data" > /dev/null
+    # Fresh bytes each: identical data would be deduplicated.
+    for i in $(seq 1 $((mib / 64))); do
+        head -c $((64 << 20)) /dev/urandom > "$src"
+        "${c[@]}" -T "$src" -o /dev/null "https://127.0.0.1:${S3_PORTS[0]}/data/obj$i"
+    done
 }
