@@ -6,8 +6,8 @@
 //! still read everything and take new writes, and so they do while a node is cut off (its
 //! link down), which reads them once connected again. Faults under a stream of writes (an etcd
 //! member killed, every node restarted in turn), a lost disk, a replaced node, a joining and a
-//! removed one, and six nodes losing two: nothing acknowledged is lost, every object reads
-//! back bit-exact. Needs root, `ip`, Debian's `etcd-server`, the aws cli and boto3.
+//! removed one, six nodes losing two: nothing acknowledged is lost, every object reads back
+//! bit-exact; a slow node is read around, not waited for. Needs root, `ip`, Debian's `etcd-server`, the aws cli and boto3.
 
 #[path = "../../tests/support/netns.rs"]
 mod netns;
@@ -127,6 +127,45 @@ fn three_nodes_one_store_write_read_list_and_lose_a_node() {
     put(&c, 0, &during, cut);
     c.net.reconnect(1);
     read_back(&c, 1, cut, &during);
+}
+
+/// The read deadline of a node's requests to another (`Timeouts::default().read`): a read
+/// that waited for a node slower than this would take at least as long.
+const READ_DEADLINE_SECS: f64 = 5.0;
+
+#[test]
+fn a_slow_node_does_not_stall_reads() {
+    let c = Cluster::serving(env!("CARGO_BIN_EXE_s3d").into(), NODES, NODES);
+    let work = tempfile::tempdir().unwrap();
+    ok(c.aws(0, &["s3", "mb", "s3://slow"]));
+    // Six 4 MiB chunks: node 2 holds two of the six shards of each, data shards of nearly all.
+    let (file, _) = stored(&c, 0, work.path(), "slow", 1, 24 << 20);
+    // Node 2 answers, at 100 kB/s: a 1 MiB shard from it would take ten seconds.
+    c.net.throttle(2, "800kbit");
+    let out = boto3(
+        &c,
+        0,
+        "import hashlib, time\n\
+         t = time.monotonic()\n\
+         body = s3.get_object(Bucket='slow', Key='obj-1')['Body'].read()\n\
+         print(time.monotonic() - t, hashlib.md5(body).hexdigest())",
+    );
+    c.net.unthrottle(2);
+    let (secs, md5) = out.trim().split_once(' ').expect("seconds and md5");
+    assert_eq!(md5, md5_file(&file), "read around a slow node");
+    let secs: f64 = secs.parse().unwrap();
+    eprintln!("read around the slow node in {secs:.2} s");
+    // Liveness, not speed: every chunk was read from the shards of nodes 0 and 1 without
+    // waiting for node 2's deadline (the time is far below it; it only must not reach it).
+    assert!(
+        secs < READ_DEADLINE_SECS * 0.8,
+        "24 MiB read in {secs:.2} s: the read waited for the slow node\n{}",
+        c.logs()
+    );
+    let log = std::fs::read_to_string(c.log(0)).unwrap();
+    assert!(log.contains("reading other shards"), "{log}");
+    // The slow node, quick again, serves reads itself.
+    read_back(&c, 2, "s3://slow/obj-1", &file);
 }
 
 #[test]

@@ -115,6 +115,32 @@ impl Net {
         ip(&["link", "set", &self.veth(h), "up"]);
     }
 
+    /// Slows what host `h` sends down to `rate` (`tc` notation, e.g. `800kbit`): a node that
+    /// answers, late (a token bucket on its side of the link).
+    pub fn throttle(&self, h: usize, rate: &str) {
+        let dev = format!("eth{h}");
+        let out = self
+            .command(h, "tc")
+            .args(["qdisc", "add", "dev", &dev, "root", "tbf", "rate", rate])
+            .args(["burst", "32kb", "latency", "400ms"])
+            .output()
+            .expect("tc (iproute2) slows a host's link");
+        assert!(
+            out.status.success(),
+            "tc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Takes a [`Net::throttle`] off again.
+    pub fn unthrottle(&self, h: usize) {
+        let dev = format!("eth{h}");
+        let _ = self
+            .command(h, "tc")
+            .args(["qdisc", "del", "dev", &dev, "root"])
+            .status();
+    }
+
     /// When bridged packets pass iptables (`br_netfilter`), lets this bridge's through.
     fn allow_forwarding(&mut self) {
         let on = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")

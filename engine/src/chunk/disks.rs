@@ -543,6 +543,23 @@ impl DiskSet {
         }
     }
 
+    /// The disk of slot `slot` when it is another node's (reads of it may be hedged).
+    pub fn remote_disk(&self, slot: usize) -> Option<RemoteDisk> {
+        match self.topology().slots.get(slot)? {
+            Slot::Remote { disk, .. } => Some(disk.clone()),
+            _ => None,
+        }
+    }
+
+    /// The disk of slot `slot`, for messages.
+    pub fn describe_slot(&self, slot: usize) -> String {
+        let topology = self.topology();
+        match topology.slot(&self.disks, slot) {
+            Some(d) => d.describe(),
+            None => format!("slot {slot} (gone)"),
+        }
+    }
+
     /// Whether a shard is present at `loc` on the disk of slot `slot`, without reading it.
     pub fn shard_present(&self, slot: usize, loc: ShardLoc, shard_len: usize) -> bool {
         self.topology()

@@ -23,6 +23,7 @@ pub(crate) mod decoded;
 pub(crate) mod disks;
 pub(crate) mod erasure;
 pub(crate) mod gc;
+pub(crate) mod hedge;
 pub(crate) mod hole;
 pub(crate) mod local;
 pub mod placement;
@@ -56,6 +57,8 @@ pub(crate) struct ChunkStore {
     gc_starvation: Duration,
     /// Compressed chunks read lately, decompressed.
     decoded: decoded::DecodedCache,
+    /// Which remote disks reads pass over for being slow, and when to hedge a read.
+    pub(crate) hedge: hedge::Hedge,
 }
 
 impl ChunkStore {
@@ -130,6 +133,7 @@ impl ChunkStore {
             pipeline_depth: cfg.pipeline_depth,
             gc_starvation: cfg.gc_starvation,
             decoded: decoded::DecodedCache::default(),
+            hedge: hedge::Hedge::default(),
         })
     }
 

@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
+use super::hedge::{Gather, Job, Next};
 use super::hole::zeros;
-use super::shard_io::{ShardAt, ShardRead};
+use super::shard_io::ShardRead;
 use crate::compression::{decompress, Encoding};
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
@@ -55,7 +56,8 @@ impl ChunkStore {
     }
 
     /// Bytes `[a, b)` of a chunk's stored form, from its data shards, every block read
-    /// verified; `None` when a shard the range needs is missing or corrupt.
+    /// verified; `None` when a shard the range needs is missing or corrupt (or, on another
+    /// node, slow: see [`super::hedge`]).
     fn read_stored(
         &self,
         hash: &[u8; 32],
@@ -67,33 +69,46 @@ impl ChunkStore {
         let s = codec.shard_len(rec.len as usize);
         let place = self.disks.placement(hash, rec.layout, codec.n()).ok()?;
         let (first, last) = (a / s, (b.max(a + 1) - 1) / s);
-        let disks = &self.disks;
         // Only the blocks of each shard the range touches are read (and verified).
-        let read = |j: usize| {
-            let lo = a.max(j * s) - j * s;
-            let hi = b.min((j + 1) * s) - j * s;
-            disks.read_shard(place[j], ShardAt::of(hash, j, rec, s), lo, hi)
+        let jobs: Vec<Job> = (first..=last)
+            .map(|j| Job {
+                index: j,
+                slot: place[j],
+                lo: a.max(j * s) - j * s,
+                hi: b.min((j + 1) * s) - j * s,
+            })
+            .collect();
+        if jobs.iter().any(|j| self.hedge.is_slow(j.slot)) {
+            return None;
+        }
+        let mut reads = Gather::new(self, *hash, rec, s);
+        let mut got: Vec<Option<Bytes>> = vec![None; jobs.len()];
+        let mut take = |index: usize, r: ShardRead| match r {
+            ShardRead::Ok(p) => {
+                got[index - first] = Some(p);
+                true
+            }
+            _ => false,
         };
         // The shards a range needs are on different disks: read them at the same time.
-        let reads: Vec<ShardRead> = if first == last {
-            vec![read(first)]
-        } else {
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = (first..=last).map(|j| sc.spawn(move || read(j))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or(ShardRead::Missing))
-                    .collect()
-            })
-        };
+        for (index, r) in reads.launch(&jobs) {
+            if !take(index, r) {
+                return None;
+            }
+        }
+        loop {
+            match reads.next() {
+                Next::Read(index, r) => {
+                    if !take(index, r) {
+                        return None;
+                    }
+                }
+                Next::Hedged => return None,
+                Next::Done => break,
+            }
+        }
         // Slices of the shards as read: no copy.
-        reads
-            .into_iter()
-            .map(|r| match r {
-                ShardRead::Ok(p) => Some(p),
-                _ => None,
-            })
-            .collect()
+        got.into_iter().collect()
     }
 
     /// The chunk record of `hash`; a chunk a manifest refers to always has one.
@@ -117,36 +132,56 @@ impl ChunkStore {
         let place = self.disks.placement(&c.hash, rec.layout, codec.n())?;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; codec.n()];
         let mut intact = 0;
-        // Shards known to be missing last; as many read at once as are still needed, so that a
-        // slow or gone disk (or node) costs one wait per round, not one per shard.
-        let known_missing = |i: &usize| rec.missing & (1 << i) != 0;
-        let order: Vec<usize> = (0..codec.n())
-            .filter(|i| !known_missing(i))
-            .chain((0..codec.n()).filter(known_missing))
-            .collect();
+        // Shards on slow disks after the others, those known to be missing last; as many read
+        // at once as are still needed, so that a gone disk (or node) costs one wait per round,
+        // not one per shard, and a slow one no more than the hedge delay.
+        let known_missing = |i: usize| rec.missing & (1 << i) != 0;
+        let rank = |i: &usize| (known_missing(*i), self.hedge.is_slow(place[*i]));
+        let mut order: Vec<usize> = (0..codec.n()).collect();
+        order.sort_by_key(rank);
+        let mut damaged = rec.missing != 0;
+        let mut reads = Gather::new(self, c.hash, rec, s);
         let mut next = 0;
-        while intact < codec.k && next < order.len() {
-            let round = &order[next..(next + codec.k - intact).min(order.len())];
-            next += round.len();
-            let reads: Vec<(usize, ShardRead)> = std::thread::scope(|sc| {
-                let handles: Vec<_> = round
+        loop {
+            while intact + reads.counted() < codec.k && next < order.len() {
+                let want = codec.k - intact - reads.counted();
+                let round: Vec<Job> = order[next..(next + want).min(order.len())]
                     .iter()
-                    .map(|&i| {
-                        let at = ShardAt::of(&c.hash, i, rec, s);
-                        let slot = place[i];
-                        sc.spawn(move || (i, self.disks.read_shard(slot, at, 0, s)))
+                    .map(|&i| Job {
+                        index: i,
+                        slot: place[i],
+                        lo: 0,
+                        hi: s,
                     })
                     .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
-            });
-            for (i, r) in reads {
-                if let ShardRead::Ok(p) = r {
+                next += round.len();
+                for (i, r) in reads.launch(&round) {
+                    match r {
+                        ShardRead::Ok(p) => {
+                            shards[i] = Some(p.into());
+                            intact += 1;
+                        }
+                        _ => damaged = true,
+                    }
+                }
+            }
+            if intact >= codec.k {
+                break;
+            }
+            match reads.next() {
+                Next::Read(i, ShardRead::Ok(p)) => {
                     shards[i] = Some(p.into());
                     intact += 1;
                 }
+                Next::Read(..) => damaged = true,
+                Next::Hedged => {}
+                Next::Done => break,
             }
         }
-        self.queue_repair(c.hash);
+        // A chunk read around a slow node only is not damaged: nothing to repair.
+        if damaged || intact < codec.k {
+            self.queue_repair(c.hash);
+        }
         if intact < codec.k {
             return Err(Error::ReadQuorum {
                 chunk: hex::encode(c.hash),
