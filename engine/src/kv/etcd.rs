@@ -21,16 +21,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KvClient, SortOrder,
-    SortTarget, Txn, TxnOp,
+    Client, ConnectOptions, GetOptions, GetResponse, KvClient, SortOrder, SortTarget,
 };
 
 use super::{prefix_end, Pair, Read, Scan, Table, Write};
 use crate::error::{Error, Result, StoreError};
+
+mod batch;
+pub use batch::CommitStats;
 
 /// How long a call is tried again while no member answers it ([`EtcdStore::call`]).
 const RETRY_FOR: Duration = Duration::from_secs(6);
@@ -131,8 +134,17 @@ fn read_at(r: &GetResponse, asked: i64) -> i64 {
 /// The metadata store on an etcd cluster, under one key prefix.
 pub struct EtcdStore {
     rt: Option<tokio::runtime::Runtime>,
-    kv: KvClient,
+    conn: Conn,
     prefix: Vec<u8>,
+    /// Merges the commits of concurrent write transactions ([`batch`]).
+    batcher: batch::Batcher,
+}
+
+/// The client and the runtime its calls run on.
+#[derive(Clone)]
+struct Conn {
+    rt: tokio::runtime::Handle,
+    kv: KvClient,
 }
 
 impl EtcdStore {
@@ -158,11 +170,21 @@ impl EtcdStore {
             .recv()
             .map_err(|_| failure(EtcdFailure::Stopped))?
             .map_err(|e| failure(e.into()))?;
-        Ok(EtcdStore {
+        let conn = Conn {
+            rt: rt.handle().clone(),
             kv: client.kv_client(),
+        };
+        Ok(EtcdStore {
+            batcher: batch::Batcher::start(conn.clone())?,
+            conn,
             rt: Some(rt),
             prefix: prefix.to_vec(),
         })
+    }
+
+    /// How many write transactions' commits went to etcd in how many `Txn`s.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.batcher.stats
     }
 
     /// Runs `f` on a blocking thread of the store's runtime.
@@ -185,29 +207,51 @@ impl EtcdStore {
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let rt = self
-            .rt
-            .as_ref()
-            .ok_or_else(|| failure(EtcdFailure::Stopped))?;
-        let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let fut = f(self.kv.clone());
-            let (tx, rx) = mpsc::sync_channel(1);
-            rt.spawn(async move {
-                let _ = tx.send(fut.await);
-            });
-            let answer = crate::blocking::wait_off_worker(|| rx.recv())
-                .map_err(|_| failure(EtcdFailure::Stopped))?;
-            match answer {
-                Err(e) if kind.may_retry(&e) && started.elapsed() < RETRY_FOR => {
-                    tracing::debug!("etcd call failed, trying again: {e}");
-                    crate::blocking::wait_off_worker(|| std::thread::sleep(pause));
-                    pause = (pause * 2).min(Duration::from_millis(500));
+        self.call_raw(kind, f).map_err(failure)
+    }
+
+    /// [`EtcdStore::call`], its failure not yet turned into the engine's error.
+    fn call_raw<T, F>(
+        &self,
+        kind: Call,
+        f: impl Fn(KvClient) -> F,
+    ) -> std::result::Result<T, EtcdFailure>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        self.conn.call(kind, f)
+    }
+
+    /// A range request for `key` with `options` at revision `rev` (0: the latest, read
+    /// linearizably). A past revision is the same on every member that has applied it, so it
+    /// is read from the member asked as it stands (no round of etcd's read index); a member
+    /// that has not applied it yet says so (as it says of a compacted one), and the read is
+    /// made again linearizably.
+    fn range_at(
+        &self,
+        rev: i64,
+        key: Vec<u8>,
+        options: impl Fn() -> GetOptions + Clone + Send + 'static,
+    ) -> Result<GetResponse> {
+        let get = |serializable: bool| {
+            let (key, options) = (key.clone(), options.clone());
+            move |mut kv: KvClient| {
+                let (key, mut o) = (key.clone(), options().with_revision(rev));
+                if serializable {
+                    o = o.with_serializable();
                 }
-                r => return r.map_err(|e| failure(e.into())),
+                async move { kv.get(key, Some(o)).await }
+            }
+        };
+        if rev != 0 {
+            match self.call_raw(Call::Read, get(true)) {
+                Err(EtcdFailure::Client(etcd_client::Error::GRpcStatus(s)))
+                    if s.code() == tonic::Code::OutOfRange => {}
+                r => return r.map_err(failure),
             }
         }
+        self.call(Call::Read, get(false))
     }
 
     /// `<prefix><table>/`: where a table's keys start.
@@ -262,13 +306,8 @@ impl EtcdStore {
     /// The value and modification revision of `key` at revision `rev` (0: the latest), and the
     /// revision read at.
     fn get_at(&self, rev: i64, key: Vec<u8>) -> Result<(Option<Entry>, i64)> {
-        let mut r: GetResponse = self.call(Call::Read, move |mut kv| {
-            let key = key.clone();
-            async move {
-                kv.get(key, Some(GetOptions::new().with_revision(rev)))
-                    .await
-            }
-        })?;
+        tracing::trace!(key = %String::from_utf8_lossy(&key), rev, "etcd get");
+        let mut r = self.range_at(rev, key, GetOptions::new)?;
         let at = read_at(&r, rev);
         let got = r.take_kvs().into_iter().next().map(entry);
         Ok((got, at))
@@ -277,16 +316,12 @@ impl EtcdStore {
     /// Up to [`PAGE`] keys of `[start, end)` at revision `rev` (0: the latest), ascending, with
     /// their modification revisions; whether there are more; the revision read at.
     fn page(&self, rev: i64, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, bool, i64)> {
-        let mut r: GetResponse = self.call(Call::Read, move |mut kv| {
-            let (start, end) = (start.clone(), end.clone());
-            async move {
-                let o = GetOptions::new()
-                    .with_range(end)
-                    .with_revision(rev)
-                    .with_limit(PAGE)
-                    .with_sort(SortTarget::Key, SortOrder::Ascend);
-                kv.get(start, Some(o)).await
-            }
+        tracing::trace!(start = %String::from_utf8_lossy(&start), rev, "etcd range");
+        let mut r = self.range_at(rev, start, move || {
+            GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE)
+                .with_sort(SortTarget::Key, SortOrder::Ascend)
         })?;
         let more = r.more();
         let at = read_at(&r, rev);
@@ -346,9 +381,44 @@ impl EtcdStore {
 
 impl Drop for EtcdStore {
     fn drop(&mut self) {
+        self.batcher.stop();
         // Dropping a runtime waits for its threads, which a caller on another runtime may not.
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+impl Conn {
+    /// Runs a call (see [`EtcdStore::call`]); its failure not yet turned into the engine's
+    /// error.
+    fn call<T, F>(
+        &self,
+        kind: Call,
+        f: impl Fn(KvClient) -> F,
+    ) -> std::result::Result<T, EtcdFailure>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let fut = f(self.kv.clone());
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.rt.spawn(async move {
+                let _ = tx.send(fut.await);
+            });
+            let answer =
+                crate::blocking::wait_off_worker(|| rx.recv()).map_err(|_| EtcdFailure::Stopped)?;
+            match answer {
+                Err(e) if kind.may_retry(&e) && started.elapsed() < RETRY_FOR => {
+                    tracing::debug!("etcd call failed, trying again: {e}");
+                    crate::blocking::wait_off_worker(|| std::thread::sleep(pause));
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                r => return r.map_err(EtcdFailure::from),
+            }
         }
     }
 }
@@ -423,15 +493,8 @@ impl Read for EtcdRead<'_> {
             .store
             .key_range(table, Bound::Unbounded, Bound::Unbounded);
         let rev = self.rev.get();
-        let r: GetResponse = self.store.call(Call::Read, move |mut kv| {
-            let (start, end) = (start.clone(), end.clone());
-            async move {
-                let o = GetOptions::new()
-                    .with_range(end)
-                    .with_revision(rev)
-                    .with_count_only();
-                kv.get(start, Some(o)).await
-            }
+        let r = self.store.range_at(rev, start, move || {
+            GetOptions::new().with_range(end.clone()).with_count_only()
         })?;
         self.rev.set(read_at(&r, rev));
         Ok(r.count().max(0) as u64)
@@ -489,47 +552,41 @@ impl EtcdWrite<'_> {
         Ok(view.into_iter().collect())
     }
 
-    /// Applies the writes if nothing read has changed since; whether it did.
+    /// Applies the writes if nothing read has changed since; whether it did. The commit goes
+    /// with other transactions' where they cannot interfere ([`batch`]).
     fn commit(self) -> Result<bool> {
         if self.writes.is_empty() {
             return Ok(true);
         }
         let reads = self.reads.into_inner();
-        let rev = self.rev.get();
-        let mut when: Vec<Compare> = reads
-            .keys
-            .into_iter()
-            .map(|(k, m)| Compare::mod_revision(k, CompareOp::Equal, m))
-            .collect();
-        // Nothing in a scanned range is newer than the snapshot (a key added or changed since
-        // would be), and nothing was deleted from its table since (its deletion mark would be).
-        // Two compares a table, however many keys the scans saw: etcd caps a transaction's
-        // compares and operations (`--max-txn-ops`, 128 by default).
-        when.extend(reads.ranges.into_iter().map(|(start, end)| {
-            Compare::mod_revision(start, CompareOp::Less, rev + 1).with_range(end)
-        }));
-        when.extend(reads.scanned.iter().map(|t| {
-            Compare::mod_revision(self.store.deletion_mark(*t), CompareOp::Less, rev + 1)
-        }));
-        let mut ops: Vec<TxnOp> = self
-            .writes
-            .into_iter()
-            .map(|(k, v)| match v {
-                Some(v) => TxnOp::put(k, v, None),
-                None => TxnOp::delete(k, None),
-            })
-            .collect();
-        ops.extend(
-            self.deletes_in
+        let store = self.store;
+        let c = batch::Commit {
+            rev: self.rev.get(),
+            keys: reads.keys,
+            ranges: reads.ranges,
+            scanned: reads
+                .scanned
                 .iter()
-                .map(|t| TxnOp::put(self.store.deletion_mark(*t), [], None)),
-        );
-        let txn = Txn::new().when(when).and_then(ops);
-        let r = self.store.call(Call::Txn, move |mut kv| {
-            let txn = txn.clone();
-            async move { kv.txn(txn).await }
-        })?;
-        Ok(r.succeeded())
+                .map(|t| store.deletion_mark(*t))
+                .collect(),
+            writes: self.writes,
+            marks: self
+                .deletes_in
+                .iter()
+                .map(|t| store.deletion_mark(*t))
+                .collect(),
+        };
+        let mut outcome = store.batcher.commit(c);
+        if let batch::Outcome::Alone(c) = outcome {
+            // Its merged `Txn` failed as a whole: this one goes by itself.
+            store.batcher.stats.alone.fetch_add(1, Ordering::Relaxed);
+            outcome = batch::commit_alone(&store.conn, c);
+        }
+        match outcome {
+            batch::Outcome::Committed => Ok(true),
+            batch::Outcome::Conflict | batch::Outcome::Alone(_) => Ok(false),
+            batch::Outcome::Failed(e) => Err(e),
+        }
     }
 }
 

@@ -133,3 +133,55 @@ fn etcd_a_write_may_scan_more_keys_than_a_transaction_may_compare() {
         Some(&b"600"[..])
     );
 }
+
+#[test]
+fn etcd_commits_of_concurrent_writers_go_together_and_lose_nothing() {
+    use std::sync::atomic::Ordering;
+    let h = etcd_store();
+    // Four writers of keys of their own (their commits may go together) and four of one
+    // counter (theirs may not: each reads what the others write).
+    std::thread::scope(|sc| {
+        for t in 0..8u32 {
+            let s = &h.store;
+            sc.spawn(move || {
+                for i in 0..50u32 {
+                    s.write(|w| {
+                        if t % 2 == 0 {
+                            let k = format!("own/{t}/{i:03}");
+                            return w.put(Table::Objects, k.as_bytes(), b"x");
+                        }
+                        let n = match w.get(Table::State, b"n")? {
+                            Some(v) => u64::from_le_bytes(v.as_ref().try_into().unwrap()),
+                            None => 0,
+                        };
+                        w.put(Table::State, b"n", &(n + 1).to_le_bytes())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let r = h.store.read().unwrap();
+    let v = r.get(Table::State, b"n").unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some(&200u64.to_le_bytes()[..]),
+        "no lost update"
+    );
+    assert_eq!(r.prefix(Table::Objects, b"own/").unwrap().count(), 200);
+    let st = h.store.commit_stats();
+    let (txns, commits) = (
+        st.txns.load(Ordering::Relaxed),
+        st.commits.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "{commits} commits in {txns} merged transactions, {} then alone",
+        st.alone.load(Ordering::Relaxed)
+    );
+    // Every write ran at least once (a counter's conflicts run it again).
+    assert!(commits >= 400, "{commits}");
+    assert!(
+        txns < commits,
+        "no commits went together: {txns} of {commits}"
+    );
+}
