@@ -215,6 +215,15 @@ fn follow_records(
         if tick.is_multiple_of(DISK_PROBE_TICKS) {
             engine.refresh_disks();
         }
+        // Drafts of this node's processes that died pin chunks until this node (which alone
+        // sees their owners' lock files) releases them; GC runs on one node only.
+        if tick.is_multiple_of(DRAFT_TICKS) {
+            match engine.release_stale_drafts() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("released {n} drafts of this node's processes that died"),
+                Err(e) => tracing::warn!("stale drafts not released: {e}"),
+            }
+        }
         let records =
             membership::members(&store).and_then(|m| Ok((m, membership::layouts(&store)?)));
         match records {
@@ -301,6 +310,9 @@ pub fn engine_config(
 
 /// Every how many ticks of the follower the node's own disks are probed again.
 const DISK_PROBE_TICKS: u64 = 5;
+
+/// Every how many ticks the drafts of this node's dead processes are released.
+const DRAFT_TICKS: u64 = 30;
 
 /// How often a node reads the membership records for changes.
 pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);

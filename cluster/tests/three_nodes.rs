@@ -322,3 +322,46 @@ async fn a_join_and_a_lost_node_are_rebalanced_and_every_object_survives() {
     nodes[3].service.take().unwrap().stop().await;
     check_all(&nodes, vec![0, 2]).await;
 }
+
+/// A file open for writing on a node's mount is a draft owned by that node's process: GC, which
+/// runs on one node, must not take it for a dead process's; the node itself releases the drafts
+/// of its processes that died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_node_judges_only_its_own_processes_drafts() {
+    let etcd = etcd::Etcd::start(etcd::DEPLOYMENT_LIMITS);
+    let names = Names::new(NODES);
+    let nodes = cluster(&etcd, &names, NODES).await;
+    let (e0, e1) = (nodes[0].engine.clone(), nodes[1].engine.clone());
+    e0.create_bucket("bkt").await.unwrap();
+    let data = engine::testing::pseudo_random(2, 256 << 10);
+    e0.put_object("bkt", "open", &data[..], PutOptions::default())
+        .await
+        .unwrap();
+    // Node 1 opens the object for writing: its chunks are pinned by node 1's draft.
+    let (draft, _) = e1.open_draft("bkt", "open", true).await.unwrap();
+    let draft = draft.expect("a draft pins the object's chunks");
+    // GC on node 0 leaves it alone, and so does node 0 releasing stale drafts.
+    let rep = e0.gc(false).await.unwrap();
+    assert_eq!(rep.stale_drafts_released, 0, "node 1's live draft taken");
+    assert_eq!(e0.draft_count().unwrap(), 1);
+    // Another process of node 1 opens the object too, and dies without closing its draft.
+    let other = Engine::open(e1.config().clone()).unwrap();
+    let (lost, _) = other.open_draft("bkt", "open", true).await.unwrap();
+    assert!(lost.is_some());
+    drop(other);
+    assert_eq!(e0.draft_count().unwrap(), 2);
+    // (Blocking: off the runtime's workers, as GC runs it.)
+    let release = |e: &Engine| {
+        let e = e.clone();
+        tokio::task::spawn_blocking(move || e.release_stale_drafts().unwrap())
+    };
+    assert_eq!(release(&e0).await.unwrap(), 0, "not node 0's to judge");
+    assert_eq!(release(&e1).await.unwrap(), 1, "node 1's dead process");
+    assert_eq!(e0.draft_count().unwrap(), 1);
+    // The live draft still reads what it pinned, after a GC, with the object deleted meanwhile.
+    e0.delete_object("bkt", "open").await.unwrap();
+    e0.gc(false).await.unwrap();
+    let pinned = e0.chunk_records().unwrap();
+    assert_eq!(pinned.len(), 4, "the open file's chunks are kept");
+    e1.close_draft(draft);
+}

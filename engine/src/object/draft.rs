@@ -106,7 +106,22 @@ pub(crate) fn decode_record(b: &[u8]) -> Result<(String, Vec<ChunkRef>)> {
     Ok((owner, Manifest::decode(&b[32..])?.chunks().to_vec()))
 }
 
+/// The member whose process owns the draft under `key`, for a draft of a cluster node
+/// (`<member>/<id>`); `None` for one of a single machine.
+fn draft_member(key: &[u8]) -> Option<&[u8]> {
+    key.iter().position(|b| *b == b'/').map(|i| &key[..i])
+}
+
 impl Engine {
+    /// A new draft's id: in a cluster, under this node's member id, since only this node can
+    /// tell whether the owner (a lock file here) is alive.
+    fn new_draft_id(&self) -> String {
+        match &self.inner.cfg.cluster {
+            Some(c) => format!("{}/{}", c.me, new_id()),
+            None => new_id(),
+        }
+    }
+
     fn owner(&self) -> Result<&OwnerLock> {
         if let Some(o) = self.inner.owner.get() {
             return Ok(o);
@@ -157,7 +172,7 @@ impl Engine {
             }
         }
         let owner = self.owner()?.id.clone();
-        let id = new_id();
+        let id = self.new_draft_id();
         let (b, did) = (bucket.to_string(), id.clone());
         let base = self
             .commit(move |txn| {
@@ -245,7 +260,7 @@ impl Engine {
         let old_id = draft.as_ref().map(|d| d.id.clone());
         let pins_wanted = keep && matches!(&data, DraftData::Chunks(v) if !v.is_empty());
         let new_id_ = if pins_wanted {
-            Some(old_id.clone().unwrap_or_else(new_id))
+            Some(old_id.clone().unwrap_or_else(|| self.new_draft_id()))
         } else {
             None
         };
@@ -387,14 +402,20 @@ impl Engine {
     }
 
     /// Releases the drafts of engine instances (in any process) that are gone; returns how many.
-    /// Run by GC before it collects.
+    /// Run by GC before it collects. In a cluster, each node judges only its own processes'
+    /// drafts (their owners' lock files are there): every node runs this, not only the one
+    /// that runs GC.
     pub fn release_stale_drafts(&self) -> Result<u64> {
         let mine = self.inner.owner.get().map(|o| o.id.clone());
+        let member = self.inner.cfg.cluster.as_ref().map(|c| c.me.as_bytes());
         let drafts: Vec<(Vec<u8>, String)> = {
             let txn = self.read()?;
             let mut v = Vec::new();
             for r in txn.all(Table::Drafts)? {
                 let (k, b) = r?;
+                if member.is_some() && draft_member(&k) != member {
+                    continue;
+                }
                 let (owner, _) = decode_record(&b)?;
                 v.push((k.to_vec(), owner));
             }
