@@ -103,7 +103,7 @@ impl Engine {
 
     /// A bucket's CORS rules (`None`: none).
     pub fn bucket_cors(&self, bucket: &str) -> Result<Option<CorsConfig>> {
-        let txn = self.read()?;
+        let txn = self.read_settings()?;
         Ok(crate::object::version::bucket_record(&txn, bucket)?.cors)
     }
 

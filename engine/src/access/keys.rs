@@ -263,7 +263,8 @@ impl Engine {
 
     /// The key with access key id `id`, if any (for checking signatures).
     pub fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>> {
-        key_record(&self.read()?, id)
+        // Asked by every signed request: a settings read (see `Engine::read_settings`).
+        key_record(&self.read_settings()?, id)
     }
 
     /// Deletes the key whose id or name is `which`. Buckets it owns keep it as their owner

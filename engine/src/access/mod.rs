@@ -162,7 +162,7 @@ impl Engine {
     /// Whether `who` may make `req` from `origin`: `Ok(())`, or `AccessDenied` with the
     /// reason (`NoSuchBucket` when the bucket does not exist).
     pub fn authorize(&self, who: &Principal, origin: Origin, req: AccessRequest<'_>) -> Result<()> {
-        let txn = self.read()?;
+        let txn = self.read_settings()?;
         let now = now_ns();
         let key = match who {
             Principal::Key(id) => Some(usable_key(&txn, id, now)?),

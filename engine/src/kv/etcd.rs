@@ -33,7 +33,11 @@ use super::{prefix_end, Pair, Read, Scan, Table, Write};
 use crate::error::{Error, Result, StoreError};
 
 mod batch;
+mod settings;
 pub use batch::CommitStats;
+
+/// The tables whose records reads for settings take from memory ([`settings`]).
+const SETTINGS: [Table; 2] = [Table::Buckets, Table::Keys];
 
 /// How long a call is tried again while no member answers it ([`EtcdStore::call`]).
 const RETRY_FOR: Duration = Duration::from_secs(6);
@@ -123,6 +127,14 @@ fn entry(kv: etcd_client::KeyValue) -> Entry {
     (k, v, m)
 }
 
+/// `<prefix><table>/`: where a table's keys start.
+fn table_prefix(prefix: &[u8], table: Table) -> Vec<u8> {
+    let mut p = prefix.to_vec();
+    p.extend_from_slice(table.name().as_bytes());
+    p.push(b'/');
+    p
+}
+
 /// The revision a response was read at: the one asked for, else the store's then.
 fn read_at(r: &GetResponse, asked: i64) -> i64 {
     match asked {
@@ -140,11 +152,13 @@ pub struct EtcdStore {
     batcher: batch::Batcher,
 }
 
-/// The client and the runtime its calls run on.
+/// The client and the runtime its calls run on; the settings cached (which this node's
+/// commits update).
 #[derive(Clone)]
 struct Conn {
     rt: tokio::runtime::Handle,
     kv: KvClient,
+    settings: std::sync::Arc<[(Vec<u8>, std::sync::Arc<settings::Settings>)]>,
 }
 
 impl EtcdStore {
@@ -170,9 +184,21 @@ impl EtcdStore {
             .recv()
             .map_err(|_| failure(EtcdFailure::Stopped))?
             .map_err(|e| failure(e.into()))?;
+        let settings: Vec<(Vec<u8>, std::sync::Arc<settings::Settings>)> = SETTINGS
+            .iter()
+            .map(|t| (table_prefix(prefix, *t), Default::default()))
+            .collect();
+        for (p, cache) in &settings {
+            rt.spawn(settings::watch(
+                endpoints.to_vec(),
+                p.clone(),
+                cache.clone(),
+            ));
+        }
         let conn = Conn {
             rt: rt.handle().clone(),
             kv: client.kv_client(),
+            settings: settings.into(),
         };
         Ok(EtcdStore {
             batcher: batch::Batcher::start(conn.clone())?,
@@ -180,6 +206,15 @@ impl EtcdStore {
             rt: Some(rt),
             prefix: prefix.to_vec(),
         })
+    }
+
+    /// Reads of settings answered from memory so far.
+    pub fn settings_hits(&self) -> u64 {
+        self.conn
+            .settings
+            .iter()
+            .map(|(_, s)| s.hits.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// How many write transactions' commits went to etcd in how many `Txn`s.
@@ -256,10 +291,13 @@ impl EtcdStore {
 
     /// `<prefix><table>/`: where a table's keys start.
     fn table_prefix(&self, table: Table) -> Vec<u8> {
-        let mut p = self.prefix.clone();
-        p.extend_from_slice(table.name().as_bytes());
-        p.push(b'/');
-        p
+        table_prefix(&self.prefix, table)
+    }
+
+    /// The cached records of `table`, when it is one of the [`SETTINGS`].
+    fn settings_of(&self, table: Table) -> Option<&settings::Settings> {
+        let i = SETTINGS.iter().position(|t| *t == table)?;
+        self.conn.settings.get(i).map(|(_, s)| s.as_ref())
     }
 
     /// `<prefix><table>~`, outside the table's keys (`~` sorts after `/` and after the end of
@@ -355,6 +393,18 @@ impl EtcdStore {
         Ok(EtcdRead {
             store: self,
             rev: Cell::new(0),
+            settings: false,
+        })
+    }
+
+    /// A read transaction for settings: as [`EtcdStore::read`], but the records of buckets
+    /// and access keys come from memory when they are there ([`settings`]), as current as
+    /// the watch that keeps them (changes through this node at once).
+    pub fn read_settings(&self) -> Result<EtcdRead<'_>> {
+        Ok(EtcdRead {
+            store: self,
+            rev: Cell::new(0),
+            settings: true,
         })
     }
 
@@ -390,6 +440,18 @@ impl Drop for EtcdStore {
 }
 
 impl Conn {
+    /// Puts what a commit applied at revision `rev` into the settings cached.
+    fn committed(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>, rev: i64) {
+        for (prefix, cache) in self.settings.iter() {
+            for (k, v) in writes.range(prefix.clone()..) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                cache.changed(k, v.as_deref(), rev);
+            }
+        }
+    }
+
     /// Runs a call (see [`EtcdStore::call`]); its failure not yet turned into the engine's
     /// error.
     fn call<T, F>(
@@ -427,6 +489,8 @@ impl Conn {
 pub struct EtcdRead<'s> {
     store: &'s EtcdStore,
     rev: Cell<i64>,
+    /// Records of the [`SETTINGS`] tables from memory when there.
+    settings: bool,
 }
 
 /// The keys of a table at one revision (that of the first page when it is 0), page by page.
@@ -468,8 +532,18 @@ impl<'s> Iterator for Pages<'s> {
 impl Read for EtcdRead<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         let k = self.store.full_key(table, key);
-        let (got, at) = self.store.get_at(self.rev.get(), k)?;
+        let cache = self
+            .settings
+            .then(|| self.store.settings_of(table))
+            .flatten();
+        if let Some(known) = cache.and_then(|c| c.get(&k)) {
+            return Ok(known.map(Cow::Owned));
+        }
+        let (got, at) = self.store.get_at(self.rev.get(), k.clone())?;
         self.rev.set(at);
+        if let (Some(c), Some((_, v, _))) = (cache, &got) {
+            c.fill(&k, v, at);
+        }
         Ok(got.map(|(_, v, _)| Cow::Owned(v)))
     }
 

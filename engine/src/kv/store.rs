@@ -141,6 +141,17 @@ impl Store {
         }
     }
 
+    /// A read transaction for settings (buckets' and access keys' records): on etcd these may
+    /// come from memory, kept current by a watch (see `kv/etcd/settings.rs`); on LMDB it is
+    /// [`Store::read`].
+    pub fn read_settings(&self) -> Result<Snapshot<'_>> {
+        match &self.backend {
+            #[cfg(feature = "etcd")]
+            Backend::Etcd(etcd) => etcd.read_settings().map(Snapshot::Etcd),
+            _ => self.read(),
+        }
+    }
+
     /// The LMDB environment (tests that act as another process).
     #[cfg(test)]
     fn lmdb(&self) -> (&Env<WithoutTls>, Tables) {

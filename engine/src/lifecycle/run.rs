@@ -142,7 +142,7 @@ impl Engine {
 
     /// A bucket's lifecycle configuration, or `None`.
     pub fn bucket_lifecycle(&self, bucket: &str) -> Result<Option<LifecycleConfig>> {
-        let txn = self.read()?;
+        let txn = self.read_settings()?;
         Ok(version::bucket_record(&txn, bucket)?.lifecycle)
     }
 

@@ -122,7 +122,7 @@ impl Engine {
 
     /// A bucket's info, or `NoSuchBucket`.
     pub fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
-        let txn = self.read()?;
+        let txn = self.read_settings()?;
         let v = txn
             .get(Table::Buckets, name.as_bytes())?
             .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;

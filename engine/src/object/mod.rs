@@ -123,6 +123,14 @@ impl Engine {
         self.inner.meta.read()
     }
 
+    /// A read transaction for settings: buckets' and access keys' records may come from a
+    /// cache kept current by a watch in a cluster ([`crate::kv::Store::read_settings`]). For
+    /// decisions taken before a request does anything (authorization, response headers), never
+    /// inside a transaction that changes something.
+    pub(crate) fn read_settings(&self) -> Result<crate::kv::Snapshot<'_>> {
+        self.inner.meta.read_settings()
+    }
+
     /// Applies `f` in a write transaction of the next group commit and waits until it is
     /// durable.
     pub(crate) async fn commit<R, F>(&self, f: F) -> Result<R>

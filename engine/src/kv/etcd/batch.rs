@@ -333,6 +333,9 @@ fn send(conn: &Conn, batch: Batch, recent: &mut Recent) {
     if let Ok(t) = &r {
         if let (true, Some(h)) = (t.succeeded(), t.header()) {
             recent.wrote(&batch, h.revision());
+            for (c, _) in &batch.commits {
+                conn.committed(&c.writes, h.revision());
+            }
         }
     }
     for (c, reply) in batch.commits {
@@ -362,7 +365,12 @@ pub(super) fn commit_alone(conn: &Conn, c: Commit) -> Outcome {
         let txn = txn.clone();
         async move { kv.txn(txn).await }
     }) {
-        Ok(t) if t.succeeded() => Outcome::Committed,
+        Ok(t) if t.succeeded() => {
+            if let (Some(h), Some((c, _))) = (t.header(), one.commits.first()) {
+                conn.committed(&c.writes, h.revision());
+            }
+            Outcome::Committed
+        }
         Ok(_) => Outcome::Conflict,
         Err(e) => Outcome::Failed(super::failure(e)),
     }

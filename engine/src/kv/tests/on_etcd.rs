@@ -185,3 +185,64 @@ fn etcd_commits_of_concurrent_writers_go_together_and_lose_nothing() {
         "no commits went together: {txns} of {commits}"
     );
 }
+
+/// Polls `f` until it holds (a watch brings changes within milliseconds; 10 s is generous).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < until, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn etcd_settings_come_from_memory_and_follow_every_stores_changes() {
+    let h = etcd_store();
+    let other = connect(&h._etcd, b"/predastore/test/").unwrap();
+    let get = |s: &crate::kv::etcd::EtcdStore| {
+        let r = s.read_settings().unwrap();
+        r.get(Table::Buckets, b"b").unwrap().map(|v| v.into_owned())
+    };
+    h.store
+        .write(|w| w.put(Table::Buckets, b"b", b"v1"))
+        .unwrap();
+    // Once a store's watch runs, its first read fills the cache and the next come from it.
+    for s in [&h.store, &other] {
+        eventually("a settings read from memory", || {
+            get(s);
+            s.settings_hits() > 0
+        });
+        assert_eq!(get(s).as_deref(), Some(&b"v1"[..]));
+    }
+    // A change through one store: that store reads it at once, the other once its watch
+    // brings it.
+    h.store
+        .write(|w| w.put(Table::Buckets, b"b", b"v2"))
+        .unwrap();
+    assert_eq!(get(&h.store).as_deref(), Some(&b"v2"[..]), "own change");
+    eventually("the other store sees the change", || {
+        get(&other).as_deref() == Some(&b"v2"[..])
+    });
+    other
+        .write(|w| w.delete(Table::Buckets, b"b").map(|_| ()))
+        .unwrap();
+    assert_eq!(get(&other), None, "own delete");
+    eventually("the first store sees the delete", || {
+        get(&h.store).is_none()
+    });
+    // Reads that are not for settings, and other tables, still ask etcd.
+    let hits = h.store.settings_hits();
+    h.store
+        .write(|w| w.put(Table::Objects, b"o", b"x"))
+        .unwrap();
+    let r = h.store.read_settings().unwrap();
+    assert!(r.get(Table::Objects, b"o").unwrap().is_some());
+    assert!(h
+        .store
+        .read()
+        .unwrap()
+        .get(Table::Buckets, b"b")
+        .unwrap()
+        .is_none());
+    assert_eq!(h.store.settings_hits(), hits);
+}
