@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::remote::RemoteDisk;
 use super::shard_io::{ShardAt, ShardIo, ShardRead};
 use super::ChunkStore;
-use crate::meta::{ChunkRecord, ShardLoc};
+use crate::meta::ChunkRecord;
 
 /// The shortest hedge delay: well above a remote shard read on a healthy network, so that
 /// hedging does not read extra shards under ordinary load.
@@ -184,15 +184,10 @@ impl<'a> Gather<'a> {
         })
     }
 
-    /// Where the record says shard `index` is.
-    fn loc(&self, index: usize) -> ShardLoc {
-        self.rec.loc(index)
-    }
-
     fn spawn(&mut self, disk: RemoteDisk, job: Job) {
         let (chunk, loc, len, tx) = (
             self.chunk,
-            self.loc(job.index),
+            self.rec.loc(job.index),
             self.shard_len,
             self.tx.clone(),
         );

@@ -242,20 +242,7 @@ impl EtcdStore {
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     {
-        self.call_raw(kind, f).map_err(failure)
-    }
-
-    /// [`EtcdStore::call`], its failure not yet turned into the engine's error.
-    fn call_raw<T, F>(
-        &self,
-        kind: Call,
-        f: impl Fn(KvClient) -> F,
-    ) -> std::result::Result<T, EtcdFailure>
-    where
-        T: Send + 'static,
-        F: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
-    {
-        self.conn.call(kind, f)
+        self.conn.call(kind, f).map_err(failure)
     }
 
     /// A range request for `key` with `options` at revision `rev` (0: the latest, read
@@ -280,7 +267,7 @@ impl EtcdStore {
             }
         };
         if rev != 0 {
-            match self.call_raw(Call::Read, get(true)) {
+            match self.conn.call(Call::Read, get(true)) {
                 Err(EtcdFailure::Client(etcd_client::Error::GRpcStatus(s)))
                     if s.code() == tonic::Code::OutOfRange => {}
                 r => return r.map_err(failure),
@@ -443,7 +430,8 @@ impl Conn {
     /// Puts what a commit applied at revision `rev` into the settings cached.
     fn committed(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>, rev: i64) {
         for (prefix, cache) in self.settings.iter() {
-            for (k, v) in writes.range(prefix.clone()..) {
+            let from = (Bound::Included(prefix.as_slice()), Bound::Unbounded);
+            for (k, v) in writes.range::<[u8], _>(from) {
                 if !k.starts_with(prefix) {
                     break;
                 }

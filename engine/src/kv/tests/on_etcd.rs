@@ -246,3 +246,29 @@ fn etcd_settings_come_from_memory_and_follow_every_stores_changes() {
         .is_none());
     assert_eq!(h.store.settings_hits(), hits);
 }
+
+#[test]
+fn etcd_a_merged_commit_etcd_refuses_as_too_large_commits_each_alone() {
+    use std::sync::atomic::Ordering;
+    // An etcd that takes at most 8 operations a transaction: merged commits of more than four
+    // two-key writers are refused; each writer's commit alone fits.
+    let e = Etcd::start(&["--max-txn-ops=8"]);
+    let store = connect(&e, b"/predastore/small/").unwrap();
+    std::thread::scope(|sc| {
+        for t in 0..8u32 {
+            let s = &store;
+            sc.spawn(move || {
+                for i in 0..40u32 {
+                    s.write(|w| {
+                        w.put(Table::Objects, format!("{t}/{i}/a").as_bytes(), b"x")?;
+                        w.put(Table::Objects, format!("{t}/{i}/b").as_bytes(), b"x")
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.read().unwrap().count(Table::Objects).unwrap(), 640);
+    let alone = store.commit_stats().alone.load(Ordering::Relaxed);
+    assert!(alone > 0, "no merged commit was refused and sent alone");
+}
