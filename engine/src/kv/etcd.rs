@@ -33,6 +33,7 @@ use super::{prefix_end, Pair, Read, Scan, Table, Write};
 use crate::error::{Error, Result, StoreError};
 
 mod batch;
+mod manifests;
 mod settings;
 pub use batch::CommitStats;
 
@@ -150,6 +151,8 @@ pub struct EtcdStore {
     prefix: Vec<u8>,
     /// Merges the commits of concurrent write transactions ([`batch`]).
     batcher: batch::Batcher,
+    /// Manifests read lately ([`manifests`]).
+    manifests: manifests::Manifests,
 }
 
 /// The client and the runtime its calls run on; the settings cached (which this node's
@@ -202,10 +205,16 @@ impl EtcdStore {
         };
         Ok(EtcdStore {
             batcher: batch::Batcher::start(conn.clone())?,
+            manifests: Default::default(),
             conn,
             rt: Some(rt),
             prefix: prefix.to_vec(),
         })
+    }
+
+    /// Reads of manifests by read transactions answered from memory so far.
+    pub fn manifest_hits(&self) -> u64 {
+        self.manifests.hits.load(Ordering::Relaxed)
     }
 
     /// Reads of settings answered from memory so far.
@@ -520,6 +529,12 @@ impl<'s> Iterator for Pages<'s> {
 impl Read for EtcdRead<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>> {
         let k = self.store.full_key(table, key);
+        let manifest = table == Table::Manifests;
+        if manifest {
+            if let Some(v) = self.store.manifests.get(&k) {
+                return Ok(Some(Cow::Owned(v)));
+            }
+        }
         let cache = self
             .settings
             .then(|| self.store.settings_of(table))
@@ -529,8 +544,13 @@ impl Read for EtcdRead<'_> {
         }
         let (got, at) = self.store.get_at(self.rev.get(), k.clone())?;
         self.rev.set(at);
-        if let (Some(c), Some((_, v, _))) = (cache, &got) {
-            c.fill(&k, v, at);
+        if let Some((_, v, _)) = &got {
+            if let Some(c) = cache {
+                c.fill(&k, v, at);
+            }
+            if manifest {
+                self.store.manifests.keep(&k, v);
+            }
         }
         Ok(got.map(|(_, v, _)| Cow::Owned(v)))
     }

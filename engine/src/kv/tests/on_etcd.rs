@@ -272,3 +272,38 @@ fn etcd_a_merged_commit_etcd_refuses_as_too_large_commits_each_alone() {
     let alone = store.commit_stats().alone.load(Ordering::Relaxed);
     assert!(alone > 0, "no merged commit was refused and sent alone");
 }
+
+#[test]
+fn etcd_manifests_read_once_come_from_memory_but_not_in_write_transactions() {
+    let h = etcd_store();
+    let other = connect(&h._etcd, b"/predastore/test/").unwrap();
+    h.store
+        .write(|w| w.put(Table::Manifests, b"d1", b"chunks of d1"))
+        .unwrap();
+    let read = |s: &crate::kv::etcd::EtcdStore| {
+        let r = s.read().unwrap();
+        r.get(Table::Manifests, b"d1")
+            .unwrap()
+            .map(|v| v.into_owned())
+    };
+    assert_eq!(read(&other).as_deref(), Some(&b"chunks of d1"[..]));
+    assert_eq!(other.manifest_hits(), 0);
+    assert_eq!(read(&other).as_deref(), Some(&b"chunks of d1"[..]));
+    assert_eq!(other.manifest_hits(), 1, "the second read from memory");
+    // Released elsewhere: a write transaction of this store reads etcd, not its copy.
+    h.store
+        .write(|w| w.delete(Table::Manifests, b"d1").map(|_| ()))
+        .unwrap();
+    let mut seen = None;
+    other
+        .write(|w| {
+            seen = Some(w.get(Table::Manifests, b"d1")?.is_some());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        Some(false),
+        "a write transaction saw a released manifest"
+    );
+}
