@@ -290,6 +290,15 @@ impl EtcdStore {
         table_prefix(&self.prefix, table)
     }
 
+    /// Makes this node's memory hold `value` for `key` of `table`, last changed at `mod_rev`,
+    /// whatever etcd holds (tests of what a stale setting does).
+    #[cfg(test)]
+    pub(crate) fn remember_setting(&self, table: Table, key: &[u8], value: &[u8], mod_rev: i64) {
+        if let Some(c) = self.settings_of(table) {
+            c.fill(&self.full_key(table, key), value, mod_rev, i64::MAX);
+        }
+    }
+
     /// The cached records of `table`, when it is one of the [`SETTINGS`].
     fn settings_of(&self, table: Table) -> Option<&settings::Settings> {
         let i = SETTINGS.iter().position(|t| *t == table)?;
@@ -408,9 +417,12 @@ impl EtcdStore {
     /// when a concurrent change touched what it read (so `f` must have no effect outside the
     /// transaction). An error from `f` ends it with nothing written.
     pub fn write<R>(&self, mut f: impl FnMut(&mut dyn Write) -> Result<R>) -> Result<R> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             let mut w = EtcdWrite {
                 store: self,
+                // A run again after a conflict reads everything from etcd: the settings in
+                // memory may be what was out of date.
+                settings: attempt == 0,
                 rev: Cell::new(0),
                 writes: BTreeMap::new(),
                 deletes_in: BTreeSet::new(),
@@ -544,9 +556,9 @@ impl Read for EtcdRead<'_> {
         }
         let (got, at) = self.store.get_at(self.rev.get(), k.clone())?;
         self.rev.set(at);
-        if let Some((_, v, _)) = &got {
+        if let Some((_, v, m)) = &got {
             if let Some(c) = cache {
-                c.fill(&k, v, at);
+                c.fill(&k, v, *m, at);
             }
             if manifest {
                 self.store.manifests.keep(&k, v);
@@ -595,6 +607,9 @@ struct Reads {
 /// An optimistic write transaction (see the module's documentation).
 pub struct EtcdWrite<'s> {
     store: &'s EtcdStore,
+    /// Records of the [`SETTINGS`] tables from memory when there, compared at the commit on
+    /// the revision that last changed them like any record read.
+    settings: bool,
     /// The revision it reads at: that of its first read (0 before it, so that the first read
     /// costs no extra round trip).
     rev: Cell<i64>,
@@ -677,6 +692,14 @@ impl Read for EtcdWrite<'_> {
         let k = self.store.full_key(table, key);
         if let Some(w) = self.writes.get(&k) {
             return Ok(w.as_deref().map(Cow::Borrowed));
+        }
+        let cache = self
+            .settings
+            .then(|| self.store.settings_of(table))
+            .flatten();
+        if let Some((v, m)) = cache.and_then(|c| c.get_with_revision(&k)) {
+            self.reads.borrow_mut().keys.entry(k).or_insert(m);
+            return Ok(v.map(Cow::Owned));
         }
         let (got, at) = self.store.get_at(self.rev.get(), k.clone())?;
         self.rev.set(at);

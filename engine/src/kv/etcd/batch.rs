@@ -256,11 +256,13 @@ const RECENT_KEYS: usize = 1 << 16;
 struct Recent(BTreeMap<Vec<u8>, i64>);
 
 impl Recent {
-    /// Whether something `c` read has been written since its revision.
+    /// Whether something `c` read has been written since: a key it read (last changed at
+    /// `m`, as of its revision or, for a setting taken from memory, as of then) written by
+    /// this store later than both; a range or table it scanned written since its revision.
     fn outdates(&self, c: &Commit) -> bool {
-        let newer = |k: &[u8]| self.0.get(k).is_some_and(|r| *r > c.rev);
-        c.keys.keys().any(|k| newer(k))
-            || c.scanned.iter().any(|m| newer(m))
+        let newer = |k: &[u8], than: i64| self.0.get(k).is_some_and(|r| *r > than);
+        c.keys.iter().any(|(k, m)| newer(k, c.rev.max(*m)))
+            || c.scanned.iter().any(|m| newer(m, c.rev))
             || c.ranges.iter().any(|(a, b)| {
                 a < b
                     && self

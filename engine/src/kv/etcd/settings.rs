@@ -31,28 +31,44 @@ struct State {
     /// While the watch runs: the revision it started after (a read at an older revision may
     /// not fill the cache). `None`: not watching, nothing is cached.
     live_after: Option<i64>,
-    /// Full key → its value (`None`: deleted) and the revision it is known at.
-    entries: HashMap<Vec<u8>, (Option<Vec<u8>>, i64)>,
+    /// Full key → what is known of it.
+    entries: HashMap<Vec<u8>, Known>,
+}
+
+/// A record as last known.
+struct Known {
+    /// Its value (`None`: deleted).
+    value: Option<Vec<u8>>,
+    /// The revision that last changed it (0 once deleted, as etcd compares an absent key).
+    mod_rev: i64,
+    /// The revision it is known at (newer knowledge wins).
+    known_at: i64,
 }
 
 impl Settings {
     /// The record under `key` when it is known: `Some(None)` for one known deleted.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.get_with_revision(key).map(|(v, _)| v)
+    }
+
+    /// [`Settings::get`], with the revision that last changed the record (0: deleted) — what a
+    /// write transaction that takes it from here compares at its commit.
+    pub(crate) fn get_with_revision(&self, key: &[u8]) -> Option<(Option<Vec<u8>>, i64)> {
         let s = self.state.lock().ok()?;
         s.live_after?;
-        let known = s.entries.get(key).map(|(v, _)| v.clone());
+        let known = s.entries.get(key).map(|k| (k.value.clone(), k.mod_rev));
         if known.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
         known
     }
 
-    /// Keeps a record read from etcd at revision `at` (absent records are not kept: a name
-    /// anyone may ask for would fill memory).
-    pub(crate) fn fill(&self, key: &[u8], value: &[u8], at: i64) {
+    /// Keeps a record read from etcd at revision `at`, last changed at `mod_rev` (absent
+    /// records are not kept: a name anyone may ask for would fill memory).
+    pub(crate) fn fill(&self, key: &[u8], value: &[u8], mod_rev: i64, at: i64) {
         let Ok(mut s) = self.state.lock() else { return };
         if s.live_after.is_some_and(|w| at >= w) {
-            s.put(key, Some(value.to_vec()), at);
+            s.put(key, Some(value.to_vec()), mod_rev, at);
         }
     }
 
@@ -61,7 +77,8 @@ impl Settings {
     pub(crate) fn changed(&self, key: &[u8], value: Option<&[u8]>, rev: i64) {
         let Ok(mut s) = self.state.lock() else { return };
         if s.live_after.is_some() {
-            s.put(key, value.map(<[u8]>::to_vec), rev);
+            let mod_rev = if value.is_some() { rev } else { 0 };
+            s.put(key, value.map(<[u8]>::to_vec), mod_rev, rev);
         }
     }
 
@@ -81,13 +98,18 @@ impl Settings {
 }
 
 impl State {
-    /// The newer of what is known and `value` at `rev`.
-    fn put(&mut self, key: &[u8], value: Option<Vec<u8>>, rev: i64) {
+    /// The newer of what is known and `value`, known at `known_at`.
+    fn put(&mut self, key: &[u8], value: Option<Vec<u8>>, mod_rev: i64, known_at: i64) {
+        let k = Known {
+            value,
+            mod_rev,
+            known_at,
+        };
         match self.entries.get_mut(key) {
-            Some(e) if e.1 >= rev => {}
-            Some(e) => *e = (value, rev),
+            Some(e) if e.known_at >= known_at => {}
+            Some(e) => *e = k,
             None => {
-                self.entries.insert(key.to_vec(), (value, rev));
+                self.entries.insert(key.to_vec(), k);
             }
         }
     }
@@ -153,18 +175,26 @@ mod tests {
     #[test]
     fn the_newest_known_value_wins_and_nothing_is_cached_while_not_watching() {
         let c = Settings::default();
-        c.fill(b"k", b"v1", 5);
+        c.fill(b"k", b"v1", 3, 5);
         assert_eq!(c.get(b"k"), None, "not watching");
         c.up(10);
-        c.fill(b"k", b"old", 9);
+        c.fill(b"k", b"old", 3, 9);
         assert_eq!(c.get(b"k"), None, "read before the watch started");
-        c.fill(b"k", b"v1", 12);
-        assert_eq!(c.get(b"k"), Some(Some(b"v1".to_vec())));
+        c.fill(b"k", b"v1", 11, 12);
+        assert_eq!(c.get_with_revision(b"k"), Some((Some(b"v1".to_vec()), 11)));
         c.changed(b"k", Some(b"v2"), 15);
-        c.fill(b"k", b"v1", 14);
-        assert_eq!(c.get(b"k"), Some(Some(b"v2".to_vec())), "a late fill");
+        c.fill(b"k", b"v1", 11, 14);
+        assert_eq!(
+            c.get_with_revision(b"k"),
+            Some((Some(b"v2".to_vec()), 15)),
+            "a late fill"
+        );
         c.changed(b"k", None, 16);
-        assert_eq!(c.get(b"k"), Some(None), "deleted");
+        assert_eq!(
+            c.get_with_revision(b"k"),
+            Some((None, 0)),
+            "deleted: compared as absent"
+        );
         c.changed(b"k", Some(b"v2"), 15);
         assert_eq!(c.get(b"k"), Some(None), "a late event");
         c.down();

@@ -307,3 +307,34 @@ fn etcd_manifests_read_once_come_from_memory_but_not_in_write_transactions() {
         "a write transaction saw a released manifest"
     );
 }
+
+#[test]
+fn etcd_a_write_that_took_a_stale_setting_from_memory_runs_again_from_etcd() {
+    let h = etcd_store();
+    let other = connect(&h._etcd, b"/predastore/test/").unwrap();
+    other.write(|w| w.put(Table::Buckets, b"b", b"v1")).unwrap();
+    // The first read once the watch runs fills the memory; the record's revision then.
+    eventually("a settings read from memory", || {
+        let _ = h.store.read_settings().unwrap().get(Table::Buckets, b"b");
+        h.store.settings_hits() > 0
+    });
+    other.write(|w| w.put(Table::Buckets, b"b", b"v2")).unwrap();
+    // This node's memory made stale by hand (as if the watch had not brought v2 yet).
+    h.store.remember_setting(Table::Buckets, b"b", b"v1", 1);
+    let mut runs = Vec::new();
+    h.store
+        .write(|w| {
+            let b = w.get(Table::Buckets, b"b")?.map(|v| v.into_owned());
+            runs.push(b.clone());
+            w.put(Table::State, b"copied", &b.unwrap_or_default())
+        })
+        .unwrap();
+    // The commit compared the record on the revision remembered, failed, and the second run
+    // read etcd.
+    assert_eq!(runs, [Some(b"v1".to_vec()), Some(b"v2".to_vec())]);
+    let r = h.store.read().unwrap();
+    assert_eq!(
+        r.get(Table::State, b"copied").unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+}
