@@ -223,6 +223,18 @@ fn follow_records(
                 Ok(n) => tracing::info!("released {n} drafts of this node's processes that died"),
                 Err(e) => tracing::warn!("stale drafts not released: {e}"),
             }
+            // A removed member judges its drafts no more: any node releases them.
+            let removed = seen
+                .iter()
+                .flat_map(|(m, _)| m)
+                .filter(|m| m.state == membership::REMOVED && m.id != me.node_id);
+            for m in removed {
+                match engine.release_drafts_of_member(&m.id) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("released {n} drafts of removed member {}", m.id),
+                    Err(e) => tracing::warn!("drafts of removed member {} kept: {e}", m.id),
+                }
+            }
         }
         let records =
             membership::members(&store).and_then(|m| Ok((m, membership::layouts(&store)?)));

@@ -363,5 +363,16 @@ async fn each_node_judges_only_its_own_processes_drafts() {
     e0.gc(false).await.unwrap();
     let pinned = e0.chunk_records().unwrap();
     assert_eq!(pinned.len(), 4, "the open file's chunks are kept");
+    // Node 1 removed from the cluster with the file still open: another node releases its
+    // drafts (node 1 never its own), and the chunks go at the next GC.
+    let of_member = |e: &Engine, member: &'static str| {
+        let e = e.clone();
+        tokio::task::spawn_blocking(move || e.release_drafts_of_member(member).unwrap())
+    };
+    assert_eq!(of_member(&e1, "node-1").await.unwrap(), 0, "its own");
+    assert_eq!(of_member(&e0, "node-1").await.unwrap(), 1);
+    assert_eq!(e0.draft_count().unwrap(), 0);
+    e0.gc(false).await.unwrap();
+    assert!(e0.chunk_records().unwrap().is_empty());
     e1.close_draft(draft);
 }

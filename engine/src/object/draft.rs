@@ -452,6 +452,35 @@ impl Engine {
         Ok(n)
     }
 
+    /// Releases the drafts of the processes of cluster member `member`, which was removed
+    /// (its lock files are gone with it, so no node can judge them); returns how many. Never
+    /// this node's own. Blocking.
+    pub fn release_drafts_of_member(&self, member: &str) -> Result<u64> {
+        let me = self.inner.cfg.cluster.as_ref().map(|c| c.me.as_str());
+        if me.is_none() || me == Some(member) {
+            return Ok(0);
+        }
+        let prefix = format!("{member}/");
+        let keys: Vec<Vec<u8>> = {
+            let txn = self.read()?;
+            let mut v = Vec::new();
+            for r in txn.prefix(Table::Drafts, prefix.as_bytes())? {
+                v.push(r?.0.to_vec());
+            }
+            v
+        };
+        let n = keys.len() as u64;
+        if n > 0 {
+            self.commit_blocking(move |txn| {
+                for k in &keys {
+                    release_draft(txn, k)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(n)
+    }
+
     /// Number of open drafts (all processes).
     pub fn draft_count(&self) -> Result<u64> {
         let txn = self.read()?;
