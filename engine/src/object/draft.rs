@@ -437,15 +437,7 @@ impl Engine {
             }
             stale.push(k);
         }
-        let n = stale.len() as u64;
-        if n > 0 {
-            self.commit_blocking(move |txn| {
-                for k in &stale {
-                    release_draft(txn, k)?;
-                }
-                Ok(())
-            })?;
-        }
+        let n = self.release_drafts(stale)?;
         for o in dead_owners {
             let _ = std::fs::remove_file(OwnerLock::path_of(&self.inner.cfg.data_dir, &o));
         }
@@ -469,6 +461,11 @@ impl Engine {
             }
             v
         };
+        self.release_drafts(keys)
+    }
+
+    /// Releases the drafts under `keys` in one commit; returns how many. Blocking.
+    fn release_drafts(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
         let n = keys.len() as u64;
         if n > 0 {
             self.commit_blocking(move |txn| {
