@@ -94,6 +94,16 @@ impl Names {
 
 /// Nodes `0..n` of `names`, placing by generation 1 over the first `first` of them.
 async fn cluster(etcd: &etcd::Etcd, names: &Names, first: usize) -> Vec<Node> {
+    cluster_limited(etcd, names, first, engine::DEFAULT_WRITE_LIMIT).await
+}
+
+/// [`cluster`], with writes limited to `write_limit` from their first shard to their commit.
+async fn cluster_limited(
+    etcd: &etcd::Etcd,
+    names: &Names,
+    first: usize,
+    write_limit: std::time::Duration,
+) -> Vec<Node> {
     let ca = ClusterCa::generate("three").unwrap();
     let n = names.ids.len();
     let all: Vec<usize> = (0..n).collect();
@@ -114,6 +124,7 @@ async fn cluster(etcd: &etcd::Etcd, names: &Names, first: usize) -> Vec<Node> {
             prefix: "/predastore/three/".into(),
         };
         cfg.cluster = Some(names.shards(&identity, &[(1, &gen1)], &all));
+        cfg.write_limit = write_limit;
         let engine = Engine::open(cfg).unwrap();
         let service = ShardService::start(names.addrs[me], &identity, engine.local_shards())
             .await
@@ -375,4 +386,151 @@ async fn each_node_judges_only_its_own_processes_drafts() {
     e0.gc(false).await.unwrap();
     assert!(e0.chunk_records().unwrap().is_empty());
     e1.close_draft(draft);
+}
+
+/// Stores `data` for a later draft commit on `e` (blocking, off the runtime's workers).
+async fn store_for_draft(e: &Engine, data: Vec<u8>) -> Vec<engine::StoredChunk> {
+    let e = e.clone();
+    let guard = e.write_guard().await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        e.store_draft_data(&guard, engine::compression::Compression::Off, &data)
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Commits `chunks` as the object `key` through a new draft on `e`.
+async fn commit_chunks(
+    e: &Engine,
+    key: &str,
+    draft: Option<engine::Draft>,
+    chunks: Vec<engine::StoredChunk>,
+) -> engine::Result<engine::ObjectMeta> {
+    let mut draft = draft;
+    e.commit_draft(
+        &mut draft,
+        "bkt",
+        key,
+        engine::DraftData::Chunks(chunks.into_iter().map(|c| (c, None)).collect()),
+        engine::DraftCommit {
+            etag: "0".repeat(32),
+            part_sizes: Vec::new(),
+            attrs: Box::new(|_| engine::ObjectAttrs::default()),
+            replaces: None,
+        },
+        false,
+    )
+    .await
+}
+
+/// Each node's orphan sweep (blocking, off the runtime's workers), summed: bytes freed,
+/// bytes waiting, volumes removed.
+async fn sweep_all(nodes: &[Node]) -> (u64, u64, u64) {
+    let mut sum = (0, 0, 0);
+    for n in nodes {
+        let e = n.engine.clone();
+        let r = tokio::task::spawn_blocking(move || e.sweep_orphans())
+            .await
+            .unwrap()
+            .unwrap();
+        sum.0 += r.orphan_bytes_freed;
+        sum.1 += r.orphan_bytes_waiting;
+        sum.2 += r.volumes_removed;
+    }
+    sum
+}
+
+/// Shards of writes that never committed are freed by the nodes' own sweeps once unnamed
+/// for twice the write limit; a write still within the limit, and chunks a draft pinned, are
+/// left alone however long they wait; a commit later than the limit is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orphaned_shards_are_freed_after_twice_the_write_limit_and_live_writes_kept() {
+    use std::time::{Duration, Instant};
+    const LIMIT: Duration = Duration::from_secs(3);
+    let etcd = etcd::Etcd::start(etcd::DEPLOYMENT_LIMITS);
+    let names = Names::new(NODES);
+    let nodes = cluster_limited(&etcd, &names, NODES, LIMIT).await;
+    let (e0, e1, e2) = (&nodes[0].engine, &nodes[1].engine, &nodes[2].engine);
+    e0.create_bucket("bkt").await.unwrap();
+    // A draft stores what it is given as one chunk (the mount gives a chunk-sized slot): one
+    // of 256 KiB is six shards of 64 KiB, each in a region of 68 KiB (header, alignment).
+    let write_regions = 6 * 69_632u64;
+    let data = |seed: u64| engine::testing::pseudo_random(seed, 256 << 10);
+    let committed = data(1);
+    e0.put_object("bkt", "committed", &committed[..], PutOptions::default())
+        .await
+        .unwrap();
+    // A write that crashed before its commit: its shards on every node, named by nothing.
+    let crashed = store_for_draft(e1, data(2)).await;
+    drop(crashed);
+    // Another process of node 1 that stored a chunk and died: what it wrote on node 1 is in
+    // volumes of its own, which nothing appends to any more.
+    let dead = Engine::open(e1.config().clone()).unwrap();
+    drop(store_for_draft(&dead, data(6)).await);
+    drop(dead);
+    // A write that will come to its commit too late, one in flight that commits in time,
+    // and an open file whose draft pins what it stored.
+    let late = store_for_draft(e2, data(3)).await;
+    let in_flight = store_for_draft(e0, data(4)).await;
+    let (pinned_draft, _) = e1.open_draft("bkt", "open", false).await.unwrap();
+    assert!(pinned_draft.is_none(), "a new file pins nothing yet");
+    let mut pinned_draft = pinned_draft;
+    let open = store_for_draft(e1, data(5)).await;
+    let open = e1.pin_draft_chunks(&mut pinned_draft, open).await.unwrap();
+    assert_eq!(e1.draft_count().unwrap(), 1);
+    // First sweep: the unnamed shards are seen, none freed (only space in the dead process's
+    // volumes that holds no shard, if its preallocation counts as data here).
+    let first_sweep = Instant::now();
+    let (_, waiting, _) = sweep_all(&nodes).await;
+    assert_eq!(waiting, 4 * write_regions, "crashed, dead, late, in flight");
+    // The write in flight commits within the limit: its shards are named from now on.
+    commit_chunks(e0, "in-flight", None, in_flight)
+        .await
+        .unwrap();
+    // Past the limit, the late one is refused and changes nothing.
+    tokio::time::sleep(LIMIT.saturating_sub(first_sweep.elapsed()) + Duration::from_millis(300))
+        .await;
+    match commit_chunks(e2, "late", None, late).await {
+        Err(engine::Error::WriteTooSlow { held, limit }) => {
+            assert!(held > limit && limit == LIMIT, "{held:?} {limit:?}")
+        }
+        other => panic!("a commit past the write limit: {other:?}"),
+    }
+    assert!(matches!(
+        get(e1, "bkt", "late").await,
+        Err(engine::Error::NoSuchKey { .. })
+    ));
+    // Before twice the limit since they were first seen, the orphans still wait.
+    let r = sweep_all(&nodes).await;
+    assert_eq!(r, (0, 3 * write_regions, 0), "crashed, dead and late wait");
+    // After it, each node frees its part of them.
+    tokio::time::sleep(
+        (2 * LIMIT).saturating_sub(first_sweep.elapsed()) + Duration::from_millis(300),
+    )
+    .await;
+    // The dead process's two volumes on node 1 held nothing else: they go.
+    let r = sweep_all(&nodes).await;
+    assert_eq!(r, (3 * write_regions, 0, 2));
+    // The pinned chunks, older than the limit now, commit with the open file.
+    commit_chunks(e1, "open", pinned_draft, open).await.unwrap();
+    assert_eq!(e1.draft_count().unwrap(), 0);
+    for e in [e0, e1, e2] {
+        assert_eq!(get(e, "bkt", "committed").await.unwrap(), committed);
+        assert_eq!(get(e, "bkt", "in-flight").await.unwrap(), data(4));
+        assert_eq!(get(e, "bkt", "open").await.unwrap(), data(5));
+    }
+    // Every shard of every named chunk is where its record says, intact.
+    let scrub = engine::HealOptions {
+        mode: engine::HealMode::Scrub,
+        ..Default::default()
+    };
+    let rep = e0.heal(scrub, Box::new(|_| {})).await.unwrap();
+    assert_eq!(rep.chunks_checked, 4 + 1 + 1);
+    assert_eq!(
+        (rep.shards_missing, rep.shards_corrupt),
+        (0, 0),
+        "a named shard was freed"
+    );
+    assert_eq!(sweep_all(&nodes).await, (0, 0, 0));
 }

@@ -87,7 +87,18 @@ pub struct EngineConfig {
     /// In cluster mode, the nodes whose disks hold the shards and how to reach each
     /// (`None`: one machine, shards over this data directory's disks).
     pub cluster: Option<ClusterShards>,
+    /// In cluster mode, how long a write may hold shards it stored before its commit refers to
+    /// them: a PUT, an upload's part, a mounted file's data between its pins (the mount pins
+    /// an open file's stored chunks long before this). A later commit fails (S3's
+    /// `RequestTimeout`), and the orphan sweep frees a shard no record has named for twice
+    /// this — the bound lets each node sweep its own disks while other nodes write to them.
+    /// Default one hour. Unused on one machine, where the GC lock keeps the sweep and the
+    /// writers apart.
+    pub write_limit: std::time::Duration,
 }
+
+/// The default [`EngineConfig::write_limit`].
+pub const DEFAULT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where shards go in cluster mode: over the disks of the members of the cluster's layouts,
 /// this node's own (member `me`, whose disk count must be this data directory's) and, through
@@ -162,6 +173,7 @@ impl EngineConfig {
             compression: crate::compression::Compression::Off,
             metadata: Metadata::Local,
             cluster: None,
+            write_limit: DEFAULT_WRITE_LIMIT,
         }
     }
 

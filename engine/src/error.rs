@@ -193,6 +193,19 @@ pub enum Error {
     /// node made it moments ago; the node reloads the layouts within a second or two).
     #[error("chunk placed by cluster layout {0}, which this node has not loaded yet; retry")]
     LayoutUnknown(u32),
+    /// In a cluster, a write came to its commit later than
+    /// [`crate::EngineConfig::write_limit`] after it began storing a chunk's shards: the commit
+    /// is refused (those shards are left to the orphan sweep), and the write may be sent again.
+    #[error(
+        "the write took {held:?} from storing its data to committing it, longer than the \
+         {limit:?} a cluster allows; send it again (a large object as a multipart upload)"
+    )]
+    WriteTooSlow {
+        /// How long the oldest shard had waited.
+        held: std::time::Duration,
+        /// The limit.
+        limit: std::time::Duration,
+    },
     /// Data read back does not match its hash even after reconstruction.
     #[error("data corruption in chunk {0}")]
     Corrupt(String),

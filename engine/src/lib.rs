@@ -49,7 +49,7 @@ pub use chunk::shard::HEADER_LEN as SHARD_HEADER_LEN;
 pub use chunk::shard_io::ShardRead;
 pub use chunk::{zero_runs, ShardPlace, StoredChunk, HOLE_PAGE, MIN_HOLE};
 pub use compression::Compression;
-pub use config::{ClusterShards, Durability, EngineConfig, Metadata};
+pub use config::{ClusterShards, Durability, EngineConfig, Metadata, DEFAULT_WRITE_LIMIT};
 pub use error::{Error, Result};
 pub use maintenance::{
     AutoGc, DiskState, DiskStatus, FsckReport, GcReport, HealMode, HealOptions, HealProgress,

@@ -139,6 +139,18 @@ impl Engine {
         Ok(rep)
     }
 
+    /// The orphan sweep of [`Engine::gc`] alone, over this node's disks. Blocking. In a
+    /// cluster every node runs it on its own disks (its follower does, every half write
+    /// limit): a shard is freed once it has gone unnamed for twice the write limit, so the
+    /// report also says how much is waiting.
+    pub fn sweep_orphans(&self) -> Result<GcReport> {
+        let started = Instant::now();
+        let mut rep = GcReport::default();
+        self.inner.chunks.sweep_orphans(&mut rep)?;
+        rep.elapsed = started.elapsed();
+        Ok(rep)
+    }
+
     /// Removes the chunks that lost their last reference, as [`Engine::gc`] does (without the
     /// orphan sweep), but only if no writer in any process holds the GC lock now: it never
     /// waits, and so never holds up a writer that comes next. Returns `None` when there was

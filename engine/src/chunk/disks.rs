@@ -315,11 +315,6 @@ impl DiskSet {
             .clone()
     }
 
-    /// Whether shards go over the disks of several nodes.
-    pub fn is_cluster(&self) -> bool {
-        self.topology().cluster.is_some()
-    }
-
     /// The layout generation new chunks are placed by (0 on one machine).
     pub fn current_layout(&self) -> u32 {
         self.topology()

@@ -1,6 +1,7 @@
 //! Chunk GC: chunks that lost their last reference are removed batch by batch under the
 //! exclusive GC lock, and volume space no record refers to is given back.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::shard_io::ShardIo;
@@ -17,6 +18,10 @@ pub struct GcReport {
     /// Bytes of volume space no record referred to (crashed or failed writes, moved shards,
     /// unused preallocation) given back to the file system.
     pub orphan_bytes_freed: u64,
+    /// In a cluster, bytes of shards no record names that the orphan sweep saw but leaves
+    /// until they have gone unnamed for twice the write limit (a write elsewhere may still
+    /// commit them).
+    pub orphan_bytes_waiting: u64,
     /// Volume files with nothing live left, deleted.
     pub volumes_removed: u64,
     /// Logical bytes of the chunks removed.
@@ -26,6 +31,9 @@ pub struct GcReport {
     /// Wall time.
     pub elapsed: Duration,
 }
+
+/// Of one disk: volume → the regions `(offset, len)` chunk records name, unsorted.
+pub(crate) type NamedRegions = HashMap<u64, Vec<(u64, u64)>>;
 
 /// How long a starved GC waits for the writers in flight (new ones held back) before it gives
 /// up and lets writers in again.
@@ -136,51 +144,26 @@ impl ChunkStore {
     /// Frees every volume region no chunk record refers to (shards of crashed or failed writes,
     /// the old place of a moved shard, unused preallocation) and deletes volumes with nothing
     /// live that no process is appending to. Holds the exclusive GC lock throughout, so no
-    /// writer is between writing a shard and recording it.
+    /// writer is between writing a shard and recording it. In a cluster, where other nodes
+    /// write here out of reach of that lock, time keeps the sweep and the writers apart
+    /// instead (see `orphans.rs`).
     pub(crate) fn sweep_orphans(&self, rep: &mut GcReport) -> Result<()> {
-        use std::collections::HashMap;
-        if self.disks.is_cluster() {
-            // The GC lock keeps out this node's writers only: a shard another node's writer
-            // stored here and has not committed yet looks like an orphan. Until the cluster
-            // has a lock of its own (docs/cluster-plan.md, step 5), orphans stay.
-            tracing::debug!("orphan sweep skipped: cluster mode");
-            return Ok(());
+        if let Some(limit) = self.write_limit {
+            return self.sweep_cluster_orphans(limit, rep);
         }
         self.meta.committer().settle();
         let _g = self.gc_lock.exclusive_blocking()?;
-        let disks = &self.disks;
-        let n = self.codec.n();
-        // disk → volume → live regions (offset, len)
-        let mut live: Vec<HashMap<u64, Vec<(u64, u64)>>> = vec![HashMap::new(); disks.disks.len()];
-        {
-            let txn = self.read()?;
-            for r in txn.all(Table::Chunks)? {
-                let (k, b) = r?;
-                let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) else {
-                    continue;
-                };
-                let rec = ChunkRecord::decode(&b)?;
-                let region = super::volume::region_len(self.codec.shard_len(rec.len as usize));
-                let place = disks.placement(&h, rec.layout, n)?;
-                for (i, loc) in rec.locs.iter().enumerate().take(n) {
-                    if let (true, Some(d)) = (loc.is_some(), disks.local_index(place[i])) {
-                        live[d]
-                            .entry(loc.volume)
-                            .or_default()
-                            .push((loc.offset, region));
-                    }
-                }
-            }
-        }
-        for d in &disks.disks {
+        let live = self.live_regions()?;
+        for d in &self.disks.disks {
             if !d.is_online() {
                 continue;
             }
             for (id, path) in super::volume::list_volumes(&d.path) {
-                match live[d.index].get_mut(&id) {
+                match live[d.index].get(&id) {
                     Some(regions) => {
+                        let mut regions = regions.clone();
                         regions.sort_unstable();
-                        rep.orphan_bytes_freed += super::volume::punch_outside(&path, regions)?;
+                        rep.orphan_bytes_freed += super::volume::punch_outside(&path, &regions)?;
                     }
                     None => {
                         if super::volume::remove_if_unused(&path)? {
@@ -193,5 +176,31 @@ impl ChunkStore {
             }
         }
         Ok(())
+    }
+
+    /// For each of this node's disks (by index), the regions the chunk records name.
+    pub(crate) fn live_regions(&self) -> Result<Vec<NamedRegions>> {
+        let disks = &self.disks;
+        let n = self.codec.n();
+        let mut live: Vec<NamedRegions> = vec![HashMap::new(); disks.disks.len()];
+        let txn = self.read()?;
+        for r in txn.all(Table::Chunks)? {
+            let (k, b) = r?;
+            let Ok(h) = <[u8; 32]>::try_from(k.as_ref()) else {
+                continue;
+            };
+            let rec = ChunkRecord::decode(&b)?;
+            let region = super::volume::region_len(self.codec.shard_len(rec.len as usize));
+            let place = disks.placement(&h, rec.layout, n)?;
+            for (i, loc) in rec.locs.iter().enumerate().take(n) {
+                if let (true, Some(d)) = (loc.is_some(), disks.local_index(place[i])) {
+                    live[d]
+                        .entry(loc.volume)
+                        .or_default()
+                        .push((loc.offset, region));
+                }
+            }
+        }
+        Ok(live)
     }
 }

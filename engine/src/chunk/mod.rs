@@ -26,6 +26,7 @@ pub(crate) mod gc;
 pub(crate) mod hedge;
 pub(crate) mod hole;
 pub(crate) mod local;
+pub(crate) mod orphans;
 pub mod placement;
 pub(crate) mod read;
 pub(crate) mod rebalance;
@@ -59,6 +60,9 @@ pub(crate) struct ChunkStore {
     decoded: decoded::DecodedCache,
     /// Which remote disks reads pass over for being slow, and when to hedge a read.
     pub(crate) hedge: hedge::Hedge,
+    /// In a cluster, how long a write may hold shards before its commit names them
+    /// ([`EngineConfig::write_limit`]); `None` on one machine.
+    pub(crate) write_limit: Option<Duration>,
 }
 
 impl ChunkStore {
@@ -134,6 +138,7 @@ impl ChunkStore {
             gc_starvation: cfg.gc_starvation,
             decoded: decoded::DecodedCache::default(),
             hedge: hedge::Hedge::default(),
+            write_limit: cfg.cluster.as_ref().map(|_| cfg.write_limit),
         })
     }
 
@@ -221,6 +226,17 @@ impl StoredChunk {
     /// The chunk's name and length.
     pub fn chunk_ref(&self) -> ChunkRef {
         self.r
+    }
+
+    /// When the shards this writer stored for the chunk began to be written, in a cluster
+    /// (`None` for a chunk stored before, or on one machine): a commit must name them within
+    /// [`EngineConfig::write_limit`] of it ([`crate::Engine::pin_draft_chunks`] does so for
+    /// a file kept open).
+    pub fn stored_at(&self) -> Option<Instant> {
+        self.fresh
+            .as_ref()
+            .and_then(|f| f.deadline)
+            .map(|d| d.started)
     }
 
     /// Whether this is a hole.

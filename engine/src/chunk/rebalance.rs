@@ -168,6 +168,8 @@ impl ChunkStore {
         if !unreadable.is_empty() {
             self.rebuild_shards(h, rec, &from, &mut shards)?;
         }
+        // In a cluster the other nodes' orphan sweeps leave the new copies alone only so long.
+        let deadline = self.write_limit.map(crate::meta::WriteDeadline::start);
         let mut written: Vec<(usize, ShardLoc)> = Vec::with_capacity(moving.len());
         let mut bytes = 0u64;
         for &i in &moving {
@@ -191,6 +193,9 @@ impl ChunkStore {
         let new = written.clone();
         let key = *h;
         let committed = self.meta.committer().run_durable_blocking(move |txn| {
+            if let Some(d) = &deadline {
+                d.check()?;
+            }
             let Some(b) = txn.get(Table::Chunks, &key)? else {
                 return Ok(false);
             };

@@ -314,6 +314,8 @@ impl ChunkStore {
         }
         let mut still_missing = 0u64;
         let mut moved: Vec<(usize, ShardLoc)> = Vec::new();
+        // In a cluster the other nodes' orphan sweeps leave new shards alone only so long.
+        let deadline = self.write_limit.map(crate::meta::WriteDeadline::start);
         for &(i, corrupt) in &bad {
             let Some(payload) = shards[i].as_ref() else {
                 still_missing |= 1 << i;
@@ -347,6 +349,9 @@ impl ChunkStore {
             let h = *h;
             let layout = rec.layout;
             let res = self.meta.committer().run_durable_blocking(move |txn| {
+                if let Some(d) = &deadline {
+                    d.check()?;
+                }
                 if let Some(b) = txn.get(Table::Chunks, &h)? {
                     let mut r = ChunkRecord::decode(&b)?;
                     if r.layout != layout {

@@ -575,7 +575,7 @@ pub fn punch(path: &Path, offset: u64, len: u64) -> Result<bool> {
     punch_file(&f, offset, len)
 }
 
-fn punch_file(f: &File, offset: u64, len: u64) -> Result<bool> {
+pub(crate) fn punch_file(f: &File, offset: u64, len: u64) -> Result<bool> {
     if len == 0 {
         return Ok(true);
     }

@@ -169,6 +169,7 @@ impl ChunkStore {
         };
         let codec = self.codec;
         let s = codec.shard_len(stored.len());
+        let deadline = self.write_limit.map(crate::meta::WriteDeadline::start);
         let mut shards: Vec<ShardBuf> = (0..codec.n()).map(|_| ShardBuf::new(s)).collect();
         {
             let mut out: Vec<&mut [u8]> = shards.iter_mut().map(|b| b.payload_mut()).collect();
@@ -204,6 +205,7 @@ impl ChunkStore {
                 stored_len: stored.len() as u32,
                 encoding,
                 layout: out.layout,
+                deadline,
             }),
             unsynced: out.unsynced,
         })

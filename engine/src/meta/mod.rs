@@ -586,6 +586,40 @@ pub struct FreshShards {
     pub encoding: Encoding,
     /// The cluster layout generation that placed them (0 on one machine).
     pub layout: u32,
+    /// In a cluster, the latest a commit may first reference them (see
+    /// [`crate::EngineConfig::write_limit`]); `None` on one machine.
+    pub deadline: Option<WriteDeadline>,
+}
+
+/// When a write began storing shards, and how long it may take to its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteDeadline {
+    /// Before the first shard was written.
+    pub started: std::time::Instant,
+    /// The write limit.
+    pub limit: std::time::Duration,
+}
+
+impl WriteDeadline {
+    /// Starts now.
+    pub fn start(limit: std::time::Duration) -> WriteDeadline {
+        WriteDeadline {
+            started: std::time::Instant::now(),
+            limit,
+        }
+    }
+
+    /// Fails with [`Error::WriteTooSlow`] once the limit has passed.
+    pub fn check(&self) -> Result<()> {
+        let held = self.started.elapsed();
+        if held > self.limit {
+            return Err(Error::WriteTooSlow {
+                held,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl FreshShards {
@@ -711,6 +745,11 @@ pub(crate) fn incref(
                     hex::encode(hash)
                 ))
             })?;
+            // Checked at every run of the commit: a run that lands later than this could
+            // refer to shards the orphan sweep has taken.
+            if let Some(d) = &fresh.deadline {
+                d.check()?;
+            }
             if fresh.missing != 0 {
                 txn.put(Table::Repair, hash, &[])?;
             }

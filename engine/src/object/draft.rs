@@ -391,6 +391,58 @@ impl Engine {
         Ok(res)
     }
 
+    /// Makes chunks stored for a draft its own without committing the object: they are made
+    /// durable, recorded, and pinned by the draft (one is made when there is none), so they
+    /// need the write guard no more and a later commit takes them as
+    /// [`StoredChunk::existing`], which is what this returns them as. A file kept open in a
+    /// cluster has its stored chunks pinned so, well within
+    /// [`crate::EngineConfig::write_limit`]; the pins go at the draft's next commit or close.
+    /// On error nothing changes (the caller keeps its own copies of the chunks).
+    pub async fn pin_draft_chunks(
+        &self,
+        draft: &mut Option<Draft>,
+        chunks: Vec<StoredChunk>,
+    ) -> Result<Vec<StoredChunk>> {
+        let chunks: Vec<StoredChunk> = chunks.into_iter().filter(|c| !c.is_hole()).collect();
+        if chunks.is_empty() {
+            return Ok(chunks);
+        }
+        let owner = self.owner()?.id.clone();
+        let id = match draft {
+            Some(d) => d.id.clone(),
+            None => self.new_draft_id(),
+        };
+        let existed = draft.is_some();
+        let me = self.clone();
+        let (chunks, synced) = tokio::task::spawn_blocking(move || {
+            let mut list = chunks;
+            let r = me.inner.chunks.sync_chunks(&mut list);
+            (list, r)
+        })
+        .await?;
+        synced?;
+        let refs: Vec<ChunkRef> = chunks.iter().map(|c| c.r).collect();
+        let did = id.clone();
+        let surplus = self
+            .commit(move |txn| {
+                let mut pins = match txn.get(Table::Drafts, did.as_bytes())? {
+                    Some(rec) => decode_record(&rec)?.1,
+                    None if existed => {
+                        return Err(Error::Decode(format!("draft {did} is gone")));
+                    }
+                    None => Vec::new(),
+                };
+                let surplus = crate::chunk::reference(txn, chunks.iter())?;
+                pins.extend(chunks.iter().map(|c| c.r));
+                txn.put(Table::Drafts, did.as_bytes(), &encode_record(&owner, &pins))?;
+                Ok(surplus)
+            })
+            .await?;
+        *draft = Some(Draft { id });
+        self.inner.chunks.release_surplus(surplus).await;
+        Ok(refs.into_iter().map(StoredChunk::existing).collect())
+    }
+
     /// Closes a draft: drops the references it holds, in the next metadata commit (without
     /// waiting for it: should the process die first, GC releases the draft).
     pub fn close_draft(&self, draft: Draft) {
