@@ -24,6 +24,10 @@ pub fn errno(e: &engine::Error) -> Errno {
         E::PreconditionFailed(_) => Errno::EEXIST,
         E::ObjectLocked { .. } | E::LockNotEnabled | E::InvalidBucketState(_) => Errno::EPERM,
         E::WriteQuorum { .. } | E::ReadQuorum { .. } | E::LayoutUnknown(_) => Errno::EIO,
+        E::WriteTooSlow { .. } => {
+            tracing::error!("{e}");
+            Errno::ETIMEDOUT
+        }
         other => {
             tracing::error!("engine error: {other}");
             Errno::EIO

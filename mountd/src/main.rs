@@ -93,6 +93,10 @@ struct Cli {
     /// Cluster mode: etcd client URLs, comma-separated (`cluster.etcd`).
     #[arg(long, env = "PREDASTORE_ETCD", value_delimiter = ',')]
     etcd: Option<Vec<String>>,
+    /// Cluster mode: seconds a write may take from storing its data to its commit
+    /// (`cluster.write_limit_secs`, default 3600; the s3d of the node should have the same).
+    #[arg(long, env = "PREDASTORE_CLUSTER_WRITE_LIMIT_SECS")]
+    cluster_write_limit_secs: Option<u64>,
     /// Where to mount.
     mountpoint: PathBuf,
 }
@@ -133,13 +137,14 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
             id: cli.cluster_id.clone(),
             node_id: cli.node_id.clone(),
             etcd: cli.etcd.clone(),
+            write_limit_secs: cli.cluster_write_limit_secs,
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;
     if let Some(c) = &cluster {
         // The write-back window is LMDB's: in a cluster every close commits to etcd.
         engine.writeback = None;
-        engine.metadata = c.metadata();
+        c.apply(&mut engine);
     }
     let log_format =
         startup::LogFormat::resolve(cli.log_format.as_deref(), &file).map_err(|e| e.to_string())?;

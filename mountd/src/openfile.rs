@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine::draft::multipart_etag;
 use engine::{
@@ -77,6 +77,9 @@ pub const MAX_FILE_SIZE: u64 = 5 << 40;
 struct Part {
     c: StoredChunk,
     md5: Option<[u8; 16]>,
+    /// Since when a chunk stored for the next commit has waited for it; `None` once the draft
+    /// pins it (committed, or pinned early: see [`OpenFile::pin_waiting`]) and for holes.
+    waiting_since: Option<Instant>,
 }
 
 impl Part {
@@ -251,6 +254,7 @@ impl OpenFile {
                         parts.push(Part {
                             c: StoredChunk::existing(r),
                             md5: None,
+                            waiting_since: None,
                         });
                     }
                     if !parts.is_empty() {
@@ -615,6 +619,7 @@ impl OpenFile {
             .unwrap_or(engine.config().compression);
         let task = self.rt.spawn_blocking(move || {
             let _permit = StorePermit::take();
+            let started = Instant::now();
             let pieces = engine.store_draft_data(&guard, compression, data.bytes())?;
             let mut at = 0usize;
             Ok(pieces
@@ -626,7 +631,12 @@ impl OpenFile {
                         false => Md5::digest(&data.bytes()[at..at + n]).into(),
                     });
                     at += n;
-                    Part { c, md5 }
+                    let waiting_since = (!c.is_hole()).then_some(started);
+                    Part {
+                        c,
+                        md5,
+                        waiting_since,
+                    }
                 })
                 .collect())
         });
@@ -894,6 +904,7 @@ impl OpenFile {
                         .map(|(c, md5)| Part {
                             c: StoredChunk::existing(c.chunk_ref()),
                             md5,
+                            waiting_since: None,
                         })
                         .collect();
                     *s = Slot::stored(parts);
@@ -905,6 +916,66 @@ impl OpenFile {
                 Ok(())
             }
             Err(e) => Err(crate::errno::errno(&e)),
+        }
+    }
+
+    /// Makes the draft pin every chunk stored for the next commit once one of them has waited
+    /// `longer_than` (a cluster bounds how long a write may hold shards before a commit names
+    /// them: [`engine::EngineConfig::write_limit`]). The file's contents do not change; a
+    /// failure is logged and tried again at the next call, the commit still to come.
+    pub fn pin_waiting(&mut self, longer_than: Duration) {
+        self.reap();
+        let due = self.slots.iter().any(|s| match s {
+            Slot::Stored { parts, .. } => parts
+                .iter()
+                .any(|p| p.waiting_since.is_some_and(|t| t.elapsed() >= longer_than)),
+            _ => false,
+        });
+        if !due || self.detached {
+            return;
+        }
+        let waiting: Vec<StoredChunk> = self
+            .slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Stored { parts, .. } => Some(parts),
+                _ => None,
+            })
+            .flatten()
+            .filter(|p| p.waiting_since.is_some())
+            .map(|p| p.c.clone())
+            .collect();
+        let n = waiting.len();
+        let mut draft = self.draft.take();
+        let res = self
+            .rt
+            .block_on(self.engine.pin_draft_chunks(&mut draft, waiting));
+        self.draft = draft;
+        match res {
+            Ok(pinned) => {
+                let mut pinned = pinned.into_iter();
+                for s in self.slots.iter_mut() {
+                    if let Slot::Stored { parts, .. } = s {
+                        for p in parts.iter_mut().filter(|p| p.waiting_since.is_some()) {
+                            if let Some(c) = pinned.next() {
+                                p.c = c;
+                                p.waiting_since = None;
+                            }
+                        }
+                    }
+                }
+                if self.inflight.is_empty() {
+                    self.guard = None;
+                }
+                tracing::debug!(
+                    "{}: {n} chunks stored for the next commit pinned",
+                    self.path
+                );
+            }
+            Err(e) => tracing::warn!(
+                "{}: chunks stored for the next commit not pinned (tried again later): {e}",
+                self.path
+            ),
         }
     }
 

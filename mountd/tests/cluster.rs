@@ -11,6 +11,7 @@ mod s3d_cluster;
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +41,9 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         s3d.display()
     );
     let mut c = Cluster::start(s3d);
+    // Writes must commit within 2 s of storing their data, and each node sweeps its disks
+    // every second: a file kept open longer must have its stored chunks pinned by the mount.
+    c.env.push((LIMIT_VAR.into(), "2".into()));
     for i in 0..s3d_cluster::NODES {
         c.serve(i);
     }
@@ -54,6 +58,7 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         .env("PREDASTORE_CLUSTER_ID", "test")
         .env("PREDASTORE_NODE_ID", "node-2")
         .env("PREDASTORE_ETCD", &c.etcd_url)
+        .env(LIMIT_VAR, "2")
         .arg(&mnt)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -109,5 +114,33 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         listed.contains("from-the-mount") && listed.contains("from-node-0"),
         "{listed}"
     );
+    // A file kept open for writing three times the write limit, through the nodes' orphan
+    // sweeps: its first chunk, stored at once, is pinned by the mount, and the whole file
+    // commits at fsync and reads back through node 1.
+    let long = engine::testing::pseudo_random(13, 9 << 20);
+    let path = mnt.join("shared").join("kept-open");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&long[..5 << 20]).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    f.write_all(&long[5 << 20..]).unwrap();
+    f.sync_all()
+        .expect("a file kept open beyond the write limit commits");
+    drop(f);
+    ok(c.aws(
+        1,
+        &["s3", "cp", "s3://shared/kept-open", back.to_str().unwrap()],
+    ));
+    assert!(
+        std::fs::read(&back).unwrap() == long,
+        "node 1 read other bytes of the file kept open"
+    );
+    let mountd_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !mountd_log.contains("not pinned"),
+        "pinning failed: {mountd_log}"
+    );
     drop(m);
 }
+
+/// The write limit's variable, for the nodes and the mount.
+const LIMIT_VAR: &str = "PREDASTORE_CLUSTER_WRITE_LIMIT_SECS";

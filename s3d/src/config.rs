@@ -103,7 +103,7 @@ impl Settings {
         let log_format = LogFormat::resolve(o.log_format.as_deref(), &file)?;
         let cluster = file.cluster.resolve(&o.cluster)?;
         if let Some(c) = &cluster {
-            ec.metadata = c.metadata();
+            c.apply(&mut ec);
         }
         let schedule = file.schedule(ec.gc_interval);
         let mut keys = file.auth.keys.clone();
@@ -273,8 +273,32 @@ mod tests {
             },
             ..Default::default()
         };
-        let c = Settings::resolve(file, o).unwrap().cluster.unwrap();
+        let c = Settings::resolve(file.clone(), o).unwrap().cluster.unwrap();
         assert_eq!(c.rebalance_rate, None);
+        // The write limit: an hour unless told, never 0; the engine gets it.
+        assert_eq!(c.write_limit, engine::DEFAULT_WRITE_LIMIT);
+        let o = Overrides {
+            cluster: ClusterOverrides {
+                write_limit_secs: Some(90),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let s = Settings::resolve(file.clone(), o).unwrap();
+        assert_eq!(
+            s.cluster.unwrap().write_limit,
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(s.engine.write_limit, std::time::Duration::from_secs(90));
+        let o = Overrides {
+            cluster: ClusterOverrides {
+                write_limit_secs: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = Settings::resolve(file, o).unwrap_err().to_string();
+        assert!(e.contains("write_limit_secs"), "{e}");
         // No cluster: one machine, LMDB.
         let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert!(d.cluster.is_none());

@@ -161,6 +161,11 @@ pub fn s3_err(e: engine::Error) -> S3Error {
         E::InvalidPartNumber(n) => {
             s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive: {n}")
         }
+        // What S3 answers a request too slow to finish; clients send it again.
+        E::WriteTooSlow { .. } => {
+            tracing::warn!("{e}");
+            s3_error!(RequestTimeout, "{e}")
+        }
         E::WriteQuorum { .. } | E::ReadQuorum { .. } | E::LayoutUnknown(_) => {
             tracing::error!("storage unavailable: {e}");
             let mut err = S3Error::with_message(

@@ -93,6 +93,10 @@ struct Cli {
     /// default 100).
     #[arg(long, global = true, env = "PREDASTORE_REBALANCE_RATE_MB")]
     rebalance_rate_mb: Option<u64>,
+    /// Cluster mode: seconds a write may take from storing its data to its commit
+    /// (`cluster.write_limit_secs`, default 3600).
+    #[arg(long, global = true, env = "PREDASTORE_CLUSTER_WRITE_LIMIT_SECS")]
+    cluster_write_limit_secs: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -179,6 +183,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
                 listen: cli.cluster_listen.clone(),
                 advertise: cli.cluster_advertise.clone(),
                 rebalance_rate_mb: cli.rebalance_rate_mb,
+                write_limit_secs: cli.cluster_write_limit_secs,
             },
         },
     )

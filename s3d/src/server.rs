@@ -721,6 +721,13 @@ pub async fn admin_gc(s: Settings) -> Result<ExitCode, String> {
         r.volumes_removed,
         r.elapsed.as_secs_f64()
     );
+    if r.orphan_bytes_waiting > 0 {
+        println!(
+            "{} of shards no record names left for now: a write on another node may still \
+             commit them; freed once unnamed for twice cluster.write_limit_secs",
+            human(r.orphan_bytes_waiting)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

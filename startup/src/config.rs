@@ -163,6 +163,10 @@ pub struct ClusterSection {
     pub advertise: Option<String>,
     /// Rebalance write rate limit in MB/s (default 100; 0: unlimited).
     pub rebalance_rate_mb: Option<u64>,
+    /// Seconds a write may take from storing its data to its commit (default 3600): a PUT or
+    /// a part slower than that fails, and shards no record has named for twice that are
+    /// freed by the nodes' orphan sweeps.
+    pub write_limit_secs: Option<u64>,
 }
 
 /// A node of a cluster (docs/cluster.md): its metadata is on etcd under `/predastore/<id>/`
@@ -181,6 +185,9 @@ pub struct ClusterSettings {
     pub advertise: Option<String>,
     /// Bytes per second rebalance may write (`None`: unlimited).
     pub rebalance_rate: Option<u64>,
+    /// How long a write may take from storing its data to its commit
+    /// ([`engine::EngineConfig::write_limit`]).
+    pub write_limit: std::time::Duration,
 }
 
 /// Where the shard service listens unless told.
@@ -245,11 +252,26 @@ impl ClusterSection {
                 0 => None,
                 mb => Some(mb.saturating_mul(1_000_000)),
             },
+            write_limit: match o.write_limit_secs.or(file.write_limit_secs) {
+                None => engine::DEFAULT_WRITE_LIMIT,
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "cluster.write_limit_secs must be at least 1".into(),
+                    ))
+                }
+                Some(n) => std::time::Duration::from_secs(n),
+            },
         }))
     }
 }
 
 impl ClusterSettings {
+    /// Makes `ec` a node's of this cluster: its metadata on etcd, its write limit.
+    pub fn apply(&self, ec: &mut engine::EngineConfig) {
+        ec.metadata = self.metadata();
+        ec.write_limit = self.write_limit;
+    }
+
     /// Where the node's metadata is: the cluster's keys in etcd.
     pub fn metadata(&self) -> engine::Metadata {
         engine::Metadata::Etcd {
@@ -274,6 +296,8 @@ pub struct ClusterOverrides {
     pub advertise: Option<String>,
     /// `--rebalance-rate-mb` / `PREDASTORE_REBALANCE_RATE_MB`.
     pub rebalance_rate_mb: Option<u64>,
+    /// `--cluster-write-limit-secs` / `PREDASTORE_CLUSTER_WRITE_LIMIT_SECS`.
+    pub write_limit_secs: Option<u64>,
 }
 
 /// The mount's default write-back window: a closed file is visible over S3, and durable,

@@ -68,6 +68,8 @@ pub struct Cluster {
     s3d: PathBuf,
     nodes: Vec<Option<Child>>,
     etcd: Vec<EtcdMember>,
+    /// Variables every node's `s3d` gets besides the harness's own.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -127,6 +129,7 @@ impl Cluster {
             dir,
             s3d,
             nodes: (0..hosts).map(|_| None).collect(),
+            env: Vec::new(),
             etcd,
         };
         for (client, _) in &ports {
@@ -216,7 +219,8 @@ impl Cluster {
             .env(
                 "PREDASTORE_CLUSTER_ADVERTISE",
                 format!("{addr}:{SHARD_PORT}"),
-            );
+            )
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -33,6 +33,7 @@ mod fuse;
 mod gate;
 mod io;
 mod ops;
+mod pin;
 #[cfg(test)]
 mod tests;
 
@@ -71,7 +72,7 @@ pub struct PredaFs {
     inodes: Mutex<Inodes>,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
-    open: Mutex<Registry>,
+    open: Arc<Mutex<Registry>>,
     /// Directories whose entries changed since their marker was read: path → time.
     dir_times: Arc<Mutex<HashMap<String, i64>>>,
     /// Subdirectory counts by directory path, and when they were counted.
@@ -87,6 +88,8 @@ pub struct PredaFs {
     write_buffer: usize,
     /// When the mount started: the times of the root and of directories without a marker.
     started: SystemTime,
+    /// In a cluster, pins what open files have stored and not committed (see `pin.rs`).
+    _pinner: Option<pin::Pinner>,
 }
 
 /// Files open for writing (by inode) and how many handles each inode has open. Lock order:
@@ -145,6 +148,11 @@ impl PredaFs {
     ) -> std::io::Result<PredaFs> {
         // Staging files of mountd builds before drafts: never committed, so never needed.
         let _ = std::fs::remove_dir_all(engine.data_dir().join("mountd-staging"));
+        let open = Arc::new(Mutex::new(Registry::default()));
+        let pinner = (engine.config().cluster.is_some() && !opts.read_only).then(|| {
+            let (after, every) = pin::schedule(engine.config().write_limit);
+            pin::Pinner::start(Arc::downgrade(&open), after, every)
+        });
         Ok(PredaFs {
             engine,
             rt,
@@ -153,7 +161,7 @@ impl PredaFs {
             inodes: Mutex::new(Inodes::with_root(opts.bucket.as_deref().unwrap_or(""))),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            open: Mutex::new(Registry::default()),
+            open,
             dir_times: Arc::new(Mutex::new(HashMap::new())),
             nlinks: Mutex::new(HashMap::new()),
             page_versions: Mutex::new(HashMap::new()),
@@ -162,6 +170,7 @@ impl PredaFs {
             ttl: opts.ttl,
             write_buffer: opts.write_buffer,
             started: SystemTime::now(),
+            _pinner: pinner,
         })
     }
 
