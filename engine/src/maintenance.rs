@@ -15,7 +15,8 @@ use crate::kv::{Read, Table};
 use crate::meta::{ChunkRecord, ChunkRef, ObjectMeta};
 use crate::object::Engine;
 
-/// The background GC of [`Engine::spawn_auto_gc`]; stops when dropped.
+/// Background GC ([`Engine::spawn_auto_gc`]) or orphan sweeps
+/// ([`Engine::spawn_orphan_sweeps`]); stops when dropped.
 #[derive(Debug)]
 pub struct AutoGc {
     task: tokio::task::JoinHandle<()>,
@@ -171,6 +172,42 @@ impl Engine {
     /// an `s3d gc`. Needs a tokio runtime. The task holds only a weak reference: it ends with
     /// the engine, too.
     pub fn spawn_auto_gc(&self, every: Duration) -> AutoGc {
+        self.spawn_every(every, Engine::try_collect, |r| {
+            tracing::info!(
+                "gc: {} chunks removed ({} bytes), {} stale drafts released",
+                r.chunks_removed,
+                r.bytes_freed,
+                r.stale_drafts_released
+            )
+        })
+    }
+
+    /// Sweeps this node's disks for orphaned shards every `every` (see
+    /// [`Engine::sweep_orphans`]; in a cluster, every node for itself, every half write
+    /// limit) until the returned handle is dropped. Needs a tokio runtime.
+    pub fn spawn_orphan_sweeps(&self, every: Duration) -> AutoGc {
+        let sweep = |e: &Engine| {
+            let r = e.sweep_orphans()?;
+            Ok((r.orphan_bytes_freed + r.volumes_removed > 0).then_some(r))
+        };
+        self.spawn_every(every, sweep, |r| {
+            tracing::info!(
+                "orphan sweep: {} bytes freed, {} volumes removed, {} bytes waiting",
+                r.orphan_bytes_freed,
+                r.volumes_removed,
+                r.orphan_bytes_waiting
+            )
+        })
+    }
+
+    /// Runs `job` on a blocking thread every `every` until the handle is dropped (or the
+    /// engine is gone: the task holds only a weak reference), logging what it did with `log`.
+    fn spawn_every(
+        &self,
+        every: Duration,
+        job: fn(&Engine) -> Result<Option<GcReport>>,
+        log: fn(&GcReport),
+    ) -> AutoGc {
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -180,16 +217,11 @@ impl Engine {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let engine = Engine { inner };
-                match tokio::task::spawn_blocking(move || engine.try_collect()).await {
-                    Ok(Ok(Some(r))) => tracing::info!(
-                        "gc: {} chunks removed ({} bytes), {} stale drafts released",
-                        r.chunks_removed,
-                        r.bytes_freed,
-                        r.stale_drafts_released
-                    ),
+                match tokio::task::spawn_blocking(move || job(&engine)).await {
+                    Ok(Ok(Some(r))) => log(&r),
                     Ok(Ok(None)) => {}
-                    Ok(Err(e)) => tracing::warn!("gc: {e}"),
-                    Err(e) => tracing::warn!("gc task: {e}"),
+                    Ok(Err(e)) => tracing::warn!("background maintenance: {e}"),
+                    Err(e) => tracing::warn!("background maintenance task: {e}"),
                 }
             }
         });

@@ -287,7 +287,9 @@ mod built {
         _follower: node::Follower,
         stop: Arc<AtomicBool>,
         lead: tokio::task::JoinHandle<()>,
-        sweep: tokio::task::JoinHandle<()>,
+        /// Every node, leader or not, sweeps its own disks for orphaned shards, every half
+        /// write limit (see `engine/src/chunk/orphans.rs`).
+        _sweeps: engine::AutoGc,
     }
 
     /// How long the leader's lease lasts unrenewed.
@@ -332,11 +334,8 @@ mod built {
             );
             let leadership = Leadership::start(records, &c.node_id, LEADER_TTL);
             let stop = Arc::new(AtomicBool::new(false));
-            let sweep = tokio::spawn(sweep_orphans(
-                engine.clone(),
-                (c.write_limit / 2).max(Duration::from_secs(1)),
-                stop.clone(),
-            ));
+            let sweeps =
+                engine.spawn_orphan_sweeps((c.write_limit / 2).max(Duration::from_secs(1)));
             let lead = tokio::spawn(lead(
                 engine.clone(),
                 leadership,
@@ -355,7 +354,7 @@ mod built {
                 _follower: follower,
                 stop,
                 lead,
-                sweep,
+                _sweeps: sweeps,
             }))
         }
 
@@ -363,34 +362,7 @@ mod built {
         pub async fn stop(self) {
             self.stop.store(true, Ordering::Relaxed);
             let _ = self.lead.await;
-            let _ = self.sweep.await;
             self.service.stop().await;
-        }
-    }
-
-    /// Every node, leader or not, sweeps its own disks for orphaned shards every `every`
-    /// (half the write limit: a shard no record names is freed two to three sweeps after it
-    /// is first seen; see `engine/src/chunk/orphans.rs`).
-    async fn sweep_orphans(engine: engine::Engine, every: Duration, stop: Arc<AtomicBool>) {
-        let mut next = Instant::now() + every;
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(200).min(every)).await;
-            if Instant::now() < next {
-                continue;
-            }
-            let e = engine.clone();
-            match tokio::task::spawn_blocking(move || e.sweep_orphans()).await {
-                Ok(Ok(r)) if r.orphan_bytes_freed + r.volumes_removed > 0 => tracing::info!(
-                    "orphan sweep: {} bytes freed, {} volumes removed, {} bytes waiting",
-                    r.orphan_bytes_freed,
-                    r.volumes_removed,
-                    r.orphan_bytes_waiting
-                ),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!("orphan sweep: {e}"),
-                Err(e) => tracing::warn!("orphan sweep task: {e}"),
-            }
-            next = Instant::now() + every;
         }
     }
 
