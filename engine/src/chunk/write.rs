@@ -29,11 +29,43 @@ impl ChunkStore {
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for (r, f) in surplus {
-                let s = me.codec.shard_len(f.stored_len as usize);
-                me.disks.release(&r.hash, f.layout, s, &f.locs);
+                me.free_unnamed(&r, &f);
             }
         })
         .await;
+    }
+
+    /// Frees a writer's fresh shards unless a chunk record names them. One can: a commit
+    /// whose reply was lost (etcd's connection dropped after it applied) looks failed to its
+    /// writer, who then gives up or retries with the same fresh shards. Shards a record names
+    /// are never freed here; when the record cannot be read, they are left to the orphan sweep.
+    fn free_unnamed(&self, r: &ChunkRef, f: &FreshShards) {
+        let named = (|| -> Result<bool> {
+            let txn = self.read()?;
+            let Some(b) = txn.get(Table::Chunks, &r.hash)? else {
+                return Ok(false);
+            };
+            let rec = crate::meta::ChunkRecord::decode(&b)?;
+            Ok(rec.layout == f.layout
+                && f.locs
+                    .iter()
+                    .enumerate()
+                    .any(|(i, l)| l.is_some() && rec.loc(i) == *l))
+        })();
+        match named {
+            Ok(false) => {
+                let s = self.codec.shard_len(f.stored_len as usize);
+                self.disks.release(&r.hash, f.layout, s, &f.locs);
+            }
+            Ok(true) => tracing::warn!(
+                chunk = %hex::encode(r.hash),
+                "shards a record names not freed (a commit that seemed to fail went through)"
+            ),
+            Err(e) => tracing::warn!(
+                chunk = %hex::encode(r.hash),
+                "shards left to the orphan sweep: {e}"
+            ),
+        }
     }
 
     /// Cuts `first` + the rest of `body` into chunks and stores each chunk's shards (compressed
@@ -287,8 +319,7 @@ impl ChunkStore {
     pub(crate) fn abandon_now(&self, chunks: Vec<StoredChunk>) {
         for c in chunks {
             if let Some(f) = c.fresh {
-                let s = self.codec.shard_len(f.stored_len as usize);
-                self.disks.release(&c.r.hash, f.layout, s, &f.locs);
+                self.free_unnamed(&c.r, &f);
             }
         }
     }
