@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # The integration tests whose engines keep their metadata through `common::config`. Left out:
 # crash and durability (they kill a writer and inspect LMDB's files after it), writeback (the
 # window is LMDB's only), etcd_cluster and etcd_limits (they start etcd servers of their own).
-TESTS=(objects versions listing drafts concurrency gc holes compression events lifecycle
+TESTS=(objects versions listing drafts large_objects concurrency gc holes compression events lifecycle
     object_lock background)
 
 CARGO=${CARGO:-cargo}

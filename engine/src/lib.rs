@@ -57,7 +57,7 @@ pub use maintenance::{
 };
 pub use meta::{
     ChunkRef, DefaultRetention, LockConfig, LockMode, LockRequest, ObjectAttrs, ObjectMeta,
-    PosixAttrs, Retention, ShardLoc, Versioning,
+    PosixAttrs, Retention, ShardLoc, Versioning, REFS_PER_COMMIT,
 };
 pub use object::bucket::BucketInfo;
 pub use object::copy::CopyOptions;

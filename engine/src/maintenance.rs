@@ -130,6 +130,7 @@ impl Engine {
         // Drafts of processes that died hold references nobody will drop otherwise.
         let mut rep = GcReport {
             stale_drafts_released: self.release_stale_drafts()?,
+            manifests_released: self.drain_releases()?,
             ..Default::default()
         };
         self.inner.chunks.collect_unreferenced(true, &mut rep)?;
@@ -160,11 +161,39 @@ impl Engine {
         let started = Instant::now();
         let mut rep = GcReport {
             stale_drafts_released: self.release_stale_drafts()?,
+            manifests_released: self.drain_releases()?,
             ..Default::default()
         };
         self.inner.chunks.collect_unreferenced(false, &mut rep)?;
         rep.elapsed = started.elapsed();
-        Ok((rep.chunks_removed + rep.stale_drafts_released > 0).then_some(rep))
+        let done = rep.chunks_removed + rep.stale_drafts_released + rep.manifests_released;
+        Ok((done > 0).then_some(rep))
+    }
+
+    /// Drops the references of every large manifest let go ([`crate::REFS_PER_COMMIT`]), a
+    /// transaction per piece; returns how many manifests were finished. Run by GC before it
+    /// collects; safe side by side with another node's (each piece re-reads where it stands).
+    /// Blocking.
+    pub fn drain_releases(&self) -> Result<u64> {
+        let queued: Vec<Vec<u8>> = {
+            let txn = self.read()?;
+            let mut v = Vec::new();
+            for r in txn.all(Table::Releases)? {
+                v.push(r?.0.to_vec());
+            }
+            v
+        };
+        let mut n = 0;
+        for id in queued {
+            loop {
+                let key = id.clone();
+                if self.commit_blocking(move |txn| crate::meta::release_piece(txn, &key))? {
+                    break;
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Collects garbage in the background every `every` (see [`Engine::try_collect`]) until the
@@ -174,10 +203,11 @@ impl Engine {
     pub fn spawn_auto_gc(&self, every: Duration) -> AutoGc {
         self.spawn_every(every, Engine::try_collect, |r| {
             tracing::info!(
-                "gc: {} chunks removed ({} bytes), {} stale drafts released",
+                "gc: {} chunks removed ({} bytes), {} stale drafts and {} large manifests released",
                 r.chunks_removed,
                 r.bytes_freed,
-                r.stale_drafts_released
+                r.stale_drafts_released,
+                r.manifests_released
             )
         })
     }
@@ -414,6 +444,21 @@ impl Engine {
                 .filter(|c| !c.is_hole())
             {
                 *counted.entry(c.hash).or_default() += 1;
+            }
+        }
+        // A large manifest let go holds the references not dropped yet.
+        let mut releasing = Vec::new();
+        for r in txn.all(Table::Releases)? {
+            let (k, v) = r?;
+            releasing.push((k.to_vec(), crate::meta::released_so_far(&v)));
+        }
+        for (id, done) in releasing {
+            if let Some(mb) = txn.get(Table::Manifests, &id)? {
+                used_manifests.insert(String::from_utf8_lossy(&id).into_owned());
+                let m = crate::meta::Manifest::decode(&mb)?;
+                for c in m.chunks().iter().skip(done).filter(|c| !c.is_hole()) {
+                    *counted.entry(c.hash).or_default() += 1;
+                }
             }
         }
         for (name, data_id) in owners {

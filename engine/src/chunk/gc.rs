@@ -28,6 +28,9 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Drafts of dead processes whose references were dropped.
     pub stale_drafts_released: u64,
+    /// Large manifests let go (deleted or replaced objects) whose references were dropped
+    /// in pieces ([`crate::REFS_PER_COMMIT`]) before collecting.
+    pub manifests_released: u64,
     /// Wall time.
     pub elapsed: Duration,
 }

@@ -69,11 +69,15 @@ pub enum Table {
     Events,
     /// Cluster mode: member id → the member (its shard service's address, disks, state).
     Members,
+    /// Data id → how many of its manifest's references have been dropped (u64 big-endian): a
+    /// manifest let go with more chunks than one transaction may touch
+    /// ([`crate::REFS_PER_COMMIT`]), its references dropped in pieces afterwards.
+    Releases,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Buckets,
         Table::Objects,
         Table::Manifests,
@@ -90,6 +94,7 @@ impl Table {
         Table::Policies,
         Table::Events,
         Table::Members,
+        Table::Releases,
     ];
 
     /// The table's name in the store.
@@ -111,6 +116,7 @@ impl Table {
             Table::Policies => "policies",
             Table::Events => "events",
             Table::Members => "members",
+            Table::Releases => "releases",
         }
     }
 }

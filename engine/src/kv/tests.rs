@@ -25,7 +25,7 @@ fn lmdb() -> LmdbHarness {
     let env = unsafe {
         heed::EnvOpenOptions::new()
             .read_txn_without_tls()
-            .max_dbs(16)
+            .max_dbs(24)
             .map_size(64 << 20)
             .open(dir.path())
             .unwrap()

@@ -791,7 +791,18 @@ pub(crate) fn ref_manifest(txn: &mut dyn Write, m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Deletes a manifest and drops the references it held.
+/// The most chunk references one transaction takes or drops for one object or one draft
+/// record. A manifest with more is let go in its transaction but its references are dropped in
+/// pieces of this many afterwards ([`release_piece`]); a draft pins in records of at most this
+/// many, and a large commit takes its references in such pieces first and hands them over.
+/// etcd caps the operations of a transaction (`--max-txn-ops`, 10,000 in a deployment: a
+/// piece costs about three per chunk); LMDB does not, and goes the same way, so that both run
+/// one code path.
+pub const REFS_PER_COMMIT: usize = 1000;
+
+/// Deletes a manifest and drops the references it held: at once for one of at most
+/// [`REFS_PER_COMMIT`] chunks, else by queueing it in [`Table::Releases`] (its references
+/// stay until [`release_piece`] drops them, which only delays their chunks' collection).
 pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()> {
     if data_id.is_empty() {
         return Ok(()); // a delete marker: no data
@@ -800,11 +811,47 @@ pub(crate) fn release_manifest(txn: &mut dyn Write, data_id: &str) -> Result<()>
         return Ok(());
     };
     let m = Manifest::decode(&b)?;
+    if m.chunks().len() > REFS_PER_COMMIT {
+        return txn.put(Table::Releases, data_id.as_bytes(), &0u64.to_be_bytes());
+    }
     for c in m.chunks() {
         decref(txn, &c.hash)?;
     }
     txn.delete(Table::Manifests, data_id.as_bytes())?;
     Ok(())
+}
+
+/// How many references of the manifest queued under `data_id` are dropped already (0 for a
+/// malformed entry: dropping is then restarted, which an entry can only be by corruption).
+pub(crate) fn released_so_far(v: &[u8]) -> usize {
+    <[u8; 8]>::try_from(v).map_or(0, |b| u64::from_be_bytes(b) as usize)
+}
+
+/// Drops the next [`REFS_PER_COMMIT`] references of the manifest queued under `data_id` in
+/// [`Table::Releases`]; with the last, deletes the manifest and the entry. Returns whether it
+/// is done (also when there was nothing queued).
+pub(crate) fn release_piece(txn: &mut dyn Write, data_id: &[u8]) -> Result<bool> {
+    let Some(v) = txn.get(Table::Releases, data_id)? else {
+        return Ok(true);
+    };
+    let done = released_so_far(&v);
+    let Some(b) = txn.get(Table::Manifests, data_id)? else {
+        txn.delete(Table::Releases, data_id)?;
+        return Ok(true);
+    };
+    let m = Manifest::decode(&b)?;
+    let chunks = m.chunks();
+    let end = (done + REFS_PER_COMMIT).min(chunks.len());
+    for c in chunks.get(done..end).unwrap_or_default() {
+        decref(txn, &c.hash)?;
+    }
+    if end >= chunks.len() {
+        txn.delete(Table::Manifests, data_id)?;
+        txn.delete(Table::Releases, data_id)?;
+        return Ok(true);
+    }
+    txn.put(Table::Releases, data_id, &(end as u64).to_be_bytes())?;
+    Ok(false)
 }
 
 /// The manifest `data_id` names (`Decode` when it is missing: `what` says whose).

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
 use crate::meta::{
     current_object, new_id, now_ns, object_key, ref_manifest, release_manifest, ObjectAttrs,
-    ObjectMeta,
+    ObjectMeta, REFS_PER_COMMIT,
 };
 use crate::names::validate_key;
 
@@ -26,6 +26,17 @@ pub struct CopyOptions {
     /// The version of the source to copy (`versionId` in `x-amz-copy-source`).
     pub source_version: VersionSel,
 }
+
+/// The references a copy of a large source took beforehand ([`Engine::hold_source`]): the
+/// source's data id and the keys of the hold's records, which the copy's commit deletes to
+/// hand the references over.
+struct HeldCopy {
+    data_id: String,
+    keys: Vec<Vec<u8>>,
+}
+
+/// What a copy's transaction found when the source it held changed meanwhile: start again.
+struct SourceChanged;
 
 /// The source and the target of a copy or a rename, as a transaction needs them.
 struct SourceAndTarget {
@@ -69,15 +80,27 @@ impl SourceAndTarget {
     }
 
     /// Installs a copy of `smeta` (with `attrs`) as the target's latest version, referring to
-    /// the same chunks under a manifest of its own.
+    /// the same chunks under a manifest of its own: its references taken here, or handed over
+    /// by `held` when that holds them (a source of more than [`REFS_PER_COMMIT`] chunks).
+    /// `Err(SourceChanged)` when the source is a large one `held` does not hold.
     fn install_copy(
         &self,
         txn: &mut dyn crate::kv::Write,
         smeta: &ObjectMeta,
         attrs: ObjectAttrs,
         old: Option<ObjectMeta>,
-    ) -> Result<ObjectMeta> {
+        held: Option<&HeldCopy>,
+    ) -> Result<std::result::Result<ObjectMeta, SourceChanged>> {
         let manifest = crate::meta::read_manifest(txn, &smeta.data_id, &self.src_key)?;
+        match held {
+            Some(h) if h.data_id == smeta.data_id => {
+                for k in &h.keys {
+                    txn.delete(Table::Drafts, k)?;
+                }
+            }
+            _ if manifest.chunks().len() > REFS_PER_COMMIT => return Ok(Err(SourceChanged)),
+            _ => ref_manifest(txn, &manifest)?,
+        }
         let mut meta = ObjectMeta {
             key: self.dst_key.clone(),
             size: smeta.size,
@@ -89,7 +112,6 @@ impl SourceAndTarget {
             hole_bytes: manifest.hole_bytes(),
             ..Default::default()
         };
-        ref_manifest(txn, &manifest)?;
         version::install(
             txn,
             &self.dst_bucket,
@@ -102,7 +124,7 @@ impl SourceAndTarget {
                 default_compression: self.default_compression,
             },
         )?;
-        Ok(meta)
+        Ok(Ok(meta))
     }
 }
 
@@ -133,24 +155,94 @@ impl Engine {
         dst_key: &str,
         opts: CopyOptions,
     ) -> Result<ObjectMeta> {
-        let p = self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?;
-        self.commit(move |txn| {
-            let smeta = p.source(txn, &opts.source_version)?;
-            if let Some(want) = &opts.source_if_match {
-                if !etag_matches(want, &smeta.etag) {
-                    return Err(Error::PreconditionFailed("source ETag does not match"));
+        let p =
+            std::sync::Arc::new(self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?);
+        loop {
+            let held = self.hold_source(&p, &opts.source_version).await?;
+            let (p, opts) = (p.clone(), opts.clone());
+            let keys = held.as_ref().map(|h| h.keys.clone());
+            let r = self
+                .commit(move |txn| {
+                    let smeta = p.source(txn, &opts.source_version)?;
+                    if let Some(want) = &opts.source_if_match {
+                        if !etag_matches(want, &smeta.etag) {
+                            return Err(Error::PreconditionFailed("source ETag does not match"));
+                        }
+                    }
+                    let old = current_object(txn, &p.dst)?;
+                    let if_none_match = opts.if_none_match.then_some("*");
+                    check_preconditions(
+                        old.as_ref(),
+                        if_none_match,
+                        None,
+                        &p.dst_bucket,
+                        &p.dst_key,
+                    )?;
+                    let attrs = opts
+                        .replace_attrs
+                        .clone()
+                        .unwrap_or_else(|| smeta.attrs.clone());
+                    p.install_copy(txn, &smeta, attrs, old, held.as_ref())
+                })
+                .await;
+            match self.settle_hold(r, keys) {
+                Some(r) => return r,
+                None => continue,
+            }
+        }
+    }
+
+    /// When the source `sel` names has more chunks than one transaction may count
+    /// ([`REFS_PER_COMMIT`]), takes its references in pieces first for the copy's commit to
+    /// hand over; `None` for a smaller source (the commit counts them itself).
+    async fn hold_source(
+        &self,
+        p: &std::sync::Arc<SourceAndTarget>,
+        sel: &VersionSel,
+    ) -> Result<Option<HeldCopy>> {
+        loop {
+            let (data_id, chunks) = {
+                let txn = self.read()?;
+                let smeta = p.source(&txn, sel)?;
+                let m = crate::meta::read_manifest(&txn, &smeta.data_id, &p.src_key)?;
+                if m.chunks().len() <= REFS_PER_COMMIT {
+                    return Ok(None);
+                }
+                (smeta.data_id, m.chunks().to_vec())
+            };
+            let id = data_id.clone();
+            // Its chunks stay while its manifest does and is not being let go.
+            let check: super::pieces::HoldCheck = std::sync::Arc::new(move |txn| {
+                Ok(txn.contains(Table::Manifests, id.as_bytes())?
+                    && !txn.contains(Table::Releases, id.as_bytes())?)
+            });
+            if let Some(mut d) = self.hold_in_pieces(chunks, Vec::new(), 1, check).await? {
+                if let Some(d) = d.pop() {
+                    return Ok(Some(HeldCopy {
+                        data_id,
+                        keys: d.keys(),
+                    }));
                 }
             }
-            let old = current_object(txn, &p.dst)?;
-            let if_none_match = opts.if_none_match.then_some("*");
-            check_preconditions(old.as_ref(), if_none_match, None, &p.dst_bucket, &p.dst_key)?;
-            let attrs = opts
-                .replace_attrs
-                .clone()
-                .unwrap_or_else(|| smeta.attrs.clone());
-            p.install_copy(txn, &smeta, attrs, old)
-        })
-        .await
+        }
+    }
+
+    /// The outcome of a copy's commit given a hold's record `keys`: the result, or `None` to
+    /// start again (the source changed after it was held); a hold not handed over is released.
+    fn settle_hold(
+        &self,
+        r: Result<std::result::Result<ObjectMeta, SourceChanged>>,
+        keys: Option<Vec<Vec<u8>>>,
+    ) -> Option<Result<ObjectMeta>> {
+        let handed_over = matches!(r, Ok(Ok(_)));
+        if let (false, Some(keys)) = (handed_over, keys) {
+            self.release_draft_records(keys);
+        }
+        match r {
+            Ok(Ok(meta)) => Some(Ok(meta)),
+            Ok(Err(SourceChanged)) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Renames an object atomically (one metadata transaction, no data touched), replacing
@@ -164,21 +256,60 @@ impl Engine {
         dst_bucket: &str,
         dst_key: &str,
     ) -> Result<ObjectMeta> {
-        let p = self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?;
-        self.commit(move |txn| {
+        let p =
+            std::sync::Arc::new(self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?);
+        // Only a versioned rename copies (and so counts references): hold a large source's
+        // first in a bucket with versioning.
+        let versioned = {
+            let txn = self.read()?;
+            version::bucket_record(&txn, src_bucket)?
+                .versioning
+                .is_some()
+                || version::bucket_record(&txn, dst_bucket)?
+                    .versioning
+                    .is_some()
+        };
+        loop {
+            let held = match versioned && p.src != p.dst {
+                true => self.hold_source(&p, &VersionSel::Latest).await?,
+                false => None,
+            };
+            let keys = held.as_ref().map(|h| h.keys.clone());
+            let p = p.clone();
+            let r = self.commit(move |txn| p.rename(txn, held.as_ref())).await;
+            match self.settle_hold(r, keys) {
+                Some(r) => return r,
+                None => continue,
+            }
+        }
+    }
+}
+
+impl SourceAndTarget {
+    /// The transaction of [`Engine::rename_object`].
+    fn rename(
+        &self,
+        txn: &mut dyn crate::kv::Write,
+        held: Option<&HeldCopy>,
+    ) -> Result<std::result::Result<ObjectMeta, SourceChanged>> {
+        let p = self;
+        {
             let mut meta = p.source(txn, &VersionSel::Latest)?;
             if p.src == p.dst {
-                return Ok(meta);
+                return Ok(Ok(meta));
             }
             let src_state = version::bucket_record(txn, &p.src_bucket)?.versioning;
             let dst_state = version::bucket_record(txn, &p.dst_bucket)?.versioning;
             let old = current_object(txn, &p.dst)?;
             if src_state.is_some() || dst_state.is_some() {
                 let attrs = meta.attrs.clone();
-                let meta = p.install_copy(txn, &meta, attrs, old)?;
+                let meta = match p.install_copy(txn, &meta, attrs, old, held)? {
+                    Ok(meta) => meta,
+                    Err(changed) => return Ok(Err(changed)),
+                };
                 let out = version::delete_latest(txn, src_state, &p.src)?;
                 version::emit_delete(txn, &p.src_bucket, &p.src, &out, false)?;
-                return Ok(meta);
+                return Ok(Ok(meta));
             }
             if let Some(old) = old {
                 release_manifest(txn, &old.data_id)?;
@@ -208,11 +339,12 @@ impl Engine {
                 None,
                 None,
             )?;
-            Ok(meta)
-        })
-        .await
+            Ok(Ok(meta))
+        }
     }
+}
 
+impl Engine {
     /// `chmod`, `chown`, `utimensat` of an object: applies `change` to its POSIX attributes (its
     /// defaults when it has none, so an object put over S3 keeps its times) and sets ctime to now.
     pub async fn update_posix(

@@ -12,6 +12,7 @@
 //! that died; [`Engine::release_stale_drafts`] (run by GC) drops its references.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -23,15 +24,39 @@ use crate::kv::{Read, Table, Write};
 use crate::lock::{GcGuard, OwnerLock};
 use crate::meta::{
     current_object, decref, incref, new_id, now_ns, object_key, ChunkRef, Manifest, ObjectAttrs,
-    ObjectMeta,
+    ObjectMeta, REFS_PER_COMMIT,
 };
 use crate::names::validate_key;
 
 /// An open draft. Closing it ([`Engine::close_draft`]) releases what it pins; a draft of a
-/// process that dies is released by the next GC.
+/// process that dies is released by the next GC. Its pins are in records of at most
+/// [`REFS_PER_COMMIT`] chunks each: `id`, then `id:1`, `id:2`, … ([`piece_key`]).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Draft {
     id: String,
+    pieces: u32,
+}
+
+impl Draft {
+    /// A draft whose pins are in `pieces` records.
+    pub(crate) fn with_pieces(id: String, pieces: u32) -> Draft {
+        Draft { id, pieces }
+    }
+
+    /// The keys of its records.
+    pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
+        (0..self.pieces).map(|i| piece_key(&self.id, i)).collect()
+    }
+}
+
+/// The key of record `i` of draft `id`: the id itself for the first (as before drafts had
+/// pieces), `id:i` for the others.
+pub(crate) fn piece_key(id: &str, i: u32) -> Vec<u8> {
+    if i == 0 {
+        id.as_bytes().to_vec()
+    } else {
+        format!("{id}:{i}").into_bytes()
+    }
 }
 
 /// The object a draft starts from, as it was when the draft was opened.
@@ -88,7 +113,7 @@ pub struct WriteGuard {
 }
 
 /// Draft record: `owner (32 hex) ‖ manifest of the pinned chunks`.
-fn encode_record(owner: &str, pinned: &[ChunkRef]) -> Vec<u8> {
+pub(crate) fn encode_record(owner: &str, pinned: &[ChunkRef]) -> Vec<u8> {
     let m = Manifest::Chunks {
         chunks: pinned.to_vec(),
         part_sizes: Vec::new(),
@@ -115,14 +140,14 @@ fn draft_member(key: &[u8]) -> Option<&[u8]> {
 impl Engine {
     /// A new draft's id: in a cluster, under this node's member id, since only this node can
     /// tell whether the owner (a lock file here) is alive.
-    fn new_draft_id(&self) -> String {
+    pub(crate) fn new_draft_id(&self) -> String {
         match &self.inner.cfg.cluster {
             Some(c) => format!("{}/{}", c.me, new_id()),
             None => new_id(),
         }
     }
 
-    fn owner(&self) -> Result<&OwnerLock> {
+    pub(crate) fn owner(&self) -> Result<&OwnerLock> {
         if let Some(o) = self.inner.owner.get() {
             return Ok(o);
         }
@@ -149,7 +174,7 @@ impl Engine {
         validate_key(key)?;
         let okey = object_key(bucket, key);
         // Cheap path first: nothing to pin.
-        {
+        let large = {
             let txn = self.read()?;
             crate::meta::require_bucket(&txn, bucket)?;
             let meta = live_object(&txn, &okey)?.map(|mut m| {
@@ -164,12 +189,20 @@ impl Engine {
                     Manifest::Chunks { chunks, .. } if chunks.is_empty() => {
                         Some(DraftContent::Chunks(chunks))
                     }
+                    Manifest::Chunks { chunks, .. } if chunks.len() > REFS_PER_COMMIT => {
+                        Some(DraftContent::Chunks(chunks))
+                    }
                     Manifest::Chunks { .. } => None,
                 },
             };
-            if let Some(content) = content {
-                return Ok((None, DraftBase { meta, content }));
+            match content {
+                Some(DraftContent::Chunks(c)) if !c.is_empty() => Some((meta, c)),
+                Some(content) => return Ok((None, DraftBase { meta, content })),
+                None => None,
             }
+        };
+        if let Some((meta, chunks)) = large {
+            return self.open_large_draft(bucket, key, meta, chunks).await;
         }
         let owner = self.owner()?.id.clone();
         let id = self.new_draft_id();
@@ -210,7 +243,43 @@ impl Engine {
             }),
             content: base.content,
         };
-        Ok((Some(Draft { id }), base))
+        match base.content {
+            // Grew past one transaction's worth since it was looked at: pin it in pieces.
+            DraftContent::Chunks(ref c) if c.len() > REFS_PER_COMMIT => {
+                self.close_draft(Draft { id, pieces: 1 });
+                Box::pin(self.open_draft(bucket, key, content)).await
+            }
+            _ => Ok((Some(Draft { id, pieces: 1 }), base)),
+        }
+    }
+
+    /// [`Engine::open_draft`] of an object of more than [`REFS_PER_COMMIT`] chunks: its
+    /// chunks pinned in pieces, each piece's transaction checking that the object is still the
+    /// one read (else it starts again: a draft pins what it was opened on).
+    async fn open_large_draft(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: Option<ObjectMeta>,
+        chunks: Vec<ChunkRef>,
+    ) -> Result<(Option<Draft>, DraftBase)> {
+        let data_id = meta.as_ref().map(|m| m.data_id.clone()).unwrap_or_default();
+        let okey = object_key(bucket, key);
+        let check: super::pieces::HoldCheck =
+            Arc::new(move |txn| Ok(live_object(txn, &okey)?.is_some_and(|m| m.data_id == data_id)));
+        match self
+            .hold_in_pieces(chunks.clone(), Vec::new(), 1, check)
+            .await?
+        {
+            Some(mut drafts) => Ok((
+                drafts.pop(),
+                DraftBase {
+                    meta,
+                    content: DraftContent::Chunks(chunks),
+                },
+            )),
+            None => Box::pin(self.open_draft(bucket, key, true)).await,
+        }
     }
 
     /// Takes the guard under which chunks may be stored for a draft.
@@ -242,9 +311,15 @@ impl Engine {
 
     /// Commits a draft's contents as the object under `key`, replacing whatever is there.
     /// Atomic: a crash leaves the old object or the new one. With `keep`, `draft` afterwards pins
-    /// exactly the committed chunks (for a writer that goes on editing); without, it is closed in
-    /// the same transaction. On error nothing changes: `draft` is as it was, and the caller still
-    /// owns the fresh chunks in `data` (it may retry or abandon them).
+    /// exactly the committed chunks (for a writer that goes on editing); without, it is closed
+    /// (in the same transaction, or right after it for a large one). On error the object is
+    /// unchanged, and the caller still owns the fresh chunks in `data` (it may retry or
+    /// abandon them); `draft` may by then pin some of them (see [`Engine::pin_draft_chunks`]).
+    ///
+    /// A commit of more than [`REFS_PER_COMMIT`] chunks, or of a draft pinning in several
+    /// records, goes in pieces: fresh chunks are pinned by the draft first, then the
+    /// manifest's references (and with `keep`, the next pins) are taken in pieces by a hold
+    /// ([`Engine::hold_in_pieces`]) which the commit hands over; the old pins go after it.
     pub async fn commit_draft(
         &self,
         draft: &mut Option<Draft>,
@@ -255,6 +330,15 @@ impl Engine {
         keep: bool,
     ) -> Result<ObjectMeta> {
         validate_key(key)?;
+        let large = match &data {
+            DraftData::Chunks(v) => v.len() > REFS_PER_COMMIT,
+            DraftData::Inline(_) => false,
+        } || draft.as_ref().is_some_and(|d| d.pieces > 1);
+        if large {
+            return self
+                .commit_large_draft(draft, bucket, key, data, c, keep)
+                .await;
+        }
         let okey = object_key(bucket, key);
         let (b, k) = (bucket.to_string(), key.to_string());
         let old_id = draft.as_ref().map(|d| d.id.clone());
@@ -272,30 +356,9 @@ impl Engine {
         let nid = new_id_.clone();
         let data_id = new_id();
         let default_compression = self.inner.cfg.compression;
-        // Chunks stored for the draft become durable (one sync per volume) before the commit.
-        let data = match data {
-            DraftData::Chunks(chunks) => {
-                let me = self.clone();
-                let (chunks, r) = tokio::task::spawn_blocking(move || {
-                    let mut list: Vec<StoredChunk> =
-                        chunks.iter().map(|(c, _)| c.clone()).collect();
-                    let r = me.inner.chunks.sync_chunks(&mut list);
-                    let chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = list
-                        .into_iter()
-                        .zip(chunks)
-                        .map(|(c, (_, md5))| (c, md5))
-                        .collect();
-                    (chunks, r)
-                })
-                .await?;
-                r?;
-                DraftData::Chunks(chunks)
-            }
-            inline => inline,
-        };
+        let data = self.sync_draft_data(data).await?;
         let (res, surplus) = self
             .commit(move |txn| {
-                crate::meta::require_bucket(txn, &b)?;
                 let old_pins = match &old_id {
                     Some(id) => {
                         let rec = txn
@@ -305,69 +368,32 @@ impl Engine {
                     }
                     None => Vec::new(),
                 };
-                let mut old = current_object(txn, &okey)?;
-                if let (Some(vid), Some(o)) = (&c.replaces, &old) {
-                    let enabled = super::version::bucket_record(txn, &b)?.versioning
-                        == Some(crate::meta::Versioning::Enabled);
-                    let unlocked = o.lock_reason(now_ns(), false).is_none();
-                    if enabled
-                        && unlocked
-                        && o.versioned
-                        && o.vid == *vid
-                        && o.size == 0
-                        && !o.delete_marker
-                    {
-                        crate::meta::release_manifest(txn, &o.data_id)?;
-                        old = None;
-                    }
-                }
                 let mut surplus = Vec::new();
-                let (manifest, size, pins) = match &data {
-                    DraftData::Inline(d) => {
-                        let n = d.len() as u64;
-                        (Manifest::Inline(d.clone()), n, Vec::new())
-                    }
+                let (manifest, pins) = match &data {
+                    DraftData::Inline(d) => (Manifest::Inline(d.clone()), Vec::new()),
                     DraftData::Chunks(chunks) => {
-                        let mut size = 0u64;
-                        let mut refs = Vec::with_capacity(chunks.len());
                         surplus = crate::chunk::reference(txn, chunks.iter().map(|c| &c.0))?;
                         for (sc, md5) in chunks {
                             if let Some(m) = md5.filter(|_| !sc.r.is_hole()) {
                                 txn.put(Table::ChunkMd5, &sc.r.hash, &m)?;
                             }
-                            size += sc.r.len as u64;
-                            refs.push(sc.r);
                         }
+                        let refs: Vec<ChunkRef> = chunks.iter().map(|c| c.0.r).collect();
                         let m = Manifest::Chunks {
                             chunks: refs.clone(),
                             part_sizes: c.part_sizes.clone(),
                         };
-                        (m, size, refs)
+                        (m, refs)
                     }
                 };
-                let mut meta = ObjectMeta {
-                    key: k.clone(),
-                    size,
-                    etag: c.etag.clone(),
-                    last_modified_ns: now_ns(),
-                    parts_count: c.part_sizes.len() as u32,
-                    attrs: (c.attrs)(old.as_ref().filter(|o| !o.delete_marker)),
-                    data_id: data_id.clone(),
-                    hole_bytes: manifest.hole_bytes(),
-                    ..Default::default()
+                let installing = Installing {
+                    bucket: &b,
+                    okey: &okey,
+                    key: &k,
+                    data_id: &data_id,
+                    default_compression,
                 };
-                super::version::install(
-                    txn,
-                    &b,
-                    &okey,
-                    &mut meta,
-                    &manifest,
-                    old,
-                    super::version::Installing {
-                        event: crate::events::EventName::Put,
-                        default_compression,
-                    },
-                )?;
+                let meta = install_draft(txn, installing, &manifest, &c)?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {
@@ -386,9 +412,117 @@ impl Engine {
                 Ok((meta, surplus))
             })
             .await?;
-        *draft = new_id_.map(|id| Draft { id });
+        *draft = new_id_.map(|id| Draft { id, pieces: 1 });
         self.inner.chunks.release_surplus(surplus).await;
         Ok(res)
+    }
+
+    /// Makes the chunks stored for a draft durable (one sync per volume) before a commit.
+    async fn sync_draft_data(&self, data: DraftData) -> Result<DraftData> {
+        let DraftData::Chunks(chunks) = data else {
+            return Ok(data);
+        };
+        let me = self.clone();
+        let (chunks, r) = tokio::task::spawn_blocking(move || {
+            let mut list: Vec<StoredChunk> = chunks.iter().map(|(c, _)| c.clone()).collect();
+            let r = me.inner.chunks.sync_chunks(&mut list);
+            let chunks: Vec<(StoredChunk, Option<[u8; 16]>)> = list
+                .into_iter()
+                .zip(chunks)
+                .map(|(c, (_, md5))| (c, md5))
+                .collect();
+            (chunks, r)
+        })
+        .await?;
+        r?;
+        Ok(DraftData::Chunks(chunks))
+    }
+
+    /// [`Engine::commit_draft`] in pieces.
+    async fn commit_large_draft(
+        &self,
+        draft: &mut Option<Draft>,
+        bucket: &str,
+        key: &str,
+        data: DraftData,
+        c: DraftCommit,
+        keep: bool,
+    ) -> Result<ObjectMeta> {
+        let (manifest, held) = match data {
+            DraftData::Inline(d) => (Manifest::Inline(d), None),
+            DraftData::Chunks(mut chunks) => {
+                // Fresh chunks become the draft's own first: pinned by it, they outlive a
+                // failure below with their records (the caller's copies are then never freed:
+                // shards a record names are not).
+                let fresh: Vec<StoredChunk> = chunks
+                    .iter()
+                    .filter(|(sc, _)| sc.fresh.is_some() && !sc.is_hole())
+                    .map(|(sc, _)| sc.clone())
+                    .collect();
+                if !fresh.is_empty() {
+                    let mut pinned = self.pin_draft_chunks(draft, fresh).await?.into_iter();
+                    for (sc, _) in chunks.iter_mut() {
+                        if sc.fresh.is_some() && !sc.is_hole() {
+                            if let Some(p) = pinned.next() {
+                                *sc = p;
+                            }
+                        }
+                    }
+                }
+                let refs: Vec<ChunkRef> = chunks.iter().map(|(sc, _)| sc.r).collect();
+                let md5s = chunks.iter().map(|(_, m)| *m).collect();
+                let copies = if keep && !refs.is_empty() { 2 } else { 1 };
+                let mut drafts = self
+                    .hold_in_pieces(refs.clone(), md5s, copies, super::pieces::no_check())
+                    .await?
+                    .unwrap_or_default();
+                let pins = (drafts.len() > 1).then(|| drafts.remove(1));
+                let hold = drafts.pop();
+                let m = Manifest::Chunks {
+                    chunks: refs,
+                    part_sizes: c.part_sizes.clone(),
+                };
+                (m, Some((hold, pins)))
+            }
+        };
+        let (hold, pins) = held.unwrap_or((None, None));
+        let hold_keys = hold.as_ref().map(Draft::keys).unwrap_or_default();
+        let okey = object_key(bucket, key);
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let data_id = new_id();
+        let default_compression = self.inner.cfg.compression;
+        let res = self
+            .commit(move |txn| {
+                let installing = Installing {
+                    bucket: &b,
+                    okey: &okey,
+                    key: &k,
+                    data_id: &data_id,
+                    default_compression,
+                };
+                let meta = install_draft(txn, installing, &manifest, &c)?;
+                // The hold's references pass to the manifest.
+                for key in &hold_keys {
+                    txn.delete(Table::Drafts, key)?;
+                }
+                Ok(meta)
+            })
+            .await;
+        match res {
+            Ok(meta) => {
+                // The next pins (taken only with `keep`) in place of the old ones.
+                if let Some(old) = std::mem::replace(draft, pins) {
+                    self.close_draft(old);
+                }
+                Ok(meta)
+            }
+            Err(e) => {
+                for d in [hold, pins].into_iter().flatten() {
+                    self.close_draft(d);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Makes chunks stored for a draft its own without committing the object: they are made
@@ -397,7 +531,9 @@ impl Engine {
     /// [`StoredChunk::existing`], which is what this returns them as. A file kept open in a
     /// cluster has its stored chunks pinned so, well within
     /// [`crate::EngineConfig::write_limit`]; the pins go at the draft's next commit or close.
-    /// On error nothing changes (the caller keeps its own copies of the chunks).
+    /// Pinned [`REFS_PER_COMMIT`] at a time: on error, the pieces before are pinned (a
+    /// retry with the caller's fresh copies pins them again, which costs a count and frees
+    /// nothing: shards a record names are never freed as surplus or abandoned).
     pub async fn pin_draft_chunks(
         &self,
         draft: &mut Option<Draft>,
@@ -408,11 +544,6 @@ impl Engine {
             return Ok(chunks);
         }
         let owner = self.owner()?.id.clone();
-        let id = match draft {
-            Some(d) => d.id.clone(),
-            None => self.new_draft_id(),
-        };
-        let existed = draft.is_some();
         let me = self.clone();
         let (chunks, synced) = tokio::task::spawn_blocking(move || {
             let mut list = chunks;
@@ -421,36 +552,62 @@ impl Engine {
         })
         .await?;
         synced?;
-        let refs: Vec<ChunkRef> = chunks.iter().map(|c| c.r).collect();
-        let did = id.clone();
-        let surplus = self
-            .commit(move |txn| {
-                let mut pins = match txn.get(Table::Drafts, did.as_bytes())? {
-                    Some(rec) => decode_record(&rec)?.1,
-                    None if existed => {
-                        return Err(Error::Decode(format!("draft {did} is gone")));
-                    }
-                    None => Vec::new(),
-                };
-                let surplus = crate::chunk::reference(txn, chunks.iter())?;
-                pins.extend(chunks.iter().map(|c| c.r));
-                txn.put(Table::Drafts, did.as_bytes(), &encode_record(&owner, &pins))?;
-                Ok(surplus)
-            })
-            .await?;
-        *draft = Some(Draft { id });
-        self.inner.chunks.release_surplus(surplus).await;
-        Ok(refs.into_iter().map(StoredChunk::existing).collect())
+        let mut out = Vec::with_capacity(chunks.len());
+        // A piece at a time: into the draft's last record while it has room, else a new one.
+        for piece in chunks.chunks(REFS_PER_COMMIT) {
+            let (id, pieces) = match draft {
+                Some(d) => (d.id.clone(), d.pieces),
+                None => (self.new_draft_id(), 0),
+            };
+            let piece: Vec<StoredChunk> = piece.to_vec();
+            let refs: Vec<ChunkRef> = piece.iter().map(|c| c.r).collect();
+            let (did, owner) = (id.clone(), owner.clone());
+            let (surplus, pieces) = self
+                .commit(move |txn| {
+                    let (key, mut pins, pieces) = match pieces.checked_sub(1) {
+                        Some(last) => {
+                            let key = piece_key(&did, last);
+                            let rec = txn
+                                .get(Table::Drafts, &key)?
+                                .ok_or_else(|| Error::Decode(format!("draft {did} is gone")))?;
+                            let pins = decode_record(&rec)?.1;
+                            if pins.len() + piece.len() <= REFS_PER_COMMIT {
+                                (key, pins, pieces)
+                            } else {
+                                (piece_key(&did, pieces), Vec::new(), pieces + 1)
+                            }
+                        }
+                        None => (piece_key(&did, 0), Vec::new(), 1),
+                    };
+                    let surplus = crate::chunk::reference(txn, piece.iter())?;
+                    pins.extend(piece.iter().map(|c| c.r));
+                    txn.put(Table::Drafts, &key, &encode_record(&owner, &pins))?;
+                    Ok((surplus, pieces))
+                })
+                .await?;
+            *draft = Some(Draft { id, pieces });
+            self.inner.chunks.release_surplus(surplus).await;
+            out.extend(refs.into_iter().map(StoredChunk::existing));
+        }
+        Ok(out)
     }
 
-    /// Closes a draft: drops the references it holds, in the next metadata commit (without
-    /// waiting for it: should the process die first, GC releases the draft).
+    /// Releases the draft records under `keys` (a hold not handed over), each in a commit of
+    /// its own, without waiting.
+    pub(crate) fn release_draft_records(&self, keys: Vec<Vec<u8>>) {
+        for key in keys {
+            self.inner
+                .meta
+                .committer()
+                .spawn(move |txn| release_draft(txn, &key));
+        }
+    }
+
+    /// Closes a draft: drops the references it holds, a commit per record, in the next
+    /// metadata commits (without waiting for them: should the process die first, GC releases
+    /// the draft).
     pub fn close_draft(&self, draft: Draft) {
-        let did = draft.id;
-        self.inner
-            .meta
-            .committer()
-            .spawn(move |txn| release_draft(txn, did.as_bytes()));
+        self.release_draft_records(draft.keys());
     }
 
     /// Releases the drafts of engine instances (in any process) that are gone; returns how many.
@@ -460,7 +617,7 @@ impl Engine {
     pub fn release_stale_drafts(&self) -> Result<u64> {
         let mine = self.inner.owner.get().map(|o| o.id.clone());
         let member = self.inner.cfg.cluster.as_ref().map(|c| c.me.as_bytes());
-        let drafts: Vec<(Vec<u8>, String)> = {
+        let drafts: Vec<(Vec<u8>, String, usize)> = {
             let txn = self.read()?;
             let mut v = Vec::new();
             for r in txn.all(Table::Drafts)? {
@@ -468,15 +625,15 @@ impl Engine {
                 if member.is_some() && draft_member(&k) != member {
                     continue;
                 }
-                let (owner, _) = decode_record(&b)?;
-                v.push((k.to_vec(), owner));
+                let (owner, pins) = decode_record(&b)?;
+                v.push((k.to_vec(), owner, pins.len()));
             }
             v
         };
         let mut dead_owners = HashSet::new();
         let mut alive = HashSet::new();
         let mut stale = Vec::new();
-        for (k, owner) in drafts {
+        for (k, owner, pins) in drafts {
             if Some(&owner) == mine.as_ref() || alive.contains(&owner) {
                 continue;
             }
@@ -487,7 +644,7 @@ impl Engine {
                 }
                 dead_owners.insert(owner);
             }
-            stale.push(k);
+            stale.push((k, pins));
         }
         let n = self.release_drafts(stale)?;
         for o in dead_owners {
@@ -505,27 +662,41 @@ impl Engine {
             return Ok(0);
         }
         let prefix = format!("{member}/");
-        let keys: Vec<Vec<u8>> = {
+        let records: Vec<(Vec<u8>, usize)> = {
             let txn = self.read()?;
             let mut v = Vec::new();
             for r in txn.prefix(Table::Drafts, prefix.as_bytes())? {
-                v.push(r?.0.to_vec());
+                let (k, b) = r?;
+                v.push((k.to_vec(), decode_record(&b)?.1.len()));
             }
             v
         };
-        self.release_drafts(keys)
+        self.release_drafts(records)
     }
 
-    /// Releases the drafts under `keys` in one commit; returns how many. Blocking.
-    fn release_drafts(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
-        let n = keys.len() as u64;
-        if n > 0 {
-            self.commit_blocking(move |txn| {
-                for k in &keys {
-                    release_draft(txn, k)?;
-                }
-                Ok(())
-            })?;
+    /// Releases the draft records under the keys of `records` (each with how many chunks it
+    /// pins), as many in one commit as [`REFS_PER_COMMIT`] allows; returns how many. Blocking.
+    fn release_drafts(&self, records: Vec<(Vec<u8>, usize)>) -> Result<u64> {
+        let n = records.len() as u64;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut pins = 0;
+        let mut records = records.into_iter().peekable();
+        while let Some((k, p)) = records.next() {
+            batch.push(k);
+            pins += p;
+            let full = records
+                .peek()
+                .is_none_or(|(_, next)| pins + next > REFS_PER_COMMIT);
+            if full {
+                let keys = std::mem::take(&mut batch);
+                pins = 0;
+                self.commit_blocking(move |txn| {
+                    for k in &keys {
+                        release_draft(txn, k)?;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         Ok(n)
     }
@@ -606,6 +777,65 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Where a draft commit installs its object.
+struct Installing<'a> {
+    bucket: &'a str,
+    okey: &'a [u8],
+    key: &'a str,
+    data_id: &'a str,
+    default_compression: crate::compression::Compression,
+}
+
+/// Installs `manifest` (its references taken already) as the latest version of the object a
+/// draft commit writes, in place of what is there — or of this writer's own empty placeholder
+/// version, which it replaces instead of stacking on it ([`DraftCommit::replaces`]).
+fn install_draft(
+    txn: &mut dyn Write,
+    at: Installing<'_>,
+    manifest: &Manifest,
+    c: &DraftCommit,
+) -> Result<ObjectMeta> {
+    crate::meta::require_bucket(txn, at.bucket)?;
+    let mut old = current_object(txn, at.okey)?;
+    if let (Some(vid), Some(o)) = (&c.replaces, &old) {
+        let enabled = super::version::bucket_record(txn, at.bucket)?.versioning
+            == Some(crate::meta::Versioning::Enabled);
+        let unlocked = o.lock_reason(now_ns(), false).is_none();
+        if enabled && unlocked && o.versioned && o.vid == *vid && o.size == 0 && !o.delete_marker {
+            crate::meta::release_manifest(txn, &o.data_id)?;
+            old = None;
+        }
+    }
+    let size = match manifest {
+        Manifest::Inline(d) => d.len() as u64,
+        Manifest::Chunks { chunks, .. } => chunks.iter().map(|r| r.len as u64).sum(),
+    };
+    let mut meta = ObjectMeta {
+        key: at.key.to_string(),
+        size,
+        etag: c.etag.clone(),
+        last_modified_ns: now_ns(),
+        parts_count: c.part_sizes.len() as u32,
+        attrs: (c.attrs)(old.as_ref().filter(|o| !o.delete_marker)),
+        data_id: at.data_id.to_string(),
+        hole_bytes: manifest.hole_bytes(),
+        ..Default::default()
+    };
+    super::version::install(
+        txn,
+        at.bucket,
+        at.okey,
+        &mut meta,
+        manifest,
+        old,
+        super::version::Installing {
+            event: crate::events::EventName::Put,
+            default_compression: at.default_compression,
+        },
+    )?;
+    Ok(meta)
 }
 
 /// The chunks a draft record pins (for fsck).

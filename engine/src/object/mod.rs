@@ -25,6 +25,7 @@ pub(crate) mod list_versions;
 pub mod multipart;
 pub(crate) mod object_lock;
 pub(crate) mod outbox;
+pub(crate) mod pieces;
 pub(crate) mod read;
 pub mod retention;
 pub mod version;
