@@ -265,3 +265,37 @@ async fn copying_and_renaming_a_large_object_hand_over_references_held_in_pieces
     assert_eq!(get(&e, "bkt", "moved", None).await.unwrap(), body);
     assert!(get(&e, "bkt", "copy", None).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoning_fresh_copies_of_chunks_a_record_names_frees_nothing() {
+    // A writer whose commit went through but looked failed (a lost reply) gives its fresh
+    // shards up: those a record names must stay.
+    let dir = tempfile::tempdir().unwrap();
+    let e = tiny_chunk_engine(dir.path()).await;
+    let body = data(9, 3 * 4096);
+    let fresh = store(&e, body.clone()).await;
+    let mut draft = None;
+    let pinned = e.pin_draft_chunks(&mut draft, fresh.clone()).await.unwrap();
+    let e2 = e.clone();
+    tokio::task::spawn_blocking(move || e2.abandon_chunks_now(fresh))
+        .await
+        .unwrap();
+    e.gc(true).await.unwrap();
+    let e2 = e.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for c in &pinned {
+            for p in e2.read_stored_chunk(c, 0, 4096).unwrap() {
+                out.extend_from_slice(&p);
+            }
+        }
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(read, body);
+    let r = scrub(&e).await;
+    assert_eq!(r.chunks_checked, 3);
+    assert_eq!((r.shards_missing, r.shards_corrupt), (0, 0), "{r:?}");
+    assert_clean(&e);
+}
