@@ -258,18 +258,19 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let p =
             std::sync::Arc::new(self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?);
-        // Only a versioned rename copies (and so counts references): hold a large source's
-        // first in a bucket with versioning.
-        let versioned = {
-            let txn = self.read()?;
-            version::bucket_record(&txn, src_bucket)?
-                .versioning
-                .is_some()
-                || version::bucket_record(&txn, dst_bucket)?
+        loop {
+            // Only a versioned rename copies (and so counts references): hold a large
+            // source's first in a bucket with versioning (looked at on every try: versioning
+            // may be turned on meanwhile).
+            let versioned = {
+                let txn = self.read()?;
+                version::bucket_record(&txn, src_bucket)?
                     .versioning
                     .is_some()
-        };
-        loop {
+                    || version::bucket_record(&txn, dst_bucket)?
+                        .versioning
+                        .is_some()
+            };
             let held = match versioned && p.src != p.dst {
                 true => self.hold_source(&p, &VersionSel::Latest).await?,
                 false => None,
