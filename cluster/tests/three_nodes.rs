@@ -534,3 +534,36 @@ async fn orphaned_shards_are_freed_after_twice_the_write_limit_and_live_writes_k
     );
     assert_eq!(sweep_all(&nodes).await, (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn content_deleted_and_written_again_elsewhere_survives_another_nodes_gc() {
+    let etcd = etcd::Etcd::start(etcd::DEPLOYMENT_LIMITS);
+    let names = Names::new(NODES);
+    let nodes = cluster(&etcd, &names, NODES).await;
+    let (e0, e1) = (nodes[0].engine.clone(), nodes[1].engine.clone());
+    e0.create_bucket("bkt").await.unwrap();
+    let data = engine::testing::pseudo_random(3, 256 << 10);
+    e0.put_object("bkt", "a", &data[..], PutOptions::default())
+        .await
+        .unwrap();
+    e0.delete_object("bkt", "a").await.unwrap();
+    // Node 1 writes the same bytes while the old chunks wait, unreferenced, for GC. Node 0's
+    // GC does not wait for node 1's writers: node 1 must store the chunks again rather than
+    // count on ones that GC takes before its commit.
+    let mut stored = Vec::new();
+    for piece in data.chunks(e1.config().chunk_size) {
+        stored.extend(store_for_draft(&e1, piece.to_vec()).await);
+    }
+    let rep = e0.gc(false).await.unwrap();
+    assert_eq!(
+        rep.chunks_removed, 4,
+        "the deleted object's chunks collected"
+    );
+    commit_chunks(&e1, "b", None, stored)
+        .await
+        .expect("the commit finds its chunks");
+    assert_eq!(get(&nodes[2].engine, "bkt", "b").await.unwrap(), data);
+    let fsck = e0.fsck().unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+    assert_eq!(e0.chunk_records().unwrap().len(), 4);
+}

@@ -193,6 +193,14 @@ pub enum Error {
     /// node made it moments ago; the node reloads the layouts within a second or two).
     #[error("chunk placed by cluster layout {0}, which this node has not loaded yet; retry")]
     LayoutUnknown(u32),
+    /// A chunk a write found stored already (deduplicated) had no record left when the write
+    /// committed: in a cluster, another node's GC collected it meanwhile (on one machine the
+    /// GC lock rules that out, and this means damaged metadata). Nothing was changed; the
+    /// write may be sent again.
+    #[error(
+        "chunk {0}, found stored already, was collected before this write committed; send it again"
+    )]
+    ChunkCollected(String),
     /// In a cluster, a write came to its commit later than
     /// [`crate::EngineConfig::write_limit`] after it began storing a chunk's shards: the commit
     /// is refused (those shards are left to the orphan sweep), and the write may be sent again.

@@ -166,6 +166,14 @@ pub fn s3_err(e: engine::Error) -> S3Error {
             tracing::warn!("{e}");
             s3_error!(RequestTimeout, "{e}")
         }
+        // A race with another node's GC: nothing changed, and the write succeeds when sent
+        // again (503 is what clients retry by themselves).
+        E::ChunkCollected(_) => {
+            tracing::warn!("{e}");
+            let mut err = S3Error::with_message(S3ErrorCode::ServiceUnavailable, e.to_string());
+            err.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+            err
+        }
         E::WriteQuorum { .. } | E::ReadQuorum { .. } | E::LayoutUnknown(_) => {
             tracing::error!("storage unavailable: {e}");
             let mut err = S3Error::with_message(

@@ -258,7 +258,7 @@ pub(crate) fn reference<'a>(
     let mut surplus = Vec::new();
     for c in chunks {
         if c.fresh.is_none() && !chunk_known(txn, &c.r)? {
-            return Err(Error::Corrupt(hex::encode(c.r.hash)));
+            return Err(Error::ChunkCollected(hex::encode(c.r.hash)));
         }
         if let Some(f) = incref(txn, &c.r.hash, c.r.len, c.fresh.as_ref(), 1)? {
             surplus.push((c.r, f));

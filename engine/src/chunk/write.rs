@@ -15,7 +15,7 @@ use super::{StoredChunk, StoredStream};
 use crate::compression::{Compression, Encoding};
 use crate::error::{Error, Result};
 use crate::kv::{Read, Table};
-use crate::meta::{ChunkRef, FreshShards};
+use crate::meta::{ChunkRecord, ChunkRef, FreshShards};
 
 use super::ChunkStore;
 
@@ -45,7 +45,7 @@ impl ChunkStore {
             let Some(b) = txn.get(Table::Chunks, &r.hash)? else {
                 return Ok(false);
             };
-            let rec = crate::meta::ChunkRecord::decode(&b)?;
+            let rec = ChunkRecord::decode(&b)?;
             Ok(rec.layout == f.layout
                 && f.locs
                     .iter()
@@ -190,8 +190,14 @@ impl ChunkStore {
         };
         {
             let txn = self.read()?;
-            if txn.get(Table::Chunks, &hash)?.is_some() {
-                return Ok(StoredChunk::existing(r));
+            if let Some(b) = txn.get(Table::Chunks, &hash)? {
+                // In a cluster, another node's GC may collect a chunk without references
+                // before this write commits (the GC lock is per node): such a chunk is stored
+                // again, and the commit keeps one copy.
+                let collectable = self.write_limit.is_some() && ChunkRecord::decode(&b)?.refs == 0;
+                if !collectable {
+                    return Ok(StoredChunk::existing(r));
+                }
             }
         }
         let compressed = crate::compression::compress(data, compression);

@@ -66,7 +66,7 @@ impl Engine {
                             continue;
                         }
                         if !chunk_known(txn, c)? {
-                            return Err(Error::Corrupt(hex::encode(c.hash)));
+                            return Err(Error::ChunkCollected(hex::encode(c.hash)));
                         }
                         incref(txn, &c.hash, c.len, None, ids.len() as u64)?;
                         if let Some(Some(m)) = md5s.get(from + j) {
