@@ -59,6 +59,9 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         .env("PREDASTORE_NODE_ID", "node-2")
         .env("PREDASTORE_ETCD", &c.etcd_url)
         .env(LIMIT_VAR, "2")
+        // 4 KiB chunks: the files below have more chunks than one metadata transaction
+        // counts (engine::REFS_PER_COMMIT), so their pins and commits go in pieces.
+        .env("PREDASTORE_CHUNK_SIZE", "4KiB")
         .arg(&mnt)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -92,8 +95,9 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         std::fs::read(&on_mount).unwrap() == data,
         "the mount read other bytes"
     );
-    // Written on the mount: read through node 1.
+    // Written on the mount (1,280 chunks): read through node 1.
     let mine = engine::testing::pseudo_random(12, 5 << 20);
+    assert!(mine.len() / 4096 > engine::REFS_PER_COMMIT);
     std::fs::write(mnt.join("shared").join("from-the-mount"), &mine).unwrap();
     let back = work.path().join("back");
     ok(c.aws(
@@ -115,8 +119,8 @@ fn a_mount_on_one_node_sees_what_another_wrote_and_the_others_what_it_wrote() {
         "{listed}"
     );
     // A file kept open for writing three times the write limit, through the nodes' orphan
-    // sweeps: its first chunk, stored at once, is pinned by the mount, and the whole file
-    // commits at fsync and reads back through node 1.
+    // sweeps: its first 1,280 chunks, stored at once, are pinned by the mount (in pieces),
+    // and the whole file commits at fsync and reads back through node 1.
     let long = engine::testing::pseudo_random(13, 9 << 20);
     let path = mnt.join("shared").join("kept-open");
     let mut f = std::fs::File::create(&path).unwrap();
