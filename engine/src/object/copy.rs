@@ -157,12 +157,15 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let p =
             std::sync::Arc::new(self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?);
+        // The commit counts a small source's references itself; a large one's are held in
+        // pieces first, and the commit tried again.
+        let mut held: Option<HeldCopy> = None;
         loop {
-            let held = self.hold_source(&p, &opts.source_version).await?;
-            let (p, opts) = (p.clone(), opts.clone());
-            let keys = held.as_ref().map(|h| h.keys.clone());
+            let (p2, opts2, h) = (p.clone(), opts.clone(), held.take());
+            let keys = h.as_ref().map(|h| h.keys.clone());
             let r = self
                 .commit(move |txn| {
+                    let (p, opts) = (&p2, &opts2);
                     let smeta = p.source(txn, &opts.source_version)?;
                     if let Some(want) = &opts.source_if_match {
                         if !etag_matches(want, &smeta.etag) {
@@ -182,19 +185,19 @@ impl Engine {
                         .replace_attrs
                         .clone()
                         .unwrap_or_else(|| smeta.attrs.clone());
-                    p.install_copy(txn, &smeta, attrs, old, held.as_ref())
+                    p.install_copy(txn, &smeta, attrs, old, h.as_ref())
                 })
                 .await;
             match self.settle_hold(r, keys) {
                 Some(r) => return r,
-                None => continue,
+                None => held = self.hold_source(&p, &opts.source_version).await?,
             }
         }
     }
 
     /// When the source `sel` names has more chunks than one transaction may count
-    /// ([`REFS_PER_COMMIT`]), takes its references in pieces first for the copy's commit to
-    /// hand over; `None` for a smaller source (the commit counts them itself).
+    /// ([`REFS_PER_COMMIT`]), takes its references in pieces for the copy's commit to hand
+    /// over; `None` for a smaller source (the commit counts them itself).
     async fn hold_source(
         &self,
         p: &std::sync::Arc<SourceAndTarget>,
@@ -258,29 +261,16 @@ impl Engine {
     ) -> Result<ObjectMeta> {
         let p =
             std::sync::Arc::new(self.source_and_target(src_bucket, src_key, dst_bucket, dst_key)?);
+        // Only a versioned rename copies (and so counts references): a large source's are
+        // held in pieces when the commit asks for them, and the commit tried again.
+        let mut held: Option<HeldCopy> = None;
         loop {
-            // Only a versioned rename copies (and so counts references): hold a large
-            // source's first in a bucket with versioning (looked at on every try: versioning
-            // may be turned on meanwhile).
-            let versioned = {
-                let txn = self.read()?;
-                version::bucket_record(&txn, src_bucket)?
-                    .versioning
-                    .is_some()
-                    || version::bucket_record(&txn, dst_bucket)?
-                        .versioning
-                        .is_some()
-            };
-            let held = match versioned && p.src != p.dst {
-                true => self.hold_source(&p, &VersionSel::Latest).await?,
-                false => None,
-            };
-            let keys = held.as_ref().map(|h| h.keys.clone());
-            let p = p.clone();
-            let r = self.commit(move |txn| p.rename(txn, held.as_ref())).await;
+            let (p2, h) = (p.clone(), held.take());
+            let keys = h.as_ref().map(|h| h.keys.clone());
+            let r = self.commit(move |txn| p2.rename(txn, h.as_ref())).await;
             match self.settle_hold(r, keys) {
                 Some(r) => return r,
-                None => continue,
+                None => held = self.hold_source(&p, &VersionSel::Latest).await?,
             }
         }
     }

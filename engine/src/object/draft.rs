@@ -339,8 +339,7 @@ impl Engine {
                 .commit_large_draft(draft, bucket, key, data, c, keep)
                 .await;
         }
-        let okey = object_key(bucket, key);
-        let (b, k) = (bucket.to_string(), key.to_string());
+        let at = self.installing(bucket, key);
         let old_id = draft.as_ref().map(|d| d.id.clone());
         let pins_wanted = keep && matches!(&data, DraftData::Chunks(v) if !v.is_empty());
         let new_id_ = if pins_wanted {
@@ -354,8 +353,6 @@ impl Engine {
             None
         };
         let nid = new_id_.clone();
-        let data_id = new_id();
-        let default_compression = self.inner.cfg.compression;
         let data = self.sync_draft_data(data).await?;
         let (res, surplus) = self
             .commit(move |txn| {
@@ -386,14 +383,7 @@ impl Engine {
                         (m, refs)
                     }
                 };
-                let installing = Installing {
-                    bucket: &b,
-                    okey: &okey,
-                    key: &k,
-                    data_id: &data_id,
-                    default_compression,
-                };
-                let meta = install_draft(txn, installing, &manifest, &c)?;
+                let meta = install_draft(txn, &at, &manifest, &c)?;
                 // Re-pin: the new pins first, so no count touches zero on the way.
                 if let (Some(id), Some(owner)) = (&nid, &owner) {
                     for p in &pins {
@@ -487,20 +477,10 @@ impl Engine {
         };
         let (hold, pins) = held.unwrap_or((None, None));
         let hold_keys = hold.as_ref().map(Draft::keys).unwrap_or_default();
-        let okey = object_key(bucket, key);
-        let (b, k) = (bucket.to_string(), key.to_string());
-        let data_id = new_id();
-        let default_compression = self.inner.cfg.compression;
+        let at = self.installing(bucket, key);
         let res = self
             .commit(move |txn| {
-                let installing = Installing {
-                    bucket: &b,
-                    okey: &okey,
-                    key: &k,
-                    data_id: &data_id,
-                    default_compression,
-                };
-                let meta = install_draft(txn, installing, &manifest, &c)?;
+                let meta = install_draft(txn, &at, &manifest, &c)?;
                 // The hold's references pass to the manifest.
                 for key in &hold_keys {
                     txn.delete(Table::Drafts, key)?;
@@ -780,12 +760,25 @@ impl Engine {
 }
 
 /// Where a draft commit installs its object.
-struct Installing<'a> {
-    bucket: &'a str,
-    okey: &'a [u8],
-    key: &'a str,
-    data_id: &'a str,
+struct Installing {
+    bucket: String,
+    okey: Vec<u8>,
+    key: String,
+    data_id: String,
     default_compression: crate::compression::Compression,
+}
+
+impl Engine {
+    /// Where a commit of a draft of `key` installs it: a new data id.
+    fn installing(&self, bucket: &str, key: &str) -> Installing {
+        Installing {
+            bucket: bucket.to_string(),
+            okey: object_key(bucket, key),
+            key: key.to_string(),
+            data_id: new_id(),
+            default_compression: self.inner.cfg.compression,
+        }
+    }
 }
 
 /// Installs `manifest` (its references taken already) as the latest version of the object a
@@ -793,14 +786,14 @@ struct Installing<'a> {
 /// version, which it replaces instead of stacking on it ([`DraftCommit::replaces`]).
 fn install_draft(
     txn: &mut dyn Write,
-    at: Installing<'_>,
+    at: &Installing,
     manifest: &Manifest,
     c: &DraftCommit,
 ) -> Result<ObjectMeta> {
-    crate::meta::require_bucket(txn, at.bucket)?;
-    let mut old = current_object(txn, at.okey)?;
+    crate::meta::require_bucket(txn, &at.bucket)?;
+    let mut old = current_object(txn, &at.okey)?;
     if let (Some(vid), Some(o)) = (&c.replaces, &old) {
-        let enabled = super::version::bucket_record(txn, at.bucket)?.versioning
+        let enabled = super::version::bucket_record(txn, &at.bucket)?.versioning
             == Some(crate::meta::Versioning::Enabled);
         let unlocked = o.lock_reason(now_ns(), false).is_none();
         if enabled && unlocked && o.versioned && o.vid == *vid && o.size == 0 && !o.delete_marker {
@@ -813,20 +806,20 @@ fn install_draft(
         Manifest::Chunks { chunks, .. } => chunks.iter().map(|r| r.len as u64).sum(),
     };
     let mut meta = ObjectMeta {
-        key: at.key.to_string(),
+        key: at.key.clone(),
         size,
         etag: c.etag.clone(),
         last_modified_ns: now_ns(),
         parts_count: c.part_sizes.len() as u32,
         attrs: (c.attrs)(old.as_ref().filter(|o| !o.delete_marker)),
-        data_id: at.data_id.to_string(),
+        data_id: at.data_id.clone(),
         hole_bytes: manifest.hole_bytes(),
         ..Default::default()
     };
     super::version::install(
         txn,
-        at.bucket,
-        at.okey,
+        &at.bucket,
+        &at.okey,
         &mut meta,
         manifest,
         old,
