@@ -185,9 +185,22 @@ impl Engine {
         };
         let mut n = 0;
         for id in queued {
+            // Read once (it may be large, and never changes); gone: another node finished it,
+            // and an empty list just clears the entry.
+            let chunks: std::sync::Arc<Vec<crate::meta::ChunkRef>> = {
+                let txn = self.read()?;
+                match txn.get(Table::Manifests, &id)? {
+                    Some(b) => crate::meta::Manifest::decode(&b)?.chunks().to_vec(),
+                    None => Vec::new(),
+                }
+                .into()
+            };
             loop {
-                let key = id.clone();
-                if self.commit_blocking(move |txn| crate::meta::release_piece(txn, &key))? {
+                let (key, chunks) = (id.clone(), chunks.clone());
+                let piece = move |txn: &mut dyn crate::kv::Write| {
+                    crate::meta::release_piece(txn, &key, &chunks)
+                };
+                if self.commit_blocking(piece)? {
                     break;
                 }
             }

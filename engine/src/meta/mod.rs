@@ -828,19 +828,18 @@ pub(crate) fn released_so_far(v: &[u8]) -> usize {
 }
 
 /// Drops the next [`REFS_PER_COMMIT`] references of the manifest queued under `data_id` in
-/// [`Table::Releases`]; with the last, deletes the manifest and the entry. Returns whether it
-/// is done (also when there was nothing queued).
-pub(crate) fn release_piece(txn: &mut dyn Write, data_id: &[u8]) -> Result<bool> {
+/// [`Table::Releases`], whose chunks are `chunks` (read once by the caller: a manifest never
+/// changes, so each piece reads only where the queue stands); with the last, deletes the
+/// manifest and the entry. Returns whether it is done (also when there was nothing queued).
+pub(crate) fn release_piece(
+    txn: &mut dyn Write,
+    data_id: &[u8],
+    chunks: &[ChunkRef],
+) -> Result<bool> {
     let Some(v) = txn.get(Table::Releases, data_id)? else {
         return Ok(true);
     };
     let done = released_so_far(&v);
-    let Some(b) = txn.get(Table::Manifests, data_id)? else {
-        txn.delete(Table::Releases, data_id)?;
-        return Ok(true);
-    };
-    let m = Manifest::decode(&b)?;
-    let chunks = m.chunks();
     let end = (done + REFS_PER_COMMIT).min(chunks.len());
     for c in chunks.get(done..end).unwrap_or_default() {
         decref(txn, &c.hash)?;
