@@ -11,7 +11,7 @@ use super::shard::{self, ShardHeader, HEADER_LEN};
 use super::shard_io::{DiskState, ShardRead};
 use super::shard_io::{Pending, ShardAt, ShardIo};
 use super::volume::{self, Appender, PendingSync, ShardBuf, WritePolicy};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::ShardLoc;
 
 /// How much of a shard is read before it is verified (whole blocks, at least one): small
@@ -71,6 +71,16 @@ impl LocalDisk {
     }
 }
 
+/// Where a shard of `shard_len` payload bytes at `loc` ends (header and payload), if its
+/// aligned region ends where a file can: a place from a record or from a peer is checked
+/// before any arithmetic is done on it.
+fn shard_end(loc: ShardLoc, shard_len: usize) -> Option<u64> {
+    loc.offset
+        .checked_add(volume::region_len(shard_len))
+        .filter(|end| *end <= i64::MAX as u64)
+        .map(|_| loc.offset + (HEADER_LEN + shard_len) as u64)
+}
+
 impl Pending for PendingSync {
     fn key(&self) -> u64 {
         self.volume.id
@@ -108,6 +118,14 @@ impl ShardIo for LocalDisk {
         let f = OpenOptions::new()
             .write(true)
             .open(self.volume_path(loc.volume))?;
+        // A shard is rewritten where it is: never past the volume's end.
+        let size = f.metadata()?.len();
+        if shard_end(loc, shard.payload().len()).is_none_or(|end| end > size) {
+            return Err(Error::Corrupt(format!(
+                "no shard at volume {:016x} offset {} to rewrite: the volume ends at {size}",
+                loc.volume, loc.offset
+            )));
+        }
         let region = shard.region();
         f.write_all_at(&region[..HEADER_LEN + shard.payload().len()], loc.offset)?;
         if self.fsync {
@@ -123,7 +141,12 @@ impl ShardIo for LocalDisk {
             loc,
             len: shard_len,
         } = at;
-        if !self.is_online() || !loc.is_some() || lo > hi || hi > shard_len {
+        if !self.is_online()
+            || !loc.is_some()
+            || lo > hi
+            || hi > shard_len
+            || shard_end(loc, shard_len).is_none()
+        {
             return ShardRead::Missing;
         }
         let bl = shard::block_len(shard_len);
@@ -184,13 +207,21 @@ impl ShardIo for LocalDisk {
     fn present(&self, loc: ShardLoc, shard_len: usize) -> bool {
         self.is_online()
             && loc.is_some()
-            && fs::metadata(self.volume_path(loc.volume))
-                .map(|m| m.len() >= loc.offset + (HEADER_LEN + shard_len) as u64)
-                .unwrap_or(false)
+            && shard_end(loc, shard_len).is_some_and(|end| {
+                fs::metadata(self.volume_path(loc.volume)).is_ok_and(|m| m.len() >= end)
+            })
     }
 
     fn release(&self, loc: ShardLoc, shard_len: usize) {
         if !loc.is_some() || !self.is_online() {
+            return;
+        }
+        if shard_end(loc, shard_len).is_none() {
+            tracing::warn!(
+                ?loc,
+                shard_len,
+                "no shard can be at this place: nothing freed"
+            );
             return;
         }
         let path = self.volume_path(loc.volume);

@@ -132,3 +132,68 @@ fn a_remote_answer_of_the_wrong_length_reads_as_corrupt() {
     };
     assert!(matches!(d.read(at, 0, SHARD_LEN), ShardRead::Corrupt));
 }
+
+#[test]
+fn places_past_any_volume_are_refused_never_overflowed() {
+    let (_dir, e, shards) = node();
+    let chunk = [6u8; 32];
+    let good = contract::shard(&chunk, 1, 5);
+    let header = &good.region()[..HEADER_LEN];
+    let loc = shards.append(2, header, good.payload(), true).unwrap();
+    let len = SHARD_LEN as u32;
+    let intact = |what: &str| {
+        let range = ShardRange {
+            chunk,
+            index: 1,
+            loc,
+            shard_len: len,
+            lo: 0,
+            hi: len,
+        };
+        assert!(
+            matches!(shards.read(2, &range), ShardRead::Ok(b) if b.as_ref() == good.payload()),
+            "{what}: the stored shard changed"
+        );
+    };
+    let path = e.inner.chunks.disks.disks[2].volume_path(loc.volume);
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    // Offsets whose end overflows a u64, passes a file's largest offset, or lies past the
+    // volume's end: nothing to read, nothing there, nothing freed, nothing rewritten.
+    for offset in [
+        u64::MAX,
+        u64::MAX - 100,
+        i64::MAX as u64 - 10,
+        1 << 62,
+        before,
+    ] {
+        let far = ShardLoc {
+            volume: loc.volume,
+            offset,
+        };
+        let range = ShardRange {
+            chunk,
+            index: 1,
+            loc: far,
+            shard_len: len,
+            lo: 0,
+            hi: len,
+        };
+        assert!(
+            matches!(shards.read(2, &range), ShardRead::Missing),
+            "read at {offset}"
+        );
+        assert!(!shards.present(2, far, len), "present at {offset}");
+        shards.release(2, far, len);
+        let err = shards.rewrite(2, far, header, good.payload()).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt(_)),
+            "rewrite at {offset}: {err:?}"
+        );
+        assert_eq!(size(), before, "the volume grew by a rewrite at {offset}");
+        intact(&format!("offset {offset}"));
+    }
+    // The shard's own place still takes a rewrite.
+    shards.rewrite(2, loc, header, good.payload()).unwrap();
+    intact("rewritten in place");
+}
