@@ -152,8 +152,9 @@ async fn handle(shards: &Arc<LocalShards>, req: http::Request<Incoming>) -> Resp
     run.unwrap_or_else(|e| answer(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-/// Serves one request on this node's disks.
-fn serve(shards: &LocalShards, r: Request, body: Bytes) -> Response<Full<Bytes>> {
+/// Serves one request on this node's disks, its body read: the answer the service sends.
+/// Public for the fuzz target (`fuzz/fuzz_targets/shard_service.rs`).
+pub fn serve(shards: &LocalShards, r: Request, body: Bytes) -> Response<Full<Bytes>> {
     let split = |b: &Bytes| {
         let at = SHARD_HEADER_LEN.min(b.len());
         (b.slice(..at), b.slice(at..))

@@ -49,3 +49,9 @@ pub fn corrupt_shard(payload: &[u8], noise: &[u8]) {
         assert_eq!(got.blocks, h.blocks);
     }
 }
+
+/// The header a peer sends with `payload` (even length, at least 2 bytes) as the one shard of
+/// chunk `chunk` (a 1 + 0 codec): what [`crate::LocalShards`] takes from a peer.
+pub fn peer_shard_header(chunk: &[u8; 32], payload: &[u8]) -> [u8; HEADER_LEN] {
+    ShardHeader::new(chunk, 0, 1, 0, payload.len() as u32, payload).encode()
+}
