@@ -141,14 +141,12 @@ impl ShardIo for LocalDisk {
             loc,
             len: shard_len,
         } = at;
-        if !self.is_online()
-            || !loc.is_some()
-            || lo > hi
-            || hi > shard_len
-            || shard_end(loc, shard_len).is_none()
-        {
+        if !self.is_online() || !loc.is_some() || lo > hi || hi > shard_len {
             return ShardRead::Missing;
         }
+        let Some(end) = shard_end(loc, shard_len) else {
+            return ShardRead::Missing;
+        };
         let bl = shard::block_len(shard_len);
         let first = lo / bl;
         let (a, b) = if lo == hi {
@@ -179,16 +177,25 @@ impl ShardIo for LocalDisk {
                     libc::POSIX_FADV_WILLNEED,
                 )
             };
-            f.read_exact_at(&mut header, loc.offset)?;
-            let h = match ShardHeader::decode(&header) {
-                Ok(h) if &h.chunk == chunk && h.index as usize == index => h,
-                _ => return Ok((Vec::new(), false)),
+            let mut verified = || {
+                f.read_exact_at(&mut header, loc.offset)?;
+                let h = match ShardHeader::decode(&header) {
+                    Ok(h) if &h.chunk == chunk && h.index as usize == index => h,
+                    _ => return Ok((Vec::new(), false)),
+                };
+                // Each piece is verified right after it is read, while it is still in the cache.
+                let piece = bl * (VERIFY_PIECE / bl).max(1);
+                volume::read_checked_at_new(&f, b - a, payload_at + a as u64, piece, |at, p| {
+                    h.verify_blocks(shard_len, first + at / bl, p)
+                })
             };
-            // Each piece is verified right after it is read, while it is still in the cache.
-            let piece = bl * (VERIFY_PIECE / bl).max(1);
-            volume::read_checked_at_new(&f, b - a, payload_at + a as u64, piece, |at, p| {
-                h.verify_blocks(shard_len, first + at / bl, p)
-            })
+            match verified()? {
+                // Corrupt only where the whole shard can be: in a volume cut short inside it (a
+                // lost tail) it is missing, written anew elsewhere by repair, not rewritten in
+                // a place the volume no longer has.
+                (_, false) if f.metadata()?.len() < end => Err(ErrorKind::UnexpectedEof.into()),
+                r => Ok(r),
+            }
         });
         let data = match read {
             Ok((_, false)) => return ShardRead::Corrupt,
@@ -276,6 +283,44 @@ mod tests {
                 .unwrap();
             f.write_all_at(bytes, loc.offset + at).unwrap();
         });
+    }
+
+    #[test]
+    fn a_shard_in_a_volume_cut_short_is_missing_not_corrupt() {
+        let (_dir, d) = disk();
+        let chunk = [3u8; 32];
+        let shard = contract::shard(&chunk, 2, 4);
+        let len = shard.payload().len();
+        let (loc, p) = d.append(&shard, true).unwrap();
+        p.make_durable().unwrap();
+        let at = ShardAt {
+            chunk: &chunk,
+            index: 2,
+            loc,
+            len,
+        };
+        let f = OpenOptions::new()
+            .write(true)
+            .open(d.volume_path(loc.volume))
+            .unwrap();
+        // A payload byte early in the shard flipped: corrupt, whatever is read of it.
+        f.write_all_at(
+            &[!shard.payload()[10]],
+            loc.offset + (HEADER_LEN + 10) as u64,
+        )
+        .unwrap();
+        assert!(matches!(d.read(at, 0, len), ShardRead::Corrupt));
+        assert!(matches!(d.read(at, 0, 64), ShardRead::Corrupt));
+        // The volume then cut short inside the shard: missing, so that repair writes it anew
+        // rather than rewriting it past the volume's end (which a rewrite refuses).
+        f.set_len(loc.offset + (HEADER_LEN + len / 2) as u64)
+            .unwrap();
+        assert!(matches!(d.read(at, 0, len), ShardRead::Missing));
+        assert!(matches!(d.read(at, 0, 64), ShardRead::Missing));
+        assert!(d.rewrite(loc, &shard).is_err());
+        // So is one whose header is gone bad too.
+        f.write_all_at(&[0xff; 8], loc.offset).unwrap();
+        assert!(matches!(d.read(at, 0, len), ShardRead::Missing));
     }
 
     #[test]
